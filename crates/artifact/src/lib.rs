@@ -1,0 +1,1 @@
+//! Deterministic packaging, digests, provenance and the content-addressed artifact store.

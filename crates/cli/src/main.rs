@@ -1,0 +1,2 @@
+//! The `sandpit` command line.
+fn main() {}

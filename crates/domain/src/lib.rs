@@ -1,0 +1,17 @@
+//! sandpit's vocabulary: the names, identifiers and policies every other crate speaks in.
+//!
+//! Everything here is pure — no I/O, no clocks, no async — so it can be unit-tested with tables.
+
+pub mod backoff;
+pub mod component;
+pub mod digest;
+pub mod name;
+pub mod size;
+pub mod version;
+
+pub use backoff::Backoff;
+pub use component::{ComponentKind, ComponentState};
+pub use digest::{Digest, DigestError};
+pub use name::{Name, NameError, MAX_NAME_LEN};
+pub use size::{ByteSize, ByteSizeError};
+pub use version::{ArtifactName, CommitId, Version, VersionError};

@@ -1,0 +1,1 @@
+//! sandpit.toml: parse, validate with located diagnostics, JSON Schema, starter file.

@@ -1,0 +1,114 @@
+//! The validated, semantic model of `sandpit.toml`: what the rest of sandpit consumes.
+//!
+//! Built only by [`crate::parse`]; every `Name` here has been validated, every `depends_on`
+//! resolved, every path checked to stay inside the project.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sandpit_domain::{ByteSize, ComponentKind, Name};
+
+/// The whole project definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    pub project: Project,
+    /// Always contains at least `dev` (added with defaults when the file names none).
+    pub environments: BTreeMap<Name, Environment>,
+    /// Services, jobs and models, keyed by name; names are unique across all three kinds.
+    pub components: BTreeMap<Name, Component>,
+    pub database: Option<Database>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    pub name: Name,
+    /// Refused at packaging and at extraction: the most bytes one artifact may expand to.
+    /// `[project] max_artifact_size`, default 2GiB.
+    pub max_artifact_size: ByteSize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Environment {
+    pub name: Name,
+    /// `biomes = true`: biomes may be created in this environment.
+    pub biomes: bool,
+    pub promote_from: Option<Name>,
+    pub protected: bool,
+    /// Approvals needed when protected; 0 when not protected. Default 1 when protected.
+    pub approvals: u32,
+    /// `[environments.<env>.database] url` or `url_env`, kept as written (may name an env var).
+    pub database_url: Option<DatabaseUrl>,
+    /// `[environments.<env>.models] max_memory` / `max_models`.
+    pub models_max_memory: Option<ByteSize>,
+    pub models_max_count: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DatabaseUrl {
+    Literal(String),
+    FromEnv(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Component {
+    pub name: Name,
+    pub kind: ComponentKind,
+    /// Source subtree, relative to the project root (the directory holding `sandpit.toml`),
+    /// normalised with `/` separators, no leading `./`, no `..`; `"."` for the root itself.
+    pub path: String,
+    /// Shell command run in `path` inside a clean checkout; `None` means "package as is".
+    pub build: Option<String>,
+    /// Directory packaged, relative to `path`; `"."` (the default) is the subtree itself.
+    pub output: String,
+    /// Shell command that starts the process (services and jobs); `None` only for models.
+    pub run: Option<String>,
+    /// HTTP path answering 2xx when healthy (services only; default `/`).
+    pub health: Option<String>,
+    /// Seconds to wait for the health path (services) or completion (jobs). Default 60 / 600.
+    pub start_timeout: Duration,
+    /// Extra environment variables for build and run, in file order.
+    pub env: BTreeMap<String, String>,
+    /// Components that must be healthy (services) or have succeeded (jobs) before this one starts.
+    pub depends_on: Vec<Name>,
+    /// Models only: the ONNX file inside the output.
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Database {
+    /// Directory of ordered `.sql` files, relative to the project root.
+    pub migrations: String,
+    /// SQL run after migrations when building a template, relative to the project root.
+    pub seed: Option<String>,
+    /// SQL that loads the read-only shared reference database, relative to the project root.
+    pub shared: Option<String>,
+}
+
+impl Spec {
+    /// Components in an order where every component comes after what it depends on
+    /// (ties broken by name, so the order is stable).
+    pub fn start_order(&self) -> Vec<&Component> {
+        let mut ordered: Vec<&Component> = Vec::new();
+        let mut placed = std::collections::BTreeSet::new();
+        while ordered.len() < self.components.len() {
+            let before = ordered.len();
+            for component in self.components.values() {
+                if !placed.contains(&component.name)
+                    && component.depends_on.iter().all(|d| placed.contains(d))
+                {
+                    placed.insert(component.name.clone());
+                    ordered.push(component);
+                }
+            }
+            // Validation refuses cycles, so progress is always made; guard anyway.
+            if ordered.len() == before {
+                break;
+            }
+        }
+        ordered
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &Component> {
+        self.components.values().filter(|c| c.kind == ComponentKind::Service)
+    }
+}
