@@ -1,1 +1,22 @@
 //! Deterministic packaging, digests, provenance and the content-addressed artifact store.
+//!
+//! - [`package`] turns a directory into a zip whose bytes depend only on the tree's content
+//!   (names, bytes, exec bits, symlinks), so the same commit gives the same digest anywhere.
+//! - [`extract`] unpacks a zip refusing anything that could write outside the destination.
+//! - [`provenance`] is the record kept beside every artifact: which commit, which inputs, which
+//!   command, when.
+//! - [`store`] keeps blobs by digest and artifact names as references to them, verifying the
+//!   digest every time it hands bytes out.
+//!
+//! Nothing here runs processes or reads environment variables.
+
+mod confinement;
+pub mod extract;
+pub mod package;
+pub mod provenance;
+pub mod store;
+
+pub use extract::{extract, ExtractError, ExtractSummary};
+pub use package::{package_dir, PackageError, PackageSummary};
+pub use provenance::Provenance;
+pub use store::{ArtifactStore, StoreError, StoredArtifact};

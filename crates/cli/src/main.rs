@@ -1,2 +1,101 @@
-//! The `sandpit` command line.
-fn main() {}
+//! The `sandpit` command line: parses arguments, gathers settings, runs one command, and maps the
+//! outcome to an exit code (0 success, 1 failure, 2 usage error).
+
+mod commands;
+mod output;
+mod progress;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Production-like environments on demand: biomes built from one commit, every byte traceable.
+#[derive(Debug, Parser)]
+#[command(name = "sandpit", version, about, propagate_version = true)]
+struct Cli {
+    /// Run as if sandpit was started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    directory: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text (read commands).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a commented starter sandpit.toml.
+    Init(commands::init::Args),
+    /// Build every component at a commit into the artifact store.
+    Build(commands::build::BuildArgs),
+    /// Build, then bring a biome up (or update it) at a commit.
+    Up(commands::up::Args),
+    /// List the project's biomes.
+    Ls,
+    /// Show one biome's components and their state.
+    Status(commands::status::Args),
+    /// Show a component's log.
+    Logs(commands::logs::Args),
+    /// Stop a biome and remove it.
+    Down(commands::down::Args),
+    /// List the project's artifacts.
+    Artifacts,
+    /// Run the supervisor in the foreground, or manage the background one.
+    Daemon(commands::daemon::Args),
+    /// Print the JSON Schema of sandpit.toml.
+    #[command(hide = true)]
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            output::print_error(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let context = settings::context(cli.directory.as_deref())?;
+    let json = cli.json;
+    match cli.command {
+        Command::Init(args) => commands::init::exec(&context, args),
+        Command::Build(args) => commands::build::exec(&context, args, json),
+        Command::Up(args) => commands::up::exec(&context, args, json).await,
+        Command::Ls => commands::ls::exec(&context, json).await,
+        Command::Status(args) => commands::status::exec(&context, args, json).await,
+        Command::Logs(args) => commands::logs::exec(&context, args).await,
+        Command::Down(args) => commands::down::exec(&context, args, json).await,
+        Command::Artifacts => commands::artifacts::exec(&context, json),
+        Command::Daemon(args) => commands::daemon::exec(&context, args, json).await,
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&sandpit_spec::json_schema())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

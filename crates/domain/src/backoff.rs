@@ -46,7 +46,10 @@ mod tests {
     fn doubles_then_caps() {
         let backoff = Backoff::default();
         let delays: Vec<u128> = (1..=10).map(|n| backoff.delay(n).as_millis()).collect();
-        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+        assert_eq!(
+            delays,
+            [250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+        );
         assert_eq!(backoff.delay(u32::MAX), backoff.max);
     }
 

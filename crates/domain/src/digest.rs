@@ -27,7 +27,11 @@ impl Digest {
     /// Accepts `sha256:<hex>` or bare `<hex>`.
     pub fn parse(raw: &str) -> Result<Digest, DigestError> {
         let hex_part = raw.strip_prefix("sha256:").unwrap_or(raw);
-        if hex_part.len() == 64 && hex_part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex_part.len() == 64
+            && hex_part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Digest(hex_part.to_owned()))
         } else {
             Err(DigestError(raw.to_owned()))

@@ -25,7 +25,9 @@ pub enum NameError {
     TooLong { name: String, len: usize },
     #[error("name `{name}` must start with a lowercase letter")]
     BadStart { name: String },
-    #[error("name `{name}` contains `{character}`; only lowercase letters, digits and `-` are allowed")]
+    #[error(
+        "name `{name}` contains `{character}`; only lowercase letters, digits and `-` are allowed"
+    )]
     BadCharacter { name: String, character: char },
     #[error("name `{name}` ends with `-`, which is not allowed in a hostname")]
     TrailingHyphen { name: String },
@@ -46,20 +48,30 @@ impl Name {
         }
         let len = raw.chars().count();
         if len > MAX_NAME_LEN {
-            return Err(NameError::TooLong { name: raw.to_owned(), len });
+            return Err(NameError::TooLong {
+                name: raw.to_owned(),
+                len,
+            });
         }
         let first = raw.chars().next().expect("checked non-empty");
         if !first.is_ascii_lowercase() {
-            return Err(NameError::BadStart { name: raw.to_owned() });
+            return Err(NameError::BadStart {
+                name: raw.to_owned(),
+            });
         }
         if let Some(character) = raw
             .chars()
             .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
         {
-            return Err(NameError::BadCharacter { name: raw.to_owned(), character });
+            return Err(NameError::BadCharacter {
+                name: raw.to_owned(),
+                character,
+            });
         }
         if raw.ends_with('-') {
-            return Err(NameError::TrailingHyphen { name: raw.to_owned() });
+            return Err(NameError::TrailingHyphen {
+                name: raw.to_owned(),
+            });
         }
         Ok(Name(raw.to_owned()))
     }
@@ -142,7 +154,10 @@ mod tests {
             ("x1-2", Ok(())),
             (&"a".repeat(40), Ok(())),
             ("", Err("name is empty")),
-            (&"a".repeat(41), Err("is 41 characters long; the limit is 40")),
+            (
+                &"a".repeat(41),
+                Err("is 41 characters long; the limit is 40"),
+            ),
             ("1abc", Err("must start with a lowercase letter")),
             ("-abc", Err("must start with a lowercase letter")),
             ("Grade", Err("must start with a lowercase letter")),
@@ -174,7 +189,11 @@ mod tests {
             ("", None),
         ];
         for (input, expected) in cases {
-            assert_eq!(Name::sanitize(input).as_ref().map(Name::as_str), *expected, "{input:?}");
+            assert_eq!(
+                Name::sanitize(input).as_ref().map(Name::as_str),
+                *expected,
+                "{input:?}"
+            );
         }
     }
 

@@ -18,7 +18,9 @@ impl ByteSize {
     pub fn parse(raw: &str) -> Result<ByteSize, ByteSizeError> {
         let error = || ByteSizeError(raw.to_owned());
         let trimmed = raw.trim();
-        let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
         let (number, unit) = trimmed.split_at(split);
         let number: u64 = number.parse().map_err(|_| error())?;
         let multiplier = match unit.trim() {
@@ -29,7 +31,10 @@ impl ByteSize {
             "TiB" | "T" | "TB" => Self::GIB * 1024,
             _ => return Err(error()),
         };
-        number.checked_mul(multiplier).map(ByteSize).ok_or_else(error)
+        number
+            .checked_mul(multiplier)
+            .map(ByteSize)
+            .ok_or_else(error)
     }
 }
 
@@ -37,7 +42,7 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.0;
         for (unit, size) in [("GiB", Self::GIB), ("MiB", Self::MIB), ("KiB", Self::KIB)] {
-            if bytes >= size && bytes % size == 0 {
+            if bytes >= size && bytes.is_multiple_of(size) {
                 return write!(f, "{}{unit}", bytes / size);
             }
         }
@@ -66,7 +71,11 @@ mod tests {
             ("99999999999999999999GiB", None),
         ];
         for (input, expected) in cases {
-            assert_eq!(ByteSize::parse(input).ok().map(|s| s.0), expected, "{input}");
+            assert_eq!(
+                ByteSize::parse(input).ok().map(|s| s.0),
+                expected,
+                "{input}"
+            );
         }
         assert_eq!(ByteSize(2 * ByteSize::GIB).to_string(), "2GiB");
     }

@@ -21,7 +21,10 @@ pub enum VersionError {
 }
 
 fn is_lower_hex(raw: &str, len: usize) -> bool {
-    raw.len() == len && raw.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    raw.len() == len
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl CommitId {
@@ -75,12 +78,18 @@ pub struct Version {
 
 impl Version {
     pub fn clean(commit: CommitId) -> Version {
-        Version { commit, dirty: None }
+        Version {
+            commit,
+            dirty: None,
+        }
     }
 
     /// `diff_hash` is the hex digest of the uncommitted changes; its first 12 characters are kept.
     pub fn dirty(commit: CommitId, diff_hash: &str) -> Version {
-        Version { commit, dirty: Some(diff_hash.chars().take(12).collect()) }
+        Version {
+            commit,
+            dirty: Some(diff_hash.chars().take(12).collect()),
+        }
     }
 
     pub fn parse(raw: &str) -> Result<Version, VersionError> {

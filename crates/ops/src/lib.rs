@@ -1,1 +1,18 @@
-//! Use cases, one module per verb: init, build, up, down, status, ls, logs, artifacts.
+//! Use cases, one module per verb: what `sandpit <verb>` does, independent of how it is printed.
+//!
+//! The CLI turns arguments into calls here and prints what comes back; every function takes the
+//! [`Context`] it needs instead of reading the process environment.
+
+pub mod artifacts;
+pub mod build;
+pub mod context;
+pub mod daemon_connection;
+pub mod down;
+pub mod init;
+pub mod logs;
+pub mod ls;
+pub mod project;
+pub mod status;
+pub mod up;
+
+pub use context::Context;

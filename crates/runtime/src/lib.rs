@@ -1,1 +1,17 @@
-//! The supervisor: runs biomes as processes, health checks, restarts, logs, reconciliation, daemon protocol.
+//! The supervisor: runs biomes as processes, health checks, restarts, logs, reconciliation, and the
+//! daemon protocol the CLI speaks to it.
+//!
+//! This is the only crate that starts long-running processes; [`process`] is the only module in it
+//! that spawns.
+
+pub mod client;
+pub mod daemon;
+pub mod health;
+pub mod logs;
+pub mod process;
+pub mod protocol;
+pub mod supervisor;
+
+pub use client::{Client, ClientError};
+pub use daemon::DaemonPaths;
+pub use supervisor::{BiomeKey, Supervisor, SupervisorConfig};

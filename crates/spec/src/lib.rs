@@ -1,1 +1,65 @@
 //! sandpit.toml: parse, validate with located diagnostics, JSON Schema, starter file.
+//!
+//! [`parse`] runs in three steps, all of which report into one list so a user sees every problem
+//! at once: TOML syntax (`toml_edit`, which keeps spans), the shape of the file against the key
+//! tables in `schema` (types, required and unknown keys), then the cross-key rules in `validate`.
+
+pub mod diagnostic;
+pub mod model;
+mod schema;
+mod starter;
+mod typecheck;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use model::*;
+pub use schema::{json_schema, FILE_NAME};
+pub use starter::starter_file;
+
+use diagnostic::Sink;
+
+/// An accepted file, with the warnings (unknown keys) that did not stop it from being accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub spec: Spec,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Parses and validates the text of a `sandpit.toml`, reporting every problem found.
+pub fn parse(source: &str) -> Result<Parsed, Diagnostics> {
+    let mut sink = Sink::new(source);
+    let document = match toml_edit::ImDocument::parse(source) {
+        Ok(document) => document,
+        Err(error) => {
+            // Nothing past a syntax error can be trusted, so it is the only diagnostic.
+            let message = error
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty());
+            let message = message.collect::<Vec<_>>().join("; ");
+            let at = error.span().map_or(0, |span| span.start);
+            sink.error(at, format!("invalid TOML: {message}"), None);
+            let (errors, warnings) = sink.finish();
+            return Err(Diagnostics { errors, warnings });
+        }
+    };
+    let root = typecheck::check_table(
+        &mut sink,
+        document.as_table(),
+        0,
+        &schema::ROOT,
+        "the file",
+        "",
+    );
+    let spec = validate::build_spec(&mut sink, &root);
+    let failed = sink.has_errors();
+    let (errors, warnings) = sink.finish();
+    match spec {
+        Some(spec) if !failed => Ok(Parsed { spec, warnings }),
+        _ => Err(Diagnostics { errors, warnings }),
+    }
+}

@@ -109,6 +109,8 @@ impl Spec {
     }
 
     pub fn services(&self) -> impl Iterator<Item = &Component> {
-        self.components.values().filter(|c| c.kind == ComponentKind::Service)
+        self.components
+            .values()
+            .filter(|c| c.kind == ComponentKind::Service)
     }
 }

@@ -1,0 +1,6 @@
+//! Integration tests for packaging, extraction and the artifact store (one test binary).
+
+mod extract;
+mod fixtures;
+mod package;
+mod store;

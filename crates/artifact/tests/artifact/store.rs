@@ -1,0 +1,311 @@
+//! The content-addressed store: put/get/list/alias/find_by_input, refusals, tamper detection.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use sandpit_artifact::{package_dir, ArtifactStore, Provenance, StoreError};
+use sandpit_domain::{ArtifactName, ByteSize, CommitId, ComponentKind, Digest, Name, Version};
+
+use crate::fixtures::{epoch_plus, make_tree, Node};
+
+const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn name(component: &str, sha: &str) -> ArtifactName {
+    ArtifactName::new(
+        Name::parse(component).unwrap(),
+        Version::clean(CommitId::parse(sha).unwrap()),
+    )
+}
+
+fn provenance(name: &ArtifactName, digest: &Digest, size: u64, input_key: &str) -> Provenance {
+    Provenance {
+        component: name.component.clone(),
+        kind: ComponentKind::Service,
+        version: name.version.clone(),
+        commit: name.version.commit().clone(),
+        input_tree: "0".repeat(40),
+        input_key: input_key.to_owned(),
+        build_command: Some("make".to_owned()),
+        builder: None,
+        sandpit_version: "0.1.0".to_owned(),
+        started_at: "2024-01-01T00:00:00Z".to_owned(),
+        finished_at: "2024-01-01T00:00:01Z".to_owned(),
+        digest: digest.clone(),
+        size,
+        reused_from: None,
+    }
+}
+
+/// Packages a one-file tree with `content` and returns (zip path, digest, size).
+fn artifact(dir: &Path, label: &str, content: &'static str) -> (std::path::PathBuf, Digest, u64) {
+    let tree = dir.join(format!("tree-{label}"));
+    make_tree(
+        &tree,
+        &[Node::File("app.txt", content, 0o644)],
+        epoch_plus(0),
+    );
+    let zip = dir.join(format!("{label}.zip"));
+    let summary = package_dir(&tree, &zip, ByteSize(1 << 20)).unwrap();
+    (zip, summary.digest, summary.zip_bytes)
+}
+
+#[test]
+fn put_get_list_alias_and_find_by_input() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(&temp.path().join("store")).unwrap();
+    let (zip_api, digest_api, size_api) = artifact(temp.path(), "api", "api v1");
+    let (zip_web, digest_web, size_web) = artifact(temp.path(), "web", "web v1");
+
+    let api_a = name("api", SHA_A);
+    let web_a = name("web", SHA_A);
+    let stored = store
+        .put(
+            &api_a,
+            &zip_api,
+            provenance(&api_a, &digest_api, size_api, "key-api-1"),
+        )
+        .unwrap();
+    assert_eq!(stored.digest, digest_api);
+    assert_eq!(stored.size, size_api);
+    assert_eq!(
+        stored.file_path.file_name().unwrap().to_str().unwrap(),
+        api_a.file_name()
+    );
+    assert_eq!(
+        fs::read(&stored.file_path).unwrap(),
+        fs::read(&zip_api).unwrap()
+    );
+    assert_eq!(
+        stored.blob_path,
+        temp.path()
+            .join("store/blobs/sha256")
+            .join(digest_api.hex())
+    );
+    assert_eq!(
+        fs::metadata(&stored.blob_path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o222,
+        0,
+        "blobs are read-only"
+    );
+    store
+        .put(
+            &web_a,
+            &zip_web,
+            provenance(&web_a, &digest_web, size_web, "key-web-1"),
+        )
+        .unwrap();
+
+    // Putting the same thing again is a no-op.
+    let again = store
+        .put(
+            &api_a,
+            &zip_api,
+            provenance(&api_a, &digest_api, size_api, "key-api-1"),
+        )
+        .unwrap();
+    assert_eq!(again, stored);
+
+    // An unchanged component at a new commit: same bytes, new name, stored once.
+    let api_b = name("api", SHA_B);
+    let mut reused = provenance(&api_b, &digest_api, size_api, "key-api-1");
+    reused.reused_from = Some(api_a.file_name());
+    let aliased = store.alias(&api_b, &stored, reused.clone()).unwrap();
+    assert_eq!(aliased.digest, stored.digest);
+    assert_eq!(
+        aliased.provenance.reused_from.as_deref(),
+        Some(api_a.file_name().as_str())
+    );
+    assert_eq!(
+        store.alias(&api_b, &stored, reused).unwrap(),
+        aliased,
+        "alias is idempotent"
+    );
+    let blob_count = fs::read_dir(temp.path().join("store/blobs/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(blob_count, 2, "bytes are stored once per digest");
+    assert_eq!(
+        fs::metadata(&aliased.file_path).unwrap().ino(),
+        fs::metadata(&stored.blob_path).unwrap().ino(),
+        "visible files are hard links to the blob"
+    );
+
+    assert_eq!(store.get(&api_b).unwrap().unwrap(), aliased);
+    assert_eq!(store.get(&name("api", &"c".repeat(40))).unwrap(), None);
+
+    let listed: Vec<String> = store
+        .list()
+        .unwrap()
+        .iter()
+        .map(|a| a.name.file_name())
+        .collect();
+    assert_eq!(
+        listed,
+        vec![api_a.file_name(), api_b.file_name(), web_a.file_name()]
+    );
+
+    let api = Name::parse("api").unwrap();
+    let found = store.find_by_input(&api, "key-api-1").unwrap().unwrap();
+    assert_eq!(found.digest, digest_api);
+    assert_eq!(found.name, api_b, "the latest name recorded for the key");
+    assert_eq!(store.find_by_input(&api, "key-api-2").unwrap(), None);
+    assert_eq!(
+        store
+            .find_by_input(&Name::parse("web").unwrap(), "key-api-1")
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.find_by_input(&api, "../x"),
+        Err(StoreError::BadInputKey { .. })
+    ));
+
+    // A store reopened from disk sees the same thing.
+    let reopened = ArtifactStore::open(&temp.path().join("store")).unwrap();
+    assert_eq!(reopened.list().unwrap().len(), 3);
+}
+
+#[test]
+fn inconsistent_puts_are_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(&temp.path().join("store")).unwrap();
+    let (zip_one, digest_one, size_one) = artifact(temp.path(), "one", "one");
+    let (zip_two, digest_two, size_two) = artifact(temp.path(), "two", "two");
+    let api_a = name("api", SHA_A);
+
+    // (what, name, file, provenance, expected error fragment)
+    let wrong_digest = provenance(&api_a, &digest_two, size_one, "k");
+    let wrong_name = provenance(&name("web", SHA_A), &digest_one, size_one, "k");
+    let cases = [
+        (
+            "digest differs from the file",
+            &zip_one,
+            wrong_digest,
+            "the provenance says",
+        ),
+        (
+            "provenance names another artifact",
+            &zip_one,
+            wrong_name,
+            "its provenance describes",
+        ),
+    ];
+    for (what, zip, record, fragment) in cases {
+        let error = store.put(&api_a, zip, record).unwrap_err();
+        assert!(error.to_string().contains(fragment), "{what}: {error}");
+    }
+    assert!(store.list().unwrap().is_empty());
+
+    store
+        .put(
+            &api_a,
+            &zip_one,
+            provenance(&api_a, &digest_one, size_one, "k"),
+        )
+        .unwrap();
+    let error = store
+        .put(
+            &api_a,
+            &zip_two,
+            provenance(&api_a, &digest_two, size_two, "k"),
+        )
+        .unwrap_err();
+    assert!(matches!(error, StoreError::NameTaken { .. }), "{error:?}");
+}
+
+#[test]
+fn tampered_blobs_are_detected_on_every_read() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(&temp.path().join("store")).unwrap();
+    let (zip, digest, size) = artifact(temp.path(), "api", "api v1");
+    let api_a = name("api", SHA_A);
+    let stored = store
+        .put(&api_a, &zip, provenance(&api_a, &digest, size, "k"))
+        .unwrap();
+    assert_eq!(store.open_verified(&digest).unwrap(), stored.blob_path);
+
+    fs::set_permissions(&stored.blob_path, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = fs::read(&stored.blob_path).unwrap();
+    bytes[10] ^= 0xff;
+    fs::write(&stored.blob_path, &bytes).unwrap();
+    let tampered = Digest::of(&bytes);
+
+    let failures = [
+        ("open_verified", store.open_verified(&digest).unwrap_err()),
+        ("get", store.get(&api_a).unwrap_err()),
+        ("list", store.list().unwrap_err()),
+        (
+            "find_by_input",
+            store.find_by_input(&api_a.component, "k").unwrap_err(),
+        ),
+    ];
+    for (api, error) in failures {
+        match &error {
+            StoreError::DigestMismatch {
+                path,
+                expected,
+                actual,
+            } => {
+                assert_eq!(path, &stored.blob_path, "{api}");
+                assert_eq!(expected, &digest, "{api}");
+                assert_eq!(actual, &tampered, "{api}");
+            }
+            other => panic!("{api}: {other:?}"),
+        }
+        let message = error.to_string();
+        assert!(message.contains("has been modified"), "{api}: {message}");
+        assert!(
+            message.contains(&digest.to_string()) && message.contains(&tampered.to_string()),
+            "{api}: {message}"
+        );
+    }
+
+    // Storing the good bytes again repairs the blob.
+    store
+        .put(&api_a, &zip, provenance(&api_a, &digest, size, "k"))
+        .unwrap();
+    assert!(store.open_verified(&digest).is_ok());
+}
+
+#[test]
+fn missing_blobs_are_reported() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(temp.path()).unwrap();
+    let error = store.open_verified(&Digest::of(b"nothing")).unwrap_err();
+    assert!(matches!(error, StoreError::BlobMissing { .. }), "{error:?}");
+}
+
+#[test]
+fn concurrent_puts_of_the_same_bytes_do_not_corrupt_the_blob() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path().join("store");
+    let (zip, digest, size) = artifact(temp.path(), "api", "api v1");
+    let handles: Vec<_> = (0..8)
+        .map(|index| {
+            let (root, zip, digest) = (root.clone(), zip.clone(), digest.clone());
+            std::thread::spawn(move || {
+                let store = ArtifactStore::open(&root).unwrap();
+                let sha = format!("{index:0>40}");
+                let artifact_name = name("api", &sha);
+                store
+                    .put(
+                        &artifact_name,
+                        &zip,
+                        provenance(&artifact_name, &digest, size, "k"),
+                    )
+                    .unwrap();
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    let store = ArtifactStore::open(&root).unwrap();
+    assert_eq!(store.list().unwrap().len(), 8);
+    assert!(store.open_verified(&digest).is_ok());
+}

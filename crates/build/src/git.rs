@@ -1,0 +1,453 @@
+//! The repository as sandpit sees it: resolving revisions, finding uncommitted changes,
+//! snapshotting the working tree and checking out commits — all through `git` subprocesses that
+//! never touch the user's index or work tree (temporary index files do the staging).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use sandpit_domain::CommitId;
+use sha2::{Digest as _, Sha256};
+
+/// Variables that would point git at another repository, index or object store than the one
+/// discovered; a caller's shell (or a git hook running sandpit) may have them set.
+const GIT_LOCATION_VARIABLES: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+];
+
+/// What failed while talking to git.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("could not run `git`: {source}; install git and make sure it is on PATH")]
+    GitMissing { source: io::Error },
+    #[error("`{dir}` is not inside a git repository; run `git init` there (and commit) first")]
+    NotARepository { dir: PathBuf },
+    #[error("`{rev}` does not name a commit in `{repo}`{hint}")]
+    UnknownRevision {
+        rev: String,
+        repo: PathBuf,
+        hint: &'static str,
+    },
+    #[error("`git {args}` failed in `{repo}` ({status}): {stderr}")]
+    CommandFailed {
+        args: String,
+        repo: PathBuf,
+        status: String,
+        stderr: String,
+    },
+    #[error("`git {args}` printed something that is not {expected}: `{output}`")]
+    UnexpectedOutput {
+        args: String,
+        expected: &'static str,
+        output: String,
+    },
+    #[error("could not prepare `{path}` for git: {source}")]
+    Scratch { path: PathBuf, source: io::Error },
+}
+
+/// The result of [`Repository::snapshot_working_tree`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkingTreeSnapshot {
+    /// Tree id of HEAD with the project's uncommitted changes applied.
+    pub tree: String,
+    /// Hex sha256 of the binary diff between HEAD and that tree: names the dirty version.
+    pub diff_hash: String,
+}
+
+/// How git subprocesses get their environment.
+#[derive(Debug, Clone)]
+enum GitEnvironment {
+    /// The caller's environment without variables that relocate the repository.
+    Inherited,
+    /// Exactly these variables (e.g. PATH and HOME handed down from the CLI's settings).
+    Exactly(Vec<(String, String)>),
+}
+
+/// A git work tree and the project's place in it.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    root: PathBuf,
+    prefix: String,
+    environment: GitEnvironment,
+}
+
+impl Repository {
+    /// Finds the repository containing `dir`. Git subprocesses inherit the caller's environment
+    /// minus the variables that would point them elsewhere (`GIT_DIR`, `GIT_INDEX_FILE`, …).
+    pub fn discover(dir: &Path) -> Result<Repository, GitError> {
+        Self::discover_in(dir, GitEnvironment::Inherited)
+    }
+
+    /// Like [`Repository::discover`], but git sees only `environment` (plus `LC_ALL=C`): pass at
+    /// least `PATH` and `HOME` (user configuration such as `safe.directory` lives there).
+    pub fn discover_with_env(
+        dir: &Path,
+        environment: Vec<(String, String)>,
+    ) -> Result<Repository, GitError> {
+        Self::discover_in(dir, GitEnvironment::Exactly(environment))
+    }
+
+    fn discover_in(dir: &Path, environment: GitEnvironment) -> Result<Repository, GitError> {
+        let probe = Repository {
+            root: dir.to_owned(),
+            prefix: String::new(),
+            environment,
+        };
+        let output = probe.run_raw(&["rev-parse", "--show-toplevel", "--show-prefix"], None)?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if stderr.contains("not a git repository") {
+                return Err(GitError::NotARepository {
+                    dir: dir.to_owned(),
+                });
+            }
+            return Err(probe.failure(&["rev-parse", "--show-toplevel"], &output));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let mut lines = stdout.lines();
+        let root = lines.next().unwrap_or_default().to_owned();
+        let prefix = lines
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_owned();
+        if root.is_empty() {
+            // A bare repository has no work tree to build from.
+            return Err(GitError::NotARepository {
+                dir: dir.to_owned(),
+            });
+        }
+        Ok(Repository {
+            root: PathBuf::from(root),
+            prefix,
+            environment: probe.environment,
+        })
+    }
+
+    /// The top of the work tree.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the project (the directory discovery started from) sits inside the repository,
+    /// `/`-separated, without trailing slash; empty when it is the repository root.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The full commit id `rev` names.
+    pub fn resolve(&self, rev: &str) -> Result<CommitId, GitError> {
+        let spec = format!("{rev}^{{commit}}");
+        let output = self.run_raw(
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ],
+            None,
+        )?;
+        if !output.status.success() {
+            let hint = if rev == "HEAD" {
+                " (has anything been committed yet?)"
+            } else {
+                ""
+            };
+            return Err(GitError::UnknownRevision {
+                rev: rev.to_owned(),
+                repo: self.root.clone(),
+                hint,
+            });
+        }
+        let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        CommitId::parse(&id).map_err(|_| GitError::UnexpectedOutput {
+            args: format!("rev-parse {spec}"),
+            expected: "a commit id",
+            output: id,
+        })
+    }
+
+    /// Uncommitted changes under the project: modified, added, deleted, renamed and untracked
+    /// (not ignored) files, as paths relative to the repository root.
+    pub fn dirty_files(&self) -> Result<Vec<String>, GitError> {
+        let pathspec = self.pathspec();
+        let stdout = self.run(
+            &[
+                "status",
+                "--porcelain=v1",
+                "-z",
+                "--untracked-files=all",
+                "--",
+                &pathspec,
+            ],
+            None,
+        )?;
+        let mut files = Vec::new();
+        let mut records = stdout.split('\0').filter(|record| !record.is_empty());
+        while let Some(record) = records.next() {
+            if record.len() < 4 {
+                continue;
+            }
+            let (status, path) = record.split_at(3);
+            files.push(path.to_owned());
+            // Renames and copies are followed by the original path, which changed too.
+            if status.starts_with('R') || status.starts_with('C') {
+                if let Some(original) = records.next() {
+                    files.push(original.to_owned());
+                }
+            }
+        }
+        files.sort();
+        files.dedup();
+        Ok(files)
+    }
+
+    /// A tree holding HEAD plus the project's uncommitted changes (untracked files included,
+    /// ignored files not), built in a temporary index so the user's staging area is untouched.
+    pub fn snapshot_working_tree(&self) -> Result<WorkingTreeSnapshot, GitError> {
+        let scratch = scratch_dir()?;
+        let index = scratch.path().join("index");
+        let has_head = self.resolve("HEAD").is_ok();
+        if has_head {
+            self.run(&["read-tree", "HEAD"], Some(&index))?;
+        } else {
+            self.run(&["read-tree", "--empty"], Some(&index))?;
+        }
+        let pathspec = self.pathspec();
+        self.run(&["add", "-A", "--", &pathspec], Some(&index))?;
+        let tree = self.run(&["write-tree"], Some(&index))?.trim().to_owned();
+        let base = if has_head { "HEAD" } else { EMPTY_TREE };
+        let diff = self.run_bytes(
+            &["diff-tree", "-p", "--binary", "--full-index", base, &tree],
+            None,
+        )?;
+        Ok(WorkingTreeSnapshot {
+            tree,
+            diff_hash: hex::encode(Sha256::digest(&diff)),
+        })
+    }
+
+    /// The tree id of `path_in_repo` at `treeish` (`""` or `"."` for the whole tree); `None` when
+    /// the path does not exist there.
+    pub fn tree_id(&self, treeish: &str, path_in_repo: &str) -> Result<Option<String>, GitError> {
+        self.check_treeish(treeish)?;
+        let spec = object_spec(treeish, path_in_repo);
+        let output = self.run_raw(
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ],
+            None,
+        )?;
+        if !output.status.success() {
+            return Ok(None);
+        }
+        Ok(Some(
+            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        ))
+    }
+
+    /// The text of the file `path_in_repo` at `treeish`; `None` when it does not exist there.
+    pub fn read_file(&self, treeish: &str, path_in_repo: &str) -> Result<Option<String>, GitError> {
+        self.check_treeish(treeish)?;
+        let spec = format!("{treeish}:{path_in_repo}");
+        let output = self.run_raw(&["cat-file", "blob", &spec], None)?;
+        if !output.status.success() {
+            return Ok(None);
+        }
+        Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
+    }
+
+    /// Writes the content of `treeish` (a commit or tree id) into `dest`, exactly as committed:
+    /// no working-tree edits, no ignored files. Uses a temporary index; the user's index and work
+    /// tree are not touched.
+    pub fn extract(&self, treeish: &str, dest: &Path) -> Result<(), GitError> {
+        self.check_treeish(treeish)?;
+        fs::create_dir_all(dest).map_err(|source| GitError::Scratch {
+            path: dest.to_owned(),
+            source,
+        })?;
+        let dest = dest.canonicalize().map_err(|source| GitError::Scratch {
+            path: dest.to_owned(),
+            source,
+        })?;
+        let scratch = scratch_dir()?;
+        let index = scratch.path().join("index");
+        self.run(&["read-tree", treeish], Some(&index))?;
+        let mut prefix = dest.to_string_lossy().into_owned();
+        prefix.push('/');
+        // Line-ending conversion from the user's own configuration would make the checkout (and
+        // so the artifact) depend on who builds it; `.gitattributes` in the commit still apply.
+        self.run(
+            &[
+                "-c",
+                "core.autocrlf=false",
+                "-c",
+                "core.symlinks=true",
+                "checkout-index",
+                "-a",
+                "-f",
+                &format!("--prefix={prefix}"),
+            ],
+            Some(&index),
+        )?;
+        Ok(())
+    }
+
+    /// The branch HEAD is on; `None` when detached.
+    pub fn current_branch(&self) -> Result<Option<String>, GitError> {
+        let output = self.run_raw(&["symbolic-ref", "--quiet", "--short", "HEAD"], None)?;
+        if !output.status.success() {
+            return Ok(None);
+        }
+        Ok(Some(
+            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        ))
+    }
+
+    /// `user.email` from git's configuration, if set.
+    pub fn user_email(&self) -> Result<Option<String>, GitError> {
+        let output = self.run_raw(&["config", "--get", "user.email"], None)?;
+        let email = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        Ok(if output.status.success() && !email.is_empty() {
+            Some(email)
+        } else {
+            None
+        })
+    }
+
+    /// The committer time of `commit`, in seconds since the epoch (for `SOURCE_DATE_EPOCH`).
+    pub fn commit_time(&self, commit: &CommitId) -> Result<i64, GitError> {
+        let stdout = self.run(&["show", "-s", "--format=%ct", commit.as_str()], None)?;
+        stdout
+            .trim()
+            .parse()
+            .map_err(|_| GitError::UnexpectedOutput {
+                args: format!("show -s --format=%ct {commit}"),
+                expected: "a timestamp",
+                output: stdout.trim().to_owned(),
+            })
+    }
+
+    fn pathspec(&self) -> String {
+        if self.prefix.is_empty() {
+            ".".to_owned()
+        } else {
+            self.prefix.clone()
+        }
+    }
+
+    fn check_treeish(&self, treeish: &str) -> Result<(), GitError> {
+        let spec = format!("{treeish}^{{tree}}");
+        let output = self.run_raw(
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ],
+            None,
+        )?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(GitError::UnknownRevision {
+                rev: treeish.to_owned(),
+                repo: self.root.clone(),
+                hint: "",
+            })
+        }
+    }
+
+    fn command(&self, index: Option<&Path>) -> Command {
+        let mut command = Command::new("git");
+        match &self.environment {
+            GitEnvironment::Inherited => {
+                for variable in GIT_LOCATION_VARIABLES {
+                    command.env_remove(variable);
+                }
+            }
+            GitEnvironment::Exactly(variables) => {
+                command.env_clear();
+                command.envs(variables.iter().map(|(k, v)| (k, v)));
+            }
+        }
+        command.env("LC_ALL", "C").env("GIT_TERMINAL_PROMPT", "0");
+        if let Some(index) = index {
+            command.env("GIT_INDEX_FILE", index);
+        }
+        command.arg("-C").arg(&self.root).stdin(Stdio::null());
+        command
+    }
+
+    fn run_raw(&self, args: &[&str], index: Option<&Path>) -> Result<Output, GitError> {
+        self.command(index)
+            .args(args)
+            .output()
+            .map_err(|source| GitError::GitMissing { source })
+    }
+
+    fn run_bytes(&self, args: &[&str], index: Option<&Path>) -> Result<Vec<u8>, GitError> {
+        let output = self.run_raw(args, index)?;
+        if !output.status.success() {
+            return Err(self.failure(args, &output));
+        }
+        Ok(output.stdout)
+    }
+
+    fn run(&self, args: &[&str], index: Option<&Path>) -> Result<String, GitError> {
+        let stdout = self.run_bytes(args, index)?;
+        String::from_utf8(stdout).map_err(|error| GitError::UnexpectedOutput {
+            args: args.join(" "),
+            expected: "UTF-8 text",
+            output: String::from_utf8_lossy(error.as_bytes())
+                .chars()
+                .take(200)
+                .collect(),
+        })
+    }
+
+    fn failure(&self, args: &[&str], output: &Output) -> GitError {
+        GitError::CommandFailed {
+            args: args.join(" "),
+            repo: self.root.clone(),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        }
+    }
+}
+
+/// The id of the empty tree (the same in every repository using sha1).
+const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+
+fn object_spec(treeish: &str, path_in_repo: &str) -> String {
+    let path = path_in_repo.trim_matches('/');
+    if path.is_empty() || path == "." {
+        format!("{treeish}^{{tree}}")
+    } else {
+        format!("{treeish}:{path}")
+    }
+}
+
+fn scratch_dir() -> Result<tempfile::TempDir, GitError> {
+    tempfile::Builder::new()
+        .prefix("sandpit-git-")
+        .tempdir()
+        .map_err(|source| GitError::Scratch {
+            path: std::env::temp_dir(),
+            source,
+        })
+}

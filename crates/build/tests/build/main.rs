@@ -1,0 +1,5 @@
+//! Integration tests against real git repositories in temporary directories (one test binary).
+
+mod execute;
+mod fixtures;
+mod git;

@@ -1,0 +1,69 @@
+//! `sandpit daemon [stop|status]`: the supervisor in the foreground, or control of the background one.
+
+use std::process::ExitCode;
+
+use sandpit_ops::Context;
+use sandpit_runtime::protocol::{ReplyBody, Request};
+
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Stop every component gracefully and stop the daemon (biomes come back at its next start).
+    Stop,
+    /// Whether a daemon runs for this SANDPIT_HOME.
+    Status,
+}
+
+pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
+    match args.action {
+        None => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_ansi(false)
+                .with_writer(std::io::stderr)
+                .init();
+            sandpit_runtime::daemon::serve(context.supervisor.clone(), context.version.clone())
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Action::Stop) => {
+            let stopped = sandpit_ops::daemon_connection::stop(context).await?;
+            if json {
+                output::print_json(&serde_json::json!({ "stopped": stopped }))?;
+            } else if stopped {
+                println!("daemon stopped");
+            } else {
+                println!("no daemon was running");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Action::Status) => {
+            let answer =
+                sandpit_ops::daemon_connection::request_if_running(context, &Request::Ping).await?;
+            let (running, pid, version) = match answer {
+                Some(ReplyBody::Pong { pid, version }) => (true, Some(pid), Some(version)),
+                _ => (false, None, None),
+            };
+            if json {
+                output::print_json(
+                    &serde_json::json!({ "running": running, "pid": pid, "version": version }),
+                )?;
+            } else if let Some(pid) = pid {
+                println!("daemon running (pid {pid})");
+            } else {
+                println!("no daemon running");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

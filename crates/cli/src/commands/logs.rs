@@ -1,0 +1,24 @@
+//! `sandpit logs BIOME COMPONENT [-f] [--tail N]`
+
+use std::process::ExitCode;
+
+use sandpit_ops::Context;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    biome: String,
+    component: String,
+    /// Keep printing what the component writes, until interrupted.
+    #[arg(short, long)]
+    follow: bool,
+    /// How many of the last lines to print first.
+    #[arg(long, default_value_t = 100)]
+    tail: usize,
+}
+
+pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let path = sandpit_ops::logs::log_path(context, &args.biome, &args.component).await?;
+    let mut stdout = std::io::stdout().lock();
+    sandpit_ops::logs::show(path, args.tail, args.follow, &mut stdout).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,23 @@
+//! `sandpit status BIOME [--json]`
+
+use std::process::ExitCode;
+
+use sandpit_ops::Context;
+
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The biome's name.
+    biome: String,
+}
+
+pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
+    let status = sandpit_ops::status::status(context, &args.biome).await?;
+    if json {
+        output::print_json(&output::BiomeJson::from(&status))?;
+    } else {
+        output::print_biome(&status);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,67 @@
+//! `sandpit up [BIOME] [--sha REV] [--env ENV] [--allow-dirty] [--json]`
+
+use std::process::ExitCode;
+
+use sandpit_ops::up::UpOptions;
+use sandpit_ops::Context;
+use serde::Serialize;
+
+use crate::commands::build::BuildJson;
+use crate::output::{self, BiomeJson};
+use crate::progress::TerminalProgress;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The biome (default: named after the current git branch).
+    biome: Option<String>,
+    /// The environment the biome belongs to (default: the first with `biomes = true`).
+    #[arg(long, value_name = "ENV")]
+    env: Option<String>,
+    #[command(flatten)]
+    build: super::build::BuildArgs,
+}
+
+#[derive(Debug, Serialize)]
+struct UpJson {
+    build: BuildJson,
+    #[serde(flatten)]
+    biome: BiomeJson,
+}
+
+pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
+    let options = UpOptions {
+        biome: args.biome.clone(),
+        env: args.env.clone(),
+        build: args.build.options(),
+    };
+    let mut progress = TerminalProgress::new(json);
+    let outcome = sandpit_ops::up::up(context, &options, &mut progress, |component, message| {
+        if !json {
+            output::print_event(component, message);
+        }
+    })
+    .await?;
+    for warning in &outcome.build.warnings {
+        eprintln!("{}", warning.render("sandpit.toml"));
+    }
+    if json {
+        output::print_json(&UpJson {
+            build: BuildJson::from(&outcome.build.report),
+            biome: BiomeJson::from(&outcome.status),
+        })?;
+    } else {
+        let status = &outcome.status;
+        println!(
+            "biome `{}` is up in `{}` at {}",
+            status.biome, status.env, status.sha
+        );
+        for component in status.components.iter().filter(|c| c.url.is_some()) {
+            println!(
+                "  {:<20} {}",
+                component.name.as_str(),
+                component.url.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

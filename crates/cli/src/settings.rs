@@ -1,0 +1,89 @@
+//! The one place sandpit reads its process environment; everything else is handed a `Context`.
+#![allow(clippy::disallowed_methods)]
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::bail;
+use sandpit_domain::Backoff;
+use sandpit_ops::Context;
+use sandpit_runtime::SupervisorConfig;
+
+/// Variables passed through to builds and components. Everything else is scrubbed, so a secret in
+/// the shell that ran sandpit never leaks into an artifact or a service.
+const PASSED_THROUGH: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR",
+];
+
+/// `$SANDPIT_HOME`, else `$XDG_DATA_HOME/sandpit`, else `~/.local/share/sandpit`.
+pub fn sandpit_home() -> anyhow::Result<PathBuf> {
+    if let Some(home) = env::var_os("SANDPIT_HOME").filter(|v| !v.is_empty()) {
+        return absolute(PathBuf::from(home));
+    }
+    if let Some(data) = env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return absolute(PathBuf::from(data).join("sandpit"));
+    }
+    match env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".local/share/sandpit")),
+        None => bail!("cannot tell where to keep sandpit's state: set SANDPIT_HOME"),
+    }
+}
+
+fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Ok(env::current_dir()?.join(path))
+    }
+}
+
+/// Whether output may use colour: not when `NO_COLOR` is set to anything non-empty.
+pub fn colour_allowed() -> bool {
+    env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn base_env() -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = PASSED_THROUGH
+        .iter()
+        .filter_map(|name| env::var(name).ok().map(|value| (name.to_string(), value)))
+        .collect();
+    if !vars.iter().any(|(name, _)| name == "PATH") {
+        vars.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    }
+    if !vars.iter().any(|(name, _)| name == "LANG") {
+        vars.push(("LANG".into(), "C.UTF-8".into()));
+    }
+    vars
+}
+
+fn number_from_env(name: &str) -> Option<u64> {
+    env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// Gathers the context of this invocation.
+pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
+    let home = sandpit_home()?;
+    let project_dir = match project_dir {
+        Some(dir) => absolute(dir.to_path_buf())?,
+        None => env::current_dir()?,
+    };
+    let supervisor = SupervisorConfig {
+        home: home.clone(),
+        base_env: base_env(),
+        // Tests shrink these to exercise rotation and stopping quickly.
+        log_max_bytes: number_from_env("SANDPIT_LOG_MAX_BYTES").unwrap_or(10 * 1024 * 1024),
+        stop_grace: Duration::from_millis(
+            number_from_env("SANDPIT_STOP_GRACE_MS").unwrap_or(10_000),
+        ),
+        backoff: Backoff::default(),
+    };
+    Ok(Context {
+        home,
+        project_dir,
+        base_env: base_env(),
+        executable: env::current_exe()?,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        supervisor,
+    })
+}

@@ -1,0 +1,71 @@
+//! The command line's contract: usage errors, spec diagnostics, init.
+
+use crate::harness::Sandbox;
+
+#[test]
+fn usage_errors_exit_2_and_failures_exit_1() {
+    let sandbox = Sandbox::new();
+    sandbox.fails(&["frobnicate"], 2);
+    sandbox.fails(&["status"], 2);
+    let error = sandbox.fails(&["status", "alice"], 1);
+    assert!(error.contains("no sandpit.toml"), "{error}");
+    assert!(error.contains("sandpit init"), "{error}");
+}
+
+#[test]
+fn init_writes_a_starter_that_builds_and_refuses_to_overwrite() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.ok(&["init", "--name", "starter"]);
+    assert!(out.contains("sandpit.toml"));
+    let text = std::fs::read_to_string(sandbox.repo.join("sandpit.toml")).unwrap();
+    assert!(text.contains("name = \"starter\""), "{text}");
+    assert!(
+        text.lines()
+            .filter(|l| l.trim_start().starts_with('#'))
+            .count()
+            > 5,
+        "commented: {text}"
+    );
+    let error = sandbox.fails(&["init"], 1);
+    assert!(error.contains("already exists"), "{error}");
+    let error = sandbox.fails(&["-C", "/tmp", "init", "--name", "Bad_Name"], 1);
+    assert!(error.contains("Bad_Name"), "{error}");
+}
+
+#[test]
+fn every_spec_problem_is_reported_with_its_location() {
+    let sandbox = Sandbox::with_files(&[(
+        "sandpit.toml",
+        r#"[project]
+name = "broken"
+
+[services.Web]
+path = "web"
+run = "x"
+
+[services.api]
+path = "../outside"
+hellth = "/"
+run = "y"
+depends_on = ["ghost"]
+"#,
+    )]);
+    let error = sandbox.fails(&["build"], 1);
+    assert!(
+        error.contains("sandpit.toml:4:"),
+        "bad name located: {error}"
+    );
+    assert!(
+        error.contains("sandpit.toml:9:"),
+        "bad path located: {error}"
+    );
+    assert!(
+        error.contains("sandpit.toml:12:"),
+        "unknown dependency located: {error}"
+    );
+    assert!(
+        error.contains("warning") && error.contains("health"),
+        "unknown key warned with a suggestion: {error}"
+    );
+    assert!(error.contains("hint:"), "{error}");
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `sandpit` binary against real git repositories, real processes and
+//! real HTTP, each test in a temporary directory with its own `SANDPIT_HOME` (and so its own daemon).
+//!
+//! One test binary for the whole suite keeps link times low (as cargo and ripgrep do).
+
+mod harness;
+
+mod build;
+mod cli;
+mod runtime;

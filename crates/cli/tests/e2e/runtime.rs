@@ -1,0 +1,456 @@
+//! The supervisor end to end: biomes up, crashes, daemon loss, idempotent updates, down.
+
+use std::fs;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::{component, http_get, http_post_json, kill9, Sandbox};
+
+const SLOW: Duration = Duration::from_secs(60);
+
+fn healthy(status: &serde_json::Value, name: &str) -> bool {
+    component(status, name)["state"] == "healthy"
+}
+
+#[test]
+fn example_biome_serves_survives_crashes_and_daemon_loss_then_goes_down_cleanly() {
+    let sandbox = Sandbox::with_example();
+    let up = sandbox.json(&["up", "alice"]);
+    assert_eq!(up["state"], "healthy", "{up:#}");
+    assert_eq!(up["biome"], "alice");
+    assert_eq!(up["env"], "dev");
+    let sha = sandbox.git(&["rev-parse", "HEAD"]);
+    assert_eq!(up["sha"], sha.as_str());
+
+    // Every service answers real HTTP on its URL; the job ran first and succeeded.
+    let status = sandbox.status("alice");
+    assert_eq!(component(&status, "prepare-data")["state"], "succeeded");
+    let ingest = component(&status, "assay-ingest")["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let grade = component(&status, "grade-api")["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for c in status["components"].as_array().unwrap() {
+        assert!(c["digest"].as_str().unwrap().starts_with("sha256:"), "{c}");
+        assert!(
+            c["artifact"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("-{sha}.zip")),
+            "{c}"
+        );
+    }
+    let (code, body) = http_get(&format!("{ingest}/"));
+    assert_eq!(code, 200);
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["biome"], "alice");
+    assert_eq!(info["sha"], sha.as_str());
+    let (code, _) = http_post_json(
+        &format!("{ingest}/assays"),
+        &json!({"sample_id": "DH-001-12.5", "ore_type": "oxide", "method": "fire-assay", "au_gpt": 1.82, "cu_pct": 0.41}),
+    );
+    assert_eq!(code, 201);
+    // grade-api reaches assay-ingest through the injected SANDPIT_URL_ASSAY_INGEST.
+    let (code, body) = http_get(&format!("{grade}/blend-summary"));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("oxide"), "{body}");
+
+    // kill -9 a service: it is restarted and healthy again, on the same URL.
+    let old_pid = component(&status, "assay-ingest")["pid"].as_u64().unwrap() as u32;
+    kill9(old_pid);
+    let status = sandbox.wait_for_status("alice", SLOW, |s| {
+        let c = component(s, "assay-ingest");
+        c["state"] == "healthy" && c["pid"].as_u64() != Some(old_pid as u64) && c["restarts"] == 1
+    });
+    assert_eq!(
+        component(&status, "assay-ingest")["url"].as_str().unwrap(),
+        ingest
+    );
+    let (code, body) = http_get(&format!("{ingest}/assays/DH-001-12.5"));
+    assert_eq!(
+        code, 200,
+        "data in SANDPIT_DATA_DIR survives a restart: {body}"
+    );
+
+    // kill -9 the daemon: the components keep running; the next CLI call starts a daemon that
+    // adopts them, and nothing is left that it does not know about.
+    let pids_before: Vec<u64> = ["assay-ingest", "grade-api"]
+        .iter()
+        .map(|n| component(&status, n)["pid"].as_u64().unwrap())
+        .collect();
+    let daemon = sandbox.daemon_pid().expect("daemon pid file");
+    kill9(daemon);
+    let status = sandbox.wait_for_status("alice", SLOW, |s| {
+        healthy(s, "assay-ingest") && healthy(s, "grade-api")
+    });
+    assert_ne!(sandbox.daemon_pid(), Some(daemon), "a new daemon took over");
+    let pids_after: Vec<u64> = ["assay-ingest", "grade-api"]
+        .iter()
+        .map(|n| component(&status, n)["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        pids_before, pids_after,
+        "running services are adopted, not restarted"
+    );
+    let (code, _) = http_get(&format!("{grade}/healthz"));
+    assert_eq!(code, 200);
+    let known: Vec<u32> = pids_after.iter().map(|p| *p as u32).collect();
+    for pid in sandbox.processes_under_home() {
+        let group = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .and_then(|rest| rest.split_whitespace().nth(2))
+                    .map(str::to_owned)
+            })
+            .and_then(|g| g.parse::<u32>().ok());
+        assert!(
+            known.contains(&pid) || group.is_some_and(|g| known.contains(&g)),
+            "process {pid} runs under SANDPIT_HOME but belongs to no component: an orphan"
+        );
+    }
+    // An adopted service is still supervised: kill -9 it and it comes back.
+    kill9(pids_after[0] as u32);
+    sandbox.wait_for_status("alice", SLOW, |s| {
+        let c = component(s, "assay-ingest");
+        c["state"] == "healthy" && c["pid"].as_u64() != Some(pids_after[0])
+    });
+
+    // down: nothing left running, nothing left on disk.
+    let down = sandbox.json(&["down", "alice"]);
+    assert_eq!(down["state"], "stopped");
+    assert!(
+        sandbox.processes_under_home().is_empty(),
+        "processes left: {:?}",
+        sandbox.processes_under_home()
+    );
+    let ls = sandbox.json(&["ls"]);
+    assert_eq!(ls["biomes"], json!([]));
+    assert!(!sandbox.home.join("runtime/orewise/alice").exists());
+    let error = sandbox.fails(&["status", "alice"], 1);
+    assert!(error.contains("there is no biome `alice`"), "{error}");
+}
+
+#[test]
+fn up_is_idempotent_and_replaces_only_what_changed() {
+    let sandbox = Sandbox::with_example();
+    sandbox.git(&["checkout", "-q", "-b", "feature/Faster_Recovery"]);
+    // No name: the biome is named after the branch.
+    let first = sandbox.json(&["up"]);
+    assert_eq!(first["biome"], "feature-faster-recovery");
+    let pid = |s: &serde_json::Value, n: &str| component(s, n)["pid"].as_u64().unwrap();
+
+    let again = sandbox.json(&["up"]);
+    for name in ["assay-ingest", "grade-api"] {
+        assert_eq!(
+            pid(&first, name),
+            pid(&again, name),
+            "same commit: {name} untouched"
+        );
+    }
+    assert!(again["build"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["outcome"] == "reused"));
+
+    // Change only grade-api: only it is rebuilt and restarted.
+    let server = sandbox.repo.join("services/grade-api/server.py");
+    let mut text = fs::read_to_string(&server).unwrap();
+    text.push_str("\n# a change that only touches grade-api\n");
+    fs::write(&server, text).unwrap();
+    let new_sha = sandbox.commit("tweak grade-api");
+    let third = sandbox.json(&["up", "feature-faster-recovery"]);
+    assert_eq!(third["sha"], new_sha.as_str());
+    let outcomes: Vec<(String, String)> = third["build"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        outcomes.contains(&("grade-api".into(), "built".into())),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&("assay-ingest".into(), "reused".into())),
+        "{outcomes:?}"
+    );
+    assert_eq!(pid(&first, "assay-ingest"), pid(&third, "assay-ingest"));
+    assert_ne!(pid(&first, "grade-api"), pid(&third, "grade-api"));
+    assert_eq!(component(&third, "grade-api")["state"], "healthy");
+    assert_eq!(
+        component(&third, "assay-ingest")["digest"],
+        component(&first, "assay-ingest")["digest"],
+        "reused bytes keep their digest"
+    );
+    let (code, body) = http_get(&format!(
+        "{}/",
+        component(&third, "grade-api")["url"].as_str().unwrap()
+    ));
+    assert_eq!(code, 200);
+    assert!(
+        body.contains(&new_sha),
+        "the new grade-api runs at the new commit: {body}"
+    );
+}
+
+/// A small project whose pieces misbehave on purpose.
+fn misbehaving_project(job_exit: i32) -> Sandbox {
+    Sandbox::with_files(&[
+        (
+            "sandpit.toml",
+            &format!(
+                r#"
+[project]
+name = "misfits"
+
+[jobs.migrate]
+path = "migrate"
+run = "echo migrating; echo 'relation missing' >&2; exit {job_exit}"
+
+[services.web]
+path = "web"
+run = "python3 server.py"
+health = "/ready"
+start_timeout = 3
+depends_on = ["migrate"]
+"#
+            ),
+        ),
+        ("migrate/README", "a job\n"),
+        (
+            "web/server.py",
+            r#"import http.server, os, sys
+print("web starting; secret is", os.environ.get("LEAKED_SECRET", "absent"), flush=True)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = 200 if self.path == "/env" else 500
+        body = "\n".join(f"{k}={v}" for k, v in sorted(os.environ.items())).encode()
+        self.send_response(code); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#,
+        ),
+    ])
+}
+
+#[test]
+fn a_failing_job_stops_up_and_shows_its_log_tail() {
+    let sandbox = misbehaving_project(3);
+    let error = sandbox.fails(&["up", "bob"], 1);
+    assert!(
+        error.contains("job `migrate` failed: exited with status 3"),
+        "{error}"
+    );
+    assert!(
+        error.contains("relation missing"),
+        "the log tail is shown: {error}"
+    );
+    let status = sandbox.status("bob");
+    assert_eq!(component(&status, "migrate")["state"], "failed");
+    assert_eq!(
+        component(&status, "web")["state"],
+        "stopped",
+        "services after a failed job never start"
+    );
+    sandbox.ok(&["down", "bob"]);
+}
+
+#[test]
+fn a_service_that_never_gets_healthy_fails_up_with_its_log_and_scrubbed_environment() {
+    let mut sandbox = misbehaving_project(0);
+    sandbox
+        .extra_env
+        .push(("LEAKED_SECRET".into(), "hunter2".into()));
+    let error = sandbox.fails(&["up", "carol"], 1);
+    assert!(
+        error.contains("service `web` did not become healthy"),
+        "{error}"
+    );
+    assert!(
+        error.contains("500"),
+        "the last probe result is explained: {error}"
+    );
+    assert!(
+        error.contains("web starting; secret is absent"),
+        "log tail, and no leaked variable: {error}"
+    );
+    let status = sandbox.status("carol");
+    let web = component(&status, "web");
+    assert_eq!(web["state"], "unhealthy");
+    assert_eq!(component(&status, "migrate")["state"], "succeeded");
+    // The injected environment is exactly what the contract promises.
+    let (_, env) = http_get(&format!("{}/env", web["url"].as_str().unwrap()));
+    let sha = sandbox.git(&["rev-parse", "HEAD"]);
+    for expected in [
+        format!(
+            "PORT={}",
+            web["url"].as_str().unwrap().rsplit(':').next().unwrap()
+        ),
+        "SANDPIT_ENV=dev".to_owned(),
+        "SANDPIT_BIOME=carol".to_owned(),
+        format!("SANDPIT_SHA={sha}"),
+        "SANDPIT_COMPONENT=web".to_owned(),
+    ] {
+        assert!(
+            env.lines().any(|l| l == expected),
+            "missing {expected} in:\n{env}"
+        );
+    }
+    assert!(!env.contains("LEAKED_SECRET"), "{env}");
+    sandbox.ok(&["down", "carol"]);
+    assert!(sandbox.processes_under_home().is_empty());
+}
+
+#[test]
+fn sibling_urls_logs_and_log_caps() {
+    let mut sandbox = Sandbox::with_files(&[
+        (
+            "sandpit.toml",
+            r#"
+[project]
+name = "chatty"
+
+[services.talker]
+path = "talker"
+run = "python3 -u talk.py"
+
+[services.listener]
+path = "listener"
+run = "python3 -u talk.py"
+"#,
+        ),
+        (
+            "talker/talk.py",
+            r#"import http.server, os, threading, time
+def spam():
+    i = 0
+    while True:
+        print("line", i, "x" * 200, flush=True); i += 1; time.sleep(0.001)
+threading.Thread(target=spam, daemon=True).start()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = "\n".join(f"{k}={v}" for k, v in os.environ.items() if k.startswith("SANDPIT_URL_")).encode()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#,
+        ),
+        (
+            "listener/talk.py",
+            r#"import http.server, os
+print("listener ready", flush=True)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = "\n".join(f"{k}={v}" for k, v in os.environ.items() if k.startswith("SANDPIT_URL_")).encode()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#,
+        ),
+    ]);
+    sandbox
+        .extra_env
+        .push(("SANDPIT_LOG_MAX_BYTES".into(), "20000".into()));
+    let status = sandbox.json(&["up", "dan"]);
+    let talker = component(&status, "talker");
+    let listener = component(&status, "listener");
+    let (_, talker_env) = http_get(&format!("{}/", talker["url"].as_str().unwrap()));
+    assert_eq!(
+        talker_env.trim(),
+        format!("SANDPIT_URL_LISTENER={}", listener["url"].as_str().unwrap())
+    );
+    let (_, listener_env) = http_get(&format!("{}/", listener["url"].as_str().unwrap()));
+    assert_eq!(
+        listener_env.trim(),
+        format!("SANDPIT_URL_TALKER={}", talker["url"].as_str().unwrap())
+    );
+
+    let logs = sandbox.ok(&["logs", "dan", "listener"]);
+    assert!(logs.contains("listener ready"), "{logs}");
+    let tail = sandbox.ok(&["logs", "dan", "talker", "--tail", "3"]);
+    assert_eq!(tail.lines().count(), 3, "{tail}");
+    assert!(tail.lines().all(|l| l.starts_with("line ")), "{tail}");
+
+    // The talker writes ~200 KB/s; its log stays under the cap (current + one rotated generation).
+    let log = std::path::PathBuf::from(talker["log"].as_str().unwrap());
+    let mut rotated_seen = false;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(200));
+        let current = fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        let rotated = fs::metadata(format!("{}.1", log.display()))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        rotated_seen |= rotated > 0;
+        assert!(rotated <= 20_000, "rotated generation is capped: {rotated}");
+        // Between two checks (1 s apart) the writer adds ~200 KB at most.
+        assert!(
+            current <= 20_000 + 400_000,
+            "current log grows without bound: {current}"
+        );
+    }
+    assert!(rotated_seen, "the log was rotated");
+    let error = sandbox.fails(&["logs", "dan", "nobody"], 1);
+    assert!(error.contains("has no component `nobody`"), "{error}");
+}
+
+#[test]
+fn daemon_socket_is_private_and_daemon_stop_restores_biomes_on_next_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = misbehaving_project(0);
+    // Make web healthy by pointing its health path at /env.
+    let toml = fs::read_to_string(sandbox.repo.join("sandpit.toml"))
+        .unwrap()
+        .replace("/ready", "/env");
+    sandbox.write("sandpit.toml", &toml);
+    sandbox.commit("health at /env");
+    sandbox.ok(&["up", "erin"]);
+    let socket = sandbox.home.join("run/daemon.sock");
+    assert_eq!(
+        fs::metadata(&socket).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::metadata(sandbox.home.join("run"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    let before = sandbox.status("erin");
+    sandbox.ok(&["daemon", "stop"]);
+    assert!(
+        sandbox.processes_under_home().is_empty(),
+        "daemon stop stops every component"
+    );
+    assert!(!socket.exists());
+    // The next call starts a daemon, which brings the biome back to its desired state.
+    let after = sandbox.wait_for_status("erin", SLOW, |s| healthy(s, "web"));
+    assert_ne!(
+        component(&before, "web")["pid"],
+        component(&after, "web")["pid"]
+    );
+    assert_eq!(
+        component(&after, "web")["url"],
+        component(&before, "web")["url"],
+        "ports are kept"
+    );
+    assert_eq!(
+        component(&after, "migrate")["state"],
+        "succeeded",
+        "a succeeded job is not rerun"
+    );
+}

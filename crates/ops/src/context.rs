@@ -1,0 +1,34 @@
+//! What every use case needs to know about where it runs, gathered once by the CLI.
+
+use std::path::PathBuf;
+
+use sandpit_runtime::SupervisorConfig;
+
+/// Settings for one invocation of sandpit.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// `$SANDPIT_HOME`: all state, artifacts and runtime files live below it.
+    pub home: PathBuf,
+    /// The directory the project is looked for from (`-C DIR`, or the current directory).
+    pub project_dir: PathBuf,
+    /// The variables builds and components inherit (PATH, HOME, LANG, …); nothing else leaks in.
+    pub base_env: Vec<(String, String)>,
+    /// The `sandpit` executable, used to start the daemon in the background.
+    pub executable: PathBuf,
+    /// sandpit's own version, recorded in provenance.
+    pub version: String,
+    /// How the daemon runs components when this invocation has to start it.
+    pub supervisor: SupervisorConfig,
+}
+
+impl Context {
+    /// Where a project's artifacts are stored.
+    pub fn artifact_store_root(&self, project: &str) -> PathBuf {
+        self.home.join("projects").join(project).join("artifacts")
+    }
+
+    /// Where build logs of a project are kept.
+    pub fn build_log_dir(&self, project: &str) -> PathBuf {
+        self.home.join("projects").join(project).join("build-logs")
+    }
+}

@@ -1,0 +1,137 @@
+//! Reaching the supervisor daemon, starting it in the background when none runs for this
+//! `$SANDPIT_HOME` (or the last one died and left its socket behind).
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use sandpit_runtime::protocol::{ReplyBody, Request};
+use sandpit_runtime::{Client, ClientError, DaemonPaths};
+
+use crate::Context;
+
+/// How long a freshly started daemon may take to open its socket (it reconciles first).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends `request` to the daemon, starting one first if needed.
+pub async fn request(
+    context: &Context,
+    request: &Request,
+    on_event: impl FnMut(Option<&sandpit_domain::Name>, &str),
+) -> anyhow::Result<ReplyBody> {
+    let client = connect_or_start(context).await?;
+    client
+        .request(request, on_event)
+        .await
+        .map_err(into_user_error)
+}
+
+/// Sends `request` only if a daemon is already running; `Ok(None)` when none is.
+pub async fn request_if_running(
+    context: &Context,
+    request: &Request,
+) -> anyhow::Result<Option<ReplyBody>> {
+    let paths = DaemonPaths::for_home(&context.home);
+    match Client::connect(&paths.socket).await {
+        Ok(client) => client
+            .request(request, |_, _| {})
+            .await
+            .map(Some)
+            .map_err(into_user_error),
+        Err(_) => Ok(None),
+    }
+}
+
+fn into_user_error(error: ClientError) -> anyhow::Error {
+    anyhow::anyhow!("{error}")
+}
+
+/// Connects to the daemon, starting it when no daemon answers.
+pub async fn connect_or_start(context: &Context) -> anyhow::Result<Client> {
+    let paths = DaemonPaths::for_home(&context.home);
+    if let Ok(client) = Client::connect(&paths.socket).await {
+        return Ok(client);
+    }
+    fs::create_dir_all(&context.home)
+        .with_context(|| format!("cannot create SANDPIT_HOME {}", context.home.display()))?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&paths.log_file)
+        .with_context(|| format!("cannot open {}", paths.log_file.display()))?;
+    let log_size_before = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut daemon = Command::new(&context.executable)
+        .arg("daemon")
+        .env("SANDPIT_HOME", &context.home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        // Its own process group: a Ctrl-C in this terminal must not reach the daemon.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start the daemon {}", context.executable.display()))?;
+    let started = Instant::now();
+    loop {
+        if let Ok(client) = Client::connect(&paths.socket).await {
+            // Reap it later from nobody: it outlives us by design. Forget the handle.
+            drop(daemon);
+            return Ok(client);
+        }
+        if let Some(status) = daemon.try_wait()? {
+            let log_text = fs::read_to_string(&paths.log_file).unwrap_or_default();
+            let new_lines = log_text
+                .get(log_size_before as usize..)
+                .unwrap_or(&log_text);
+            // Another CLI call may have started a daemon at the same moment; use that one.
+            if let Ok(client) = Client::connect(&paths.socket).await {
+                return Ok(client);
+            }
+            bail!(
+                "the sandpit daemon exited during start ({status}):\n{}\n(full log: {})",
+                new_lines.trim(),
+                paths.log_file.display()
+            );
+        }
+        if started.elapsed() > START_TIMEOUT {
+            bail!(
+                "the sandpit daemon did not open {} within {}s; see {}",
+                paths.socket.display(),
+                START_TIMEOUT.as_secs(),
+                paths.log_file.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asks the daemon to stop every component and exit; waits until it has.
+pub async fn stop(context: &Context) -> anyhow::Result<bool> {
+    let paths = DaemonPaths::for_home(&context.home);
+    let pid = fs::read_to_string(&paths.pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok());
+    if request_if_running(context, &Request::Shutdown)
+        .await?
+        .is_none()
+    {
+        return Ok(false);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The socket disappears last, after every component is stopped.
+    while paths.socket.exists() || pid.is_some_and(process_alive) {
+        if Instant::now() > deadline {
+            bail!(
+                "the daemon did not stop within 60s; see {}",
+                paths.log_file.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(true)
+}
+
+fn process_alive(pid: i32) -> bool {
+    sandpit_runtime::process::stat(pid as u32).is_some_and(|s| s.state != 'Z' && s.state != 'X')
+}

@@ -1,0 +1,18 @@
+//! `sandpit status BIOME`: what one biome runs and how it is doing.
+
+use sandpit_runtime::protocol::{BiomeStatus, ReplyBody, Request};
+
+use crate::daemon_connection;
+use crate::project::ProjectDir;
+use crate::Context;
+
+pub async fn status(context: &Context, biome: &str) -> anyhow::Result<BiomeStatus> {
+    let project = ProjectDir::locate(&context.project_dir)?.project_name()?;
+    let biome = crate::up::parse_biome_name(biome)?;
+    match daemon_connection::request(context, &Request::Status { project, biome }, |_, _| {})
+        .await?
+    {
+        ReplyBody::Biome(status) => Ok(status),
+        other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}

@@ -1,0 +1,111 @@
+//! `sandpit up [BIOME]`: build at a commit, then hand the biome's desired state to the daemon and
+//! wait until it has converged.
+
+use anyhow::bail;
+use sandpit_build::execute::BuildProgress;
+use sandpit_build::git::Repository;
+use sandpit_domain::{ComponentKind, Name};
+use sandpit_runtime::protocol::{BiomeSpec, BiomeStatus, ComponentSpec, ReplyBody, Request};
+
+use crate::build::{BuildOptions, BuildOutcome};
+use crate::daemon_connection;
+use crate::project::{biome_environment, ProjectDir};
+use crate::Context;
+
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// The biome; `None` names it after the current branch.
+    pub biome: Option<String>,
+    /// The environment it lives in; `None` picks the first that hosts biomes.
+    pub env: Option<String>,
+    pub build: BuildOptions,
+}
+
+#[derive(Debug)]
+pub struct UpOutcome {
+    pub build: BuildOutcome,
+    pub status: BiomeStatus,
+}
+
+/// Validates a biome name given on the command line.
+pub fn parse_biome_name(raw: &str) -> anyhow::Result<Name> {
+    Name::parse(raw).map_err(|e| anyhow::anyhow!("invalid biome name: {e}\nhint: {}", e.hint()))
+}
+
+pub async fn up(
+    context: &Context,
+    options: &UpOptions,
+    progress: &mut dyn BuildProgress,
+    on_event: impl FnMut(Option<&Name>, &str),
+) -> anyhow::Result<UpOutcome> {
+    let project = ProjectDir::locate(&context.project_dir)?;
+    let biome = match &options.biome {
+        Some(raw) => parse_biome_name(raw)?,
+        None => {
+            let repo = Repository::discover_with_env(&project.root, context.base_env.clone())?;
+            match repo.current_branch()? {
+                Some(branch) => Name::sanitize(&branch).ok_or_else(|| {
+                    anyhow::anyhow!("cannot make a biome name out of branch `{branch}`\nhint: name it: `sandpit up NAME`")
+                })?,
+                None => bail!("HEAD is detached, so there is no branch to name the biome after\nhint: name it: `sandpit up NAME`"),
+            }
+        }
+    };
+    let build = crate::build::build(context, &options.build, progress)?;
+    let spec = &build.spec;
+    if spec.environments.contains_key(&biome) {
+        bail!(
+            "`{biome}` is the name of an environment, so it cannot name a biome\nhint: pick another name, e.g. `{biome}-{}`",
+            "mine"
+        );
+    }
+    let env = biome_environment(spec, options.env.as_deref())?;
+    let mut components = Vec::new();
+    for component in spec.start_order() {
+        let built = build
+            .report
+            .components
+            .iter()
+            .find(|c| c.name == component.name)
+            .ok_or_else(|| anyhow::anyhow!("the build did not produce `{}`", component.name))?;
+        if component.kind == ComponentKind::Model {
+            // Served by the environment's model endpoint, not run as a process.
+            continue;
+        }
+        components.push(ComponentSpec {
+            name: component.name.clone(),
+            kind: component.kind,
+            artifact: built.artifact.name.file_name(),
+            digest: built.artifact.digest.clone(),
+            run: component.run.clone().unwrap_or_default(),
+            health: component.health.clone(),
+            start_timeout_secs: component.start_timeout.as_secs(),
+            env: component.env.clone(),
+            depends_on: component
+                .depends_on
+                .iter()
+                .filter(|d| {
+                    spec.components
+                        .get(*d)
+                        .is_some_and(|c| c.kind != ComponentKind::Model)
+                })
+                .cloned()
+                .collect(),
+        });
+    }
+    let request = Request::Up {
+        biome: BiomeSpec {
+            project: spec.project.name.clone(),
+            env,
+            biome,
+            version: build.report.version.to_string(),
+            store: build.store_root.clone(),
+            max_artifact_size: spec.project.max_artifact_size.0,
+            components,
+        },
+    };
+    match daemon_connection::request(context, &request, on_event).await? {
+        ReplyBody::Biome(status) => Ok(UpOutcome { build, status }),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}

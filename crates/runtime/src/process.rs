@@ -1,0 +1,215 @@
+//! Starting, watching and stopping the processes of a biome. The only place the runtime spawns.
+//!
+//! Every component runs as `sh -c <run>` in a process group of its own (so a stop reaches the
+//! whole tree the command starts), with a scrubbed environment, stdin from `/dev/null`, and stdout
+//! and stderr appended straight to its log file. Writing to a file rather than a pipe means a
+//! component outlives a crash of the daemon untouched, and the next daemon can adopt it.
+
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+/// Everything needed to start one process.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub command: String,
+    pub working_dir: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub log_path: PathBuf,
+}
+
+/// A process the supervisor started (or adopted), identified robustly against pid reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessIdentity {
+    pub pid: u32,
+    /// Start time in clock ticks since boot, from `/proc/<pid>/stat`; a recycled pid has another.
+    pub start_ticks: u64,
+}
+
+/// Starts `launch` in its own process group.
+pub fn spawn(launch: &Launch) -> io::Result<(tokio::process::Child, ProcessIdentity)> {
+    if let Some(parent) = launch.log_path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&launch.log_path)?;
+    let log_for_stderr = log.try_clone()?;
+    let child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&launch.command)
+        .current_dir(&launch.working_dir)
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_for_stderr))
+        .process_group(0)
+        .kill_on_drop(false)
+        .spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("process exited before its pid was read"))?;
+    let start_ticks = stat(pid).map(|s| s.start_ticks).unwrap_or(0);
+    Ok((child, ProcessIdentity { pid, start_ticks }))
+}
+
+/// The fields of `/proc/<pid>/stat` the supervisor needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub state: char,
+    pub process_group: i32,
+    pub start_ticks: u64,
+}
+
+/// Parses the contents of `/proc/<pid>/stat`. The command name (field 2) may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+pub fn parse_stat(contents: &str) -> Option<ProcStat> {
+    let after_name = &contents[contents.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // after_name starts at field 3 (state); field N is fields[N - 3].
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        process_group: fields.get(5 - 3)?.parse().ok()?,
+        start_ticks: fields.get(22 - 3)?.parse().ok()?,
+    })
+}
+
+pub fn stat(pid: u32) -> Option<ProcStat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Whether the process is still the one we started and has not exited (a zombie counts as exited:
+/// nothing here reaps a process the supervisor adopted, and pid 1 may not either).
+pub fn is_running(identity: ProcessIdentity) -> bool {
+    match stat(identity.pid) {
+        Some(s) => s.start_ticks == identity.start_ticks && s.state != 'Z' && s.state != 'X',
+        None => false,
+    }
+}
+
+/// Live (non-zombie) members of a process group.
+pub fn group_members(process_group: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            stat(*pid).is_some_and(|s| {
+                s.process_group == process_group as i32 && s.state != 'Z' && s.state != 'X'
+            })
+        })
+        .collect()
+}
+
+/// Sends `signal` to every process in the group; a group that is already gone is not an error.
+pub fn signal_group(process_group: u32, signal: Signal) -> io::Result<()> {
+    match killpg(Pid::from_raw(process_group as i32), signal) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(errno) => Err(io::Error::from(errno)),
+    }
+}
+
+/// Stops a process group: SIGTERM, then SIGKILL for whatever is left after `grace`.
+/// `child`, when the process is ours, is reaped so it does not linger as a zombie.
+pub async fn stop_group(
+    identity: ProcessIdentity,
+    child: Option<&mut tokio::process::Child>,
+    grace: Duration,
+) {
+    let group = identity.pid;
+    // A group we no longer lead (pid reused) must not be signalled.
+    if !is_running(identity) && group_members(group).is_empty() {
+        if let Some(child) = child {
+            let _ = child.wait().await;
+        }
+        return;
+    }
+    let _ = signal_group(group, Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + grace;
+    let mut child = child;
+    loop {
+        if let Some(child) = child.as_mut() {
+            let _ = child.try_wait();
+        }
+        if group_members(group).is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = signal_group(group, Signal::SIGKILL);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    if let Some(child) = child {
+        let _ = child.wait().await;
+    }
+    // After SIGKILL the kernel removes the processes promptly; wait for it so callers can rely on
+    // "stopped" meaning gone.
+    for _ in 0..200 {
+        if group_members(group).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Processes whose environment carries `marker` (`NAME=value`): how a restarted daemon finds
+/// processes it started but never recorded, so none is left orphaned.
+pub fn processes_with_env_marker(marker: &str) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let own_pid = std::process::id();
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != own_pid)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .map(|environ| {
+                    environ
+                        .split(|b| *b == 0)
+                        .any(|var| var == marker.as_bytes())
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_awkward_command_names() {
+        let line = "4242 (my (odd) prog) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        let parsed = parse_stat(line).unwrap();
+        assert_eq!(parsed.state, 'S');
+        assert_eq!(parsed.process_group, 4242);
+        assert_eq!(parsed.start_ticks, 987654);
+        assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn own_process_is_running_and_a_wrong_start_time_is_not() {
+        let pid = std::process::id();
+        let me = stat(pid).unwrap();
+        assert!(is_running(ProcessIdentity {
+            pid,
+            start_ticks: me.start_ticks
+        }));
+        assert!(!is_running(ProcessIdentity {
+            pid,
+            start_ticks: me.start_ticks + 1
+        }));
+    }
+}

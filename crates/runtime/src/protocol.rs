@@ -1,0 +1,118 @@
+//! Wire types spoken between the CLI and the supervisor daemon over its Unix socket.
+//!
+//! One JSON object per line. A request gets zero or more `event` lines (progress) and then exactly
+//! one `ok` or `error` line. These types are the only contract between the two processes; they are
+//! converted by hand to and from the supervisor's own types.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use sandpit_domain::{ComponentKind, ComponentState, Digest, Name};
+use serde::{Deserialize, Serialize};
+
+/// A request from a client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// Is the daemon alive? Answers its pid and version.
+    Ping,
+    /// Make the biome look like this; answers its status once converged or failed.
+    Up { biome: BiomeSpec },
+    /// Stop and forget the biome; answers its last status.
+    Down { project: Name, biome: Name },
+    /// One biome's status.
+    Status { project: Name, biome: Name },
+    /// Every biome of a project (or of every project).
+    List { project: Option<Name> },
+    /// Stop every process gracefully, keep the desired state, exit.
+    Shutdown,
+}
+
+/// One line of an answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// Progress, for humans.
+    Event {
+        component: Option<Name>,
+        message: String,
+    },
+    /// The final answer.
+    Ok { body: ReplyBody },
+    /// The request failed; `message` is ready to show to a user.
+    Error { message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReplyBody {
+    Pong { pid: u32, version: String },
+    Biome(BiomeStatus),
+    Biomes { biomes: Vec<BiomeStatus> },
+    Done,
+}
+
+/// The desired state of one biome: which artifact runs as what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BiomeSpec {
+    pub project: Name,
+    pub env: Name,
+    pub biome: Name,
+    /// The version (commit, or dirty version) the biome was brought up at.
+    pub version: String,
+    /// The artifact store the digests below are read from (verified on every read).
+    pub store: PathBuf,
+    /// Largest size an artifact may expand to.
+    pub max_artifact_size: u64,
+    /// In start order: dependencies first.
+    pub components: Vec<ComponentSpec>,
+}
+
+/// How one component of a biome is run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentSpec {
+    pub name: Name,
+    pub kind: ComponentKind,
+    /// `<component>-<version>.zip`
+    pub artifact: String,
+    pub digest: Digest,
+    /// Shell command, run with `sh -c` in the extracted artifact.
+    pub run: String,
+    /// Services only: HTTP path answering 2xx when healthy.
+    pub health: Option<String>,
+    /// Seconds to wait for health (services) or completion (jobs).
+    pub start_timeout_secs: u64,
+    pub env: BTreeMap<String, String>,
+    pub depends_on: Vec<Name>,
+}
+
+/// What a biome looks like now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BiomeStatus {
+    pub project: Name,
+    pub biome: Name,
+    pub env: Name,
+    pub sha: String,
+    /// `starting|healthy|degraded|stopped`
+    pub state: String,
+    pub components: Vec<ComponentStatus>,
+    /// The biome's persistent data directory (`SANDPIT_DATA_DIR`).
+    pub data_dir: PathBuf,
+}
+
+/// What one component looks like now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentStatus {
+    pub name: Name,
+    pub kind: ComponentKind,
+    pub state: ComponentState,
+    pub pid: Option<u32>,
+    pub url: Option<String>,
+    pub port: Option<u16>,
+    pub restarts: u32,
+    pub artifact: String,
+    pub digest: Digest,
+    pub log: PathBuf,
+    /// Why it is not healthy, when known (e.g. the exit status of the last crash).
+    pub detail: Option<String>,
+}

@@ -1,0 +1,183 @@
+//! Located problems in `sandpit.toml`: what is wrong, where (line:column), and what to do.
+
+use std::fmt;
+
+use crate::schema::FILE_NAME;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem, located at 1-based line and column (columns counted in characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    /// `sandpit.toml:12:7: <message>` (with `warning: ` before warnings' messages), then
+    /// `  hint: <hint>` on a second line when there is one.
+    pub fn render(&self, file_label: &str) -> String {
+        let severity = match self.severity {
+            Severity::Error => "",
+            Severity::Warning => "warning: ",
+        };
+        let mut rendered = format!(
+            "{file_label}:{}:{}: {severity}{}",
+            self.line, self.column, self.message
+        );
+        if let Some(hint) = &self.hint {
+            rendered.push_str("\n  hint: ");
+            rendered.push_str(hint);
+        }
+        rendered
+    }
+}
+
+/// Everything wrong with a file that could not be accepted; warnings are kept so they are shown too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostics {
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rendered: Vec<String> = self
+            .errors
+            .iter()
+            .chain(&self.warnings)
+            .map(|d| d.render(FILE_NAME))
+            .collect();
+        f.write_str(&rendered.join("\n"))
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Collects problems by byte offset while the file is checked; turned into line and column once
+/// at the end, so the checking code only ever handles spans.
+#[derive(Debug)]
+pub(crate) struct Sink<'a> {
+    source: &'a str,
+    found: Vec<(usize, Severity, String, Option<String>)>,
+}
+
+impl<'a> Sink<'a> {
+    pub fn new(source: &'a str) -> Self {
+        Sink {
+            source,
+            found: Vec::new(),
+        }
+    }
+
+    pub fn error(&mut self, at: usize, message: impl Into<String>, hint: Option<String>) {
+        self.found.push((at, Severity::Error, message.into(), hint));
+    }
+
+    pub fn warning(&mut self, at: usize, message: impl Into<String>, hint: Option<String>) {
+        self.found
+            .push((at, Severity::Warning, message.into(), hint));
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.found
+            .iter()
+            .any(|(_, severity, _, _)| *severity == Severity::Error)
+    }
+
+    /// Errors and warnings, each sorted by position (stable, so same-place problems keep the
+    /// order they were found in).
+    pub fn finish(self) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+        let mut found = self.found;
+        found.sort_by_key(|(at, _, _, _)| *at);
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        for (at, severity, message, hint) in found {
+            let (line, column) = line_column(self.source, at);
+            let diagnostic = Diagnostic {
+                severity,
+                line,
+                column,
+                message,
+                hint,
+            };
+            match severity {
+                Severity::Error => errors.push(diagnostic),
+                Severity::Warning => warnings.push(diagnostic),
+            }
+        }
+        (errors, warnings)
+    }
+}
+
+/// 1-based line and character column of a byte offset.
+fn line_column(source: &str, at: usize) -> (usize, usize) {
+    let mut at = at.min(source.len());
+    while !source.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &source[..at];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// `did you mean `health`?` when a known word is within two edits of what was written.
+pub(crate) fn did_you_mean<'k>(
+    written: &str,
+    known: impl IntoIterator<Item = &'k str>,
+) -> Option<String> {
+    known
+        .into_iter()
+        .map(|candidate| (edit_distance(written, candidate), candidate))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| format!("did you mean `{candidate}`?"))
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, a_char) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, b_char) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(a_char != *b_char);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_character_columns() {
+        let source = "ab\nçé = 1\n";
+        assert_eq!(line_column(source, 0), (1, 1));
+        assert_eq!(line_column(source, 3), (2, 1));
+        // `=` is the fourth character of line 2 but byte 8 of the file.
+        assert_eq!(line_column(source, source.find('=').unwrap()), (2, 4));
+        assert_eq!(line_column(source, 999), (3, 1));
+    }
+
+    #[test]
+    fn suggestions_within_two_edits() {
+        assert_eq!(edit_distance("helth", "health"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(
+            did_you_mean("helth", ["run", "health"]).as_deref(),
+            Some("did you mean `health`?")
+        );
+        assert_eq!(did_you_mean("xyz", ["run", "health"]), None);
+    }
+}

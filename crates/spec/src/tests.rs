@@ -1,0 +1,757 @@
+//! Table-driven tests of [`crate::parse`]: each input and the exact diagnostics it produces, plus
+//! the model built from a valid file, the starter file and the checked-in JSON Schema.
+
+use std::time::Duration;
+
+use sandpit_domain::{ByteSize, ComponentKind, Name};
+
+use crate::*;
+
+/// What a user would see: the diagnostics of a refused file, or the warnings of an accepted one.
+fn rendered(input: &str) -> String {
+    match parse(input) {
+        Ok(parsed) => {
+            let warnings: Vec<String> = parsed
+                .warnings
+                .iter()
+                .map(|w| w.render(FILE_NAME))
+                .collect();
+            warnings.join("\n")
+        }
+        Err(diagnostics) => diagnostics.to_string(),
+    }
+}
+
+/// Inputs and expectations are written as raw strings starting on the line after `r#"`.
+fn check(input: &str, expect: &str) {
+    let input = input.strip_prefix('\n').unwrap_or(input);
+    assert_eq!(
+        rendered(input),
+        expect.trim_matches('\n'),
+        "input:\n{input}"
+    );
+}
+
+fn name(raw: &str) -> Name {
+    Name::parse(raw).unwrap()
+}
+
+#[test]
+fn syntax_error_is_one_diagnostic_at_the_parser_position() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[services.api]
+path = "api
+run = "x"
+"#,
+        r#"
+sandpit.toml:5:12: invalid TOML: invalid basic string
+"#,
+    );
+    check(
+        r#"
+[project]
+name = "demo"
+name = "again"
+"#,
+        r#"
+sandpit.toml:3:1: invalid TOML: duplicate key `name` in table `project`
+"#,
+    );
+}
+
+#[test]
+fn bad_names() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[services.Grade_API]
+path = "."
+run = "x"
+"#,
+        r#"
+sandpit.toml:4:11: invalid service name: name `Grade_API` must start with a lowercase letter
+  hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter, e.g. `grade-api`
+"#,
+    );
+    check(
+        r#"
+[project]
+name = "demo"
+
+[environments.dev-]
+biomes = true
+"#,
+        r#"
+sandpit.toml:4:15: invalid environment name: name `dev-` ends with `-`, which is not allowed in a hostname
+  hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter, e.g. `grade-api`
+"#,
+    );
+    check(
+        r#"
+[project]
+name = "My Project"
+"#,
+        r#"
+sandpit.toml:2:8: invalid `name`: name `My Project` must start with a lowercase letter
+  hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter, e.g. `grade-api`
+"#,
+    );
+}
+
+#[test]
+fn missing_required_keys_point_at_the_table_header() {
+    check(
+        r#"
+[project]
+max_artifact_size = "1GiB"
+"#,
+        r#"
+sandpit.toml:1:1: `[project]` has no `name`
+  hint: add name = "my-project"
+"#,
+    );
+    check(
+        r#"
+[services.api]
+path = "."
+run = "x"
+"#,
+        r#"
+sandpit.toml:1:1: sandpit.toml has no `[project]` section
+  hint: add a `[project]` section at the top of the file
+"#,
+    );
+    check(
+        r#"
+[project]
+name = "demo"
+
+[services.grade-api]
+path = "."
+"#,
+        r#"
+sandpit.toml:4:1: service `grade-api` has no `run` command
+  hint: add run = "python3 app.py"
+"#,
+    );
+}
+
+#[test]
+fn wrong_types() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[environments.dev]
+biomes = "yes"
+"#,
+        r#"
+sandpit.toml:5:10: `biomes` must be a boolean, found a string
+  hint: write biomes = true
+"#,
+    );
+    check(
+        r#"
+[project]
+name = "demo"
+max_artifact_size = "lots"
+
+[services.api]
+path = 1
+run = "x"
+start_timeout = 0
+health = "health"
+depends_on = "db"
+"#,
+        r#"
+sandpit.toml:3:21: `max_artifact_size`: `lots` is not a size: write a number of bytes or a number with a unit such as `512MiB` or `2GiB`
+  hint: write max_artifact_size = "2GiB"
+sandpit.toml:6:8: `path` must be a string, found an integer
+  hint: write path = "services/api"
+sandpit.toml:8:17: `start_timeout` must be at least 1, found 0
+  hint: write start_timeout = 60
+sandpit.toml:9:10: `health` must be an HTTP path starting with `/`, found `health`
+  hint: write health = "/health"
+sandpit.toml:10:14: `depends_on` must be an array of names, found a string
+  hint: write depends_on = ["migrate"]
+"#,
+    );
+    check(
+        r#"
+[project]
+name = "demo"
+
+[[services]]
+path = "."
+"#,
+        r#"
+sandpit.toml:4:1: `services` must be a table, found an array of tables
+  hint: write each service as a `[services.<name>]` section
+"#,
+    );
+}
+
+#[test]
+fn unknown_keys_are_warnings_with_suggestions() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[services.api]
+path = "."
+run = "x"
+helth = "/h"
+colour = "blue"
+
+[servics.web]
+path = "."
+"#,
+        r#"
+sandpit.toml:7:1: warning: unknown key `helth` in service `api`
+  hint: did you mean `health`?
+sandpit.toml:8:1: warning: unknown key `colour` in service `api`
+  hint: known keys here are `path`, `build`, `output`, `run`, `health`, `start_timeout`, `env`, `depends_on`
+sandpit.toml:10:2: warning: unknown section `servics`
+  hint: did you mean `services`?
+"#,
+    );
+    // Warnings alone do not refuse the file.
+    let parsed = parse("[project]\nname = \"demo\"\nnmae = 1\n").unwrap();
+    assert_eq!(parsed.warnings.len(), 1);
+    assert_eq!(parsed.warnings[0].severity, Severity::Warning);
+}
+
+#[test]
+fn dependencies_must_exist_and_not_loop() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[services.web]
+path = "."
+run = "x"
+depends_on = ["ap", "zzz"]
+
+[services.api]
+path = "."
+run = "x"
+"#,
+        r#"
+sandpit.toml:7:15: service `web` depends on `ap`, which is not a service, job or model in this file
+  hint: did you mean `api`?
+sandpit.toml:7:21: service `web` depends on `zzz`, which is not a service, job or model in this file
+  hint: declared components are `api`, `web`
+"#,
+    );
+    check(
+        r#"
+[project]
+name = "demo"
+
+[services.a]
+path = "."
+run = "x"
+depends_on = ["b"]
+
+[services.b]
+path = "."
+run = "x"
+depends_on = ["c"]
+
+[jobs.c]
+path = "."
+run = "x"
+depends_on = ["a"]
+
+[services.d]
+path = "."
+run = "x"
+depends_on = ["d"]
+"#,
+        r#"
+sandpit.toml:7:15: dependency cycle: `a -> b -> c -> a`
+  hint: components cannot wait for each other; remove one of these `depends_on` entries
+sandpit.toml:22:15: service `d` depends on itself
+  hint: remove it from `depends_on`
+"#,
+    );
+}
+
+#[test]
+fn names_are_unique_across_kinds() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[services.x]
+path = "."
+run = "x"
+
+[jobs.x]
+path = "."
+run = "x"
+"#,
+        r#"
+sandpit.toml:8:7: `x` is declared as both a service and a job
+  hint: component names must be unique across services, jobs and models; rename one
+"#,
+    );
+}
+
+#[test]
+fn paths_stay_inside_the_project() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[services.api]
+path = "/srv/api"
+run = "x"
+output = "../dist"
+
+[database]
+migrations = "db/../../m"
+"#,
+        r#"
+sandpit.toml:5:8: `path` must be a relative path, found `/srv/api`
+  hint: write it relative to the directory holding sandpit.toml, e.g. "services/api"
+sandpit.toml:7:10: `output` must stay inside the project, found `..` in `../dist`
+  hint: sandpit builds from a clean checkout of this repository; move what you need inside it
+sandpit.toml:10:14: `migrations` must stay inside the project, found `..` in `db/../../m`
+  hint: sandpit builds from a clean checkout of this repository; move what you need inside it
+"#,
+    );
+}
+
+#[test]
+fn env_var_keys_are_checked() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[services.api]
+path = "."
+run = "x"
+env = { "LOG-LEVEL" = "info", PORT = "1", SANDPIT_X = "y", WORKERS = 4, OK = "fine" }
+"#,
+        r#"
+sandpit.toml:7:9: `LOG-LEVEL` is not a valid environment variable name
+  hint: environment variable names are letters, digits and `_`, not starting with a digit, e.g. `LOG_LEVEL`
+sandpit.toml:7:31: `PORT` is set by sandpit and cannot be overridden in `env`
+  hint: sandpit sets PORT, DATABASE_URL and SANDPIT_* for every component; choose another name
+sandpit.toml:7:43: `SANDPIT_X` is set by sandpit and cannot be overridden in `env`
+  hint: sandpit sets PORT, DATABASE_URL and SANDPIT_* for every component; choose another name
+sandpit.toml:7:70: environment variable `WORKERS` must be a string, found an integer
+  hint: quote it: WORKERS = "4"
+"#,
+    );
+}
+
+#[test]
+fn promotion_references_and_cycles() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[environments.dev]
+biomes = true
+promote_from = "dev"
+
+[environments.test]
+promote_from = "dve"
+
+[environments.a]
+promote_from = "c"
+
+[environments.b]
+promote_from = "a"
+
+[environments.c]
+promote_from = "b"
+"#,
+        r#"
+sandpit.toml:6:16: environment `dev` promotes from itself
+  hint: remove `promote_from`, or name the environment whose artifacts are promoted here
+sandpit.toml:9:16: environment `test` promotes from `dve`, which is not declared
+  hint: did you mean `dev`?
+sandpit.toml:12:16: promotion cycle: `a -> b -> c -> a`
+  hint: promotion must flow one way, e.g. dev -> test -> prod; remove one of these `promote_from` keys
+"#,
+    );
+}
+
+#[test]
+fn approvals_need_protection() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[environments.test]
+approvals = 2
+"#,
+        r#"
+sandpit.toml:5:13: environment `test` requires 2 approvals but is not protected
+  hint: add protected = true, or remove `approvals`
+"#,
+    );
+}
+
+#[test]
+fn database_url_is_exactly_one_of_two() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[environments.prod.database]
+url = "postgres://x"
+url_env = "PROD_URL"
+
+[environments.test.database]
+"#,
+        r#"
+sandpit.toml:6:1: `[environments.prod.database]` sets both `url` and `url_env`
+  hint: keep one; `url_env` keeps the secret out of the repository
+sandpit.toml:8:1: `[environments.test.database]` has neither `url` nor `url_env`
+  hint: add url_env = "PROD_DATABASE_URL" naming the variable that holds the URL
+"#,
+    );
+}
+
+#[test]
+fn model_files_are_onnx() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[models.recovery]
+path = "models/recovery"
+file = "model.pt"
+"#,
+        r#"
+sandpit.toml:6:8: model `recovery`: `file` must be an ONNX file ending in `.onnx`, found `model.pt`
+  hint: export the model to ONNX and name the file, e.g. file = "model.onnx"
+"#,
+    );
+}
+
+#[test]
+fn every_problem_in_a_file_is_reported_at_once() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[services.api]
+path = "/abs"
+
+[jobs.Migrate]
+path = "."
+run = "x"
+
+[environments.dev]
+biomes = 1
+protectd = true
+"#,
+        r#"
+sandpit.toml:4:1: service `api` has no `run` command
+  hint: add run = "python3 app.py"
+sandpit.toml:5:8: `path` must be a relative path, found `/abs`
+  hint: write it relative to the directory holding sandpit.toml, e.g. "services/api"
+sandpit.toml:7:7: invalid job name: name `Migrate` must start with a lowercase letter
+  hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter, e.g. `grade-api`
+sandpit.toml:12:10: `biomes` must be a boolean, found an integer
+  hint: write biomes = true
+sandpit.toml:13:1: warning: unknown key `protectd` in environment `dev`
+  hint: did you mean `protected`?
+"#,
+    );
+    let diagnostics = parse("[project]\nname = 1\n[services.a]\n").unwrap_err();
+    assert_eq!(
+        (diagnostics.errors.len(), diagnostics.warnings.len()),
+        (3, 0)
+    );
+    assert!(diagnostics
+        .errors
+        .windows(2)
+        .all(|w| (w[0].line, w[0].column) <= (w[1].line, w[1].column)));
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    check(
+        "[project]\nname = \"demo\"\n[services.api]\npath = \".\"\nrun = \"x\"\nenv = { \"ÉTAT\" = \"x\", \"Ü\" = \"y\" }\n",
+        r#"
+sandpit.toml:6:9: `ÉTAT` is not a valid environment variable name
+  hint: environment variable names are letters, digits and `_`, not starting with a digit, e.g. `LOG_LEVEL`
+sandpit.toml:6:23: `Ü` is not a valid environment variable name
+  hint: environment variable names are letters, digits and `_`, not starting with a digit, e.g. `LOG_LEVEL`
+"#,
+    );
+}
+
+const FULL: &str = r#"
+[project]
+name = "grades"
+max_artifact_size = "512MiB"
+
+[environments.dev]
+biomes = true
+
+[environments.test]
+promote_from = "dev"
+[environments.test.models]
+max_memory = "4GiB"
+max_models = 3
+
+[environments.prod]
+promote_from = "test"
+protected = true
+[environments.prod.database]
+url_env = "PROD_DATABASE_URL"
+
+[services.grade-api]
+path = "./services/grade-api/"
+build = "make"
+output = "dist"
+run = "python3 app.py"
+health = "/healthz"
+env = { LOG_LEVEL = "debug" }
+depends_on = ["migrate", "recovery"]
+
+[services.web]
+path = "web"
+run = "node server.js"
+depends_on = ["grade-api"]
+
+[jobs.migrate]
+path = "."
+run = "sandpit-migrate"
+
+[models.recovery]
+path = "models/recovery"
+file = "recovery.onnx"
+
+[database]
+migrations = "db/migrations"
+seed = "db/seed.sql"
+"#;
+
+#[test]
+fn a_full_file_builds_the_model() {
+    let parsed = parse(FULL).unwrap();
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    let spec = parsed.spec;
+    assert_eq!(spec.project.name, name("grades"));
+    assert_eq!(
+        spec.project.max_artifact_size,
+        ByteSize(512 * ByteSize::MIB)
+    );
+
+    let environments: Vec<&str> = spec.environments.keys().map(Name::as_str).collect();
+    assert_eq!(environments, ["dev", "prod", "test"]);
+    let dev = &spec.environments[&name("dev")];
+    assert!(dev.biomes && !dev.protected && dev.approvals == 0 && dev.promote_from.is_none());
+    let test = &spec.environments[&name("test")];
+    assert!(!test.biomes);
+    assert_eq!(test.promote_from, Some(name("dev")));
+    assert_eq!(
+        (test.models_max_memory, test.models_max_count),
+        (Some(ByteSize(4 * ByteSize::GIB)), Some(3))
+    );
+    let prod = &spec.environments[&name("prod")];
+    assert!(prod.protected);
+    assert_eq!(prod.approvals, 1, "protected defaults to one approval");
+    assert_eq!(
+        prod.database_url,
+        Some(DatabaseUrl::FromEnv("PROD_DATABASE_URL".into()))
+    );
+
+    let api = &spec.components[&name("grade-api")];
+    assert_eq!(api.kind, ComponentKind::Service);
+    assert_eq!(api.path, "services/grade-api");
+    assert_eq!(api.build.as_deref(), Some("make"));
+    assert_eq!(api.output, "dist");
+    assert_eq!(api.run.as_deref(), Some("python3 app.py"));
+    assert_eq!(api.health.as_deref(), Some("/healthz"));
+    assert_eq!(api.start_timeout, Duration::from_secs(60));
+    assert_eq!(api.env.get("LOG_LEVEL").map(String::as_str), Some("debug"));
+    assert_eq!(api.depends_on, [name("migrate"), name("recovery")]);
+
+    let web = &spec.components[&name("web")];
+    assert_eq!(
+        (
+            web.output.as_str(),
+            web.health.as_deref(),
+            web.build.as_deref()
+        ),
+        (".", Some("/"), None)
+    );
+    let migrate = &spec.components[&name("migrate")];
+    assert_eq!(
+        (
+            migrate.kind,
+            migrate.start_timeout,
+            migrate.health.as_deref()
+        ),
+        (ComponentKind::Job, Duration::from_secs(600), None)
+    );
+    let recovery = &spec.components[&name("recovery")];
+    assert_eq!(
+        (
+            recovery.kind,
+            recovery.run.as_deref(),
+            recovery.file.as_deref()
+        ),
+        (ComponentKind::Model, None, Some("recovery.onnx"))
+    );
+
+    let database = spec.database.as_ref().unwrap();
+    assert_eq!(
+        (
+            database.migrations.as_str(),
+            database.seed.as_deref(),
+            database.shared.as_deref()
+        ),
+        ("db/migrations", Some("db/seed.sql"), None)
+    );
+
+    let order: Vec<&str> = spec.start_order().iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(order, ["migrate", "recovery", "grade-api", "web"]);
+    assert_eq!(spec.services().count(), 2);
+}
+
+#[test]
+fn a_file_without_environments_gets_dev_with_biomes() {
+    let spec = parse("[project]\nname = \"tiny\"\n").unwrap().spec;
+    assert_eq!(spec.project.max_artifact_size, ByteSize(2 * ByteSize::GIB));
+    let environments: Vec<(&str, bool)> = spec
+        .environments
+        .values()
+        .map(|e| (e.name.as_str(), e.biomes))
+        .collect();
+    assert_eq!(environments, [("dev", true)]);
+    assert!(spec.components.is_empty() && spec.database.is_none());
+    // Integer byte counts are sizes too.
+    let spec = parse("[project]\nname = \"tiny\"\nmax_artifact_size = 1000\n")
+        .unwrap()
+        .spec;
+    assert_eq!(spec.project.max_artifact_size, ByteSize(1000));
+}
+
+#[test]
+fn diagnostics_render_errors_then_warnings() {
+    let diagnostics = parse("[project]\nnmae = \"x\"\n").unwrap_err();
+    assert_eq!(
+        diagnostics.to_string(),
+        "sandpit.toml:1:1: `[project]` has no `name`\n  hint: add name = \"my-project\"\n\
+         sandpit.toml:2:1: warning: unknown key `nmae` in `[project]`\n  hint: did you mean `name`?"
+    );
+    let error: &dyn std::error::Error = &diagnostics;
+    assert!(error.to_string().starts_with("sandpit.toml:1:1:"));
+    let plain = Diagnostic {
+        severity: Severity::Error,
+        line: 12,
+        column: 7,
+        message: "bad".into(),
+        hint: None,
+    };
+    assert_eq!(plain.render("x/sandpit.toml"), "x/sandpit.toml:12:7: bad");
+}
+
+#[test]
+fn starter_file_parses_cleanly() {
+    for project in ["demo", "grade-api", "a", "x1"] {
+        let parsed = parse(&starter_file(project)).unwrap_or_else(|d| panic!("{project}:\n{d}"));
+        assert!(
+            parsed.warnings.is_empty(),
+            "{project}: {:?}",
+            parsed.warnings
+        );
+        let spec = parsed.spec;
+        assert_eq!(spec.project.name, name(project));
+        let prod = &spec.environments[&name("prod")];
+        assert!(prod.protected && prod.approvals == 1);
+        assert_eq!(prod.promote_from, Some(name("test")));
+        assert!(spec.environments[&name("dev")].biomes);
+        assert_eq!(spec.components.len(), 2);
+    }
+    // Commented-out sections are valid too once uncommented.
+    let uncommented: String = starter_file("demo")
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if rest.starts_with('[') || is_assignment(rest) => rest,
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let parsed = parse(&uncommented).unwrap_or_else(|d| panic!("{d}\n{uncommented}"));
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    assert!(parsed.spec.database.is_some());
+    assert_eq!(parsed.spec.components.len(), 3);
+}
+
+/// `key = value`, as opposed to prose that happens to contain ` = `.
+fn is_assignment(line: &str) -> bool {
+    line.split_once(" = ")
+        .is_some_and(|(key, _)| key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+}
+
+#[test]
+fn the_checked_in_json_schema_is_current() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/sandpit.schema.json"
+    );
+    let generated = serde_json::to_string_pretty(&json_schema()).unwrap() + "\n";
+    #[allow(clippy::disallowed_methods)] // a test switch, not a setting of sandpit
+    let bless = std::env::var_os("SANDPIT_BLESS").is_some_and(|value| value == "1");
+    if bless {
+        std::fs::write(path, &generated).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "docs/sandpit.schema.json is out of date with crates/spec/src/schema.rs; regenerate it with\n  \
+         SANDPIT_BLESS=1 cargo test -p sandpit-spec the_checked_in_json_schema_is_current"
+    );
+}
+
+#[test]
+fn json_schema_lists_every_key_with_types_and_defaults() {
+    let schema = json_schema();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert_eq!(schema["required"], serde_json::json!(["project"]));
+    let service =
+        &schema["properties"]["services"]["patternProperties"]["^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"];
+    assert_eq!(service["required"], serde_json::json!(["path", "run"]));
+    assert_eq!(service["properties"]["health"]["default"], "/");
+    assert_eq!(service["properties"]["start_timeout"]["default"], 60);
+    assert_eq!(service["properties"]["start_timeout"]["type"], "integer");
+    let environment = &schema["properties"]["environments"]["patternProperties"]
+        ["^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"];
+    assert_eq!(environment["properties"]["biomes"]["type"], "boolean");
+    assert_eq!(
+        environment["properties"]["database"]["properties"]["url_env"]["type"],
+        "string"
+    );
+}

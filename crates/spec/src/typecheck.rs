@@ -1,0 +1,690 @@
+//! Checks a parsed TOML document against the key tables in [`crate::schema`]: types, required
+//! keys, unknown keys, names and paths. What passes comes out as typed [`Fields`], so the semantic
+//! validation never looks at raw TOML and never re-decides a type.
+
+use std::collections::BTreeMap;
+
+use sandpit_domain::{ByteSize, Name};
+use toml_edit::{Item, Key, TableLike, Value};
+
+use crate::diagnostic::{did_you_mean, Sink};
+use crate::schema::{DefaultValue, KeySpec, Kind, Section};
+
+/// Something from the file with the byte offset it was written at.
+#[derive(Debug, Clone)]
+pub(crate) struct Located<T> {
+    pub value: T,
+    pub at: usize,
+}
+
+#[derive(Debug)]
+pub(crate) enum Typed {
+    String(String),
+    Bool(bool),
+    Integer(u32),
+    Size(ByteSize),
+    Name(Name),
+    Names(Vec<Located<Name>>),
+    EnvVars(BTreeMap<String, String>),
+    Table(Fields),
+    Named(Vec<(Located<Name>, Fields)>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub typed: Typed,
+    pub key_at: usize,
+    pub value_at: usize,
+}
+
+/// The well-typed keys of one table, plus where the table is (its header, for "missing" errors).
+#[derive(Debug)]
+pub(crate) struct Fields {
+    pub section: &'static Section,
+    pub at: usize,
+    pub entries: BTreeMap<&'static str, Entry>,
+    /// Known keys written in the file, including those dropped for a wrong type.
+    pub written: Vec<&'static str>,
+}
+
+impl Fields {
+    fn typed(&self, key: &str) -> Option<&Typed> {
+        self.entries.get(key).map(|entry| &entry.typed)
+    }
+
+    fn default(&self, key: &str) -> DefaultValue {
+        self.section
+            .key(key)
+            .map_or(DefaultValue::None, |spec| spec.default)
+    }
+
+    /// Where the key's value is, or the table header when the key is absent.
+    pub fn value_at(&self, key: &str) -> usize {
+        self.entries
+            .get(key)
+            .map_or(self.at, |entry| entry.value_at)
+    }
+
+    pub fn key_at(&self, key: &str) -> usize {
+        self.entries.get(key).map_or(self.at, |entry| entry.key_at)
+    }
+
+    /// Whether the key was written at all, even with a value that was refused.
+    pub fn written(&self, key: &str) -> bool {
+        self.written.contains(&key)
+    }
+
+    /// The string, or the schema's default.
+    pub fn string(&self, key: &str) -> Option<String> {
+        match (self.typed(key), self.default(key)) {
+            (Some(Typed::String(value)), _) => Some(value.clone()),
+            (None, DefaultValue::String(default)) => Some(default.to_owned()),
+            _ => None,
+        }
+    }
+
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        match (self.typed(key), self.default(key)) {
+            (Some(Typed::Bool(value)), _) => Some(*value),
+            (None, DefaultValue::Bool(default)) => Some(default),
+            _ => None,
+        }
+    }
+
+    pub fn integer(&self, key: &str) -> Option<u32> {
+        match (self.typed(key), self.default(key)) {
+            (Some(Typed::Integer(value)), _) => Some(*value),
+            (None, DefaultValue::Integer(default)) => Some(default),
+            _ => None,
+        }
+    }
+
+    pub fn size(&self, key: &str) -> Option<ByteSize> {
+        match (self.typed(key), self.default(key)) {
+            (Some(Typed::Size(value)), _) => Some(*value),
+            (None, DefaultValue::String(default)) => ByteSize::parse(default).ok(),
+            _ => None,
+        }
+    }
+
+    pub fn name(&self, key: &str) -> Option<&Name> {
+        match self.typed(key) {
+            Some(Typed::Name(value)) => Some(value),
+            _ => None,
+        }
+    }
+
+    pub fn names(&self, key: &str) -> &[Located<Name>] {
+        match self.typed(key) {
+            Some(Typed::Names(value)) => value,
+            _ => &[],
+        }
+    }
+
+    pub fn env_vars(&self, key: &str) -> BTreeMap<String, String> {
+        match self.typed(key) {
+            Some(Typed::EnvVars(value)) => value.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    pub fn table(&self, key: &str) -> Option<&Fields> {
+        match self.typed(key) {
+            Some(Typed::Table(value)) => Some(value),
+            _ => None,
+        }
+    }
+
+    pub fn named(&self, key: &str) -> &[(Located<Name>, Fields)] {
+        match self.typed(key) {
+            Some(Typed::Named(value)) => value,
+            _ => &[],
+        }
+    }
+}
+
+/// Environment variables sandpit sets for every component; a file may not override them.
+const RESERVED_ENV_VARS: [&str; 2] = ["PORT", "DATABASE_URL"];
+
+/// Checks `table` (the document root, or any table below it) against `section`.
+///
+/// `owner` names the table in messages (`service `api``, ``[project]``); `path` is its dotted
+/// TOML path, empty for the root.
+pub(crate) fn check_table(
+    sink: &mut Sink<'_>,
+    table: &dyn TableLike,
+    at: usize,
+    section: &'static Section,
+    owner: &str,
+    path: &str,
+) -> Fields {
+    let mut fields = Fields {
+        section,
+        at,
+        entries: BTreeMap::new(),
+        written: Vec::new(),
+    };
+    for (name, item) in table.iter() {
+        let key_at = table
+            .get_key_value(name)
+            .and_then(|(key, _)| key.span())
+            .map_or(at, |s| s.start);
+        let value_at = item.span().map_or(key_at, |span| span.start);
+        let Some(spec) = section.key(name) else {
+            let (message, hint) = if path.is_empty() {
+                (format!("unknown section `{name}`"), "sections are")
+            } else {
+                (
+                    format!("unknown key `{name}` in {owner}"),
+                    "known keys here are",
+                )
+            };
+            let known = section.keys.iter().map(|spec| spec.name);
+            let hint = did_you_mean(name, known.clone()).unwrap_or_else(|| {
+                let list: Vec<String> = known.map(|known| format!("`{known}`")).collect();
+                format!("{hint} {}", list.join(", "))
+            });
+            sink.warning(key_at, message, Some(hint));
+            continue;
+        };
+        fields.written.push(spec.name);
+        let child_path = if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        };
+        let checked = Check {
+            sink: &mut *sink,
+            spec,
+            item,
+            key_at,
+            value_at,
+            path: &child_path,
+        }
+        .run();
+        if let Some(typed) = checked {
+            fields.entries.insert(
+                spec.name,
+                Entry {
+                    typed,
+                    key_at,
+                    value_at,
+                },
+            );
+        }
+    }
+    for spec in section
+        .keys
+        .iter()
+        .filter(|spec| spec.required && !fields.written(spec.name))
+    {
+        match spec.kind {
+            Kind::Table(_) => sink.error(
+                at,
+                format!(
+                    "{FILE} has no `[{}]` section",
+                    spec.name,
+                    FILE = crate::FILE_NAME
+                ),
+                Some(format!(
+                    "add a `[{}]` section at the top of the file",
+                    spec.name
+                )),
+            ),
+            _ => sink.error(
+                at,
+                format!("{owner} has no `{}`{}", spec.name, missing_noun(spec)),
+                Some(format!("add {} = {}", spec.name, spec.example)),
+            ),
+        }
+    }
+    fields
+}
+
+/// What a missing key is, when its name alone does not say (`has no `run` command`).
+fn missing_noun(spec: &KeySpec) -> &'static str {
+    match spec.kind {
+        Kind::Command => " command",
+        _ => "",
+    }
+}
+
+struct Check<'s, 'a, 'i> {
+    sink: &'s mut Sink<'a>,
+    spec: &'static KeySpec,
+    item: &'i Item,
+    key_at: usize,
+    value_at: usize,
+    path: &'s str,
+}
+
+impl Check<'_, '_, '_> {
+    fn run(mut self) -> Option<Typed> {
+        let spec = self.spec;
+        match spec.kind {
+            Kind::String => self.string().map(Typed::String),
+            Kind::Command => {
+                let command = self.string()?;
+                if command.trim().is_empty() {
+                    self.sink.error(
+                        self.value_at,
+                        format!("`{}` must not be empty", spec.name),
+                        Some(format!("write {} = {}", spec.name, spec.example)),
+                    );
+                    return None;
+                }
+                Some(Typed::String(command))
+            }
+            Kind::Path => {
+                let raw = self.string()?;
+                match normalise_path(&raw) {
+                    Ok(path) => Some(Typed::String(path)),
+                    Err((message, hint)) => {
+                        self.sink.error(
+                            self.value_at,
+                            format!("`{}` {message}", spec.name),
+                            Some(hint),
+                        );
+                        None
+                    }
+                }
+            }
+            Kind::HttpPath => {
+                let raw = self.string()?;
+                if !raw.starts_with('/') {
+                    self.sink.error(
+                        self.value_at,
+                        format!(
+                            "`{}` must be an HTTP path starting with `/`, found `{raw}`",
+                            spec.name
+                        ),
+                        Some(format!("write {} = \"/{}\"", spec.name, raw)),
+                    );
+                    return None;
+                }
+                Some(Typed::String(raw))
+            }
+            Kind::EnvVarName => {
+                let raw = self.string()?;
+                if !is_env_var_name(&raw) {
+                    self.sink.error(
+                        self.value_at,
+                        format!(
+                            "`{}` must name an environment variable, found `{raw}`",
+                            spec.name
+                        ),
+                        Some(env_var_name_hint()),
+                    );
+                    return None;
+                }
+                Some(Typed::String(raw))
+            }
+            Kind::Bool => match self.item.as_bool() {
+                Some(value) => Some(Typed::Bool(value)),
+                None => self.wrong_type("a boolean"),
+            },
+            Kind::Integer { min } => {
+                let Some(value) = self.item.as_integer() else {
+                    return self.wrong_type("an integer");
+                };
+                match u32::try_from(value) {
+                    Ok(value) if value >= min => Some(Typed::Integer(value)),
+                    _ => {
+                        let message = if value < i64::from(min) {
+                            format!("`{}` must be at least {min}, found {value}", spec.name)
+                        } else {
+                            format!(
+                                "`{}` must be at most {}, found {value}",
+                                spec.name,
+                                u32::MAX
+                            )
+                        };
+                        self.sink.error(
+                            self.value_at,
+                            message,
+                            Some(format!("write {} = {}", spec.name, spec.example)),
+                        );
+                        None
+                    }
+                }
+            }
+            Kind::Size => {
+                if let Some(bytes) = self.item.as_integer() {
+                    return match u64::try_from(bytes) {
+                        Ok(bytes) => Some(Typed::Size(ByteSize(bytes))),
+                        Err(_) => {
+                            self.sink.error(
+                                self.value_at,
+                                format!("`{}` must not be negative, found {bytes}", spec.name),
+                                Some(format!("write {} = {}", spec.name, spec.example)),
+                            );
+                            None
+                        }
+                    };
+                }
+                let Some(raw) = self.item.as_str() else {
+                    return self.wrong_type("a size such as \"2GiB\" or a number of bytes");
+                };
+                match ByteSize::parse(raw) {
+                    Ok(size) => Some(Typed::Size(size)),
+                    Err(error) => {
+                        self.sink.error(
+                            self.value_at,
+                            format!("`{}`: {error}", spec.name),
+                            Some(format!("write {} = {}", spec.name, spec.example)),
+                        );
+                        None
+                    }
+                }
+            }
+            Kind::Name => {
+                let raw = self.string()?;
+                let value_at = self.value_at;
+                parse_name(self.sink, &raw, value_at, &format!("`{}`", spec.name)).map(Typed::Name)
+            }
+            Kind::Names => {
+                let Some(array) = self.item.as_array() else {
+                    return self.wrong_type("an array of names");
+                };
+                let mut names = Vec::new();
+                for element in array.iter() {
+                    let at = element.span().map_or(self.value_at, |span| span.start);
+                    match element.as_str() {
+                        Some(raw) => {
+                            let what = format!("name in `{}`", spec.name);
+                            if let Some(name) = parse_name(self.sink, raw, at, &what) {
+                                names.push(Located { value: name, at });
+                            }
+                        }
+                        None => self.sink.error(
+                            at,
+                            format!(
+                                "`{}` must list names as strings, found {}",
+                                spec.name,
+                                value_type(element)
+                            ),
+                            Some(format!("write {} = {}", spec.name, spec.example)),
+                        ),
+                    }
+                }
+                Some(Typed::Names(names))
+            }
+            Kind::EnvVars => {
+                let Some(table) = self.item.as_table_like() else {
+                    return self.wrong_type("a table of strings");
+                };
+                Some(Typed::EnvVars(env_vars(self.sink, table, self.value_at)))
+            }
+            Kind::Table(section) => {
+                let Some(table) = self.item.as_table_like() else {
+                    return self.wrong_type("a table");
+                };
+                let owner = format!("`[{}]`", self.path);
+                let at = table_at(self.item, self.key_at);
+                Some(Typed::Table(check_table(
+                    self.sink, table, at, section, &owner, self.path,
+                )))
+            }
+            Kind::Named(section) => {
+                let Some(table) = self.item.as_table_like() else {
+                    return self.wrong_type("a table");
+                };
+                let mut entries = Vec::new();
+                for (raw, item) in table.iter() {
+                    let key_at = key_span(table, raw).unwrap_or(self.value_at);
+                    let what = format!("{} name", section.label);
+                    let Some(name) = parse_name(self.sink, raw, key_at, &what) else {
+                        continue;
+                    };
+                    let owner = format!("{} `{name}`", section.label);
+                    let Some(entry) = item.as_table_like() else {
+                        self.sink.error(
+                            item.span().map_or(key_at, |span| span.start),
+                            format!("{owner} must be a table, found {}", item_type(item)),
+                            Some(format!("write it as a `[{}.{name}]` section", self.path)),
+                        );
+                        continue;
+                    };
+                    let at = table_at(item, key_at);
+                    let path = format!("{}.{name}", self.path);
+                    let fields = check_table(self.sink, entry, at, section, &owner, &path);
+                    entries.push((
+                        Located {
+                            value: name,
+                            at: key_at,
+                        },
+                        fields,
+                    ));
+                }
+                Some(Typed::Named(entries))
+            }
+        }
+    }
+
+    fn string(&mut self) -> Option<String> {
+        match self.item.as_str() {
+            Some(value) => Some(value.to_owned()),
+            None => {
+                self.wrong_type::<()>("a string");
+                None
+            }
+        }
+    }
+
+    fn wrong_type<T>(&mut self, expected: &str) -> Option<T> {
+        let spec = self.spec;
+        let hint = match spec.kind {
+            // Whole sections: an example value would not help, the shape would.
+            Kind::Table(_) => format!("write it as a `[{}]` section", self.path),
+            Kind::Named(section) => {
+                format!(
+                    "write each {} as a `[{}.<name>]` section",
+                    section.label, self.path
+                )
+            }
+            _ => format!("write {} = {}", spec.name, spec.example),
+        };
+        self.sink.error(
+            self.value_at,
+            format!(
+                "`{}` must be {expected}, found {}",
+                spec.name,
+                item_type(self.item)
+            ),
+            Some(hint),
+        );
+        None
+    }
+}
+
+fn parse_name(sink: &mut Sink<'_>, raw: &str, at: usize, what: &str) -> Option<Name> {
+    match Name::parse(raw) {
+        Ok(name) => Some(name),
+        Err(error) => {
+            sink.error(
+                at,
+                format!("invalid {what}: {error}"),
+                Some(error.hint().to_owned()),
+            );
+            None
+        }
+    }
+}
+
+fn env_vars(sink: &mut Sink<'_>, table: &dyn TableLike, at: usize) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    for (name, item) in table.iter() {
+        let key_at = key_span(table, name).unwrap_or(at);
+        if !is_env_var_name(name) {
+            sink.error(
+                key_at,
+                format!("`{name}` is not a valid environment variable name"),
+                Some(env_var_name_hint()),
+            );
+            continue;
+        }
+        if name.starts_with("SANDPIT_") || RESERVED_ENV_VARS.contains(&name) {
+            sink.error(
+                key_at,
+                format!("`{name}` is set by sandpit and cannot be overridden in `env`"),
+                Some("sandpit sets PORT, DATABASE_URL and SANDPIT_* for every component; choose another name".to_owned()),
+            );
+            continue;
+        }
+        match item.as_str() {
+            Some(value) => {
+                vars.insert(name.to_owned(), value.to_owned());
+            }
+            None => {
+                let value_at = item.span().map_or(key_at, |span| span.start);
+                // Suggest the quoted form of what was written (`PORT_OFFSET = 8` → `"8"`).
+                let written = match item.as_value() {
+                    Some(Value::Integer(value)) => value.value().to_string(),
+                    Some(Value::Float(value)) => value.value().to_string(),
+                    Some(Value::Boolean(value)) => value.value().to_string(),
+                    _ => "value".to_owned(),
+                };
+                sink.error(
+                    value_at,
+                    format!(
+                        "environment variable `{name}` must be a string, found {}",
+                        item_type(item)
+                    ),
+                    Some(format!("quote it: {name} = \"{written}\"")),
+                );
+            }
+        }
+    }
+    vars
+}
+
+fn is_env_var_name(raw: &str) -> bool {
+    let mut chars = raw.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn env_var_name_hint() -> String {
+    "environment variable names are letters, digits and `_`, not starting with a digit, e.g. `LOG_LEVEL`".to_owned()
+}
+
+/// Normalises a relative path (`./a//b/` → `a/b`, `""`-like → `.`), refusing anything that could
+/// leave the project: sandpit builds from a clean checkout and must never read outside it.
+fn normalise_path(raw: &str) -> Result<String, (String, String)> {
+    if raw.is_empty() {
+        return Err((
+            "must not be empty".to_owned(),
+            "write \".\" for the directory itself".to_owned(),
+        ));
+    }
+    if raw.contains('\\') {
+        return Err((
+            format!("must use `/` as the separator, found `{raw}`"),
+            format!("write \"{}\"", raw.replace('\\', "/")),
+        ));
+    }
+    let looks_like_drive =
+        raw.len() >= 2 && raw.as_bytes()[1] == b':' && raw.as_bytes()[0].is_ascii_alphabetic();
+    if raw.starts_with('/') || raw.starts_with('~') || looks_like_drive {
+        return Err((
+            format!("must be a relative path, found `{raw}`"),
+            "write it relative to the directory holding sandpit.toml, e.g. \"services/api\""
+                .to_owned(),
+        ));
+    }
+    let mut parts = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err((
+                    format!("must stay inside the project, found `..` in `{raw}`"),
+                    "sandpit builds from a clean checkout of this repository; move what you need inside it".to_owned(),
+                ))
+            }
+            part => parts.push(part),
+        }
+    }
+    Ok(if parts.is_empty() {
+        ".".to_owned()
+    } else {
+        parts.join("/")
+    })
+}
+
+/// Where a table is: its `[header]`, or its key when it has no header of its own (implicit or
+/// dotted tables).
+fn table_at(item: &Item, key_at: usize) -> usize {
+    item.span().map_or(key_at, |span| span.start)
+}
+
+fn key_span(table: &dyn TableLike, name: &str) -> Option<usize> {
+    table
+        .get_key_value(name)
+        .and_then(|(key, _): (&Key, _)| key.span())
+        .map(|span| span.start)
+}
+
+fn item_type(item: &Item) -> &'static str {
+    match item {
+        Item::None => "nothing",
+        Item::Value(value) => value_type(value),
+        Item::Table(_) => "a table",
+        Item::ArrayOfTables(_) => "an array of tables",
+    }
+}
+
+fn value_type(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date-time",
+        Value::Array(_) => "an array",
+        Value::InlineTable(_) => "a table",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalised_and_kept_inside() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (".", Some(".")),
+            ("./", Some(".")),
+            ("services/api", Some("services/api")),
+            ("./services//api/", Some("services/api")),
+            ("a/./b", Some("a/b")),
+            ("", None),
+            ("/srv/api", None),
+            ("~/api", None),
+            ("C:/api", None),
+            ("a\\b", None),
+            ("../other", None),
+            ("a/../b", None),
+            ("a/..", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                normalise_path(input).ok().as_deref(),
+                *expected,
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn env_var_names() {
+        for good in ["A", "_x", "LOG_LEVEL", "a1"] {
+            assert!(is_env_var_name(good), "{good}");
+        }
+        for bad in ["", "1A", "A-B", "A B", "É"] {
+            assert!(!is_env_var_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! Semantic validation: the rules that span keys and tables (references, cycles, uniqueness,
+//! combinations), turning type-checked [`Fields`] into the [`Spec`] model.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use sandpit_domain::{ComponentKind, Name};
+
+use crate::diagnostic::{did_you_mean, Sink};
+use crate::model::{Component, Database, DatabaseUrl, Environment, Project, Spec};
+use crate::typecheck::{Fields, Located};
+
+/// Models have no `start_timeout` key; this is how long the model endpoint may take to load one.
+const MODEL_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Builds the model from the checked root table, reporting every semantic problem into `sink`.
+/// Returns `None` only when something the model cannot do without is missing.
+pub(crate) fn build_spec(sink: &mut Sink<'_>, root: &Fields) -> Option<Spec> {
+    let project = root.table("project").and_then(project);
+    let environments = environments(sink, root);
+    let components = components(sink, root);
+    let database = root.table("database").and_then(|fields| {
+        Some(Database {
+            migrations: fields.string("migrations")?,
+            seed: fields.string("seed"),
+            shared: fields.string("shared"),
+        })
+    });
+    Some(Spec {
+        project: project?,
+        environments,
+        components,
+        database,
+    })
+}
+
+fn project(fields: &Fields) -> Option<Project> {
+    Some(Project {
+        name: fields.name("name")?.clone(),
+        // The schema's default (2GiB) applies when the key is absent.
+        max_artifact_size: fields.size("max_artifact_size")?,
+    })
+}
+
+fn environments(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Environment> {
+    let declared = root.named("environments");
+    if declared.is_empty() {
+        // A file that says nothing about environments still gets somewhere to run biomes.
+        let dev = Name::parse("dev").expect("`dev` is a valid name");
+        let environment = Environment {
+            name: dev.clone(),
+            biomes: true,
+            promote_from: None,
+            protected: false,
+            approvals: 0,
+            database_url: None,
+            models_max_memory: None,
+            models_max_count: None,
+        };
+        return BTreeMap::from([(dev, environment)]);
+    }
+
+    let names: BTreeSet<&Name> = declared.iter().map(|(name, _)| &name.value).collect();
+    let mut environments = BTreeMap::new();
+    for (name, fields) in declared {
+        let name = &name.value;
+        let owner = format!("environment `{name}`");
+        let promote_from = fields.name("promote_from").cloned();
+        if let Some(source) = &promote_from {
+            let at = fields.value_at("promote_from");
+            if source == name {
+                sink.error(
+                    at,
+                    format!("{owner} promotes from itself"),
+                    Some("remove `promote_from`, or name the environment whose artifacts are promoted here".to_owned()),
+                );
+            } else if !names.contains(source) {
+                let hint = did_you_mean(source.as_str(), names.iter().map(|n| n.as_str()))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "declare `[environments.{source}]` or name one of {}",
+                            list(names.iter().map(|n| n.as_str()))
+                        )
+                    });
+                sink.error(
+                    at,
+                    format!("{owner} promotes from `{source}`, which is not declared"),
+                    Some(hint),
+                );
+            }
+        }
+
+        let protected = fields.bool("protected").unwrap_or(false);
+        let approvals = match fields.integer("approvals") {
+            Some(approvals) if approvals > 0 && !protected => {
+                sink.error(
+                    fields.value_at("approvals"),
+                    format!(
+                        "{owner} requires {approvals} approval{} but is not protected",
+                        if approvals == 1 { "" } else { "s" }
+                    ),
+                    Some("add protected = true, or remove `approvals`".to_owned()),
+                );
+                0
+            }
+            Some(approvals) => approvals,
+            None if protected => 1,
+            None => 0,
+        };
+
+        let database_url = fields.table("database").and_then(|database| {
+            let owner = format!("`[environments.{name}.database]`");
+            match (database.string("url"), database.string("url_env")) {
+                (Some(url), None) => Some(DatabaseUrl::Literal(url)),
+                (None, Some(variable)) => Some(DatabaseUrl::FromEnv(variable)),
+                (Some(_), Some(_)) => {
+                    sink.error(
+                        database.key_at("url_env"),
+                        format!("{owner} sets both `url` and `url_env`"),
+                        Some("keep one; `url_env` keeps the secret out of the repository".to_owned()),
+                    );
+                    None
+                }
+                // Also reached when a value had the wrong type; only complain if neither was written.
+                (None, None) if !database.written("url") && !database.written("url_env") => {
+                    sink.error(
+                        database.at,
+                        format!("{owner} has neither `url` nor `url_env`"),
+                        Some("add url_env = \"PROD_DATABASE_URL\" naming the variable that holds the URL".to_owned()),
+                    );
+                    None
+                }
+                (None, None) => None,
+            }
+        });
+
+        let models = fields.table("models");
+        environments.insert(
+            name.clone(),
+            Environment {
+                name: name.clone(),
+                biomes: fields.bool("biomes").unwrap_or(false),
+                promote_from,
+                protected,
+                approvals,
+                database_url,
+                models_max_memory: models.and_then(|models| models.size("max_memory")),
+                models_max_count: models.and_then(|models| models.integer("max_models")),
+            },
+        );
+    }
+    report_promotion_cycles(sink, declared, &environments);
+    environments
+}
+
+fn report_promotion_cycles(
+    sink: &mut Sink<'_>,
+    declared: &[(Located<Name>, Fields)],
+    environments: &BTreeMap<Name, Environment>,
+) {
+    let source_of = |name: &Name| {
+        environments
+            .get(name)
+            .and_then(|env| env.promote_from.as_ref())
+    };
+    // Each environment promotes from at most one other, so every cycle is a simple loop; reporting
+    // it only from its alphabetically first member reports it once.
+    for start in environments.keys() {
+        let mut chain = vec![start];
+        let mut current = start;
+        while let Some(source) = source_of(current) {
+            if source == current || !environments.contains_key(source) {
+                break; // reported already as a self-reference or an unknown name
+            }
+            if source == start {
+                break;
+            }
+            if chain.contains(&source) {
+                chain.clear(); // a cycle not through `start`; found when walking from its own members
+                break;
+            }
+            chain.push(source);
+            current = source;
+        }
+        let closes = source_of(current) == Some(start) && chain.len() > 1;
+        if !closes || chain.iter().min() != Some(&start) {
+            continue;
+        }
+        // `chain` follows promote_from (where artifacts come from); show the direction they flow.
+        let mut flow: Vec<&str> = chain.iter().rev().map(|name| name.as_str()).collect();
+        flow.insert(0, start.as_str());
+        let at = declared
+            .iter()
+            .find(|(name, _)| &name.value == start)
+            .map_or(0, |(_, fields)| fields.value_at("promote_from"));
+        sink.error(
+            at,
+            format!("promotion cycle: `{}`", flow.join(" -> ")),
+            Some("promotion must flow one way, e.g. dev -> test -> prod; remove one of these `promote_from` keys".to_owned()),
+        );
+    }
+}
+
+fn components(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Component> {
+    // Declarations from all three kinds in file order, so a clash is reported at the later one.
+    let mut declared: Vec<(ComponentKind, &Located<Name>, &Fields)> = Vec::new();
+    for (key, kind) in [
+        ("services", ComponentKind::Service),
+        ("jobs", ComponentKind::Job),
+        ("models", ComponentKind::Model),
+    ] {
+        declared.extend(
+            root.named(key)
+                .iter()
+                .map(|(name, fields)| (kind, name, fields)),
+        );
+    }
+    declared.sort_by_key(|(_, name, _)| name.at);
+
+    let mut components: BTreeMap<Name, Component> = BTreeMap::new();
+    let mut depends_on: BTreeMap<Name, &[Located<Name>]> = BTreeMap::new();
+    let mut kinds = BTreeMap::new();
+    for (kind, name, fields) in declared {
+        if let Some(first) = components.get(&name.value) {
+            let (first_kind, name_at, name) = (first.kind, name.at, &name.value);
+            let message = if first_kind == kind {
+                format!("{kind} `{name}` is declared twice")
+            } else {
+                format!("`{name}` is declared as both a {first_kind} and a {kind}")
+            };
+            sink.error(
+                name_at,
+                message,
+                Some(
+                    "component names must be unique across services, jobs and models; rename one"
+                        .to_owned(),
+                ),
+            );
+            continue;
+        }
+        // Dependencies are checked even for a component with other problems, so that every
+        // problem in the file is reported at once.
+        depends_on.insert(name.value.clone(), fields.names("depends_on"));
+        kinds.insert(name.value.clone(), kind);
+        let Some(component) = component(sink, kind, &name.value, fields) else {
+            continue;
+        };
+        components.insert(name.value.clone(), component);
+    }
+
+    // References are checked against every declared name, including ones with other problems,
+    // so one broken component does not cause a cascade of "unknown dependency" errors.
+    let known: BTreeSet<&str> = root
+        .named("services")
+        .iter()
+        .chain(root.named("jobs"))
+        .chain(root.named("models"))
+        .map(|(name, _)| name.value.as_str())
+        .collect();
+    for (name, dependencies) in &depends_on {
+        let kind = kinds[name];
+        for dependency in dependencies.iter() {
+            if &dependency.value == name {
+                sink.error(
+                    dependency.at,
+                    format!("{kind} `{name}` depends on itself"),
+                    Some("remove it from `depends_on`".to_owned()),
+                );
+            } else if !known.contains(dependency.value.as_str()) {
+                let hint = did_you_mean(dependency.value.as_str(), known.iter().copied())
+                    .unwrap_or_else(|| {
+                        if known.is_empty() {
+                            "declare it as a service, job or model".to_owned()
+                        } else {
+                            format!("declared components are {}", list(known.iter().copied()))
+                        }
+                    });
+                sink.error(
+                    dependency.at,
+                    format!("{kind} `{name}` depends on `{}`, which is not a service, job or model in this file", dependency.value),
+                    Some(hint),
+                );
+            }
+        }
+    }
+    report_dependency_cycles(sink, &components, &depends_on);
+    components
+}
+
+fn component(
+    sink: &mut Sink<'_>,
+    kind: ComponentKind,
+    name: &Name,
+    fields: &Fields,
+) -> Option<Component> {
+    let file = if kind == ComponentKind::Model {
+        let file = fields.string("file")?;
+        if !file.ends_with(".onnx") {
+            sink.error(
+                fields.value_at("file"),
+                format!(
+                    "model `{name}`: `file` must be an ONNX file ending in `.onnx`, found `{file}`"
+                ),
+                Some(
+                    "export the model to ONNX and name the file, e.g. file = \"model.onnx\""
+                        .to_owned(),
+                ),
+            );
+            return None;
+        }
+        Some(file)
+    } else {
+        None
+    };
+    let start_timeout = match kind {
+        ComponentKind::Model => MODEL_LOAD_TIMEOUT,
+        _ => Duration::from_secs(u64::from(fields.integer("start_timeout")?)),
+    };
+    let run = match kind {
+        ComponentKind::Model => None,
+        _ => Some(fields.string("run")?),
+    };
+    Some(Component {
+        name: name.clone(),
+        kind,
+        path: fields.string("path")?,
+        build: fields.string("build"),
+        output: fields.string("output")?,
+        run,
+        health: fields.string("health"),
+        start_timeout,
+        env: fields.env_vars("env"),
+        depends_on: fields
+            .names("depends_on")
+            .iter()
+            .map(|name| name.value.clone())
+            .collect(),
+        file,
+    })
+}
+
+/// Reports each dependency cycle once, as a path such as `a -> b -> a`, at the `depends_on` entry
+/// of its alphabetically first member.
+fn report_dependency_cycles(
+    sink: &mut Sink<'_>,
+    components: &BTreeMap<Name, Component>,
+    depends_on: &BTreeMap<Name, &[Located<Name>]>,
+) {
+    let mut in_a_cycle: BTreeSet<Name> = BTreeSet::new();
+    for start in components.keys() {
+        if in_a_cycle.contains(start) {
+            continue;
+        }
+        if let Some(path) = shortest_cycle(start, depends_on) {
+            // Only report from the smallest member, so a cycle is named the same way every time.
+            if path.iter().min() != Some(start) {
+                continue;
+            }
+            in_a_cycle.extend(path.iter().cloned());
+            let at = depends_on[start]
+                .iter()
+                .find(|dependency| dependency.value == path[1])
+                .map_or(0, |dependency| dependency.at);
+            let names: Vec<&str> = path.iter().map(Name::as_str).collect();
+            sink.error(
+                at,
+                format!("dependency cycle: `{}`", names.join(" -> ")),
+                Some("components cannot wait for each other; remove one of these `depends_on` entries".to_owned()),
+            );
+        }
+    }
+}
+
+/// The shortest path `start -> … -> start` along `depends_on` (breadth-first), self-references
+/// excluded (they are reported on their own).
+fn shortest_cycle(
+    start: &Name,
+    depends_on: &BTreeMap<Name, &[Located<Name>]>,
+) -> Option<Vec<Name>> {
+    let mut came_from: BTreeMap<&Name, &Name> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(current) = queue.pop_front() {
+        for next in depends_on
+            .get(current)
+            .into_iter()
+            .flat_map(|deps| deps.iter())
+        {
+            let next = &next.value;
+            if next == current || !depends_on.contains_key(next) {
+                continue;
+            }
+            if next == start {
+                let mut path = vec![current.clone()];
+                let mut step = current;
+                while step != start {
+                    step = came_from[step];
+                    path.push(step.clone());
+                }
+                path.reverse();
+                path.push(start.clone());
+                return Some(path);
+            }
+            if !came_from.contains_key(next) {
+                came_from.insert(next, current);
+                queue.push_back(next);
+            }
+        }
+    }
+    None
+}
+
+fn list<'n>(names: impl IntoIterator<Item = &'n str>) -> String {
+    let names: Vec<String> = names.into_iter().map(|name| format!("`{name}`")).collect();
+    names.join(", ")
+}

@@ -1,0 +1,78 @@
+"""grade-api: predicts gold recovery for an ore blend.
+
+Run by sandpit as `python3 server.py` inside the extracted artifact (dist/).
+Environment: PORT, SANDPIT_DATA_DIR (reference.json from prepare-data),
+SANDPIT_URL_ASSAY_INGEST, RECOVERY_MODEL (from sandpit.toml `env`);
+SANDPIT_ENV, SANDPIT_BIOME, SANDPIT_SHA (informational).
+
+/healthz answers 503 until reference.json has loaded. If it is not there yet
+(e.g. when started by hand before the job ran) the server retries every second.
+"""
+
+import json
+import os
+import sys
+import threading
+
+from app import ModelHolder, make_handler
+from assay_client import AssayClient
+from httpkit import port_from_env, serve
+
+COMPONENT = "grade-api"
+DEFAULT_MODEL = "recovery-curve-v1"
+
+
+def build_sha():
+    """SANDPIT_SHA at run time, else the sha recorded by build.py, else 'dev'."""
+    if os.environ.get("SANDPIT_SHA"):
+        return os.environ["SANDPIT_SHA"]
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "build_info.json")) as f:
+            return json.load(f).get("sha") or "dev"
+    except (OSError, ValueError):
+        return "dev"
+
+
+def keep_loading(holder, stop):
+    last = None
+    while not holder.try_load():
+        if holder.problem != last:
+            print(f"{COMPONENT}: waiting for reference data: {holder.problem}", file=sys.stderr, flush=True)
+            last = holder.problem
+        if stop.wait(1.0):
+            return
+    print(f"{COMPONENT}: reference data loaded (version {holder.model.reference_version}, "
+          f"model {holder.model_name}, ore types {', '.join(holder.model.ore_types)})", flush=True)
+
+
+def main():
+    port = port_from_env()
+    data_dir = os.environ.get("SANDPIT_DATA_DIR", "")
+    if not data_dir:
+        sys.exit("error: SANDPIT_DATA_DIR is not set (sandpit sets it; by hand: SANDPIT_DATA_DIR=/tmp/orewise)")
+    model_name = os.environ.get("RECOVERY_MODEL") or DEFAULT_MODEL
+    assay_url = os.environ.get("SANDPIT_URL_ASSAY_INGEST", "")
+    if not assay_url:
+        print(f"{COMPONENT}: warning: SANDPIT_URL_ASSAY_INGEST is not set; /blend-summary will answer 502",
+              file=sys.stderr, flush=True)
+    holder = ModelHolder(os.path.join(data_dir, "reference.json"), model_name)
+    info = {
+        "service": COMPONENT,
+        "biome": os.environ.get("SANDPIT_BIOME", ""),
+        "env": os.environ.get("SANDPIT_ENV", ""),
+        "sha": build_sha(),
+    }
+    stop_loading = threading.Event()
+    threading.Thread(target=keep_loading, args=(holder, stop_loading), daemon=True).start()
+    serve(
+        make_handler(holder, AssayClient(assay_url), info),
+        port,
+        f"{COMPONENT} listening on http://127.0.0.1:{port} "
+        f"(env={info['env'] or '-'} biome={info['biome'] or '-'} sha={info['sha']}) "
+        f"model={model_name} assay-ingest={assay_url or '-'}",
+    )
+    stop_loading.set()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The main job: build sandpit, bring up the orewise example's biome from this repository's
+# commit, show that every service answers HTTP, and print the URLs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+cargo build --quiet --bin sandpit
+sandpit="$PWD/target/debug/sandpit"
+
+# Builds come from commits; --allow-dirty lets a locally edited checkout demo its edits too.
+"$sandpit" -C examples/orewise up demo --allow-dirty
+echo
+"$sandpit" -C examples/orewise status demo
+echo
+status_json=$("$sandpit" -C examples/orewise status demo --json)
+python3 - "$status_json" <<'PY'
+import json, sys, urllib.request
+status = json.loads(sys.argv[1])
+for component in status["components"]:
+    if component["url"]:
+        with urllib.request.urlopen(component["url"] + "/", timeout=5) as response:
+            print(f"GET {component['url']}/ -> {response.status}: {response.read().decode()[:160]}")
+PY
+echo
+echo "The biome keeps running under the sandpit daemon. Try:"
+echo "  $sandpit -C examples/orewise logs demo grade-api -f"
+echo "  $sandpit -C examples/orewise down demo"

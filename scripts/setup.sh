@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what sandpit's demo and tests need on a fresh Debian machine that has the Rust
+# toolchain, git and python3. Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+need_packages=()
+command -v git >/dev/null 2>&1 || need_packages+=(git)
+command -v python3 >/dev/null 2>&1 || need_packages+=(python3)
+command -v sha256sum >/dev/null 2>&1 || need_packages+=(coreutils)
+command -v zip >/dev/null 2>&1 || need_packages+=(zip)
+command -v cc >/dev/null 2>&1 || need_packages+=(gcc)
+
+if [ ${#need_packages[@]} -gt 0 ]; then
+  echo "setup: installing ${need_packages[*]}"
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_packages[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is not on PATH; install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
