@@ -281,3 +281,14 @@ pub fn kill9(pid: u32) {
     )
     .unwrap();
 }
+
+/// The process group of a process, from `/proc/<pid>/stat` (field 5).
+pub fn process_group(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{component, http_get, http_post_json, kill9, Sandbox};
+use crate::harness::{component, http_get, http_post_json, kill9, process_group, Sandbox};
 
 const SLOW: Duration = Duration::from_secs(60);
 
@@ -100,15 +100,7 @@ fn example_biome_serves_survives_crashes_and_daemon_loss_then_goes_down_cleanly(
     assert_eq!(code, 200);
     let known: Vec<u32> = pids_after.iter().map(|p| *p as u32).collect();
     for pid in sandbox.processes_under_home() {
-        let group = fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit(')')
-                    .next()
-                    .and_then(|rest| rest.split_whitespace().nth(2))
-                    .map(str::to_owned)
-            })
-            .and_then(|g| g.parse::<u32>().ok());
+        let group = process_group(pid);
         assert!(
             known.contains(&pid) || group.is_some_and(|g| known.contains(&g)),
             "process {pid} runs under SANDPIT_HOME but belongs to no component: an orphan"
@@ -452,5 +444,77 @@ fn daemon_socket_is_private_and_daemon_stop_restores_biomes_on_next_start() {
         component(&after, "migrate")["state"],
         "succeeded",
         "a succeeded job is not rerun"
+    );
+}
+
+/// A project with one healthy service whose shell ignores SIGTERM when `stubborn`.
+fn one_service_project(stubborn: bool) -> Sandbox {
+    let trap = if stubborn { "trap '' TERM; " } else { "" };
+    Sandbox::with_files(&[
+        (
+            "sandpit.toml",
+            &format!(
+                r#"
+[project]
+name = "solo"
+
+[services.web]
+path = "web"
+run = "{trap}python3 server.py"
+"#
+            ),
+        ),
+        (
+            "web/server.py",
+            r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#,
+        ),
+    ])
+}
+
+#[test]
+fn a_service_ignoring_sigterm_is_killed_after_the_grace_period() {
+    let sandbox = one_service_project(true);
+    sandbox.ok(&["up", "frank"]);
+    assert!(!sandbox.processes_under_home().is_empty());
+    let started = std::time::Instant::now();
+    sandbox.ok(&["down", "frank"]);
+    // The harness sets a 3 s grace period; SIGTERM is ignored, so only SIGKILL ends it.
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "stopped before the grace period"
+    );
+    assert!(
+        sandbox.processes_under_home().is_empty(),
+        "SIGKILL followed SIGTERM"
+    );
+}
+
+#[test]
+fn a_service_that_died_while_the_daemon_was_down_is_restarted_by_the_next_daemon() {
+    let sandbox = one_service_project(false);
+    let status = sandbox.json(&["up", "gina"]);
+    let pid = component(&status, "web")["pid"].as_u64().unwrap() as u32;
+    kill9(sandbox.daemon_pid().unwrap());
+    kill9(pid);
+    let status = sandbox.wait_for_status("gina", SLOW, |s| healthy(s, "web"));
+    let new_pid = component(&status, "web")["pid"].as_u64().unwrap() as u32;
+    assert_ne!(new_pid, pid);
+    let (code, body) = http_get(&format!(
+        "{}/",
+        component(&status, "web")["url"].as_str().unwrap()
+    ));
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    let leftovers = sandbox.processes_under_home();
+    assert!(
+        leftovers
+            .iter()
+            .all(|pid| process_group(*pid) == Some(new_pid)),
+        "only the new process group runs: {leftovers:?}"
     );
 }
