@@ -177,6 +177,14 @@ async fn handle(
             Request::List { project } => {
                 Ok(ReplyBody::Biomes { biomes: supervisor.list(project.as_ref()) })
             }
+            Request::EnsureInstance { instance } => supervisor
+                .ensure_instance(instance, &events)
+                .await
+                .map(ReplyBody::Instance),
+            Request::StopInstance { key } => {
+                supervisor.stop_instance(&key).await;
+                Ok(ReplyBody::Done)
+            }
             Request::Shutdown => {
                 let _ = shutdown.send(true);
                 Ok(ReplyBody::Done)

@@ -19,10 +19,35 @@ use serde::{Deserialize, Serialize};
 /// Everything needed to start one process.
 #[derive(Debug, Clone)]
 pub struct Launch {
-    pub command: String,
+    pub program: Program,
     pub working_dir: PathBuf,
     pub env: Vec<(String, String)>,
     pub log_path: PathBuf,
+    /// Run as this uid and gid (e.g. PostgreSQL, which refuses to run as root).
+    pub run_as: Option<(u32, u32)>,
+}
+
+/// What to execute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Program {
+    /// A user's command line from `sandpit.toml`, run with `sh -c`.
+    Shell(String),
+    /// A program and its arguments, run directly.
+    Exec { path: PathBuf, args: Vec<String> },
+}
+
+impl Program {
+    /// How the program is shown to a user.
+    pub fn display(&self) -> String {
+        match self {
+            Program::Shell(command) => command.clone(),
+            Program::Exec { path, args } => std::iter::once(path.display().to_string())
+                .chain(args.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
 }
 
 /// A process the supervisor started (or adopted), identified robustly against pid reuse.
@@ -43,9 +68,22 @@ pub fn spawn(launch: &Launch) -> io::Result<(tokio::process::Child, ProcessIdent
         .append(true)
         .open(&launch.log_path)?;
     let log_for_stderr = log.try_clone()?;
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(&launch.command)
+    let mut command = match &launch.program {
+        Program::Shell(line) => {
+            let mut command = tokio::process::Command::new("sh");
+            command.arg("-c").arg(line);
+            command
+        }
+        Program::Exec { path, args } => {
+            let mut command = tokio::process::Command::new(path);
+            command.args(args);
+            command
+        }
+    };
+    if let Some((uid, gid)) = launch.run_as {
+        command.uid(uid).gid(gid);
+    }
+    let child = command
         .current_dir(&launch.working_dir)
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -126,6 +164,16 @@ pub async fn stop_group(
     child: Option<&mut tokio::process::Child>,
     grace: Duration,
 ) {
+    stop_group_with(identity, child, grace, Signal::SIGTERM).await
+}
+
+/// [`stop_group`] with another polite signal first (PostgreSQL's fast shutdown is SIGINT).
+pub async fn stop_group_with(
+    identity: ProcessIdentity,
+    child: Option<&mut tokio::process::Child>,
+    grace: Duration,
+    polite: Signal,
+) {
     let group = identity.pid;
     // A group we no longer lead (pid reused) must not be signalled.
     if !is_running(identity) && group_members(group).is_empty() {
@@ -134,7 +182,7 @@ pub async fn stop_group(
         }
         return;
     }
-    let _ = signal_group(group, Signal::SIGTERM);
+    let _ = signal_group(group, polite);
     let deadline = tokio::time::Instant::now() + grace;
     let mut child = child;
     loop {

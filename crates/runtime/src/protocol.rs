@@ -24,6 +24,10 @@ pub enum Request {
     Status { project: Name, biome: Name },
     /// Every biome of a project (or of every project).
     List { project: Option<Name> },
+    /// Start (or keep running) an environment-level process; answers once it accepts connections.
+    EnsureInstance { instance: InstanceSpec },
+    /// Stop an environment-level process and forget it.
+    StopInstance { key: InstanceKey },
     /// Stop every process gracefully, keep the desired state, exit.
     Shutdown,
 }
@@ -49,6 +53,7 @@ pub enum ReplyBody {
     Pong { pid: u32, version: String },
     Biome(BiomeStatus),
     Biomes { biomes: Vec<BiomeStatus> },
+    Instance(InstanceStatus),
     Done,
 }
 
@@ -114,5 +119,43 @@ pub struct ComponentStatus {
     pub digest: Digest,
     pub log: PathBuf,
     /// Why it is not healthy, when known (e.g. the exit status of the last crash).
+    pub detail: Option<String>,
+}
+
+/// An environment-level process, such as the environment's embedded PostgreSQL instance.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct InstanceKey {
+    pub project: Name,
+    pub env: Name,
+    /// What it is, e.g. `postgres`.
+    pub name: Name,
+}
+
+/// How to run an environment-level process; the daemon keeps it running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    pub key: InstanceKey,
+    pub program: crate::process::Program,
+    pub working_dir: PathBuf,
+    pub env: Vec<(String, String)>,
+    /// uid and gid to run as, e.g. PostgreSQL's system user when sandpit runs as root.
+    pub run_as: Option<(u32, u32)>,
+    /// Ready once this loopback port accepts connections.
+    pub port: u16,
+    pub log: PathBuf,
+    /// The polite stop signal (`SIGINT` is PostgreSQL's fast shutdown), SIGKILL after the grace.
+    pub stop_signal: String,
+    pub start_timeout_secs: u64,
+}
+
+/// What an environment-level process looks like now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub key: InstanceKey,
+    pub state: ComponentState,
+    pub pid: Option<u32>,
+    pub port: u16,
+    pub restarts: u32,
+    pub log: PathBuf,
     pub detail: Option<String>,
 }

@@ -24,8 +24,11 @@ use tokio::time::Instant;
 
 use crate::health::{HealthProbe, ProbeResult};
 use crate::logs;
-use crate::process::{self, Launch, ProcessIdentity};
-use crate::protocol::{BiomeSpec, BiomeStatus, ComponentSpec, ComponentStatus, Reply};
+use crate::process::{self, Launch, ProcessIdentity, Program};
+use crate::protocol::{BiomeSpec, BiomeStatus, ComponentSpec, ComponentStatus, InstanceKey, Reply};
+
+mod instances;
+use instances::{Instance, PersistedInstance};
 
 /// How the supervisor behaves; read once by the daemon from its settings.
 #[derive(Debug, Clone)]
@@ -64,16 +67,35 @@ struct Unit {
     spec: ComponentSpec,
     fingerprint: String,
     working_dir: PathBuf,
+    /// Jobs: the fingerprint of the last successful run, so an unchanged job is not run again.
+    succeeded_fingerprint: Option<String>,
+    run: Running,
+}
+
+/// What is known about a supervised process: what a watcher observes and changes.
+struct Running {
     state: ComponentState,
     detail: Option<String>,
     process: Option<ProcessIdentity>,
     restarts: u32,
-    /// Jobs: the fingerprint of the last successful run, so an unchanged job is not run again.
-    succeeded_fingerprint: Option<String>,
     /// Bumped whenever a new watcher task takes over, so a stale task cannot overwrite state.
     generation: u64,
     task: Option<UnitTask>,
     state_tx: watch::Sender<ComponentState>,
+}
+
+impl Running {
+    fn new(state: ComponentState, process: Option<ProcessIdentity>, restarts: u32) -> Running {
+        Running {
+            state,
+            detail: None,
+            process,
+            restarts,
+            generation: 0,
+            task: None,
+            state_tx: watch::channel(state).0,
+        }
+    }
 }
 
 struct UnitTask {
@@ -91,6 +113,8 @@ struct Biome {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Persisted {
     biomes: Vec<PersistedBiome>,
+    #[serde(default)]
+    instances: Vec<PersistedInstance>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -122,6 +146,10 @@ pub struct Supervisor {
     operation_locks: Mutex<HashMap<BiomeKey, Arc<tokio::sync::Mutex<()>>>>,
     persist_lock: Mutex<()>,
     probe: HealthProbe,
+    /// Environment-level processes (the embedded PostgreSQL instance), see `instances.rs`.
+    instances: Mutex<BTreeMap<InstanceKey, Instance>>,
+    /// One `ensure_instance` at a time.
+    instance_lock: tokio::sync::Mutex<()>,
 }
 
 impl Supervisor {
@@ -134,6 +162,8 @@ impl Supervisor {
             operation_locks: Mutex::new(HashMap::new()),
             persist_lock: Mutex::new(()),
             probe: HealthProbe::new(),
+            instances: Mutex::new(BTreeMap::new()),
+            instance_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -298,6 +328,7 @@ impl Supervisor {
                 self.stop_unit(&key, name).await;
             }
         }
+        self.stop_all_instances().await;
         self.persist();
     }
 
@@ -306,21 +337,21 @@ impl Supervisor {
         for spec in &biome.spec.components {
             let unit = biome.units.get(&spec.name);
             let port = biome.ports.get(&spec.name).copied();
-            let state = unit.map(|u| u.state).unwrap_or(ComponentState::Stopped);
+            let state = unit.map(|u| u.run.state).unwrap_or(ComponentState::Stopped);
             // A unit still running an older artifact reports what it actually runs.
             let running_spec = unit.map(|u| &u.spec).unwrap_or(spec);
             components.push(ComponentStatus {
                 name: spec.name.clone(),
                 kind: spec.kind,
                 state,
-                pid: unit.and_then(|u| u.process).map(|p| p.pid),
+                pid: unit.and_then(|u| u.run.process).map(|p| p.pid),
                 url: port.map(|p| format!("http://127.0.0.1:{p}")),
                 port,
-                restarts: unit.map(|u| u.restarts).unwrap_or(0),
+                restarts: unit.map(|u| u.run.restarts).unwrap_or(0),
                 artifact: running_spec.artifact.clone(),
                 digest: running_spec.digest.clone(),
                 log: self.log_path(key, &spec.name),
-                detail: unit.and_then(|u| u.detail.clone()),
+                detail: unit.and_then(|u| u.run.detail.clone()),
             });
         }
         let states: Vec<ComponentState> = components
@@ -516,10 +547,11 @@ impl Supervisor {
         let working_dir = self.prepare_working_dir(key, spec, component)?;
         let log_path = self.log_path(key, &component.name);
         let launch = Launch {
-            command: component.run.clone(),
+            program: Program::Shell(component.run.clone()),
             working_dir: working_dir.clone(),
             env: self.component_env(key, spec, component, services),
             log_path: log_path.clone(),
+            run_as: None,
         };
         emit(
             events,
@@ -529,8 +561,8 @@ impl Supervisor {
         let (mut child, identity) = process::spawn(&launch)
             .map_err(|e| format!("cannot start job `{}`: {e}", component.name))?;
         self.install_unit(key, component, &fingerprint, working_dir, |unit| {
-            unit.process = Some(identity);
-            unit.state = ComponentState::Starting;
+            unit.run.process = Some(identity);
+            unit.run.state = ComponentState::Starting;
         });
         self.persist();
         let timeout = Duration::from_secs(component.start_timeout_secs);
@@ -558,19 +590,19 @@ impl Supervisor {
         // Whatever the job left behind in its group goes with it.
         process::stop_group(identity, None, self.config.stop_grace).await;
         self.with_unit(key, &component.name, |unit| {
-            unit.process = None;
+            unit.run.process = None;
             match &result {
                 Ok(()) => {
-                    unit.state = ComponentState::Succeeded;
-                    unit.detail = None;
+                    unit.run.state = ComponentState::Succeeded;
+                    unit.run.detail = None;
                     unit.succeeded_fingerprint = Some(fingerprint.clone());
                 }
                 Err(message) => {
-                    unit.state = ComponentState::Failed;
-                    unit.detail = Some(message.clone());
+                    unit.run.state = ComponentState::Failed;
+                    unit.run.detail = Some(message.clone());
                 }
             }
-            unit.state_tx.send_replace(unit.state);
+            unit.run.state_tx.send_replace(unit.run.state);
         });
         self.persist();
         match result {
@@ -597,8 +629,12 @@ impl Supervisor {
             let unit = biomes.get(key).and_then(|b| b.units.get(&component.name));
             match unit {
                 Some(unit) if unit.fingerprint == fingerprint => {
-                    let watched = unit.task.as_ref().is_some_and(|t| !t.handle.is_finished());
-                    let alive = unit.process.filter(|p| process::is_running(*p));
+                    let watched = unit
+                        .run
+                        .task
+                        .as_ref()
+                        .is_some_and(|t| !t.handle.is_finished());
+                    let alive = unit.run.process.filter(|p| process::is_running(*p));
                     (watched, if watched { None } else { alive })
                 }
                 _ => (false, None),
@@ -622,10 +658,11 @@ impl Supervisor {
                 );
             }
             let launch = Launch {
-                command: component.run.clone(),
+                program: Program::Shell(component.run.clone()),
                 working_dir: working_dir.clone(),
                 env: self.component_env(key, spec, component, services),
                 log_path: self.log_path(key, &component.name),
+                run_as: None,
             };
             let port = {
                 let biomes = self.biomes.lock().expect("biomes poisoned");
@@ -635,22 +672,25 @@ impl Supervisor {
             }
             .ok_or_else(|| format!("no port was allocated for `{}`", component.name))?;
             let generation = self.install_unit(key, component, &fingerprint, working_dir, |unit| {
-                unit.state = ComponentState::Starting;
-                unit.process = adoptable;
+                unit.run.state = ComponentState::Starting;
+                unit.run.process = adoptable;
             });
             let (stop_tx, stop_rx) = watch::channel(false);
             let watcher = ServiceWatcher {
                 supervisor: Arc::clone(self),
-                key: key.clone(),
-                name: component.name.clone(),
+                slot: Slot::Component(key.clone(), component.name.clone()),
                 generation,
                 launch,
-                health_url: HealthProbe::url(port, component.health.as_deref().unwrap_or("/")),
+                readiness: Readiness::Http(HealthProbe::url(
+                    port,
+                    component.health.as_deref().unwrap_or("/"),
+                )),
                 start_timeout: Duration::from_secs(component.start_timeout_secs),
+                polite_signal: nix::sys::signal::Signal::SIGTERM,
             };
             let handle = tokio::spawn(watcher.run(adoptable, stop_rx));
             self.with_unit(key, &component.name, |unit| {
-                unit.task = Some(UnitTask {
+                unit.run.task = Some(UnitTask {
                     stop: stop_tx,
                     handle,
                 });
@@ -672,7 +712,7 @@ impl Supervisor {
             biomes
                 .get(key)
                 .and_then(|b| b.units.get(&component.name))
-                .map(|u| u.state_tx.subscribe())
+                .map(|u| u.run.state_tx.subscribe())
         }) else {
             return Err(format!("`{}` is not running", component.name));
         };
@@ -707,9 +747,9 @@ impl Supervisor {
                 Err(_) => {
                     // The watcher keeps probing; until it sees a 2xx the service counts as unhealthy.
                     self.with_unit(key, &component.name, |unit| {
-                        if unit.state == ComponentState::Starting {
-                            unit.state = ComponentState::Unhealthy;
-                            unit.state_tx.send_replace(unit.state);
+                        if unit.run.state == ComponentState::Starting {
+                            unit.run.state = ComponentState::Unhealthy;
+                            unit.run.state_tx.send_replace(unit.run.state);
                         }
                     });
                     let detail = self.unit_detail(key, &component.name).unwrap_or_default();
@@ -727,7 +767,7 @@ impl Supervisor {
 
     fn unit_detail(&self, key: &BiomeKey, name: &Name) -> Option<String> {
         let biomes = self.biomes.lock().expect("biomes poisoned");
-        biomes.get(key)?.units.get(name)?.detail.clone()
+        biomes.get(key)?.units.get(name)?.run.detail.clone()
     }
 
     /// Creates or replaces the unit record for a component; returns its new generation.
@@ -748,17 +788,11 @@ impl Supervisor {
                 spec: component.clone(),
                 fingerprint: fingerprint.to_owned(),
                 working_dir: working_dir.clone(),
-                state: ComponentState::Stopped,
-                detail: None,
-                process: None,
-                restarts: 0,
                 succeeded_fingerprint: None,
-                generation: 0,
-                task: None,
-                state_tx: watch::channel(ComponentState::Stopped).0,
+                run: Running::new(ComponentState::Stopped, None, 0),
             });
         if unit.fingerprint != fingerprint {
-            unit.restarts = 0;
+            unit.run.restarts = 0;
         }
         let old_dir = std::mem::replace(&mut unit.working_dir, working_dir);
         if old_dir != unit.working_dir {
@@ -766,11 +800,11 @@ impl Supervisor {
         }
         unit.spec = component.clone();
         unit.fingerprint = fingerprint.to_owned();
-        unit.detail = None;
-        unit.generation += 1;
+        unit.run.detail = None;
+        unit.run.generation += 1;
         configure(unit);
-        unit.state_tx.send_replace(unit.state);
-        unit.generation
+        unit.run.state_tx.send_replace(unit.run.state);
+        unit.run.generation
     }
 
     fn with_unit<T>(
@@ -783,58 +817,71 @@ impl Supervisor {
         biomes.get_mut(key)?.units.get_mut(name).map(change)
     }
 
-    /// Changes a unit only if `generation` still owns it.
+    /// The process record behind a slot, whichever map holds it.
+    fn with_running<T>(&self, slot: &Slot, change: impl FnOnce(&mut Running) -> T) -> Option<T> {
+        match slot {
+            Slot::Component(key, name) => self.with_unit(key, name, |unit| change(&mut unit.run)),
+            Slot::Instance(key) => {
+                let mut instances = self.instances.lock().expect("instances poisoned");
+                instances
+                    .get_mut(key)
+                    .map(|instance| change(&mut instance.run))
+            }
+        }
+    }
+
+    /// Changes a record only if `generation` still owns it.
     fn update_if_current(
         &self,
-        key: &BiomeKey,
-        name: &Name,
+        slot: &Slot,
         generation: u64,
-        change: impl FnOnce(&mut Unit),
+        change: impl FnOnce(&mut Running),
     ) -> bool {
-        self.with_unit(key, name, |unit| {
-            if unit.generation != generation {
+        self.with_running(slot, |run| {
+            if run.generation != generation {
                 return false;
             }
-            change(unit);
-            unit.state_tx.send_replace(unit.state);
+            change(run);
+            run.state_tx.send_replace(run.state);
             true
         })
         .unwrap_or(false)
     }
 
-    /// Stops the unit's watcher (which stops its process group) and waits for it.
     async fn stop_unit(&self, key: &BiomeKey, name: &Name) {
-        let (task, orphan) = match self.with_unit(key, name, |unit| {
-            unit.generation += 1;
-            (unit.task.take(), unit.process.take())
+        self.stop_slot(
+            &Slot::Component(key.clone(), name.clone()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .await
+    }
+
+    /// Stops the slot's watcher (which stops its process group) and waits for it.
+    async fn stop_slot(&self, slot: &Slot, polite: nix::sys::signal::Signal) {
+        let (task, orphan) = match self.with_running(slot, |run| {
+            run.generation += 1;
+            (run.task.take(), run.process.take())
         }) {
             Some(found) => found,
             None => return,
         };
-        match task {
-            Some(task) => {
-                let _ = task.stop.send(true);
-                let _ = task.handle.await;
-                // A process the watcher did not own yet (adopted, not watched) is stopped below.
-                if let Some(identity) = orphan {
-                    process::stop_group(identity, None, self.config.stop_grace).await;
-                }
-            }
-            None => {
-                if let Some(identity) = orphan {
-                    process::stop_group(identity, None, self.config.stop_grace).await;
-                }
-            }
+        if let Some(task) = task {
+            let _ = task.stop.send(true);
+            let _ = task.handle.await;
         }
-        self.with_unit(key, name, |unit| {
+        // A process no watcher owned (adopted, not yet watched) is stopped here.
+        if let Some(identity) = orphan {
+            process::stop_group_with(identity, None, self.config.stop_grace, polite).await;
+        }
+        self.with_running(slot, |run| {
             // A finished job keeps its outcome: it decides whether the job runs again.
             if !matches!(
-                unit.state,
+                run.state,
                 ComponentState::Succeeded | ComponentState::Failed
             ) {
-                unit.state = ComponentState::Stopped;
+                run.state = ComponentState::Stopped;
             }
-            unit.state_tx.send_replace(unit.state);
+            run.state_tx.send_replace(run.state);
         });
     }
 
@@ -861,9 +908,9 @@ impl Supervisor {
                                         spec: unit.spec.clone(),
                                         fingerprint: unit.fingerprint.clone(),
                                         working_dir: unit.working_dir.clone(),
-                                        state: unit.state,
-                                        process: unit.process,
-                                        restarts: unit.restarts,
+                                        state: unit.run.state,
+                                        process: unit.run.process,
+                                        restarts: unit.run.restarts,
                                         succeeded_fingerprint: unit.succeeded_fingerprint.clone(),
                                     },
                                 )
@@ -871,6 +918,7 @@ impl Supervisor {
                             .collect(),
                     })
                     .collect(),
+                instances: self.persisted_instances(),
             }
         };
         let path = self.state_file();
@@ -937,14 +985,8 @@ impl Supervisor {
                             spec: saved_unit.spec,
                             fingerprint: saved_unit.fingerprint,
                             working_dir: saved_unit.working_dir,
-                            state,
-                            detail: None,
-                            process: adopt,
-                            restarts: saved_unit.restarts,
                             succeeded_fingerprint: saved_unit.succeeded_fingerprint,
-                            generation: 0,
-                            task: None,
-                            state_tx: watch::channel(state).0,
+                            run: Running::new(state, adopt, saved_unit.restarts),
                         },
                     );
                 }
@@ -958,6 +1000,7 @@ impl Supervisor {
                 );
             }
         }
+        self.restore_instances(persisted.instances, &mut known_groups);
         // Anything carrying our marker that is not an adopted group is an orphan: stop it.
         for pid in process::processes_with_env_marker(&self.marker) {
             let group = process::stat(pid)
@@ -981,6 +1024,8 @@ impl Supervisor {
                 let _ = process::signal_group(group, nix::sys::signal::Signal::SIGKILL);
             }
         }
+        // Instances first: biomes may need them (their database) to converge.
+        self.resume_instances();
         self.persist();
         let keys: Vec<BiomeKey> = self
             .biomes
@@ -1033,12 +1078,38 @@ impl Supervisor {
 /// backoff when it crashes, and stops it when told to.
 struct ServiceWatcher {
     supervisor: Arc<Supervisor>,
-    key: BiomeKey,
-    name: Name,
+    slot: Slot,
     generation: u64,
     launch: Launch,
-    health_url: String,
+    readiness: Readiness,
     start_timeout: Duration,
+    /// The signal that asks the process to stop before SIGKILL insists.
+    polite_signal: nix::sys::signal::Signal,
+}
+
+/// How a watcher tells that its process is ready.
+#[derive(Debug, Clone)]
+enum Readiness {
+    /// Any 2xx from this URL.
+    Http(String),
+    /// A TCP connection to this loopback port is accepted.
+    Tcp(u16),
+}
+
+/// Which record a watcher reports into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slot {
+    Component(BiomeKey, Name),
+    Instance(InstanceKey),
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Slot::Component(key, name) => write!(f, "{}/{}/{name}", key.project, key.biome),
+            Slot::Instance(key) => write!(f, "{}/{}/{}", key.project, key.env, key.name),
+        }
+    }
 }
 
 enum Watched {
@@ -1056,11 +1127,12 @@ impl ServiceWatcher {
                 None => match process::spawn(&self.launch) {
                     Ok((child, identity)) => (Some(child), identity),
                     Err(error) => {
-                        let message = format!("cannot start `{}`: {error}", self.launch.command);
+                        let message =
+                            format!("cannot start `{}`: {error}", self.launch.program.display());
                         failures += 1;
-                        self.set(|unit| {
-                            unit.state = ComponentState::Crashed;
-                            unit.detail = Some(message.clone());
+                        self.set(|run| {
+                            run.state = ComponentState::Crashed;
+                            run.detail = Some(message.clone());
                         });
                         if self.wait_or_stop(backoff.delay(failures), &mut stop).await {
                             return self.stopped();
@@ -1069,10 +1141,15 @@ impl ServiceWatcher {
                     }
                 },
             };
-            if !self.set(|unit| unit.process = Some(identity)) {
+            if !self.set(|run| run.process = Some(identity)) {
                 // Replaced while starting: this process is not ours to keep.
-                process::stop_group(identity, child.as_mut(), self.supervisor.config.stop_grace)
-                    .await;
+                process::stop_group_with(
+                    identity,
+                    child.as_mut(),
+                    self.supervisor.config.stop_grace,
+                    self.polite_signal,
+                )
+                .await;
                 return;
             }
             self.supervisor.persist();
@@ -1082,30 +1159,32 @@ impl ServiceWatcher {
                 .await
             {
                 Watched::StopRequested => {
-                    process::stop_group(
+                    process::stop_group_with(
                         identity,
                         child.as_mut(),
                         self.supervisor.config.stop_grace,
+                        self.polite_signal,
                     )
                     .await;
                     return self.stopped();
                 }
                 Watched::Exited(how) => {
                     // Leftovers of the group (a child of the shell) would hold the port.
-                    process::stop_group(identity, None, self.supervisor.config.stop_grace).await;
+                    process::stop_group_with(
+                        identity,
+                        None,
+                        self.supervisor.config.stop_grace,
+                        self.polite_signal,
+                    )
+                    .await;
                     failures = backoff.next_failures(failures, started.elapsed());
                     let delay = backoff.delay(failures);
-                    tracing::info!(
-                        "{}/{}/{} {how}; restarting in {delay:?}",
-                        self.key.project,
-                        self.key.biome,
-                        self.name
-                    );
-                    let still_ours = self.set(|unit| {
-                        unit.state = ComponentState::Crashed;
-                        unit.process = None;
-                        unit.restarts += 1;
-                        unit.detail = Some(format!("{how}; restarting in {}ms", delay.as_millis()));
+                    tracing::info!("{} {how}; restarting in {delay:?}", self.slot);
+                    let still_ours = self.set(|run| {
+                        run.state = ComponentState::Crashed;
+                        run.process = None;
+                        run.restarts += 1;
+                        run.detail = Some(format!("{how}; restarting in {}ms", delay.as_millis()));
                     });
                     if !still_ours {
                         return;
@@ -1155,13 +1234,17 @@ impl ServiceWatcher {
                 _ = stop.changed() => return Watched::StopRequested,
                 _ = tokio::time::sleep(interval) => {}
             }
-            match self.supervisor.probe.probe(&self.health_url).await {
+            let probed = match &self.readiness {
+                Readiness::Http(url) => self.supervisor.probe.probe(url).await,
+                Readiness::Tcp(port) => probe_tcp(*port).await,
+            };
+            match probed {
                 ProbeResult::Healthy => {
                     ever_healthy = true;
                     consecutive_failures = 0;
-                    self.set(|unit| {
-                        unit.state = ComponentState::Healthy;
-                        unit.detail = None;
+                    self.set(|run| {
+                        run.state = ComponentState::Healthy;
+                        run.detail = None;
                     });
                 }
                 ProbeResult::Unhealthy(why) => {
@@ -1169,12 +1252,12 @@ impl ServiceWatcher {
                     let timed_out = !ever_healthy && started.elapsed() >= self.start_timeout;
                     // A healthy service gets three chances before it is reported unhealthy.
                     if timed_out || (ever_healthy && consecutive_failures >= 3) {
-                        self.set(|unit| {
-                            unit.state = ComponentState::Unhealthy;
-                            unit.detail = Some(why.clone());
+                        self.set(|run| {
+                            run.state = ComponentState::Unhealthy;
+                            run.detail = Some(why.clone());
                         });
                     } else if !ever_healthy {
-                        self.set(|unit| unit.detail = Some(why.clone()));
+                        self.set(|run| run.detail = Some(why.clone()));
                     }
                 }
             }
@@ -1192,16 +1275,16 @@ impl ServiceWatcher {
         }
     }
 
-    fn set(&self, change: impl FnOnce(&mut Unit)) -> bool {
+    fn set(&self, change: impl FnOnce(&mut Running)) -> bool {
         self.supervisor
-            .update_if_current(&self.key, &self.name, self.generation, change)
+            .update_if_current(&self.slot, self.generation, change)
     }
 
     fn stopped(&self) {
-        self.supervisor.with_unit(&self.key, &self.name, |unit| {
-            unit.process = None;
-            unit.state = ComponentState::Stopped;
-            unit.state_tx.send_replace(unit.state);
+        self.supervisor.with_running(&self.slot, |run| {
+            run.process = None;
+            run.state = ComponentState::Stopped;
+            run.state_tx.send_replace(run.state);
         });
         self.supervisor.persist();
     }
@@ -1261,5 +1344,18 @@ fn with_log_tail(message: String, log: &Path) -> String {
         format!("{message}\n(the log {} is empty)", log.display())
     } else {
         format!("{message}\n--- last lines of {} ---\n{tail}", log.display())
+    }
+}
+
+async fn probe_tcp(port: u16) -> ProbeResult {
+    let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+    match tokio::time::timeout(Duration::from_secs(2), connect).await {
+        Ok(Ok(_)) => ProbeResult::Healthy,
+        Ok(Err(error)) => {
+            ProbeResult::Unhealthy(format!("127.0.0.1:{port} refused a connection: {error}"))
+        }
+        Err(_) => ProbeResult::Unhealthy(format!(
+            "127.0.0.1:{port} did not accept a connection within 2s"
+        )),
     }
 }
