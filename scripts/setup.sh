@@ -9,6 +9,10 @@ command -v python3 >/dev/null 2>&1 || need_packages+=(python3)
 command -v sha256sum >/dev/null 2>&1 || need_packages+=(coreutils)
 command -v zip >/dev/null 2>&1 || need_packages+=(zip)
 command -v cc >/dev/null 2>&1 || need_packages+=(gcc)
+# PostgreSQL's server binaries: sandpit runs an embedded instance per environment from them.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need_packages+=(postgresql)
+fi
 
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "setup: installing ${need_packages[*]}"

@@ -270,6 +270,38 @@ impl Repository {
         Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
     }
 
+    /// Names of the files directly inside the directory `dir_in_repo` at `treeish`, sorted;
+    /// `None` when there is no such directory there.
+    pub fn list_files(
+        &self,
+        treeish: &str,
+        dir_in_repo: &str,
+    ) -> Result<Option<Vec<String>>, GitError> {
+        if self.tree_id(treeish, dir_in_repo)?.is_none() {
+            return Ok(None);
+        }
+        let spec = object_spec(treeish, dir_in_repo);
+        let output = self.run_raw(&["ls-tree", "-z", "--end-of-options", &spec], None)?;
+        if !output.status.success() {
+            return Ok(None);
+        }
+        let mut names: Vec<String> = output
+            .stdout
+            .split(|b| *b == 0)
+            .filter_map(|entry| {
+                // `<mode> <type> <id>\t<name>`; only blobs (files) are listed.
+                let entry = std::str::from_utf8(entry).ok()?;
+                let (meta, name) = entry.split_once('\t')?;
+                meta.split_whitespace()
+                    .nth(1)
+                    .filter(|kind| *kind == "blob")
+                    .map(|_| name.to_owned())
+            })
+            .collect();
+        names.sort();
+        Ok(Some(names))
+    }
+
     /// Writes the content of `treeish` (a commit or tree id) into `dest`, exactly as committed:
     /// no working-tree edits, no ignored files. Uses a temporary index; the user's index and work
     /// tree are not touched.

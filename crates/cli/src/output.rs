@@ -39,6 +39,18 @@ pub struct BiomeJson {
     pub state: String,
     pub data_dir: String,
     pub components: Vec<ComponentJson>,
+    pub database: Option<DatabaseJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DatabaseJson {
+    pub name: String,
+    pub template: String,
+    /// The variable components read the URL from.
+    pub url_env: &'static str,
+    /// Only with `--show-secrets`: it carries the biome role's password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,9 +67,15 @@ pub struct ComponentJson {
     pub detail: Option<String>,
 }
 
-impl From<&BiomeStatus> for BiomeJson {
-    fn from(status: &BiomeStatus) -> BiomeJson {
+impl BiomeJson {
+    pub fn new(status: &BiomeStatus, show_secrets: bool) -> BiomeJson {
         BiomeJson {
+            database: status.database.as_ref().map(|d| DatabaseJson {
+                name: d.name.clone(),
+                template: d.template.clone(),
+                url_env: "DATABASE_URL",
+                url: show_secrets.then(|| d.url.clone()),
+            }),
             biome: status.biome.to_string(),
             project: status.project.to_string(),
             env: status.env.to_string(),
@@ -157,7 +175,7 @@ fn short(version: &str) -> &str {
     version.get(..12).unwrap_or(version)
 }
 
-pub fn print_biome(status: &BiomeStatus) {
+pub fn print_biome(status: &BiomeStatus, show_secrets: bool) {
     println!(
         "biome {}  env {}  at {}  {}",
         status.biome,
@@ -165,6 +183,17 @@ pub fn print_biome(status: &BiomeStatus) {
         short(&status.sha),
         status.state
     );
+    if let Some(database) = &status.database {
+        let url = if show_secrets {
+            database.url.clone()
+        } else {
+            "in DATABASE_URL (--show-secrets shows it)".to_owned()
+        };
+        println!(
+            "database {} (from {}): {url}",
+            database.name, database.template
+        );
+    }
     println!(
         "{:<20} {:<8} {:<10} {:>8} {:>8}  URL",
         "COMPONENT", "KIND", "STATE", "PID", "RESTARTS"

@@ -83,6 +83,7 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
         project_dir,
         base_env: base_env(),
         executable: env::current_exe()?,
+        process_env: env::vars().collect(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         supervisor,
     })

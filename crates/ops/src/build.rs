@@ -29,6 +29,8 @@ pub struct BuildOutcome {
     pub warnings: Vec<Diagnostic>,
     pub report: BuildReport,
     pub store_root: PathBuf,
+    /// What was built: the commit id, or the snapshot tree of a dirty working tree.
+    pub treeish: String,
 }
 
 pub fn build(
@@ -80,7 +82,7 @@ pub fn build(
         BuildRequest {
             repo: &repo,
             version,
-            treeish,
+            treeish: treeish.clone(),
             spec: &parsed.spec,
             store: &store,
             log_dir: context.build_log_dir(parsed.spec.project.name.as_str()),
@@ -95,6 +97,7 @@ pub fn build(
         warnings: parsed.warnings,
         report,
         store_root,
+        treeish,
     })
 }
 

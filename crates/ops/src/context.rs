@@ -1,5 +1,6 @@
 //! What every use case needs to know about where it runs, gathered once by the CLI.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use sandpit_runtime::SupervisorConfig;
@@ -17,6 +18,9 @@ pub struct Context {
     pub executable: PathBuf,
     /// sandpit's own version, recorded in provenance.
     pub version: String,
+    /// The whole process environment, for settings `sandpit.toml` names by variable
+    /// (`url_env`); never passed on to builds or components.
+    pub process_env: BTreeMap<String, String>,
     /// How the daemon runs components when this invocation has to start it.
     pub supervisor: SupervisorConfig,
 }

@@ -6,15 +6,33 @@ use crate::daemon_connection;
 use crate::project::ProjectDir;
 use crate::Context;
 
+/// Stops the biome's processes, then drops its database and role (after the processes, so
+/// nothing is connected any more).
 pub async fn down(
     context: &Context,
     biome: &str,
-    on_event: impl FnMut(Option<&sandpit_domain::Name>, &str),
+    mut on_event: impl FnMut(Option<&sandpit_domain::Name>, &str),
 ) -> anyhow::Result<BiomeStatus> {
-    let project = ProjectDir::locate(&context.project_dir)?.project_name()?;
+    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?.spec;
+    let project = spec.project.name.clone();
     let biome = crate::up::parse_biome_name(biome)?;
-    match daemon_connection::request(context, &Request::Down { project, biome }, on_event).await? {
-        ReplyBody::Biome(status) => Ok(status),
+    let request = Request::Down {
+        project,
+        biome: biome.clone(),
+    };
+    let status = match daemon_connection::request(context, &request, &mut on_event).await? {
+        ReplyBody::Biome(status) => status,
         other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
+    };
+    let dropped = crate::database::drop(context, &spec, &status.env, &biome, &mut |m| on_event(None, m))
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "biome `{biome}`'s processes are stopped, but its database was not dropped: {e}\nhint: run `sandpit down {biome}` again once the database is reachable"
+            )
+        })?;
+    if dropped {
+        on_event(None, "dropped its database and role");
     }
+    Ok(status)
 }

@@ -7,6 +7,7 @@ pub mod artifacts;
 pub mod build;
 pub mod context;
 pub mod daemon_connection;
+pub mod database;
 pub mod down;
 pub mod init;
 pub mod logs;

@@ -19,6 +19,8 @@ pub struct UpOptions {
     /// The environment it lives in; `None` picks the first that hosts biomes.
     pub env: Option<String>,
     pub build: BuildOptions,
+    /// Re-clone the biome's database when its migrations changed (its data is lost).
+    pub reset_db: bool,
 }
 
 #[derive(Debug)]
@@ -36,7 +38,7 @@ pub async fn up(
     context: &Context,
     options: &UpOptions,
     progress: &mut dyn BuildProgress,
-    on_event: impl FnMut(Option<&Name>, &str),
+    mut on_event: impl FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<UpOutcome> {
     let project = ProjectDir::locate(&context.project_dir)?;
     let biome = match &options.biome {
@@ -60,6 +62,19 @@ pub async fn up(
         );
     }
     let env = biome_environment(spec, options.env.as_deref())?;
+    let repo = Repository::discover_with_env(&project.root, context.base_env.clone())?;
+    let database = crate::database::prepare(
+        context,
+        spec,
+        &repo,
+        &build.treeish,
+        &env,
+        &biome,
+        options.reset_db,
+        &mut |message| on_event(None, message),
+    )
+    .await?;
+    let injected = database.as_ref().map(|d| d.env.clone()).unwrap_or_default();
     let mut components = Vec::new();
     for component in spec.start_order() {
         let built = build
@@ -80,7 +95,12 @@ pub async fn up(
             run: component.run.clone().unwrap_or_default(),
             health: component.health.clone(),
             start_timeout_secs: component.start_timeout.as_secs(),
-            env: component.env.clone(),
+            env: component
+                .env
+                .clone()
+                .into_iter()
+                .chain(injected.clone())
+                .collect(),
             depends_on: component
                 .depends_on
                 .iter()
@@ -102,6 +122,7 @@ pub async fn up(
             store: build.store_root.clone(),
             max_artifact_size: spec.project.max_artifact_size.0,
             components,
+            database: database.map(|d| d.info),
         },
     };
     match daemon_connection::request(context, &request, on_event).await? {

@@ -162,7 +162,11 @@ async fn handle(
     let work = tokio::spawn(async move {
         let events = Some(events_tx);
         match request {
-            Request::Ping => Ok(ReplyBody::Pong { pid: std::process::id(), version }),
+            Request::Ping => Ok(ReplyBody::Pong {
+                pid: std::process::id(),
+                version,
+                instances: supervisor.instances(),
+            }),
             Request::Up { biome } => supervisor.up(biome, &events).await.map(ReplyBody::Biome),
             Request::Down { project, biome } => {
                 supervisor.down(&BiomeKey { project, biome }, &events).await.map(ReplyBody::Biome)

@@ -50,9 +50,17 @@ pub enum Reply {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ReplyBody {
-    Pong { pid: u32, version: String },
+    Pong {
+        pid: u32,
+        version: String,
+        /// Environment-level processes it supervises (embedded database instances).
+        #[serde(default)]
+        instances: Vec<InstanceStatus>,
+    },
     Biome(BiomeStatus),
-    Biomes { biomes: Vec<BiomeStatus> },
+    Biomes {
+        biomes: Vec<BiomeStatus>,
+    },
     Instance(InstanceStatus),
     Done,
 }
@@ -71,6 +79,19 @@ pub struct BiomeSpec {
     pub max_artifact_size: u64,
     /// In start order: dependencies first.
     pub components: Vec<ComponentSpec>,
+    /// The biome's database, when the project has one (reported by `status`).
+    #[serde(default)]
+    pub database: Option<DatabaseInfo>,
+}
+
+/// A biome's own database on the environment's shared instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseInfo {
+    pub name: String,
+    /// The template it was cloned from (one per content hash of the migrations).
+    pub template: String,
+    /// The libpq URL with the biome role's password: shown only on request.
+    pub url: String,
 }
 
 /// How one component of a biome is run.
@@ -103,6 +124,7 @@ pub struct BiomeStatus {
     pub components: Vec<ComponentStatus>,
     /// The biome's persistent data directory (`SANDPIT_DATA_DIR`).
     pub data_dir: PathBuf,
+    pub database: Option<DatabaseInfo>,
 }
 
 /// What one component looks like now.

@@ -381,6 +381,7 @@ impl Supervisor {
             state: state.into(),
             components,
             data_dir: self.data_dir(key),
+            database: biome.spec.database.clone(),
         }
     }
 

@@ -50,16 +50,41 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         Some(Action::Status) => {
             let answer =
                 sandpit_ops::daemon_connection::request_if_running(context, &Request::Ping).await?;
-            let (running, pid, version) = match answer {
-                Some(ReplyBody::Pong { pid, version }) => (true, Some(pid), Some(version)),
-                _ => (false, None, None),
+            let (pid, version, instances) = match answer {
+                Some(ReplyBody::Pong {
+                    pid,
+                    version,
+                    instances,
+                }) => (Some(pid), Some(version), instances),
+                _ => (None, None, Vec::new()),
             };
+            let instances_json: Vec<serde_json::Value> = instances
+                .iter()
+                .map(|i| {
+                    serde_json::json!({
+                        "project": i.key.project, "env": i.key.env, "name": i.key.name,
+                        "state": i.state, "pid": i.pid, "port": i.port, "restarts": i.restarts,
+                        "log": i.log,
+                    })
+                })
+                .collect();
             if json {
-                output::print_json(
-                    &serde_json::json!({ "running": running, "pid": pid, "version": version }),
-                )?;
+                output::print_json(&serde_json::json!({
+                    "running": pid.is_some(), "pid": pid, "version": version, "instances": instances_json,
+                }))?;
             } else if let Some(pid) = pid {
                 println!("daemon running (pid {pid})");
+                for i in &instances {
+                    println!(
+                        "  {} of {}/{}: {} on port {} (pid {})",
+                        i.key.name,
+                        i.key.project,
+                        i.key.env,
+                        i.state,
+                        i.port,
+                        i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+                    );
+                }
             } else {
                 println!("no daemon running");
             }

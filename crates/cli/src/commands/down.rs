@@ -20,7 +20,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     })
     .await?;
     if json {
-        output::print_json(&output::BiomeJson::from(&status))?;
+        output::print_json(&output::BiomeJson::new(&status, false))?;
     } else {
         println!("biome `{}` is down", status.biome);
     }

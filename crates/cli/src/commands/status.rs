@@ -10,14 +10,17 @@ use crate::output;
 pub struct Args {
     /// The biome's name.
     biome: String,
+    /// Include secrets (the database URL with its password) in the output.
+    #[arg(long)]
+    show_secrets: bool,
 }
 
 pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
     let status = sandpit_ops::status::status(context, &args.biome).await?;
     if json {
-        output::print_json(&output::BiomeJson::from(&status))?;
+        output::print_json(&output::BiomeJson::new(&status, args.show_secrets))?;
     } else {
-        output::print_biome(&status);
+        output::print_biome(&status, args.show_secrets);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,10 @@ pub struct Args {
     /// The environment the biome belongs to (default: the first with `biomes = true`).
     #[arg(long, value_name = "ENV")]
     env: Option<String>,
+    /// Re-clone the biome's database from the new template when the migrations changed
+    /// (its data is lost).
+    #[arg(long)]
+    reset_db: bool,
     #[command(flatten)]
     build: super::build::BuildArgs,
 }
@@ -33,6 +37,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         biome: args.biome.clone(),
         env: args.env.clone(),
         build: args.build.options(),
+        reset_db: args.reset_db,
     };
     let mut progress = TerminalProgress::new(json);
     let outcome = sandpit_ops::up::up(context, &options, &mut progress, |component, message| {
@@ -47,7 +52,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     if json {
         output::print_json(&UpJson {
             build: BuildJson::from(&outcome.build.report),
-            biome: BiomeJson::from(&outcome.status),
+            biome: BiomeJson::new(&outcome.status, false),
         })?;
     } else {
         let status = &outcome.status;

@@ -27,6 +27,13 @@ impl Sandbox {
             .prefix("sp")
             .tempdir()
             .expect("temp dir");
+        // PostgreSQL runs as the `postgres` user when the tests run as root; it must be able to
+        // pass through the sandbox to reach its data directory.
+        fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .unwrap();
         let home = dir.path().join("home");
         let repo = dir.path().join("repo");
         fs::create_dir_all(&repo).unwrap();
@@ -194,6 +201,29 @@ impl Sandbox {
         found
     }
 
+    /// Processes of the biomes' components: those under `SANDPIT_HOME` minus the groups of
+    /// environment-level instances (the embedded PostgreSQL), which outlive biomes.
+    pub fn component_processes(&self) -> Vec<u32> {
+        let daemon = self.json(&["daemon", "status"]);
+        let instance_groups: Vec<u32> = daemon["instances"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter_map(|i| i["pid"].as_u64().map(|p| p as u32))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.processes_under_home()
+            .into_iter()
+            // PostgreSQL's children make themselves group leaders, so look at the parent too.
+            .filter(|pid| {
+                !instance_groups.contains(pid)
+                    && !process_group(*pid).is_some_and(|g| instance_groups.contains(&g))
+                    && !parent(*pid).is_some_and(|p| instance_groups.contains(&p))
+            })
+            .collect()
+    }
+
     pub fn daemon_pid(&self) -> Option<u32> {
         fs::read_to_string(self.home.join("run/daemon.pid"))
             .ok()?
@@ -289,6 +319,85 @@ pub fn process_group(pid: u32) -> Option<u32> {
         .next()?
         .split_whitespace()
         .nth(2)?
+        .parse()
+        .ok()
+}
+
+/// Runs one SQL statement (simple protocol) and returns every value of every row as text, or
+/// PostgreSQL's error message.
+pub fn sql(url: &str, statement: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| error_text(&e))?;
+        let connection = tokio::spawn(connection);
+        let result = client
+            .simple_query(statement)
+            .await
+            .map_err(|e| error_text(&e));
+        drop(client);
+        let _ = connection.await;
+        Ok(result?
+            .into_iter()
+            .filter_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_owned))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect())
+    })
+}
+
+fn error_text(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => error.to_string(),
+    }
+}
+
+impl Sandbox {
+    /// The superuser URL of the embedded instance of `env` for project `project`.
+    pub fn admin_url(&self, project: &str, env: &str) -> String {
+        let dir = self
+            .home
+            .join("projects")
+            .join(project)
+            .join("postgres")
+            .join(env);
+        let password =
+            fs::read_to_string(dir.join("admin-password")).expect("embedded instance initialised");
+        let port = fs::read_to_string(dir.join("port")).unwrap();
+        format!(
+            "postgres://sandpit_admin:{}@127.0.0.1:{}/postgres",
+            password.trim(),
+            port.trim()
+        )
+    }
+
+    /// A single column of a query run as the superuser, e.g. the names of databases.
+    pub fn admin_column(&self, project: &str, statement: &str) -> Vec<String> {
+        sql(&self.admin_url(project, "dev"), statement)
+            .unwrap()
+            .into_iter()
+            .map(|row| row[0].clone().unwrap_or_default())
+            .collect()
+    }
+}
+
+/// The parent of a process, from `/proc/<pid>/stat` (field 4).
+pub fn parent(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
         .parse()
         .ok()
 }

@@ -7,4 +7,5 @@ mod harness;
 
 mod build;
 mod cli;
+mod database;
 mod runtime;

@@ -26,6 +26,7 @@ fn example_biome_serves_survives_crashes_and_daemon_loss_then_goes_down_cleanly(
     // Every service answers real HTTP on its URL; the job ran first and succeeded.
     let status = sandbox.status("alice");
     assert_eq!(component(&status, "prepare-data")["state"], "succeeded");
+    assert_eq!(status["database"]["name"], "orewise_alice");
     let ingest = component(&status, "assay-ingest")["url"]
         .as_str()
         .unwrap()
@@ -99,11 +100,13 @@ fn example_biome_serves_survives_crashes_and_daemon_loss_then_goes_down_cleanly(
     let (code, _) = http_get(&format!("{grade}/healthz"));
     assert_eq!(code, 200);
     let known: Vec<u32> = pids_after.iter().map(|p| *p as u32).collect();
-    for pid in sandbox.processes_under_home() {
+    for pid in sandbox.component_processes() {
         let group = process_group(pid);
         assert!(
             known.contains(&pid) || group.is_some_and(|g| known.contains(&g)),
-            "process {pid} runs under SANDPIT_HOME but belongs to no component: an orphan"
+            "process {pid} ({}) runs under SANDPIT_HOME but belongs to no component: an orphan; daemon: {}",
+            fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " "),
+            sandbox.json(&["daemon", "status"])
         );
     }
     // An adopted service is still supervised: kill -9 it and it comes back.
@@ -117,13 +120,18 @@ fn example_biome_serves_survives_crashes_and_daemon_loss_then_goes_down_cleanly(
     let down = sandbox.json(&["down", "alice"]);
     assert_eq!(down["state"], "stopped");
     assert!(
-        sandbox.processes_under_home().is_empty(),
+        sandbox.component_processes().is_empty(),
         "processes left: {:?}",
-        sandbox.processes_under_home()
+        sandbox.component_processes()
     );
     let ls = sandbox.json(&["ls"]);
     assert_eq!(ls["biomes"], json!([]));
     assert!(!sandbox.home.join("runtime/orewise/alice").exists());
+    let databases = sandbox.admin_column("orewise", "select datname from pg_database");
+    assert!(
+        !databases.contains(&"orewise_alice".to_owned()),
+        "{databases:?}"
+    );
     let error = sandbox.fails(&["status", "alice"], 1);
     assert!(error.contains("there is no biome `alice`"), "{error}");
 }

@@ -142,7 +142,9 @@ impl Supervisor {
             let state = *state_rx.borrow_and_update();
             match state {
                 ComponentState::Healthy => return Ok(()),
-                ComponentState::Crashed | ComponentState::Stopped | ComponentState::Unhealthy => {
+                // A crash is waited through: the watcher restarts it, and a database that was
+                // killed a moment ago is usually back well within the timeout.
+                ComponentState::Stopped => {
                     let detail = self
                         .instance_status(&spec.key)
                         .and_then(|s| s.detail)
@@ -160,13 +162,15 @@ impl Supervisor {
             match tokio::time::timeout_at(deadline, state_rx.changed()).await {
                 Ok(Ok(())) => continue,
                 Ok(Err(_)) => return Err(format!("{} was replaced while starting", spec.key.name)),
-                Err(_) => return Err(with_log_tail(
-                    format!(
+                Err(_) => {
+                    return Err(with_log_tail(
+                        format!(
                         "{} for environment `{}` did not accept connections on port {} within {}s",
                         spec.key.name, spec.key.env, spec.port, spec.start_timeout_secs
                     ),
-                    &spec.log,
-                )),
+                        &spec.log,
+                    ))
+                }
             }
         }
     }
@@ -182,6 +186,20 @@ impl Supervisor {
             log: instance.spec.log.clone(),
             detail: instance.run.detail.clone(),
         })
+    }
+
+    /// Every instance, for `sandpit daemon status`.
+    pub fn instances(&self) -> Vec<InstanceStatus> {
+        let keys: Vec<InstanceKey> = self
+            .instances
+            .lock()
+            .expect("instances poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        keys.iter()
+            .filter_map(|key| self.instance_status(key))
+            .collect()
     }
 
     /// Stops the instance and forgets it.

@@ -4,23 +4,40 @@ from datetime import datetime, timezone
 from urllib.parse import parse_qs, unquote
 
 from httpkit import HttpError, JsonHandler
-from storage import DuplicateSample
-from validation import ValidationError, is_code, validate_assay
+from reference_codes import ReferenceUnavailable
+from storage import DuplicateSample, StoreUnavailable
+from validation import ValidationError, check_known_codes, is_code, validate_assay
 
 
 class AssayHandler(JsonHandler):
     component = "assay-ingest"
     store = None  # set by make_handler
     info = None   # {"service", "biome", "env", "sha"}
+    codes = None  # SharedReferenceCodes, or None: codes are checked for shape only
 
     def route(self, method, url):
+        try:
+            return self._route(method, url)
+        except StoreUnavailable as err:
+            raise HttpError(503, f"assay store unavailable: {err}") from None
+
+    def _route(self, method, url):
         path = url.path.rstrip("/") or "/"
         if path == "/healthz":
             self._only(method, "GET")
+            try:
+                self.store.ping()
+            except StoreUnavailable as err:
+                return 503, {"status": "unavailable", "reason": str(err)}
             return 200, {"status": "ok"}
         if path == "/":
             self._only(method, "GET")
-            return 200, dict(self.info, assays=self.store.count())
+            return 200, dict(
+                self.info,
+                **self.store.describe(),
+                reference_codes=self.codes.database if self.codes else None,
+                assays=self.store.count(),
+            )
         if path == "/assays":
             self._only(method, "GET", "POST")
             if method == "POST":
@@ -43,6 +60,10 @@ class AssayHandler(JsonHandler):
     def _create(self):
         try:
             record = validate_assay(self.read_json())
+            if self.codes is not None:
+                check_known_codes(record, self.codes.known())
+        except ReferenceUnavailable as err:
+            raise HttpError(503, f"cannot check codes against the reference data: {err}") from None
         except ValidationError as err:
             raise HttpError(400, err.message, field=err.field) from None
         record["received_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -62,6 +83,6 @@ class AssayHandler(JsonHandler):
         return 200, {"count": len(records), "assays": records}
 
 
-def make_handler(store, info):
-    """A handler class bound to one store and one info dict."""
-    return type("BoundAssayHandler", (AssayHandler,), {"store": store, "info": dict(info)})
+def make_handler(store, info, codes=None):
+    """A handler class bound to one store, one info dict and (optionally) the shared reference codes."""
+    return type("BoundAssayHandler", (AssayHandler,), {"store": store, "info": dict(info), "codes": codes})

@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DIST = HERE / "dist"
 DEFAULT_COMPONENT = "assay-ingest"
-RUNTIME_FILES = ["server.py", "app.py", "httpkit.py", "storage.py", "validation.py"]
+RUNTIME_FILES = ["server.py", "app.py", "httpkit.py", "pgwire.py", "storage.py", "validation.py", "reference_codes.py"]
 
 
 def main():

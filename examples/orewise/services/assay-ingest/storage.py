@@ -1,8 +1,11 @@
 """Assay storage.
 
-Today: a JSON-lines file under $SANDPIT_DATA_DIR. Later: PostgreSQL via
-DATABASE_URL. app.py only uses the four methods below, so the swap is a new
-class with the same methods plus a change in server.py that picks it.
+Two stores with the same methods (add, get, list, count, ping, describe);
+server.py picks one:
+  * PostgresAssayStore when DATABASE_URL is set (sandpit gives every biome its
+    own database, cloned from the migrated and seeded template: db/);
+  * JsonLinesAssayStore under $SANDPIT_DATA_DIR otherwise, so the service
+    also runs with no database at all.
 """
 
 import json
@@ -11,8 +14,15 @@ import sys
 import threading
 
 
+from pgwire import PgError, connect, parse_url, redact_url
+
+
 class DuplicateSample(Exception):
     pass
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached right now (app.py answers 503)."""
 
 
 class JsonLinesAssayStore:
@@ -75,3 +85,83 @@ class JsonLinesAssayStore:
     def count(self):
         with self._lock:
             return len(self._by_id)
+
+    def ping(self):
+        """Raise StoreUnavailable if the store cannot serve requests (never, for a file)."""
+
+    def describe(self):
+        return {"storage": "jsonl", "database": None}
+
+
+# received_at is returned exactly as JsonLinesAssayStore stores it: "2024-03-04T08:15:00Z".
+_COLUMNS = (
+    "sample_id, ore_type, method, au_gpt, cu_pct, "
+    "to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS received_at"
+)
+
+
+class PostgresAssayStore:
+    """Assays in the `assays` table (db/migrations/001_assays.sql).
+
+    One connection, used under a lock (the HTTP server is threaded) and opened
+    lazily: if the database is down at start or the connection drops, the
+    calls raise StoreUnavailable and the next call connects again. Values are
+    always passed as query parameters, never put into the SQL text.
+    """
+
+    def __init__(self, url, connect=connect):
+        self.url = url
+        self.database = parse_url(url)["database"]  # also checks the URL early
+        self._connect = connect
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def _run(self, method, sql, params=()):
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect(self.url)
+                return getattr(self._conn, method)(sql, params)
+            except PgError as err:
+                if err.connection_problem or (self._conn is not None and self._conn.closed):
+                    if self._conn is not None:
+                        self._conn.close()
+                    self._conn = None
+                    raise StoreUnavailable(f"database {self.database}: {err}") from None
+                raise
+
+    def add(self, record):
+        try:
+            self._run(
+                "execute",
+                "INSERT INTO assays (sample_id, ore_type, method, au_gpt, cu_pct, received_at)"
+                " VALUES ($1, $2, $3, $4, $5, COALESCE($6::timestamptz, now()))",
+                [record["sample_id"], record["ore_type"], record["method"],
+                 record["au_gpt"], record["cu_pct"], record.get("received_at")],
+            )
+        except PgError as err:
+            if err.code == "23505":  # unique_violation on the primary key
+                raise DuplicateSample(record["sample_id"]) from None
+            raise
+        return record
+
+    def get(self, sample_id):
+        rows = self._run("query", f"SELECT {_COLUMNS} FROM assays WHERE sample_id = $1", [sample_id])
+        return rows[0] if rows else None
+
+    def list(self, ore_type=None):
+        return self._run(
+            "query",
+            f"SELECT {_COLUMNS} FROM assays WHERE $1::text IS NULL OR ore_type = $1"
+            " ORDER BY assays.received_at, sample_id",
+            [ore_type],
+        )
+
+    def count(self):
+        return self._run("query", "SELECT count(*) AS n FROM assays")[0]["n"]
+
+    def ping(self):
+        self._run("query", "SELECT 1")
+
+    def describe(self):
+        return {"storage": "postgres", "database": self.database, "url": redact_url(self.url)}

@@ -7,8 +7,9 @@ import re
 # Typical form: <drillhole>-<depth from>, e.g. "DH-001-12.5".
 SAMPLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Ore type and method codes are lowercase labels ("oxide", "fire-assay").
-# The authoritative lists live in the reference data (jobs/prepare-data);
-# this service checks the shape only, so new codes need no redeploy here.
+# The authoritative lists live in the shared reference database (db/shared.sql):
+# check_known_codes() checks against them when it is configured, and new codes
+# need no redeploy here.
 CODE_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 MAX_AU_GPT = 1000.0  # grams per tonne; anything above is a data-entry error
@@ -65,3 +66,13 @@ def validate_assay(body):
         "au_gpt": _number(body, "au_gpt", MAX_AU_GPT, "g/t"),
         "cu_pct": _number(body, "cu_pct", MAX_CU_PCT, "%"),
     }
+
+
+def check_known_codes(record, known):
+    """Raise ValidationError if record's ore_type/method is not in known[field] (a list of codes)."""
+    for field in ("ore_type", "method"):
+        codes = known.get(field) or []
+        if record[field] not in codes:
+            raise ValidationError(
+                field, f"{field} {record[field]!r} is not a known code; known: {', '.join(codes) or 'none'}"
+            )

@@ -10,11 +10,17 @@ from recovery import ReferenceError, UnknownOreType, load_model
 
 
 class ModelHolder:
-    """The recovery model once reference.json has loaded; the reason while it has not."""
+    """The recovery model once the reference data has loaded; the reason while it has not.
 
-    def __init__(self, reference_path, model_name):
+    `reference_path` names the source (reference.json, or the shared database
+    URL without its password); `loader(model_name)` reads it, by default from
+    the file.
+    """
+
+    def __init__(self, reference_path, model_name, loader=None):
         self.reference_path = reference_path
         self.model_name = model_name
+        self.loader = loader or (lambda name: load_model(reference_path, name))
         self.model = None
         self.problem = "not loaded yet"
         self._lock = threading.Lock()
@@ -22,7 +28,7 @@ class ModelHolder:
     def try_load(self):
         """Load once; True when loaded. Safe to call repeatedly (server.py retries)."""
         try:
-            model = load_model(self.reference_path, self.model_name)
+            model = self.loader(self.model_name)
         except ReferenceError as err:
             with self._lock:
                 self.problem = str(err)
@@ -41,6 +47,7 @@ class GradeHandler(JsonHandler):
     holder = None        # ModelHolder
     assay_client = None  # AssayClient
     info = None          # {"service", "biome", "env", "sha"}
+    prediction_log = None  # reference_db.PredictionLog, or None: predictions are not logged
 
     def route(self, method, url):
         path = url.path.rstrip("/") or "/"
@@ -60,6 +67,7 @@ class GradeHandler(JsonHandler):
                 reference_version=model.reference_version if model else None,
                 reference_problem=problem,
                 assay_ingest_url=self.assay_client.base_url or None,
+                prediction_log=self.prediction_log.where if self.prediction_log else None,
             )
         if path == "/predict":
             self._only(method, "POST")
@@ -97,12 +105,11 @@ class GradeHandler(JsonHandler):
         cu_pct = _number(body, "cu_pct", 0, 100, "%")
         tph = _number(body, "throughput_tph", 1, 10000, "t/h") if "throughput_tph" in body else None
         recovery = model.predict(ore_type, au_gpt, cu_pct, tph)
-        return 200, self._response(
-            model,
-            recovery_pct=recovery,
-            ore_type=ore_type,
-            throughput_tph=tph if tph is not None else model.nominal_tph(ore_type),
-        )
+        tph = tph if tph is not None else model.nominal_tph(ore_type)
+        extra = {}
+        if self.prediction_log is not None:
+            extra["run_id"] = self.prediction_log.record(model, self.info["sha"], ore_type, au_gpt, cu_pct, tph, recovery)
+        return 200, self._response(model, recovery_pct=recovery, ore_type=ore_type, throughput_tph=tph, **extra)
 
     def _blend_summary(self, model, query):
         tph = None
@@ -150,9 +157,9 @@ def _number(body, field, low, high, unit):
     return float(value)
 
 
-def make_handler(holder, assay_client, info):
+def make_handler(holder, assay_client, info, prediction_log=None):
     return type(
         "BoundGradeHandler",
         (GradeHandler,),
-        {"holder": holder, "assay_client": assay_client, "info": dict(info)},
+        {"holder": holder, "assay_client": assay_client, "info": dict(info), "prediction_log": prediction_log},
     )

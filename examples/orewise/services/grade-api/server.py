@@ -3,10 +3,14 @@
 Run by sandpit as `python3 server.py` inside the extracted artifact (dist/).
 Environment: PORT, SANDPIT_DATA_DIR (reference.json from prepare-data),
 SANDPIT_URL_ASSAY_INGEST, RECOVERY_MODEL (from sandpit.toml `env`);
-SANDPIT_ENV, SANDPIT_BIOME, SANDPIT_SHA (informational).
+SHARED_DATABASE_URL (optional: reference data comes from the shared read-only
+database instead of reference.json); DATABASE_URL (optional: each prediction
+is logged into the biome's `blend_runs` table); SANDPIT_ENV, SANDPIT_BIOME,
+SANDPIT_SHA (informational). Passwords in the URLs are never printed.
 
-/healthz answers 503 until reference.json has loaded. If it is not there yet
-(e.g. when started by hand before the job ran) the server retries every second.
+/healthz answers 503 until the reference data has loaded. If it is not there
+yet (e.g. the job has not run, or the database is still starting) the server
+retries every second.
 """
 
 import json
@@ -17,6 +21,8 @@ import threading
 from app import ModelHolder, make_handler
 from assay_client import AssayClient
 from httpkit import port_from_env, serve
+from pgwire import redact_url
+from reference_db import PredictionLog, load_model_from_db
 
 COMPONENT = "grade-api"
 DEFAULT_MODEL = "recovery-curve-v1"
@@ -55,7 +61,17 @@ def main():
     if not assay_url:
         print(f"{COMPONENT}: warning: SANDPIT_URL_ASSAY_INGEST is not set; /blend-summary will answer 502",
               file=sys.stderr, flush=True)
-    holder = ModelHolder(os.path.join(data_dir, "reference.json"), model_name)
+    shared_url = os.environ.get("SHARED_DATABASE_URL", "")
+    database_url = os.environ.get("DATABASE_URL", "")
+    try:
+        if shared_url:
+            holder = ModelHolder(redact_url(shared_url), model_name,
+                                 loader=lambda name: load_model_from_db(shared_url, name))
+        else:
+            holder = ModelHolder(os.path.join(data_dir, "reference.json"), model_name)
+        prediction_log = PredictionLog(database_url) if database_url else None
+    except ValueError as err:  # a malformed URL; the message never contains the password
+        sys.exit(f"error: DATABASE_URL / SHARED_DATABASE_URL: {err}")
     info = {
         "service": COMPONENT,
         "biome": os.environ.get("SANDPIT_BIOME", ""),
@@ -65,11 +81,12 @@ def main():
     stop_loading = threading.Event()
     threading.Thread(target=keep_loading, args=(holder, stop_loading), daemon=True).start()
     serve(
-        make_handler(holder, AssayClient(assay_url), info),
+        make_handler(holder, AssayClient(assay_url), info, prediction_log),
         port,
         f"{COMPONENT} listening on http://127.0.0.1:{port} "
         f"(env={info['env'] or '-'} biome={info['biome'] or '-'} sha={info['sha']}) "
-        f"model={model_name} assay-ingest={assay_url or '-'}",
+        f"model={model_name} reference={holder.reference_path} assay-ingest={assay_url or '-'} "
+        f"prediction-log={prediction_log.where if prediction_log else 'off'}",
     )
     stop_loading.set()
 

@@ -1,0 +1,372 @@
+//! A database per biome on the environment's shared PostgreSQL instance, against a real server
+//! that sandpit initialises and its daemon runs.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{component, http_get, sql, Sandbox};
+
+fn project(migrations: &[(&str, &str)]) -> Sandbox {
+    let mut files: Vec<(String, String)> = vec![
+        (
+            "sandpit.toml".into(),
+            r#"
+[project]
+name = "geo"
+
+[database]
+migrations = "db/migrations"
+seed = "db/seed.sql"
+shared = "db/shared.sql"
+
+[jobs.check]
+path = "check"
+run = "test -n \"$DATABASE_URL\" && test -n \"$SHARED_DATABASE_URL\""
+
+[services.web]
+path = "web"
+run = "python3 server.py"
+depends_on = ["check"]
+"#
+            .into(),
+        ),
+        ("db/seed.sql".into(), "insert into samples(label) values ('seeded');\n".into()),
+        (
+            "db/shared.sql".into(),
+            "create table ore_types(code text primary key);\ninsert into ore_types values ('oxide'), ('sulphide');\n".into(),
+        ),
+        ("check/README".into(), "checks the injected variables\n".into()),
+        (
+            "web/server.py".into(),
+            r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers()
+        self.wfile.write(os.environ["DATABASE_URL"].encode())
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#
+            .into(),
+        ),
+    ];
+    for (name, body) in migrations {
+        files.push((format!("db/migrations/{name}"), (*body).to_owned()));
+    }
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    Sandbox::with_files(&borrowed)
+}
+
+const SAMPLES: &str = "create table samples(id serial primary key, label text not null);\n";
+
+fn database_url(sandbox: &Sandbox, biome: &str) -> String {
+    let status = sandbox.json(&["status", biome, "--show-secrets"]);
+    status["database"]["url"].as_str().unwrap().to_owned()
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let (base, _) = url.rsplit_once('/').unwrap();
+    format!("{base}/{database}")
+}
+
+#[test]
+fn biomes_get_isolated_databases_from_one_template_and_down_drops_them() {
+    let sandbox = project(&[("001_samples.sql", SAMPLES)]);
+    let alice = sandbox.json(&["up", "alice"]);
+    let bob = sandbox.json(&["up", "bob"]);
+    assert_eq!(
+        component(&alice, "check")["state"],
+        "succeeded",
+        "jobs see DATABASE_URL"
+    );
+    assert_eq!(alice["database"]["name"], "geo_alice");
+    assert_eq!(alice["database"]["url_env"], "DATABASE_URL");
+    assert!(
+        alice["database"].get("url").is_none(),
+        "no secrets without --show-secrets: {alice:#}"
+    );
+    assert_eq!(
+        alice["database"]["template"], bob["database"]["template"],
+        "one template per migrations hash"
+    );
+    let template = alice["database"]["template"].as_str().unwrap().to_owned();
+
+    let alice_url = database_url(&sandbox, "alice");
+    let bob_url = database_url(&sandbox, "bob");
+    // The service got exactly its own URL.
+    let (_, served) = http_get(&format!(
+        "{}/",
+        component(&alice, "web")["url"].as_str().unwrap()
+    ));
+    assert_eq!(served, alice_url);
+    // Each biome starts from the seed and keeps its own data.
+    sql(
+        &alice_url,
+        "insert into samples(label) values ('alice only')",
+    )
+    .unwrap();
+    let labels = |url: &str| -> Vec<String> {
+        sql(url, "select label from samples order by id")
+            .unwrap()
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect()
+    };
+    assert_eq!(labels(&alice_url), ["seeded", "alice only"]);
+    assert_eq!(labels(&bob_url), ["seeded"]);
+    // Alice's credentials are refused by Bob's database, the template and the maintenance db.
+    for other in ["geo_bob", template.as_str(), "postgres"] {
+        let refused = sql(&with_database(&alice_url, other), "select 1").unwrap_err();
+        assert!(
+            refused.contains("permission denied")
+                || refused.contains("not currently accepting connections"),
+            "{other}: {refused}"
+        );
+    }
+    // The shared data set is readable and read-only, enforced by PostgreSQL.
+    let shared_url = with_database(&alice_url, "geo_shared");
+    assert_eq!(
+        sql(&shared_url, "select count(*) from ore_types").unwrap()[0][0].as_deref(),
+        Some("2")
+    );
+    let refused = sql(&shared_url, "insert into ore_types values ('fresh')").unwrap_err();
+    assert!(
+        refused.contains("permission denied") || refused.contains("read-only"),
+        "{refused}"
+    );
+    let refused = sql(&shared_url, "create table mine(x int)").unwrap_err();
+    assert!(
+        refused.contains("permission denied") || refused.contains("read-only"),
+        "{refused}"
+    );
+
+    // Up again at a new commit without migration changes: data kept, same URL.
+    sandbox.write("web/README", "docs only\n");
+    sandbox.commit("docs");
+    sandbox.ok(&["up", "alice"]);
+    assert_eq!(database_url(&sandbox, "alice"), alice_url);
+    assert_eq!(labels(&alice_url), ["seeded", "alice only"]);
+
+    // down: no database and no role left.
+    sandbox.ok(&["down", "alice"]);
+    let databases = sandbox.admin_column("geo", "select datname from pg_database");
+    let roles = sandbox.admin_column("geo", "select rolname from pg_roles");
+    assert!(
+        !databases.contains(&"geo_alice".to_owned()),
+        "{databases:?}"
+    );
+    assert!(
+        !roles.iter().any(|r| r.starts_with("geo_alice")),
+        "{roles:?}"
+    );
+    assert!(databases.contains(&"geo_bob".to_owned()));
+    assert!(
+        sql(&alice_url, "select 1").is_err(),
+        "alice's credentials are gone"
+    );
+}
+
+#[test]
+fn changed_migrations_need_reset_db_and_broken_ones_leave_no_template() {
+    let sandbox = project(&[("001_samples.sql", SAMPLES)]);
+    let first = sandbox.json(&["up", "carol"]);
+    let url = database_url(&sandbox, "carol");
+    sql(&url, "insert into samples(label) values ('precious')").unwrap();
+
+    // A broken migration: the error names the file, the line and PostgreSQL's message.
+    sandbox.write("db/migrations/002_broken.sql", "-- adds a column\nalter table samples\n  add column grade numeric;\nselect frobnicate();\n");
+    sandbox.commit("broken migration");
+    let error = sandbox.fails(&["up", "carol"], 1);
+    assert!(error.contains("002_broken.sql"), "{error}");
+    assert!(error.contains("line 4"), "{error}");
+    assert!(error.contains("frobnicate"), "{error}");
+    let databases = sandbox.admin_column("geo", "select datname from pg_database");
+    assert_eq!(
+        databases
+            .iter()
+            .filter(|d| d.starts_with("geo_tpl_"))
+            .count(),
+        1,
+        "no half-built template: {databases:?}"
+    );
+    assert_eq!(
+        sql(&url, "select count(*) from samples").unwrap()[0][0].as_deref(),
+        Some("2"),
+        "carol untouched"
+    );
+
+    // Fixed: a new template side by side; carol keeps her data until she asks for a reset.
+    sandbox.write(
+        "db/migrations/002_broken.sql",
+        "alter table samples add column grade numeric;\n",
+    );
+    sandbox.commit("fixed migration");
+    let error = sandbox.fails(&["up", "carol"], 1);
+    assert!(error.contains("--reset-db"), "{error}");
+    let databases = sandbox.admin_column(
+        "geo",
+        "select datname from pg_database where datistemplate and datname like 'geo_tpl_%'",
+    );
+    assert_eq!(
+        databases.len(),
+        2,
+        "two templates side by side: {databases:?}"
+    );
+    let reset = sandbox.json(&["up", "carol", "--reset-db"]);
+    assert_ne!(reset["database"]["template"], first["database"]["template"]);
+    assert_eq!(
+        sql(&url, "select count(*) from samples").unwrap()[0][0].as_deref(),
+        Some("1"),
+        "re-cloned from the seed"
+    );
+    sql(&url, "update samples set grade = 1.5").unwrap();
+}
+
+#[test]
+fn killing_the_embedded_instance_during_up_leaves_nothing_half_made() {
+    let sandbox = project(&[
+        ("001_samples.sql", SAMPLES),
+        ("002_slow.sql", "select pg_sleep(4);\n"),
+    ]);
+    // The instance must exist to be killed: bring up another biome on a fast first commit.
+    let up = sandbox
+        .command(&["up", "dave"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the template is being built, then kill the server.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let postmaster = loop {
+        let pid_file = sandbox
+            .home
+            .join("projects/geo/postgres/dev/data/postmaster.pid");
+        if let Ok(text) = std::fs::read_to_string(&pid_file) {
+            let building = sql(
+                &sandbox.admin_url("geo", "dev"),
+                "select datname from pg_database where datname like '%_building'",
+            )
+            .map(|rows| !rows.is_empty())
+            .unwrap_or(false);
+            if building {
+                break text.lines().next().unwrap().trim().parse::<u32>().unwrap();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the template build never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    crate::harness::kill9(postmaster);
+    let output = up.wait_with_output().unwrap();
+    assert!(
+        !output.status.success(),
+        "up fails when its database dies under it"
+    );
+    // The daemon restarts the instance; the next up finishes the job from scratch.
+    let status = sandbox.json(&["up", "dave"]);
+    assert_eq!(status["state"], "healthy");
+    let databases = sandbox.admin_column("geo", "select datname from pg_database");
+    assert!(
+        !databases.iter().any(|d| d.ends_with("_building")),
+        "{databases:?}"
+    );
+    assert!(databases.contains(&"geo_dave".to_owned()));
+    let url = database_url(&sandbox, "dave");
+    assert_eq!(
+        sql(&url, "select label from samples").unwrap()[0][0].as_deref(),
+        Some("seeded")
+    );
+}
+
+#[test]
+fn an_external_instance_is_used_as_configured_and_its_password_never_shown() {
+    // The external server is another project's embedded instance, reached by URL.
+    let host = project(&[("001_samples.sql", SAMPLES)]);
+    host.ok(&["up", "erin"]);
+    let admin_url = host.admin_url("geo", "dev");
+    let password = admin_url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let mut guest = Sandbox::with_files(&[
+        (
+            "sandpit.toml",
+            r#"
+[project]
+name = "guest"
+
+[environments.dev]
+biomes = true
+[environments.dev.database]
+url_env = "GUEST_ADMIN_URL"
+
+[database]
+migrations = "migrations"
+
+[jobs.noop]
+path = "noop"
+run = "true"
+"#,
+        ),
+        ("migrations/001.sql", SAMPLES),
+        ("noop/README", "nothing\n"),
+    ]);
+    let error = guest.fails(&["up", "frank"], 1);
+    assert!(
+        error.contains("GUEST_ADMIN_URL"),
+        "names the missing variable: {error}"
+    );
+
+    guest.extra_env.push((
+        "GUEST_ADMIN_URL".into(),
+        admin_url.replace(&password, "wrong-password"),
+    ));
+    let error = guest.fails(&["up", "frank"], 1);
+    assert!(
+        !error.contains("wrong-password"),
+        "the password never appears: {error}"
+    );
+    assert!(
+        error.contains("password authentication failed") || error.contains("authentication"),
+        "{error}"
+    );
+
+    guest.extra_env.clear();
+    guest
+        .extra_env
+        .push(("GUEST_ADMIN_URL".into(), admin_url.clone()));
+    let up = guest.run(&["up", "frank", "--json"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&up.stdout),
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(
+        !printed.contains(&password),
+        "the admin password never appears"
+    );
+    let databases = host.admin_column("geo", "select datname from pg_database");
+    assert!(
+        databases.contains(&"guest_frank".to_owned()),
+        "{databases:?}"
+    );
+    guest.ok(&["down", "frank"]);
+    let databases = host.admin_column("geo", "select datname from pg_database");
+    assert!(
+        !databases.contains(&"guest_frank".to_owned()),
+        "{databases:?}"
+    );
+}

@@ -1,0 +1,866 @@
+//! SQL against the instance as its administrator: templates, biome databases and roles, the shared
+//! reference database. Every identifier goes through [`quote_identifier`] and every literal
+//! through [`quote_literal`]; values that can be bound as parameters are.
+//!
+//! Operations on one database name are serialised across processes with a session-level
+//! `pg_advisory_lock` held on a connection of its own, so a crashed sandpit releases it with its
+//! connection and a second `Admin` on the same instance waits instead of racing.
+
+use std::fmt;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use sandpit_domain::Name;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::cluster::ADMIN_USER;
+use crate::error::{describe, DatabaseError};
+use crate::migrations::{line_of_position, MigrationFile, MigrationSet};
+use crate::names::{self, quote_identifier, quote_literal, TemplateName};
+use crate::secret::{RedactedUrl, Secret};
+
+/// Prefix of the `COMMENT ON DATABASE` that records which template a biome database came from.
+const TEMPLATE_COMMENT: &str = "sandpit template=";
+/// Prefix of the comment that records the content hash a shared database was loaded from.
+const SHARED_COMMENT: &str = "sandpit shared sha256=";
+/// PostgreSQL 15 added `CREATE DATABASE … STRATEGY`.
+const STRATEGY_SINCE: i32 = 150_000;
+
+/// Characters left as they are in a URL's user info and path: RFC 3986's unreserved set.
+const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A connection string `postgres://<role>:<password>@<host>:<port>/<database>`, every component
+/// percent-encoded. It contains the password: display it with [`RedactedUrl`].
+pub fn libpq_url(host: &str, port: u16, role: &str, password: &Secret, database: &str) -> String {
+    format!(
+        "postgres://{}:{}@{host}:{port}/{}",
+        utf8_percent_encode(role, URL_COMPONENT),
+        utf8_percent_encode(password.expose(), URL_COMPONENT),
+        utf8_percent_encode(database, URL_COMPONENT),
+    )
+}
+
+/// The advisory lock every teardown takes, so drops on one instance run one at a time.
+const TEARDOWN_QUEUE: &str = "sandpit teardown queue";
+
+/// What a biome's services are given: their database, the role that owns it, its password, and
+/// the template the database was cloned from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BiomeDatabase {
+    pub database: String,
+    pub role: String,
+    pub password: Secret,
+    pub template: TemplateName,
+}
+
+/// An administrator's connection to the instance (the `postgres` maintenance database).
+pub struct Admin {
+    config: Config,
+    url_redacted: String,
+    client: Client,
+}
+
+impl fmt::Debug for Admin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admin")
+            .field("url", &self.url_redacted)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection with its background task, so closing can wait until the server has seen it go.
+struct Session {
+    client: Client,
+    connection: JoinHandle<()>,
+}
+
+impl Session {
+    async fn close(self) {
+        drop(self.client);
+        let _ = self.connection.await;
+    }
+}
+
+impl Admin {
+    /// Connects with a superuser URL such as `EmbeddedCluster::admin_url`.
+    pub async fn connect(url: &str) -> Result<Admin, DatabaseError> {
+        let url_redacted = RedactedUrl(url).to_string();
+        let config: Config =
+            url.parse()
+                .map_err(|error: tokio_postgres::Error| DatabaseError::Unreachable {
+                    url: url_redacted.clone(),
+                    message: format!("not a valid connection URL: {error}"),
+                })?;
+        let session = open(&config, &url_redacted).await?;
+        // The connection task ends by itself when `client` is dropped with the Admin.
+        Ok(Admin {
+            config,
+            url_redacted,
+            client: session.client,
+        })
+    }
+
+    /// Whether a database called `name` exists.
+    pub async fn database_exists(&self, name: &str) -> Result<bool, DatabaseError> {
+        let row = self
+            .client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(|error| DatabaseError::sql(format!("looking up database `{name}`"), &error))?;
+        Ok(row.is_some())
+    }
+
+    /// The template a biome database was cloned from, as recorded when it was created.
+    pub async fn template_of(&self, database: &str) -> Result<Option<TemplateName>, DatabaseError> {
+        Ok(self.database_comment(database).await?.and_then(|comment| {
+            comment
+                .strip_prefix(TEMPLATE_COMMENT)
+                .map(TemplateName::from_existing)
+        }))
+    }
+
+    /// The template database for `set`, migrating a new one when none exists for its content
+    /// hash. Sets with different contents get different templates side by side.
+    ///
+    /// The template is built as `<name>_building` (a leftover from a crash is dropped first) and
+    /// only renamed and marked as a template once every file applied, so a template that exists
+    /// is always complete. Each file runs in its own transaction and is recorded with its
+    /// checksum in `sandpit_migrations`.
+    pub async fn ensure_template(
+        &self,
+        project: &Name,
+        set: &MigrationSet,
+    ) -> Result<TemplateName, DatabaseError> {
+        let template = names::template_database(project, &set.content_hash());
+        // The common case, without taking the lock: the template is there and finished.
+        if self.template_state(&template).await? == Some(true) {
+            return Ok(template);
+        }
+        let building = names::building_database(template.as_str());
+        let lock = self.lock(template.as_str()).await?;
+        match self.template_state(&template).await? {
+            Some(true) => {
+                lock.close().await;
+                return Ok(template);
+            }
+            Some(false) => {
+                // Only the final, atomic step creates this name, so the contents are complete.
+                let finished = self.finish_template(&template, None).await;
+                lock.close().await;
+                return finished.map(|()| template);
+            }
+            None => {}
+        }
+        let quoted_building = quote_identifier(&building);
+        self.execute(
+            &format!("DROP DATABASE IF EXISTS {quoted_building} WITH (FORCE)"),
+            format!("removing `{building}` left by an interrupted build"),
+        )
+        .await?;
+        self.execute(
+            &format!("CREATE DATABASE {quoted_building} TEMPLATE template0 ENCODING 'UTF8'"),
+            format!("creating `{building}`"),
+        )
+        .await?;
+        self.execute(
+            &format!("REVOKE ALL ON DATABASE {quoted_building} FROM PUBLIC"),
+            format!("revoking access to `{building}`"),
+        )
+        .await?;
+
+        let built = self.apply_migrations(&building, set).await;
+        let finished = match built {
+            Ok(()) => self.finish_template(&template, Some(&building)).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = finished {
+            // Best effort: if the server is gone, the next attempt drops it instead.
+            let _ = self
+                .execute(
+                    &format!("DROP DATABASE IF EXISTS {quoted_building} WITH (FORCE)"),
+                    format!("removing `{building}` after a failed build"),
+                )
+                .await;
+            lock.close().await;
+            return Err(error);
+        }
+        lock.close().await;
+        tracing::info!(%template, files = set.files.len(), "built database template");
+        Ok(template)
+    }
+
+    /// The biome's database and role, created from `template` when missing. The caller keeps
+    /// `password` in its own state and passes the same one every time; an existing role gets it
+    /// (again). An existing database is kept with its data even if it came from another template:
+    /// compare [`BiomeDatabase::template`] and drop it to start over.
+    ///
+    /// Privileges are (re)applied on every call, so a crash half-way is finished by the next one.
+    pub async fn ensure_biome_database(
+        &self,
+        project: &Name,
+        biome: &Name,
+        template: &TemplateName,
+        password: &Secret,
+    ) -> Result<BiomeDatabase, DatabaseError> {
+        let database = names::biome_database(project, biome);
+        let role = names::biome_role(project, biome);
+        let lock = self.lock(&database).await?;
+        let result = self
+            .ensure_biome_database_locked(&database, &role, template, password)
+            .await;
+        lock.close().await;
+        let template = result?;
+        Ok(BiomeDatabase {
+            database,
+            role,
+            password: password.clone(),
+            template,
+        })
+    }
+
+    async fn ensure_biome_database_locked(
+        &self,
+        database: &str,
+        role: &str,
+        template: &TemplateName,
+        password: &Secret,
+    ) -> Result<TemplateName, DatabaseError> {
+        let quoted_role = quote_identifier(role);
+        let quoted_database = quote_identifier(database);
+        // Only a SCRAM verifier is sent, so the password never reaches the server's statement
+        // logs, even when the statement fails.
+        let role_exists = self.role_exists(role).await?;
+        let verb = if role_exists { "ALTER" } else { "CREATE" };
+        self.execute(
+            &format!(
+                "{verb} ROLE {quoted_role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE \
+                 NOREPLICATION NOBYPASSRLS PASSWORD {}",
+                quote_literal(&postgres_protocol::password::scram_sha_256(
+                    password.expose().as_bytes()
+                ))
+            ),
+            format!("setting up role `{role}`"),
+        )
+        .await?;
+
+        let template = if self.database_exists(database).await? {
+            self.template_of(database)
+                .await?
+                .unwrap_or_else(|| template.clone())
+        } else {
+            let strategy = if self.server_version_num().await? >= STRATEGY_SINCE {
+                " STRATEGY WAL_LOG"
+            } else {
+                ""
+            };
+            self.execute(
+                &format!(
+                    "CREATE DATABASE {quoted_database} TEMPLATE {}{strategy} OWNER {quoted_role}",
+                    quote_identifier(template.as_str())
+                ),
+                format!("cloning `{template}` into `{database}`"),
+            )
+            .await?;
+            template.clone()
+        };
+        // Grants and comments are not copied from a template: set them on the clone.
+        self.execute(
+            &format!(
+                "BEGIN; \
+                 COMMENT ON DATABASE {quoted_database} IS {}; \
+                 ALTER DATABASE {quoted_database} OWNER TO {quoted_role}; \
+                 REVOKE ALL ON DATABASE {quoted_database} FROM PUBLIC; \
+                 GRANT CONNECT, TEMPORARY ON DATABASE {quoted_database} TO {quoted_role}; \
+                 COMMIT",
+                quote_literal(&format!("{TEMPLATE_COMMENT}{template}")),
+            ),
+            format!("granting `{role}` access to `{database}`"),
+        )
+        .await?;
+        let session = self.open_database(database).await?;
+        let owned = hand_over_objects(&session.client, role).await;
+        session.close().await;
+        owned.map_err(|error| {
+            DatabaseError::sql(
+                format!("giving `{role}` the objects in `{database}`"),
+                &error,
+            )
+        })?;
+        Ok(template)
+    }
+
+    /// Drops the biome's database (disconnecting its sessions) and its role. Idempotent.
+    pub async fn drop_biome_database(
+        &self,
+        project: &Name,
+        biome: &Name,
+    ) -> Result<(), DatabaseError> {
+        let database = names::biome_database(project, biome);
+        let role = names::biome_role(project, biome);
+        // Every DROP DATABASE forces a checkpoint of the whole shared instance; many biomes torn
+        // down at once (an expiry sweep, a CI cleanup) queue here instead of piling checkpoints
+        // onto every other biome's traffic.
+        let queue = self.lock(TEARDOWN_QUEUE).await?;
+        let lock = self.lock(&database).await?;
+        let result = self
+            .drop_biome_database_locked(project, &database, &role)
+            .await;
+        lock.close().await;
+        queue.close().await;
+        result
+    }
+
+    async fn drop_biome_database_locked(
+        &self,
+        project: &Name,
+        database: &str,
+        role: &str,
+    ) -> Result<(), DatabaseError> {
+        self.client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                &[&database],
+            )
+            .await
+            .map_err(|error| {
+                DatabaseError::sql(format!("disconnecting sessions from `{database}`"), &error)
+            })?;
+        self.execute(
+            &format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_identifier(database)
+            ),
+            format!("dropping `{database}`"),
+        )
+        .await?;
+        if !self.role_exists(role).await? {
+            return Ok(());
+        }
+        let quoted_role = quote_identifier(role);
+        // Privileges on databases are shared objects: DROP OWNED in any database revokes them.
+        self.execute(
+            &format!("DROP OWNED BY {quoted_role}"),
+            format!("revoking what `{role}` was granted"),
+        )
+        .await?;
+        let shared = names::shared_database(project);
+        if self.database_exists(&shared).await? {
+            let session = self.open_database(&shared).await?;
+            let revoked = session
+                .client
+                .batch_execute(&format!("DROP OWNED BY {quoted_role}"))
+                .await;
+            session.close().await;
+            revoked.map_err(|error| {
+                DatabaseError::sql(format!("revoking `{role}`'s access to `{shared}`"), &error)
+            })?;
+        }
+        self.execute(
+            &format!("DROP ROLE IF EXISTS {quoted_role}"),
+            format!("dropping role `{role}`"),
+        )
+        .await
+    }
+
+    /// Loads the project's read-only reference database `<project>_shared` from `sql`, once
+    /// per content: it is rebuilt (as `<name>_building`, then swapped in) only when the checksum
+    /// recorded on it differs. Roles that could read the old one can read the new one.
+    pub async fn ensure_shared_database(
+        &self,
+        project: &Name,
+        sql: &MigrationFile,
+    ) -> Result<(), DatabaseError> {
+        let shared = names::shared_database(project);
+        let lock = self.lock(&shared).await?;
+        let result = self
+            .ensure_shared_database_locked(project, &shared, sql)
+            .await;
+        lock.close().await;
+        result
+    }
+
+    async fn ensure_shared_database_locked(
+        &self,
+        project: &Name,
+        shared: &str,
+        sql: &MigrationFile,
+    ) -> Result<(), DatabaseError> {
+        let wanted_comment = format!("{SHARED_COMMENT}{}", sql.checksum);
+        if self.database_comment(shared).await?.as_deref() == Some(wanted_comment.as_str()) {
+            return Ok(());
+        }
+        let readers = self.roles_with_connect(shared).await?;
+        let building = names::building_database(shared);
+        let quoted_building = quote_identifier(&building);
+        let quoted_shared = quote_identifier(shared);
+        self.execute(
+            &format!("DROP DATABASE IF EXISTS {quoted_building} WITH (FORCE)"),
+            format!("removing `{building}` left by an interrupted load"),
+        )
+        .await?;
+        self.execute(
+            &format!("CREATE DATABASE {quoted_building} TEMPLATE template0 ENCODING 'UTF8'"),
+            format!("creating `{building}`"),
+        )
+        .await?;
+        let loaded = async {
+            self.execute(
+                &format!("REVOKE ALL ON DATABASE {quoted_building} FROM PUBLIC"),
+                format!("revoking access to `{building}`"),
+            )
+            .await?;
+            let mut session = self.open_database(&building).await?;
+            let applied = apply_file(&mut session.client, sql, None).await;
+            session.close().await;
+            applied?;
+            self.execute(
+                &format!(
+                    "BEGIN; \
+                     ALTER DATABASE {quoted_building} SET default_transaction_read_only = on; \
+                     COMMENT ON DATABASE {quoted_building} IS {}; \
+                     COMMIT",
+                    quote_literal(&wanted_comment)
+                ),
+                format!("making `{building}` read-only"),
+            )
+            .await
+        }
+        .await;
+        if let Err(error) = loaded {
+            let _ = self
+                .execute(
+                    &format!("DROP DATABASE IF EXISTS {quoted_building} WITH (FORCE)"),
+                    format!("removing `{building}` after a failed load"),
+                )
+                .await;
+            return Err(error);
+        }
+        self.execute(
+            &format!("DROP DATABASE IF EXISTS {quoted_shared} WITH (FORCE)"),
+            format!("dropping the previous `{shared}`"),
+        )
+        .await?;
+        self.execute(
+            &format!("ALTER DATABASE {quoted_building} RENAME TO {quoted_shared}"),
+            format!("renaming `{building}` to `{shared}`"),
+        )
+        .await?;
+        for reader in readers {
+            self.grant_shared_read_unlocked(project, &reader).await?;
+        }
+        tracing::info!(database = %shared, "loaded shared database");
+        Ok(())
+    }
+
+    /// Lets `role` connect to the project's shared database and `SELECT` from the tables in its
+    /// `public` schema — nothing else, so writes are refused by PostgreSQL's permissions.
+    pub async fn grant_shared_read(&self, project: &Name, role: &str) -> Result<(), DatabaseError> {
+        let shared = names::shared_database(project);
+        let lock = self.lock(&shared).await?;
+        let result = self.grant_shared_read_unlocked(project, role).await;
+        lock.close().await;
+        result
+    }
+
+    async fn grant_shared_read_unlocked(
+        &self,
+        project: &Name,
+        role: &str,
+    ) -> Result<(), DatabaseError> {
+        let shared = names::shared_database(project);
+        if !self.database_exists(&shared).await? {
+            return Err(DatabaseError::Sql {
+                context: format!("granting `{role}` read access to `{shared}`"),
+                message: "the shared database does not exist; load it first".to_owned(),
+            });
+        }
+        let quoted_role = quote_identifier(role);
+        self.execute(
+            &format!(
+                "GRANT CONNECT ON DATABASE {} TO {quoted_role}",
+                quote_identifier(&shared)
+            ),
+            format!("granting `{role}` CONNECT on `{shared}`"),
+        )
+        .await?;
+        let session = self.open_database(&shared).await?;
+        let granted = session
+            .client
+            .batch_execute(&format!(
+                "GRANT USAGE ON SCHEMA public TO {quoted_role}; \
+                 GRANT SELECT ON ALL TABLES IN SCHEMA public TO {quoted_role}"
+            ))
+            .await;
+        session.close().await;
+        granted.map_err(|error| {
+            DatabaseError::sql(format!("granting `{role}` SELECT in `{shared}`"), &error)
+        })
+    }
+
+    /// Revokes `PUBLIC`'s `CONNECT` on the maintenance databases `initdb` made (`postgres`,
+    /// `template1`), so biome roles can connect to their own database and nothing else. For the
+    /// embedded cluster, which sandpit owns entirely; leave an external instance alone.
+    pub async fn restrict_maintenance_databases(&self) -> Result<(), DatabaseError> {
+        self.execute(
+            "REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC",
+            "revoking PUBLIC access to the maintenance databases",
+        )
+        .await
+    }
+
+    async fn apply_migrations(
+        &self,
+        building: &str,
+        set: &MigrationSet,
+    ) -> Result<(), DatabaseError> {
+        let mut session = self.open_database(building).await?;
+        let applied = async {
+            session
+                .client
+                .batch_execute(
+                    "CREATE TABLE sandpit_migrations (\
+                         file text PRIMARY KEY, \
+                         checksum text NOT NULL, \
+                         applied_at timestamptz NOT NULL DEFAULT now())",
+                )
+                .await
+                .map_err(|error| {
+                    DatabaseError::sql(
+                        format!("creating sandpit_migrations in `{building}`"),
+                        &error,
+                    )
+                })?;
+            for file in set.in_order() {
+                apply_file(&mut session.client, file, Some(building)).await?;
+            }
+            Ok(())
+        }
+        .await;
+        session.close().await;
+        applied
+    }
+
+    /// Renames `building` (when given) to `template` and marks it as a template nobody may
+    /// connect to, in one transaction.
+    async fn finish_template(
+        &self,
+        template: &TemplateName,
+        building: Option<&str>,
+    ) -> Result<(), DatabaseError> {
+        let quoted_template = quote_identifier(template.as_str());
+        let rename = building
+            .map(|building| {
+                format!(
+                    "ALTER DATABASE {} RENAME TO {quoted_template};",
+                    quote_identifier(building)
+                )
+            })
+            .unwrap_or_default();
+        self.execute(
+            &format!(
+                "BEGIN; {rename} \
+                 ALTER DATABASE {quoted_template} IS_TEMPLATE true ALLOW_CONNECTIONS false; \
+                 REVOKE ALL ON DATABASE {quoted_template} FROM PUBLIC; \
+                 COMMIT"
+            ),
+            format!("marking `{template}` as a template"),
+        )
+        .await
+    }
+
+    /// `None` when there is no such database, `Some(true)` when it is a finished template.
+    async fn template_state(&self, template: &TemplateName) -> Result<Option<bool>, DatabaseError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT datistemplate AND NOT datallowconn FROM pg_database WHERE datname = $1",
+                &[&template.as_str()],
+            )
+            .await
+            .map_err(|error| {
+                DatabaseError::sql(format!("looking up template `{template}`"), &error)
+            })?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    async fn role_exists(&self, role: &str) -> Result<bool, DatabaseError> {
+        let row = self
+            .client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+            .await
+            .map_err(|error| DatabaseError::sql(format!("looking up role `{role}`"), &error))?;
+        Ok(row.is_some())
+    }
+
+    async fn database_comment(&self, database: &str) -> Result<Option<String>, DatabaseError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                &[&database],
+            )
+            .await
+            .map_err(|error| {
+                DatabaseError::sql(format!("reading the comment on `{database}`"), &error)
+            })?;
+        Ok(row.and_then(|row| row.get::<_, Option<String>>(0)))
+    }
+
+    /// Roles other than the administrator granted `CONNECT` on `database` (none if it is missing).
+    async fn roles_with_connect(&self, database: &str) -> Result<Vec<String>, DatabaseError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT DISTINCT r.rolname::text \
+                 FROM pg_database d, aclexplode(d.datacl) acl \
+                 JOIN pg_roles r ON r.oid = acl.grantee \
+                 WHERE d.datname = $1 AND acl.privilege_type = 'CONNECT' AND r.rolname <> $2",
+                &[&database, &ADMIN_USER],
+            )
+            .await
+            .map_err(|error| {
+                DatabaseError::sql(format!("listing the readers of `{database}`"), &error)
+            })?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    async fn server_version_num(&self) -> Result<i32, DatabaseError> {
+        let row = self
+            .client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(|error| DatabaseError::sql("reading the server version", &error))?;
+        Ok(row.get(0))
+    }
+
+    /// Runs utility statements (as one simple query; several statements form one transaction).
+    async fn execute(&self, sql: &str, context: impl Into<String>) -> Result<(), DatabaseError> {
+        self.client
+            .batch_execute(sql)
+            .await
+            .map_err(|error| DatabaseError::sql(context, &error))
+    }
+
+    /// A new connection holding the advisory lock for `name`; closing it releases the lock.
+    async fn lock(&self, name: &str) -> Result<Session, DatabaseError> {
+        let session = open(&self.config, &self.url_redacted).await?;
+        session
+            .client
+            .execute(
+                "SELECT pg_advisory_lock($1)",
+                &[&names::advisory_lock_key(name)],
+            )
+            .await
+            .map_err(|error| DatabaseError::sql(format!("locking `{name}`"), &error))?;
+        Ok(session)
+    }
+
+    /// An administrator's session in `database`, writable even in the read-only shared database
+    /// (a session option, since a `SET` in the same query string would come too late).
+    async fn open_database(&self, database: &str) -> Result<Session, DatabaseError> {
+        let mut config = self.config.clone();
+        config
+            .dbname(database)
+            .options("-c default_transaction_read_only=off");
+        open(
+            &config,
+            &format!("{} (database `{database}`)", self.url_redacted),
+        )
+        .await
+    }
+}
+
+async fn open(config: &Config, url_redacted: &str) -> Result<Session, DatabaseError> {
+    let (client, connection) =
+        config
+            .connect(NoTls)
+            .await
+            .map_err(|error| DatabaseError::Unreachable {
+                url: url_redacted.to_owned(),
+                message: describe(&error),
+            })?;
+    let connection = tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "PostgreSQL connection ended with an error");
+        }
+    });
+    Ok(Session { client, connection })
+}
+
+/// Applies one file in its own transaction and, when `record_in` is given, records it in
+/// `sandpit_migrations`. PostgreSQL's complaints become [`DatabaseError::MigrationFailed`] with
+/// the line the error position points at.
+async fn apply_file(
+    client: &mut Client,
+    file: &MigrationFile,
+    record_in: Option<&str>,
+) -> Result<(), DatabaseError> {
+    let context = || format!("applying `{}`", file.name);
+    let transaction = client
+        .transaction()
+        .await
+        .map_err(|error| DatabaseError::sql(context(), &error))?;
+    if let Err(error) = transaction.batch_execute(&file.sql).await {
+        return Err(migration_error(file, &error));
+    }
+    if record_in.is_some() {
+        transaction
+            .execute(
+                "INSERT INTO sandpit_migrations (file, checksum) VALUES ($1, $2)",
+                &[&file.name, &file.checksum],
+            )
+            .await
+            .map_err(|error| migration_error(file, &error))?;
+    }
+    transaction
+        .commit()
+        .await
+        .map_err(|error| migration_error(file, &error))
+}
+
+/// The file's fault when PostgreSQL refused it; a connection problem otherwise.
+fn migration_error(file: &MigrationFile, error: &tokio_postgres::Error) -> DatabaseError {
+    match error.as_db_error() {
+        Some(db_error) => {
+            let line = match db_error.position() {
+                Some(tokio_postgres::error::ErrorPosition::Original(position)) => {
+                    Some(line_of_position(&file.sql, *position))
+                }
+                _ => None,
+            };
+            let mut message = db_error.message().to_owned();
+            if let Some(detail) = db_error.detail() {
+                message.push_str(&format!(" ({detail})"));
+            }
+            DatabaseError::MigrationFailed {
+                file: file.name.clone(),
+                line,
+                message,
+            }
+        }
+        None => DatabaseError::sql(format!("applying migration `{}`", file.name), error),
+    }
+}
+
+/// Gives `role` every schema, relation, routine and type the administrator owns in the database
+/// `client` is connected to (what the template's migrations created). `REASSIGN OWNED BY
+/// sandpit_admin` cannot be used: the administrator also owns the system catalogs.
+async fn hand_over_objects(client: &Client, role: &str) -> Result<(), tokio_postgres::Error> {
+    let to = quote_identifier(role);
+    let user_schemas = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'";
+    // Objects that belong to an extension stay with it (the extension is the administrator's).
+    let not_in_extension = |class: &str, alias: &str| {
+        format!(
+            "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{class}'::regclass \
+             AND d.objid = {alias}.oid AND d.deptype = 'e')"
+        )
+    };
+    let mut statements = vec![
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
+        format!("ALTER SCHEMA public OWNER TO {to}"),
+    ];
+    for row in client
+        .query(
+            &format!(
+                "SELECT n.nspname::text FROM pg_namespace n \
+                 WHERE n.nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+                 AND {user_schemas}"
+            ),
+            &[],
+        )
+        .await?
+    {
+        let schema: String = row.get(0);
+        statements.push(format!(
+            "ALTER SCHEMA {} OWNER TO {to}",
+            quote_identifier(&schema)
+        ));
+    }
+    client.batch_execute(&statements.join("; ")).await?;
+
+    // Tables first: that also hands over the sequences their columns own, which cannot be
+    // changed on their own; the second pass finds only free-standing sequences.
+    for sequences in [false, true] {
+        let kinds = if sequences {
+            "('S')"
+        } else {
+            "('r', 'p', 'v', 'm', 'f')"
+        };
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT n.nspname::text, c.relname::text, c.relkind::text \
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+                     AND c.relkind IN {kinds} AND {user_schemas} AND {}",
+                    not_in_extension("pg_class", "c")
+                ),
+                &[],
+            )
+            .await?;
+        let statements: Vec<String> = rows
+            .iter()
+            .map(|row| {
+                let kind = match row.get::<_, String>(2).as_str() {
+                    "v" => "VIEW",
+                    "m" => "MATERIALIZED VIEW",
+                    "f" => "FOREIGN TABLE",
+                    "S" => "SEQUENCE",
+                    _ => "TABLE",
+                };
+                format!(
+                    "ALTER {kind} {}.{} OWNER TO {to}",
+                    quote_identifier(&row.get::<_, String>(0)),
+                    quote_identifier(&row.get::<_, String>(1))
+                )
+            })
+            .collect();
+        if !statements.is_empty() {
+            client.batch_execute(&statements.join("; ")).await?;
+        }
+    }
+
+    // Routines and free-standing types; the server formats their signatures (`regprocedure`,
+    // `regtype`), quoting included.
+    let rows = client
+        .query(
+            &format!(
+                "SELECT p.prokind::text, p.oid::regprocedure::text \
+                 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                 WHERE p.proowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+                 AND {user_schemas} AND {} \
+                 UNION ALL \
+                 SELECT CASE t.typtype WHEN 'd' THEN 'd' ELSE 't' END, t.oid::regtype::text \
+                 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+                 WHERE t.typowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+                 AND {user_schemas} AND {} \
+                 AND (t.typtype IN ('e', 'r', 'd') \
+                      OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))",
+                not_in_extension("pg_proc", "p"),
+                not_in_extension("pg_type", "t"),
+            ),
+            &[],
+        )
+        .await?;
+    let statements: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let kind = match row.get::<_, String>(0).as_str() {
+                "p" => "PROCEDURE",
+                "a" => "AGGREGATE",
+                "d" => "DOMAIN",
+                "t" => "TYPE",
+                _ => "FUNCTION",
+            };
+            format!("ALTER {kind} {} OWNER TO {to}", row.get::<_, String>(1))
+        })
+        .collect();
+    if !statements.is_empty() {
+        client.batch_execute(&statements.join("; ")).await?;
+    }
+    Ok(())
+}

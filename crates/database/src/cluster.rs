@@ -1,0 +1,367 @@
+//! The embedded PostgreSQL instance: initialised once under sandpit's state directory, run by the
+//! supervisor from the [`LaunchCommand`] described here.
+//!
+//! Layout of `state_dir`:
+//!
+//! ```text
+//! admin-password   0600, owned by the user running sandpit (the superuser's password)
+//! port             the loopback port chosen on first use, kept for the cluster's life
+//! data/            PostgreSQL's data directory, owned by the server user
+//! socket/          0700, owned by the server user: the Unix socket lives here
+//! ```
+//!
+//! PostgreSQL refuses to run as root, so when sandpit is root the server (and `initdb`) run as
+//! the unprivileged `postgres` system user; that is the one case in which `state_dir` is made
+//! traversable (0711) by others.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::binaries::PgBinaries;
+use crate::error::{describe, DatabaseError};
+use crate::secret::{RedactedUrl, Secret};
+
+/// The superuser `initdb` creates; sandpit administers the instance as this role.
+pub const ADMIN_USER: &str = "sandpit_admin";
+
+/// The only settings changed from PostgreSQL's defaults (durability settings are left alone).
+const MAX_CONNECTIONS: u32 = 200;
+
+/// Lines of `initdb` output kept in an [`DatabaseError::InitFailed`].
+const LOG_TAIL_LINES: usize = 20;
+
+/// The unprivileged user the server runs as when sandpit runs as root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    pub name: String,
+}
+
+/// An initialised (not necessarily running) PostgreSQL cluster owned by sandpit.
+#[derive(Debug, Clone)]
+pub struct EmbeddedCluster {
+    pub state_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub socket_dir: PathBuf,
+    pub port: u16,
+    pub admin_user: String,
+    pub admin_password: Secret,
+    /// `Some` when sandpit is root and the server runs as another user.
+    pub run_as: Option<RunAs>,
+    /// Something the user should be told once, e.g. that PostgreSQL runs as `postgres`.
+    pub notice: Option<String>,
+    pub binaries: PgBinaries,
+}
+
+/// How to start the server. The caller spawns it with exactly this environment (clear the rest),
+/// as `uid`/`gid` when given, in `working_dir`, and supervises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub working_dir: PathBuf,
+}
+
+impl EmbeddedCluster {
+    /// Makes `state_dir` hold an initialised cluster, reusing whatever a previous call made.
+    /// Blocking: `initdb` takes a second or two the first time (use `spawn_blocking` from async).
+    pub fn prepare(
+        state_dir: &Path,
+        binaries: &PgBinaries,
+    ) -> Result<EmbeddedCluster, DatabaseError> {
+        let run_as = unprivileged_user()?;
+        fs::create_dir_all(state_dir).map_err(|error| {
+            DatabaseError::io("create the database state directory", state_dir, error)
+        })?;
+        // Only the server user needs to pass through; nobody else may list or read.
+        let mode = if run_as.is_some() { 0o711 } else { 0o700 };
+        set_mode(state_dir, mode)?;
+
+        let admin_password = read_or_create_password(&state_dir.join("admin-password"))?;
+        let port = read_or_choose_port(&state_dir.join("port"))?;
+
+        let socket_dir = state_dir.join("socket");
+        create_server_dir(&socket_dir, run_as.as_ref())?;
+
+        let data_dir = state_dir.join("data");
+        if !data_dir.join("PG_VERSION").is_file() {
+            initialise(
+                state_dir,
+                &data_dir,
+                binaries,
+                run_as.as_ref(),
+                &admin_password,
+            )?;
+        }
+
+        let notice = run_as.as_ref().map(|user| {
+            format!(
+                "running PostgreSQL as the `{}` system user because sandpit runs as root",
+                user.name
+            )
+        });
+        Ok(EmbeddedCluster {
+            state_dir: state_dir.to_owned(),
+            data_dir,
+            socket_dir,
+            port,
+            admin_user: ADMIN_USER.to_owned(),
+            admin_password,
+            run_as,
+            notice,
+            binaries: binaries.clone(),
+        })
+    }
+
+    /// `postgres -D <data> -p <port> -k <socket dir> -c listen_addresses=127.0.0.1 …`.
+    pub fn launch(&self) -> LaunchCommand {
+        let args = [
+            "-D".to_owned(),
+            self.data_dir.display().to_string(),
+            "-p".to_owned(),
+            self.port.to_string(),
+            "-k".to_owned(),
+            self.socket_dir.display().to_string(),
+            "-c".to_owned(),
+            "listen_addresses=127.0.0.1".to_owned(),
+            "-c".to_owned(),
+            format!("max_connections={MAX_CONNECTIONS}"),
+        ];
+        LaunchCommand {
+            program: self.binaries.postgres.clone(),
+            args: args.into(),
+            env: vec![("LC_ALL".to_owned(), "C".to_owned())],
+            uid: self.run_as.as_ref().map(|user| user.uid),
+            gid: self.run_as.as_ref().map(|user| user.gid),
+            working_dir: self.state_dir.clone(),
+        }
+    }
+
+    /// `postgres://sandpit_admin:<password>@127.0.0.1:<port>/postgres`. Contains the password:
+    /// log [`EmbeddedCluster::admin_url_redacted`] instead.
+    pub fn admin_url(&self) -> String {
+        crate::admin::libpq_url(
+            "127.0.0.1",
+            self.port,
+            &self.admin_user,
+            &self.admin_password,
+            "postgres",
+        )
+    }
+
+    /// The admin URL with the password shown as `***`.
+    pub fn admin_url_redacted(&self) -> String {
+        RedactedUrl(&self.admin_url()).to_string()
+    }
+
+    /// Polls real connections until the server accepts one, or `timeout` passes.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), DatabaseError> {
+        let url = self.admin_url();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let message = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                Ok((client, connection)) => {
+                    let connection = tokio::spawn(connection);
+                    let answered = client.simple_query("SELECT 1").await;
+                    drop(client);
+                    let _ = connection.await;
+                    match answered {
+                        Ok(_) => return Ok(()),
+                        Err(error) => describe(&error),
+                    }
+                }
+                Err(error) => describe(&error),
+            };
+            if Instant::now() >= deadline {
+                return Err(DatabaseError::Unreachable {
+                    url: self.admin_url_redacted(),
+                    message: format!("not ready after {timeout:?}: {message}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// `None` when sandpit is not root; the `postgres` user when it is.
+fn unprivileged_user() -> Result<Option<RunAs>, DatabaseError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    match nix::unistd::User::from_name("postgres") {
+        Ok(Some(user)) if !user.uid.is_root() => Ok(Some(RunAs {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            name: user.name,
+        })),
+        _ => Err(DatabaseError::NoUnprivilegedUser),
+    }
+}
+
+/// Runs `initdb` into a temporary sibling of `data_dir` and renames it into place, so a crash
+/// half-way leaves no half-made data directory.
+fn initialise(
+    state_dir: &Path,
+    data_dir: &Path,
+    binaries: &PgBinaries,
+    run_as: Option<&RunAs>,
+    admin_password: &Secret,
+) -> Result<(), DatabaseError> {
+    if data_dir.exists() {
+        let empty = fs::read_dir(data_dir)
+            .map(|mut entries| entries.next().is_none())
+            .unwrap_or(false);
+        if !empty {
+            return Err(DatabaseError::ForeignDataDirectory {
+                path: data_dir.to_owned(),
+            });
+        }
+        fs::remove_dir(data_dir).map_err(|error| {
+            DatabaseError::io("remove the empty data directory", data_dir, error)
+        })?;
+    }
+    let building = state_dir.join("data.initdb");
+    if building.exists() {
+        fs::remove_dir_all(&building).map_err(|error| {
+            DatabaseError::io(
+                "remove the leftover of an interrupted initdb",
+                &building,
+                error,
+            )
+        })?;
+    }
+    create_server_dir(&building, run_as)?;
+
+    // initdb reads the superuser's password from a file, which the server user must be able to
+    // read; it is removed as soon as initdb is done.
+    let password_file = state_dir.join("initdb-password");
+    write_private_file(&password_file, admin_password.expose().as_bytes())?;
+    if let Some(user) = run_as {
+        chown(&password_file, user)?;
+    }
+
+    let mut command = Command::new(&binaries.initdb);
+    command
+        .arg("-D")
+        .arg(&building)
+        .arg("-U")
+        .arg(ADMIN_USER)
+        .arg(format!("--pwfile={}", password_file.display()))
+        .args([
+            "--auth-local=scram-sha-256",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ])
+        .env_clear()
+        .env("LC_ALL", "C")
+        .current_dir(state_dir);
+    if let Some(user) = run_as {
+        command.uid(user.uid).gid(user.gid);
+    }
+    let output = command.output();
+    let _ = fs::remove_file(&password_file);
+    let output = output.map_err(|error| DatabaseError::InitFailed {
+        data_dir: data_dir.to_owned(),
+        log_tail: format!("could not run `{}`: {error}", binaries.initdb.display()),
+    })?;
+    if !output.status.success() {
+        let _ = fs::remove_dir_all(&building);
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
+        return Err(DatabaseError::InitFailed {
+            data_dir: data_dir.to_owned(),
+            log_tail: format!("{tail}\n({})", output.status),
+        });
+    }
+    fs::rename(&building, data_dir).map_err(|error| {
+        DatabaseError::io("move the initialised cluster into place", data_dir, error)
+    })
+}
+
+/// A 0700 directory owned by the server user.
+fn create_server_dir(path: &Path, run_as: Option<&RunAs>) -> Result<(), DatabaseError> {
+    fs::create_dir_all(path).map_err(|error| DatabaseError::io("create", path, error))?;
+    set_mode(path, 0o700)?;
+    if let Some(user) = run_as {
+        chown(path, user)?;
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), DatabaseError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|error| DatabaseError::io("set permissions on", path, error))
+}
+
+fn chown(path: &Path, user: &RunAs) -> Result<(), DatabaseError> {
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(user.uid)),
+        Some(nix::unistd::Gid::from_raw(user.gid)),
+    )
+    .map_err(|error| DatabaseError::io("change the owner of", path, error.into()))
+}
+
+fn read_or_create_password(path: &Path) -> Result<Secret, DatabaseError> {
+    match fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(Secret::new(text.trim())),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(DatabaseError::io("read", path, error)),
+    }
+    let password = Secret::generate().map_err(|error| {
+        DatabaseError::io("read random bytes from", Path::new("/dev/urandom"), error)
+    })?;
+    write_atomically(path, password.expose().as_bytes())?;
+    Ok(password)
+}
+
+fn read_or_choose_port(path: &Path) -> Result<u16, DatabaseError> {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            if let Ok(port) = text.trim().parse::<u16>() {
+                return Ok(port);
+            }
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(DatabaseError::io("read", path, error)),
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(|error| DatabaseError::io("find a free loopback port for", path, error))?
+        .port();
+    write_atomically(path, format!("{port}\n").as_bytes())?;
+    Ok(port)
+}
+
+/// Writes a 0600 file next to `path` and renames it over `path`.
+fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), DatabaseError> {
+    let temporary = path.with_extension("tmp");
+    let _ = fs::remove_file(&temporary);
+    write_private_file(&temporary, contents)?;
+    fs::rename(&temporary, path).map_err(|error| DatabaseError::io("write", path, error))
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), DatabaseError> {
+    let _ = fs::remove_file(path);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(contents).and_then(|()| file.sync_all()))
+        .map_err(|error| DatabaseError::io("write", path, error))
+}

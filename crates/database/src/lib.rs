@@ -1,0 +1,34 @@
+//! Per-biome databases on one shared PostgreSQL instance per environment.
+//!
+//! The shape, from the bottom up:
+//!
+//! - [`binaries`] finds PostgreSQL's server programs (`initdb`, `postgres`).
+//! - [`cluster`] initialises the embedded instance under sandpit's state directory and describes
+//!   the command that runs it; the supervisor (`sandpit-runtime`) spawns and watches that command,
+//!   this crate never keeps a server process of its own.
+//! - [`migrations`] (pure) orders a project's migration files and hashes them.
+//! - [`names`] (pure) turns validated project and biome names into PostgreSQL identifiers and
+//!   quotes every identifier and literal that goes into SQL.
+//! - [`admin`] talks SQL to the instance as its administrator: one template database per migration
+//!   content hash, a database and a login role per biome cloned from it, a read-only shared
+//!   reference database, and dropping all of it again.
+//!
+//! Isolation is PostgreSQL's own: `CONNECT` is revoked from `PUBLIC` on every database sandpit
+//! creates, each biome role owns exactly its own database, and the shared database only grants
+//! `SELECT`. Passwords are carried as [`Secret`] so they never reach errors, `Debug` output or logs.
+
+pub mod admin;
+pub mod binaries;
+pub mod cluster;
+pub mod error;
+pub mod migrations;
+pub mod names;
+pub mod secret;
+
+pub use admin::{libpq_url, Admin, BiomeDatabase};
+pub use binaries::PgBinaries;
+pub use cluster::{EmbeddedCluster, LaunchCommand, RunAs, ADMIN_USER};
+pub use error::DatabaseError;
+pub use migrations::{MigrationFile, MigrationSet};
+pub use names::{quote_identifier, quote_literal, TemplateName};
+pub use secret::{RedactedUrl, Secret};

@@ -1,0 +1,193 @@
+//! A real PostgreSQL cluster in a temporary directory, started from `EmbeddedCluster::launch`.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use sandpit_database::{Admin, EmbeddedCluster, PgBinaries};
+use sandpit_domain::Name;
+use tempfile::TempDir;
+
+pub struct Server {
+    pub cluster: EmbeddedCluster,
+    pub dir: PathBuf,
+    child: Mutex<Option<Child>>,
+    _temporary: Option<TempDir>,
+    _watchdog: Option<Child>,
+}
+
+/// The server shared by every test in this binary. Statics are never dropped, so a watchdog
+/// shell stops it and removes its directory once this test process has exited.
+pub fn shared() -> &'static Server {
+    static SHARED: OnceLock<Server> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let mut server = Server::start();
+        let temporary = server
+            ._temporary
+            .take()
+            .expect("fresh server owns its directory");
+        let dir = temporary.keep();
+        let pid = server.pid();
+        // Never waited for: it outlives this process on purpose.
+        let watchdog = Command::new("/bin/sh")
+            .args([
+                "-c",
+                "while kill -0 \"$1\" 2>/dev/null; do sleep 0.5; done; \
+                 kill -INT \"$2\" 2>/dev/null; sleep 5; rm -rf \"$3\"",
+                "watchdog",
+                &std::process::id().to_string(),
+                &pid.to_string(),
+                &dir.display().to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("watchdog starts");
+        server._watchdog = Some(watchdog);
+        let url = server.cluster.admin_url();
+        block_on(async move {
+            let admin = Admin::connect(&url).await.unwrap();
+            admin.restrict_maintenance_databases().await.unwrap();
+        });
+        server
+    })
+}
+
+impl Server {
+    /// Initialises a cluster in a fresh directory and starts it.
+    pub fn start() -> Server {
+        // When root, the server runs as `postgres`, which must be able to reach the state dir.
+        let temporary = tempfile::Builder::new()
+            .prefix("sandpit-db-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::set_permissions(temporary.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let binaries = PgBinaries::locate(None).expect("PostgreSQL server binaries are installed");
+        let cluster = EmbeddedCluster::prepare(&temporary.path().join("state"), &binaries).unwrap();
+        let server = Server {
+            cluster,
+            dir: temporary.path().to_owned(),
+            child: Mutex::new(None),
+            _temporary: Some(temporary),
+            _watchdog: None,
+        };
+        server.launch();
+        server
+    }
+
+    /// Starts `postgres` as described by `launch()` and waits until it accepts connections.
+    pub fn launch(&self) {
+        let launch = self.cluster.launch();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("postgres.log"))
+            .unwrap();
+        let mut command = Command::new(&launch.program);
+        command
+            .args(&launch.args)
+            .env_clear()
+            .envs(launch.env.iter().map(|(key, value)| (key, value)))
+            .current_dir(&launch.working_dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0);
+        if let Some(uid) = launch.uid {
+            command.uid(uid);
+        }
+        if let Some(gid) = launch.gid {
+            command.gid(gid);
+        }
+        let child = command.spawn().expect("postgres starts");
+        *self.child.lock().unwrap() = Some(child);
+        let cluster = self.cluster.clone();
+        let ready = block_on(async move { cluster.wait_ready(Duration::from_secs(30)).await });
+        if let Err(error) = ready {
+            let log = std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default();
+            panic!("{error}\n--- postgres.log ---\n{log}");
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        let child = self.child.lock().unwrap();
+        i32::try_from(child.as_ref().expect("running").id()).unwrap()
+    }
+
+    /// Kills the server and all its backends at once, like a power cut.
+    pub fn crash(&self) {
+        let mut child = self.child.lock().unwrap().take().expect("running");
+        let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+    }
+
+    pub async fn admin(&self) -> Admin {
+        Admin::connect(&self.cluster.admin_url()).await.unwrap()
+    }
+
+    /// A URL for `role` on `database` of this server.
+    pub fn url(&self, role: &str, password: &sandpit_database::Secret, database: &str) -> String {
+        sandpit_database::libpq_url("127.0.0.1", self.cluster.port, role, password, database)
+    }
+
+    /// A plain client as the administrator, for looking at the catalogs.
+    pub async fn catalog(&self) -> tokio_postgres::Client {
+        connect(&self.cluster.admin_url()).await.unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            // SIGINT is PostgreSQL's fast shutdown: it does not wait for clients to leave.
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Connects with a URL, driving the connection on the current runtime.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Names of databases matching a LIKE pattern.
+pub async fn databases_like(client: &tokio_postgres::Client, pattern: &str) -> Vec<String> {
+    client
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE $1 ORDER BY 1",
+            &[&pattern],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+pub fn name(raw: &str) -> Name {
+    Name::parse(raw).unwrap()
+}
+
+/// Runs a future to completion on a private runtime in another thread, so it works from both
+/// synchronous code and inside a test's runtime.
+fn block_on<T: Send + 'static>(future: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    })
+    .join()
+    .unwrap()
+}
