@@ -41,6 +41,8 @@ pub struct StoredArtifact {
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("{name} is not in the artifact store `{store}`")]
+    NotInSource { name: String, store: PathBuf },
     #[error("could not {action} `{path}`: {source}")]
     Io {
         action: &'static str,
@@ -90,6 +92,21 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
         path: path.to_owned(),
         source,
     }
+}
+
+/// How [`ArtifactStore::import`] got the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMethod {
+    AlreadyPresent,
+    HardLink,
+    Copy,
+}
+
+/// The result of [`ArtifactStore::import`].
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub artifact: StoredArtifact,
+    pub method: ImportMethod,
 }
 
 /// A content-addressed artifact store rooted at a directory.
@@ -270,6 +287,70 @@ impl ArtifactStore {
             }
         }
         Ok(artifacts)
+    }
+
+    /// Copies the artifact `name` from `source` into this store — the same bytes under the same
+    /// name and provenance, never rebuilt. The blob is hard-linked when both stores share a file
+    /// system (copied otherwise) and its digest is verified before and after.
+    pub fn import(
+        &self,
+        source: &ArtifactStore,
+        name: &ArtifactName,
+    ) -> Result<Imported, StoreError> {
+        let Some(original) = source.get(name)? else {
+            return Err(StoreError::NotInSource {
+                name: name.file_name(),
+                store: source.root.clone(),
+            });
+        };
+        if let Some(existing) = self.existing_reference(name, &original.digest)? {
+            return Ok(Imported {
+                artifact: existing,
+                method: ImportMethod::AlreadyPresent,
+            });
+        }
+        let method = self.import_blob(&original.blob_path, &original.digest)?;
+        let artifact = self.record_name_only(name, original.provenance)?;
+        Ok(Imported { artifact, method })
+    }
+
+    fn import_blob(&self, source_blob: &Path, digest: &Digest) -> Result<ImportMethod, StoreError> {
+        match self.open_verified(digest) {
+            Ok(_) => return Ok(ImportMethod::AlreadyPresent),
+            Err(StoreError::BlobMissing { .. } | StoreError::DigestMismatch { .. }) => {}
+            Err(other) => return Err(other),
+        }
+        let blob_path = self.blob_path(digest);
+        let staged = self
+            .tmp_dir()
+            .join(format!("import-{}-{}", digest.hex(), std::process::id()));
+        let _ = fs::remove_file(&staged);
+        if fs::hard_link(source_blob, &staged).is_ok() {
+            // A damaged blob left under the final name is replaced, not trusted.
+            fs::rename(&staged, &blob_path).map_err(io_error("store the blob", &blob_path))?;
+            self.open_verified(digest)?;
+            sync_dir(&self.blob_dir());
+            return Ok(ImportMethod::HardLink);
+        }
+        self.store_blob(source_blob, digest)?;
+        self.open_verified(digest)?;
+        Ok(ImportMethod::Copy)
+    }
+
+    /// Writes the name record and visible file (not the input index: nothing is built here).
+    fn record_name_only(
+        &self,
+        name: &ArtifactName,
+        provenance: Provenance,
+    ) -> Result<StoredArtifact, StoreError> {
+        let mut json =
+            serde_json::to_vec_pretty(&provenance).expect("provenance always serialises");
+        json.push(b'\n');
+        self.write_atomically(&self.record_path(name), &json)?;
+        let blob_path = self.blob_path(&provenance.digest);
+        let file_path = self.file_path(name);
+        self.link_visible(&blob_path, &file_path)?;
+        self.verified_artifact(name, provenance)
     }
 
     /// Re-hashes the blob for `digest` and returns its path only if the bytes still match.

@@ -25,6 +25,7 @@ fn main() -> anyhow::Result<()> {
     let example = PathBuf::from(&args[2]);
     let scratch = tempfile::Builder::new().prefix("spbench").tempdir()?;
     up_times(&sandpit, &example, scratch.path())?;
+    promote_latency(&sandpit, &example, scratch.path())?;
     packaging_throughput(scratch.path())?;
     Ok(())
 }
@@ -122,6 +123,62 @@ fn up_times(sandpit: &Path, example: &Path, scratch: &Path) -> anyhow::Result<()
     println!(
         "  no-op (same commit, already up):     {:>8.0} ms",
         noop.as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// `promote dev test` (no rebuild: copy into test's store, verify, deploy) against `cp` of the
+/// same artifact files.
+fn promote_latency(sandpit: &Path, example: &Path, scratch: &Path) -> anyhow::Result<()> {
+    let repo = scratch.join("promote-repo");
+    copy_tree(example, &repo)?;
+    let git = |args: &[&str]| {
+        run(Command::new("git")
+            .args(["-c", "user.email=bench@sandpit", "-c", "user.name=bench"])
+            .args(args)
+            .current_dir(&repo))
+    };
+    git(&["-c", "init.defaultBranch=main", "init", "-q"])?;
+    git(&["add", "-A"])?;
+    git(&["commit", "-q", "-m", "bench"])?;
+    let mut promote = Vec::new();
+    let mut copy = Vec::new();
+    for run_number in 0..RUNS {
+        let home = scratch.join(format!("promote-home-{run_number}"));
+        let sandpit_cmd = |args: &[&str]| {
+            let mut command = Command::new(sandpit);
+            command
+                .arg("-C")
+                .arg(&repo)
+                .args(args)
+                .env("SANDPIT_HOME", &home)
+                .env("SANDPIT_USER", "bench@sandpit")
+                .env("SANDPIT_STOP_GRACE_MS", "2000");
+            command
+        };
+        run(&mut sandpit_cmd(&["deploy", "dev"]))?;
+        promote.push(timed(&mut sandpit_cmd(&["promote", "dev", "test"]))?);
+        let files = home.join("projects/orewise/envs/dev/artifacts/files");
+        let target = scratch.join(format!("cp-target-{run_number}"));
+        fs::create_dir_all(&target)?;
+        let mut cp = Command::new("cp");
+        cp.arg("-r").arg(&files).arg(&target);
+        copy.push(timed(&mut cp)?);
+        run(&mut sandpit_cmd(&["daemon", "stop"]))?;
+    }
+    let (promote, copy) = (median(promote), median(copy));
+    println!("promote dev -> test of the example ({RUNS} runs, median):");
+    println!(
+        "  sandpit promote (copy + verify + deploy): {:>8.0} ms",
+        promote.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  cp -r of the same artifact files:         {:>8.1} ms",
+        copy.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  ratio (promote / cp): {:.1}",
+        promote.as_secs_f64() / copy.as_secs_f64()
     );
     Ok(())
 }

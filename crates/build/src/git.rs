@@ -270,6 +270,28 @@ impl Repository {
         Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
     }
 
+    /// Whether `ancestor` is an ancestor of (or the same commit as) `descendant`.
+    pub fn is_ancestor(
+        &self,
+        ancestor: &CommitId,
+        descendant: &CommitId,
+    ) -> Result<bool, GitError> {
+        let output = self.run_raw(
+            &[
+                "merge-base",
+                "--is-ancestor",
+                ancestor.as_str(),
+                descendant.as_str(),
+            ],
+            None,
+        )?;
+        match output.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(self.failure(&["merge-base", "--is-ancestor"], &output)),
+        }
+    }
+
     /// Names of the files directly inside the directory `dir_in_repo` at `treeish`, sorted;
     /// `None` when there is no such directory there.
     pub fn list_files(

@@ -41,8 +41,22 @@ enum Command {
     Logs(commands::logs::Args),
     /// Stop a biome and remove it.
     Down(commands::down::Args),
-    /// List the project's artifacts.
-    Artifacts,
+    /// List the project's artifacts (the build store, or an environment's store).
+    Artifacts(commands::artifacts::Args),
+    /// Build (or reuse) a commit and deploy it to an environment's base.
+    Deploy(commands::deploy::Args),
+    /// Deploy exactly what runs in one environment into the next, without rebuilding.
+    Promote(commands::promote::Args),
+    /// Approve a pending deployment into a protected environment.
+    Approve(commands::approve::ApproveArgs),
+    /// Reject a pending deployment.
+    Reject(commands::approve::RejectArgs),
+    /// Redeploy the previous (or a named) successful deployment, without rebuilding.
+    Rollback(commands::rollback::Args),
+    /// List the deployments into a target (ENV, ENV/BIOME or BIOME).
+    History(commands::history::Args),
+    /// Where a commit, digest or artifact runs, every deployment of it, and its provenance.
+    Trace(commands::trace::Args),
     /// Run the supervisor in the foreground, or manage the background one.
     Daemon(commands::daemon::Args),
     /// Print the JSON Schema of sandpit.toml.
@@ -78,7 +92,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => commands::status::exec(&context, args, json).await,
         Command::Logs(args) => commands::logs::exec(&context, args).await,
         Command::Down(args) => commands::down::exec(&context, args, json).await,
-        Command::Artifacts => commands::artifacts::exec(&context, json),
+        Command::Artifacts(args) => commands::artifacts::exec(&context, args, json),
+        Command::Deploy(args) => commands::deploy::exec(&context, args, json).await,
+        Command::Promote(args) => commands::promote::exec(&context, args, json).await,
+        Command::Approve(args) => commands::approve::approve(&context, args, json).await,
+        Command::Reject(args) => commands::approve::reject(&context, args, json),
+        Command::Rollback(args) => commands::rollback::exec(&context, args, json).await,
+        Command::History(args) => commands::history::exec(&context, args, json),
+        Command::Trace(args) => commands::trace::exec(&context, args, json).await,
         Command::Daemon(args) => commands::daemon::exec(&context, args, json).await,
         Command::Schema => {
             println!(

@@ -6,6 +6,7 @@
 use sandpit_artifact::store::StoredArtifact;
 use sandpit_domain::Name;
 use sandpit_runtime::protocol::BiomeStatus;
+use sandpit_state::Deployment;
 use serde::Serialize;
 
 pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
@@ -239,4 +240,114 @@ pub fn print_artifacts(artifacts: &[StoredArtifact]) {
             short(a.digest.hex())
         );
     }
+}
+
+/// One deployment, as `history --json` and `trace --json` list it.
+#[derive(Debug, Serialize)]
+pub struct DeploymentJson {
+    pub id: i64,
+    pub target: String,
+    pub sha: String,
+    pub state: String,
+    pub kind: String,
+    pub requested_by: String,
+    pub approved_by: Vec<String>,
+    pub approvals_required: u32,
+    pub rejected_by: Option<String>,
+    pub rollback_of: Option<i64>,
+    pub restores: Option<i64>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub message: Option<String>,
+    pub components: Vec<DeployedComponentJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeployedComponentJson {
+    pub name: String,
+    pub artifact: String,
+    pub digest: String,
+}
+
+impl From<&Deployment> for DeploymentJson {
+    fn from(d: &Deployment) -> DeploymentJson {
+        DeploymentJson {
+            id: d.id,
+            target: d.target.clone(),
+            sha: d.sha.clone(),
+            state: d.state.as_str().to_owned(),
+            kind: d.kind.as_str().to_owned(),
+            requested_by: d.requested_by.clone(),
+            approved_by: d.approved_by.clone(),
+            approvals_required: d.approvals_required,
+            rejected_by: d.rejected_by.clone(),
+            rollback_of: d.rollback_of,
+            restores: d.restores,
+            created_at: d.created_at.clone(),
+            started_at: d.started_at.clone(),
+            finished_at: d.finished_at.clone(),
+            message: d.message.clone(),
+            components: d
+                .components
+                .iter()
+                .map(|c| DeployedComponentJson {
+                    name: c.name.clone(),
+                    artifact: c.artifact.clone(),
+                    digest: c.digest.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+pub fn print_deployments(deployments: &[Deployment]) {
+    println!(
+        "{:>5}  {:<14} {:<12} {:<12} {:<10} {:<24} APPROVED BY",
+        "ID", "TARGET", "SHA", "STATE", "KIND", "REQUESTED BY"
+    );
+    for d in deployments {
+        println!(
+            "{:>5}  {:<14} {:<12} {:<12} {:<10} {:<24} {}",
+            d.id,
+            d.target,
+            short(&d.sha),
+            d.state.as_str(),
+            d.kind.as_str(),
+            d.requested_by,
+            d.approved_by.join(", ")
+        );
+    }
+}
+
+/// What `deploy`, `promote`, `approve` and `rollback` print.
+pub fn print_deploy_outcome(
+    outcome: &sandpit_ops::deploy::DeployOutcome,
+    json: bool,
+) -> anyhow::Result<()> {
+    let d = &outcome.deployment;
+    if json {
+        let mut value = serde_json::to_value(DeploymentJson::from(d))?;
+        if let Some(rollout) = &outcome.rollout {
+            value["status"] = serde_json::to_value(BiomeJson::new(&rollout.status, false))?;
+        }
+        return print_json(&value);
+    }
+    match &outcome.rollout {
+        None => println!(
+            "deployment #{} to {} is pending: it needs {} more approval(s) from someone other than {} (`sandpit approve {}`)",
+            d.id,
+            d.target,
+            d.approvals_missing(),
+            d.requested_by,
+            d.id
+        ),
+        Some(rollout) => {
+            println!("deployment #{} to {} {}: {} at {}", d.id, d.target, d.state.as_str(), rollout.status.state, d.sha);
+            for component in rollout.status.components.iter().filter(|c| c.url.is_some()) {
+                println!("  {:<20} {}", component.name.as_str(), component.url.as_deref().unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
 }

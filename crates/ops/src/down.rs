@@ -15,7 +15,8 @@ pub async fn down(
 ) -> anyhow::Result<BiomeStatus> {
     let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?.spec;
     let project = spec.project.name.clone();
-    let biome = crate::up::parse_biome_name(biome)?;
+    let target = crate::target::Target::parse(biome)?;
+    let biome = target.name.clone();
     let request = Request::Down {
         project,
         biome: biome.clone(),

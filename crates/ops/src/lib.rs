@@ -3,17 +3,26 @@
 //! The CLI turns arguments into calls here and prints what comes back; every function takes the
 //! [`Context`] it needs instead of reading the process environment.
 
+pub mod approve;
 pub mod artifacts;
 pub mod build;
 pub mod context;
 pub mod daemon_connection;
 pub mod database;
+pub mod deploy;
+pub mod deployment;
 pub mod down;
+pub mod history;
 pub mod init;
 pub mod logs;
 pub mod ls;
 pub mod project;
+pub mod promote;
+pub mod release;
+pub mod rollback;
 pub mod status;
+pub mod target;
+pub mod trace;
 pub mod up;
 
 pub use context::Context;

@@ -8,11 +8,15 @@ use crate::Context;
 
 pub async fn status(context: &Context, biome: &str) -> anyhow::Result<BiomeStatus> {
     let project = ProjectDir::locate(&context.project_dir)?.project_name()?;
-    let biome = crate::up::parse_biome_name(biome)?;
+    let target = crate::target::Target::parse(biome)?;
+    let biome = target.name.clone();
     match daemon_connection::request(context, &Request::Status { project, biome }, |_, _| {})
         .await?
     {
-        ReplyBody::Biome(status) => Ok(status),
+        ReplyBody::Biome(status) => {
+            target.check_env(&status.env)?;
+            Ok(status)
+        }
         other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
     }
 }

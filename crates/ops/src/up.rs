@@ -4,12 +4,13 @@
 use anyhow::bail;
 use sandpit_build::execute::BuildProgress;
 use sandpit_build::git::Repository;
-use sandpit_domain::{ComponentKind, Name};
-use sandpit_runtime::protocol::{BiomeSpec, BiomeStatus, ComponentSpec, ReplyBody, Request};
+use sandpit_domain::Name;
+use sandpit_runtime::protocol::BiomeStatus;
+use sandpit_state::DeploymentKind;
 
 use crate::build::{BuildOptions, BuildOutcome};
-use crate::daemon_connection;
 use crate::project::{biome_environment, ProjectDir};
+use crate::release::{Chosen, Release};
 use crate::Context;
 
 #[derive(Debug, Clone, Default)]
@@ -74,59 +75,31 @@ pub async fn up(
         &mut |message| on_event(None, message),
     )
     .await?;
-    let injected = database.as_ref().map(|d| d.env.clone()).unwrap_or_default();
-    let mut components = Vec::new();
-    for component in spec.start_order() {
-        let built = build
-            .report
-            .components
-            .iter()
-            .find(|c| c.name == component.name)
-            .ok_or_else(|| anyhow::anyhow!("the build did not produce `{}`", component.name))?;
-        if component.kind == ComponentKind::Model {
-            // Served by the environment's model endpoint, not run as a process.
-            continue;
-        }
-        components.push(ComponentSpec {
-            name: component.name.clone(),
-            kind: component.kind,
-            artifact: built.artifact.name.file_name(),
-            digest: built.artifact.digest.clone(),
-            run: component.run.clone().unwrap_or_default(),
-            health: component.health.clone(),
-            start_timeout_secs: component.start_timeout.as_secs(),
-            env: component
-                .env
-                .clone()
-                .into_iter()
-                .chain(injected.clone())
-                .collect(),
-            depends_on: component
-                .depends_on
-                .iter()
-                .filter(|d| {
-                    spec.components
-                        .get(*d)
-                        .is_some_and(|c| c.kind != ComponentKind::Model)
-                })
-                .cloned()
-                .collect(),
-        });
-    }
-    let request = Request::Up {
-        biome: BiomeSpec {
-            project: spec.project.name.clone(),
-            env,
-            biome,
-            version: build.report.version.to_string(),
-            store: build.store_root.clone(),
-            max_artifact_size: spec.project.max_artifact_size.0,
-            components,
-            database: database.map(|d| d.info),
-        },
+    let artifacts = build
+        .report
+        .components
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                Chosen {
+                    artifact: c.artifact.name.file_name(),
+                    digest: c.artifact.digest.clone(),
+                },
+            )
+        })
+        .collect();
+    let release = Release {
+        spec,
+        env: env.clone(),
+        biome: biome.clone(),
+        version: build.report.version.to_string(),
+        store: &build.store_root,
+        artifacts,
+        database,
     };
-    match daemon_connection::request(context, &request, on_event).await? {
-        ReplyBody::Biome(status) => Ok(UpOutcome { build, status }),
-        other => bail!("unexpected answer from the daemon: {other:?}"),
-    }
+    let status =
+        crate::deployment::record_and_apply(context, &release, DeploymentKind::Up, &mut on_event)
+            .await?;
+    Ok(UpOutcome { build, status })
 }

@@ -309,3 +309,58 @@ fn concurrent_puts_of_the_same_bytes_do_not_corrupt_the_blob() {
     assert_eq!(store.list().unwrap().len(), 8);
     assert!(store.open_verified(&digest).is_ok());
 }
+
+#[test]
+fn import_copies_the_same_bytes_between_stores_and_refuses_tampered_ones() {
+    use sandpit_artifact::store::ImportMethod;
+    let temp = tempfile::tempdir().unwrap();
+    let dev = ArtifactStore::open(&temp.path().join("dev")).unwrap();
+    let test = ArtifactStore::open(&temp.path().join("test")).unwrap();
+    let (zip, digest, size) = artifact(temp.path(), "api", "api v1");
+    let api_a = name("api", SHA_A);
+    let original = dev
+        .put(&api_a, &zip, provenance(&api_a, &digest, size, "k"))
+        .unwrap();
+
+    let imported = test.import(&dev, &api_a).unwrap();
+    assert_eq!(
+        imported.method,
+        ImportMethod::HardLink,
+        "same file system: no copy"
+    );
+    assert_eq!(imported.artifact.digest, original.digest);
+    assert_eq!(
+        imported.artifact.provenance, original.provenance,
+        "provenance travels with the bytes"
+    );
+    assert_eq!(
+        fs::read(&imported.artifact.file_path).unwrap(),
+        fs::read(&zip).unwrap()
+    );
+    assert!(imported.artifact.file_path.ends_with(api_a.file_name()));
+    assert_eq!(
+        test.import(&dev, &api_a).unwrap().method,
+        ImportMethod::AlreadyPresent
+    );
+
+    // A name the source does not hold is refused plainly.
+    let missing = name("api", SHA_B);
+    assert!(matches!(
+        test.import(&dev, &missing),
+        Err(StoreError::NotInSource { .. })
+    ));
+
+    // Bytes that no longer match their digest are never imported.
+    let other = ArtifactStore::open(&temp.path().join("prod")).unwrap();
+    fs::set_permissions(&original.blob_path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&original.blob_path, b"tampered").unwrap();
+    let error = other.import(&dev, &api_a).unwrap_err();
+    assert!(
+        matches!(error, StoreError::DigestMismatch { .. }),
+        "{error:?}"
+    );
+    assert!(
+        other.get(&api_a).unwrap().is_none(),
+        "nothing recorded after a refused import"
+    );
+}

@@ -256,3 +256,30 @@ fn extract_gives_exactly_the_committed_content() {
     assert_eq!(test.git(&["status", "--porcelain"]), status_before);
     assert!(repo.extract("no-such-rev", &dest.path().join("x")).is_err());
 }
+
+#[test]
+fn ancestry_and_directory_listings() {
+    let test = TestRepo::new();
+    test.write("db/migrations/002_b.sql", "b");
+    test.write("db/migrations/001_a.sql", "a");
+    test.write("db/migrations/nested/x.sql", "x");
+    let first = test.commit("first");
+    test.write("db/seed.sql", "s");
+    let second = test.commit("second");
+    let repo = test.open(&test.root);
+    let (first, second) = (
+        repo.resolve(&first).unwrap(),
+        repo.resolve(&second).unwrap(),
+    );
+    assert!(repo.is_ancestor(&first, &second).unwrap());
+    assert!(repo.is_ancestor(&second, &second).unwrap());
+    assert!(!repo.is_ancestor(&second, &first).unwrap());
+
+    let listed = repo.list_files(second.as_str(), "db/migrations").unwrap();
+    assert_eq!(
+        listed,
+        Some(vec!["001_a.sql".to_owned(), "002_b.sql".to_owned()]),
+        "files only, sorted"
+    );
+    assert_eq!(repo.list_files(first.as_str(), "db/nothing").unwrap(), None);
+}

@@ -6,8 +6,15 @@ use sandpit_ops::Context;
 
 use crate::output;
 
-pub fn exec(context: &Context, json: bool) -> anyhow::Result<ExitCode> {
-    let artifacts = sandpit_ops::artifacts::artifacts(context)?;
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// List this environment's store instead of the build store.
+    #[arg(long, value_name = "ENV")]
+    env: Option<String>,
+}
+
+pub fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
+    let artifacts = sandpit_ops::artifacts::artifacts(context, args.env.as_deref())?;
     if json {
         output::print_json(&output::ArtifactListJson::from(artifacts.as_slice()))?;
     } else if artifacts.is_empty() {

@@ -1,11 +1,17 @@
 //! One module per verb: its arguments (`Args`) and `exec`, which calls the use case and prints.
 
+pub mod approve;
 pub mod artifacts;
 pub mod build;
 pub mod daemon;
+pub mod deploy;
 pub mod down;
+pub mod history;
 pub mod init;
 pub mod logs;
 pub mod ls;
+pub mod promote;
+pub mod rollback;
 pub mod status;
+pub mod trace;
 pub mod up;

@@ -8,4 +8,5 @@ mod harness;
 mod build;
 mod cli;
 mod database;
+mod environments;
 mod runtime;

@@ -1,0 +1,131 @@
+//! `sandpit deploy ENV [--sha REV] [--allow-older]`: build a commit (or reuse its artifacts) and
+//! deploy it into an environment's base — at once, or pending approvals when it is protected.
+
+use anyhow::bail;
+use sandpit_build::execute::BuildProgress;
+use sandpit_build::git::Repository;
+use sandpit_domain::{CommitId, Name};
+use sandpit_state::{DeployedComponent, Deployment, DeploymentKind, NewDeployment};
+
+use crate::build::{BuildOptions, BuildOutcome};
+use crate::deployment::{self, requester, RolloutReport};
+use crate::project::ProjectDir;
+use crate::Context;
+
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    pub env: String,
+    pub rev: Option<String>,
+    /// Deploy even if the commit is older than (an ancestor of) the one running.
+    pub allow_older: bool,
+}
+
+/// A recorded deployment, and how it ran when it could run at once.
+#[derive(Debug)]
+pub struct DeployOutcome {
+    pub deployment: Deployment,
+    /// `None` while the deployment waits for approvals.
+    pub rollout: Option<RolloutReport>,
+}
+
+/// Validates an environment name from the command line against the spec.
+pub fn environment(spec: &sandpit_spec::Spec, raw: &str) -> anyhow::Result<Name> {
+    let name = Name::parse(raw)
+        .map_err(|e| anyhow::anyhow!("invalid environment name: {e}\nhint: {}", e.hint()))?;
+    if !spec.environments.contains_key(&name) {
+        bail!(
+            "there is no environment `{name}`; sandpit.toml declares: {}",
+            spec.environments
+                .keys()
+                .map(Name::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(name)
+}
+
+pub async fn deploy(
+    context: &Context,
+    options: &DeployOptions,
+    progress: &mut dyn BuildProgress,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> anyhow::Result<(BuildOutcome, DeployOutcome)> {
+    let project = ProjectDir::locate(&context.project_dir)?;
+    // Check the name before spending time on a build.
+    environment(&project.load_spec()?.spec, &options.env)?;
+    let build = crate::build::build(
+        context,
+        &BuildOptions {
+            rev: options.rev.clone(),
+            allow_dirty: false,
+        },
+        progress,
+    )?;
+    let spec = &build.spec;
+    let env = environment(spec, &options.env)?;
+    let environment = &spec.environments[&env];
+    let project_name = spec.project.name.to_string();
+    let mut state = deployment::state_store(context)?;
+    let version = build.report.version.to_string();
+    if let Some(current) = state.current(&project_name, env.as_str())? {
+        let repo = Repository::discover_with_env(&project.root, context.base_env.clone())?;
+        let running = CommitId::parse(current.sha.get(..40).unwrap_or(&current.sha))?;
+        let new = build.report.version.commit().clone();
+        if new != running && repo.is_ancestor(&new, &running)? && !options.allow_older {
+            bail!(
+                "refusing to deploy {new} to `{env}`: it is older than {running} (deployment #{}), which runs there now\nhint: pass --allow-older to deploy it anyway, or use `sandpit rollback {env}`",
+                current.id
+            );
+        }
+    }
+    let approvals_required = if environment.protected {
+        environment.approvals
+    } else {
+        0
+    };
+    let recorded = state.create(&NewDeployment {
+        project: project_name,
+        target: env.to_string(),
+        env: env.to_string(),
+        biome: None,
+        sha: version,
+        components: build
+            .report
+            .components
+            .iter()
+            .map(|c| DeployedComponent {
+                name: c.name.to_string(),
+                artifact: c.artifact.name.file_name(),
+                digest: c.artifact.digest.to_string(),
+            })
+            .collect(),
+        requested_by: requester(context)?,
+        approvals_required,
+        kind: DeploymentKind::Deploy,
+        rollback_of: None,
+        restores: None,
+    })?;
+    drop(state);
+    let outcome = run_unless_pending(context, recorded, on_event).await?;
+    Ok((build, outcome))
+}
+
+/// Runs a new deployment now, or leaves it pending when it needs approvals.
+pub async fn run_unless_pending(
+    context: &Context,
+    recorded: Deployment,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> anyhow::Result<DeployOutcome> {
+    if recorded.approvals_missing() > 0 {
+        return Ok(DeployOutcome {
+            deployment: recorded,
+            rollout: None,
+        });
+    }
+    let rollout = deployment::execute(context, recorded.id, on_event).await?;
+    Ok(DeployOutcome {
+        deployment: rollout.deployment.clone(),
+        rollout: Some(rollout),
+    })
+}

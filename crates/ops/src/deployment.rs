@@ -1,0 +1,322 @@
+//! Deployments: recording them (append-only, in the state store), running them in arrival order
+//! per target, and rolling back automatically when one fails.
+//!
+//! Every use case that changes what a target runs (`up`, `deploy`, `promote`, `approve`,
+//! `rollback`) goes through here, so each change is a record that says who asked, what ran, and
+//! how it ended.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use sandpit_artifact::store::ArtifactStore;
+use sandpit_build::git::Repository;
+use sandpit_domain::{ArtifactName, Digest, Name};
+use sandpit_runtime::protocol::BiomeStatus;
+use sandpit_state::{DeployedComponent, Deployment, DeploymentKind, NewDeployment, StateStore};
+
+use crate::project::{parse_spec, ProjectDir};
+use crate::release::{Chosen, Release};
+use crate::Context;
+
+/// How long a deployment waits for earlier ones on the same target before giving up.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// The outcome of running one deployment.
+#[derive(Debug)]
+pub struct RolloutReport {
+    pub deployment: Deployment,
+    pub status: BiomeStatus,
+}
+
+pub fn state_store(context: &Context) -> anyhow::Result<StateStore> {
+    Ok(StateStore::open(&context.home.join("state.db"))?)
+}
+
+/// An environment's own artifact store, visible as `<component>-<sha>.zip` files.
+pub fn env_store(context: &Context, project: &Name, env: &Name) -> anyhow::Result<ArtifactStore> {
+    let root = context
+        .home
+        .join("projects")
+        .join(project.as_str())
+        .join("envs")
+        .join(env.as_str())
+        .join("artifacts");
+    Ok(ArtifactStore::open(&root)?)
+}
+
+/// `ENV` for an environment's base, `ENV/BIOME` for a biome.
+pub fn target_label(env: &Name, biome: &Name) -> String {
+    if env == biome {
+        env.to_string()
+    } else {
+        format!("{env}/{biome}")
+    }
+}
+
+/// Who is asking: `SANDPIT_USER`, else git's `user.email`.
+pub fn requester(context: &Context) -> anyhow::Result<String> {
+    if let Some(user) = context
+        .process_env
+        .get("SANDPIT_USER")
+        .filter(|u| !u.trim().is_empty())
+    {
+        return Ok(user.trim().to_owned());
+    }
+    let email = Repository::discover_with_env(&context.project_dir, context.base_env.clone())
+        .ok()
+        .and_then(|repo| repo.user_email().ok().flatten());
+    email.ok_or_else(|| {
+        anyhow::anyhow!("cannot tell who you are\nhint: set SANDPIT_USER, or `git config user.email you@example.com`")
+    })
+}
+
+fn deployed_components(release: &Release<'_>) -> Vec<DeployedComponent> {
+    release
+        .artifacts
+        .iter()
+        .map(|(name, chosen)| DeployedComponent {
+            name: name.to_string(),
+            artifact: chosen.artifact.clone(),
+            digest: chosen.digest.to_string(),
+        })
+        .collect()
+}
+
+/// Records an `up` into a biome and applies it at once (biomes need no approvals), after any
+/// earlier operation on the same biome has finished.
+pub async fn record_and_apply(
+    context: &Context,
+    release: &Release<'_>,
+    kind: DeploymentKind,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> anyhow::Result<BiomeStatus> {
+    let mut state = state_store(context)?;
+    let deployment = state.create(&NewDeployment {
+        project: release.spec.project.name.to_string(),
+        target: target_label(&release.env, &release.biome),
+        env: release.env.to_string(),
+        biome: (release.env != release.biome).then(|| release.biome.to_string()),
+        sha: release.version.clone(),
+        components: deployed_components(release),
+        requested_by: requester(context)?,
+        approvals_required: 0,
+        kind,
+        rollback_of: None,
+        restores: None,
+    })?;
+    state.wait_turn(deployment.id, QUEUE_TIMEOUT)?;
+    state.mark_started(deployment.id, std::process::id())?;
+    match release.apply(context, |c, m| on_event(c, m)).await {
+        Ok(status) => {
+            state.mark_succeeded(deployment.id)?;
+            Ok(status)
+        }
+        Err(error) => {
+            state.mark_failed(deployment.id, &error.to_string())?;
+            Err(error)
+        }
+    }
+}
+
+/// Runs a recorded (approved, or needing no approval) deployment into an environment's base.
+/// A failure rolls back automatically to the previous successful deployment, recorded as a
+/// deployment of its own.
+pub async fn execute(
+    context: &Context,
+    id: i64,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> anyhow::Result<RolloutReport> {
+    let mut state = state_store(context)?;
+    let deployment = state
+        .get(id)?
+        .ok_or_else(|| anyhow::anyhow!("there is no deployment #{id}"))?;
+    if deployment.approvals_missing() > 0 {
+        bail!(
+            "deployment #{id} still needs {} approval(s): `sandpit approve {id}` by someone other than {}",
+            deployment.approvals_missing(),
+            deployment.requested_by
+        );
+    }
+    on_event(
+        None,
+        &format!(
+            "deployment #{id}: waiting for earlier deployments to {}",
+            deployment.target
+        ),
+    );
+    state.wait_turn(id, QUEUE_TIMEOUT)?;
+    state.mark_started(id, std::process::id())?;
+    on_event(
+        None,
+        &format!(
+            "deployment #{id}: deploying {} to {}",
+            short(&deployment.sha),
+            deployment.target
+        ),
+    );
+    match apply(context, &deployment, on_event).await {
+        Ok(status) => {
+            state.mark_succeeded(id)?;
+            if let Some(undone) = deployment.rollback_of {
+                state.mark_rolled_back(undone, id)?;
+            }
+            let deployment = state.get(id)?.expect("just recorded");
+            Ok(RolloutReport { deployment, status })
+        }
+        Err(error) => {
+            state.mark_failed(id, &error.to_string())?;
+            if deployment.kind == DeploymentKind::Rollback {
+                return Err(error.context(format!("rollback #{id} failed")));
+            }
+            let Some(previous) = state.current(&deployment.project, &deployment.target)? else {
+                return Err(error.context(format!(
+                    "deployment #{id} failed, and there is no earlier deployment to roll back to"
+                )));
+            };
+            on_event(
+                None,
+                &format!(
+                    "deployment #{id} failed; rolling back to deployment #{}",
+                    previous.id
+                ),
+            );
+            let rollback = state.create(&NewDeployment {
+                project: deployment.project.clone(),
+                target: deployment.target.clone(),
+                env: deployment.env.clone(),
+                biome: deployment.biome.clone(),
+                sha: previous.sha.clone(),
+                components: previous.components.clone(),
+                requested_by: "sandpit (automatic rollback)".to_owned(),
+                approvals_required: 0,
+                kind: DeploymentKind::Rollback,
+                rollback_of: Some(id),
+                restores: Some(previous.id),
+            })?;
+            state.mark_started(rollback.id, std::process::id())?;
+            match apply(context, &rollback, on_event).await {
+                Ok(_) => {
+                    state.mark_succeeded(rollback.id)?;
+                    state.mark_rolled_back(id, rollback.id)?;
+                    Err(error.context(format!(
+                        "deployment #{id} failed and was rolled back automatically to deployment #{}'s artifacts (as deployment #{})",
+                        previous.id, rollback.id
+                    )))
+                }
+                Err(rollback_error) => {
+                    state.mark_failed(rollback.id, &rollback_error.to_string())?;
+                    Err(error.context(format!(
+                        "deployment #{id} failed, and the automatic rollback #{} failed too: {rollback_error}",
+                        rollback.id
+                    )))
+                }
+            }
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+/// Puts the deployment's artifacts in place (verified) and makes the target run them.
+async fn apply(
+    context: &Context,
+    deployment: &Deployment,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> anyhow::Result<BiomeStatus> {
+    let project_dir = ProjectDir::locate(&context.project_dir)?;
+    let repo = Repository::discover_with_env(&project_dir.root, context.base_env.clone())?;
+    let project = Name::parse(&deployment.project)?;
+    let env = Name::parse(&deployment.env)?;
+    let biome = match &deployment.biome {
+        Some(biome) => Name::parse(biome)?,
+        None => env.clone(),
+    };
+    let commit = deployment
+        .sha
+        .get(..40)
+        .unwrap_or(&deployment.sha)
+        .to_owned();
+    let spec_path = if repo.prefix().is_empty() {
+        sandpit_spec::FILE_NAME.to_owned()
+    } else {
+        format!("{}/{}", repo.prefix(), sandpit_spec::FILE_NAME)
+    };
+    let source = repo
+        .read_file(&commit, &spec_path)?
+        .with_context(|| format!("{spec_path} does not exist at {commit}"))?;
+    let spec = parse_spec(&source)
+        .with_context(|| format!("sandpit.toml at {commit} is invalid"))?
+        .spec;
+
+    let store = env_store(context, &project, &env)?;
+    let source_store = match &deployment.kind {
+        DeploymentKind::Promote { from } => {
+            Some(env_store(context, &project, &Name::parse(from)?)?)
+        }
+        DeploymentKind::Deploy => Some(ArtifactStore::open(
+            &context.artifact_store_root(project.as_str()),
+        )?),
+        DeploymentKind::Rollback | DeploymentKind::Up => None,
+    };
+    let mut artifacts = BTreeMap::new();
+    for component in &deployment.components {
+        let name = ArtifactName::parse(&component.artifact)
+            .ok_or_else(|| anyhow::anyhow!("`{}` is not an artifact name", component.artifact))?;
+        // Every read verifies the digest: a tampered blob stops the deployment here, before
+        // anything that runs is touched.
+        let stored = match (store.get(&name)?, &source_store) {
+            (Some(stored), _) => stored,
+            (None, Some(source)) => {
+                let imported = store.import(source, &name)?;
+                on_event(Some(&name.component), &format!("copied {} into `{env}`'s store ({:?})", name, imported.method));
+                imported.artifact
+            }
+            (None, None) => bail!(
+                "{} is no longer in `{env}`'s artifact store, so it cannot be deployed again\nhint: deploy a commit instead: `sandpit deploy {env} --sha {}`",
+                name,
+                short(&deployment.sha)
+            ),
+        };
+        let expected = Digest::parse(&component.digest)?;
+        if stored.digest != expected {
+            bail!(
+                "{} in `{env}`'s store is {}, but deployment #{} recorded {}",
+                name,
+                stored.digest,
+                deployment.id,
+                expected
+            );
+        }
+        artifacts.insert(
+            name.component.clone(),
+            Chosen {
+                artifact: component.artifact.clone(),
+                digest: expected,
+            },
+        );
+    }
+    let database = crate::database::prepare(
+        context,
+        &spec,
+        &repo,
+        &commit,
+        &env,
+        &biome,
+        false,
+        &mut |m| on_event(None, m),
+    )
+    .await?;
+    let release = Release {
+        spec: &spec,
+        env,
+        biome,
+        version: deployment.sha.clone(),
+        store: store.root(),
+        artifacts,
+        database,
+    };
+    release.apply(context, |c, m| on_event(c, m)).await
+}

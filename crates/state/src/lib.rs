@@ -1,0 +1,249 @@
+//! The append-only store of deployment records: which artifacts (by digest) went into which
+//! target, from which commit, requested and approved by whom, when, and with what result.
+//!
+//! A *target* is `ENV` (an environment's base deployment) or `ENV/BIOME`. The store is one SQLite
+//! file shared by every sandpit process of a `$SANDPIT_HOME`; writes run in `BEGIN IMMEDIATE`
+//! transactions, so concurrent processes get distinct, ordered ids and approvals never
+//! double-count.
+//!
+//! # Append-only
+//!
+//! Nothing is ever `UPDATE`d or `DELETE`d. The immutable facts of a deployment are one row of
+//! `deployments` (plus its rows of `deployment_components`), written once by
+//! [`StateStore::create`]; everything that happens later — approved, rejected, started,
+//! succeeded, failed, rolled back — is a row appended to `deployment_events`, and the current
+//! [`DeploymentState`] is derived from those events. Triggers in the schema make SQLite itself
+//! refuse any `UPDATE` or `DELETE` of these tables.
+
+mod process;
+mod schema;
+mod store;
+
+#[cfg(test)]
+mod tests;
+
+use serde::Serialize;
+
+pub use store::StateStore;
+
+/// A deployment to be recorded by [`StateStore::create`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeployment {
+    pub project: String,
+    /// `ENV` or `ENV/BIOME`; must agree with `env` and `biome`.
+    pub target: String,
+    pub env: String,
+    pub biome: Option<String>,
+    /// The version deployed: 40 hex digits, or `<sha>-dirty-<12 hex>`.
+    pub sha: String,
+    pub components: Vec<DeployedComponent>,
+    pub requested_by: String,
+    /// How many approvals by users other than `requested_by` it needs before it may start.
+    pub approvals_required: u32,
+    pub kind: DeploymentKind,
+    /// For an automatic or manual rollback: the deployment being undone.
+    pub rollback_of: Option<i64>,
+    /// For a rollback: the earlier deployment whose digests it redeploys.
+    pub restores: Option<i64>,
+}
+
+/// One component of a deployment: its artifact name and digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeployedComponent {
+    pub name: String,
+    /// `<component>-<sha>.zip`
+    pub artifact: String,
+    /// `sha256:<64 hex>` (a bare 64-hex digest is stored with the prefix added).
+    pub digest: String,
+}
+
+/// Why a deployment was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentKind {
+    /// `sandpit deploy`: a built commit into an environment's base.
+    Deploy,
+    /// `sandpit promote FROM TO`: the bytes running in `from`'s base.
+    Promote { from: String },
+    /// `sandpit rollback` or an automatic rollback after failed health checks.
+    Rollback,
+    /// `sandpit up`: a biome.
+    Up,
+}
+
+impl DeploymentKind {
+    /// The stored spelling: `deploy|promote|rollback|up`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeploymentKind::Deploy => "deploy",
+            DeploymentKind::Promote { .. } => "promote",
+            DeploymentKind::Rollback => "rollback",
+            DeploymentKind::Up => "up",
+        }
+    }
+}
+
+impl std::fmt::Display for DeploymentKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeploymentKind::Promote { from } => write!(f, "promote from {from}"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// Where a deployment stands, derived from its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentState {
+    /// Recorded; waiting for approvals or for its turn.
+    Pending,
+    Rejected,
+    Running,
+    Succeeded,
+    Failed,
+    /// Undone by a later deployment (even after it had succeeded).
+    RolledBack,
+}
+
+impl DeploymentState {
+    /// `pending|rejected|running|succeeded|failed|rolled_back`
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::Pending => "pending",
+            DeploymentState::Rejected => "rejected",
+            DeploymentState::Running => "running",
+            DeploymentState::Succeeded => "succeeded",
+            DeploymentState::Failed => "failed",
+            DeploymentState::RolledBack => "rolled_back",
+        }
+    }
+
+    /// Succeeded, failed, rejected or rolled back: it will never run (again).
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            DeploymentState::Succeeded
+                | DeploymentState::Failed
+                | DeploymentState::Rejected
+                | DeploymentState::RolledBack
+        )
+    }
+}
+
+impl std::fmt::Display for DeploymentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A recorded deployment: its immutable facts and the state derived from its events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deployment {
+    pub id: i64,
+    pub project: String,
+    pub target: String,
+    pub env: String,
+    pub biome: Option<String>,
+    pub sha: String,
+    pub kind: DeploymentKind,
+    pub requested_by: String,
+    pub approvals_required: u32,
+    /// Users who approved it, in order.
+    pub approved_by: Vec<String>,
+    pub rejected_by: Option<String>,
+    pub rollback_of: Option<i64>,
+    pub restores: Option<i64>,
+    pub state: DeploymentState,
+    /// RFC 3339 UTC with milliseconds, like every time below.
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// The failure message, or the rejection reason.
+    pub message: Option<String>,
+    /// The deployment that undid this one.
+    pub rolled_back_by: Option<i64>,
+    pub components: Vec<DeployedComponent>,
+}
+
+impl Deployment {
+    /// Approvals still needed before it may start.
+    pub fn approvals_missing(&self) -> u32 {
+        let approved = u32::try_from(self.approved_by.len()).unwrap_or(u32::MAX);
+        self.approvals_required.saturating_sub(approved)
+    }
+
+    /// Succeeded, failed, rejected or rolled back.
+    pub fn is_finished(&self) -> bool {
+        self.state.is_finished()
+    }
+}
+
+/// What can go wrong with the state store; each message says what happened and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("there is no deployment #{id}; `sandpit history ENV` lists them")]
+    NotFound { id: i64 },
+    #[error(
+        "deployment #{id} is already {state}; only pending deployments can be approved or rejected"
+    )]
+    NotPending { id: i64, state: DeploymentState },
+    #[error(
+        "deployment #{id} does not need approval ({approved} of {required} required approvals given); \
+         there is nothing to approve"
+    )]
+    NoApprovalNeeded {
+        id: i64,
+        required: u32,
+        approved: u32,
+    },
+    #[error("{user} requested deployment #{id} and cannot approve it; another user must")]
+    SelfApproval { id: i64, user: String },
+    #[error(
+        "{user} has already approved deployment #{id}; each approval must come from a different user"
+    )]
+    AlreadyApproved { id: i64, user: String },
+    #[error(
+        "deployment #{id} still needs {missing} approval(s); another user must run `sandpit approve {id}`"
+    )]
+    ApprovalsMissing { id: i64, missing: u32 },
+    #[error("deployment #{id} is {state} and cannot be marked {event}; this is a bug in sandpit")]
+    InvalidTransition {
+        id: i64,
+        state: DeploymentState,
+        event: &'static str,
+    },
+    #[error(
+        "deployment #{id} is queued behind deployment #{blocking_id}, which has not finished in time; \
+         check it with `sandpit history`, then try again"
+    )]
+    QueueTimeout { id: i64, blocking_id: i64 },
+    #[error(
+        "`{needle}` is neither a commit (at least 7 hex digits), a digest (`sha256:<64 hex>`) \
+         nor an artifact name (`<component>-<sha>.zip`)"
+    )]
+    BadQuery { needle: String },
+    #[error("invalid deployment record: {detail}")]
+    Invalid { detail: String },
+    #[error("the state database is corrupt: {detail}; restore it from a backup or move it aside")]
+    Corrupt { detail: String },
+    #[error(
+        "the state database {path} has schema version {found}, newer than this sandpit knows \
+         ({known}); upgrade sandpit"
+    )]
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("cannot create the directory {path} for the state database: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("state database: {context}: {source}")]
+    Sqlite {
+        context: String,
+        source: rusqlite::Error,
+    },
+}

@@ -1,0 +1,927 @@
+//! Tests of the state store, against real SQLite files in temporary directories.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::store::{INTERRUPTED_QUEUED, INTERRUPTED_RUNNING};
+use crate::{
+    DeployedComponent, Deployment, DeploymentKind, DeploymentState, NewDeployment, StateError,
+    StateStore,
+};
+
+const PROJECT: &str = "geo";
+
+fn open_temp() -> (TempDir, StateStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = StateStore::open(&db_path(dir.path())).expect("open");
+    (dir, store)
+}
+
+fn db_path(dir: &Path) -> std::path::PathBuf {
+    dir.join("home").join("state").join("state.db")
+}
+
+/// A 40-hex commit made of one repeated hex digit pair.
+fn sha(tag: &str) -> String {
+    tag.repeat(40 / tag.len())
+}
+
+/// `sha256:` and 64 copies of one hex digit.
+fn digest(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+fn component(name: &str, commit: &str, d: char) -> DeployedComponent {
+    DeployedComponent {
+        name: name.to_string(),
+        artifact: format!("{name}-{commit}.zip"),
+        digest: digest(d),
+    }
+}
+
+fn new(target: &str, commit: &str, digests: &[(&str, char)]) -> NewDeployment {
+    let (env, biome) = match target.split_once('/') {
+        Some((env, biome)) => (env.to_string(), Some(biome.to_string())),
+        None => (target.to_string(), None),
+    };
+    NewDeployment {
+        project: PROJECT.to_string(),
+        target: target.to_string(),
+        env,
+        biome,
+        sha: commit.to_string(),
+        components: digests
+            .iter()
+            .map(|(name, d)| component(name, commit, *d))
+            .collect(),
+        requested_by: "dev@x".to_string(),
+        approvals_required: 0,
+        kind: DeploymentKind::Deploy,
+        rollback_of: None,
+        restores: None,
+    }
+}
+
+/// Records `new` and runs it to success.
+fn succeed(store: &mut StateStore, new: &NewDeployment) -> Deployment {
+    let d = store.create(new).expect("create");
+    store.mark_started(d.id, std::process::id()).expect("start");
+    store.mark_succeeded(d.id).expect("succeed");
+    store.get(d.id).expect("get").expect("exists")
+}
+
+fn fail(store: &mut StateStore, new: &NewDeployment) -> Deployment {
+    let d = store.create(new).expect("create");
+    store.mark_started(d.id, std::process::id()).expect("start");
+    store
+        .mark_failed(d.id, "health check failed")
+        .expect("fail");
+    store.get(d.id).expect("get").expect("exists")
+}
+
+fn ids(deployments: &[Deployment]) -> Vec<i64> {
+    deployments.iter().map(|d| d.id).collect()
+}
+
+/// The pid of a process that has exited and been reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("wait true");
+    pid
+}
+
+#[test]
+fn create_records_a_pending_deployment() {
+    let (_dir, mut store) = open_temp();
+    let mut request = new("dev/alice", &sha("ab"), &[("api", 'a'), ("model", 'b')]);
+    // A bare hex digest is stored with its prefix.
+    request.components[1].digest = "B".repeat(64);
+    let d = store.create(&request).unwrap();
+    assert_eq!(d.id, 1);
+    assert_eq!(d.state, DeploymentState::Pending);
+    assert_eq!(d.target, "dev/alice");
+    assert_eq!(d.biome.as_deref(), Some("alice"));
+    assert_eq!(d.approvals_missing(), 0);
+    assert!(!d.is_finished());
+    assert!(d.approved_by.is_empty() && d.started_at.is_none() && d.finished_at.is_none());
+    assert_eq!(d.components[0], component("api", &sha("ab"), 'a'));
+    assert_eq!(d.components[1].digest, digest('b'));
+    humantime::parse_rfc3339(&d.created_at).expect("created_at is RFC 3339");
+    assert!(d.created_at.ends_with('Z'));
+    assert_eq!(store.get(1).unwrap(), Some(d));
+    assert_eq!(store.get(2).unwrap(), None);
+}
+
+#[test]
+fn create_refuses_inconsistent_records() {
+    let (_dir, mut store) = open_temp();
+    type Change = Box<dyn Fn(&mut NewDeployment)>;
+    let cases: Vec<(&str, Change)> = vec![
+        ("target", Box::new(|n| n.target = "test".to_string())),
+        ("target", Box::new(|n| n.biome = Some("bob".to_string()))),
+        ("sha is empty", Box::new(|n| n.sha.clear())),
+        (
+            "requested_by is empty",
+            Box::new(|n| n.requested_by.clear()),
+        ),
+        (
+            "rollback_of names deployment #9",
+            Box::new(|n| n.rollback_of = Some(9)),
+        ),
+        (
+            "restores names deployment #9",
+            Box::new(|n| n.restores = Some(9)),
+        ),
+    ];
+    for (expected, change) in cases {
+        let mut request = new("dev", &sha("ab"), &[("api", 'a')]);
+        change(&mut request);
+        let err = store.create(&request).unwrap_err();
+        assert!(
+            matches!(err, StateError::Invalid { .. }) && err.to_string().contains(expected),
+            "{expected}: {err}"
+        );
+    }
+    assert!(store.history(PROJECT, None).unwrap().is_empty());
+}
+
+#[test]
+fn approvals_count_down_and_refuse_requester_repeats_and_extras() {
+    let (_dir, mut store) = open_temp();
+    let mut request = new("prod", &sha("ab"), &[("api", 'a')]);
+    request.approvals_required = 2;
+    let d = store.create(&request).unwrap();
+    assert_eq!(d.approvals_missing(), 2);
+
+    let err = store.approve(d.id, "dev@x").unwrap_err();
+    assert!(
+        matches!(err, StateError::SelfApproval { id: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "dev@x requested deployment #1 and cannot approve it; another user must"
+    );
+
+    let d = store.approve(d.id, "bob@x").unwrap();
+    assert_eq!(d.approved_by, ["bob@x"]);
+    assert_eq!(d.approvals_missing(), 1);
+    let err = store.mark_started(d.id, std::process::id()).unwrap_err();
+    assert!(
+        matches!(err, StateError::ApprovalsMissing { missing: 1, .. }),
+        "{err}"
+    );
+
+    let err = store.approve(d.id, "bob@x").unwrap_err();
+    assert!(matches!(err, StateError::AlreadyApproved { .. }), "{err}");
+
+    let d = store.approve(d.id, "carol@x").unwrap();
+    assert_eq!(d.approved_by, ["bob@x", "carol@x"]);
+    assert_eq!(d.approvals_missing(), 0);
+    assert_eq!(d.state, DeploymentState::Pending);
+
+    let err = store.approve(d.id, "dave@x").unwrap_err();
+    assert!(matches!(err, StateError::NoApprovalNeeded { .. }), "{err}");
+
+    store.mark_started(d.id, std::process::id()).unwrap();
+    store.mark_succeeded(d.id).unwrap();
+    let err = store.approve(d.id, "dave@x").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StateError::NotPending {
+                state: DeploymentState::Succeeded,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "deployment #1 is already succeeded; only pending deployments can be approved or rejected"
+    );
+
+    // No approval needed at all; unknown ids.
+    let open = store
+        .create(&new("dev", &sha("ab"), &[("api", 'a')]))
+        .unwrap();
+    let err = store.approve(open.id, "bob@x").unwrap_err();
+    assert!(err.to_string().contains("does not need approval"), "{err}");
+    let err = store.approve(42, "bob@x").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "there is no deployment #42; `sandpit history ENV` lists them"
+    );
+}
+
+#[test]
+fn reject_finishes_a_pending_deployment() {
+    let (_dir, mut store) = open_temp();
+    let mut request = new("prod", &sha("ab"), &[("api", 'a')]);
+    request.approvals_required = 1;
+    let d = store.create(&request).unwrap();
+    let d = store
+        .reject(d.id, "bob@x", Some("not on a Friday"))
+        .unwrap();
+    assert_eq!(d.state, DeploymentState::Rejected);
+    assert_eq!(d.rejected_by.as_deref(), Some("bob@x"));
+    assert_eq!(d.message.as_deref(), Some("not on a Friday"));
+    assert!(d.is_finished() && d.finished_at.is_some());
+
+    assert!(matches!(
+        store.approve(d.id, "carol@x").unwrap_err(),
+        StateError::NotPending {
+            state: DeploymentState::Rejected,
+            ..
+        }
+    ));
+    assert!(matches!(
+        store.reject(d.id, "carol@x", None).unwrap_err(),
+        StateError::NotPending { .. }
+    ));
+    assert!(matches!(
+        store.mark_started(d.id, 1).unwrap_err(),
+        StateError::InvalidTransition {
+            event: "started",
+            ..
+        }
+    ));
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Start,
+    Succeed,
+    Fail,
+    RollBack,
+}
+
+#[test]
+fn state_is_derived_from_events() {
+    use DeploymentState::*;
+    use Step::*;
+    let cases: &[(&[Step], DeploymentState, bool, bool)] = &[
+        // steps, state, started_at set, finished_at set
+        (&[], Pending, false, false),
+        (&[Start], Running, true, false),
+        (&[Start, Succeed], Succeeded, true, true),
+        (&[Start, Fail], Failed, true, true),
+        (&[Fail], Failed, false, true),
+        (&[Start, Succeed, RollBack], RolledBack, true, true),
+        (&[Start, Fail, RollBack], RolledBack, true, true),
+        (&[Start, RollBack], RolledBack, true, true),
+    ];
+    let (_dir, mut store) = open_temp();
+    let undoer = store
+        .create(&new("test", &sha("cd"), &[("api", 'c')]))
+        .unwrap();
+    for (steps, state, started, finished) in cases {
+        let d = store
+            .create(&new("dev", &sha("ab"), &[("api", 'a')]))
+            .unwrap();
+        for step in *steps {
+            match step {
+                Start => store.mark_started(d.id, 4242).unwrap(),
+                Succeed => store.mark_succeeded(d.id).unwrap(),
+                Fail => store.mark_failed(d.id, "boom").unwrap(),
+                RollBack => store.mark_rolled_back(d.id, undoer.id).unwrap(),
+            }
+        }
+        let d = store.get(d.id).unwrap().unwrap();
+        assert_eq!(d.state, *state, "{steps:?}");
+        assert_eq!(d.state.is_finished(), d.is_finished());
+        assert_eq!(d.started_at.is_some(), *started, "{steps:?}");
+        assert_eq!(d.finished_at.is_some(), *finished, "{steps:?}");
+        if steps.iter().any(|s| matches!(s, Fail)) {
+            assert_eq!(d.message.as_deref(), Some("boom"));
+        }
+        if steps.iter().any(|s| matches!(s, RollBack)) {
+            assert_eq!(d.rolled_back_by, Some(undoer.id));
+        }
+    }
+}
+
+#[test]
+fn invalid_transitions_are_refused() {
+    let (_dir, mut store) = open_temp();
+    let d = store
+        .create(&new("dev", &sha("ab"), &[("api", 'a')]))
+        .unwrap();
+    let refused = |r: Result<(), StateError>, event: &str| match r {
+        Err(StateError::InvalidTransition { event: e, .. }) => assert_eq!(e, event),
+        other => panic!("{event}: {other:?}"),
+    };
+    refused(store.mark_succeeded(d.id), "succeeded");
+    let other = store
+        .create(&new("dev", &sha("cd"), &[("api", 'c')]))
+        .unwrap();
+    refused(store.mark_rolled_back(d.id, other.id), "rolled_back");
+    assert!(matches!(
+        store.mark_rolled_back(other.id, 99),
+        Err(StateError::NotFound { id: 99 })
+    ));
+    store.mark_started(d.id, 1).unwrap();
+    refused(store.mark_started(d.id, 1), "started");
+    store.mark_succeeded(d.id).unwrap();
+    refused(store.mark_failed(d.id, "late"), "failed");
+    refused(store.mark_succeeded(d.id), "succeeded");
+    assert!(matches!(
+        store.mark_rolled_back(d.id, d.id),
+        Err(StateError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store.mark_succeeded(99),
+        Err(StateError::NotFound { id: 99 })
+    ));
+}
+
+#[test]
+fn history_is_newest_first_and_filtered_by_target() {
+    let (_dir, mut store) = open_temp();
+    let a = succeed(&mut store, &new("dev", &sha("a1"), &[("api", 'a')]));
+    let b = store
+        .create(&new("dev/alice", &sha("b1"), &[("api", 'b')]))
+        .unwrap();
+    let c = fail(&mut store, &new("test", &sha("c1"), &[("api", 'c')]));
+    let d = store
+        .create(&new("dev", &sha("d1"), &[("api", 'd')]))
+        .unwrap();
+    let mut other = new("dev", &sha("e1"), &[("api", 'e')]);
+    other.project = "other".to_string();
+    let e = store.create(&other).unwrap();
+
+    let cases: &[(&str, Option<&str>, Vec<i64>)] = &[
+        (PROJECT, None, vec![d.id, c.id, b.id, a.id]),
+        (PROJECT, Some("dev"), vec![d.id, a.id]),
+        (PROJECT, Some("dev/alice"), vec![b.id]),
+        (PROJECT, Some("test"), vec![c.id]),
+        (PROJECT, Some("prod"), vec![]),
+        ("other", None, vec![e.id]),
+        ("nobody", None, vec![]),
+    ];
+    for (project, target, expected) in cases {
+        let found = store.history(project, *target).unwrap();
+        assert_eq!(&ids(&found), expected, "{project} {target:?}");
+    }
+    let dev = store.history(PROJECT, Some("dev")).unwrap();
+    assert_eq!(dev[1], a);
+}
+
+#[test]
+fn current_and_previous_successful_follow_successes_and_rollbacks() {
+    let (_dir, mut store) = open_temp();
+    assert_eq!(store.current(PROJECT, "prod").unwrap(), None);
+    let one = succeed(
+        &mut store,
+        &new("prod", &sha("a1"), &[("api", 'a'), ("model", 'm')]),
+    );
+    let two = fail(
+        &mut store,
+        &new("prod", &sha("b1"), &[("api", 'b'), ("model", 'm')]),
+    );
+    let three = succeed(
+        &mut store,
+        &new("prod", &sha("c1"), &[("api", 'c'), ("model", 'm')]),
+    );
+    let _elsewhere = succeed(&mut store, &new("test", &sha("f1"), &[("api", 'f')]));
+    assert_eq!(
+        store.current(PROJECT, "prod").unwrap().map(|d| d.id),
+        Some(three.id)
+    );
+    assert_eq!(
+        store
+            .previous_successful(PROJECT, "prod", three.id)
+            .unwrap()
+            .map(|d| d.id),
+        Some(one.id),
+        "failed deployments are skipped"
+    );
+    assert_eq!(
+        store
+            .previous_successful(PROJECT, "prod", two.id)
+            .unwrap()
+            .map(|d| d.id),
+        Some(one.id)
+    );
+    assert_eq!(
+        store.previous_successful(PROJECT, "prod", one.id).unwrap(),
+        None
+    );
+
+    // A redeploy of the same digests is skipped: a rollback must change something.
+    let four = succeed(
+        &mut store,
+        &new("prod", &sha("c1"), &[("model", 'm'), ("api", 'c')]),
+    );
+    assert_eq!(
+        store
+            .previous_successful(PROJECT, "prod", four.id)
+            .unwrap()
+            .map(|d| d.id),
+        Some(one.id)
+    );
+
+    // Roll back four to one.
+    let mut rollback = new("prod", &sha("a1"), &[("api", 'a'), ("model", 'm')]);
+    rollback.kind = DeploymentKind::Rollback;
+    rollback.rollback_of = Some(four.id);
+    rollback.restores = Some(one.id);
+    let five = succeed(&mut store, &rollback);
+    store.mark_rolled_back(four.id, five.id).unwrap();
+    let current = store.current(PROJECT, "prod").unwrap().unwrap();
+    assert_eq!(current.id, five.id);
+    assert_eq!(
+        (current.rollback_of, current.restores),
+        (Some(four.id), Some(one.id))
+    );
+    assert_eq!(current.kind, DeploymentKind::Rollback);
+    // Rolling back again skips the rolled-back four and goes to three.
+    assert_eq!(
+        store
+            .previous_successful(PROJECT, "prod", five.id)
+            .unwrap()
+            .map(|d| d.id),
+        Some(three.id)
+    );
+    // A running deployment does not replace the current one until it succeeds.
+    let six = store
+        .create(&new("prod", &sha("d1"), &[("api", 'd')]))
+        .unwrap();
+    store.mark_started(six.id, std::process::id()).unwrap();
+    assert_eq!(
+        store.current(PROJECT, "prod").unwrap().map(|d| d.id),
+        Some(five.id)
+    );
+    assert!(matches!(
+        store.previous_successful(PROJECT, "prod", 77),
+        Err(StateError::NotFound { id: 77 })
+    ));
+}
+
+#[test]
+fn involving_finds_commits_digests_and_artifacts() {
+    let (_dir, mut store) = open_temp();
+    let full = "0123456789abcdef0123456789abcdef01234567";
+    let one = succeed(
+        &mut store,
+        &new("dev", full, &[("api", 'a'), ("model", 'b')]),
+    );
+    let two = succeed(
+        &mut store,
+        &new("test", full, &[("api", 'a'), ("model", 'b')]),
+    );
+    let dirty = format!("{}-dirty-0123456789ab", sha("fe"));
+    let three = store
+        .create(&new("dev/alice", &dirty, &[("api", 'c'), ("model", 'b')]))
+        .unwrap();
+    let mut elsewhere = new("dev", full, &[("api", 'a')]);
+    elsewhere.project = "other".to_string();
+    store.create(&elsewhere).unwrap();
+
+    let bare_b = "b".repeat(64);
+    let cases: Vec<(String, Vec<i64>)> = vec![
+        (full[..7].to_string(), vec![two.id, one.id]),
+        (full.to_string(), vec![two.id, one.id]),
+        (full.to_uppercase(), vec![two.id, one.id]),
+        (digest('a'), vec![two.id, one.id]),
+        (digest('b'), vec![three.id, two.id, one.id]),
+        (bare_b, vec![three.id, two.id, one.id]),
+        ("c".repeat(64), vec![three.id]),
+        (format!("api-{full}.zip"), vec![two.id, one.id]),
+        (format!("model-{dirty}.zip"), vec![three.id]),
+        (sha("fe")[..10].to_string(), vec![three.id]),
+        (dirty.clone(), vec![three.id]),
+        (digest('9'), vec![]),
+        ("fffffff".to_string(), vec![]),
+        ("api-nothing.zip".to_string(), vec![]),
+    ];
+    for (needle, expected) in cases {
+        let found = store.involving(PROJECT, &needle).unwrap();
+        assert_eq!(ids(&found), expected, "{needle}");
+    }
+    for bad in ["abc", "main", "sha256:abc", "0123456-dirty-xyz", ""] {
+        let err = store.involving(PROJECT, bad).unwrap_err();
+        assert!(matches!(err, StateError::BadQuery { .. }), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn retained_digests_cover_the_newest_deployments_of_every_target_of_the_env() {
+    let (_dir, mut store) = open_temp();
+    // dev base: a (old), b (failed, newest)
+    succeed(&mut store, &new("dev", &sha("a1"), &[("api", '1')]));
+    succeed(&mut store, &new("dev", &sha("a2"), &[("api", '2')]));
+    fail(&mut store, &new("dev", &sha("a3"), &[("api", '3')]));
+    // dev/alice: two successes
+    succeed(&mut store, &new("dev/alice", &sha("b1"), &[("api", '4')]));
+    succeed(&mut store, &new("dev/alice", &sha("b2"), &[("api", '5')]));
+    // another env and another project are not counted
+    succeed(&mut store, &new("test", &sha("c1"), &[("api", '6')]));
+    let mut other = new("dev", &sha("d1"), &[("api", '7')]);
+    other.project = "other".to_string();
+    succeed(&mut store, &other);
+
+    let set = |chars: &str| chars.chars().map(digest).collect::<BTreeSet<_>>();
+    let cases = [
+        // keep=1: newest of each target (3, 5) plus dev's current (2, the failed 3 is newer)
+        (1, set("235")),
+        (2, set("2345")),
+        (10, set("12345")),
+        (0, set("25")),
+    ];
+    for (keep, expected) in cases {
+        assert_eq!(
+            store.retained_digests(PROJECT, "dev", keep).unwrap(),
+            expected,
+            "keep={keep}"
+        );
+    }
+    // A pending deployment is retained whatever keep says.
+    store
+        .create(&new("dev", &sha("a4"), &[("api", '8')]))
+        .unwrap();
+    assert_eq!(
+        store.retained_digests(PROJECT, "dev", 0).unwrap(),
+        set("258")
+    );
+    assert_eq!(
+        store.retained_digests(PROJECT, "test", 1).unwrap(),
+        set("6")
+    );
+    assert!(store
+        .retained_digests(PROJECT, "prod", 5)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn wait_turn_serializes_deployments_of_one_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    let mut store = StateStore::open(&path).unwrap();
+    let first = store
+        .create(&new("dev", &sha("a1"), &[("api", 'a')]))
+        .unwrap();
+    store.wait_turn(first.id, Duration::from_secs(5)).unwrap();
+    store.mark_started(first.id, std::process::id()).unwrap();
+    let second = store
+        .create(&new("dev", &sha("a2"), &[("api", 'b')]))
+        .unwrap();
+    // Another target is not held up.
+    let other = store
+        .create(&new("dev/alice", &sha("a3"), &[("api", 'c')]))
+        .unwrap();
+    store.wait_turn(other.id, Duration::from_secs(5)).unwrap();
+
+    let (tx, rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let mut store = StateStore::open(&path).unwrap();
+        tx.send("waiting").unwrap();
+        store.wait_turn(second.id, Duration::from_secs(30)).unwrap();
+        // When its turn comes, the first has finished.
+        let first_then = store.get(first.id).unwrap().unwrap();
+        store.mark_started(second.id, std::process::id()).unwrap();
+        tx.send("started").unwrap();
+        first_then
+    });
+    assert_eq!(rx.recv().unwrap(), "waiting");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(300)),
+        Err(mpsc::RecvTimeoutError::Timeout),
+        "the second must not start while the first runs"
+    );
+    store.mark_succeeded(first.id).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), "started");
+    let first_then = waiter.join().unwrap();
+    assert_eq!(first_then.state, DeploymentState::Succeeded);
+    let second = store.get(second.id).unwrap().unwrap();
+    assert!(first_then.finished_at.unwrap() <= second.started_at.unwrap());
+}
+
+#[test]
+fn wait_turn_times_out_naming_the_blocking_deployment() {
+    let (_dir, mut store) = open_temp();
+    let first = store
+        .create(&new("dev", &sha("a1"), &[("api", 'a')]))
+        .unwrap();
+    store.mark_started(first.id, std::process::id()).unwrap();
+    // Queued and approved (needs none), by a live process: it blocks as well.
+    let second = store
+        .create(&new("dev", &sha("a2"), &[("api", 'b')]))
+        .unwrap();
+    let third = store
+        .create(&new("dev", &sha("a3"), &[("api", 'c')]))
+        .unwrap();
+    let err = store
+        .wait_turn(second.id, Duration::from_millis(120))
+        .unwrap_err();
+    assert!(
+        matches!(err, StateError::QueueTimeout { id, blocking_id } if id == second.id && blocking_id == first.id),
+        "{err}"
+    );
+    store.mark_succeeded(first.id).unwrap();
+    let err = store
+        .wait_turn(third.id, Duration::from_millis(120))
+        .unwrap_err();
+    assert!(
+        matches!(err, StateError::QueueTimeout { blocking_id, .. } if blocking_id == second.id)
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("behind deployment #{}", second.id)),
+        "{err}"
+    );
+    assert!(matches!(
+        store.wait_turn(99, Duration::ZERO),
+        Err(StateError::NotFound { id: 99 })
+    ));
+}
+
+#[test]
+fn wait_turn_is_not_blocked_by_a_deployment_awaiting_approval() {
+    let (_dir, mut store) = open_temp();
+    let mut protected = new("prod", &sha("a1"), &[("api", 'a')]);
+    protected.approvals_required = 1;
+    let waiting = store.create(&protected).unwrap();
+    let later = store
+        .create(&new("prod", &sha("a2"), &[("api", 'b')]))
+        .unwrap();
+    store.wait_turn(later.id, Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        store.get(waiting.id).unwrap().unwrap().state,
+        DeploymentState::Pending
+    );
+    // Once approved, it is queued ahead of deployments created after it.
+    store.approve(waiting.id, "bob@x").unwrap();
+    let err = store
+        .wait_turn(later.id, Duration::from_millis(100))
+        .unwrap_err();
+    assert!(
+        matches!(err, StateError::QueueTimeout { blocking_id, .. } if blocking_id == waiting.id)
+    );
+}
+
+#[test]
+fn wait_turn_fails_a_started_deployment_whose_process_died() {
+    let (_dir, mut store) = open_temp();
+    let stale = store
+        .create(&new("dev", &sha("a1"), &[("api", 'a')]))
+        .unwrap();
+    store.mark_started(stale.id, dead_pid()).unwrap();
+    let next = store
+        .create(&new("dev", &sha("a2"), &[("api", 'b')]))
+        .unwrap();
+    store.wait_turn(next.id, Duration::from_secs(5)).unwrap();
+    let stale = store.get(stale.id).unwrap().unwrap();
+    assert_eq!(stale.state, DeploymentState::Failed);
+    assert_eq!(stale.message.as_deref(), Some(INTERRUPTED_RUNNING));
+    // A second wait does not record it twice.
+    store.wait_turn(next.id, Duration::from_secs(5)).unwrap();
+    let events: i64 = store
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM deployment_events WHERE deployment_id = ?1 AND event = 'failed'",
+            [stale.id],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(events, 1);
+}
+
+#[test]
+fn wait_turn_fails_a_queued_deployment_whose_process_died() {
+    let (_dir, mut store) = open_temp();
+    let live_pid = store.pid;
+    store.pid = dead_pid();
+    let abandoned = store
+        .create(&new("dev", &sha("a1"), &[("api", 'a')]))
+        .unwrap();
+    store.pid = live_pid;
+    let next = store
+        .create(&new("dev", &sha("a2"), &[("api", 'b')]))
+        .unwrap();
+    store.wait_turn(next.id, Duration::from_secs(5)).unwrap();
+    let abandoned = store.get(abandoned.id).unwrap().unwrap();
+    assert_eq!(abandoned.state, DeploymentState::Failed);
+    assert_eq!(abandoned.message.as_deref(), Some(INTERRUPTED_QUEUED));
+}
+
+#[test]
+fn process_liveness_sees_live_dead_and_zombie_processes() {
+    assert!(crate::process::is_alive(std::process::id()));
+    assert!(!crate::process::is_alive(dead_pid()));
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    // Not reaped yet: it becomes a zombie once it exits.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while crate::process::is_alive(pid) {
+        assert!(std::time::Instant::now() < deadline, "child never exited");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "a zombie still has /proc/<pid>"
+    );
+    child.wait().unwrap();
+}
+
+/// Every stored row of deployment `id` (facts and components), as text.
+fn fact_rows(store: &StateStore, id: i64) -> Vec<String> {
+    let conn = store.connection();
+    let mut rows = Vec::new();
+    for sql in [
+        "SELECT quote(id) || '|' || quote(project) || '|' || quote(target) || '|' || quote(env) || '|' ||
+                quote(biome) || '|' || quote(sha) || '|' || quote(kind) || '|' || quote(promoted_from) || '|' ||
+                quote(requested_by) || '|' || quote(approvals_required) || '|' || quote(rollback_of) || '|' ||
+                quote(restores) || '|' || quote(created_at)
+         FROM deployments WHERE id = ?1",
+        "SELECT quote(position) || '|' || quote(name) || '|' || quote(artifact) || '|' || quote(digest)
+         FROM deployment_components WHERE deployment_id = ?1 ORDER BY position",
+        "SELECT quote(id) || '|' || quote(event) || '|' || quote(at) || '|' || quote(actor) || '|' ||
+                quote(message) || '|' || quote(pid) || '|' || quote(ref_deployment)
+         FROM deployment_events WHERE deployment_id = ?1 ORDER BY id",
+    ] {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let found = stmt
+            .query_map([id], |row| row.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        rows.extend(found);
+    }
+    rows
+}
+
+#[test]
+fn records_are_append_only() {
+    let (_dir, mut store) = open_temp();
+    let mut promote = new("test", &sha("a1"), &[("api", 'a'), ("model", 'b')]);
+    promote.kind = DeploymentKind::Promote {
+        from: "dev".to_string(),
+    };
+    let finished = succeed(&mut store, &promote);
+    let before = fact_rows(&store, finished.id);
+    assert_eq!(before.len(), 1 + 2 + 3, "{before:?}");
+
+    // Later activity on the target and on the deployment itself.
+    let mut rollback = new("test", &sha("a2"), &[("api", 'c')]);
+    rollback.kind = DeploymentKind::Rollback;
+    rollback.rollback_of = Some(finished.id);
+    let later = succeed(&mut store, &rollback);
+    fail(&mut store, &new("test", &sha("a3"), &[("api", 'd')]));
+    let after_activity = fact_rows(&store, finished.id);
+    assert_eq!(before, after_activity);
+    store.mark_rolled_back(finished.id, later.id).unwrap();
+    let after = fact_rows(&store, finished.id);
+    assert_eq!(
+        before[..],
+        after[..before.len()],
+        "earlier rows are unchanged"
+    );
+    assert_eq!(after.len(), before.len() + 1, "one event appended");
+    assert_eq!(
+        store.get(finished.id).unwrap().unwrap().kind,
+        DeploymentKind::Promote {
+            from: "dev".to_string()
+        }
+    );
+
+    // The database itself refuses changes.
+    for sql in [
+        "UPDATE deployments SET sha = 'x'",
+        "DELETE FROM deployments",
+        "UPDATE deployment_components SET digest = 'x'",
+        "DELETE FROM deployment_components",
+        "UPDATE deployment_events SET event = 'failed'",
+        "DELETE FROM deployment_events",
+    ] {
+        let err = store.connection().execute(sql, []).unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(fact_rows(&store, finished.id), after);
+}
+
+#[test]
+fn reopening_preserves_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    let (history, ids_before) = {
+        let mut store = StateStore::open(&path).unwrap();
+        succeed(&mut store, &new("dev", &sha("a1"), &[("api", 'a')]));
+        let mut request = new("prod", &sha("a1"), &[("api", 'a')]);
+        request.approvals_required = 1;
+        let pending = store.create(&request).unwrap();
+        store.approve(pending.id, "bob@x").unwrap();
+        fail(&mut store, &new("dev/alice", &sha("a2"), &[("api", 'b')]));
+        let history = store.history(PROJECT, None).unwrap();
+        (history.clone(), ids(&history))
+    };
+    let mut store = StateStore::open(&path).unwrap();
+    assert_eq!(store.history(PROJECT, None).unwrap(), history);
+    let next = store
+        .create(&new("dev", &sha("a3"), &[("api", 'c')]))
+        .unwrap();
+    assert_eq!(next.id, ids_before[0] + 1);
+    let version: i64 = store
+        .connection()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, crate::schema::MIGRATIONS.len() as i64);
+    let mode: String = store
+        .connection()
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    {
+        let store = StateStore::open(&path).unwrap();
+        store
+            .connection()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+    }
+    let err = StateStore::open(&path).unwrap_err();
+    assert!(
+        matches!(err, StateError::SchemaTooNew { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade sandpit"), "{err}");
+}
+
+#[test]
+fn concurrent_creates_from_separate_handles_get_distinct_ordered_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    // Both handles open a new file at once: migrating must not race either.
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut store = StateStore::open(&path).unwrap();
+                (0..25)
+                    .map(|i| {
+                        let mut request = new("dev", &sha("a1"), &[("api", 'a')]);
+                        request.requested_by = format!("thread{t}-{i}@x");
+                        store.create(&request).unwrap().id
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all = BTreeSet::new();
+    for thread in threads {
+        let mine = thread.join().unwrap();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
+        all.extend(mine);
+    }
+    assert_eq!(all.len(), 50);
+    assert_eq!(
+        all.iter().copied().collect::<Vec<_>>(),
+        (1..=50).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn deployments_serialize_in_snake_case() {
+    let (_dir, mut store) = open_temp();
+    let mut promote = new("test", &sha("a1"), &[("api", 'a')]);
+    promote.kind = DeploymentKind::Promote {
+        from: "dev".to_string(),
+    };
+    let d = succeed(&mut store, &promote);
+    let later = store
+        .create(&new("test", &sha("a2"), &[("api", 'b')]))
+        .unwrap();
+    store.mark_rolled_back(d.id, later.id).unwrap();
+    let d = store.get(d.id).unwrap().unwrap();
+    let json = serde_json_value(&d);
+    assert!(json.contains(r#""state":"rolled_back""#), "{json}");
+    assert!(
+        json.contains(r#""kind":{"promote":{"from":"dev"}}"#),
+        "{json}"
+    );
+    assert!(json.contains(r#""approved_by":[]"#), "{json}");
+    assert!(
+        json.contains(&format!(r#""digest":"{}""#, digest('a'))),
+        "{json}"
+    );
+    assert_eq!(DeploymentState::RolledBack.to_string(), "rolled_back");
+    assert_eq!(DeploymentKind::Up.to_string(), "up");
+}
+
+/// The JSON the CLI would print.
+fn serde_json_value<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap()
+}
