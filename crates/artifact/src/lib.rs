@@ -19,4 +19,4 @@ pub mod store;
 pub use extract::{extract, ExtractError, ExtractSummary};
 pub use package::{package_dir, PackageError, PackageSummary};
 pub use provenance::Provenance;
-pub use store::{ArtifactStore, ImportMethod, Imported, StoreError, StoredArtifact};
+pub use store::{ArtifactStore, GarbageReport, ImportMethod, Imported, StoreError, StoredArtifact};

@@ -14,6 +14,7 @@
 //! Every write goes through a temporary file and a rename, so two processes storing the same
 //! blob or name at once cannot leave a torn file behind.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -91,6 +92,26 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
         action,
         path: path.to_owned(),
         source,
+    }
+}
+
+/// What [`ArtifactStore::collect_garbage`] removed (or would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GarbageReport {
+    pub removed_names: Vec<String>,
+    pub removed_blobs: Vec<Digest>,
+    pub freed_bytes: u64,
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StoreError::Io {
+            action: "remove",
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -351,6 +372,63 @@ impl ArtifactStore {
         let file_path = self.file_path(name);
         self.link_visible(&blob_path, &file_path)?;
         self.verified_artifact(name, provenance)
+    }
+
+    /// Removes every name whose digest is not in `keep`, then every blob no remaining name refers
+    /// to. With `dry_run`, only reports what would go.
+    pub fn collect_garbage(
+        &self,
+        keep: &BTreeSet<Digest>,
+        dry_run: bool,
+    ) -> Result<GarbageReport, StoreError> {
+        let mut report = GarbageReport::default();
+        let names_dir = self.names_dir();
+        let mut referenced = BTreeSet::new();
+        for item in fs::read_dir(&names_dir).map_err(io_error("list", &names_dir))? {
+            let item = item.map_err(io_error("list", &names_dir))?;
+            let file_name = item.file_name();
+            let Some(name) = file_name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(ArtifactName::parse)
+            else {
+                continue;
+            };
+            let Some(provenance) = self.read_record(&name)? else {
+                continue;
+            };
+            if keep.contains(&provenance.digest) {
+                referenced.insert(provenance.digest);
+                continue;
+            }
+            report.removed_names.push(name.file_name());
+            if !dry_run {
+                remove_if_present(&self.record_path(&name))?;
+                remove_if_present(&self.file_path(&name))?;
+            }
+        }
+        let blob_dir = self.blob_dir();
+        for item in fs::read_dir(&blob_dir).map_err(io_error("list", &blob_dir))? {
+            let item = item.map_err(io_error("list", &blob_dir))?;
+            let Some(digest) = item
+                .file_name()
+                .to_str()
+                .and_then(|hex| Digest::parse(hex).ok())
+            else {
+                continue;
+            };
+            if referenced.contains(&digest) {
+                continue;
+            }
+            let size = item.metadata().map(|m| m.len()).unwrap_or(0);
+            report.freed_bytes += size;
+            report.removed_blobs.push(digest);
+            if !dry_run {
+                remove_if_present(&item.path())?;
+            }
+        }
+        report.removed_names.sort();
+        Ok(report)
     }
 
     /// Re-hashes the blob for `digest` and returns its path only if the bytes still match.

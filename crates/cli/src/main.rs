@@ -57,6 +57,8 @@ enum Command {
     History(commands::history::Args),
     /// Where a commit, digest or artifact runs, every deployment of it, and its provenance.
     Trace(commands::trace::Args),
+    /// Remove artifacts no retained deployment refers to from environment stores.
+    Gc(commands::gc::Args),
     /// Run the supervisor in the foreground, or manage the background one.
     Daemon(commands::daemon::Args),
     /// Print the JSON Schema of sandpit.toml.
@@ -100,6 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => commands::rollback::exec(&context, args, json).await,
         Command::History(args) => commands::history::exec(&context, args, json),
         Command::Trace(args) => commands::trace::exec(&context, args, json).await,
+        Command::Gc(args) => commands::gc::exec(&context, args, json).await,
         Command::Daemon(args) => commands::daemon::exec(&context, args, json).await,
         Command::Schema => {
             println!(

@@ -12,6 +12,7 @@ pub mod database;
 pub mod deploy;
 pub mod deployment;
 pub mod down;
+pub mod gc;
 pub mod history;
 pub mod init;
 pub mod logs;

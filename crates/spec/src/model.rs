@@ -36,6 +36,8 @@ pub struct Environment {
     pub protected: bool,
     /// Approvals needed when protected; 0 when not protected. Default 1 when protected.
     pub approvals: u32,
+    /// How many of the newest deployments per target keep their artifacts from garbage collection.
+    pub keep_deployments: u32,
     /// `[environments.<env>.database] url` or `url_env`, kept as written (may name an env var).
     pub database_url: Option<DatabaseUrl>,
     /// `[environments.<env>.models] max_memory` / `max_models`.

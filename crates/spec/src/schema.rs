@@ -203,6 +203,15 @@ pub(crate) static ENVIRONMENT: Section = Section {
             "Approvals a promotion into this environment needs; only for protected environments, default 1 there.",
             "1",
         ),
+        with_default(
+            key(
+                "keep_deployments",
+                Kind::Integer { min: 1 },
+                "How many of the newest deployments of each target here keep their artifacts safe from `sandpit gc`.",
+                "10",
+            ),
+            DefaultValue::Integer(10),
+        ),
         key(
             "database",
             Kind::Table(&ENVIRONMENT_DATABASE),

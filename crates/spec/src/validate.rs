@@ -42,6 +42,9 @@ fn project(fields: &Fields) -> Option<Project> {
     })
 }
 
+/// Deployments per target whose artifacts `sandpit gc` keeps, unless the file says otherwise.
+const DEFAULT_KEEP_DEPLOYMENTS: u32 = 10;
+
 fn environments(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Environment> {
     let declared = root.named("environments");
     if declared.is_empty() {
@@ -53,6 +56,7 @@ fn environments(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Environmen
             promote_from: None,
             protected: false,
             approvals: 0,
+            keep_deployments: DEFAULT_KEEP_DEPLOYMENTS,
             database_url: None,
             models_max_memory: None,
             models_max_count: None,
@@ -143,6 +147,9 @@ fn environments(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Environmen
                 promote_from,
                 protected,
                 approvals,
+                keep_deployments: fields
+                    .integer("keep_deployments")
+                    .unwrap_or(DEFAULT_KEEP_DEPLOYMENTS),
                 database_url,
                 models_max_memory: models.and_then(|models| models.size("max_memory")),
                 models_max_count: models.and_then(|models| models.integer("max_models")),

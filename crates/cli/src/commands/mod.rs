@@ -6,6 +6,7 @@ pub mod build;
 pub mod daemon;
 pub mod deploy;
 pub mod down;
+pub mod gc;
 pub mod history;
 pub mod init;
 pub mod logs;

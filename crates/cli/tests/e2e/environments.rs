@@ -309,3 +309,66 @@ fn concurrent_deploys_into_one_environment_are_serialized() {
     );
     assert!(deployments.iter().all(|d| d["state"] == "succeeded"));
 }
+
+#[test]
+fn gc_keeps_the_artifacts_of_the_last_deployments_and_nothing_else() {
+    let sandbox = pipeline();
+    let toml = fs::read_to_string(sandbox.repo.join("sandpit.toml")).unwrap();
+    sandbox.write(
+        "sandpit.toml",
+        &toml.replace(
+            "[environments.dev]\nbiomes = true",
+            "[environments.dev]\nbiomes = true\nkeep_deployments = 2",
+        ),
+    );
+    sandbox.commit("keep two");
+    let d1 = json_as(&sandbox, "alice@example.com", &["deploy", "dev"]);
+    for version in ["v2", "v3"] {
+        sandbox.write("web/VERSION", &format!("{version}\n"));
+        sandbox.commit(version);
+        json_as(&sandbox, "alice@example.com", &["deploy", "dev"]);
+    }
+    let v1_artifact = d1["components"][0]["artifact"].as_str().unwrap().to_owned();
+    let dry = sandbox.json(&["gc", "--env", "dev", "--dry-run"]);
+    assert_eq!(
+        dry["environments"][0]["removed"],
+        serde_json::json!([v1_artifact])
+    );
+    assert_eq!(
+        sandbox.json(&["artifacts", "--env", "dev"])["artifacts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "dry run removes nothing"
+    );
+    sandbox.json(&["gc", "--env", "dev"]);
+    let left: Vec<String> = sandbox.json(&["artifacts", "--env", "dev"])["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.contains(&v1_artifact));
+    // What was collected cannot be rolled back to, and the message says why.
+    let refused = as_user(
+        &sandbox,
+        "alice@example.com",
+        &["rollback", "dev", "--to", &d1["id"].to_string()],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no longer in `dev`'s artifact store"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(
+        serves(&sandbox.status("dev")),
+        "v3",
+        "a refused rollback changes nothing"
+    );
+    // The previous one is retained and still works.
+    json_as(&sandbox, "alice@example.com", &["rollback", "dev"]);
+    assert_eq!(serves(&sandbox.status("dev")), "v2");
+}
