@@ -162,6 +162,33 @@ fn deploy_promote_and_approve_carry_the_same_bytes_to_prod() {
     assert_eq!(trace["provenance"][0]["digest"], build_digest.as_str());
     let by_digest = sandbox.json(&["trace", &build_digest]);
     assert_eq!(by_digest["running"].as_array().unwrap().len(), 3);
+
+    // A blob in `test` that no longer matches its digest stops a redeploy, names the file and
+    // both digests, and leaves what runs in test running.
+    let before = sandbox.status("test");
+    let hex = build_digest.trim_start_matches("sha256:");
+    let blob = sandbox
+        .home
+        .join("projects/flow/envs/test/artifacts/blobs/sha256")
+        .join(hex);
+    fs::set_permissions(&blob, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    fs::write(&blob, &bytes).unwrap();
+    let refused = as_user(&sandbox, "alice@example.com", &["promote", "dev", "test"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        error.contains(&blob.display().to_string()) && error.contains(hex),
+        "{error}"
+    );
+    let after = sandbox.status("test");
+    assert_eq!(
+        component(&after, "web")["pid"],
+        component(&before, "web")["pid"]
+    );
+    assert_eq!(serves(&after), "v1");
 }
 
 #[test]
