@@ -40,7 +40,20 @@ pub struct BuildRequest<'a> {
     pub base_env: Vec<(String, String)>,
     /// Where the project sits inside the repository (see [`Repository::prefix`]).
     pub project_prefix: String,
+    /// Validates and describes model components; `None` fails the build of any model.
+    pub models: Option<&'a dyn ModelInspector>,
 }
+
+/// Checks a model file when it is built and describes it (its inputs and outputs) for the
+/// artifact's `model.json`. The model engine implements it; it is handed in so that building
+/// does not depend on an inference runtime.
+pub trait ModelInspector: std::fmt::Debug {
+    /// The `model.json` text, or what is wrong with the model (e.g. the unsupported operator).
+    fn inspect(&self, onnx: &[u8]) -> Result<String, String>;
+}
+
+/// The name of the metadata file written next to a model in its artifact.
+pub const MODEL_METADATA_FILE: &str = "model.json";
 
 /// Hears about a build as it happens (progress bars, server logs).
 pub trait BuildProgress {
@@ -139,6 +152,20 @@ pub enum BuildError {
     },
     #[error("component `{component}`: the output directory `{output}` leads outside the checkout; make it a real directory")]
     OutputEscapes { component: Name, output: String },
+    #[error("model `{component}`: `{file}` is not in its build output (looked for `{}`); fix `file` in sandpit.toml or make the build write it", path.display())]
+    ModelFileMissing {
+        component: Name,
+        file: String,
+        path: PathBuf,
+    },
+    #[error("model `{component}`: `{file}` cannot be served: {detail}")]
+    ModelRejected {
+        component: Name,
+        file: String,
+        detail: String,
+    },
+    #[error("model `{component}` cannot be checked: {detail}")]
+    ModelEngineMissing { component: Name, detail: String },
     #[error("component `{component}`: could not package its output: {source}")]
     Package {
         component: Name,
@@ -348,6 +375,10 @@ fn build_one(
         });
     }
 
+    if component.kind == ComponentKind::Model {
+        describe_model(request, component, &output_dir)?;
+    }
+
     let artifacts_dir = workspace.join("artifacts");
     fs::create_dir_all(&artifacts_dir).map_err(|source| BuildError::Workspace {
         path: artifacts_dir.clone(),
@@ -382,6 +413,40 @@ fn build_one(
     let stored = request.store.put(name, &zip_path, provenance)?;
     let _ = fs::remove_file(&zip_path);
     Ok((stored, log))
+}
+
+/// Loads the model with the engine (so a model it cannot serve fails the build, not the first
+/// request) and writes its description next to it.
+fn describe_model(
+    request: &BuildRequest<'_>,
+    component: &Component,
+    output_dir: &Path,
+) -> Result<(), BuildError> {
+    let file = component.file.clone().unwrap_or_default();
+    let path = output_dir.join(&file);
+    let bytes = fs::read(&path).map_err(|_| BuildError::ModelFileMissing {
+        component: component.name.clone(),
+        file: file.clone(),
+        path: path.clone(),
+    })?;
+    let inspector = request
+        .models
+        .ok_or_else(|| BuildError::ModelEngineMissing {
+            component: component.name.clone(),
+            detail: "no model engine is available in this build".to_owned(),
+        })?;
+    let description = inspector
+        .inspect(&bytes)
+        .map_err(|detail| BuildError::ModelRejected {
+            component: component.name.clone(),
+            file: file.clone(),
+            detail,
+        })?;
+    let metadata_path = output_dir.join(MODEL_METADATA_FILE);
+    fs::write(&metadata_path, description).map_err(|source| BuildError::Workspace {
+        path: metadata_path,
+        source,
+    })
 }
 
 /// Runs `sh -c <command>` in `dir` with only the base environment, the SANDPIT_* variables and

@@ -89,6 +89,7 @@ pub fn build(
             sandpit_version: &context.version,
             base_env: context.base_env.clone(),
             project_prefix: repo.prefix().to_owned(),
+            models: None,
         },
         progress,
     )?;

@@ -112,8 +112,23 @@ fn run(
         sandpit_version: "0.1.0-test",
         base_env,
         project_prefix: setup.repo.prefix().to_owned(),
+        models: Some(&FakeEngine),
     };
     build(request, progress)
+}
+
+/// Stands in for the model engine: refuses models that use `BadOp`.
+#[derive(Debug)]
+struct FakeEngine;
+
+impl sandpit_build::execute::ModelInspector for FakeEngine {
+    fn inspect(&self, onnx: &[u8]) -> Result<String, String> {
+        if String::from_utf8_lossy(onnx).contains("BadOp") {
+            Err("ONNX Runtime: could not find an implementation for BadOp(1) node".to_owned())
+        } else {
+            Ok(format!("{{\"bytes\":{}}}", onnx.len()))
+        }
+    }
 }
 
 fn clean(sha: &str) -> Version {
@@ -487,5 +502,64 @@ fn dirty_versions_build_the_working_tree_snapshot() {
     assert_eq!(
         fs::read_to_string(unpacked.path().join("web/index.html")).unwrap(),
         "<h1>uncommitted</h1>\n"
+    );
+}
+
+#[test]
+fn models_are_checked_and_described_when_built() {
+    let setup = setup();
+    setup
+        .test
+        .write("proj/models/good/model.onnx", "onnx bytes");
+    setup.test.write("proj/models/bad/model.onnx", "uses BadOp");
+    let sha = setup.test.commit("models");
+    let model = |name: &str, path: &str| {
+        let mut component = component(name, None, ".");
+        component.kind = sandpit_domain::ComponentKind::Model;
+        component.path = path.to_owned();
+        component.run = None;
+        component.file = Some("model.onnx".to_owned());
+        component
+    };
+    let good = spec(vec![model("good", "models/good")]);
+    let mut progress = Recorder::default();
+    let report = run(&setup, &good, clean(&sha), &sha, path_env(), &mut progress).unwrap();
+    let artifact = &report.components[0].artifact;
+    let listing = std::process::Command::new("python3")
+        .args(["-c", "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); print(sorted(z.namelist())); print(z.read('model.json').decode())"])
+        .arg(&artifact.file_path)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("'model.json'") && listing.contains("'model.onnx'"),
+        "{listing}"
+    );
+    assert!(listing.contains("{\"bytes\":10}"), "{listing}");
+
+    let bad = spec(vec![model("bad", "models/bad")]);
+    let error = run(&setup, &bad, clean(&sha), &sha, path_env(), &mut progress).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("model `bad`") && message.contains("BadOp"),
+        "{message}"
+    );
+
+    let mut missing = model("missing", "models/good");
+    missing.file = Some("nope.onnx".to_owned());
+    let error = run(
+        &setup,
+        &spec(vec![missing]),
+        clean(&sha),
+        &sha,
+        path_env(),
+        &mut progress,
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("`nope.onnx` is not in its build output"),
+        "{error}"
     );
 }
