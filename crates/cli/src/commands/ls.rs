@@ -7,13 +7,25 @@ use sandpit_ops::Context;
 use crate::output;
 
 pub async fn exec(context: &Context, json: bool) -> anyhow::Result<ExitCode> {
-    let biomes = sandpit_ops::ls::ls(context).await?;
+    let listing = sandpit_ops::ls::ls(context).await?;
     if json {
-        output::print_json(&output::BiomeListJson::from(biomes.as_slice()))?;
-    } else if biomes.is_empty() {
+        let mut value =
+            serde_json::to_value(output::BiomeListJson::from(listing.biomes.as_slice()))?;
+        value["environments"] = serde_json::to_value(
+            output::BiomeListJson::from(listing.environments.as_slice()).biomes,
+        )?;
+        output::print_json(&value)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !listing.environments.is_empty() {
+        println!("environments:");
+        output::print_biome_list(&listing.environments);
+        println!();
+    }
+    if listing.biomes.is_empty() {
         println!("no biomes; `sandpit up` creates one for the current branch");
     } else {
-        output::print_biome_list(&biomes);
+        output::print_biome_list(&listing.biomes);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -139,6 +139,20 @@ fn deploy_promote_and_approve_carry_the_same_bytes_to_prod() {
         );
     }
 
+    let listed = sandbox.json(&["ls"]);
+    assert_eq!(
+        listed["biomes"],
+        serde_json::json!([]),
+        "bases are not biomes: {listed:#}"
+    );
+    let bases: Vec<&str> = listed["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(bases, ["dev", "prod", "test"]);
+
     let history = sandbox.json(&["history", "prod"]);
     let record = &history["deployments"][0];
     assert_eq!(record["requested_by"], "alice@example.com");
