@@ -72,18 +72,23 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn up_times(sandpit: &Path, example: &Path, scratch: &Path) -> anyhow::Result<()> {
-    let repo = scratch.join("repo");
-    copy_tree(example, &repo)?;
+/// A git repository at `repo` holding one commit of a copy of `example`.
+fn committed_copy(example: &Path, repo: &Path) -> anyhow::Result<PathBuf> {
+    copy_tree(example, repo)?;
     let git = |args: &[&str]| {
         run(Command::new("git")
             .args(["-c", "user.email=bench@sandpit", "-c", "user.name=bench"])
             .args(args)
-            .current_dir(&repo))
+            .current_dir(repo))
     };
     git(&["-c", "init.defaultBranch=main", "init", "-q"])?;
     git(&["add", "-A"])?;
     git(&["commit", "-q", "-m", "bench"])?;
+    Ok(repo.to_path_buf())
+}
+
+fn up_times(sandpit: &Path, example: &Path, scratch: &Path) -> anyhow::Result<()> {
+    let repo = committed_copy(example, &scratch.join("repo"))?;
     let mut cold = Vec::new();
     let mut warm = Vec::new();
     let mut noop = Vec::new();
@@ -130,17 +135,7 @@ fn up_times(sandpit: &Path, example: &Path, scratch: &Path) -> anyhow::Result<()
 /// `promote dev test` (no rebuild: copy into test's store, verify, deploy) against `cp` of the
 /// same artifact files.
 fn promote_latency(sandpit: &Path, example: &Path, scratch: &Path) -> anyhow::Result<()> {
-    let repo = scratch.join("promote-repo");
-    copy_tree(example, &repo)?;
-    let git = |args: &[&str]| {
-        run(Command::new("git")
-            .args(["-c", "user.email=bench@sandpit", "-c", "user.name=bench"])
-            .args(args)
-            .current_dir(&repo))
-    };
-    git(&["-c", "init.defaultBranch=main", "init", "-q"])?;
-    git(&["add", "-A"])?;
-    git(&["commit", "-q", "-m", "bench"])?;
+    let repo = committed_copy(example, &scratch.join("promote-repo"))?;
     let mut promote = Vec::new();
     let mut copy = Vec::new();
     for run_number in 0..RUNS {
