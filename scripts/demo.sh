@@ -3,7 +3,7 @@
 # commit, show that every service answers HTTP, and print the URLs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+source scripts/setup.sh
 
 cargo build --quiet --bin sandpit
 sandpit="$PWD/target/debug/sandpit"

@@ -25,3 +25,24 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not on PATH; install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
+
+# Python packages, in a virtual environment of the project's own (never the system's):
+# ONNX Runtime's shared library (the model endpoint loads it), and what the tests compare with.
+venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/python"
+if [ ! -x "$venv/bin/python3" ]; then
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    echo "setup: installing python3-venv"
+    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+  fi
+fi
+if ! "$venv/bin/python3" -c "import onnxruntime, numpy, tritonclient.http" >/dev/null 2>&1; then
+  echo "setup: installing onnxruntime, numpy and tritonclient[http] into $venv"
+  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check onnxruntime numpy "tritonclient[http]"
+fi
+export SANDPIT_PYTHON="$venv/bin/python3"
+ORT_DYLIB_PATH="$("$venv/bin/python3" -c 'import glob, os, onnxruntime; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so*")))[0])')"
+export ORT_DYLIB_PATH

@@ -61,6 +61,9 @@ enum Command {
     Gc(commands::gc::Args),
     /// Run the supervisor in the foreground, or manage the background one.
     Daemon(commands::daemon::Args),
+    /// Run an environment's model endpoint (started by the daemon).
+    #[command(hide = true)]
+    ModelServer(commands::model_server::Args),
     /// Print the JSON Schema of sandpit.toml.
     #[command(hide = true)]
     Schema,
@@ -104,6 +107,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trace(args) => commands::trace::exec(&context, args, json).await,
         Command::Gc(args) => commands::gc::exec(&context, args, json).await,
         Command::Daemon(args) => commands::daemon::exec(&context, args, json).await,
+        Command::ModelServer(args) => commands::model_server::exec(&context, args).await,
         Command::Schema => {
             println!(
                 "{}",

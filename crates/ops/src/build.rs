@@ -78,6 +78,7 @@ pub fn build(
         parse_spec(&source).with_context(|| format!("sandpit.toml at {version} is invalid"))?;
     let store_root = context.artifact_store_root(parsed.spec.project.name.as_str());
     let store = ArtifactStore::open(&store_root)?;
+    let models = crate::models::inspector(context, &parsed.spec)?;
     let report = sandpit_build::execute::build(
         BuildRequest {
             repo: &repo,
@@ -89,7 +90,9 @@ pub fn build(
             sandpit_version: &context.version,
             base_env: context.base_env.clone(),
             project_prefix: repo.prefix().to_owned(),
-            models: None,
+            models: models
+                .as_ref()
+                .map(|m| m as &dyn sandpit_build::execute::ModelInspector),
         },
         progress,
     )?;

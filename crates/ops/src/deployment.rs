@@ -309,6 +309,17 @@ async fn apply(
         &mut |m| on_event(None, m),
     )
     .await?;
+    let as_biome = (biome != env).then_some(&biome);
+    let extra_env = crate::models::attach(
+        context,
+        &spec,
+        &env,
+        as_biome,
+        &store,
+        &artifacts,
+        &mut |m| on_event(None, m),
+    )
+    .await?;
     let release = Release {
         spec: &spec,
         env,
@@ -317,6 +328,7 @@ async fn apply(
         store: store.root(),
         artifacts,
         database,
+        extra_env,
     };
     release.apply(context, |c, m| on_event(c, m)).await
 }

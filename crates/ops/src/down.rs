@@ -35,5 +35,6 @@ pub async fn down(
     if dropped {
         on_event(None, "dropped its database and role");
     }
+    crate::models::detach(context, &spec, &status.env, &biome).await?;
     Ok(status)
 }

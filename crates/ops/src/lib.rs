@@ -17,6 +17,7 @@ pub mod history;
 pub mod init;
 pub mod logs;
 pub mod ls;
+pub mod models;
 pub mod project;
 pub mod promote;
 pub mod release;

@@ -32,17 +32,21 @@ pub struct Release<'a> {
     pub store: &'a Path,
     pub artifacts: BTreeMap<Name, Chosen>,
     pub database: Option<crate::database::BiomeDatabaseGrant>,
+    /// More variables for every component (e.g. `SANDPIT_MODELS_URL`).
+    pub extra_env: BTreeMap<String, String>,
 }
 
 impl Release<'_> {
-    /// The daemon's view: components in start order, with the database variables injected.
+    /// The daemon's view: components in start order, with the database and model endpoint
+    /// variables injected.
     pub fn desired_state(&self) -> anyhow::Result<BiomeSpec> {
         let spec = self.spec;
-        let injected: BTreeMap<String, String> = self
+        let mut injected: BTreeMap<String, String> = self
             .database
             .as_ref()
             .map(|d| d.env.clone())
             .unwrap_or_default();
+        injected.extend(self.extra_env.clone());
         let mut components = Vec::new();
         for component in spec.start_order() {
             if component.kind == ComponentKind::Model {

@@ -75,7 +75,7 @@ pub async fn up(
         &mut |message| on_event(None, message),
     )
     .await?;
-    let artifacts = build
+    let artifacts: std::collections::BTreeMap<Name, Chosen> = build
         .report
         .components
         .iter()
@@ -89,6 +89,17 @@ pub async fn up(
             )
         })
         .collect();
+    let store = sandpit_artifact::store::ArtifactStore::open(&build.store_root)?;
+    let extra_env = crate::models::attach(
+        context,
+        spec,
+        &env,
+        Some(&biome),
+        &store,
+        &artifacts,
+        &mut |m| on_event(None, m),
+    )
+    .await?;
     let release = Release {
         spec,
         env: env.clone(),
@@ -97,6 +108,7 @@ pub async fn up(
         store: &build.store_root,
         artifacts,
         database,
+        extra_env,
     };
     let status =
         crate::deployment::record_and_apply(context, &release, DeploymentKind::Up, &mut on_event)

@@ -11,6 +11,7 @@ pub mod history;
 pub mod init;
 pub mod logs;
 pub mod ls;
+pub mod model_server;
 pub mod promote;
 pub mod rollback;
 pub mod status;

@@ -9,4 +9,5 @@ mod build;
 mod cli;
 mod database;
 mod environments;
+mod models;
 mod runtime;

@@ -60,6 +60,21 @@ fn example_biome_serves_survives_crashes_and_daemon_loss_then_goes_down_cleanly(
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("oxide"), "{body}");
 
+    // grade-api asks the shared model endpoint; the answer matches ONNX Runtime run directly
+    // from Python on the committed model file.
+    let features = json!({"au_gpt": 1.8, "cu_pct": 0.4, "throughput_tph": 450, "bwi_kwh_t": 14, "sulphide_frac": 0.2});
+    let (code, predicted) = http_post_json(&format!("{grade}/predict-ml"), &features);
+    assert_eq!(code, 200, "{predicted:#}");
+    let served = predicted["recovery_pct"].as_f64().unwrap();
+    let expected = onnxruntime_prediction(
+        &sandbox.repo.join("models/recovery/recovery.onnx"),
+        [1.8, 0.4, 450.0, 14.0, 0.2],
+    );
+    assert!(
+        (served - expected).abs() < 0.01,
+        "endpoint {served} vs onnxruntime {expected}"
+    );
+
     // kill -9 a service: it is restarted and healthy again, on the same URL.
     let old_pid = component(&status, "assay-ingest")["pid"].as_u64().unwrap() as u32;
     kill9(old_pid);
@@ -525,4 +540,29 @@ fn a_service_that_died_while_the_daemon_was_down_is_restarted_by_the_next_daemon
             .all(|pid| process_group(*pid) == Some(new_pid)),
         "only the new process group runs: {leftovers:?}"
     );
+}
+
+/// What ONNX Runtime, run directly from the test suite's Python environment, predicts.
+fn onnxruntime_prediction(model: &std::path::Path, row: [f32; 5]) -> f64 {
+    #[allow(clippy::disallowed_methods)]
+    let python = std::env::var("SANDPIT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let script = "import sys, json, numpy as np, onnxruntime as ort\n\
+s = ort.InferenceSession(sys.argv[1])\n\
+x = np.array([json.loads(sys.argv[2])], dtype=np.float32)\n\
+print(float(s.run(None, {s.get_inputs()[0].name: x})[0].ravel()[0]))";
+    let output = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(model)
+        .arg(serde_json::to_string(&row).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "onnxruntime: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap()
 }

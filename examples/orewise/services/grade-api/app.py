@@ -6,6 +6,7 @@ from urllib.parse import parse_qs
 
 from assay_client import AssayServiceError
 from httpkit import HttpError, JsonHandler
+from model_client import FEATURE_ORDER, ModelClient, ModelServiceError
 from recovery import ReferenceError, UnknownOreType, load_model
 
 
@@ -48,6 +49,7 @@ class GradeHandler(JsonHandler):
     assay_client = None  # AssayClient
     info = None          # {"service", "biome", "env", "sha"}
     prediction_log = None  # reference_db.PredictionLog, or None: predictions are not logged
+    model_client = None  # model_client.ModelClient (SANDPIT_MODELS_URL; empty: /predict-ml answers 503)
 
     def route(self, method, url):
         path = url.path.rstrip("/") or "/"
@@ -68,10 +70,14 @@ class GradeHandler(JsonHandler):
                 reference_problem=problem,
                 assay_ingest_url=self.assay_client.base_url or None,
                 prediction_log=self.prediction_log.where if self.prediction_log else None,
+                models_url=self.model_client.base_url or None,
             )
         if path == "/predict":
             self._only(method, "POST")
             return self._predict(self._model(), self.read_json())
+        if path == "/predict-ml":
+            self._only(method, "POST")
+            return self._predict_ml(self.read_json())
         if path == "/blend-summary":
             self._only(method, "GET")
             return self._blend_summary(self._model(), parse_qs(url.query))
@@ -111,6 +117,27 @@ class GradeHandler(JsonHandler):
             extra["run_id"] = self.prediction_log.record(model, self.info["sha"], ore_type, au_gpt, cu_pct, tph, recovery)
         return 200, self._response(model, recovery_pct=recovery, ore_type=ore_type, throughput_tph=tph, **extra)
 
+    def _predict_ml(self, body):
+        """The ONNX recovery model on sandpit's model endpoint; needs no reference data."""
+        for field in body:
+            if field not in ML_FIELDS:
+                raise HttpError(400, f"unknown field {field!r}; expected {', '.join(FEATURE_ORDER)}", field=field)
+        inputs = {field: _number(body, field, *ML_FIELDS[field]) for field in FEATURE_ORDER}
+        try:
+            result = self.model_client.infer([inputs[field] for field in FEATURE_ORDER])
+        except ModelServiceError as err:
+            raise HttpError(err.status, err.message) from None
+        return 200, dict(
+            recovery_pct=round(result["value"], 2),
+            model=result["model_name"],
+            model_version=result["model_version"],
+            output=result["output"],
+            inputs=inputs,
+            models_url=self.model_client.base_url,
+            biome=self.info["biome"],
+            sha=self.info["sha"],
+        )
+
     def _blend_summary(self, model, query):
         tph = None
         if "throughput_tph" in query:
@@ -148,6 +175,17 @@ class GradeHandler(JsonHandler):
         )
 
 
+# /predict-ml's fields, in the model's feature order: (low, high, unit).
+ML_FIELDS = {
+    "au_gpt": (0, 1000, "g/t"),
+    "cu_pct": (0, 100, "%"),
+    "throughput_tph": (1, 10000, "t/h"),
+    "bwi_kwh_t": (1, 50, "kWh/t"),
+    "sulphide_frac": (0, 1, "(fraction)"),
+}
+assert tuple(ML_FIELDS) == FEATURE_ORDER
+
+
 def _number(body, field, low, high, unit):
     value = body.get(field)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -157,9 +195,10 @@ def _number(body, field, low, high, unit):
     return float(value)
 
 
-def make_handler(holder, assay_client, info, prediction_log=None):
+def make_handler(holder, assay_client, info, prediction_log=None, model_client=None):
     return type(
         "BoundGradeHandler",
         (GradeHandler,),
-        {"holder": holder, "assay_client": assay_client, "info": dict(info), "prediction_log": prediction_log},
+        {"holder": holder, "assay_client": assay_client, "info": dict(info), "prediction_log": prediction_log,
+         "model_client": model_client or ModelClient("")},
     )

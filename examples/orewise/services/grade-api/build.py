@@ -20,7 +20,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DIST = HERE / "dist"
 DEFAULT_COMPONENT = "grade-api"
-RUNTIME_FILES = ["server.py", "app.py", "httpkit.py", "pgwire.py", "recovery.py", "reference_db.py", "assay_client.py"]
+RUNTIME_FILES = ["server.py", "app.py", "httpkit.py", "pgwire.py", "recovery.py", "reference_db.py", "assay_client.py",
+                 "model_client.py"]
 
 
 def main():

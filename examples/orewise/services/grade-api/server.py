@@ -5,8 +5,9 @@ Environment: PORT, SANDPIT_DATA_DIR (reference.json from prepare-data),
 SANDPIT_URL_ASSAY_INGEST, RECOVERY_MODEL (from sandpit.toml `env`);
 SHARED_DATABASE_URL (optional: reference data comes from the shared read-only
 database instead of reference.json); DATABASE_URL (optional: each prediction
-is logged into the biome's `blend_runs` table); SANDPIT_ENV, SANDPIT_BIOME,
-SANDPIT_SHA (informational). Passwords in the URLs are never printed.
+is logged into the biome's `blend_runs` table); SANDPIT_MODELS_URL (sandpit's
+model endpoint for this biome; POST /predict-ml answers 503 without it);
+SANDPIT_ENV, SANDPIT_BIOME, SANDPIT_SHA (informational). Passwords in the URLs are never printed.
 
 /healthz answers 503 until the reference data has loaded. If it is not there
 yet (e.g. the job has not run, or the database is still starting) the server
@@ -21,6 +22,7 @@ import threading
 from app import ModelHolder, make_handler
 from assay_client import AssayClient
 from httpkit import port_from_env, serve
+from model_client import ModelClient
 from pgwire import redact_url
 from reference_db import PredictionLog, load_model_from_db
 
@@ -61,6 +63,10 @@ def main():
     if not assay_url:
         print(f"{COMPONENT}: warning: SANDPIT_URL_ASSAY_INGEST is not set; /blend-summary will answer 502",
               file=sys.stderr, flush=True)
+    models_url = os.environ.get("SANDPIT_MODELS_URL", "")
+    if not models_url:
+        print(f"{COMPONENT}: warning: SANDPIT_MODELS_URL is not set; /predict-ml will answer 503 "
+              "(/predict still works)", file=sys.stderr, flush=True)
     shared_url = os.environ.get("SHARED_DATABASE_URL", "")
     database_url = os.environ.get("DATABASE_URL", "")
     try:
@@ -81,12 +87,12 @@ def main():
     stop_loading = threading.Event()
     threading.Thread(target=keep_loading, args=(holder, stop_loading), daemon=True).start()
     serve(
-        make_handler(holder, AssayClient(assay_url), info, prediction_log),
+        make_handler(holder, AssayClient(assay_url), info, prediction_log, ModelClient(models_url)),
         port,
         f"{COMPONENT} listening on http://127.0.0.1:{port} "
         f"(env={info['env'] or '-'} biome={info['biome'] or '-'} sha={info['sha']}) "
         f"model={model_name} reference={holder.reference_path} assay-ingest={assay_url or '-'} "
-        f"prediction-log={prediction_log.where if prediction_log else 'off'}",
+        f"prediction-log={prediction_log.where if prediction_log else 'off'} models={models_url or '-'}",
     )
     stop_loading.set()
 

@@ -1,0 +1,244 @@
+//! The shared model endpoint end to end: models checked at build time, one endpoint per
+//! environment serving the base and every biome, fallback to the base, standard clients.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::harness::{component, http_get, http_post_json, Sandbox};
+
+fn test_model(name: &str) -> Vec<u8> {
+    fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/tests/models")
+            .join(name),
+    )
+    .unwrap()
+}
+
+const ECHO_SERVER: &str = r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(os.environ.get("SANDPIT_MODELS_URL", "").encode())
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+const SPEC: &str = r#"
+[project]
+name = "ml"
+
+[environments.dev]
+biomes = true
+[environments.dev.models]
+max_models = 4
+
+[models.scorer]
+path = "models/scorer"
+file = "model.onnx"
+
+[services.api]
+path = "api"
+run = "python3 server.py"
+"#;
+
+fn project() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.write("sandpit.toml", SPEC);
+    sandbox.write("api/server.py", ECHO_SERVER);
+    fs::create_dir_all(sandbox.repo.join("models/scorer")).unwrap();
+    fs::write(
+        sandbox.repo.join("models/scorer/model.onnx"),
+        test_model("linear.onnx"),
+    )
+    .unwrap();
+    sandbox.commit("linear model");
+    sandbox
+}
+
+fn infer(url: &str, rows: &[[f32; 3]]) -> (u16, Value) {
+    let data: Vec<f32> = rows.iter().flatten().copied().collect();
+    http_post_json(
+        url,
+        &json!({"inputs": [{"name": "x", "shape": [rows.len(), 3], "datatype": "FP32", "data": data}]}),
+    )
+}
+
+fn first_output(answer: &Value) -> Vec<f64> {
+    answer["outputs"][0]["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer:#}"))
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn each_biome_gets_its_own_model_version_and_falls_back_to_the_base() {
+    let sandbox = project();
+    let built = sandbox.json(&["build"]);
+    assert_eq!(
+        built["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["kind"] == "model")
+            .count(),
+        1
+    );
+    let deployed = sandbox.json(&["deploy", "dev"]);
+    assert_eq!(deployed["state"], "succeeded", "{deployed:#}");
+    let base_url = http_get(&format!(
+        "{}/",
+        component(&deployed["status"], "api")["url"]
+            .as_str()
+            .unwrap()
+    ))
+    .1;
+    assert!(
+        base_url.starts_with("http://127.0.0.1:") && !base_url.contains("/biomes/"),
+        "{base_url}"
+    );
+
+    // y = x·[1,2,3] + 0.5, by hand.
+    let (code, answer) = infer(
+        &format!("{base_url}/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0], [0.0, 2.0, -1.0]],
+    );
+    assert_eq!(code, 200, "{answer:#}");
+    assert_eq!(first_output(&answer), [6.5, 1.5]);
+
+    // alice carries her own version of the model.
+    sandbox.git(&["checkout", "-q", "-b", "alice"]);
+    fs::write(
+        sandbox.repo.join("models/scorer/model.onnx"),
+        test_model("linear_v2.onnx"),
+    )
+    .unwrap();
+    sandbox.commit("scorer v2");
+    let alice = sandbox.json(&["up", "alice"]);
+    let alice_url = http_get(&format!(
+        "{}/",
+        component(&alice, "api")["url"].as_str().unwrap()
+    ))
+    .1;
+    assert!(alice_url.ends_with("/biomes/alice"), "{alice_url}");
+    // y = x·[10,20,30] - 1
+    let (_, answer) = infer(
+        &format!("{alice_url}/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!(first_output(&answer), [59.0]);
+    // The same versions by their names at the root.
+    let (_, answer) = infer(
+        &format!("{base_url}/v2/models/alice.scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!(first_output(&answer), [59.0]);
+    let (_, answer) = infer(
+        &format!("{base_url}/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!(first_output(&answer), [6.5], "the base is unaffected");
+
+    // bob's branch does not declare the model: he gets the base's.
+    sandbox.git(&["checkout", "-q", "main"]);
+    sandbox.git(&["checkout", "-q", "-b", "bob"]);
+    sandbox.write(
+        "sandpit.toml",
+        &SPEC.replace(
+            "[models.scorer]\npath = \"models/scorer\"\nfile = \"model.onnx\"\n",
+            "",
+        ),
+    );
+    sandbox.commit("bob without a model");
+    let bob = sandbox.json(&["up", "bob"]);
+    let bob_url = format!("{}/biomes/bob", base_url);
+    let (code, answer) = infer(
+        &format!("{bob_url}/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!(code, 200, "{answer:#}");
+    assert_eq!(first_output(&answer), [6.5]);
+    assert_eq!(bob["state"], "healthy");
+
+    // Client mistakes are answered plainly and harm nobody.
+    let (code, answer) = infer(
+        &format!("{base_url}/v2/models/nosuch/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!(code, 404, "{answer:#}");
+    let (code, answer) = http_post_json(
+        &format!("{base_url}/v2/models/scorer/infer"),
+        &json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]}),
+    );
+    assert_eq!(code, 400);
+    assert!(
+        answer.to_string().contains('3'),
+        "names the expected shape: {answer}"
+    );
+
+    // A standard client: tritonclient[http] against the same endpoint.
+    // The test suite's Python environment (scripts/setup.sh makes it, with tritonclient).
+    #[allow(clippy::disallowed_methods)]
+    let python = std::env::var("SANDPIT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let script = r#"
+import sys, numpy as np, tritonclient.http as http
+client = http.InferenceServerClient(url=sys.argv[1])
+assert client.is_server_live() and client.is_server_ready()
+x = http.InferInput("x", [2, 3], "FP32")
+x.set_data_from_numpy(np.array([[1, 1, 1], [0, 2, -1]], dtype=np.float32))
+result = client.infer("scorer", [x])
+output = result.get_response()["outputs"][0]["name"]
+print(result.as_numpy(output).ravel().tolist())
+meta = client.get_model_metadata("scorer")
+print(meta["inputs"][0]["name"], meta["inputs"][0]["datatype"])
+"#;
+    let host = base_url.trim_start_matches("http://").to_owned();
+    let output = std::process::Command::new(&python)
+        .args(["-c", script, &host])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "tritonclient: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("[6.5, 1.5]") && printed.contains("x FP32"),
+        "{printed}"
+    );
+
+    // down unregisters alice: her names now fall back to the base's version.
+    sandbox.ok(&["down", "alice"]);
+    let (_, answer) = infer(
+        &format!("{base_url}/biomes/alice/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!(first_output(&answer), [6.5]);
+    let metrics = http_get(&format!("{base_url}/metrics")).1;
+    assert!(metrics.contains("sandpit_model_loads_total"), "{metrics}");
+}
+
+#[test]
+fn a_model_the_engine_cannot_load_fails_the_build() {
+    let sandbox = project();
+    fs::write(
+        sandbox.repo.join("models/scorer/model.onnx"),
+        test_model("unsupported.onnx"),
+    )
+    .unwrap();
+    sandbox.commit("unsupported operator");
+    let error = sandbox.fails(&["build"], 1);
+    assert!(
+        error.contains("model `scorer`") && error.contains("model.onnx"),
+        "{error}"
+    );
+    let stderr_lower = error.to_lowercase();
+    assert!(
+        stderr_lower.contains("op") || stderr_lower.contains("operator"),
+        "names the operator: {error}"
+    );
+}

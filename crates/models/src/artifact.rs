@@ -1,0 +1,94 @@
+//! Reading a model artifact: verify the file's sha256 digest first, then take the ONNX file (and
+//! `model.json`) out of the zip. An already extracted ONNX file (not a zip) is read as is.
+
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::metadata::ModelMetadata;
+use crate::registry::ModelRef;
+
+/// The metadata file inside a model artifact.
+pub const METADATA_FILE: &str = "model.json";
+
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+
+/// Reads `model_ref.path` and checks its digest; the error names the file and both digests.
+pub fn read_verified(model_ref: &ModelRef) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(&model_ref.path)
+        .map_err(|e| format!("cannot read artifact {}: {e}", model_ref.path.display()))?;
+    let actual = hex::encode(Sha256::digest(&bytes));
+    let expected = model_ref
+        .digest
+        .strip_prefix("sha256:")
+        .unwrap_or(&model_ref.digest)
+        .to_ascii_lowercase();
+    if actual != expected {
+        return Err(format!(
+            "artifact {} has digest sha256:{actual} but sha256:{expected} was registered; it is corrupt or was replaced, so it is not loaded",
+            model_ref.path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+fn zip_entry(bytes: &[u8], path: &Path, name: &str, limit: u64) -> Result<Option<Vec<u8>>, String> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| format!("artifact {} is not a readable zip: {e}", path.display()))?;
+    let mut entry = match archive.by_name(name) {
+        Ok(entry) => entry,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(format!("cannot read `{name}` in {}: {e}", path.display())),
+    };
+    if entry.size() > limit {
+        return Err(format!(
+            "`{name}` in {} is {} bytes, more than the limit of {limit}",
+            path.display(),
+            entry.size()
+        ));
+    }
+    let mut out = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
+    (&mut entry)
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("cannot read `{name}` in {}: {e}", path.display()))?;
+    if out.len() as u64 > limit {
+        return Err(format!(
+            "`{name}` in {} is larger than the limit of {limit} bytes",
+            path.display()
+        ));
+    }
+    Ok(Some(out))
+}
+
+/// The ONNX bytes of a verified artifact (at most `limit` bytes).
+pub fn onnx_bytes(model_ref: &ModelRef, bytes: Vec<u8>, limit: u64) -> Result<Vec<u8>, String> {
+    if !bytes.starts_with(ZIP_MAGIC) {
+        return Ok(bytes);
+    }
+    zip_entry(&bytes, &model_ref.path, &model_ref.file, limit)?.ok_or_else(|| {
+        format!(
+            "artifact {} has no file `{}`",
+            model_ref.path.display(),
+            model_ref.file
+        )
+    })
+}
+
+/// The `model.json` of a verified artifact, if it has a readable one.
+pub fn metadata(model_ref: &ModelRef, bytes: &[u8]) -> Result<Option<ModelMetadata>, String> {
+    if !bytes.starts_with(ZIP_MAGIC) {
+        return Ok(None);
+    }
+    let Some(json) = zip_entry(bytes, &model_ref.path, METADATA_FILE, 16 * 1024 * 1024)? else {
+        return Ok(None);
+    };
+    match serde_json::from_slice(&json) {
+        Ok(metadata) => Ok(Some(metadata)),
+        Err(e) => {
+            tracing::warn!(artifact = %model_ref.path.display(), "ignoring unreadable {METADATA_FILE}: {e}");
+            Ok(None)
+        }
+    }
+}

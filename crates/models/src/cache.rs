@@ -1,0 +1,314 @@
+//! Loaded models, keyed by artifact digest (one load however many biomes use a digest), kept
+//! under a memory budget and a maximum count by evicting the least recently used.
+//!
+//! Concurrent first requests for one digest share one load (single flight); the load runs on a
+//! blocking thread and no lock is held across it, so other models keep answering. A failed load
+//! is remembered with its time and retried by the first request after `retry_after`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::artifact;
+use crate::engine::{Engine, LoadedModel};
+use crate::error::ModelError;
+use crate::metrics::Metrics;
+use crate::registry::ModelRef;
+
+/// The budget of the cache.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Memory the loaded models may be charged in total (see [`LoadedModel::memory_bytes`]).
+    pub max_memory_bytes: u64,
+    /// How many models may be loaded at once.
+    pub max_models: usize,
+    /// How long a failed load is reported before the next request tries again.
+    pub retry_after: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> CacheConfig {
+        CacheConfig {
+            max_memory_bytes: 2 * 1024 * 1024 * 1024,
+            max_models: 64,
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the cache knows about a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadState {
+    Loaded,
+    Loading,
+    /// The last load failed (the message says why); retried after the backoff.
+    Failed(String),
+    /// Not loaded (never, or unloaded / evicted).
+    Unloaded,
+}
+
+enum Slot {
+    Loading {
+        generation: u64,
+        done: watch::Receiver<()>,
+    },
+    Loaded {
+        model: Arc<dyn LoadedModel>,
+        last_used: u64,
+    },
+    Failed {
+        error: ModelError,
+        at: Instant,
+    },
+}
+
+#[derive(Default)]
+struct State {
+    slots: HashMap<String, Slot>,
+    clock: u64,
+    generation: u64,
+}
+
+impl State {
+    fn loaded(&self) -> impl Iterator<Item = (&String, &Arc<dyn LoadedModel>, u64)> {
+        self.slots.iter().filter_map(|(digest, slot)| match slot {
+            Slot::Loaded { model, last_used } => Some((digest, model, *last_used)),
+            _ => None,
+        })
+    }
+
+    fn usage(&self) -> (usize, u64) {
+        self.loaded().fold((0, 0), |(n, bytes), (_, model, _)| {
+            (n + 1, bytes + model.memory_bytes())
+        })
+    }
+}
+
+/// The model cache. Cheap to share: hold it in an `Arc`.
+pub struct ModelCache {
+    engine: Arc<dyn Engine>,
+    config: CacheConfig,
+    metrics: Arc<Metrics>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for ModelCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelCache")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ModelCache {
+    pub fn new(
+        engine: Arc<dyn Engine>,
+        config: CacheConfig,
+        metrics: Arc<Metrics>,
+    ) -> Arc<ModelCache> {
+        Arc::new(ModelCache {
+            engine,
+            config,
+            metrics,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The loaded model for `model_ref`, loading it first if needed. `model` names it in
+    /// metrics and messages.
+    pub async fn get(
+        self: &Arc<Self>,
+        model: &str,
+        model_ref: &ModelRef,
+    ) -> Result<Arc<dyn LoadedModel>, ModelError> {
+        let mut waited = false;
+        loop {
+            let mut done = {
+                let mut state = self.lock();
+                state.clock += 1;
+                let now = state.clock;
+                match state.slots.get_mut(&model_ref.digest) {
+                    Some(Slot::Loaded { model, last_used }) => {
+                        *last_used = now;
+                        if !waited {
+                            self.metrics.hit();
+                        }
+                        return Ok(Arc::clone(model));
+                    }
+                    Some(Slot::Loading { done, .. }) => done.clone(),
+                    Some(Slot::Failed { error, at }) if at.elapsed() < self.config.retry_after => {
+                        return Err(error.clone());
+                    }
+                    _ => self.start_load(&mut state, model, model_ref),
+                }
+            };
+            // The sender is dropped when the load has finished and its result is in the map.
+            let _ = done.changed().await;
+            waited = true;
+        }
+    }
+
+    fn start_load(
+        self: &Arc<Self>,
+        state: &mut State,
+        model: &str,
+        model_ref: &ModelRef,
+    ) -> watch::Receiver<()> {
+        state.generation += 1;
+        let generation = state.generation;
+        let (done_tx, done) = watch::channel(());
+        state.slots.insert(
+            model_ref.digest.clone(),
+            Slot::Loading {
+                generation,
+                done: done.clone(),
+            },
+        );
+        let cache = Arc::clone(self);
+        let model = model.to_string();
+        let model_ref = model_ref.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let engine = Arc::clone(&cache.engine);
+            let limit = cache.config.max_memory_bytes;
+            let reading = model_ref.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let bytes = artifact::read_verified(&reading).map_err(|reason| (reason, false))?;
+                let onnx = artifact::onnx_bytes(&reading, bytes, limit)
+                    .map_err(|reason| (reason, false))?;
+                engine.load(&onnx).map_err(|e| (e.to_string(), true))
+            })
+            .await
+            .unwrap_or_else(|panic| Err((format!("the load panicked: {panic}"), false)));
+            cache.finish_load(generation, &model, &model_ref.digest, result, started);
+            drop(done_tx);
+        });
+        done
+    }
+
+    fn finish_load(
+        &self,
+        generation: u64,
+        model: &str,
+        digest: &str,
+        result: Result<Box<dyn LoadedModel>, (String, bool)>,
+        started: Instant,
+    ) {
+        let mut state = self.lock();
+        match state.slots.get(digest) {
+            Some(Slot::Loading { generation: g, .. }) if *g == generation => {}
+            _ => return, // unloaded while loading: drop the result
+        }
+        let outcome = result.map_err(|(reason, _)| ModelError::LoadFailed {
+            model: model.to_string(),
+            reason,
+        });
+        let slot = match outcome {
+            Err(error) => {
+                tracing::warn!(model, digest, "{error}");
+                self.metrics.load_failed(model);
+                Slot::Failed {
+                    error,
+                    at: Instant::now(),
+                }
+            }
+            Ok(loaded) => {
+                let needed = loaded.memory_bytes();
+                if needed > self.config.max_memory_bytes || self.config.max_models == 0 {
+                    let error = ModelError::InsufficientMemory {
+                        model: model.to_string(),
+                        needed,
+                        budget: self.config.max_memory_bytes,
+                        max_models: self.config.max_models,
+                    };
+                    tracing::warn!(model, digest, "{error}");
+                    Slot::Failed {
+                        error,
+                        at: Instant::now(),
+                    }
+                } else {
+                    self.make_room(&mut state, needed);
+                    self.metrics.load_succeeded(model, started.elapsed());
+                    tracing::info!(
+                        model,
+                        digest,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "model loaded"
+                    );
+                    state.clock += 1;
+                    Slot::Loaded {
+                        model: Arc::from(loaded),
+                        last_used: state.clock,
+                    }
+                }
+            }
+        };
+        state.slots.insert(digest.to_string(), slot);
+        self.publish(&state);
+    }
+
+    /// Evicts least recently used models until one more of `needed` bytes fits.
+    fn make_room(&self, state: &mut State, needed: u64) {
+        loop {
+            let (count, bytes) = state.usage();
+            if count < self.config.max_models && bytes + needed <= self.config.max_memory_bytes {
+                return;
+            }
+            let Some(victim) = state
+                .loaded()
+                .min_by_key(|(_, _, last_used)| *last_used)
+                .map(|(digest, _, _)| digest.clone())
+            else {
+                return;
+            };
+            state.slots.remove(&victim);
+            self.metrics.evicted();
+            tracing::info!(digest = victim, "model evicted (least recently used)");
+        }
+    }
+
+    fn publish(&self, state: &State) {
+        let (count, bytes) = state.usage();
+        self.metrics.set_loaded(count, bytes);
+    }
+
+    /// What the cache knows about `digest`.
+    pub fn state(&self, digest: &str) -> LoadState {
+        match self.lock().slots.get(digest) {
+            Some(Slot::Loaded { .. }) => LoadState::Loaded,
+            Some(Slot::Loading { .. }) => LoadState::Loading,
+            Some(Slot::Failed { error, .. }) => LoadState::Failed(error.to_string()),
+            None => LoadState::Unloaded,
+        }
+    }
+
+    /// The loaded model for `digest`, without loading it or counting a use.
+    pub fn peek(&self, digest: &str) -> Option<Arc<dyn LoadedModel>> {
+        match self.lock().slots.get(digest) {
+            Some(Slot::Loaded { model, .. }) => Some(Arc::clone(model)),
+            _ => None,
+        }
+    }
+
+    /// Forgets `digest` (loaded, loading or failed); returns whether it was loaded. Requests
+    /// already running on the model finish on it.
+    pub fn unload(&self, digest: &str) -> bool {
+        let mut state = self.lock();
+        let was_loaded = matches!(state.slots.remove(digest), Some(Slot::Loaded { .. }));
+        self.publish(&state);
+        was_loaded
+    }
+
+    /// (loaded models, memory charged for them).
+    pub fn usage(&self) -> (usize, u64) {
+        self.lock().usage()
+    }
+}

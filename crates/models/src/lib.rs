@@ -1,0 +1,30 @@
+//! The multi-model inference endpoint: one server per environment, shared by its base and biomes.
+//!
+//! - [`engine`]: the [`Engine`] interface and [`OrtEngine`] (ONNX Runtime, loaded at run time).
+//! - [`tensor`] / [`metadata`]: KServe v2 JSON tensors, typed tensors, and model metadata.
+//! - [`registry`] (pure): which artifact answers which name at the root and under `/biomes/<b>`.
+//! - [`cache`]: loaded models by digest, LRU under a memory budget, single-flight loads.
+//! - [`server`]: the HTTP API (Open Inference Protocol v2 REST, model repository, SageMaker
+//!   `/invocations`, sandpit's registration API, Prometheus `/metrics`).
+//!
+//! A model artifact is a zip holding the ONNX file and `model.json` (a serialised
+//! [`ModelMetadata`]: `inputs`, `outputs`, `skipped_outputs`). Nothing here reads environment
+//! variables: the caller passes `ORT_DYLIB_PATH` and the Python to ask to [`locate_onnxruntime`].
+
+mod artifact;
+pub mod cache;
+pub mod engine;
+pub mod error;
+pub mod metadata;
+pub mod metrics;
+pub mod registry;
+pub mod server;
+pub mod tensor;
+
+pub use cache::{CacheConfig, ModelCache};
+pub use engine::{inspect, locate_onnxruntime, Engine, LoadedModel, OrtEngine};
+pub use error::ModelError;
+pub use metadata::{ModelMetadata, SkippedOutput, TensorSpec};
+pub use registry::{ModelRef, Registry};
+pub use server::{router, serve, serve_with_shutdown, AppState, ServerConfig};
+pub use tensor::{Datatype, JsonTensor, Tensor, TensorData};

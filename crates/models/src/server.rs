@@ -1,0 +1,796 @@
+//! The HTTP API, answered the same way at the root and under `/biomes/{biome}`:
+//!
+//! - Open Inference Protocol (KServe v2) REST: `GET /v2`, `GET /v2/health/live`,
+//!   `GET /v2/health/ready`, `GET /v2/models/{name}`, `GET /v2/models/{name}/ready`,
+//!   `POST /v2/models/{name}/infer`;
+//! - the model repository: `POST /v2/repository/index`, `POST /v2/repository/models/{name}/load`
+//!   and `/unload`;
+//! - SageMaker multi-model: `POST /invocations` with `X-Amzn-SageMaker-Target-Model`.
+//!
+//! At the root only: sandpit's registration API (`PUT`/`DELETE /sandpit/biomes/{biome}/models`,
+//! biome `_base` for the environment's base) and Prometheus `GET /metrics`.
+//!
+//! `GET /v2/models/{name}/ready` is 200 when the model is loaded and 400 otherwise (as Triton
+//! answers for an unloaded model); models load on their first inference request or an explicit
+//! repository load. Metadata is read from the artifact's `model.json`, so it does not force a load.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, RawPathParams, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::artifact;
+use crate::cache::{CacheConfig, LoadState, ModelCache};
+use crate::engine::{Engine, LoadedModel};
+use crate::error::ModelError;
+use crate::metadata::{ModelMetadata, TensorSpec};
+use crate::metrics::Metrics;
+use crate::registry::{ModelRef, Registry};
+use crate::tensor::{validate_inputs, JsonTensor, Tensor};
+
+/// The biome name that stands for the environment's base in the registration API.
+pub const BASE: &str = "_base";
+
+/// The SageMaker multi-model header naming the target model.
+pub const TARGET_MODEL_HEADER: &str = "x-amzn-sagemaker-target-model";
+
+/// The binary tensor data extension's header: the length of the JSON part of the body.
+pub const BINARY_HEADER: &str = "inference-header-content-length";
+
+/// How the server is run.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Memory budget of loaded models (bytes).
+    pub max_memory_bytes: u64,
+    /// Maximum number of loaded models.
+    pub max_models: usize,
+    /// Largest request body accepted (bytes); larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// How long a failed load is reported before it is tried again.
+    pub retry_after: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        let cache = CacheConfig::default();
+        ServerConfig {
+            max_memory_bytes: cache.max_memory_bytes,
+            max_models: cache.max_models,
+            body_limit_bytes: 16 * 1024 * 1024,
+            retry_after: cache.retry_after,
+        }
+    }
+}
+
+struct Inner {
+    config: ServerConfig,
+    registry: RwLock<Registry>,
+    cache: Arc<ModelCache>,
+    metrics: Arc<Metrics>,
+    /// `model.json` contents by digest, read once per digest.
+    metadata: RwLock<HashMap<String, ModelMetadata>>,
+}
+
+/// The server's shared state.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig, engine: Arc<dyn Engine>) -> AppState {
+        let metrics = Arc::new(Metrics::default());
+        let cache = ModelCache::new(
+            engine,
+            CacheConfig {
+                max_memory_bytes: config.max_memory_bytes,
+                max_models: config.max_models,
+                retry_after: config.retry_after,
+            },
+            Arc::clone(&metrics),
+        );
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                registry: RwLock::new(Registry::new()),
+                cache,
+                metrics,
+                metadata: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Replaces the registrations of `biome` (`None` = the base) without loading anything;
+    /// digests no longer registered anywhere are unloaded.
+    pub fn register(&self, biome: Option<&str>, models: BTreeMap<String, ModelRef>) {
+        let old = self.write_registry().replace(biome, models);
+        self.unload_unused(old);
+    }
+
+    /// Removes the registrations of `biome` and unloads digests no longer registered anywhere.
+    pub fn unregister(&self, biome: Option<&str>) -> Vec<ModelRef> {
+        let old = self.write_registry().remove(biome);
+        self.unload_unused(old.clone());
+        old
+    }
+
+    fn unload_unused(&self, old: Vec<ModelRef>) {
+        let registry = self.read_registry();
+        for model_ref in old {
+            if !registry.uses_digest(&model_ref.digest) {
+                self.inner.cache.unload(&model_ref.digest);
+                self.write_metadata().remove(&model_ref.digest);
+            }
+        }
+    }
+
+    fn read_registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.inner
+            .registry
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write_registry(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
+        self.inner
+            .registry
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write_metadata(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, ModelMetadata>> {
+        self.inner
+            .metadata
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The registration answering `name` under `scope`, as (model name for metrics, reference).
+    fn resolve(&self, scope: Option<&str>, name: &str) -> Result<(String, ModelRef), ModelError> {
+        let registry = self.read_registry();
+        let resolved = registry.resolve(scope, name).ok_or_else(|| {
+            let place = scope.map_or(String::new(), |b| format!(" in biome `{b}`"));
+            ModelError::NotFound(format!("unknown model `{name}`{place}"))
+        })?;
+        Ok((metric_name(scope, name), resolved.model_ref.clone()))
+    }
+
+    async fn model(
+        &self,
+        scope: Option<&str>,
+        name: &str,
+    ) -> Result<(String, Arc<dyn LoadedModel>), ModelError> {
+        let (label, model_ref) = self.resolve(scope, name)?;
+        let model = self.inner.cache.get(&label, &model_ref).await?;
+        Ok((label, model))
+    }
+
+    /// Metadata without loading when the artifact carries `model.json`.
+    async fn metadata(&self, scope: Option<&str>, name: &str) -> Result<ModelMetadata, ModelError> {
+        let (label, model_ref) = self.resolve(scope, name)?;
+        if let Some(model) = self.inner.cache.peek(&model_ref.digest) {
+            return Ok(model.metadata().clone());
+        }
+        let known = self
+            .inner
+            .metadata
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&model_ref.digest)
+            .cloned();
+        if let Some(metadata) = known {
+            return Ok(metadata);
+        }
+        let reading = model_ref.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let bytes = artifact::read_verified(&reading)?;
+            artifact::metadata(&reading, &bytes)
+        })
+        .await
+        .unwrap_or_else(|panic| Err(format!("reading the artifact panicked: {panic}")))
+        .map_err(|reason| ModelError::LoadFailed {
+            model: label.clone(),
+            reason,
+        })?;
+        match read {
+            Some(metadata) => {
+                self.write_metadata()
+                    .insert(model_ref.digest.clone(), metadata.clone());
+                Ok(metadata)
+            }
+            None => Ok(self
+                .inner
+                .cache
+                .get(&label, &model_ref)
+                .await?
+                .metadata()
+                .clone()),
+        }
+    }
+}
+
+/// The name a model is counted under in metrics: a registered name, never raw request input.
+fn metric_name(scope: Option<&str>, name: &str) -> String {
+    match scope {
+        Some(biome) => format!("{biome}.{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// An error answered with the protocol's shape, `{"error": "<message>"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ModelError> for ApiError {
+    fn from(error: ModelError) -> ApiError {
+        let status = match &error {
+            ModelError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ModelError::NotFound(_) => StatusCode::NOT_FOUND,
+            ModelError::InsufficientMemory { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            ModelError::LoadFailed { .. } | ModelError::Unsupported { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ModelError::RuntimeNotFound { .. }
+            | ModelError::Engine { .. }
+            | ModelError::Inference(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), "{error}");
+        }
+        let message = match error {
+            // The engine's run-time message is logged above; the client gets the gist.
+            ModelError::Inference(_) => {
+                "inference failed; the server log has the details".to_string()
+            }
+            other => other.to_string(),
+        };
+        ApiError::new(status, message)
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> ApiError {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, "request body is larger than the endpoint's limit")
+        } else {
+            ApiError::new(status, format!("cannot read the request body: {rejection}"))
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Where a request is addressed: the biome prefix (if any) and the model name (if any).
+struct Target {
+    scope: Option<String>,
+    name: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Target {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Target, ApiError> {
+        let mut target = Target {
+            scope: None,
+            name: None,
+        };
+        if let Ok(params) = RawPathParams::from_request_parts(parts, state).await {
+            for (key, value) in &params {
+                match key {
+                    "biome" => target.scope = Some(value.to_string()),
+                    "name" => target.name = Some(value.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(biome) = &target.scope {
+            if let Err(e) = sandpit_domain::name::Name::parse(biome) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("biome `{biome}`: {e}"),
+                ));
+            }
+        }
+        Ok(target)
+    }
+}
+
+impl Target {
+    fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+}
+
+/// The routes of the protocol, mounted at the root and under `/biomes/{biome}`.
+fn protocol_routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/repository/index", post(repository_index))
+        .route("/v2/repository/models/{name}/load", post(repository_load))
+        .route(
+            "/v2/repository/models/{name}/unload",
+            post(repository_unload),
+        )
+        .route("/invocations", post(invocations))
+}
+
+/// The whole API for `state`.
+pub fn router(state: AppState) -> Router {
+    let limit = state.inner.config.body_limit_bytes;
+    protocol_routes()
+        .nest("/biomes/{biome}", protocol_routes())
+        .route(
+            "/sandpit/biomes/{registration}/models",
+            put(register).delete(unregister),
+        )
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until the process ends.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    engine: Arc<dyn Engine>,
+) -> std::io::Result<()> {
+    serve_with_shutdown(listener, config, engine, std::future::pending()).await
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve_with_shutdown(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    engine: Arc<dyn Engine>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(AppState::new(config, engine));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn server_metadata() -> Json<Value> {
+    Json(json!({
+        "name": "sandpit-models",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["model_repository"],
+    }))
+}
+
+async fn live() -> Json<Value> {
+    Json(json!({ "live": true }))
+}
+
+async fn ready() -> Json<Value> {
+    Json(json!({ "ready": true }))
+}
+
+fn specs(specs: &[TensorSpec]) -> Value {
+    Value::from(
+        specs
+            .iter()
+            .map(|s| json!({ "name": s.name, "datatype": s.datatype, "shape": s.shape }))
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn model_metadata(State(state): State<AppState>, target: Target) -> ApiResult<Json<Value>> {
+    let metadata = state.metadata(target.scope(), target.name()).await?;
+    let mut body = json!({
+        "name": target.name(),
+        "versions": ["1"],
+        "platform": "onnxruntime_onnx",
+        "inputs": specs(&metadata.inputs),
+        "outputs": specs(&metadata.outputs),
+    });
+    if !metadata.skipped_outputs.is_empty() {
+        body["parameters"] = json!({ "skipped_outputs": metadata.skipped_outputs });
+    }
+    Ok(Json(body))
+}
+
+async fn model_ready(State(state): State<AppState>, target: Target) -> ApiResult<Json<Value>> {
+    let (_, model_ref) = state.resolve(target.scope(), target.name())?;
+    match state.inner.cache.state(&model_ref.digest) {
+        LoadState::Loaded => Ok(Json(json!({ "name": target.name(), "ready": true }))),
+        LoadState::Failed(reason) => Err(ApiError::new(StatusCode::BAD_REQUEST, reason)),
+        LoadState::Loading => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("model `{}` is loading", target.name()),
+        )),
+        LoadState::Unloaded => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "model `{}` is not loaded; it loads on its first inference request or on POST /v2/repository/models/{}/load",
+                target.name(),
+                target.name()
+            ),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct InferRequest {
+    #[serde(default)]
+    id: Option<String>,
+    inputs: Vec<JsonTensor>,
+    #[serde(default)]
+    outputs: Option<Vec<RequestedOutput>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RequestedOutput {
+    name: String,
+}
+
+#[derive(Debug, Serialize)]
+struct InferResponse {
+    model_name: String,
+    model_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    outputs: Vec<JsonTensor>,
+}
+
+/// Splits a request of the binary tensor data extension into its JSON and binary parts.
+fn split_body<'b>(headers: &HeaderMap, body: &'b [u8]) -> Result<(&'b [u8], &'b [u8]), ModelError> {
+    let Some(value) = headers.get(BINARY_HEADER) else {
+        return Ok((body, &[]));
+    };
+    let length = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|length| *length <= body.len())
+        .ok_or_else(|| {
+            ModelError::BadRequest(format!(
+                "header Inference-Header-Content-Length must be the length of the JSON part (at most {} bytes)",
+                body.len()
+            ))
+        })?;
+    Ok(body.split_at(length))
+}
+
+/// The inputs of a request, taking binary values in input order from `binary`.
+fn parse_inputs(inputs: &[JsonTensor], mut binary: &[u8]) -> Result<Vec<Tensor>, ModelError> {
+    let mut tensors = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let size = input
+            .parameters
+            .as_ref()
+            .and_then(|p| p.get("binary_data_size"))
+            .map(|size| {
+                size.as_u64()
+                    .and_then(|s| usize::try_from(s).ok())
+                    .filter(|s| *s <= binary.len())
+                    .ok_or_else(|| {
+                        ModelError::BadRequest(format!(
+                            "input `{}`: binary_data_size {size} does not fit the {} bytes of binary data left",
+                            input.name,
+                            binary.len()
+                        ))
+                    })
+            })
+            .transpose()?;
+        tensors.push(match size {
+            Some(size) => {
+                let (bytes, rest) = binary.split_at(size);
+                binary = rest;
+                Tensor::from_binary(input, bytes)?
+            }
+            None => Tensor::from_json(input)?,
+        });
+    }
+    if !binary.is_empty() {
+        return Err(ModelError::BadRequest(format!(
+            "{} bytes of binary data are not claimed by any input's binary_data_size",
+            binary.len()
+        )));
+    }
+    Ok(tensors)
+}
+
+async fn run_inference(
+    state: &AppState,
+    scope: Option<&str>,
+    name: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> ApiResult<InferResponse> {
+    let (json_part, binary) = split_body(headers, &body)?;
+    let request: InferRequest = serde_json::from_slice(json_part).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not a valid inference request: {e}"),
+        )
+    })?;
+    let (_, model) = state.model(scope, name).await?;
+    let inputs = parse_inputs(&request.inputs, binary)?;
+    validate_inputs(model.metadata(), &inputs)?;
+    let wanted = request
+        .outputs
+        .map(|outputs| outputs.into_iter().map(|o| o.name).collect::<Vec<_>>());
+    if let Some(wanted) = &wanted {
+        let known: Vec<&str> = model
+            .metadata()
+            .outputs
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        if let Some(unknown) = wanted.iter().find(|w| !known.contains(&w.as_str())) {
+            return Err(ModelError::BadRequest(format!(
+                "the model has no output `{unknown}`; its outputs are {}",
+                known.join(", ")
+            ))
+            .into());
+        }
+    }
+    let runner = Arc::clone(&model);
+    let outputs = tokio::task::spawn_blocking(move || runner.infer(inputs))
+        .await
+        .map_err(|panic| ModelError::Inference(format!("inference panicked: {panic}")))??;
+    Ok(InferResponse {
+        model_name: name.to_string(),
+        model_version: "1".to_string(),
+        id: request.id,
+        outputs: outputs
+            .iter()
+            .filter(|t| wanted.as_ref().is_none_or(|w| w.contains(&t.name)))
+            .map(Tensor::to_json)
+            .collect(),
+    })
+}
+
+/// Runs an inference request and counts it under the model's registered name.
+async fn counted_inference(
+    state: &AppState,
+    scope: Option<&str>,
+    name: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let result = match body {
+        Ok(body) => run_inference(state, scope, name, headers, body).await,
+        Err(rejection) => Err(rejection.into()),
+    };
+    let response = match result {
+        Ok(answer) => Json(answer).into_response(),
+        Err(error) => error.into_response(),
+    };
+    // Unknown names are counted together so clients cannot grow the metrics without bound.
+    let label = match state.resolve(scope, name) {
+        Ok((label, _)) => label,
+        Err(_) => "_unknown".to_string(),
+    };
+    state
+        .inner
+        .metrics
+        .request(&label, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn infer(
+    State(state): State<AppState>,
+    target: Target,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    counted_inference(&state, target.scope(), target.name(), &headers, body).await
+}
+
+async fn invocations(
+    State(state): State<AppState>,
+    target: Target,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Err(rejection) = body {
+        return ApiError::from(rejection).into_response();
+    }
+    let Some(model) = headers
+        .get(TARGET_MODEL_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "header X-Amzn-SageMaker-Target-Model is missing: name the model (`<model>` or `<biome>.<model>`)",
+        )
+        .into_response();
+    };
+    counted_inference(&state, target.scope(), &model, &headers, body).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct IndexRequest {
+    #[serde(default)]
+    ready: bool,
+}
+
+async fn repository_index(
+    State(state): State<AppState>,
+    target: Target,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = body?;
+    let request: IndexRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        IndexRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the index request is not valid JSON: {e}"),
+            )
+        })?
+    };
+    let names = state.read_registry().names(target.scope());
+    let mut entries = Vec::new();
+    for name in names {
+        let Ok((_, model_ref)) = state.resolve(target.scope(), &name) else {
+            continue;
+        };
+        let (status, reason) = match state.inner.cache.state(&model_ref.digest) {
+            LoadState::Loaded => ("READY", None),
+            LoadState::Loading => ("LOADING", None),
+            LoadState::Failed(reason) => ("UNAVAILABLE", Some(reason)),
+            LoadState::Unloaded => ("UNAVAILABLE", Some("unloaded".to_string())),
+        };
+        if request.ready && status != "READY" {
+            continue;
+        }
+        let mut entry = json!({ "name": name, "version": "1", "state": status });
+        if let Some(reason) = reason {
+            entry["reason"] = Value::from(reason);
+        }
+        entries.push(entry);
+    }
+    Ok(Json(Value::from(entries)))
+}
+
+async fn repository_load(State(state): State<AppState>, target: Target) -> ApiResult<Json<Value>> {
+    state.model(target.scope(), target.name()).await?;
+    Ok(Json(json!({})))
+}
+
+async fn repository_unload(
+    State(state): State<AppState>,
+    target: Target,
+) -> ApiResult<Json<Value>> {
+    let (_, model_ref) = state.resolve(target.scope(), target.name())?;
+    state.inner.cache.unload(&model_ref.digest);
+    Ok(Json(json!({})))
+}
+
+#[derive(Debug, Deserialize)]
+struct Registration {
+    models: Vec<RegisteredModel>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RegisteredModel {
+    name: String,
+    artifact: String,
+    digest: String,
+    path: PathBuf,
+    file: String,
+}
+
+fn registration_biome(biome: &str) -> ApiResult<Option<&str>> {
+    if biome == BASE {
+        return Ok(None);
+    }
+    sandpit_domain::name::Name::parse(biome)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("biome `{biome}`: {e}")))?;
+    Ok(Some(biome))
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let biome = registration_biome(&raw)?;
+    let registration: Registration = serde_json::from_slice(&body?).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the registration is not valid: {e}"),
+        )
+    })?;
+    let mut models = BTreeMap::new();
+    for model in registration.models {
+        sandpit_domain::name::Name::parse(&model.name).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("model `{}`: {e}", model.name),
+            )
+        })?;
+        sandpit_domain::digest::Digest::parse(&model.digest).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("model `{}`: {e}", model.name),
+            )
+        })?;
+        let model_ref = ModelRef {
+            artifact: model.artifact,
+            digest: model.digest,
+            path: model.path,
+            file: model.file,
+        };
+        if models.insert(model.name.clone(), model_ref).is_some() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("model `{}` is registered twice", model.name),
+            ));
+        }
+    }
+    let count = models.len();
+    state.register(biome, models);
+    Ok(Json(json!({ "biome": raw, "models": count })))
+}
+
+async fn unregister(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let biome = registration_biome(&raw)?;
+    let removed = state.unregister(biome);
+    Ok(Json(json!({ "biome": raw, "models": removed.len() })))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.inner.metrics.render(),
+    )
+}
