@@ -84,7 +84,11 @@ pub async fn connect_or_start(context: &Context) -> anyhow::Result<Client> {
             let new_lines = log_text
                 .get(log_size_before as usize..)
                 .unwrap_or(&log_text);
-            // Another CLI call may have started a daemon at the same moment; use that one.
+            // Another CLI call may have started a daemon at the same moment (ours then lost the
+            // race for the lock): wait for that one instead.
+            if another_daemon_holds_the_lock(&paths) {
+                return wait_for_socket(&paths, started).await;
+            }
             if let Ok(client) = Client::connect(&paths.socket).await {
                 return Ok(client);
             }
@@ -93,6 +97,34 @@ pub async fn connect_or_start(context: &Context) -> anyhow::Result<Client> {
                 new_lines.trim(),
                 paths.log_file.display()
             );
+        }
+        if started.elapsed() > START_TIMEOUT {
+            bail!(
+                "the sandpit daemon did not open {} within {}s; see {}",
+                paths.socket.display(),
+                START_TIMEOUT.as_secs(),
+                paths.log_file.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether some process holds the daemon lock of this `$SANDPIT_HOME` (a daemon starting up).
+fn another_daemon_holds_the_lock(paths: &DaemonPaths) -> bool {
+    let Ok(file) = OpenOptions::new().write(true).open(&paths.lock_file) else {
+        return false;
+    };
+    matches!(
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK))
+    )
+}
+
+async fn wait_for_socket(paths: &DaemonPaths, started: Instant) -> anyhow::Result<Client> {
+    loop {
+        if let Ok(client) = Client::connect(&paths.socket).await {
+            return Ok(client);
         }
         if started.elapsed() > START_TIMEOUT {
             bail!(

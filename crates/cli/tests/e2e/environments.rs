@@ -333,12 +333,21 @@ fn concurrent_deploys_into_one_environment_are_serialized() {
     let sandbox = pipeline();
     json_as(&sandbox, "alice@example.com", &["build"]);
     let mut first = sandbox.command(&["deploy", "dev"]);
-    first.env("SANDPIT_USER", "one@example.com");
+    first
+        .env("SANDPIT_USER", "one@example.com")
+        .stderr(std::process::Stdio::piped());
     let mut second = sandbox.command(&["deploy", "dev"]);
-    second.env("SANDPIT_USER", "two@example.com");
+    second
+        .env("SANDPIT_USER", "two@example.com")
+        .stderr(std::process::Stdio::piped());
     let (a, b) = (first.spawn().unwrap(), second.spawn().unwrap());
-    assert!(a.wait_with_output().unwrap().status.success());
-    assert!(b.wait_with_output().unwrap().status.success());
+    for output in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     let history = sandbox.json(&["history", "dev"]);
     let deployments = history["deployments"].as_array().unwrap();
     assert_eq!(deployments.len(), 2);

@@ -566,3 +566,38 @@ print(float(s.run(None, {s.get_inputs()[0].name: x})[0].ravel()[0]))";
         .parse()
         .unwrap()
 }
+
+#[test]
+fn concurrent_first_calls_share_one_daemon() {
+    let sandbox = one_service_project(false);
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            sandbox
+                .command(&["ls", "--json"])
+                .stderr(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for call in calls {
+        let output = call.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let daemons = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let environ = fs::read(entry.path().join("environ")).unwrap_or_default();
+            let home = format!("SANDPIT_HOME={}", sandbox.home.display());
+            cmdline.split(|b| *b == 0).any(|arg| arg == b"daemon")
+                && environ.split(|b| *b == 0).any(|var| var == home.as_bytes())
+        })
+        .count();
+    assert_eq!(daemons, 1, "exactly one daemon serves the home");
+}
