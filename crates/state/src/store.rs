@@ -366,6 +366,13 @@ impl StateStore {
     /// Opens (creating the directories, file and schema as needed) the store at `path`: WAL
     /// journal, a 30 s busy timeout and foreign keys on; migrates the schema to this version.
     pub fn open(path: &Path) -> Result<StateStore, StateError> {
+        fn is_busy(error: &StateError) -> bool {
+            matches!(
+                error,
+                StateError::Sqlite { source: rusqlite::Error::SqliteFailure(failure, _), .. }
+                    if matches!(failure.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            )
+        }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StateError::Io {
                 path: parent.display().to_string(),
@@ -378,10 +385,25 @@ impl StateStore {
         conn.busy_timeout(BUSY_TIMEOUT).ctx(&context)?;
         conn.pragma_update(None, "foreign_keys", true)
             .ctx(&context)?;
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .ctx(&context)?;
-        migrate(&mut conn, &shown)?;
+        // Several sandpit processes may create the file at the same moment. Switching to WAL
+        // and migrating can then answer "database is locked" without waiting on the busy
+        // handler, so both are retried until the busy timeout.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            let attempt = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |row| {
+                    row.get::<_, String>(0)
+                })
+                .ctx(&context)
+                .and_then(|_| migrate(&mut conn, &shown));
+            match attempt {
+                Ok(()) => break,
+                Err(error) if is_busy(&error) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(error) => return Err(error),
+            }
+        }
         Ok(StateStore {
             conn,
             pid: std::process::id(),

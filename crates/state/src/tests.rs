@@ -925,3 +925,26 @@ fn deployments_serialize_in_snake_case() {
 fn serde_json_value<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap()
 }
+
+/// Connections creating the file at the same moment all open it. (Between processes the race is
+/// rarer and was caught by the end-to-end concurrent-deploy test: one of two `sandpit deploy`s
+/// failed with "database is locked" while switching the new file to WAL.)
+#[test]
+fn processes_creating_the_file_at_the_same_moment_all_open_it() {
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(dir.path());
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || StateStore::open(&path).map(|_| ()))
+            })
+            .collect();
+        for opener in openers {
+            opener
+                .join()
+                .unwrap()
+                .expect("every concurrent open succeeds");
+        }
+    }
+}
