@@ -1,9 +1,12 @@
-//! `sandpit-bench SANDPIT_BINARY EXAMPLE_DIR`: prints how long `up` takes for the example project,
-//! cold (build included) and warm (artifacts reused), and packaging+hashing throughput against
-//! `zip -q -r -X` + `sha256sum` run side by side on the same tree.
+//! `sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [SECTION]`: prints how long `up` takes for the
+//! example project, cold (build included) and warm (artifacts reused), packaging+hashing
+//! throughput against `zip -q -r -X` + `sha256sum` run side by side on the same tree, and the
+//! model endpoint against onnxruntime from Python and KServe's Python server (`models.rs`).
 //!
 //! Figures, not pass/fail: these machines are shared and noisy, so the useful number is the ratio
 //! against a baseline measured in the same run.
+
+mod models;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,15 +21,26 @@ const RUNS: usize = 5;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 3 {
-        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR");
+    if args.len() != 3 && args.len() != 4 {
+        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models]");
     }
     let sandpit = PathBuf::from(&args[1]);
     let example = PathBuf::from(&args[2]);
+    let only = args.get(3).map(String::as_str);
+    let wanted = |section: &str| only.is_none_or(|only| only == section);
     let scratch = tempfile::Builder::new().prefix("spbench").tempdir()?;
-    up_times(&sandpit, &example, scratch.path())?;
-    promote_latency(&sandpit, &example, scratch.path())?;
-    packaging_throughput(scratch.path())?;
+    if wanted("up") {
+        up_times(&sandpit, &example, scratch.path())?;
+    }
+    if wanted("promote") {
+        promote_latency(&sandpit, &example, scratch.path())?;
+    }
+    if wanted("packaging") {
+        packaging_throughput(scratch.path())?;
+    }
+    if wanted("models") {
+        models::run(&sandpit, &example, scratch.path())?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,640 @@
+//! The model endpoint: sandpit's `model-server` under closed-loop concurrency next to onnxruntime
+//! called directly from Python (no HTTP, the floor) and KServe's Python model server (PyPI
+//! `kserve`) serving the same ONNX file with the same v2 REST requests; then cold-load time per
+//! model size next to onnxruntime's `InferenceSession(...)` creation.
+//!
+//! Every process started here is owned by a [`Server`] guard that stops its whole process group
+//! on drop, error paths included. Nothing but 127.0.0.1 is ever contacted.
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+/// Requests measured per concurrency level.
+const REQUESTS: usize = 2_000;
+const CONCURRENCY: [usize; 3] = [1, 8, 32];
+/// Single-row `session.run` calls timed in Python.
+const DIRECT_CALLS: usize = 5_000;
+/// Model sizes (MiB of weights, roughly) for cold loads, and loads per size.
+const SIZES_MIB: [u32; 3] = [1, 10, 50];
+const COLD_RUNS: usize = 3;
+
+/// Feature rows of the example model (grade, depth, ...): a few plausible ones, cycled through.
+const ROWS: [[f32; 5]; 4] = [
+    [1.2, 0.5, 3.0, 40.0, 0.8],
+    [2.4, 0.9, 2.1, 120.0, 0.3],
+    [0.7, 0.2, 4.4, 15.0, 0.6],
+    [3.1, 1.4, 1.2, 260.0, 0.9],
+];
+
+fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_models")
+}
+
+/// The Python of the project's venv (`scripts/setup.sh` exports it), else `python3`.
+// The benchmark binary has no settings module; this is its one read of the environment.
+#[allow(clippy::disallowed_methods)]
+fn python() -> PathBuf {
+    std::env::var_os("SANDPIT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+pub fn run(sandpit: &Path, example: &Path, scratch: &Path) -> anyhow::Result<()> {
+    let model = example.join("models/recovery/recovery.onnx");
+    let model = model
+        .canonicalize()
+        .with_context(|| format!("the example model {} is missing", model.display()))?;
+    let scratch = scratch.join("models");
+    fs::create_dir_all(&scratch)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        concurrency(sandpit, &model, &scratch).await?;
+        cold_loads(sandpit, &scratch).await
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/// A server process in its own process group, stopped (TERM, then KILL) when dropped.
+struct Server {
+    child: Child,
+    label: &'static str,
+    log: PathBuf,
+    base: String,
+}
+
+impl Server {
+    fn spawn(
+        label: &'static str,
+        command: &mut Command,
+        log: PathBuf,
+        port: u16,
+    ) -> anyhow::Result<Server> {
+        let out = fs::File::create(&log)?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start {label}: {command:?}"))?;
+        Ok(Server {
+            child,
+            label,
+            log,
+            base: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    async fn wait_ready(
+        &mut self,
+        client: &reqwest::Client,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let url = format!("{}/v2/health/ready", self.base);
+        loop {
+            if let Ok(response) = client.get(&url).send().await {
+                if response.status().is_success() {
+                    return Ok(started.elapsed());
+                }
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited ({status}) before it was ready:\n{}",
+                    self.label,
+                    self.log_tail()
+                );
+            }
+            if started.elapsed() > timeout {
+                bail!(
+                    "{} not ready after {timeout:?}:\n{}",
+                    self.label,
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let group = Pid::from_raw(self.child.id() as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Anything left in the group (the leader, or children it started) goes now.
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    Ok(hex_lower(&Sha256::digest(fs::read(path)?)))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `sandpit model-server` with `models` (name → plain .onnx file) registered as the base's.
+fn start_sandpit(
+    sandpit: &Path,
+    scratch: &Path,
+    models: &[(&str, &Path)],
+) -> anyhow::Result<Server> {
+    let registrations = scratch.join("registrations");
+    fs::create_dir_all(&registrations)?;
+    let mut entries = Vec::new();
+    for (name, path) in models {
+        let digest = sha256_file(path)?;
+        entries.push(json!({
+            "name": name,
+            "artifact": format!("{name}-{}.zip", &digest[..40]),
+            "digest": format!("sha256:{digest}"),
+            "path": path,
+            "file": path.file_name().and_then(|f| f.to_str()).unwrap_or_default(),
+        }));
+    }
+    fs::write(
+        registrations.join("_base.json"),
+        serde_json::to_vec_pretty(&json!({ "models": entries }))?,
+    )?;
+    let port = free_port()?;
+    let home = scratch.join("home");
+    fs::create_dir_all(&home)?;
+    Server::spawn(
+        "sandpit model-server",
+        Command::new(sandpit)
+            .arg("model-server")
+            .args(["--port", &port.to_string()])
+            .args(["--max-memory", &(2u64 << 30).to_string()])
+            .args(["--max-models", "64"])
+            .arg("--registrations")
+            .arg(&registrations)
+            .env("SANDPIT_HOME", &home),
+        scratch.join("sandpit-model-server.log"),
+        port,
+    )
+}
+
+/// The installed version of a Python package, for labels.
+fn python_package_version(package: &str) -> String {
+    Command::new(python())
+        .args([
+            "-c",
+            &format!("import importlib.metadata as m; print(m.version('{package}'))"),
+        ])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".to_string())
+}
+
+fn start_kserve(model: &Path, scratch: &Path) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    Server::spawn(
+        "KServe model server",
+        Command::new(python())
+            .arg(scripts_dir().join("kserve_server.py"))
+            .arg("recovery")
+            .arg(model)
+            .arg(port.to_string()),
+        scratch.join("kserve.log"),
+        port,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generation
+
+struct Stats {
+    samples: Vec<Duration>,
+    wall: Duration,
+}
+
+impl Stats {
+    fn new(mut samples: Vec<Duration>, wall: Duration) -> Stats {
+        samples.sort();
+        Stats { samples, wall }
+    }
+    fn quantile(&self, q: f64) -> Duration {
+        let index = ((self.samples.len() as f64 * q) as usize).min(self.samples.len() - 1);
+        self.samples[index]
+    }
+    fn p50(&self) -> f64 {
+        ms(self.quantile(0.50))
+    }
+    fn p99(&self) -> f64 {
+        ms(self.quantile(0.99))
+    }
+    fn throughput(&self) -> f64 {
+        self.samples.len() as f64 / self.wall.as_secs_f64()
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()?)
+}
+
+fn infer_bodies() -> Vec<Vec<u8>> {
+    ROWS.iter()
+        .map(|row| {
+            serde_json::to_vec(&json!({
+                "inputs": [{"name": "features", "shape": [1, 5], "datatype": "FP32", "data": row}]
+            }))
+            .expect("a JSON value serialises")
+        })
+        .collect()
+}
+
+async fn infer_once(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    if !status.is_success() {
+        bail!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Closed loop: `concurrency` workers, each sending its next request when the last one answered,
+/// until `total` requests have been sent. Every answer must be a 200.
+async fn drive(
+    client: &reqwest::Client,
+    url: &str,
+    bodies: &[Vec<u8>],
+    concurrency: usize,
+    total: usize,
+) -> anyhow::Result<Stats> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(bodies.to_vec());
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (client, url, next, bodies) = (
+            client.clone(),
+            url.to_string(),
+            next.clone(),
+            bodies.clone(),
+        );
+        workers.spawn(async move {
+            let mut samples = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return Ok::<_, anyhow::Error>(samples);
+                }
+                let sent = Instant::now();
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(bodies[i % bodies.len()].clone())
+                    .send()
+                    .await?;
+                let status = response.status();
+                let body = response.bytes().await?;
+                samples.push(sent.elapsed());
+                if !status.is_success() {
+                    bail!(
+                        "{url} answered {status}: {}",
+                        String::from_utf8_lossy(&body)
+                    );
+                }
+            }
+        });
+    }
+    let mut samples = Vec::with_capacity(total);
+    while let Some(result) = workers.join_next().await {
+        samples.extend(result??);
+    }
+    Ok(Stats::new(samples, started.elapsed()))
+}
+
+/// Warm-up then one measured run per concurrency level.
+async fn levels(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<Stats>> {
+    let bodies = infer_bodies();
+    let mut out = Vec::new();
+    for c in CONCURRENCY {
+        drive(client, url, &bodies, c, (c * 20).max(200)).await?;
+        out.push(drive(client, url, &bodies, c, REQUESTS).await?);
+    }
+    Ok(out)
+}
+
+fn print_levels(label: &str, stats: &[Stats]) {
+    for (c, s) in CONCURRENCY.iter().zip(stats) {
+        println!(
+            "  {label:<24} c={c:<3} p50 {:>6.2} ms  p99 {:>6.2} ms  {:>7} req/s",
+            s.p50(),
+            s.p99(),
+            thousands(s.throughput())
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sections
+
+fn python_json(args: &[&std::ffi::OsStr]) -> anyhow::Result<Value> {
+    let mut command = Command::new(python());
+    command.arg(scripts_dir().join("direct.py")).args(args);
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+fn seconds_list(value: &Value) -> Vec<Duration> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .map(Duration::from_secs_f64)
+        .collect()
+}
+
+async fn concurrency(sandpit: &Path, model: &Path, scratch: &Path) -> anyhow::Result<()> {
+    let client = client()?;
+    println!(
+        "model endpoint: the example's recovery model (scikit-learn GradientBoosting, ONNX), \
+         single-row v2 REST infer,\n  {REQUESTS} requests per level, closed loop \
+         (load generator: one Rust thread):"
+    );
+
+    println!(
+        "  (onnxruntime {} everywhere, one intra-op thread per session; \
+         {} CPUs shared by servers and load generator)",
+        python_package_version("onnxruntime"),
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    // The floor: onnxruntime in-process from Python.
+    let rows = serde_json::to_string(&ROWS)?;
+    let direct = python_json(&[
+        "infer".as_ref(),
+        model.as_os_str(),
+        "features".as_ref(),
+        rows.as_ref(),
+        DIRECT_CALLS.to_string().as_ref(),
+    ])?;
+    let direct = Stats::new(
+        seconds_list(&direct["samples"]),
+        Duration::from_secs_f64(direct["total"].as_f64().unwrap_or(f64::NAN)),
+    );
+
+    let sandpit_stats = {
+        let mut server =
+            start_sandpit(sandpit, &scratch.join("sandpit-c"), &[("recovery", model)])?;
+        server.wait_ready(&client, Duration::from_secs(30)).await?;
+        let url = format!("{}/v2/models/recovery/infer", server.base);
+        let answer = infer_once(&client, &url, infer_bodies()[0].clone()).await?;
+        println!("  (sandpit answers {})", answer["outputs"][0]["data"]);
+        levels(&client, &url).await?
+    };
+
+    let kserve_version = python_package_version("kserve");
+    // The baseline is a large PyPI package: if it cannot start here, say so and keep measuring.
+    let kserve_stats = match kserve(model, scratch, &client, &kserve_version).await {
+        Ok(stats) => Some(stats),
+        Err(e) => {
+            println!("  KServe: not measured: {e:#}");
+            None
+        }
+    };
+
+    println!(
+        "  {:<24} c=1   p50 {:>6.3} ms  p99 {:>6.3} ms  {:>7} calls/s",
+        "onnxruntime direct (py)",
+        direct.p50(),
+        direct.p99(),
+        thousands(direct.throughput())
+    );
+    print_levels("sandpit endpoint", &sandpit_stats);
+    if let Some(kserve_stats) = &kserve_stats {
+        print_levels(&format!("KServe {kserve_version}"), kserve_stats);
+    }
+    println!("  ratios:");
+    println!(
+        "    sandpit c=1 p50 / onnxruntime direct p50: {:>6.1}x  (HTTP + JSON + routing)",
+        sandpit_stats[0].p50() / direct.p50()
+    );
+    let Some(kserve_stats) = kserve_stats else {
+        return Ok(());
+    };
+    println!(
+        "    KServe  c=1 p50 / onnxruntime direct p50: {:>6.1}x",
+        kserve_stats[0].p50() / direct.p50()
+    );
+    for (i, c) in CONCURRENCY.iter().enumerate() {
+        println!(
+            "    c={c:<3} sandpit / KServe throughput: {:>5.1}x   \
+             KServe / sandpit p50: {:>5.1}x   p99: {:>5.1}x",
+            sandpit_stats[i].throughput() / kserve_stats[i].throughput(),
+            kserve_stats[i].p50() / sandpit_stats[i].p50(),
+            kserve_stats[i].p99() / sandpit_stats[i].p99(),
+        );
+    }
+    Ok(())
+}
+
+async fn kserve(
+    model: &Path,
+    scratch: &Path,
+    client: &reqwest::Client,
+    version: &str,
+) -> anyhow::Result<Vec<Stats>> {
+    let mut server = start_kserve(model, scratch)?;
+    let startup = server.wait_ready(client, Duration::from_secs(90)).await?;
+    let url = format!("{}/v2/models/recovery/infer", server.base);
+    let answer = infer_once(client, &url, infer_bodies()[0].clone()).await?;
+    println!(
+        "  (KServe {version} answers {}; it started in {:.1} s)",
+        answer["outputs"][0]["data"],
+        startup.as_secs_f64()
+    );
+    levels(client, &url).await
+}
+
+async fn cold_loads(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
+    let client = client()?;
+    let dir = scratch.join("sized");
+    let mut command = Command::new(python());
+    command
+        .arg(scripts_dir().join("make_models.py"))
+        .arg(&dir)
+        .args(SIZES_MIB.iter().map(u32::to_string));
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed (is the `onnx` package installed in the venv?):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let files: Vec<(String, PathBuf, usize)> = String::from_utf8(output.stdout)?
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let path = PathBuf::from(parts.next()?);
+            let _input = parts.next()?;
+            let width = parts.next()?.parse().ok()?;
+            let name = path.file_stem()?.to_str()?.to_string();
+            Some((name, path, width))
+        })
+        .collect();
+    if files.len() != SIZES_MIB.len() {
+        bail!(
+            "make_models.py wrote {} models, expected {}",
+            files.len(),
+            SIZES_MIB.len()
+        );
+    }
+
+    let registered: Vec<(&str, &Path)> = files
+        .iter()
+        .map(|(n, p, _)| (n.as_str(), p.as_path()))
+        .collect();
+    let mut server = start_sandpit(sandpit, &scratch.join("sandpit-cold"), &registered)?;
+    server.wait_ready(&client, Duration::from_secs(30)).await?;
+
+    println!(
+        "model cold load (MLP with random weights; first infer = read + verify digest + load + \
+         run; {COLD_RUNS} runs, median):"
+    );
+    let mut rows = Vec::new();
+    for (name, path, width) in &files {
+        let body = serde_json::to_vec(&json!({
+            "inputs": [{"name": "x", "shape": [1, width], "datatype": "FP32",
+                        "data": (0..*width).map(|i| (i % 7) as f32 * 0.1).collect::<Vec<_>>()}]
+        }))?;
+        let url = format!("{}/v2/models/{name}/infer", server.base);
+        let unload = format!("{}/v2/repository/models/{name}/unload", server.base);
+        let mut cold = Vec::new();
+        let mut warm = Vec::new();
+        for run in 0..COLD_RUNS {
+            if run > 0 {
+                let response = client.post(&unload).send().await?;
+                if !response.status().is_success() {
+                    bail!("unload of {name} answered {}", response.status());
+                }
+            }
+            let started = Instant::now();
+            infer_once(&client, &url, body.clone()).await?;
+            cold.push(started.elapsed());
+            for _ in 0..20 {
+                let started = Instant::now();
+                infer_once(&client, &url, body.clone()).await?;
+                warm.push(started.elapsed());
+            }
+        }
+        let python = python_json(&[
+            "load".as_ref(),
+            path.as_os_str(),
+            COLD_RUNS.to_string().as_ref(),
+        ])?;
+        let create = Stats::new(seconds_list(&python["create"]), Duration::ZERO);
+        let create_run = Stats::new(
+            seconds_list(&python["create_and_first_run"]),
+            Duration::ZERO,
+        );
+        let cold = Stats::new(cold, Duration::ZERO);
+        let warm = Stats::new(warm, Duration::ZERO);
+        let mib = fs::metadata(path)?.len() as f64 / (1024.0 * 1024.0);
+        rows.push((mib, cold.p50(), warm.p50(), create.p50(), create_run.p50()));
+    }
+    println!(
+        "  {:>9}  {:>12}  {:>12}  {:>10}  {:>18}  {:>16}",
+        "ONNX size",
+        "sandpit cold",
+        "sandpit warm",
+        "cold/warm",
+        "py InferenceSession",
+        "sandpit cold /"
+    );
+    println!(
+        "  {:>9}  {:>12}  {:>12}  {:>10}  {:>18}  {:>16}",
+        "", "1st request", "request", "", "(+ first run)", "py create+run"
+    );
+    for (mib, cold, warm, create, create_run) in rows {
+        println!(
+            "  {:>5.1} MiB  {:>9.1} ms  {:>9.2} ms  {:>9.0}x  {:>6.1} ms ({:>6.1} ms)  {:>15.2}x",
+            mib,
+            cold,
+            warm,
+            cold / warm,
+            create,
+            create_run,
+            cold / create_run
+        );
+    }
+    drop(server);
+    Ok(())
+}
