@@ -567,26 +567,19 @@ impl ArtifactStore {
         Ok(())
     }
 
-    /// Writes the name record, the input index entry and the visible file for stored bytes.
+    /// Writes the input index entry, the name record and the visible file for stored bytes.
     fn record(
         &self,
         name: &ArtifactName,
         provenance: Provenance,
     ) -> Result<StoredArtifact, StoreError> {
-        let mut json =
-            serde_json::to_vec_pretty(&provenance).expect("provenance always serialises");
-        json.push(b'\n');
-        self.write_atomically(&self.record_path(name), &json)?;
         let input_path = self.input_path(&name.component, &provenance.input_key)?;
         if let Some(parent) = input_path.parent() {
             fs::create_dir_all(parent)
                 .map_err(io_error("create the input index directory", parent))?;
         }
         self.write_atomically(&input_path, format!("{}\n", name.file_name()).as_bytes())?;
-        let blob_path = self.blob_path(&provenance.digest);
-        let file_path = self.file_path(name);
-        self.link_visible(&blob_path, &file_path)?;
-        self.verified_artifact(name, provenance)
+        self.record_name_only(name, provenance)
     }
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
