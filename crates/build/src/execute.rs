@@ -204,11 +204,24 @@ pub fn build(
                 path: path.clone(),
                 treeish: request.treeish.clone(),
             })?;
+        let mut extra_trees = Vec::new();
+        for input in &component.inputs {
+            let path = join_paths(&request.project_prefix, input);
+            let tree = request
+                .repo
+                .tree_id(&request.treeish, &path)?
+                .ok_or_else(|| BuildError::ComponentPathMissing {
+                    component: component.name.clone(),
+                    path: path.clone(),
+                    treeish: request.treeish.clone(),
+                })?;
+            extra_trees.push((input.clone(), tree));
+        }
         let name = ArtifactName::new(component.name.clone(), request.version.clone());
         if let Some(existing) = request.store.get(&name)? {
             already_named.insert(component.name.clone(), existing);
         } else {
-            let key = crate::plan::input_key(component, &input_tree);
+            let key = crate::plan::input_key(component, &input_tree, &extra_trees);
             if let Some(existing) = request.store.find_by_input(&component.name, &key)? {
                 by_input.insert((component.name.clone(), key), existing);
             }
@@ -216,6 +229,7 @@ pub fn build(
         inputs.push(ComponentInput {
             component,
             input_tree,
+            extra_trees,
         });
     }
     let lookup = |name: &Name, key: &str| {

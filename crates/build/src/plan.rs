@@ -16,6 +16,8 @@ pub const PACKAGING_FORMAT: &str = "sandpit-zip-1";
 pub struct ComponentInput<'a> {
     pub component: &'a Component,
     pub input_tree: String,
+    /// The tree ids of the component's extra `inputs`, in declaration order: `(path, tree id)`.
+    pub extra_trees: Vec<(String, String)>,
 }
 
 /// What happens to one component.
@@ -67,12 +69,16 @@ impl PlannedStep {
 }
 
 /// The hex sha256 of everything that decides a component's artifact bytes: the packaging format,
-/// the kind, the source tree, the build command, the output directory, the model file and the
+/// the kind, the source tree and any extra input trees, the build command, the output directory, the model file and the
 /// build environment. Not the run command, health path or dependencies: changing those does not
 /// change the bytes.
 ///
 /// Every field is length-prefixed and labelled, so no two different inputs encode the same.
-pub fn input_key(component: &Component, input_tree: &str) -> String {
+pub fn input_key(
+    component: &Component,
+    input_tree: &str,
+    extra_trees: &[(String, String)],
+) -> String {
     let mut hasher = Sha256::new();
     let mut field = |label: &str, value: &str| {
         for part in [label, value] {
@@ -85,6 +91,11 @@ pub fn input_key(component: &Component, input_tree: &str) -> String {
     field("format", PACKAGING_FORMAT);
     field("kind", component.kind.as_str());
     field("tree", input_tree);
+    // Extra inputs (a shared library, say) decide the bytes as much as `path` does.
+    for (path, tree) in extra_trees {
+        field("input-path", path);
+        field("input-tree", tree);
+    }
     match &component.build {
         Some(build) => field("build", build),
         None => field("no-build", ""),
@@ -113,7 +124,7 @@ pub fn plan(
         .iter()
         .map(|input| {
             let component = input.component.name.clone();
-            let key = input_key(input.component, &input.input_tree);
+            let key = input_key(input.component, &input.input_tree, &input.extra_trees);
             match existing(&component, &key) {
                 Some(found) => PlannedStep::Reuse {
                     component,
@@ -149,6 +160,7 @@ mod tests {
             name: Name::parse(name).unwrap(),
             kind: ComponentKind::Service,
             path: name.to_owned(),
+            inputs: Vec::new(),
             build: Some("make".to_owned()),
             output: "dist".to_owned(),
             run: Some("./serve".to_owned()),
@@ -264,7 +276,7 @@ mod tests {
             let (api_tree, web_tree) = ("a".repeat(40), "b".repeat(40));
             let mut store: BTreeMap<(Name, String), StoredArtifact> = BTreeMap::new();
             for (c, tree) in [(&api, &api_tree), (&web, &web_tree)] {
-                let key = input_key(c, tree);
+                let key = input_key(c, tree, &[]);
                 store.insert((c.name.clone(), key.clone()), stored(c, &key));
             }
 
@@ -276,10 +288,12 @@ mod tests {
                 ComponentInput {
                     component: &new_api,
                     input_tree: new_api_tree,
+                    extra_trees: Vec::new(),
                 },
                 ComponentInput {
                     component: &new_web,
                     input_tree: new_web_tree,
+                    extra_trees: Vec::new(),
                 },
             ];
             let lookup =
@@ -314,16 +328,30 @@ mod tests {
         let mut second = component("api");
         second.build = Some("make".into());
         second.output = "dist".into();
-        assert_ne!(input_key(&first, "t"), input_key(&second, "t"));
+        assert_ne!(input_key(&first, "t", &[]), input_key(&second, "t", &[]));
 
         let mut with_env = component("api");
         with_env.env.insert("A".into(), "B=C".into());
         let mut other_env = component("api");
         other_env.env.insert("A=B".into(), "C".into());
-        assert_ne!(input_key(&with_env, "t"), input_key(&other_env, "t"));
+        assert_ne!(
+            input_key(&with_env, "t", &[]),
+            input_key(&other_env, "t", &[])
+        );
 
-        let key = input_key(&component("api"), "t");
+        let key = input_key(&component("api"), "t", &[]);
         assert_eq!(key.len(), 64);
-        assert_eq!(key, input_key(&component("api"), "t"), "stable");
+        assert_eq!(key, input_key(&component("api"), "t", &[]), "stable");
+        // A shared library among the inputs: its tree decides the key like the component's own.
+        let lib = |tree: &str| vec![("lib/common".to_owned(), tree.to_owned())];
+        assert_ne!(key, input_key(&component("api"), "t", &lib("l1")));
+        assert_ne!(
+            input_key(&component("api"), "t", &lib("l1")),
+            input_key(&component("api"), "t", &lib("l2"))
+        );
+        assert_eq!(
+            input_key(&component("api"), "t", &lib("l1")),
+            input_key(&component("api"), "t", &lib("l1"))
+        );
     }
 }

@@ -58,6 +58,8 @@ pub struct Component {
     /// Source subtree, relative to the project root (the directory holding `sandpit.toml`),
     /// normalised with `/` separators, no leading `./`, no `..`; `"."` for the root itself.
     pub path: String,
+    /// More source subtrees the build reads (normalised like `path`); they count as inputs.
+    pub inputs: Vec<String>,
     /// Shell command run in `path` inside a clean checkout; `None` means "package as is".
     pub build: Option<String>,
     /// Directory packaged, relative to `path`; `"."` (the default) is the subtree itself.

@@ -41,6 +41,8 @@ pub(crate) enum Kind {
     Name,
     /// An array of names.
     Names,
+    /// An array of relative paths that stay inside the project; stored normalised.
+    Paths,
     /// A table of environment variables (`NAME = "value"`) handed to a component.
     EnvVars,
     /// A fixed sub-table.
@@ -260,6 +262,12 @@ const ENV: KeySpec = key(
     "Extra environment variables for build and run. sandpit sets PORT, DATABASE_URL and SANDPIT_* itself.",
     "{ LOG_LEVEL = \"info\" }",
 );
+const INPUTS: KeySpec = key(
+    "inputs",
+    Kind::Paths,
+    "More source subtrees the build reads (e.g. a shared library); a change in any of them rebuilds the component, like a change in `path`.",
+    "[\"lib/common\"]",
+);
 const DEPENDS_ON: KeySpec = key(
     "depends_on",
     Kind::Names,
@@ -272,6 +280,7 @@ pub(crate) static SERVICE: Section = Section {
     description: "A long-running HTTP process.",
     keys: &[
         PATH,
+        INPUTS,
         BUILD,
         OUTPUT,
         RUN,
@@ -303,6 +312,7 @@ pub(crate) static JOB: Section = Section {
     description: "A process that runs to completion: migrations, data pipelines.",
     keys: &[
         PATH,
+        INPUTS,
         BUILD,
         OUTPUT,
         RUN,
@@ -325,6 +335,7 @@ pub(crate) static MODEL: Section = Section {
     description: "An ONNX model served by the environment's shared model endpoint.",
     keys: &[
         PATH,
+        INPUTS,
         BUILD,
         OUTPUT,
         required(key(
@@ -470,6 +481,7 @@ fn kind_schema(kind: Kind) -> Json {
             "type": "array",
             "items": { "type": "string", "pattern": NAME_PATTERN }
         }),
+        Kind::Paths => json!({ "type": "array", "items": { "type": "string" } }),
         Kind::EnvVars => json!({
             "type": "object",
             "propertyNames": { "pattern": ENV_VAR_PATTERN, "not": { "pattern": "^(SANDPIT_.*|PORT|DATABASE_URL)$" } },

@@ -218,7 +218,7 @@ path = "."
 sandpit.toml:7:1: warning: unknown key `helth` in service `api`
   hint: did you mean `health`?
 sandpit.toml:8:1: warning: unknown key `colour` in service `api`
-  hint: known keys here are `path`, `build`, `output`, `run`, `health`, `start_timeout`, `env`, `depends_on`
+  hint: known keys here are `path`, `inputs`, `build`, `output`, `run`, `health`, `start_timeout`, `env`, `depends_on`
 sandpit.toml:10:2: warning: unknown section `servics`
   hint: did you mean `services`?
 "#,
@@ -753,5 +753,45 @@ fn json_schema_lists_every_key_with_types_and_defaults() {
     assert_eq!(
         environment["properties"]["database"]["properties"]["url_env"]["type"],
         "string"
+    );
+}
+
+#[test]
+fn extra_inputs_are_paths_inside_the_project() {
+    let parsed = parse(
+        r#"
+[project]
+name = "demo"
+
+[services.api]
+path = "api"
+inputs = ["./lib//common/", "proto"]
+run = "x"
+"#,
+    )
+    .unwrap();
+    let api = &parsed.spec.components[&Name::parse("api").unwrap()];
+    assert_eq!(api.inputs, ["lib/common", "proto"]);
+
+    let errors = parse(
+        r#"
+[project]
+name = "demo"
+
+[services.api]
+path = "api"
+inputs = ["../outside", 7]
+run = "x"
+"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        errors.contains("sandpit.toml:7:11: `inputs` entry"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("sandpit.toml:7:25: `inputs` must list paths as strings, found an integer"),
+        "{errors}"
     );
 }

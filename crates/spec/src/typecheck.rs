@@ -25,6 +25,7 @@ pub(crate) enum Typed {
     Size(ByteSize),
     Name(Name),
     Names(Vec<Located<Name>>),
+    Paths(Vec<String>),
     EnvVars(BTreeMap<String, String>),
     Table(Fields),
     Named(Vec<(Located<Name>, Fields)>),
@@ -118,6 +119,13 @@ impl Fields {
         match self.typed(key) {
             Some(Typed::Names(value)) => value,
             _ => &[],
+        }
+    }
+
+    pub fn paths(&self, key: &str) -> Vec<String> {
+        match self.typed(key) {
+            Some(Typed::Paths(value)) => value.clone(),
+            _ => Vec::new(),
         }
     }
 
@@ -408,6 +416,33 @@ impl Check<'_, '_, '_> {
                     }
                 }
                 Some(Typed::Names(names))
+            }
+            Kind::Paths => {
+                let Some(array) = self.item.as_array() else {
+                    return self.wrong_type("an array of paths");
+                };
+                let mut paths = Vec::new();
+                for element in array.iter() {
+                    let at = element.span().map_or(self.value_at, |span| span.start);
+                    match element.as_str().map(normalise_path) {
+                        Some(Ok(path)) => paths.push(path),
+                        Some(Err((message, hint))) => self.sink.error(
+                            at,
+                            format!("`{}` entry {message}", spec.name),
+                            Some(hint),
+                        ),
+                        None => self.sink.error(
+                            at,
+                            format!(
+                                "`{}` must list paths as strings, found {}",
+                                spec.name,
+                                value_type(element)
+                            ),
+                            Some(format!("write {} = {}", spec.name, spec.example)),
+                        ),
+                    }
+                }
+                Some(Typed::Paths(paths))
             }
             Kind::EnvVars => {
                 let Some(table) = self.item.as_table_like() else {

@@ -331,6 +331,7 @@ fn component(
         name: name.clone(),
         kind,
         path: fields.string("path")?,
+        inputs: fields.paths("inputs"),
         build: fields.string("build"),
         output: fields.string("output")?,
         run,

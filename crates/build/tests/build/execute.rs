@@ -20,6 +20,7 @@ fn component(name: &str, build: Option<&str>, output: &str) -> Component {
         name: Name::parse(name).unwrap(),
         kind: ComponentKind::Service,
         path: name.to_owned(),
+        inputs: Vec::new(),
         build: build.map(str::to_owned),
         output: output.to_owned(),
         run: Some("./serve".to_owned()),
@@ -562,4 +563,61 @@ fn models_are_checked_and_described_when_built() {
             .contains("`nope.onnx` is not in its build output"),
         "{error}"
     );
+}
+
+#[test]
+fn a_change_in_an_extra_input_rebuilds_only_the_components_that_read_it() {
+    let setup = setup();
+    setup.test.write("proj/lib/common.sh", "echo shared v1\n");
+    let mut api = component(
+        "api",
+        Some("mkdir -p out && cp main.sh ../lib/common.sh out/"),
+        "out",
+    );
+    api.inputs = vec!["lib".to_owned()];
+    let both = spec(vec![api, component("web", None, ".")]);
+    let first = setup.test.commit("shared library");
+    let mut progress = Recorder::default();
+    run(
+        &setup,
+        &both,
+        clean(&first),
+        &first,
+        path_env(),
+        &mut progress,
+    )
+    .unwrap();
+
+    setup.test.write("proj/lib/common.sh", "echo shared v2\n");
+    let second = setup.test.commit("change the shared library");
+    let report = run(
+        &setup,
+        &both,
+        clean(&second),
+        &second,
+        path_env(),
+        &mut progress,
+    )
+    .unwrap();
+    assert_eq!(
+        outcomes(&report),
+        [
+            ("api".to_owned(), Outcome::Built),
+            ("web".to_owned(), Outcome::Reused)
+        ],
+        "the library is an input of api only"
+    );
+
+    let mut missing = component("api", None, ".");
+    missing.inputs = vec!["no/such/dir".to_owned()];
+    let error = run(
+        &setup,
+        &spec(vec![missing]),
+        clean(&second),
+        &second,
+        path_env(),
+        &mut progress,
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("no/such/dir"), "{error}");
 }

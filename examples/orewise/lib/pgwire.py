@@ -1,8 +1,6 @@
 """A small PostgreSQL client (wire protocol v3), Python standard library only.
 
-services/assay-ingest/pgwire.py and services/grade-api/pgwire.py are
-identical on purpose (sandpit builds each service from its own subtree).
-Change both copies together.
+Shared by both services through `inputs = ["lib"]` (see lib/httpkit.py).
 
     conn = connect(os.environ["DATABASE_URL"])   # postgres://role:pw@127.0.0.1:5432/db
     rows = conn.query("SELECT * FROM assays WHERE ore_type = $1", ["oxide"])  # [dict]

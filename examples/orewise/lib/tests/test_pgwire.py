@@ -1,4 +1,4 @@
-"""Pure parts of pgwire (identical in assay-ingest and grade-api), plus the
+"""Pure parts of pgwire (lib/, shared by both services), plus the
 message flow against a scripted fake server over a socket pair. The real
 server is exercised by hand (README: "Trying it with PostgreSQL")."""
 

@@ -1,8 +1,7 @@
 """Minimal JSON-over-HTTP helpers (Python standard library only).
 
-services/assay-ingest/httpkit.py and services/grade-api/httpkit.py are
-identical on purpose: sandpit builds each service from its own subtree, so a
-service must not import code from outside it. Change both copies together.
+Shared by both services: each lists `lib` in its `inputs` in sandpit.toml (so a
+change here rebuilds them) and its build.py copies this file into its dist/.
 
 What it gives a service:
   * JsonHandler: routes via `route(method, url)`, reads/writes JSON, turns
