@@ -146,17 +146,7 @@ impl Repository {
     /// The full commit id `rev` names.
     pub fn resolve(&self, rev: &str) -> Result<CommitId, GitError> {
         let spec = format!("{rev}^{{commit}}");
-        let output = self.run_raw(
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                &spec,
-            ],
-            None,
-        )?;
-        if !output.status.success() {
+        let Some(id) = self.verify(&spec)? else {
             let hint = if rev == "HEAD" {
                 " (has anything been committed yet?)"
             } else {
@@ -167,8 +157,7 @@ impl Repository {
                 repo: self.root.clone(),
                 hint,
             });
-        }
-        let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        };
         CommitId::parse(&id).map_err(|_| GitError::UnexpectedOutput {
             args: format!("rev-parse {spec}"),
             expected: "a commit id",
@@ -240,23 +229,7 @@ impl Repository {
     /// the path does not exist there.
     pub fn tree_id(&self, treeish: &str, path_in_repo: &str) -> Result<Option<String>, GitError> {
         self.check_treeish(treeish)?;
-        let spec = object_spec(treeish, path_in_repo);
-        let output = self.run_raw(
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                &spec,
-            ],
-            None,
-        )?;
-        if !output.status.success() {
-            return Ok(None);
-        }
-        Ok(Some(
-            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-        ))
+        self.verify(&object_spec(treeish, path_in_repo))
     }
 
     /// The text of the file `path_in_repo` at `treeish`; `None` when it does not exist there.
@@ -404,26 +377,28 @@ impl Repository {
     }
 
     fn check_treeish(&self, treeish: &str) -> Result<(), GitError> {
-        let spec = format!("{treeish}^{{tree}}");
-        let output = self.run_raw(
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                &spec,
-            ],
-            None,
-        )?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(GitError::UnknownRevision {
+        match self.verify(&format!("{treeish}^{{tree}}"))? {
+            Some(_) => Ok(()),
+            None => Err(GitError::UnknownRevision {
                 rev: treeish.to_owned(),
                 repo: self.root.clone(),
                 hint: "",
-            })
+            }),
         }
+    }
+
+    /// The object id `spec` names (`git rev-parse --verify`), or `None` when it names nothing.
+    fn verify(&self, spec: &str) -> Result<Option<String>, GitError> {
+        let output = self.run_raw(
+            &["rev-parse", "--verify", "--quiet", "--end-of-options", spec],
+            None,
+        )?;
+        if !output.status.success() {
+            return Ok(None);
+        }
+        Ok(Some(
+            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        ))
     }
 
     fn command(&self, index: Option<&Path>) -> Command {
