@@ -45,6 +45,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {
+    run_for_output(command).map(|_| ())
+}
+
+/// Runs `command`, failing with its output when it fails; returns what it printed.
+pub(crate) fn run_for_output(command: &mut Command) -> anyhow::Result<std::process::Output> {
     let output = command
         .output()
         .with_context(|| format!("cannot run {command:?}"))?;
@@ -55,7 +60,7 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    Ok(())
+    Ok(output)
 }
 
 fn timed(command: &mut Command) -> anyhow::Result<Duration> {

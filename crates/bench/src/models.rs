@@ -398,16 +398,7 @@ fn print_levels(label: &str, stats: &[Stats]) {
 fn python_json(args: &[&std::ffi::OsStr]) -> anyhow::Result<Value> {
     let mut command = Command::new(python());
     command.arg(scripts_dir().join("direct.py")).args(args);
-    let output = command
-        .output()
-        .with_context(|| format!("cannot run {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let output = crate::run_for_output(&mut command)?;
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
