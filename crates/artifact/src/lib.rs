@@ -6,7 +6,7 @@
 //! - [`provenance`] is the record kept beside every artifact: which commit, which inputs, which
 //!   command, when.
 //! - [`store`] keeps blobs by digest and artifact names as references to them, verifying the
-//!   digest every time it hands bytes out.
+//!   digest every time it hands bytes out; each store owns its bytes (imports clone or copy).
 //!
 //! Nothing here runs processes or reads environment variables.
 
@@ -19,4 +19,7 @@ pub mod store;
 pub use extract::{extract, ExtractError, ExtractSummary};
 pub use package::{package_dir, PackageError, PackageSummary};
 pub use provenance::Provenance;
-pub use store::{ArtifactStore, GarbageReport, ImportMethod, Imported, StoreError, StoredArtifact};
+pub use store::{
+    ArtifactCheck, ArtifactStore, GarbageReport, ImportMethod, Imported, Integrity, StoreCheck,
+    StoreError, StoredArtifact, UnreadableRecord,
+};

@@ -7,20 +7,25 @@
 //! blobs/sha256/<hex>                  the bytes, immutable and read-only
 //! names/<component>-<version>.zip.json the Provenance (which includes the digest): a name is a reference
 //! inputs/<component>/<input_key>      the artifact file name whose bytes match that input key
-//! files/<component>-<version>.zip     hard link (or copy) to the blob, under the name users know
+//! files/<component>-<version>.zip     hard link (or copy) to this store's blob, under the name users know
 //! tmp/                                staging for atomic writes (same file system as the rest)
 //! ```
 //!
 //! Every write goes through a temporary file and a rename, so two processes storing the same
 //! blob or name at once cannot leave a torn file behind.
+//!
+//! Each store owns its bytes: a blob never shares an inode with another store's (imports are
+//! copy-on-write clones or copies, never hard links), so damage to one environment's store is
+//! confined to it and caught on that store's next read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sandpit_domain::{ArtifactName, Digest, Name};
+use tempfile::NamedTempFile;
 
 use crate::package::hash_file;
 use crate::provenance::Provenance;
@@ -118,9 +123,64 @@ fn remove_if_present(path: &Path) -> Result<(), StoreError> {
 /// How [`ArtifactStore::import`] got the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportMethod {
+    /// This store already held intact bytes for the digest; nothing was copied.
     AlreadyPresent,
-    HardLink,
+    /// A copy-on-write clone (Linux `FICLONE` on btrfs, XFS, ...): the file system shares the
+    /// extents until either file is written, so a change to one store's blob never reaches the
+    /// other's.
+    Reflink,
+    /// A byte-for-byte copy, where the file system cannot clone files (ext4, tmpfs, across
+    /// file systems).
     Copy,
+}
+
+/// What [`ArtifactStore::check`] found for one name: its record and whether the blob it refers
+/// to still holds the recorded bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactCheck {
+    pub name: ArtifactName,
+    /// The name record; `provenance.digest` is the digest the name refers to.
+    pub provenance: Provenance,
+    /// `names/<artifact>.json`.
+    pub record_path: PathBuf,
+    /// Where the blob for the recorded digest is (or should be).
+    pub blob_path: PathBuf,
+    pub integrity: Integrity,
+}
+
+/// Whether a blob still matches the digest its name records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    /// The bytes hash to the recorded digest.
+    Intact { size: u64 },
+    /// The blob is there but its bytes hash to `actual`.
+    Modified { actual: Digest },
+    /// There is no blob for the recorded digest.
+    Missing,
+    /// The blob could not be read (not a file, an I/O error), so nothing is known about its bytes.
+    Unreadable { message: String },
+}
+
+impl Integrity {
+    pub fn is_intact(&self) -> bool {
+        matches!(self, Integrity::Intact { .. })
+    }
+}
+
+/// A name record that could not be read or parsed: the name is known, what it refers to is not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableRecord {
+    pub name: ArtifactName,
+    pub record_path: PathBuf,
+    /// What went wrong and what to do (the [`StoreError`] message).
+    pub message: String,
+}
+
+/// Everything [`ArtifactStore::check_all`] found, each list sorted by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreCheck {
+    pub artifacts: Vec<ArtifactCheck>,
+    pub unreadable_records: Vec<UnreadableRecord>,
 }
 
 /// The result of [`ArtifactStore::import`].
@@ -288,6 +348,86 @@ impl ArtifactStore {
 
     /// Every stored artifact, sorted by name, each digest verified.
     pub fn list(&self) -> Result<Vec<StoredArtifact>, StoreError> {
+        let mut artifacts = Vec::new();
+        for name in self.record_names()? {
+            if let Some(artifact) = self.get(&name)? {
+                artifacts.push(artifact);
+            }
+        }
+        Ok(artifacts)
+    }
+
+    /// Checks every name in the store and reports on each, however many are damaged: only a
+    /// failure to list the store itself is an error. A blob that several names share is hashed
+    /// once. Nothing is written (unlike [`ArtifactStore::get`], which restores a missing visible
+    /// file).
+    pub fn check_all(&self) -> Result<StoreCheck, StoreError> {
+        let mut report = StoreCheck::default();
+        let mut integrity_by_digest: BTreeMap<Digest, Integrity> = BTreeMap::new();
+        for name in self.record_names()? {
+            let provenance = match self.read_record(&name) {
+                Ok(Some(provenance)) => provenance,
+                // Removed since the listing (a concurrent garbage collection): not there any more.
+                Ok(None) => continue,
+                Err(error) => {
+                    report.unreadable_records.push(UnreadableRecord {
+                        record_path: self.record_path(&name),
+                        name,
+                        message: error.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let integrity = integrity_by_digest
+                .entry(provenance.digest.clone())
+                .or_insert_with(|| self.blob_integrity(&provenance.digest))
+                .clone();
+            report
+                .artifacts
+                .push(self.artifact_check(name, provenance, integrity));
+        }
+        Ok(report)
+    }
+
+    /// Checks one name: `None` when the store has no record of it. Damaged or missing bytes are
+    /// an [`Integrity`], not an error; a record that cannot be read or parsed is an error
+    /// ([`StoreError::CorruptRecord`] or [`StoreError::Io`]) about this name only.
+    pub fn check(&self, name: &ArtifactName) -> Result<Option<ArtifactCheck>, StoreError> {
+        let Some(provenance) = self.read_record(name)? else {
+            return Ok(None);
+        };
+        let integrity = self.blob_integrity(&provenance.digest);
+        Ok(Some(self.artifact_check(
+            name.clone(),
+            provenance,
+            integrity,
+        )))
+    }
+
+    fn artifact_check(
+        &self,
+        name: ArtifactName,
+        provenance: Provenance,
+        integrity: Integrity,
+    ) -> ArtifactCheck {
+        ArtifactCheck {
+            record_path: self.record_path(&name),
+            blob_path: self.blob_path(&provenance.digest),
+            name,
+            provenance,
+            integrity,
+        }
+    }
+
+    /// Re-hashes the blob for `digest`, reporting rather than failing.
+    fn blob_integrity(&self, digest: &Digest) -> Integrity {
+        let path = self.blob_path(digest);
+        let hashed = hash_file(&path);
+        integrity_of(digest, &path, hashed)
+    }
+
+    /// Every name with a record, sorted; files that are not `<artifact>.json` are ignored.
+    fn record_names(&self) -> Result<Vec<ArtifactName>, StoreError> {
         let names_dir = self.names_dir();
         let mut names = Vec::new();
         for item in fs::read_dir(&names_dir).map_err(io_error("list", &names_dir))? {
@@ -301,18 +441,13 @@ impl ArtifactStore {
             }
         }
         names.sort();
-        let mut artifacts = Vec::new();
-        for name in names {
-            if let Some(artifact) = self.get(&name)? {
-                artifacts.push(artifact);
-            }
-        }
-        Ok(artifacts)
+        Ok(names)
     }
 
     /// Copies the artifact `name` from `source` into this store — the same bytes under the same
-    /// name and provenance, never rebuilt. The blob is hard-linked when both stores share a file
-    /// system (copied otherwise) and its digest is verified before and after.
+    /// name and provenance, never rebuilt. The blob is this store's own: a copy-on-write clone
+    /// where the file system supports one, a copy otherwise, never a hard link into `source`.
+    /// Its digest is verified in `source`, in the staged copy, and under its final name.
     pub fn import(
         &self,
         source: &ArtifactStore,
@@ -330,32 +465,10 @@ impl ArtifactStore {
                 method: ImportMethod::AlreadyPresent,
             });
         }
-        let method = self.import_blob(&original.blob_path, &original.digest)?;
+        let method = self.store_blob(&original.blob_path, &original.digest)?;
+        // Re-reads (and re-hashes) the blob under its final name.
         let artifact = self.record_name_only(name, original.provenance)?;
         Ok(Imported { artifact, method })
-    }
-
-    fn import_blob(&self, source_blob: &Path, digest: &Digest) -> Result<ImportMethod, StoreError> {
-        match self.open_verified(digest) {
-            Ok(_) => return Ok(ImportMethod::AlreadyPresent),
-            Err(StoreError::BlobMissing { .. } | StoreError::DigestMismatch { .. }) => {}
-            Err(other) => return Err(other),
-        }
-        let blob_path = self.blob_path(digest);
-        let staged = self
-            .tmp_dir()
-            .join(format!("import-{}-{}", digest.hex(), std::process::id()));
-        let _ = fs::remove_file(&staged);
-        if fs::hard_link(source_blob, &staged).is_ok() {
-            // A damaged blob left under the final name is replaced, not trusted.
-            fs::rename(&staged, &blob_path).map_err(io_error("store the blob", &blob_path))?;
-            self.open_verified(digest)?;
-            sync_dir(&self.blob_dir());
-            return Ok(ImportMethod::HardLink);
-        }
-        self.store_blob(source_blob, digest)?;
-        self.open_verified(digest)?;
-        Ok(ImportMethod::Copy)
     }
 
     /// Writes the name record and visible file (not the input index: nothing is built here).
@@ -525,26 +638,23 @@ impl ArtifactStore {
         })
     }
 
-    /// Copies `source` into the blob directory under `digest` unless an intact blob is there.
-    fn store_blob(&self, source: &Path, digest: &Digest) -> Result<(), StoreError> {
+    /// Copies `source` into the blob directory under `digest` unless an intact blob is there
+    /// (a damaged one is replaced, not trusted). The copy is this store's own (a clone or a
+    /// copy, see [`ArtifactStore::stage_copy`]), staged in `tmp/`, verified, made read-only and
+    /// renamed into place.
+    fn store_blob(&self, source: &Path, digest: &Digest) -> Result<ImportMethod, StoreError> {
         match self.open_verified(digest) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(ImportMethod::AlreadyPresent),
             Err(StoreError::BlobMissing { .. } | StoreError::DigestMismatch { .. }) => {}
             Err(other) => return Err(other),
         }
-        let tmp_dir = self.tmp_dir();
-        let mut staged = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&tmp_dir)
-            .map_err(io_error("create a temporary file in", &tmp_dir))?;
-        let mut input = File::open(source).map_err(io_error("read the artifact", source))?;
-        io::copy(&mut input, staged.as_file_mut())
-            .map_err(io_error("copy the artifact to", staged.path()))?;
+        let (staged, method) = self.stage_copy(source)?;
         staged
             .as_file()
             .sync_all()
             .map_err(io_error("sync", staged.path()))?;
-        // The bytes are immutable from here on; read-only makes accidental edits harder.
+        // The bytes are immutable from here on, whichever way they arrived; read-only makes
+        // accidental edits harder.
         fs::set_permissions(staged.path(), fs::Permissions::from_mode(0o444))
             .map_err(io_error("set permissions on", staged.path()))?;
         // The staged copy may differ from the hashed file if the source changed meanwhile.
@@ -564,7 +674,33 @@ impl ArtifactStore {
             source: error.error,
         })?;
         sync_dir(&self.blob_dir());
-        Ok(())
+        Ok(method)
+    }
+
+    /// A new file in `tmp/` holding the bytes of `source`: a copy-on-write clone when the file
+    /// system can make one, else a plain copy. Never a hard link: the staged file becomes this
+    /// store's blob, and a blob shared with another store would let a write to one change both.
+    fn stage_copy(&self, source: &Path) -> Result<(NamedTempFile, ImportMethod), StoreError> {
+        let tmp_dir = self.tmp_dir();
+        let new_staged = || {
+            tempfile::Builder::new()
+                .prefix("blob-")
+                .tempfile_in(&tmp_dir)
+                .map_err(io_error("create a temporary file in", &tmp_dir))
+        };
+        let mut input = File::open(source).map_err(io_error("read the artifact", source))?;
+        let staged = new_staged()?;
+        if reflink_copy::reflink_file(&input, staged.as_file()).is_ok() {
+            return Ok((staged, ImportMethod::Reflink));
+        }
+        // Any failure to clone (unsupported file system, another device, an odd kernel) is only
+        // a slower path. A failed clone may leave partial content, so copy into a fresh file.
+        drop(staged);
+        let mut staged = new_staged()?;
+        io::Seek::rewind(&mut input).map_err(io_error("read the artifact", source))?;
+        io::copy(&mut input, staged.as_file_mut())
+            .map_err(io_error("copy the artifact to", staged.path()))?;
+        Ok((staged, ImportMethod::Copy))
     }
 
     /// Writes the input index entry, the name record and the visible file for stored bytes.
@@ -641,9 +777,70 @@ fn check_provenance_names(name: &ArtifactName, provenance: &Provenance) -> Resul
     Ok(())
 }
 
+/// What a hash of the blob at `path` says about the bytes recorded as `expected`.
+fn integrity_of(expected: &Digest, path: &Path, hashed: io::Result<(Digest, u64)>) -> Integrity {
+    match hashed {
+        Ok((actual, size)) if &actual == expected => Integrity::Intact { size },
+        Ok((actual, _)) => Integrity::Modified { actual },
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Integrity::Missing,
+        Err(source) => Integrity::Unreadable {
+            message: StoreError::Io {
+                action: "read the blob",
+                path: path.to_owned(),
+                source,
+            }
+            .to_string(),
+        },
+    }
+}
+
 /// Makes a rename durable. Best effort: some file systems refuse to open directories.
 fn sync_dir(path: &Path) {
     if let Ok(directory) = File::open(path) {
         let _ = directory.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integrity_of_a_hashed_blob() {
+        let expected = Digest::of(b"recorded bytes");
+        let other = Digest::of(b"other bytes");
+        let path = Path::new("/store/blobs/sha256/abc");
+        // (what, hash result, expected integrity)
+        type Case = (&'static str, io::Result<(Digest, u64)>, Integrity);
+        let cases: Vec<Case> = vec![
+            (
+                "same digest",
+                Ok((expected.clone(), 14)),
+                Integrity::Intact { size: 14 },
+            ),
+            (
+                "other digest",
+                Ok((other.clone(), 11)),
+                Integrity::Modified {
+                    actual: other.clone(),
+                },
+            ),
+            (
+                "no file",
+                Err(io::Error::from(io::ErrorKind::NotFound)),
+                Integrity::Missing,
+            ),
+            (
+                "cannot read",
+                Err(io::Error::other("disk on fire")),
+                Integrity::Unreadable {
+                    message: "could not read the blob `/store/blobs/sha256/abc`: disk on fire"
+                        .to_owned(),
+                },
+            ),
+        ];
+        for (what, hashed, expect) in cases {
+            assert_eq!(integrity_of(&expected, path, hashed), expect, "{what}");
+        }
     }
 }

@@ -1,10 +1,11 @@
-//! The content-addressed store: put/get/list/alias/find_by_input, refusals, tamper detection.
+//! The content-addressed store: put/get/list/alias/find_by_input, refusals, tamper detection,
+//! imports that give each store its own bytes, and checks that report per artifact.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use sandpit_artifact::{package_dir, ArtifactStore, Provenance, StoreError};
+use sandpit_artifact::{package_dir, ArtifactStore, Integrity, Provenance, StoreCheck, StoreError};
 use sandpit_domain::{ArtifactName, ByteSize, CommitId, ComponentKind, Digest, Name, Version};
 
 use crate::fixtures::{epoch_plus, make_tree, Node};
@@ -310,6 +311,31 @@ fn concurrent_puts_of_the_same_bytes_do_not_corrupt_the_blob() {
     assert!(store.open_verified(&digest).is_ok());
 }
 
+/// Whether the file system under `dir` can clone files (btrfs, XFS: yes; ext4, tmpfs: no), found
+/// the way the store finds out: by trying.
+fn file_system_clones(dir: &Path) -> bool {
+    let probe = dir.join("reflink-probe");
+    fs::write(&probe, b"probe").unwrap();
+    let cloned = reflink_copy::reflink(&probe, dir.join("reflink-probe-clone")).is_ok();
+    let _ = fs::remove_file(dir.join("reflink-probe-clone"));
+    fs::remove_file(&probe).unwrap();
+    cloned
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Flips one byte of a read-only blob in place (same inode), as a careless `chmod u+w` and an
+/// editor would.
+fn tamper(blob: &Path) -> Digest {
+    fs::set_permissions(blob, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = fs::read(blob).unwrap();
+    bytes[10] ^= 0xff;
+    fs::write(blob, &bytes).unwrap();
+    Digest::of(&bytes)
+}
+
 #[test]
 fn import_copies_the_same_bytes_between_stores_and_refuses_tampered_ones() {
     use sandpit_artifact::store::ImportMethod;
@@ -323,10 +349,14 @@ fn import_copies_the_same_bytes_between_stores_and_refuses_tampered_ones() {
         .unwrap();
 
     let imported = test.import(&dev, &api_a).unwrap();
+    let expected_method = if file_system_clones(temp.path()) {
+        ImportMethod::Reflink
+    } else {
+        ImportMethod::Copy
+    };
     assert_eq!(
-        imported.method,
-        ImportMethod::HardLink,
-        "same file system: no copy"
+        imported.method, expected_method,
+        "a clone where the file system can make one, a copy otherwise"
     );
     assert_eq!(imported.artifact.digest, original.digest);
     assert_eq!(
@@ -363,4 +393,220 @@ fn import_copies_the_same_bytes_between_stores_and_refuses_tampered_ones() {
         other.get(&api_a).unwrap().is_none(),
         "nothing recorded after a refused import"
     );
+}
+
+/// The bug: imports hard-linked blobs, so one write to `test`'s blob changed the build store's
+/// and every other environment's bytes too.
+#[test]
+fn tampering_with_one_environments_blob_leaves_the_other_stores_intact() {
+    let temp = tempfile::tempdir().unwrap();
+    let build = ArtifactStore::open(&temp.path().join("build")).unwrap();
+    let dev = ArtifactStore::open(&temp.path().join("envs/dev")).unwrap();
+    let test = ArtifactStore::open(&temp.path().join("envs/test")).unwrap();
+    let (zip, digest, size) = artifact(temp.path(), "api", "api v1");
+    let api_a = name("api", SHA_A);
+    let built = build
+        .put(&api_a, &zip, provenance(&api_a, &digest, size, "k"))
+        .unwrap();
+    let in_dev = dev.import(&build, &api_a).unwrap().artifact;
+    let in_test = test.import(&dev, &api_a).unwrap().artifact;
+
+    let inode = |path: &Path| fs::metadata(path).unwrap().ino();
+    let inodes = [
+        inode(&built.blob_path),
+        inode(&in_dev.blob_path),
+        inode(&in_test.blob_path),
+    ];
+    assert!(
+        inodes[0] != inodes[1] && inodes[1] != inodes[2] && inodes[0] != inodes[2],
+        "every store holds its own bytes: {inodes:?}"
+    );
+    for blob in [&built.blob_path, &in_dev.blob_path, &in_test.blob_path] {
+        assert_eq!(mode(blob), 0o444, "{}", blob.display());
+    }
+    assert_eq!(
+        inode(&in_test.file_path),
+        inode(&in_test.blob_path),
+        "the visible file may share its own store's blob"
+    );
+
+    let tampered = tamper(&in_test.blob_path);
+
+    // The other stores never saw the write.
+    for (store, label) in [(&build, "build"), (&dev, "dev")] {
+        let intact = store.get(&api_a).unwrap().unwrap();
+        assert_eq!(intact.digest, digest, "{label}");
+        assert_eq!(
+            fs::read(&intact.blob_path).unwrap(),
+            fs::read(&zip).unwrap(),
+            "{label}"
+        );
+    }
+    // The damaged store is caught on its next read, naming both digests.
+    match test.get(&api_a).unwrap_err() {
+        StoreError::DigestMismatch {
+            path,
+            expected,
+            actual,
+        } => {
+            assert_eq!(path, in_test.blob_path);
+            assert_eq!(expected, digest);
+            assert_eq!(actual, tampered);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Importing again from a good store repairs the blob and the visible file, read-only again.
+    let repaired = test.import(&dev, &api_a).unwrap();
+    assert_ne!(
+        repaired.method,
+        sandpit_artifact::ImportMethod::AlreadyPresent,
+        "a damaged blob is replaced, not trusted"
+    );
+    let good = fs::read(&zip).unwrap();
+    assert_eq!(fs::read(&repaired.artifact.blob_path).unwrap(), good);
+    assert_eq!(fs::read(&repaired.artifact.file_path).unwrap(), good);
+    assert_eq!(mode(&repaired.artifact.blob_path), 0o444);
+    assert_eq!(test.get(&api_a).unwrap().unwrap().digest, digest);
+    assert_ne!(
+        inode(&repaired.artifact.blob_path),
+        inode(&in_dev.blob_path)
+    );
+}
+
+#[test]
+fn check_all_reports_every_artifact_however_many_are_damaged() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path().join("store");
+    let store = ArtifactStore::open(&root).unwrap();
+    let put = |component: &str, sha: &str, content: &'static str| {
+        let (zip, digest, size) = artifact(temp.path(), &format!("{component}-{sha}"), content);
+        let artifact_name = name(component, sha);
+        store
+            .put(
+                &artifact_name,
+                &zip,
+                provenance(&artifact_name, &digest, size, "k"),
+            )
+            .unwrap()
+    };
+    let intact = put("api", SHA_A, "api v1");
+    let modified = put("grade", SHA_A, "grade v1");
+    let missing = put("ingest", SHA_A, "ingest v1");
+    let unreadable = put("model", SHA_A, "model v1");
+    let corrupt = put("web", SHA_A, "web v1");
+    // A second name for the intact bytes: reported under both names.
+    let alias_name = name("api", SHA_B);
+    let mut alias_provenance = intact.provenance.clone();
+    alias_provenance.version = alias_name.version.clone();
+    alias_provenance.commit = alias_name.version.commit().clone();
+    let alias = store.alias(&alias_name, &intact, alias_provenance).unwrap();
+
+    let tampered = tamper(&modified.blob_path);
+    fs::remove_file(&missing.blob_path).unwrap();
+    // A directory where the blob should be: unreadable even to root.
+    fs::remove_file(&unreadable.blob_path).unwrap();
+    fs::create_dir(&unreadable.blob_path).unwrap();
+    let corrupt_record = root
+        .join("names")
+        .join(format!("{}.json", corrupt.name.file_name()));
+    fs::write(&corrupt_record, b"{ not json").unwrap();
+    fs::write(root.join("names/notes.txt"), b"not a record").unwrap();
+
+    let report = store.check_all().unwrap();
+    let seen: Vec<(String, Integrity)> = report
+        .artifacts
+        .iter()
+        .map(|check| (check.name.file_name(), check.integrity.clone()))
+        .collect();
+    let Integrity::Unreadable { message } = &seen[4].1 else {
+        panic!("{seen:?}");
+    };
+    assert!(
+        message.contains(&unreadable.blob_path.display().to_string()),
+        "{message}"
+    );
+    assert_eq!(
+        seen,
+        vec![
+            (
+                intact.name.file_name(),
+                Integrity::Intact { size: intact.size }
+            ),
+            (
+                alias.name.file_name(),
+                Integrity::Intact { size: intact.size }
+            ),
+            (
+                modified.name.file_name(),
+                Integrity::Modified {
+                    actual: tampered.clone()
+                }
+            ),
+            (missing.name.file_name(), Integrity::Missing),
+            (unreadable.name.file_name(), seen[4].1.clone()),
+        ]
+    );
+    let first = &report.artifacts[0];
+    assert_eq!(first.provenance, intact.provenance);
+    assert_eq!(first.blob_path, intact.blob_path);
+    assert_eq!(
+        first.record_path,
+        root.join("names")
+            .join(format!("{}.json", intact.name.file_name()))
+    );
+    assert_eq!(report.artifacts[3].blob_path, missing.blob_path);
+
+    assert_eq!(report.unreadable_records.len(), 1, "{report:?}");
+    let bad = &report.unreadable_records[0];
+    assert_eq!(bad.name, corrupt.name);
+    assert_eq!(bad.record_path, corrupt_record);
+    assert!(bad.message.contains("is corrupt"), "{}", bad.message);
+
+    // One name at a time: the same answers, a corrupt record is an error about that name only.
+    for check in &report.artifacts {
+        assert_eq!(store.check(&check.name).unwrap().as_ref(), Some(check));
+    }
+    assert!(matches!(
+        store.check(&corrupt.name),
+        Err(StoreError::CorruptRecord { .. })
+    ));
+    assert_eq!(store.check(&name("api", &"c".repeat(40))).unwrap(), None);
+
+    // Checking writes nothing: the missing blob is still missing, the tampered one still tampered.
+    assert!(!missing.blob_path.exists());
+    assert_eq!(
+        Digest::of(&fs::read(&modified.blob_path).unwrap()),
+        tampered
+    );
+
+    // Only failing to list the store is an error.
+    fs::remove_dir_all(root.join("names")).unwrap();
+    let error = store.check_all().unwrap_err();
+    assert!(matches!(error, StoreError::Io { .. }), "{error:?}");
+}
+
+#[test]
+fn check_all_of_an_empty_store_is_empty() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(temp.path()).unwrap();
+    assert_eq!(store.check_all().unwrap(), StoreCheck::default());
+}
+
+#[test]
+fn blobs_are_read_only_whichever_way_they_arrived() {
+    let temp = tempfile::tempdir().unwrap();
+    let build = ArtifactStore::open(&temp.path().join("build")).unwrap();
+    let env = ArtifactStore::open(&temp.path().join("env")).unwrap();
+    let (zip, digest, size) = artifact(temp.path(), "api", "api v1");
+    // The build output is writable; the stored blob must not be.
+    fs::set_permissions(&zip, fs::Permissions::from_mode(0o666)).unwrap();
+    let api_a = name("api", SHA_A);
+    let put = build
+        .put(&api_a, &zip, provenance(&api_a, &digest, size, "k"))
+        .unwrap();
+    let imported = env.import(&build, &api_a).unwrap().artifact;
+    for (how, blob) in [("put", &put.blob_path), ("import", &imported.blob_path)] {
+        assert_eq!(mode(blob), 0o444, "{how}");
+    }
 }
