@@ -64,8 +64,10 @@ enum Command {
     /// Run an environment's model endpoint (started by the daemon).
     #[command(hide = true)]
     ModelServer(commands::model_server::Args),
-    /// Print the JSON Schema of sandpit.toml.
-    #[command(hide = true)]
+    /// Print a JSON Schema of sandpit.toml, for editor completion
+    ///
+    /// `sandpit schema > sandpit.schema.json` writes it next to sandpit.toml; point the editor at
+    /// it (with Taplo or "Even Better TOML": `#:schema ./sandpit.schema.json` as the first line).
     Schema,
 }
 

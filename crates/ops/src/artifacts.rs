@@ -7,7 +7,7 @@ use crate::Context;
 
 /// The build store's artifacts, or with `env` that environment's store.
 pub fn artifacts(context: &Context, env: Option<&str>) -> anyhow::Result<Vec<StoredArtifact>> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?.spec;
+    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let project = spec.project.name.clone();
     let root = match env {
         Some(env) => {

@@ -8,7 +8,7 @@ use sandpit_artifact::store::ArtifactStore;
 use sandpit_build::execute::{BuildProgress, BuildReport, BuildRequest};
 use sandpit_build::git::Repository;
 use sandpit_domain::Version;
-use sandpit_spec::{Diagnostic, Spec};
+use sandpit_spec::Spec;
 
 use crate::project::{parse_spec, ProjectDir};
 use crate::Context;
@@ -26,7 +26,6 @@ pub struct BuildOptions {
 #[derive(Debug)]
 pub struct BuildOutcome {
     pub spec: Spec,
-    pub warnings: Vec<Diagnostic>,
     pub report: BuildReport,
     pub store_root: PathBuf,
     /// What was built: the commit id, or the snapshot tree of a dirty working tree.
@@ -74,19 +73,19 @@ pub fn build(
     let source = repo.read_file(&treeish, &spec_path)?.with_context(|| {
         format!("{spec_path} does not exist at {version}\nhint: commit sandpit.toml first")
     })?;
-    let parsed =
+    let spec =
         parse_spec(&source).with_context(|| format!("sandpit.toml at {version} is invalid"))?;
-    let store_root = context.artifact_store_root(parsed.spec.project.name.as_str());
+    let store_root = context.artifact_store_root(spec.project.name.as_str());
     let store = ArtifactStore::open(&store_root)?;
-    let models = crate::models::inspector(context, &parsed.spec)?;
+    let models = crate::models::inspector(context, &spec)?;
     let report = sandpit_build::execute::build(
         BuildRequest {
             repo: &repo,
             version,
             treeish: treeish.clone(),
-            spec: &parsed.spec,
+            spec: &spec,
             store: &store,
-            log_dir: context.build_log_dir(parsed.spec.project.name.as_str()),
+            log_dir: context.build_log_dir(spec.project.name.as_str()),
             sandpit_version: &context.version,
             base_env: context.base_env.clone(),
             project_prefix: repo.prefix().to_owned(),
@@ -97,8 +96,7 @@ pub fn build(
         progress,
     )?;
     Ok(BuildOutcome {
-        spec: parsed.spec,
-        warnings: parsed.warnings,
+        spec,
         report,
         store_root,
         treeish,

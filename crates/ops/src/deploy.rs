@@ -53,7 +53,7 @@ pub async fn deploy(
 ) -> anyhow::Result<(BuildOutcome, DeployOutcome)> {
     let project = ProjectDir::locate(&context.project_dir)?;
     // Check the name before spending time on a build.
-    environment(&project.load_spec()?.spec, &options.env)?;
+    environment(&project.load_spec()?, &options.env)?;
     let build = crate::build::build(
         context,
         &BuildOptions {

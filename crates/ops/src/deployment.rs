@@ -247,9 +247,8 @@ async fn apply(
     let source = repo
         .read_file(&commit, &spec_path)?
         .with_context(|| format!("{spec_path} does not exist at {commit}"))?;
-    let spec = parse_spec(&source)
-        .with_context(|| format!("sandpit.toml at {commit} is invalid"))?
-        .spec;
+    let spec =
+        parse_spec(&source).with_context(|| format!("sandpit.toml at {commit} is invalid"))?;
 
     let store = env_store(context, &project, &env)?;
     let source_store = match &deployment.kind {

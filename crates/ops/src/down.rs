@@ -13,7 +13,7 @@ pub async fn down(
     biome: &str,
     mut on_event: impl FnMut(Option<&sandpit_domain::Name>, &str),
 ) -> anyhow::Result<BiomeStatus> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?.spec;
+    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let project = spec.project.name.clone();
     let target = crate::target::Target::parse(biome)?;
     let biome = target.name.clone();

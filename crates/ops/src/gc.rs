@@ -27,7 +27,7 @@ pub async fn gc(
     env: Option<&str>,
     dry_run: bool,
 ) -> anyhow::Result<Vec<EnvironmentGarbage>> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?.spec;
+    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let project = spec.project.name.clone();
     let envs: Vec<Name> = match env {
         Some(raw) => vec![environment(&spec, raw)?],

@@ -8,7 +8,7 @@ use crate::target::Target;
 use crate::Context;
 
 pub fn history(context: &Context, target: &str) -> anyhow::Result<Vec<Deployment>> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?.spec;
+    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let target = Target::parse(target)?;
     let label = target.label(&spec);
     let state = deployment::state_store(context)?;

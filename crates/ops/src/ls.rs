@@ -14,7 +14,7 @@ pub struct Listing {
 }
 
 pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?.spec;
+    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let request = Request::List {
         project: Some(spec.project.name.clone()),
     };

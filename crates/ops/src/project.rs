@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use sandpit_domain::Name;
-use sandpit_spec::{Parsed, Spec};
+use sandpit_spec::Spec;
 
 /// A project found on disk.
 #[derive(Debug, Clone)]
@@ -36,8 +36,8 @@ impl ProjectDir {
         )
     }
 
-    /// Reads and validates the working tree's `sandpit.toml` (warnings are returned, not printed).
-    pub fn load_spec(&self) -> anyhow::Result<Parsed> {
+    /// Reads and validates the working tree's `sandpit.toml`.
+    pub fn load_spec(&self) -> anyhow::Result<Spec> {
         let path = self.root.join(sandpit_spec::FILE_NAME);
         let source =
             fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -46,12 +46,12 @@ impl ProjectDir {
 
     /// Only the project name, for commands that need nothing else.
     pub fn project_name(&self) -> anyhow::Result<Name> {
-        Ok(self.load_spec()?.spec.project.name)
+        Ok(self.load_spec()?.project.name)
     }
 }
 
 /// Parses a `sandpit.toml`, turning diagnostics into one error that lists them all.
-pub fn parse_spec(source: &str) -> anyhow::Result<Parsed> {
+pub fn parse_spec(source: &str) -> anyhow::Result<Spec> {
     sandpit_spec::parse(source).map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))
 }
 

@@ -18,7 +18,7 @@ pub async fn promote(
     to: &str,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<DeployOutcome> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?.spec;
+    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let from = environment(&spec, from)?;
     let to = environment(&spec, to)?;
     let target = &spec.environments[&to];

@@ -16,7 +16,7 @@ pub async fn rollback(
     to: Option<i64>,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<DeployOutcome> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?.spec;
+    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let env = environment(&spec, env)?;
     let project = spec.project.name.to_string();
     let mut state = deployment::state_store(context)?;

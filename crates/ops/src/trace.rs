@@ -66,7 +66,7 @@ impl Needle {
 
 pub async fn trace(context: &Context, raw: &str) -> anyhow::Result<TraceReport> {
     let needle = Needle::parse(raw.trim())?;
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?.spec;
+    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let project = spec.project.name.clone();
 
     let mut running = Vec::new();

@@ -4,16 +4,12 @@ use std::fmt;
 
 use crate::schema::FILE_NAME;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    Error,
-    Warning,
-}
-
 /// One problem, located at 1-based line and column (columns counted in characters).
+///
+/// Every problem refuses the file: there are no warnings, because a typo that is only warned
+/// about (`heatlh`) is found after a build and a health timeout instead of before any work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    pub severity: Severity,
     pub line: usize,
     pub column: usize,
     pub message: String,
@@ -21,15 +17,10 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// `sandpit.toml:12:7: <message>` (with `warning: ` before warnings' messages), then
-    /// `  hint: <hint>` on a second line when there is one.
+    /// `sandpit.toml:12:7: <message>`, then `  hint: <hint>` on a second line when there is one.
     pub fn render(&self, file_label: &str) -> String {
-        let severity = match self.severity {
-            Severity::Error => "",
-            Severity::Warning => "warning: ",
-        };
         let mut rendered = format!(
-            "{file_label}:{}:{}: {severity}{}",
+            "{file_label}:{}:{}: {}",
             self.line, self.column, self.message
         );
         if let Some(hint) = &self.hint {
@@ -40,21 +31,15 @@ impl Diagnostic {
     }
 }
 
-/// Everything wrong with a file that could not be accepted; warnings are kept so they are shown too.
+/// Everything wrong with a file that could not be accepted, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostics {
     pub errors: Vec<Diagnostic>,
-    pub warnings: Vec<Diagnostic>,
 }
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rendered: Vec<String> = self
-            .errors
-            .iter()
-            .chain(&self.warnings)
-            .map(|d| d.render(FILE_NAME))
-            .collect();
+        let rendered: Vec<String> = self.errors.iter().map(|d| d.render(FILE_NAME)).collect();
         f.write_str(&rendered.join("\n"))
     }
 }
@@ -66,7 +51,7 @@ impl std::error::Error for Diagnostics {}
 #[derive(Debug)]
 pub(crate) struct Sink<'a> {
     source: &'a str,
-    found: Vec<(usize, Severity, String, Option<String>)>,
+    found: Vec<(usize, String, Option<String>)>,
 }
 
 impl<'a> Sink<'a> {
@@ -78,41 +63,31 @@ impl<'a> Sink<'a> {
     }
 
     pub fn error(&mut self, at: usize, message: impl Into<String>, hint: Option<String>) {
-        self.found.push((at, Severity::Error, message.into(), hint));
-    }
-
-    pub fn warning(&mut self, at: usize, message: impl Into<String>, hint: Option<String>) {
-        self.found
-            .push((at, Severity::Warning, message.into(), hint));
+        self.found.push((at, message.into(), hint));
     }
 
     pub fn has_errors(&self) -> bool {
-        self.found
-            .iter()
-            .any(|(_, severity, _, _)| *severity == Severity::Error)
+        !self.found.is_empty()
     }
 
-    /// Errors and warnings, each sorted by position (stable, so same-place problems keep the
-    /// order they were found in).
-    pub fn finish(self) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    /// The problems sorted by position (stable, so same-place problems keep the order they were
+    /// found in).
+    pub fn finish(self) -> Diagnostics {
         let mut found = self.found;
-        found.sort_by_key(|(at, _, _, _)| *at);
-        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
-        for (at, severity, message, hint) in found {
-            let (line, column) = line_column(self.source, at);
-            let diagnostic = Diagnostic {
-                severity,
-                line,
-                column,
-                message,
-                hint,
-            };
-            match severity {
-                Severity::Error => errors.push(diagnostic),
-                Severity::Warning => warnings.push(diagnostic),
-            }
-        }
-        (errors, warnings)
+        found.sort_by_key(|(at, _, _)| *at);
+        let errors = found
+            .into_iter()
+            .map(|(at, message, hint)| {
+                let (line, column) = line_column(self.source, at);
+                Diagnostic {
+                    line,
+                    column,
+                    message,
+                    hint,
+                }
+            })
+            .collect();
+        Diagnostics { errors }
     }
 }
 

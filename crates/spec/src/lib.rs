@@ -14,22 +14,18 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::*;
 pub use schema::{json_schema, FILE_NAME};
 pub use starter::starter_file;
 
 use diagnostic::Sink;
 
-/// An accepted file, with the warnings (unknown keys) that did not stop it from being accepted.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Parsed {
-    pub spec: Spec,
-    pub warnings: Vec<Diagnostic>,
-}
-
 /// Parses and validates the text of a `sandpit.toml`, reporting every problem found.
-pub fn parse(source: &str) -> Result<Parsed, Diagnostics> {
+///
+/// Any problem refuses the file, unknown keys and sections included (with a did-you-mean hint):
+/// a misspelt key would otherwise silently fall back to its default.
+pub fn parse(source: &str) -> Result<Spec, Diagnostics> {
     let mut sink = Sink::new(source);
     let document = match toml_edit::ImDocument::parse(source) {
         Ok(document) => document,
@@ -43,8 +39,7 @@ pub fn parse(source: &str) -> Result<Parsed, Diagnostics> {
             let message = message.collect::<Vec<_>>().join("; ");
             let at = error.span().map_or(0, |span| span.start);
             sink.error(at, format!("invalid TOML: {message}"), None);
-            let (errors, warnings) = sink.finish();
-            return Err(Diagnostics { errors, warnings });
+            return Err(sink.finish());
         }
     };
     let root = typecheck::check_table(
@@ -56,10 +51,8 @@ pub fn parse(source: &str) -> Result<Parsed, Diagnostics> {
         "",
     );
     let spec = validate::build_spec(&mut sink, &root);
-    let failed = sink.has_errors();
-    let (errors, warnings) = sink.finish();
     match spec {
-        Some(spec) if !failed => Ok(Parsed { spec, warnings }),
-        _ => Err(Diagnostics { errors, warnings }),
+        Some(spec) if !sink.has_errors() => Ok(spec),
+        _ => Err(sink.finish()),
     }
 }

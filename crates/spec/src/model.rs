@@ -38,6 +38,9 @@ pub struct Environment {
     pub approvals: u32,
     /// How many of the newest deployments per target keep their artifacts from garbage collection.
     pub keep_deployments: u32,
+    /// `seed = true`: the `[database] seed` file also runs into this environment's own (base)
+    /// database when it is created. Biomes always get the seed; default false.
+    pub seed: bool,
     /// `[environments.<env>.database] url` or `url_env`, kept as written (may name an env var).
     pub database_url: Option<DatabaseUrl>,
     /// `[environments.<env>.models] max_memory` / `max_models`.

@@ -214,6 +214,15 @@ pub(crate) static ENVIRONMENT: Section = Section {
             ),
             DefaultValue::Integer(10),
         ),
+        with_default(
+            key(
+                "seed",
+                Kind::Bool,
+                "Whether the `[database] seed` file runs into this environment's own (base) database when it is created. Biomes always get the seed; an environment's own database (test's, prod's) never does unless it sets seed = true.",
+                "true",
+            ),
+            DefaultValue::Bool(false),
+        ),
         key(
             "database",
             Kind::Table(&ENVIRONMENT_DATABASE),
@@ -404,7 +413,8 @@ pub(crate) static ROOT: Section = Section {
 
 /// The JSON Schema (draft 2020-12) of `sandpit.toml`, for editors such as Taplo or VS Code.
 ///
-/// Unknown keys are allowed, as the parser only warns about them.
+/// Every section and every entry of a named table refuses unknown keys
+/// (`additionalProperties: false`), as the parser does; only a component's `env` is open.
 pub fn json_schema() -> Json {
     let mut schema = Map::new();
     schema.insert(
@@ -434,6 +444,8 @@ fn section_schema(section: &Section) -> Map<String, Json> {
     if !required.is_empty() {
         schema.insert("required".into(), json!(required));
     }
+    // The type checker refuses any key not in the table, so editors should flag it too.
+    schema.insert("additionalProperties".into(), json!(false));
     schema
 }
 

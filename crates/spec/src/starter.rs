@@ -8,7 +8,9 @@ pub fn starter_file(project_name: &str) -> String {
     let quoted = quote(project_name);
     format!(
         r#"# sandpit.toml: how sandpit builds, runs and promotes this project.
-# Reference: every key is described in docs/sandpit.schema.json (point your editor at it).
+# Every key is checked: a misspelt one is an error, reported before anything is built.
+# `sandpit schema > sandpit.schema.json` writes a JSON Schema of this file for editor completion
+# (with Taplo or "Even Better TOML", put `#:schema ./sandpit.schema.json` on the first line).
 
 # The project: a git repository with this file at its root.
 [project]
@@ -33,7 +35,8 @@ approvals = 1
 # [environments.prod.database]
 # url_env = "PROD_DATABASE_URL"
 
-# Services are long-running HTTP processes. sandpit sets PORT and DATABASE_URL for them.
+# Services are long-running HTTP processes. sandpit sets PORT for them (and DATABASE_URL once
+# there is a [database]).
 [services.web]
 # Source subtree, relative to this file; only changes here cause a rebuild.
 path = "."
@@ -41,7 +44,8 @@ path = "."
 # build = "make build"
 # Directory packaged into the artifact, relative to `path`.
 # output = "dist"
-run = "python3 -m http.server $PORT"
+# A placeholder that serves this directory on loopback; replace it with your own service.
+run = "python3 -m http.server --bind 127.0.0.1 $PORT"
 # HTTP path that answers 2xx once the service is ready.
 health = "/"
 start_timeout = 60
@@ -54,11 +58,14 @@ path = "."
 run = "echo 'nothing to migrate yet'"
 
 # The project's database: each environment gets a template built from these, and each biome a copy.
+# Create the migrations directory (ordered `.sql` files) and commit it before uncommenting.
 # [database]
 # migrations = "db/migrations"
+# Runs into every biome's database; an environment's own only with `seed = true` under it.
 # seed = "db/seed.sql"
 
-# Models are ONNX files served by the environment's shared model endpoint.
+# Models are ONNX files served by the environment's shared model endpoint; `build` must write
+# `file` into `output`.
 # [models.recovery]
 # path = "models/recovery"
 # build = "python3 export.py"

@@ -7,17 +7,10 @@ use sandpit_domain::{ByteSize, ComponentKind, Name};
 
 use crate::*;
 
-/// What a user would see: the diagnostics of a refused file, or the warnings of an accepted one.
+/// What a user would see: the diagnostics of a refused file, or nothing for an accepted one.
 fn rendered(input: &str) -> String {
     match parse(input) {
-        Ok(parsed) => {
-            let warnings: Vec<String> = parsed
-                .warnings
-                .iter()
-                .map(|w| w.render(FILE_NAME))
-                .collect();
-            warnings.join("\n")
-        }
+        Ok(_) => String::new(),
         Err(diagnostics) => diagnostics.to_string(),
     }
 }
@@ -199,7 +192,7 @@ sandpit.toml:4:1: `services` must be a table, found an array of tables
 }
 
 #[test]
-fn unknown_keys_are_warnings_with_suggestions() {
+fn unknown_keys_are_errors_with_suggestions() {
     check(
         r#"
 [project]
@@ -208,25 +201,170 @@ name = "demo"
 [services.api]
 path = "."
 run = "x"
-helth = "/h"
+heatlh = "/h"
 colour = "blue"
 
 [servics.web]
 path = "."
 "#,
         r#"
-sandpit.toml:7:1: warning: unknown key `helth` in service `api`
+sandpit.toml:7:1: unknown key `heatlh` in service `api`
   hint: did you mean `health`?
-sandpit.toml:8:1: warning: unknown key `colour` in service `api`
+sandpit.toml:8:1: unknown key `colour` in service `api`
   hint: known keys here are `path`, `inputs`, `build`, `output`, `run`, `health`, `start_timeout`, `env`, `depends_on`
-sandpit.toml:10:2: warning: unknown section `servics`
+sandpit.toml:10:2: unknown section `servics`
   hint: did you mean `services`?
 "#,
     );
-    // Warnings alone do not refuse the file.
-    let parsed = parse("[project]\nname = \"demo\"\nnmae = 1\n").unwrap();
-    assert_eq!(parsed.warnings.len(), 1);
-    assert_eq!(parsed.warnings[0].severity, Severity::Warning);
+    // One unknown key alone refuses the file: before, it was a warning printed after the build,
+    // and the misspelt key's default was used (regression: `heatlh` waited out a 60 s timeout).
+    let diagnostics = parse("[project]\nname = \"demo\"\nnmae = 1\n").unwrap_err();
+    assert_eq!(diagnostics.errors.len(), 1);
+    assert_eq!(
+        diagnostics.errors[0].message,
+        "unknown key `nmae` in `[project]`"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_in_every_kind_of_table() {
+    // One table per case: the section kind, a file with one unknown key in it, and the one
+    // diagnostic expected (the did-you-mean hint included).
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "unknown section (a typo of a named table)",
+            "[project]\nname = \"demo\"\n[service.api]\npath = \".\"\nrun = \"x\"\n",
+            "sandpit.toml:3:2: unknown section `service`\n  hint: did you mean `services`?",
+        ),
+        (
+            "unknown section with nothing close",
+            "[project]\nname = \"demo\"\n[pipelines]\n",
+            "sandpit.toml:3:2: unknown section `pipelines`\n  hint: sections are `project`, `environments`, `services`, `jobs`, `models`, `database`",
+        ),
+        (
+            "unknown key at the top level",
+            "version = 2\n[project]\nname = \"demo\"\n",
+            "sandpit.toml:1:1: unknown key `version` at the top of the file\n  hint: keys belong in a section; sections are `project`, `environments`, `services`, `jobs`, `models`, `database`",
+        ),
+        (
+            "[project]",
+            "[project]\nname = \"demo\"\nmax_artifact_sise = 1\n",
+            "sandpit.toml:3:1: unknown key `max_artifact_sise` in `[project]`\n  hint: did you mean `max_artifact_size`?",
+        ),
+        (
+            "an environment",
+            "[project]\nname = \"demo\"\n[environments.dev]\n[environments.test]\npromote_form = \"dev\"\n",
+            "sandpit.toml:5:1: unknown key `promote_form` in environment `test`\n  hint: did you mean `promote_from`?",
+        ),
+        (
+            "an environment's [database]",
+            "[project]\nname = \"demo\"\n[environments.prod.database]\nurl_env = \"PROD_URL\"\npasword = \"x\"\n",
+            "sandpit.toml:5:1: unknown key `pasword` in `[environments.prod.database]`\n  hint: known keys here are `url`, `url_env`",
+        ),
+        (
+            "an environment's [models]",
+            "[project]\nname = \"demo\"\n[environments.dev.models]\nmax_model = 2\n",
+            "sandpit.toml:4:1: unknown key `max_model` in `[environments.dev.models]`\n  hint: did you mean `max_models`?",
+        ),
+        (
+            "a service",
+            "[project]\nname = \"demo\"\n[services.api]\npath = \".\"\nrun = \"x\"\nheatlh = \"/\"\n",
+            "sandpit.toml:6:1: unknown key `heatlh` in service `api`\n  hint: did you mean `health`?",
+        ),
+        (
+            "a job",
+            "[project]\nname = \"demo\"\n[jobs.migrate]\npath = \".\"\nrun = \"x\"\ndependson = []\n",
+            "sandpit.toml:6:1: unknown key `dependson` in job `migrate`\n  hint: did you mean `depends_on`?",
+        ),
+        (
+            "a model",
+            "[project]\nname = \"demo\"\n[models.m]\npath = \"m\"\nfile = \"m.onnx\"\nouput = \"dist\"\n",
+            "sandpit.toml:6:1: unknown key `ouput` in model `m`\n  hint: did you mean `output`?",
+        ),
+        (
+            "[database]",
+            "[project]\nname = \"demo\"\n[database]\nmigrations = \"db\"\nsead = \"s.sql\"\n",
+            "sandpit.toml:5:1: unknown key `sead` in `[database]`\n  hint: did you mean `seed`?",
+        ),
+        (
+            "an environment's [models] written as a dotted key",
+            "[project]\nname = \"demo\"\n[environments.dev]\nmodels.max_modles = 2\n",
+            "sandpit.toml:4:8: unknown key `max_modles` in `[environments.dev.models]`\n  hint: did you mean `max_models`?",
+        ),
+    ];
+    for (kind, input, expect) in cases {
+        assert_eq!(rendered(input), *expect, "{kind}:\n{input}");
+    }
+}
+
+#[test]
+fn component_env_stays_free_form() {
+    // `env` is the one table whose keys are the user's: any variable name is accepted, even one
+    // that looks like a misspelt sandpit key.
+    let spec = parse(
+        r#"
+[project]
+name = "demo"
+
+[services.api]
+path = "."
+run = "x"
+env = { heatlh = "yes", ANYTHING_AT_ALL = "1" }
+
+[jobs.migrate]
+path = "."
+run = "x"
+[jobs.migrate.env]
+promote_form = "dev"
+"#,
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    let api = &spec.components[&name("api")];
+    assert_eq!(
+        api.env.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["ANYTHING_AT_ALL", "heatlh"]
+    );
+    let migrate = &spec.components[&name("migrate")];
+    assert_eq!(
+        migrate.env.get("promote_form").map(String::as_str),
+        Some("dev")
+    );
+}
+
+#[test]
+fn environment_seed_defaults_to_false() {
+    let spec = parse(
+        r#"
+[project]
+name = "demo"
+
+[environments.dev]
+biomes = true
+
+[environments.test]
+promote_from = "dev"
+seed = true
+"#,
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    assert!(!spec.environments[&name("dev")].seed, "absent means false");
+    assert!(spec.environments[&name("test")].seed);
+    // The assumed `dev` of a file without environments is not seeded either.
+    let spec = parse("[project]\nname = \"tiny\"\n").unwrap();
+    assert!(!spec.environments[&name("dev")].seed);
+    check(
+        r#"
+[project]
+name = "demo"
+
+[environments.test]
+seed = "db/seed.sql"
+"#,
+        r#"
+sandpit.toml:5:8: `seed` must be a boolean, found a string
+  hint: write seed = true
+"#,
+    );
 }
 
 #[test]
@@ -477,14 +615,29 @@ sandpit.toml:7:7: invalid job name: name `Migrate` must start with a lowercase l
   hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter, e.g. `grade-api`
 sandpit.toml:12:10: `biomes` must be a boolean, found an integer
   hint: write biomes = true
-sandpit.toml:13:1: warning: unknown key `protectd` in environment `dev`
+sandpit.toml:13:1: unknown key `protectd` in environment `dev`
   hint: did you mean `protected`?
 "#,
     );
-    let diagnostics = parse("[project]\nname = 1\n[services.a]\n").unwrap_err();
+    // Unknown keys and sections are collected with everything else, not reported alone.
+    let diagnostics =
+        parse("[project]\nname = 1\nnmae = \"x\"\n[services.a]\nheatlh = \"/\"\n[service.b]\n")
+            .unwrap_err();
+    let messages: Vec<&str> = diagnostics
+        .errors
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
     assert_eq!(
-        (diagnostics.errors.len(), diagnostics.warnings.len()),
-        (3, 0)
+        messages,
+        [
+            "`name` must be a string, found an integer",
+            "unknown key `nmae` in `[project]`",
+            "service `a` has no `path`",
+            "service `a` has no `run` command",
+            "unknown key `heatlh` in service `a`",
+            "unknown section `service`",
+        ]
     );
     assert!(diagnostics
         .errors
@@ -554,9 +707,7 @@ seed = "db/seed.sql"
 
 #[test]
 fn a_full_file_builds_the_model() {
-    let parsed = parse(FULL).unwrap();
-    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
-    let spec = parsed.spec;
+    let spec = parse(FULL).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(spec.project.name, name("grades"));
     assert_eq!(
         spec.project.max_artifact_size,
@@ -638,7 +789,7 @@ fn a_full_file_builds_the_model() {
 
 #[test]
 fn a_file_without_environments_gets_dev_with_biomes() {
-    let spec = parse("[project]\nname = \"tiny\"\n").unwrap().spec;
+    let spec = parse("[project]\nname = \"tiny\"\n").unwrap();
     assert_eq!(spec.project.max_artifact_size, ByteSize(2 * ByteSize::GIB));
     let environments: Vec<(&str, bool)> = spec
         .environments
@@ -648,24 +799,21 @@ fn a_file_without_environments_gets_dev_with_biomes() {
     assert_eq!(environments, [("dev", true)]);
     assert!(spec.components.is_empty() && spec.database.is_none());
     // Integer byte counts are sizes too.
-    let spec = parse("[project]\nname = \"tiny\"\nmax_artifact_size = 1000\n")
-        .unwrap()
-        .spec;
+    let spec = parse("[project]\nname = \"tiny\"\nmax_artifact_size = 1000\n").unwrap();
     assert_eq!(spec.project.max_artifact_size, ByteSize(1000));
 }
 
 #[test]
-fn diagnostics_render_errors_then_warnings() {
+fn diagnostics_render_in_file_order() {
     let diagnostics = parse("[project]\nnmae = \"x\"\n").unwrap_err();
     assert_eq!(
         diagnostics.to_string(),
         "sandpit.toml:1:1: `[project]` has no `name`\n  hint: add name = \"my-project\"\n\
-         sandpit.toml:2:1: warning: unknown key `nmae` in `[project]`\n  hint: did you mean `name`?"
+         sandpit.toml:2:1: unknown key `nmae` in `[project]`\n  hint: did you mean `name`?"
     );
     let error: &dyn std::error::Error = &diagnostics;
     assert!(error.to_string().starts_with("sandpit.toml:1:1:"));
     let plain = Diagnostic {
-        severity: Severity::Error,
         line: 12,
         column: 7,
         message: "bad".into(),
@@ -677,13 +825,7 @@ fn diagnostics_render_errors_then_warnings() {
 #[test]
 fn starter_file_parses_cleanly() {
     for project in ["demo", "grade-api", "a", "x1"] {
-        let parsed = parse(&starter_file(project)).unwrap_or_else(|d| panic!("{project}:\n{d}"));
-        assert!(
-            parsed.warnings.is_empty(),
-            "{project}: {:?}",
-            parsed.warnings
-        );
-        let spec = parsed.spec;
+        let spec = parse(&starter_file(project)).unwrap_or_else(|d| panic!("{project}:\n{d}"));
         assert_eq!(spec.project.name, name(project));
         let prod = &spec.environments[&name("prod")];
         assert!(prod.protected && prod.approvals == 1);
@@ -700,10 +842,31 @@ fn starter_file_parses_cleanly() {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let parsed = parse(&uncommented).unwrap_or_else(|d| panic!("{d}\n{uncommented}"));
-    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
-    assert!(parsed.spec.database.is_some());
-    assert_eq!(parsed.spec.components.len(), 3);
+    let spec = parse(&uncommented).unwrap_or_else(|d| panic!("{d}\n{uncommented}"));
+    assert!(spec.database.is_some());
+    assert_eq!(spec.components.len(), 3);
+}
+
+#[test]
+fn starter_file_names_only_what_a_new_project_has() {
+    let starter = starter_file("demo");
+    // Regression: it pointed at docs/sandpit.schema.json, which only sandpit's own repository has.
+    assert!(!starter.contains("docs/"), "{starter}");
+    assert!(
+        starter.contains("`sandpit schema > sandpit.schema.json`"),
+        "{starter}"
+    );
+    // Files and directories a new project does not have appear only in comments.
+    for line in starter.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        for missing in ["db/", "models/", "dist", "export.py", "make "] {
+            assert!(
+                !line.contains(missing),
+                "uncommented `{line}` names {missing}"
+            );
+        }
+    }
+    // The placeholder service listens on loopback only: it serves the project's own files.
+    assert!(starter.contains("--bind 127.0.0.1 $PORT"), "{starter}");
 }
 
 /// `key = value`, as opposed to prose that happens to contain ` = `.
@@ -750,6 +913,8 @@ fn json_schema_lists_every_key_with_types_and_defaults() {
     let environment = &schema["properties"]["environments"]["patternProperties"]
         ["^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"];
     assert_eq!(environment["properties"]["biomes"]["type"], "boolean");
+    assert_eq!(environment["properties"]["seed"]["type"], "boolean");
+    assert_eq!(environment["properties"]["seed"]["default"], false);
     assert_eq!(
         environment["properties"]["database"]["properties"]["url_env"]["type"],
         "string"
@@ -770,7 +935,7 @@ run = "x"
 "#,
     )
     .unwrap();
-    let api = &parsed.spec.components[&Name::parse("api").unwrap()];
+    let api = &parsed.components[&Name::parse("api").unwrap()];
     assert_eq!(api.inputs, ["lib/common", "proto"]);
 
     let errors = parse(
@@ -794,4 +959,59 @@ run = "x"
         errors.contains("sandpit.toml:7:25: `inputs` must list paths as strings, found an integer"),
         "{errors}"
     );
+}
+
+#[test]
+fn json_schema_refuses_unknown_keys_where_the_checker_does() {
+    let schema = json_schema();
+    let entry = |section: &str| {
+        schema["properties"][section]["patternProperties"]["^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"]
+            .clone()
+    };
+    let closed = [
+        ("the file", schema.clone()),
+        ("[project]", schema["properties"]["project"].clone()),
+        ("[database]", schema["properties"]["database"].clone()),
+        ("an environment", entry("environments")),
+        (
+            "an environment's [database]",
+            entry("environments")["properties"]["database"].clone(),
+        ),
+        (
+            "an environment's [models]",
+            entry("environments")["properties"]["models"].clone(),
+        ),
+        ("a service", entry("services")),
+        ("a job", entry("jobs")),
+        ("a model", entry("models")),
+        // The named tables themselves take only names.
+        ("[services]", schema["properties"]["services"].clone()),
+    ];
+    for (what, table) in &closed {
+        assert_eq!(table["additionalProperties"], false, "{what}: {table:#}");
+    }
+    // A component's `env` is the user's own: open to any variable, as long as it is a string.
+    for kind in ["services", "jobs", "models"] {
+        assert_eq!(
+            entry(kind)["properties"]["env"]["additionalProperties"],
+            serde_json::json!({ "type": "string" }),
+            "{kind}"
+        );
+    }
+    // And no object in the schema is left open by accident: every one with `properties` is closed.
+    fn walk(at: &str, value: &serde_json::Value, open: &mut Vec<String>) {
+        if let Some(object) = value.as_object() {
+            if object.contains_key("properties")
+                && object.get("additionalProperties") != Some(&serde_json::json!(false))
+            {
+                open.push(at.to_owned());
+            }
+            for (key, child) in object {
+                walk(&format!("{at}/{key}"), child, open);
+            }
+        }
+    }
+    let mut open = Vec::new();
+    walk("", &schema, &mut open);
+    assert!(open.is_empty(), "open objects: {open:?}");
 }

@@ -179,8 +179,13 @@ pub(crate) fn check_table(
             .map_or(at, |s| s.start);
         let value_at = item.span().map_or(key_at, |span| span.start);
         let Some(spec) = section.key(name) else {
-            let (message, hint) = if path.is_empty() {
+            let (message, hint) = if path.is_empty() && item.is_table_like() {
                 (format!("unknown section `{name}`"), "sections are")
+            } else if path.is_empty() {
+                (
+                    format!("unknown key `{name}` at the top of the file"),
+                    "keys belong in a section; sections are",
+                )
             } else {
                 (
                     format!("unknown key `{name}` in {owner}"),
@@ -192,7 +197,9 @@ pub(crate) fn check_table(
                 let list: Vec<String> = known.map(|known| format!("`{known}`")).collect();
                 format!("{hint} {}", list.join(", "))
             });
-            sink.warning(key_at, message, Some(hint));
+            // An error, not a warning: a misspelt key would otherwise be dropped silently and
+            // its default used (`heatlh` → a 60 s wait on `/`), found only after a whole build.
+            sink.error(key_at, message, Some(hint));
             continue;
         };
         fields.written.push(spec.name);

@@ -57,6 +57,7 @@ fn environments(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Environmen
             protected: false,
             approvals: 0,
             keep_deployments: DEFAULT_KEEP_DEPLOYMENTS,
+            seed: false,
             database_url: None,
             models_max_memory: None,
             models_max_count: None,
@@ -150,6 +151,7 @@ fn environments(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Environmen
                 keep_deployments: fields
                     .integer("keep_deployments")
                     .unwrap_or(DEFAULT_KEEP_DEPLOYMENTS),
+                seed: fields.bool("seed").unwrap_or(false),
                 database_url,
                 models_max_memory: models.and_then(|models| models.size("max_memory")),
                 models_max_count: models.and_then(|models| models.integer("max_models")),

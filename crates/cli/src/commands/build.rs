@@ -74,9 +74,6 @@ impl From<&BuildReport> for BuildJson {
 pub fn exec(context: &Context, args: BuildArgs, json: bool) -> anyhow::Result<ExitCode> {
     let mut progress = TerminalProgress::new(json);
     let outcome = sandpit_ops::build::build(context, &args.options(), &mut progress)?;
-    for warning in &outcome.warnings {
-        eprintln!("{}", warning.render("sandpit.toml"));
-    }
     if json {
         output::print_json(&BuildJson::from(&outcome.report))?;
     } else {

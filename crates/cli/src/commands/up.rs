@@ -46,9 +46,6 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         }
     })
     .await?;
-    for warning in &outcome.build.warnings {
-        eprintln!("{}", warning.render("sandpit.toml"));
-    }
     if json {
         output::print_json(&UpJson {
             build: BuildJson::from(&outcome.build.report),

@@ -291,3 +291,100 @@ fn unzip_entry(archive: &[u8], name: &str) -> String {
     );
     String::from_utf8(output.stdout).unwrap()
 }
+
+/// Regression: an unknown key was only a warning, printed after the build, so `heatlh = "/"`
+/// built everything and then waited out the health timeout before the user saw the typo.
+#[test]
+fn a_typo_in_sandpit_toml_stops_up_before_anything_is_built() {
+    let sandbox = Sandbox::with_files(&[
+        (
+            "sandpit.toml",
+            r#"[project]
+name = "typo"
+
+[services.web]
+path = "web"
+build = "echo building"
+run = "sleep 600"
+heatlh = "/"
+start_timeout = 1
+"#,
+        ),
+        ("web/README", "placeholder\n"),
+    ]);
+    let started = std::time::Instant::now();
+    let output = sandbox.run(&["up"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("sandpit.toml:8:1: unknown key `heatlh` in service `web`"),
+        "located: {stderr}"
+    );
+    assert!(
+        stderr.contains("hint: did you mean `health`?"),
+        "hint: {stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "nothing reported as done: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // At once: well before even this file's 1 s health timeout could matter on a loaded machine.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let build_logs = sandbox.home.join("projects/typo/build-logs");
+    assert!(
+        !build_logs.exists(),
+        "nothing built: {}",
+        build_logs.display()
+    );
+    assert!(
+        !sandbox.home.join("run/daemon.pid").exists(),
+        "no daemon started"
+    );
+    assert!(sandbox.processes_under_home().is_empty());
+    // `build` refuses it the same way.
+    let error = sandbox.fails(&["build"], 1);
+    assert!(error.contains("sandpit.toml:8:1:"), "{error}");
+    assert!(!build_logs.exists());
+}
+
+/// What `sandpit init` writes must come up as is: everything it names exists in a new project
+/// (the JSON Schema it points at is written by `sandpit schema`, not a file of sandpit's own repo).
+#[test]
+fn a_freshly_initialised_project_comes_up_as_is() {
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["init"]);
+    let starter = fs::read_to_string(sandbox.repo.join("sandpit.toml")).unwrap();
+    assert!(starter.contains("sandpit schema"), "{starter}");
+
+    let help = sandbox.ok(&["--help"]);
+    assert!(
+        help.lines()
+            .any(|line| line.trim_start().starts_with("schema ")),
+        "`schema` is listed: {help}"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&sandbox.ok(&["schema"])).unwrap();
+    assert_eq!(schema["title"], "sandpit.toml");
+    assert_eq!(schema["additionalProperties"], false);
+
+    sandbox.commit("sandpit init");
+    let up = sandbox.json(&["up"]);
+    assert_eq!(up["state"], "healthy", "{up:#}");
+    assert_eq!(up["biome"], "main");
+    assert_eq!(up["env"], "dev");
+    let status = sandbox.status("main");
+    assert_eq!(
+        crate::harness::component(&status, "migrate")["state"],
+        "succeeded"
+    );
+    let web = crate::harness::component(&status, "web");
+    assert_eq!(web["state"], "healthy", "{status:#}");
+    let (code, body) = crate::harness::http_get(web["url"].as_str().unwrap());
+    assert_eq!(code, 200);
+    assert!(body.contains("sandpit.toml"), "serves the project: {body}");
+    sandbox.ok(&["down", "main"]);
+}

@@ -64,8 +64,9 @@ depends_on = ["ghost"]
         "unknown dependency located: {error}"
     );
     assert!(
-        error.contains("warning") && error.contains("health"),
-        "unknown key warned with a suggestion: {error}"
+        error.contains("sandpit.toml:10:1: unknown key `hellth` in service `api`")
+            && error.contains("did you mean `health`?"),
+        "unknown key refused with a suggestion: {error}"
     );
     assert!(error.contains("hint:"), "{error}");
 }
