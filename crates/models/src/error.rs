@@ -20,6 +20,17 @@ pub enum ModelError {
     /// No registration answers this name.
     #[error("{0}")]
     NotFound(String),
+    /// The request names a biome that is not registered: never brought up in this environment,
+    /// or taken down. Answered as such rather than by the base's models.
+    #[error("biome `{biome}` is not known to this model endpoint: it was never brought up in this environment, or it has been taken down\nhint: `sandpit up {biome}` brings it up; without the biome (at the root, plain model names) the environment's base answers")]
+    UnknownBiome { biome: String },
+    /// A versioned route asked for a version other than the one that answers the name.
+    #[error("model `{model}` is served at version `{served}`, not `{requested}`\nhint: the model's metadata lists the version that answers; ask for `/versions/{served}` or leave the version out")]
+    VersionNotServed {
+        model: String,
+        requested: String,
+        served: String,
+    },
     /// The model does not fit the memory budget even with every other model evicted.
     #[error("model `{model}` needs {needed} bytes (estimated) but the endpoint's budget is {budget} bytes for at most {max_models} models; raise `max_memory` / the model count")]
     InsufficientMemory {

@@ -3,15 +3,19 @@
 //!
 //! At the root, `name` is the base's model and `<biome>.<name>` the biome's (names are DNS labels,
 //! so the dot is unambiguous). Under `/biomes/<biome>`, plain names resolve to the biome's model.
-//! A biome without its own version of a model falls back to the base's.
+//! A biome without its own version of a model falls back to the base's, but only a biome that is
+//! registered (possibly with zero models): a name the endpoint never heard of, or one that was
+//! unregistered by `sandpit down`, is an unknown biome, never the base in disguise.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use sandpit_domain::ArtifactName;
+
 /// One registered model artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelRef {
-    /// The artifact's name, e.g. `grade-1a2b3c4.zip`.
+    /// The artifact's name, e.g. `grade-<40 hex>.zip`.
     pub artifact: String,
     /// The artifact file's sha256 digest (`sha256:<hex>`).
     pub digest: String,
@@ -19,6 +23,27 @@ pub struct ModelRef {
     pub path: PathBuf,
     /// The ONNX file's name inside the zip.
     pub file: String,
+}
+
+impl ModelRef {
+    /// The version this artifact answers as (metadata's `versions`, responses' `model_version`,
+    /// the `/versions/{version}` routes): the first 12 hex of the artifact's commit, keeping a
+    /// `-dirty-<hex>` suffix, so it can be matched against `sandpit trace` and the artifact file.
+    /// An artifact whose name carries no version (registered by hand) answers as the first 12
+    /// hex of its digest, which still tells two artifacts apart.
+    pub fn version(&self) -> String {
+        match ArtifactName::parse(&self.artifact) {
+            Some(name) => {
+                let full = name.version.to_string();
+                let dirty = full.find("-dirty-").map_or("", |at| &full[at..]);
+                format!("{}{dirty}", name.version.commit().short())
+            }
+            None => {
+                let hex = self.digest.strip_prefix("sha256:").unwrap_or(&self.digest);
+                hex.chars().take(12).collect()
+            }
+        }
+    }
 }
 
 /// The answer to a lookup.
@@ -31,7 +56,18 @@ pub struct Resolved<'r> {
     pub model_ref: &'r ModelRef,
 }
 
-/// Registrations per biome (`None` = the environment's base).
+/// Why a lookup found nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// The biome is not registered: never brought up here, or taken down.
+    UnknownBiome(String),
+    /// The biome is known (or the request is at the root) but neither it nor the base has
+    /// the model.
+    UnknownModel,
+}
+
+/// Registrations per biome (`None` = the environment's base). A biome is known while it has an
+/// entry, even an empty one.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     biomes: BTreeMap<Option<String>, BTreeMap<String, ModelRef>>,
@@ -42,24 +78,38 @@ impl Registry {
         Registry::default()
     }
 
-    /// Replaces a biome's registrations; returns the ones it had.
+    /// Replaces a biome's registrations (zero models still make the biome known); returns the
+    /// ones it had.
     pub fn replace(
         &mut self,
         biome: Option<&str>,
         models: BTreeMap<String, ModelRef>,
     ) -> Vec<ModelRef> {
-        let key = biome.map(str::to_string);
-        let old = if models.is_empty() {
-            self.biomes.remove(&key)
-        } else {
-            self.biomes.insert(key, models)
-        };
-        old.map(|m| m.into_values().collect()).unwrap_or_default()
+        self.biomes
+            .insert(biome.map(str::to_string), models)
+            .map(|m| m.into_values().collect())
+            .unwrap_or_default()
     }
 
-    /// Removes a biome's registrations; returns them.
+    /// Removes a biome's registrations, making it unknown; returns them.
     pub fn remove(&mut self, biome: Option<&str>) -> Vec<ModelRef> {
-        self.replace(biome, BTreeMap::new())
+        self.biomes
+            .remove(&biome.map(str::to_string))
+            .map(|m| m.into_values().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `biome` is registered (with any number of models).
+    pub fn knows(&self, biome: &str) -> bool {
+        self.biomes.contains_key(&Some(biome.to_string()))
+    }
+
+    /// `Ok` at the root and for a known biome; the biome as [`Unresolved::UnknownBiome`] otherwise.
+    pub fn check_scope(&self, scope: Option<&str>) -> Result<(), Unresolved> {
+        match scope {
+            Some(biome) if !self.knows(biome) => Err(Unresolved::UnknownBiome(biome.to_string())),
+            _ => Ok(()),
+        }
     }
 
     /// Whether any registration still uses this digest.
@@ -70,41 +120,47 @@ impl Registry {
             .any(|m| m.digest == digest)
     }
 
-    fn lookup(&self, biome: Option<&str>, model: &str) -> Option<Resolved<'_>> {
-        let own = biome.and_then(|b| {
-            self.biomes
-                .get(&Some(b.to_string()))
-                .and_then(|models| models.get(model))
-                .map(|model_ref| Resolved {
+    fn lookup(&self, biome: Option<&str>, model: &str) -> Result<Resolved<'_>, Unresolved> {
+        if let Some(biome) = biome {
+            let models = self
+                .biomes
+                .get(&Some(biome.to_string()))
+                .ok_or_else(|| Unresolved::UnknownBiome(biome.to_string()))?;
+            if let Some(model_ref) = models.get(model) {
+                return Ok(Resolved {
                     model: model.to_string(),
-                    owner: Some(b.to_string()),
+                    owner: Some(biome.to_string()),
                     model_ref,
-                })
-        });
-        own.or_else(|| {
-            self.biomes
-                .get(&None)
-                .and_then(|models| models.get(model))
-                .map(|model_ref| Resolved {
-                    model: model.to_string(),
-                    owner: None,
-                    model_ref,
-                })
-        })
+                });
+            }
+        }
+        self.biomes
+            .get(&None)
+            .and_then(|models| models.get(model))
+            .map(|model_ref| Resolved {
+                model: model.to_string(),
+                owner: None,
+                model_ref,
+            })
+            .ok_or(Unresolved::UnknownModel)
     }
 
     /// Resolves `name` as requested under `scope` (`None` = the root, `Some(b)` = `/biomes/<b>`).
-    pub fn resolve(&self, scope: Option<&str>, name: &str) -> Option<Resolved<'_>> {
+    pub fn resolve(&self, scope: Option<&str>, name: &str) -> Result<Resolved<'_>, Unresolved> {
         match (scope, name.split_once('.')) {
             (None, Some((biome, model))) => self.lookup(Some(biome), model),
             (None, None) => self.lookup(None, name),
-            (Some(_), Some(_)) => None,
+            (Some(biome), Some(_)) => {
+                self.check_scope(Some(biome))?;
+                Err(Unresolved::UnknownModel)
+            }
             (Some(biome), None) => self.lookup(Some(biome), name),
         }
     }
 
     /// Every name that resolves under `scope`, as it would be requested there, sorted.
-    pub fn names(&self, scope: Option<&str>) -> Vec<String> {
+    pub fn names(&self, scope: Option<&str>) -> Result<Vec<String>, Unresolved> {
+        self.check_scope(scope)?;
         let models_of = |biome: Option<&str>| {
             self.biomes
                 .get(&biome.map(str::to_string))
@@ -126,13 +182,15 @@ impl Registry {
         };
         names.sort();
         names.dedup();
-        names
+        Ok(names)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
     fn model_ref(digest: &str) -> ModelRef {
         ModelRef {
@@ -160,27 +218,42 @@ mod tests {
             Some("bob"),
             BTreeMap::from([("extra".to_string(), model_ref("bob-extra"))]),
         );
+        // carol's branch declares no models: she is known and gets the base's.
+        registry.replace(Some("carol"), BTreeMap::new());
         registry
     }
 
     #[test]
     fn resolution_table() {
+        use Unresolved::{UnknownBiome, UnknownModel};
         let registry = registry();
-        // (scope, requested name, expected digest and owner, or None for not found)
-        type Case<'a> = (Option<&'a str>, &'a str, Option<(&'a str, Option<&'a str>)>);
-        let cases: [Case; 12] = [
-            (None, "grade", Some(("base-grade", None))),
-            (None, "alice.grade", Some(("alice-grade", Some("alice")))),
-            (None, "alice.tonnage", Some(("base-tonnage", None))),
-            (None, "bob.grade", Some(("base-grade", None))),
-            (None, "bob.extra", Some(("bob-extra", Some("bob")))),
-            (None, "extra", None),
-            (None, "nobody.grade", Some(("base-grade", None))),
-            (Some("alice"), "grade", Some(("alice-grade", Some("alice")))),
-            (Some("alice"), "tonnage", Some(("base-tonnage", None))),
-            (Some("alice"), "extra", None),
-            (Some("alice"), "alice.grade", None),
-            (Some("carol"), "grade", Some(("base-grade", None))),
+        let nobody = || UnknownBiome("nobody".to_string());
+        // (scope, requested name, expected digest and owner, or why nothing answers)
+        type Case<'a> = (
+            Option<&'a str>,
+            &'a str,
+            Result<(&'a str, Option<&'a str>), Unresolved>,
+        );
+        let cases: [Case; 19] = [
+            (None, "grade", Ok(("base-grade", None))),
+            (None, "alice.grade", Ok(("alice-grade", Some("alice")))),
+            (None, "alice.tonnage", Ok(("base-tonnage", None))),
+            (None, "alice.nothing", Err(UnknownModel)),
+            (None, "bob.grade", Ok(("base-grade", None))),
+            (None, "bob.extra", Ok(("bob-extra", Some("bob")))),
+            (None, "extra", Err(UnknownModel)),
+            (None, "carol.grade", Ok(("base-grade", None))),
+            (None, "carol.extra", Err(UnknownModel)),
+            (None, "nobody.grade", Err(nobody())),
+            (None, "nobody.nothing", Err(nobody())),
+            (Some("alice"), "grade", Ok(("alice-grade", Some("alice")))),
+            (Some("alice"), "tonnage", Ok(("base-tonnage", None))),
+            (Some("alice"), "extra", Err(UnknownModel)),
+            (Some("alice"), "alice.grade", Err(UnknownModel)),
+            (Some("carol"), "grade", Ok(("base-grade", None))),
+            (Some("nobody"), "grade", Err(nobody())),
+            (Some("nobody"), "alice.grade", Err(nobody())),
+            (Some("nobody"), "nothing", Err(nobody())),
         ];
         for (scope, name, expected) in cases {
             let got = registry
@@ -195,11 +268,19 @@ mod tests {
     fn names_per_scope() {
         let registry = registry();
         assert_eq!(
-            registry.names(None),
+            registry.names(None).unwrap(),
             ["alice.grade", "bob.extra", "grade", "tonnage"]
         );
-        assert_eq!(registry.names(Some("alice")), ["grade", "tonnage"]);
-        assert_eq!(registry.names(Some("bob")), ["extra", "grade", "tonnage"]);
+        assert_eq!(registry.names(Some("alice")).unwrap(), ["grade", "tonnage"]);
+        assert_eq!(
+            registry.names(Some("bob")).unwrap(),
+            ["extra", "grade", "tonnage"]
+        );
+        assert_eq!(registry.names(Some("carol")).unwrap(), ["grade", "tonnage"]);
+        assert_eq!(
+            registry.names(Some("nobody")),
+            Err(Unresolved::UnknownBiome("nobody".to_string()))
+        );
     }
 
     #[test]
@@ -212,7 +293,12 @@ mod tests {
         );
         assert_eq!(old, vec![model_ref("alice-grade")]);
         assert!(!registry.uses_digest("alice-grade"));
-        assert_eq!(registry.remove(Some("alice")), vec![model_ref("alice-v2")]);
+        // Zero models: alice's go, alice stays known and falls back to the base.
+        assert_eq!(
+            registry.replace(Some("alice"), BTreeMap::new()),
+            vec![model_ref("alice-v2")]
+        );
+        assert!(registry.knows("alice"));
         assert_eq!(
             registry
                 .resolve(None, "alice.grade")
@@ -221,6 +307,40 @@ mod tests {
                 .digest,
             "base-grade"
         );
+        // Removed: alice is unknown, not the base in disguise.
         assert!(registry.remove(Some("alice")).is_empty());
+        assert!(!registry.knows("alice"));
+        assert_eq!(
+            registry.resolve(None, "alice.grade"),
+            Err(Unresolved::UnknownBiome("alice".to_string()))
+        );
+        assert_eq!(registry.remove(Some("bob")), vec![model_ref("bob-extra")]);
+        assert!(registry.remove(Some("bob")).is_empty());
+    }
+
+    #[test]
+    fn versions_are_the_short_commit_of_the_artifact() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        // (artifact name, version it answers as)
+        let cases = [
+            (format!("grade-{SHA}.zip"), "0123456789ab".to_string()),
+            (
+                format!("grade-api-{SHA}-dirty-fedcba987654.zip"),
+                "0123456789ab-dirty-fedcba987654".to_string(),
+            ),
+            (format!("grade-{SHA}"), "0123456789ab".to_string()),
+            // Not `<component>-<version>.zip`: the digest tells the bytes apart instead.
+            ("odd.onnx".to_string(), "abababababab".to_string()),
+            ("grade-1a2b3c4.zip".to_string(), "abababababab".to_string()),
+        ];
+        for (artifact, expected) in cases {
+            let model_ref = ModelRef {
+                artifact: artifact.clone(),
+                digest: digest.clone(),
+                path: PathBuf::from("/store/x.zip"),
+                file: "model.onnx".to_string(),
+            };
+            assert_eq!(model_ref.version(), expected, "{artifact}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - Open Inference Protocol (KServe v2) REST: `GET /v2`, `GET /v2/health/live`,
 //!   `GET /v2/health/ready`, `GET /v2/models/{name}`, `GET /v2/models/{name}/ready`,
-//!   `POST /v2/models/{name}/infer`;
+//!   `POST /v2/models/{name}/infer`, and the same three under `/v2/models/{name}/versions/{version}`;
 //! - the model repository: `POST /v2/repository/index`, `POST /v2/repository/models/{name}/load`
 //!   and `/unload`;
 //! - SageMaker multi-model: `POST /invocations` with `X-Amzn-SageMaker-Target-Model`.
@@ -13,6 +13,14 @@
 //! `GET /v2/models/{name}/ready` is 200 when the model is loaded and 400 otherwise (as Triton
 //! answers for an unloaded model); models load on their first inference request or an explicit
 //! repository load. Metadata is read from the artifact's `model.json`, so it does not force a load.
+//!
+//! Every model has one version, the one that answers its name: the short commit of its artifact
+//! ([`ModelRef::version`]). Metadata's `versions`, inference responses' `model_version` and the
+//! index say it; a versioned route asking for another version is 404 naming the served one.
+//!
+//! A biome must be registered (`sandpit up` does it, `sandpit down` undoes it) to be answered:
+//! `/biomes/<biome>/…` and `<biome>.<model>` for any other biome are 404 naming the biome, on
+//! every route, rather than the base's models answering for a typo or a biome taken down.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -37,7 +45,7 @@ use crate::engine::{Engine, LoadedModel};
 use crate::error::ModelError;
 use crate::metadata::{ModelMetadata, TensorSpec};
 use crate::metrics::Metrics;
-use crate::registry::{ModelRef, Registry};
+use crate::registry::{ModelRef, Registry, Unresolved};
 use crate::tensor::{validate_inputs, JsonTensor, Tensor};
 
 /// The biome name that stands for the environment's base in the registration API.
@@ -165,29 +173,53 @@ impl AppState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// `Ok` at the root and under a registered biome; [`ModelError::UnknownBiome`] otherwise.
+    fn check_scope(&self, scope: Option<&str>) -> Result<(), ModelError> {
+        self.read_registry()
+            .check_scope(scope)
+            .map_err(|unresolved| unresolved_error(unresolved, scope, ""))
+    }
+
     /// The registration answering `name` under `scope`, as (model name for metrics, reference).
     fn resolve(&self, scope: Option<&str>, name: &str) -> Result<(String, ModelRef), ModelError> {
         let registry = self.read_registry();
-        let resolved = registry.resolve(scope, name).ok_or_else(|| {
-            let place = scope.map_or(String::new(), |b| format!(" in biome `{b}`"));
-            ModelError::NotFound(format!("unknown model `{name}`{place}"))
-        })?;
+        let resolved = registry
+            .resolve(scope, name)
+            .map_err(|unresolved| unresolved_error(unresolved, scope, name))?;
         Ok((metric_name(scope, name), resolved.model_ref.clone()))
     }
 
-    async fn model(
+    /// [`AppState::resolve`] for the route `target`, which may name the version it wants.
+    fn resolve_target(&self, target: &Target) -> Result<(String, ModelRef), ModelError> {
+        let (label, model_ref) = self.resolve(target.scope(), target.name())?;
+        if let Some(requested) = &target.version {
+            let served = model_ref.version();
+            if *requested != served {
+                return Err(ModelError::VersionNotServed {
+                    model: target.name().to_string(),
+                    requested: requested.clone(),
+                    served,
+                });
+            }
+        }
+        Ok((label, model_ref))
+    }
+
+    /// The loaded model of a resolved registration (loading it if needed).
+    async fn load(
         &self,
-        scope: Option<&str>,
-        name: &str,
-    ) -> Result<(String, Arc<dyn LoadedModel>), ModelError> {
-        let (label, model_ref) = self.resolve(scope, name)?;
-        let model = self.inner.cache.get(&label, &model_ref).await?;
-        Ok((label, model))
+        label: &str,
+        model_ref: &ModelRef,
+    ) -> Result<Arc<dyn LoadedModel>, ModelError> {
+        self.inner.cache.get(label, model_ref).await
     }
 
     /// Metadata without loading when the artifact carries `model.json`.
-    async fn metadata(&self, scope: Option<&str>, name: &str) -> Result<ModelMetadata, ModelError> {
-        let (label, model_ref) = self.resolve(scope, name)?;
+    async fn metadata(
+        &self,
+        label: String,
+        model_ref: ModelRef,
+    ) -> Result<ModelMetadata, ModelError> {
         if let Some(model) = self.inner.cache.peek(&model_ref.digest) {
             return Ok(model.metadata().clone());
         }
@@ -229,6 +261,17 @@ impl AppState {
     }
 }
 
+/// The error for a name nothing answers under `scope`.
+fn unresolved_error(unresolved: Unresolved, scope: Option<&str>, name: &str) -> ModelError {
+    match unresolved {
+        Unresolved::UnknownBiome(biome) => ModelError::UnknownBiome { biome },
+        Unresolved::UnknownModel => {
+            let place = scope.map_or(String::new(), |b| format!(" in biome `{b}`"));
+            ModelError::NotFound(format!("unknown model `{name}`{place}"))
+        }
+    }
+}
+
 /// The name a model is counted under in metrics: a registered name, never raw request input.
 fn metric_name(scope: Option<&str>, name: &str) -> String {
     match scope {
@@ -257,7 +300,9 @@ impl From<ModelError> for ApiError {
     fn from(error: ModelError) -> ApiError {
         let status = match &error {
             ModelError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ModelError::NotFound(_) => StatusCode::NOT_FOUND,
+            ModelError::NotFound(_)
+            | ModelError::UnknownBiome { .. }
+            | ModelError::VersionNotServed { .. } => StatusCode::NOT_FOUND,
             ModelError::InsufficientMemory { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ModelError::LoadFailed { .. } | ModelError::Unsupported { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -299,10 +344,12 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// Where a request is addressed: the biome prefix (if any) and the model name (if any).
+/// Where a request is addressed: the biome prefix (if any), the model name (if any) and the
+/// version a versioned route asks for.
 struct Target {
     scope: Option<String>,
     name: Option<String>,
+    version: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Target {
@@ -312,12 +359,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Target {
         let mut target = Target {
             scope: None,
             name: None,
+            version: None,
         };
         if let Ok(params) = RawPathParams::from_request_parts(parts, state).await {
             for (key, value) in &params {
                 match key {
                     "biome" => target.scope = Some(value.to_string()),
                     "name" => target.name = Some(value.to_string()),
+                    "version" => target.version = Some(value.to_string()),
                     _ => {}
                 }
             }
@@ -353,6 +402,12 @@ fn protocol_routes() -> Router<AppState> {
         .route("/v2/models/{name}", get(model_metadata))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}", get(model_metadata))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(model_ready),
+        )
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer))
         .route("/v2/repository/index", post(repository_index))
         .route("/v2/repository/models/{name}/load", post(repository_load))
         .route(
@@ -399,20 +454,26 @@ pub async fn serve_with_shutdown(
         .await
 }
 
-async fn server_metadata() -> Json<Value> {
-    Json(json!({
+// Under `/biomes/{biome}` even the server-level routes need a known biome: a client pointed at a
+// biome that is gone should learn so from its first request, not from its first inference.
+
+async fn server_metadata(State(state): State<AppState>, target: Target) -> ApiResult<Json<Value>> {
+    state.check_scope(target.scope())?;
+    Ok(Json(json!({
         "name": "sandpit-models",
         "version": env!("CARGO_PKG_VERSION"),
         "extensions": ["model_repository"],
-    }))
+    })))
 }
 
-async fn live() -> Json<Value> {
-    Json(json!({ "live": true }))
+async fn live(State(state): State<AppState>, target: Target) -> ApiResult<Json<Value>> {
+    state.check_scope(target.scope())?;
+    Ok(Json(json!({ "live": true })))
 }
 
-async fn ready() -> Json<Value> {
-    Json(json!({ "ready": true }))
+async fn ready(State(state): State<AppState>, target: Target) -> ApiResult<Json<Value>> {
+    state.check_scope(target.scope())?;
+    Ok(Json(json!({ "ready": true })))
 }
 
 fn specs(specs: &[TensorSpec]) -> Value {
@@ -425,10 +486,12 @@ fn specs(specs: &[TensorSpec]) -> Value {
 }
 
 async fn model_metadata(State(state): State<AppState>, target: Target) -> ApiResult<Json<Value>> {
-    let metadata = state.metadata(target.scope(), target.name()).await?;
+    let (label, model_ref) = state.resolve_target(&target)?;
+    let version = model_ref.version();
+    let metadata = state.metadata(label, model_ref).await?;
     let mut body = json!({
         "name": target.name(),
-        "versions": ["1"],
+        "versions": [version],
         "platform": "onnxruntime_onnx",
         "inputs": specs(&metadata.inputs),
         "outputs": specs(&metadata.outputs),
@@ -440,7 +503,7 @@ async fn model_metadata(State(state): State<AppState>, target: Target) -> ApiRes
 }
 
 async fn model_ready(State(state): State<AppState>, target: Target) -> ApiResult<Json<Value>> {
-    let (_, model_ref) = state.resolve(target.scope(), target.name())?;
+    let (_, model_ref) = state.resolve_target(&target)?;
     match state.inner.cache.state(&model_ref.digest) {
         LoadState::Loaded => Ok(Json(json!({ "name": target.name(), "ready": true }))),
         LoadState::Failed(reason) => Err(ApiError::new(StatusCode::BAD_REQUEST, reason)),
@@ -542,11 +605,13 @@ fn parse_inputs(inputs: &[JsonTensor], mut binary: &[u8]) -> Result<Vec<Tensor>,
 
 async fn run_inference(
     state: &AppState,
-    scope: Option<&str>,
-    name: &str,
+    target: &Target,
     headers: &HeaderMap,
     body: Bytes,
 ) -> ApiResult<InferResponse> {
+    // Who answers is decided before the body is read: an unknown biome, model or version says
+    // so whatever the body holds.
+    let (label, model_ref) = state.resolve_target(target)?;
     let (json_part, binary) = split_body(headers, &body)?;
     let request: InferRequest = serde_json::from_slice(json_part).map_err(|e| {
         ApiError::new(
@@ -554,7 +619,7 @@ async fn run_inference(
             format!("the request body is not a valid inference request: {e}"),
         )
     })?;
-    let (_, model) = state.model(scope, name).await?;
+    let model = state.load(&label, &model_ref).await?;
     let inputs = parse_inputs(&request.inputs, binary)?;
     validate_inputs(model.metadata(), &inputs)?;
     let wanted = request
@@ -580,8 +645,8 @@ async fn run_inference(
         .await
         .map_err(|panic| ModelError::Inference(format!("inference panicked: {panic}")))??;
     Ok(InferResponse {
-        model_name: name.to_string(),
-        model_version: "1".to_string(),
+        model_name: target.name().to_string(),
+        model_version: model_ref.version(),
         id: request.id,
         outputs: outputs
             .iter()
@@ -594,14 +659,13 @@ async fn run_inference(
 /// Runs an inference request and counts it under the model's registered name.
 async fn counted_inference(
     state: &AppState,
-    scope: Option<&str>,
-    name: &str,
+    target: &Target,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     let result = match body {
-        Ok(body) => run_inference(state, scope, name, headers, body).await,
+        Ok(body) => run_inference(state, target, headers, body).await,
         Err(rejection) => Err(rejection.into()),
     };
     let response = match result {
@@ -609,7 +673,7 @@ async fn counted_inference(
         Err(error) => error.into_response(),
     };
     // Unknown names are counted together so clients cannot grow the metrics without bound.
-    let label = match state.resolve(scope, name) {
+    let label = match state.resolve(target.scope(), target.name()) {
         Ok((label, _)) => label,
         Err(_) => "_unknown".to_string(),
     };
@@ -626,7 +690,7 @@ async fn infer(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    counted_inference(&state, target.scope(), target.name(), &headers, body).await
+    counted_inference(&state, &target, &headers, body).await
 }
 
 async fn invocations(
@@ -637,6 +701,9 @@ async fn invocations(
 ) -> Response {
     if let Err(rejection) = body {
         return ApiError::from(rejection).into_response();
+    }
+    if let Err(error) = state.check_scope(target.scope()) {
+        return ApiError::from(error).into_response();
     }
     let Some(model) = headers
         .get(TARGET_MODEL_HEADER)
@@ -649,7 +716,11 @@ async fn invocations(
         )
         .into_response();
     };
-    counted_inference(&state, target.scope(), &model, &headers, body).await
+    let target = Target {
+        name: Some(model),
+        ..target
+    };
+    counted_inference(&state, &target, &headers, body).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -674,7 +745,10 @@ async fn repository_index(
             )
         })?
     };
-    let names = state.read_registry().names(target.scope());
+    let names = state
+        .read_registry()
+        .names(target.scope())
+        .map_err(|unresolved| unresolved_error(unresolved, target.scope(), ""))?;
     let mut entries = Vec::new();
     for name in names {
         let Ok((_, model_ref)) = state.resolve(target.scope(), &name) else {
@@ -689,7 +763,7 @@ async fn repository_index(
         if request.ready && status != "READY" {
             continue;
         }
-        let mut entry = json!({ "name": name, "version": "1", "state": status });
+        let mut entry = json!({ "name": name, "version": model_ref.version(), "state": status });
         if let Some(reason) = reason {
             entry["reason"] = Value::from(reason);
         }
@@ -699,7 +773,8 @@ async fn repository_index(
 }
 
 async fn repository_load(State(state): State<AppState>, target: Target) -> ApiResult<Json<Value>> {
-    state.model(target.scope(), target.name()).await?;
+    let (label, model_ref) = state.resolve_target(&target)?;
+    state.load(&label, &model_ref).await?;
     Ok(Json(json!({})))
 }
 
@@ -707,7 +782,7 @@ async fn repository_unload(
     State(state): State<AppState>,
     target: Target,
 ) -> ApiResult<Json<Value>> {
-    let (_, model_ref) = state.resolve(target.scope(), target.name())?;
+    let (_, model_ref) = state.resolve_target(&target)?;
     state.inner.cache.unload(&model_ref.digest);
     Ok(Json(json!({})))
 }

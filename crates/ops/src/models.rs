@@ -1,6 +1,12 @@
 //! The environment's shared model endpoint: started by the daemon (one `sandpit model-server`
 //! per environment, supervised like the database), told which models each biome has, and
 //! reached by services through `SANDPIT_MODELS_URL`.
+//!
+//! What each target registered is saved as `projects/<p>/models/<env>/registrations/<label>.json`
+//! (`_base` or the biome's name): the endpoint restores it after a restart, and
+//! [`served_models`] reads it for `sandpit trace`. A biome is answered by the endpoint only while
+//! it is registered, so a biome whose branch declares no models still registers (with none of
+//! its own, falling back to the base's) when the environment's endpoint serves anything.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,7 +17,7 @@ use sandpit_domain::Name;
 use sandpit_runtime::process::Program;
 use sandpit_runtime::protocol::{InstanceKey, InstanceSpec, ReplyBody, Request};
 use sandpit_spec::Spec;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::daemon_connection;
 use crate::Context;
@@ -36,8 +42,8 @@ impl Endpoint {
     }
 }
 
-/// One model a biome (or base) registers with the endpoint.
-#[derive(Debug, Clone, Serialize)]
+/// One model a biome (or base) registers with the endpoint; also the saved file's entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
     pub name: String,
     pub artifact: String,
@@ -59,6 +65,170 @@ fn state_dir(context: &Context, project: &Name, env: &Name) -> PathBuf {
 
 fn registrations_dir(context: &Context, project: &Name, env: &Name) -> PathBuf {
     state_dir(context, project, env).join("registrations")
+}
+
+/// The saved file's shape: `{"models": [...]}`, the body of the registration API.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedFile {
+    models: Vec<Registration>,
+}
+
+/// One saved registration file: whose it is and what it registers.
+#[derive(Debug)]
+pub struct SavedRegistration {
+    /// [`BASE`] or the biome's name, from the file name.
+    pub label: String,
+    /// The file.
+    pub path: PathBuf,
+    /// The models it registers (possibly none), or why the file cannot be used.
+    pub models: Result<Vec<Registration>, String>,
+}
+
+impl SavedRegistration {
+    /// The biome it registers; `None` for the base.
+    pub fn biome(&self) -> Option<&str> {
+        (self.label != BASE).then_some(self.label.as_str())
+    }
+}
+
+/// The saved registrations in `dir` (`<label>.json`), sorted by label; none when `dir` does not
+/// exist. A file that cannot be read or parsed, or whose name is neither [`BASE`] nor a biome
+/// name, is returned with the reason rather than failing the others.
+pub fn read_saved(dir: &Path) -> anyhow::Result<Vec<SavedRegistration>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot list the saved model registrations in {}",
+                    dir.display()
+                )
+            })
+        }
+    };
+    let mut saved = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| {
+            format!(
+                "cannot list the saved model registrations in {}",
+                dir.display()
+            )
+        })?;
+        let path = entry.path();
+        // Only `<label>.json`: files being written are `.<label>.json.tmp`.
+        let Some(label) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+            .filter(|label| !label.starts_with('.'))
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let models = if label != BASE && Name::parse(&label).is_err() {
+            Err(format!(
+                "`{label}` is neither `{BASE}` nor a biome name, so the file names no registration"
+            ))
+        } else {
+            fs::read(&path)
+                .map_err(|e| format!("cannot read it: {e}"))
+                .and_then(|bytes| {
+                    serde_json::from_slice::<SavedFile>(&bytes)
+                        .map(|file| file.models)
+                        .map_err(|e| format!("it is not a saved registration: {e}"))
+                })
+        };
+        saved.push(SavedRegistration {
+            label,
+            path,
+            models,
+        });
+    }
+    saved.sort_by(|a, b| a.label.cmp(&b.label));
+    Ok(saved)
+}
+
+/// Writes `<label>.json` in `dir` atomically, so the endpoint never restores half a file.
+fn save(dir: &Path, label: &str, models: &[Registration]) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{label}.json"));
+    let partial = dir.join(format!(".{label}.json.tmp"));
+    let body = serde_json::to_vec_pretty(&SavedFile {
+        models: models.to_vec(),
+    })?;
+    fs::write(&partial, body).with_context(|| format!("cannot write {}", partial.display()))?;
+    fs::rename(&partial, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// One model an environment's endpoint serves, according to the saved registrations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServedModel {
+    pub env: Name,
+    /// `None` for the environment's base.
+    pub biome: Option<Name>,
+    /// The model's name (the component's).
+    pub model: String,
+    /// The artifact file name, `<component>-<version>.zip`.
+    pub artifact: String,
+    /// Its sha256 digest, `sha256:<hex>`.
+    pub digest: String,
+}
+
+/// What every environment's endpoint of `project` serves, by the saved registrations: sorted by
+/// environment, then the base before biomes, then model. A biome registered with no models of
+/// its own (it falls back to the base's) has no entries. Nothing when no endpoint was ever set
+/// up; an unreadable saved registration is an error naming the file.
+pub fn served_models(context: &Context, project: &Name) -> anyhow::Result<Vec<ServedModel>> {
+    let root = context
+        .home
+        .join("projects")
+        .join(project.as_str())
+        .join("models");
+    let entries = match fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", root.display())),
+    };
+    let mut envs = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", root.display()))?;
+        // Only environment directories live here; anything else is not sandpit's.
+        if let Some(env) = entry.file_name().to_str().and_then(|n| Name::parse(n).ok()) {
+            if entry.path().is_dir() {
+                envs.push(env);
+            }
+        }
+    }
+    envs.sort();
+    let mut served = Vec::new();
+    for env in envs {
+        for saved in read_saved(&registrations_dir(context, project, &env))? {
+            let models = saved.models.as_ref().map_err(|reason| {
+                anyhow::anyhow!(
+                    "cannot use the saved model registration {}: {reason}\nhint: bring that target up again (`sandpit up <biome>`, or `sandpit deploy {env}` for the base) to rewrite it, or remove the file if the target is gone",
+                    saved.path.display()
+                )
+            })?;
+            let biome = saved
+                .biome()
+                .map(Name::parse)
+                .transpose()
+                .expect("read_saved accepts only `_base` and biome names");
+            for model in models {
+                served.push(ServedModel {
+                    env: env.clone(),
+                    biome: biome.clone(),
+                    model: model.name.clone(),
+                    artifact: model.artifact.clone(),
+                    digest: model.digest.clone(),
+                });
+            }
+        }
+    }
+    served.sort_by(|a, b| (&a.env, &a.biome, &a.model).cmp(&(&b.env, &b.biome, &b.model)));
+    Ok(served)
 }
 
 fn read_or_choose_port(path: &Path) -> anyhow::Result<u16> {
@@ -209,11 +379,14 @@ pub async fn attach(
         .values()
         .filter(|c| c.kind == sandpit_domain::ComponentKind::Model)
         .collect();
+    let saved = registrations_dir(context, &spec.project.name, env);
+    let label = biome
+        .map(Name::to_string)
+        .unwrap_or_else(|| BASE.to_owned());
     if models.is_empty() {
-        return Ok(Default::default());
+        return attach_without_models(context, spec, env, biome, &label, &saved, on_event).await;
     }
     let endpoint = ensure_endpoint(context, spec, env, on_event).await?;
-    let saved = registrations_dir(context, &spec.project.name, env);
     let mut registrations = Vec::new();
     for model in models {
         let Some(chosen) = artifacts.get(&model.name) else {
@@ -236,15 +409,8 @@ pub async fn attach(
             file: model.file.clone().unwrap_or_default(),
         });
     }
-    let label = biome
-        .map(Name::to_string)
-        .unwrap_or_else(|| BASE.to_owned());
     // Saved first, so an endpoint restarted by the daemon serves the same models again.
-    fs::create_dir_all(&saved)?;
-    fs::write(
-        saved.join(format!("{label}.json")),
-        serde_json::to_vec_pretty(&serde_json::json!({ "models": registrations }))?,
-    )?;
+    save(&saved, &label, &registrations)?;
     register(&endpoint, &label, &registrations).await?;
     on_event(&format!(
         "registered {} model(s) with the model endpoint of `{env}`",
@@ -256,15 +422,49 @@ pub async fn attach(
     )]))
 }
 
-/// Unregisters a biome's models, if it registered any (whatever `sandpit.toml` says now).
-pub async fn detach(
+/// [`attach`] for a commit that declares no models. When another target of the environment
+/// serves models, this one registers with none of its own: a biome must be registered to be
+/// answered (it then falls back to the base's models), and a base without models serves none.
+/// Otherwise nothing is started, and a registration left from an earlier commit is withdrawn.
+async fn attach_without_models(
     context: &Context,
     spec: &Spec,
     env: &Name,
-    biome: &Name,
+    biome: Option<&Name>,
+    label: &str,
+    saved: &Path,
+    on_event: &mut dyn FnMut(&str),
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let saved_registrations = read_saved(saved)?;
+    let others_serve = saved_registrations
+        .iter()
+        .any(|s| s.label != label && s.models.as_ref().is_ok_and(|m| !m.is_empty()));
+    if others_serve {
+        let endpoint = ensure_endpoint(context, spec, env, on_event).await?;
+        save(saved, label, &[])?;
+        register(&endpoint, label, &[]).await?;
+        on_event(&format!(
+            "registered with the model endpoint of `{env}` (no models of its own: the base's answer)"
+        ));
+        return Ok(std::collections::BTreeMap::from([(
+            "SANDPIT_MODELS_URL".to_owned(),
+            endpoint.url_for(biome),
+        )]));
+    }
+    if saved_registrations.iter().any(|s| s.label == label) {
+        withdraw(context, &spec.project.name, env, label).await?;
+    }
+    Ok(Default::default())
+}
+
+/// Removes `label`'s saved registration and unregisters it from the endpoint if it runs.
+async fn withdraw(
+    context: &Context,
+    project: &Name,
+    env: &Name,
+    label: &str,
 ) -> anyhow::Result<()> {
-    let project = &spec.project.name;
-    let saved = registrations_dir(context, project, env).join(format!("{biome}.json"));
+    let saved = registrations_dir(context, project, env).join(format!("{label}.json"));
     if !saved.exists() {
         return Ok(());
     }
@@ -273,11 +473,11 @@ pub async fn detach(
         .ok()
         .and_then(|p| p.trim().parse().ok());
     match port {
-        Some(port) => unregister(&Endpoint { port }, biome.as_str())
+        Some(port) => unregister(&Endpoint { port }, label)
             .await
             .or_else(|error| {
                 // An endpoint that is not running has nothing registered to forget; when it starts
-                // again it reads the saved registrations, which no longer include this biome.
+                // again it reads the saved registrations, which no longer include this target.
                 if error.to_string().contains("cannot reach") {
                     Ok(())
                 } else {
@@ -286,6 +486,16 @@ pub async fn detach(
             }),
         None => Ok(()),
     }
+}
+
+/// Unregisters a biome's models, if it registered any (whatever `sandpit.toml` says now).
+pub async fn detach(
+    context: &Context,
+    spec: &Spec,
+    env: &Name,
+    biome: &Name,
+) -> anyhow::Result<()> {
+    withdraw(context, &spec.project.name, env, biome.as_str()).await
 }
 
 /// Checks model components at build time with ONNX Runtime (so a model the engine cannot serve
@@ -333,4 +543,157 @@ pub fn inspector(context: &Context, spec: &Spec) -> anyhow::Result<Option<Engine
     Ok(Some(EngineInspector {
         engine: sandpit_models::OrtEngine::new(&library)?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn context(home: &Path) -> Context {
+        Context {
+            home: home.to_path_buf(),
+            project_dir: home.to_path_buf(),
+            base_env: Vec::new(),
+            executable: PathBuf::from("/nonexistent/sandpit"),
+            version: "test".to_owned(),
+            process_env: Default::default(),
+            supervisor: sandpit_runtime::SupervisorConfig {
+                home: home.to_path_buf(),
+                base_env: Vec::new(),
+                log_max_bytes: 1024,
+                stop_grace: Duration::from_secs(1),
+                backoff: Default::default(),
+            },
+        }
+    }
+
+    fn name(raw: &str) -> Name {
+        Name::parse(raw).unwrap()
+    }
+
+    fn registration(model: &str, tag: &str) -> Registration {
+        Registration {
+            name: model.to_owned(),
+            artifact: format!("{model}-{SHA}.zip"),
+            digest: format!("sha256:{}", tag.repeat(64 / tag.len())),
+            path: PathBuf::from(format!("/store/{model}-{tag}.zip")),
+            file: "model.onnx".to_owned(),
+        }
+    }
+
+    fn served(env: &str, biome: Option<&str>, registration: &Registration) -> ServedModel {
+        ServedModel {
+            env: name(env),
+            biome: biome.map(name),
+            model: registration.name.clone(),
+            artifact: registration.artifact.clone(),
+            digest: registration.digest.clone(),
+        }
+    }
+
+    #[test]
+    fn nothing_is_served_when_no_endpoint_was_ever_set_up() {
+        let home = tempfile::tempdir().unwrap();
+        let context = context(&home.path().join("never-created"));
+        assert_eq!(served_models(&context, &name("ml")).unwrap(), []);
+        assert_eq!(read_saved(&home.path().join("nope")).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn every_environment_lists_what_its_base_and_biomes_registered() {
+        let home = tempfile::tempdir().unwrap();
+        let context = context(home.path());
+        let project = name("ml");
+        let dev = registrations_dir(&context, &project, &name("dev"));
+        let test = registrations_dir(&context, &project, &name("test"));
+        let (grade, tonnage) = (registration("grade", "aa"), registration("tonnage", "bb"));
+        let alice_grade = registration("grade", "cc");
+        save(&dev, BASE, &[tonnage.clone(), grade.clone()]).unwrap();
+        save(&dev, "alice", std::slice::from_ref(&alice_grade)).unwrap();
+        save(&dev, "bob", &[]).unwrap();
+        save(&test, BASE, std::slice::from_ref(&grade)).unwrap();
+        // Not registrations: a file being written, another kind of file, a foreign directory.
+        fs::write(dev.join(".carol.json.tmp"), "{half").unwrap();
+        fs::write(dev.join("notes.txt"), "hello").unwrap();
+        fs::create_dir_all(
+            context
+                .home
+                .join("projects/ml/models/Not_An_Env/registrations"),
+        )
+        .unwrap();
+        fs::write(
+            context
+                .home
+                .join("projects/ml/models/Not_An_Env/registrations/_base.json"),
+            "{broken",
+        )
+        .unwrap();
+        // Another project's endpoint is not this one's.
+        save(
+            &registrations_dir(&context, &name("other"), &name("dev")),
+            BASE,
+            &[registration("x", "dd")],
+        )
+        .unwrap();
+
+        assert_eq!(
+            served_models(&context, &project).unwrap(),
+            [
+                served("dev", None, &grade),
+                served("dev", None, &tonnage),
+                served("dev", Some("alice"), &alice_grade),
+                served("test", None, &grade),
+            ]
+        );
+        // The writer and the reader agree; bob is registered, with none of his own.
+        let saved = read_saved(&dev).unwrap();
+        assert_eq!(
+            saved
+                .iter()
+                .map(|s| (s.label.as_str(), s.biome(), s.models.clone().unwrap().len()))
+                .collect::<Vec<_>>(),
+            [
+                ("_base", None, 2),
+                ("alice", Some("alice"), 1),
+                ("bob", Some("bob"), 0)
+            ]
+        );
+        assert_eq!(saved[1].models, Ok(vec![alice_grade]));
+    }
+
+    #[test]
+    fn an_unusable_saved_registration_is_reported_naming_the_file() {
+        for (file, contents, reason) in [
+            ("carol.json", "{not json", "not a saved registration"),
+            (
+                "carol.json",
+                r#"{"models": [{"name": 1}]}"#,
+                "not a saved registration",
+            ),
+            (
+                "Bad_Name.json",
+                r#"{"models": []}"#,
+                "neither `_base` nor a biome name",
+            ),
+        ] {
+            let home = tempfile::tempdir().unwrap();
+            let context = context(home.path());
+            let dir = registrations_dir(&context, &name("ml"), &name("dev"));
+            save(&dir, BASE, &[registration("grade", "aa")]).unwrap();
+            fs::write(dir.join(file), contents).unwrap();
+            let error = format!("{:#}", served_models(&context, &name("ml")).unwrap_err());
+            assert!(
+                error.contains(&dir.join(file).display().to_string())
+                    && error.contains(reason)
+                    && error.contains("\nhint: "),
+                "{file}: {error}"
+            );
+            // The others are still readable one by one (the endpoint restores them).
+            let saved = read_saved(&dir).unwrap();
+            assert!(saved.iter().any(|s| s.label == BASE && s.models.is_ok()));
+            assert!(saved.iter().any(|s| s.models.is_err()));
+        }
+    }
 }

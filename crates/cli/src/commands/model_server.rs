@@ -2,7 +2,9 @@
 //! by the daemon (one per environment); not meant to be run by hand.
 //!
 //! Registrations are kept as files in `--registrations DIR` (written by whoever registers, see
-//! `sandpit_ops::models`) and read back at start, so a restarted endpoint serves what it served.
+//! `sandpit_ops::models`) and read back at start, so a restarted endpoint serves what it served
+//! and knows the same biomes. A file that cannot be used is logged and skipped: its biome is
+//! answered as unknown, the others keep being served.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,7 +14,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sandpit_models::{AppState, ModelRef, OrtEngine, ServerConfig};
 use sandpit_ops::Context;
-use serde::Deserialize;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,20 +31,6 @@ pub struct Args {
     registrations: Option<PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
-struct SavedRegistration {
-    models: Vec<SavedModel>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SavedModel {
-    name: String,
-    artifact: String,
-    digest: String,
-    path: PathBuf,
-    file: String,
-}
-
 pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
@@ -59,20 +46,18 @@ pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     };
     let state = AppState::new(config, engine);
     if let Some(dir) = &args.registrations {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let Some(label) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
-                continue;
+        for saved in sandpit_ops::models::read_saved(dir)? {
+            let registrations = match &saved.models {
+                Ok(registrations) => registrations.clone(),
+                Err(reason) => {
+                    tracing::error!(
+                        "not restoring the saved registration {}: {reason}",
+                        saved.path.display()
+                    );
+                    continue;
+                }
             };
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            let saved: SavedRegistration = serde_json::from_slice(&std::fs::read(&path)?)
-                .with_context(|| {
-                    format!("cannot read the saved registration {}", path.display())
-                })?;
-            let models: BTreeMap<String, ModelRef> = saved
-                .models
+            let models: BTreeMap<String, ModelRef> = registrations
                 .into_iter()
                 .map(|m| {
                     (
@@ -86,9 +71,8 @@ pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
                     )
                 })
                 .collect();
-            let biome = (label != sandpit_ops::models::BASE).then_some(label.as_str());
-            tracing::info!("restoring {} model(s) of {label}", models.len());
-            state.register(biome, models);
+            tracing::info!("restoring {} model(s) of {}", models.len(), saved.label);
+            state.register(saved.biome(), models);
         }
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))

@@ -211,13 +211,13 @@ print(meta["inputs"][0]["name"], meta["inputs"][0]["datatype"])
         "{printed}"
     );
 
-    // down unregisters alice: her names now fall back to the base's version.
+    // down unregisters alice: the endpoint no longer answers in her name.
     sandbox.ok(&["down", "alice"]);
-    let (_, answer) = infer(
+    let (code, answer) = infer(
         &format!("{base_url}/biomes/alice/v2/models/scorer/infer"),
         &[[1.0, 1.0, 1.0]],
     );
-    assert_eq!(first_output(&answer), [6.5]);
+    assert_eq!(code, 404, "{answer:#}");
     let metrics = http_get(&format!("{base_url}/metrics")).1;
     assert!(metrics.contains("sandpit_model_loads_total"), "{metrics}");
 }
@@ -241,4 +241,206 @@ fn a_model_the_engine_cannot_load_fails_the_build() {
         stderr_lower.contains("op") || stderr_lower.contains("operator"),
         "names the operator: {error}"
     );
+}
+
+/// The base's endpoint URL (what the base's `api` echoes as `SANDPIT_MODELS_URL`).
+fn models_url(status: &Value) -> String {
+    let url = http_get(&format!(
+        "{}/",
+        component(status, "api")["url"].as_str().unwrap()
+    ))
+    .1;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    url
+}
+
+fn error_of(answer: &Value) -> String {
+    answer["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {answer:#}"))
+        .to_owned()
+}
+
+/// Regression: any biome name, existing or not, was answered with the base's model.
+#[test]
+fn a_biome_the_endpoint_does_not_know_is_404_naming_it() {
+    let sandbox = project();
+    let deployed = sandbox.json(&["deploy", "dev"]);
+    assert_eq!(deployed["state"], "succeeded", "{deployed:#}");
+    let base_url = models_url(&deployed["status"]);
+    for url in [
+        format!("{base_url}/biomes/typo/v2/models/scorer/infer"),
+        format!("{base_url}/v2/models/typo.scorer/infer"),
+    ] {
+        let (code, answer) = infer(&url, &[[1.0, 1.0, 1.0]]);
+        assert_eq!(code, 404, "{url}: {answer:#}");
+        let error = error_of(&answer);
+        assert!(
+            error.contains("biome `typo` is not known to this model endpoint"),
+            "{url}: {error}"
+        );
+    }
+    let (code, body) = http_get(&format!("{base_url}/biomes/typo/v2/models/scorer"));
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("biome `typo`"), "{body}");
+    // The base still answers.
+    let (code, answer) = infer(
+        &format!("{base_url}/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!((code, first_output(&answer)), (200, vec![6.5]));
+}
+
+/// Regression: a biome taken down with `sandpit down` kept answering with the base's model.
+#[test]
+fn a_biome_brought_up_then_down_is_unknown_afterwards() {
+    let sandbox = project();
+    let base_commit = sandbox.git(&["rev-parse", "HEAD"]);
+    let deployed = sandbox.json(&["deploy", "dev"]);
+    let base_url = models_url(&deployed["status"]);
+
+    // carol's branch does not change the model: her registration is the base's bytes (named
+    // for her commit, as reused artifacts are), and she answers under her prefix and by name.
+    sandbox.git(&["checkout", "-q", "-b", "carol"]);
+    sandbox.write("api/notes.txt", "carol was here\n");
+    let carol_commit = sandbox.commit("carol changes the service only");
+    let carol = sandbox.json(&["up", "carol"]);
+    assert_eq!(carol["state"], "healthy", "{carol:#}");
+    for url in [
+        format!("{base_url}/biomes/carol/v2/models/scorer/infer"),
+        format!("{base_url}/v2/models/carol.scorer/infer"),
+    ] {
+        let (code, answer) = infer(&url, &[[1.0, 1.0, 1.0]]);
+        assert_eq!((code, first_output(&answer)), (200, vec![6.5]), "{url}");
+        assert_eq!(answer["model_version"], carol_commit[..12], "{url}");
+    }
+    let (_, answer) = infer(
+        &format!("{base_url}/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!(answer["model_version"], base_commit[..12]);
+
+    // dave's branch declares no models at all: he is still known, and gets the base's.
+    sandbox.git(&["checkout", "-q", "main"]);
+    sandbox.git(&["checkout", "-q", "-b", "dave"]);
+    sandbox.write(
+        "sandpit.toml",
+        &SPEC.replace(
+            "[models.scorer]\npath = \"models/scorer\"\nfile = \"model.onnx\"\n",
+            "",
+        ),
+    );
+    sandbox.commit("dave without a model");
+    let dave = sandbox.json(&["up", "dave"]);
+    let dave_url = http_get(&format!(
+        "{}/",
+        component(&dave, "api")["url"].as_str().unwrap()
+    ))
+    .1;
+    assert_eq!(dave_url, format!("{base_url}/biomes/dave"));
+    let (code, answer) = infer(
+        &format!("{dave_url}/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!((code, first_output(&answer)), (200, vec![6.5]));
+
+    for biome in ["carol", "dave"] {
+        sandbox.ok(&["down", biome]);
+        for url in [
+            format!("{base_url}/biomes/{biome}/v2/models/scorer/infer"),
+            format!("{base_url}/v2/models/{biome}.scorer/infer"),
+        ] {
+            let (code, answer) = infer(&url, &[[1.0, 1.0, 1.0]]);
+            assert_eq!(code, 404, "{url}: {answer:#}");
+            let error = error_of(&answer);
+            assert!(
+                error.contains(&format!("biome `{biome}` is not known")),
+                "{url}: {error}"
+            );
+        }
+    }
+    let (code, answer) = infer(
+        &format!("{base_url}/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!((code, first_output(&answer)), (200, vec![6.5]));
+}
+
+/// Regression: model metadata's `versions` was always `["1"]`.
+#[test]
+fn metadata_versions_carry_the_short_sha_of_the_artifact_that_answers() {
+    let sandbox = project();
+    let base_commit = sandbox.git(&["rev-parse", "HEAD"]);
+    let deployed = sandbox.json(&["deploy", "dev"]);
+    let base_url = models_url(&deployed["status"]);
+    sandbox.git(&["checkout", "-q", "-b", "alice"]);
+    fs::write(
+        sandbox.repo.join("models/scorer/model.onnx"),
+        test_model("linear_v2.onnx"),
+    )
+    .unwrap();
+    let alice_commit = sandbox.commit("scorer v2");
+    sandbox.ok(&["up", "alice"]);
+    let (base_version, alice_version) = (&base_commit[..12], &alice_commit[..12]);
+
+    // (metadata URL, the version that answers)
+    for (url, version) in [
+        (format!("{base_url}/v2/models/scorer"), base_version),
+        (format!("{base_url}/v2/models/alice.scorer"), alice_version),
+        (
+            format!("{base_url}/biomes/alice/v2/models/scorer"),
+            alice_version,
+        ),
+    ] {
+        let (code, body) = http_get(&url);
+        assert_eq!(code, 200, "{url}: {body}");
+        let metadata: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(metadata["versions"], json!([version]), "{url}");
+        // The versioned routes answer for that version, and only for it.
+        let (code, answer) = infer(
+            &format!("{url}/versions/{version}/infer"),
+            &[[1.0, 1.0, 1.0]],
+        );
+        assert_eq!(code, 200, "{url}: {answer:#}");
+        assert_eq!(answer["model_version"], version, "{url}");
+        let other = if version == base_version {
+            alice_version
+        } else {
+            base_version
+        };
+        let (code, body) = http_get(&format!("{url}/versions/{other}"));
+        assert_eq!(code, 404, "{url}: {body}");
+        assert!(
+            body.contains(&format!("is served at version `{version}`")),
+            "{url}: {body}"
+        );
+    }
+    let (_, answer) = infer(
+        &format!("{base_url}/biomes/alice/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!(first_output(&answer), [59.0]);
+}
+
+/// A base deployed from a commit without models stops serving the models of the commit before.
+#[test]
+fn a_base_deployed_without_models_serves_none() {
+    let sandbox = project();
+    let deployed = sandbox.json(&["deploy", "dev"]);
+    let base_url = models_url(&deployed["status"]);
+    let (code, _) = http_get(&format!("{base_url}/v2/models/scorer"));
+    assert_eq!(code, 200);
+    sandbox.write(
+        "sandpit.toml",
+        &SPEC.replace(
+            "[models.scorer]\npath = \"models/scorer\"\nfile = \"model.onnx\"\n",
+            "",
+        ),
+    );
+    sandbox.commit("no more models");
+    let redeployed = sandbox.json(&["deploy", "dev"]);
+    assert_eq!(redeployed["state"], "succeeded", "{redeployed:#}");
+    let (code, body) = http_get(&format!("{base_url}/v2/models/scorer"));
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("unknown model `scorer`"), "{body}");
 }

@@ -22,6 +22,7 @@ fn error(answer: &Value) -> &str {
 #[tokio::test]
 async fn unknown_models_are_404() {
     let server = linear_server(config()).await;
+    server.register("alice", &[]).await;
     for (method, uri) in [
         ("GET", "/v2/models/nope"),
         ("GET", "/v2/models/nope/ready"),

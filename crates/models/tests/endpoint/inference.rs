@@ -88,7 +88,7 @@ async fn metadata_comes_from_the_artifact_without_a_load() {
         answer,
         json!({
             "name": "linear",
-            "versions": ["1"],
+            "versions": [linear.version],
             "platform": "onnxruntime_onnx",
             "inputs": [{ "name": "x", "datatype": "FP32", "shape": [-1, 3] }],
             "outputs": [{ "name": "y", "datatype": "FP32", "shape": [-1, 1] }],

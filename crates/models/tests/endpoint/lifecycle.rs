@@ -128,7 +128,7 @@ async fn repository_load_ready_and_unload() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         answer,
-        json!([{ "name": "linear", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded" }])
+        json!([{ "name": "linear", "version": v1.version, "state": "UNAVAILABLE", "reason": "unloaded" }])
     );
     let (status, _) = server.call("GET", "/v2/models/linear/ready", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -196,7 +196,18 @@ async fn unregistering_a_biome_unloads_its_models_but_not_shared_digests() {
         (StatusCode::OK, json!({ "biome": "alice", "models": 1 }))
     );
     assert_eq!(server.metric("sandpit_models_loaded").await, 1.0);
-    // alice now falls back to the base's version.
+    // alice is now unknown: the base does not answer in her name.
+    let (status, answer) = server.linear("/biomes/alice", "linear", X).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("biome `alice` is not known"),
+        "{answer}"
+    );
+    // Registered again with no models of her own, she falls back to the base's version.
+    server.register("alice", &[]).await;
     assert_eq!(server.linear_y("/biomes/alice", "linear", X).await, 14.5);
 
     // bob's digest is also the base's: it stays loaded.

@@ -1,5 +1,5 @@
 //! Biomes: fallback to the base, overrides, `<biome>.<model>` at the root, plain names under a
-//! prefix, and SageMaker's `/invocations`.
+//! prefix, SageMaker's `/invocations`, unknown biomes, and which version answers.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -19,6 +19,8 @@ async fn two_versions() -> Server {
     let v2 = server.package(V2, "linear");
     server.register("_base", &[("linear", &v1)]).await;
     server.register("alice", &[("linear", &v2)]).await;
+    // bob's branch declares no models: he is known, and gets the base's.
+    server.register("bob", &[]).await;
     server
 }
 
@@ -189,4 +191,242 @@ async fn registration_is_validated() {
             "{needle}: {answer}"
         );
     }
+}
+
+fn error(answer: &serde_json::Value) -> &str {
+    answer["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {answer}"))
+}
+
+/// Regression: any biome name, existing or not, used to be answered with the base's models.
+#[tokio::test]
+async fn unknown_biomes_are_404_naming_the_biome_on_every_route() {
+    let server = two_versions().await;
+    let version = server.package(V1, "linear").version;
+    let infer_body =
+        json!({ "inputs": [{ "name": "x", "shape": [1, 3], "datatype": "FP32", "data": X }] });
+    let mut requests = Vec::new();
+    for (method, path) in [
+        ("GET", "/v2".to_string()),
+        ("GET", "/v2/health/live".to_string()),
+        ("GET", "/v2/health/ready".to_string()),
+        ("GET", "/v2/models/linear".to_string()),
+        ("GET", "/v2/models/linear/ready".to_string()),
+        ("POST", "/v2/models/linear/infer".to_string()),
+        ("POST", "/v2/models/nothing/infer".to_string()),
+        ("POST", "/v2/models/alice.linear/infer".to_string()),
+        ("GET", format!("/v2/models/linear/versions/{version}")),
+        ("GET", format!("/v2/models/linear/versions/{version}/ready")),
+        (
+            "POST",
+            format!("/v2/models/linear/versions/{version}/infer"),
+        ),
+        ("POST", "/v2/repository/index".to_string()),
+        ("POST", "/v2/repository/models/linear/load".to_string()),
+        ("POST", "/v2/repository/models/linear/unload".to_string()),
+    ] {
+        requests.push((method, format!("/biomes/typo{path}"), None));
+    }
+    for (method, path) in [
+        ("GET", "/v2/models/typo.linear".to_string()),
+        ("GET", "/v2/models/typo.linear/ready".to_string()),
+        ("POST", "/v2/models/typo.linear/infer".to_string()),
+        ("POST", "/v2/models/typo.nothing/infer".to_string()),
+        ("GET", format!("/v2/models/typo.linear/versions/{version}")),
+        (
+            "POST",
+            format!("/v2/models/typo.linear/versions/{version}/infer"),
+        ),
+        ("POST", "/v2/repository/models/typo.linear/load".to_string()),
+        (
+            "POST",
+            "/v2/repository/models/typo.linear/unload".to_string(),
+        ),
+    ] {
+        requests.push((method, path, None));
+    }
+    // SageMaker: a biome prefix (with or without the header) or the header's `<biome>.<model>`.
+    requests.push((
+        "POST",
+        "/biomes/typo/invocations".to_string(),
+        Some("linear"),
+    ));
+    requests.push(("POST", "/biomes/typo/invocations".to_string(), None));
+    requests.push(("POST", "/invocations".to_string(), Some("typo.linear")));
+    for (method, uri, target) in requests {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header("content-type", "application/json");
+        if let Some(target) = target {
+            request = request.header("X-Amzn-SageMaker-Target-Model", target);
+        }
+        let body = if method == "POST" && !uri.contains("/repository/") {
+            Body::from(infer_body.to_string())
+        } else {
+            Body::empty()
+        };
+        let (status, answer) = server.request(request.body(body).unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}: {answer}");
+        assert!(
+            error(&answer).starts_with(
+                "biome `typo` is not known to this model endpoint: it was never brought up in this environment, or it has been taken down"
+            ),
+            "{method} {uri}: {answer}"
+        );
+    }
+    // Nothing was loaded on behalf of the unknown biome, and it is counted as unknown.
+    assert_eq!(server.metric("sandpit_models_loaded").await, 0.0);
+    assert_eq!(
+        server
+            .metric("sandpit_model_requests_total{model=\"_unknown\",code=\"404\"}")
+            .await,
+        8.0
+    );
+    // Known biomes and the base still answer.
+    assert_eq!(server.linear_y("/biomes/bob", "linear", X).await, BASE_Y);
+    assert_eq!(server.linear_y("", "alice.linear", X).await, ALICE_Y);
+}
+
+/// Regression: a biome taken down kept answering with the base's models.
+#[tokio::test]
+async fn an_unregistered_biome_is_unknown_afterwards() {
+    let server = two_versions().await;
+    assert_eq!(server.linear_y("/biomes/bob", "linear", X).await, BASE_Y);
+    assert_eq!(server.linear_y("", "alice.linear", X).await, ALICE_Y);
+    for biome in ["alice", "bob"] {
+        let (status, _) = server
+            .call("DELETE", &format!("/sandpit/biomes/{biome}/models"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        for (prefix, name) in [
+            (format!("/biomes/{biome}"), "linear".to_string()),
+            (String::new(), format!("{biome}.linear")),
+        ] {
+            let (status, answer) = server.linear(&prefix, &name, X).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{prefix} {name}: {answer}");
+            assert!(
+                error(&answer).contains(&format!("biome `{biome}` is not known")),
+                "{answer}"
+            );
+        }
+    }
+    assert_eq!(server.linear_y("", "linear", X).await, BASE_Y);
+}
+
+/// Regression: metadata's `versions` was always `["1"]`.
+#[tokio::test]
+async fn versions_say_which_artifact_answers() {
+    let server = Server::new(config());
+    let v1 = server.package(V1, "linear");
+    let v2 = server.package(V2, "linear");
+    assert_ne!(v1.version, v2.version);
+    server.register("_base", &[("linear", &v1)]).await;
+    server.register("alice", &[("linear", &v2)]).await;
+    server.register("bob", &[]).await;
+    // (prefix, name, the version that answers)
+    let cases = [
+        ("", "linear", &v1.version),
+        ("", "alice.linear", &v2.version),
+        ("", "bob.linear", &v1.version),
+        ("/biomes/alice", "linear", &v2.version),
+        ("/biomes/bob", "linear", &v1.version),
+    ];
+    for (prefix, name, version) in cases {
+        let (status, answer) = server
+            .call("GET", &format!("{prefix}/v2/models/{name}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{prefix} {name}: {answer}");
+        assert_eq!(answer["versions"], json!([version]), "{prefix} {name}");
+        let (status, answer) = server.linear(prefix, name, X).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["model_version"], json!(version), "{prefix} {name}");
+        assert_eq!(answer["model_name"], json!(name));
+
+        // The versioned routes answer for that version only.
+        let versioned = format!("{prefix}/v2/models/{name}/versions/{version}");
+        let (status, answer) = server.call("GET", &versioned, None).await;
+        assert_eq!(status, StatusCode::OK, "{versioned}: {answer}");
+        assert_eq!(answer["versions"], json!([version]));
+        let (status, answer) = server
+            .call("GET", &format!("{versioned}/ready"), None)
+            .await;
+        assert_eq!(
+            (status, answer),
+            (StatusCode::OK, json!({ "name": name, "ready": true })),
+            "{versioned}"
+        );
+        let body =
+            json!({ "inputs": [{ "name": "x", "shape": [1, 3], "datatype": "FP32", "data": X }] });
+        let (status, answer) = server
+            .call("POST", &format!("{versioned}/infer"), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{versioned}: {answer}");
+        assert_eq!(answer["model_version"], json!(version));
+    }
+    let index = server.call("POST", "/v2/repository/index", None).await.1;
+    assert_eq!(
+        index
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["name"].as_str().unwrap(), e["version"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [
+            ("alice.linear", v2.version.as_str()),
+            ("linear", v1.version.as_str())
+        ]
+    );
+
+    // Another version (alice's at the root, the base's in alice, a made-up one) is 404 naming
+    // the one that answers.
+    let body =
+        json!({ "inputs": [{ "name": "x", "shape": [1, 3], "datatype": "FP32", "data": X }] });
+    for (method, uri, served) in [
+        (
+            "GET",
+            format!("/v2/models/linear/versions/{}", v2.version),
+            &v1.version,
+        ),
+        (
+            "GET",
+            format!("/v2/models/linear/versions/{}/ready", v2.version),
+            &v1.version,
+        ),
+        (
+            "POST",
+            format!("/v2/models/linear/versions/{}/infer", v2.version),
+            &v1.version,
+        ),
+        (
+            "GET",
+            "/v2/models/linear/versions/1".to_string(),
+            &v1.version,
+        ),
+        (
+            "POST",
+            format!(
+                "/biomes/alice/v2/models/linear/versions/{}/infer",
+                v1.version
+            ),
+            &v2.version,
+        ),
+        (
+            "GET",
+            format!("/v2/models/alice.linear/versions/{}", v1.version),
+            &v2.version,
+        ),
+    ] {
+        let (status, answer) = server.call(method, &uri, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {answer}");
+        assert!(
+            error(&answer).contains(&format!("is served at version `{served}`")),
+            "{uri}: {answer}"
+        );
+    }
+    // An unknown model is still an unknown model, whatever version is asked for.
+    let (status, answer) = server.call("GET", "/v2/models/nope/versions/1", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error(&answer).contains("unknown model `nope`"), "{answer}");
 }

@@ -43,6 +43,8 @@ pub fn engine() -> Arc<dyn Engine> {
 pub struct Artifact {
     pub path: PathBuf,
     pub digest: String,
+    /// The short commit in its name: the version the endpoint should say answers.
+    pub version: String,
 }
 
 impl Artifact {
@@ -58,6 +60,8 @@ impl Artifact {
 }
 
 /// Packages `tests/models/<onnx>` as `<dir>/<component>-<sha>.zip` with `model.onnx` and `model.json`.
+/// The "commit" is made up from the bytes (distinct from their digest, so a test can tell which
+/// one a version was taken from).
 pub fn package(dir: &Path, onnx: &str, component: &str) -> Artifact {
     let bytes = std::fs::read(model_file(onnx)).unwrap();
     let metadata = inspect(engine().as_ref(), &bytes).unwrap();
@@ -70,9 +74,14 @@ pub fn package(dir: &Path, onnx: &str, component: &str) -> Artifact {
     zip.write_all(&bytes).unwrap();
     let zipped = zip.finish().unwrap().into_inner();
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&zipped)));
-    let path = dir.join(format!("{component}-{}.zip", &digest[7..19]));
+    let commit = hex::encode(Sha256::digest([b"commit:".as_slice(), &zipped].concat()));
+    let path = dir.join(format!("{component}-{}.zip", &commit[..40]));
     std::fs::write(&path, &zipped).unwrap();
-    Artifact { path, digest }
+    Artifact {
+        path,
+        digest,
+        version: commit[..12].to_string(),
+    }
 }
 
 /// A server (router) with its own temporary artifact directory.
