@@ -15,9 +15,14 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use crate::cluster::ADMIN_USER;
 use crate::error::{describe, DatabaseError};
-use crate::migrations::{line_of_position, MigrationFile, MigrationSet};
+use crate::execute::{self, Failure, Prepared};
+use crate::history;
+use crate::migrations::{MigrationFile, MigrationSet};
 use crate::names::{self, quote_identifier, quote_literal, TemplateName};
+use crate::plan::MigrationKind;
 use crate::secret::{RedactedUrl, Secret};
+
+mod in_place;
 
 /// Prefix of the `COMMENT ON DATABASE` that records which template a biome database came from.
 const TEMPLATE_COMMENT: &str = "sandpit template=";
@@ -129,12 +134,15 @@ impl Admin {
     /// The template is built as `<name>_building` (a leftover from a crash is dropped first) and
     /// only renamed and marked as a template once every file applied, so a template that exists
     /// is always complete. Each file runs in its own transaction and is recorded with its
-    /// checksum in `sandpit_migrations`.
+    /// checksum and kind (`migration`, or `seed` for `set.seed`) in `sandpit_migrations`. The
+    /// same rules as in place apply: a wrapping `BEGIN; … COMMIT;` is dropped, any other
+    /// transaction control refused ([`DatabaseError::TransactionControl`]) before anything runs.
     pub async fn ensure_template(
         &self,
         project: &Name,
         set: &MigrationSet,
     ) -> Result<TemplateName, DatabaseError> {
+        let prepared = execute::prepare(set.in_order())?;
         let template = names::template_database(project, &set.content_hash());
         // The common case, without taking the lock: the template is there and finished.
         if self.template_state(&template).await? == Some(true) {
@@ -172,7 +180,7 @@ impl Admin {
         )
         .await?;
 
-        let built = self.apply_migrations(&building, set).await;
+        let built = self.apply_migrations(&building, set, &prepared).await;
         let finished = match built {
             Ok(()) => self.finish_template(&template, Some(&building)).await,
             Err(error) => Err(error),
@@ -374,10 +382,11 @@ impl Admin {
         project: &Name,
         sql: &MigrationFile,
     ) -> Result<(), DatabaseError> {
+        let prepared = execute::prepare([sql])?.remove(0);
         let shared = names::shared_database(project);
         let lock = self.lock(&shared).await?;
         let result = self
-            .ensure_shared_database_locked(project, &shared, sql)
+            .ensure_shared_database_locked(project, &shared, &prepared)
             .await;
         lock.close().await;
         result
@@ -387,8 +396,9 @@ impl Admin {
         &self,
         project: &Name,
         shared: &str,
-        sql: &MigrationFile,
+        prepared: &Prepared<'_>,
     ) -> Result<(), DatabaseError> {
+        let sql = prepared.file;
         let wanted_comment = format!("{SHARED_COMMENT}{}", sql.checksum);
         if self.database_comment(shared).await?.as_deref() == Some(wanted_comment.as_str()) {
             return Ok(());
@@ -414,9 +424,9 @@ impl Admin {
             )
             .await?;
             let mut session = self.open_database(&building).await?;
-            let applied = apply_file(&mut session.client, sql, None).await;
+            let applied = apply_file(&mut session.client, prepared, None).await;
             session.close().await;
-            applied?;
+            applied.map_err(|failure| failure.into_build_error(&building, sql))?;
             self.execute(
                 &format!(
                     "BEGIN; \
@@ -516,26 +526,29 @@ impl Admin {
         &self,
         building: &str,
         set: &MigrationSet,
+        prepared: &[Prepared<'_>],
     ) -> Result<(), DatabaseError> {
         let mut session = self.open_database(building).await?;
         let applied = async {
-            session
-                .client
-                .batch_execute(
-                    "CREATE TABLE sandpit_migrations (\
-                         file text PRIMARY KEY, \
-                         checksum text NOT NULL, \
-                         applied_at timestamptz NOT NULL DEFAULT now())",
+            history::create(&session.client).await.map_err(|error| {
+                DatabaseError::sql(
+                    format!("creating sandpit_migrations in `{building}`"),
+                    &error,
                 )
-                .await
-                .map_err(|error| {
-                    DatabaseError::sql(
-                        format!("creating sandpit_migrations in `{building}`"),
-                        &error,
-                    )
-                })?;
-            for file in set.in_order() {
-                apply_file(&mut session.client, file, Some(building)).await?;
+            })?;
+            for prepared in prepared {
+                let is_seed = set
+                    .seed
+                    .as_ref()
+                    .is_some_and(|seed| std::ptr::eq(seed, prepared.file));
+                let kind = if is_seed {
+                    MigrationKind::Seed
+                } else {
+                    MigrationKind::Migration
+                };
+                apply_file(&mut session.client, prepared, Some(kind))
+                    .await
+                    .map_err(|failure| failure.into_build_error(building, prepared.file))?;
             }
             Ok(())
         }
@@ -691,59 +704,29 @@ async fn open(config: &Config, url_redacted: &str) -> Result<Session, DatabaseEr
     Ok(Session { client, connection })
 }
 
-/// Applies one file in its own transaction and, when `record_in` is given, records it in
-/// `sandpit_migrations`. PostgreSQL's complaints become [`DatabaseError::MigrationFailed`] with
-/// the line the error position points at.
+/// Applies one file in a transaction of its own and, when `record_as` is given, records it in
+/// `sandpit_migrations` in the same transaction.
 async fn apply_file(
     client: &mut Client,
-    file: &MigrationFile,
-    record_in: Option<&str>,
-) -> Result<(), DatabaseError> {
-    let context = || format!("applying `{}`", file.name);
-    let transaction = client
-        .transaction()
+    prepared: &Prepared<'_>,
+    record_as: Option<MigrationKind>,
+) -> Result<(), Failure> {
+    let transaction = execute::begin(client, None)
         .await
-        .map_err(|error| DatabaseError::sql(context(), &error))?;
-    if let Err(error) = transaction.batch_execute(&file.sql).await {
-        return Err(migration_error(file, &error));
-    }
-    if record_in.is_some() {
-        transaction
-            .execute(
-                "INSERT INTO sandpit_migrations (file, checksum) VALUES ($1, $2)",
-                &[&file.name, &file.checksum],
-            )
+        .map_err(|error| Failure::after_statements("opening a transaction", &error))?;
+    execute::run(transaction.client(), prepared).await?;
+    if let Some(kind) = record_as {
+        let file = prepared.file;
+        history::record(transaction.client(), &file.name, &file.checksum, kind)
             .await
-            .map_err(|error| migration_error(file, &error))?;
+            .map_err(|error| {
+                Failure::after_statements("recording it in sandpit_migrations", &error)
+            })?;
     }
     transaction
         .commit()
         .await
-        .map_err(|error| migration_error(file, &error))
-}
-
-/// The file's fault when PostgreSQL refused it; a connection problem otherwise.
-fn migration_error(file: &MigrationFile, error: &tokio_postgres::Error) -> DatabaseError {
-    match error.as_db_error() {
-        Some(db_error) => {
-            let line = match db_error.position() {
-                Some(tokio_postgres::error::ErrorPosition::Original(position)) => {
-                    Some(line_of_position(&file.sql, *position))
-                }
-                _ => None,
-            };
-            let mut message = db_error.message().to_owned();
-            if let Some(detail) = db_error.detail() {
-                message.push_str(&format!(" ({detail})"));
-            }
-            DatabaseError::MigrationFailed {
-                file: file.name.clone(),
-                line,
-                message,
-            }
-        }
-        None => DatabaseError::sql(format!("applying migration `{}`", file.name), error),
-    }
+        .map_err(|error| Failure::after_statements("committing it", &error))
 }
 
 /// Gives `role` every schema, relation, routine and type the administrator owns in the database

@@ -1,6 +1,7 @@
 //! What can go wrong with databases, each message saying what, where and what to do.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything this crate can fail with. Messages never contain passwords.
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +46,104 @@ pub enum DatabaseError {
     )]
     Unreachable { url: String, message: String },
 
-    #[error("migration `{file}`{} failed: {message}; fix the file and run again", line.map(|line| format!(" at line {line}")).unwrap_or_default())]
+    #[error("migration `{file}`{} failed: {message}; fix the file and run again", at_line(*line))]
     MigrationFailed {
         file: String,
         line: Option<u32>,
         message: String,
     },
+
+    #[error(
+        "migration `{file}` was changed after it was applied to `{database}` (applied with \
+         sha256 {applied_checksum}, the commit has {commit_checksum}); applied migrations are \
+         never re-run or skipped\nhint: restore the file as it was and put the change in a new \
+         migration"
+    )]
+    MigrationChanged {
+        database: String,
+        file: String,
+        applied_checksum: String,
+        commit_checksum: String,
+    },
+
+    #[error(
+        "`{file}` line {line}: `{statement}` controls the transaction, but sandpit runs every \
+         migration in a transaction of its own (and rolls a rehearsal back); nothing was run\n\
+         hint: remove it; a whole file may be wrapped in BEGIN; … COMMIT;, and work that must \
+         commit on its own belongs in a migration file of its own"
+    )]
+    TransactionControl {
+        file: String,
+        line: u32,
+        statement: String,
+    },
+
+    #[error(
+        "rehearsing the pending migrations on `{database}` failed: `{file}`{}: {message}; \
+         nothing was changed (a rehearsal is always rolled back)\nhint: make the migration work \
+         with the data already in `{database}` (a new NOT NULL column needs a DEFAULT, or a \
+         backfill before the constraint), commit it and deploy again",
+        at_line(*line)
+    )]
+    RehearsalFailed {
+        database: String,
+        file: String,
+        line: Option<u32>,
+        message: String,
+    },
+
+    #[error(
+        "migration `{file}`{} failed on `{database}`: {message}; it was rolled back, {}\n\
+         hint: fix `{file}` (it was never applied, so it may still be edited), commit it and \
+         deploy again",
+        at_line(*line),
+        applied_before(applied)
+    )]
+    InPlaceMigrationFailed {
+        database: String,
+        file: String,
+        line: Option<u32>,
+        message: String,
+        /// Files applied (and committed) by the same call before `file` failed.
+        applied: Vec<String>,
+    },
+
+    #[error(
+        "could not get a lock on `{database}` within {timeout:?} for `{file}` line {line} \
+         (`{statement}`): another session, such as a running service, holds a conflicting \
+         lock; `{file}` was rolled back, {}\nhint: try again; a service that keeps a \
+         transaction open keeps its locks until it ends",
+        applied_before(applied)
+    )]
+    LockTimeout {
+        database: String,
+        file: String,
+        line: u32,
+        statement: String,
+        timeout: Duration,
+        /// Files applied (and committed) by the same call before `file` (none in a rehearsal).
+        applied: Vec<String>,
+    },
+
+    #[error(
+        "migration `{file}` ended the transaction sandpit ran it in on `{database}`, though \
+         sandpit found no transaction control statement in it: what ran before that point may \
+         have been committed, {}\nhint: check `{database}` by hand; a file that sets \
+         standard_conforming_strings = off can hide a COMMIT in a string, so remove that",
+        applied_before(applied)
+    )]
+    TransactionEnded {
+        database: String,
+        file: String,
+        /// Files applied (and committed) by the same call before `file`.
+        applied: Vec<String>,
+    },
+
+    #[error(
+        "database `{database}` does not exist\nhint: create it first (`sandpit up` clones it \
+         from the template of the commit's migrations)"
+    )]
+    DatabaseMissing { database: String },
 
     #[error("{context} failed: {message}")]
     Sql { context: String, message: String },
@@ -72,6 +165,20 @@ impl DatabaseError {
             message: error.to_string(),
         }
     }
+}
+
+fn at_line(line: Option<u32>) -> String {
+    line.map(|line| format!(" at line {line}"))
+        .unwrap_or_default()
+}
+
+/// What stays applied of a call that failed part of the way.
+fn applied_before(applied: &[String]) -> String {
+    if applied.is_empty() {
+        return "nothing was changed".to_owned();
+    }
+    let files: Vec<String> = applied.iter().map(|file| format!("`{file}`")).collect();
+    format!("and {} applied before it stay applied", files.join(", "))
 }
 
 /// PostgreSQL's own message (with its SQLSTATE) when there is one, else the client's.

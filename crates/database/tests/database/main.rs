@@ -8,5 +8,6 @@ mod biomes;
 mod cluster;
 mod crash;
 mod fixture;
+mod in_place;
 mod shared;
 mod templates;
