@@ -218,11 +218,11 @@ pub fn build(
             extra_trees.push((input.clone(), tree));
         }
         let name = ArtifactName::new(component.name.clone(), request.version.clone());
-        if let Some(existing) = request.store.get(&name)? {
+        if let Some(existing) = intact(request.store.get(&name))? {
             already_named.insert(component.name.clone(), existing);
         } else {
             let key = crate::plan::input_key(component, &input_tree, &extra_trees);
-            if let Some(existing) = request.store.find_by_input(&component.name, &key)? {
+            if let Some(existing) = intact(request.store.find_by_input(&component.name, &key))? {
                 by_input.insert((component.name.clone(), key), existing);
             }
         }
@@ -611,6 +611,17 @@ fn join_paths(prefix: &str, path: &str) -> String {
 
 fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// A stored artifact whose bytes were modified or lost is rebuilt (and its blob stored again),
+/// never reused and never a reason for the build to fail.
+fn intact(
+    found: Result<Option<StoredArtifact>, StoreError>,
+) -> Result<Option<StoredArtifact>, StoreError> {
+    match found {
+        Err(StoreError::DigestMismatch { .. } | StoreError::BlobMissing { .. }) => Ok(None),
+        other => other,
+    }
 }
 
 #[cfg(test)]

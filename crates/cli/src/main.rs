@@ -53,10 +53,14 @@ enum Command {
     Reject(commands::approve::RejectArgs),
     /// Redeploy the previous (or a named) successful deployment, without rebuilding.
     Rollback(commands::rollback::Args),
+    /// Operations on a whole environment: `env destroy ENV --confirm ENV`.
+    Env(commands::env::Args),
     /// List the deployments into a target (ENV, ENV/BIOME or BIOME).
     History(commands::history::Args),
     /// Where a commit, digest or artifact runs, every deployment of it, and its provenance.
     Trace(commands::trace::Args),
+    /// Re-hash every stored and running artifact; exit 1 if any does not match its digest.
+    Verify(commands::verify::Args),
     /// Remove artifacts no retained deployment refers to from environment stores.
     Gc(commands::gc::Args),
     /// Run the supervisor in the foreground, or manage the background one.
@@ -73,6 +77,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.json;
     let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -83,6 +88,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             output::print_error(&error);
+            if json {
+                // Scripts reading `--json` always get JSON, failures included.
+                output::print_json_error(&error);
+            }
             ExitCode::FAILURE
         }
     }
@@ -105,8 +114,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Approve(args) => commands::approve::approve(&context, args, json).await,
         Command::Reject(args) => commands::approve::reject(&context, args, json),
         Command::Rollback(args) => commands::rollback::exec(&context, args, json).await,
+        Command::Env(args) => commands::env::exec(&context, args, json).await,
         Command::History(args) => commands::history::exec(&context, args, json),
         Command::Trace(args) => commands::trace::exec(&context, args, json).await,
+        Command::Verify(args) => commands::verify::exec(&context, args, json).await,
         Command::Gc(args) => commands::gc::exec(&context, args, json).await,
         Command::Daemon(args) => commands::daemon::exec(&context, args, json).await,
         Command::ModelServer(args) => commands::model_server::exec(&context, args).await,

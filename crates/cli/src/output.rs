@@ -3,7 +3,7 @@
 //! The JSON types here are the CLI's documented contract; they are converted by hand from the
 //! use cases' types so that an internal change cannot silently change the output.
 
-use sandpit_artifact::store::StoredArtifact;
+use sandpit_artifact::store::{ArtifactCheck, Integrity, StoreCheck};
 use sandpit_domain::Name;
 use sandpit_runtime::protocol::BiomeStatus;
 use sandpit_state::Deployment;
@@ -14,12 +14,27 @@ pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn print_error(error: &anyhow::Error) {
+/// An error and its causes, outermost first, as one message.
+fn error_message(error: &anyhow::Error) -> String {
     let mut message = error.to_string();
     for cause in error.chain().skip(1) {
         message.push_str(&format!(": {cause}"));
     }
-    eprintln!("error: {message}");
+    message
+}
+
+pub fn print_error(error: &anyhow::Error) {
+    eprintln!("error: {}", error_message(error));
+}
+
+/// A failure as JSON on stdout (`--json`): `{"error": {"message": …}}`, with the message and its
+/// causes as `print_error` shows them.
+pub fn print_json_error(error: &anyhow::Error) {
+    let value = serde_json::json!({ "error": { "message": error_message(error) } });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).expect("a JSON value always serialises")
+    );
 }
 
 /// A progress line from the daemon, on stderr so `--json` output stays clean.
@@ -137,6 +152,8 @@ impl From<&[BiomeStatus]> for BiomeListJson {
 #[derive(Debug, Serialize)]
 pub struct ArtifactListJson {
     pub artifacts: Vec<ArtifactJson>,
+    /// Name records that could not be read: the name is known, what it refers to is not.
+    pub unreadable_records: Vec<UnreadableRecordJson>,
 }
 
 #[derive(Debug, Serialize)]
@@ -144,31 +161,103 @@ pub struct ArtifactJson {
     pub name: String,
     pub component: String,
     pub sha: String,
+    /// The digest the name records (what the bytes must hash to).
     pub digest: String,
-    pub size: u64,
+    /// `intact|modified|missing|unreadable`
+    pub integrity: &'static str,
+    /// What the stored bytes hash to when they no longer match `digest`.
+    pub actual_digest: Option<String>,
+    /// Why the blob could not be read (`unreadable`).
+    pub detail: Option<String>,
+    /// Bytes, when intact.
+    pub size: Option<u64>,
     pub path: String,
+    pub blob: String,
     pub reused_from: Option<String>,
 }
 
-impl From<&StoredArtifact> for ArtifactJson {
-    fn from(artifact: &StoredArtifact) -> ArtifactJson {
+#[derive(Debug, Serialize)]
+pub struct UnreadableRecordJson {
+    pub name: String,
+    pub record: String,
+    pub message: String,
+}
+
+/// The stable spelling of an integrity state.
+pub fn integrity_word(integrity: &Integrity) -> &'static str {
+    match integrity {
+        Integrity::Intact { .. } => "intact",
+        Integrity::Modified { .. } => "modified",
+        Integrity::Missing => "missing",
+        Integrity::Unreadable { .. } => "unreadable",
+    }
+}
+
+impl From<&ArtifactCheck> for ArtifactJson {
+    fn from(artifact: &ArtifactCheck) -> ArtifactJson {
+        let (actual_digest, detail, size) = match &artifact.integrity {
+            Integrity::Intact { size } => (None, None, Some(*size)),
+            Integrity::Modified { actual } => (Some(actual.to_string()), None, None),
+            Integrity::Missing => (None, None, None),
+            Integrity::Unreadable { message } => (None, Some(message.clone()), None),
+        };
+        let file = artifact
+            .record_path
+            .parent()
+            .and_then(|names| names.parent())
+            .map(|root| root.join("files").join(artifact.name.file_name()))
+            .unwrap_or_default();
         ArtifactJson {
             name: artifact.name.file_name(),
             component: artifact.name.component.to_string(),
             sha: artifact.name.version.to_string(),
-            digest: artifact.digest.to_string(),
-            size: artifact.size,
-            path: artifact.file_path.display().to_string(),
+            digest: artifact.provenance.digest.to_string(),
+            integrity: integrity_word(&artifact.integrity),
+            actual_digest,
+            detail,
+            size,
+            path: file.display().to_string(),
+            blob: artifact.blob_path.display().to_string(),
             reused_from: artifact.provenance.reused_from.clone(),
         }
     }
 }
 
-impl From<&[StoredArtifact]> for ArtifactListJson {
-    fn from(artifacts: &[StoredArtifact]) -> ArtifactListJson {
+impl From<&StoreCheck> for ArtifactListJson {
+    fn from(check: &StoreCheck) -> ArtifactListJson {
         ArtifactListJson {
-            artifacts: artifacts.iter().map(ArtifactJson::from).collect(),
+            artifacts: check.artifacts.iter().map(ArtifactJson::from).collect(),
+            unreadable_records: check
+                .unreadable_records
+                .iter()
+                .map(|r| UnreadableRecordJson {
+                    name: r.name.file_name(),
+                    record: r.record_path.display().to_string(),
+                    message: r.message.clone(),
+                })
+                .collect(),
         }
+    }
+}
+
+/// One line about an artifact whose bytes are not what its name records, or `None` when intact.
+pub fn integrity_problem(artifact: &ArtifactCheck) -> Option<String> {
+    let expected = &artifact.provenance.digest;
+    let blob = artifact.blob_path.display();
+    match &artifact.integrity {
+        Integrity::Intact { .. } => None,
+        Integrity::Modified { actual } => Some(format!(
+            "{} is MODIFIED: `{blob}` should be {expected} but is {actual}",
+            artifact.name.file_name()
+        )),
+        Integrity::Missing => Some(format!(
+            "{} is MISSING: no blob `{blob}` for {expected}",
+            artifact.name.file_name()
+        )),
+        Integrity::Unreadable { message } => Some(format!(
+            "{} is UNREADABLE ({expected}): {message}",
+            artifact.name.file_name()
+        )),
     }
 }
 
@@ -230,15 +319,37 @@ pub fn print_biome_list(biomes: &[BiomeStatus]) {
     }
 }
 
-pub fn print_artifacts(artifacts: &[StoredArtifact]) {
-    println!("{:<64} {:>10}  DIGEST", "ARTIFACT", "SIZE");
-    for a in artifacts {
+pub fn print_artifacts(check: &StoreCheck) {
+    println!(
+        "{:<64} {:>10}  {:<12}  INTEGRITY",
+        "ARTIFACT", "SIZE", "DIGEST"
+    );
+    for a in &check.artifacts {
+        let size = match &a.integrity {
+            Integrity::Intact { size } => size.to_string(),
+            _ => "-".to_owned(),
+        };
         println!(
-            "{:<64} {:>10}  {}",
+            "{:<64} {:>10}  {:<12}  {}",
             a.name.file_name(),
-            a.size,
-            short(a.digest.hex())
+            size,
+            short(a.provenance.digest.hex()),
+            integrity_word(&a.integrity)
         );
+    }
+    let problems: Vec<String> = check
+        .artifacts
+        .iter()
+        .filter_map(integrity_problem)
+        .collect();
+    for problem in &problems {
+        eprintln!("warning: {problem}");
+    }
+    for record in &check.unreadable_records {
+        eprintln!("warning: {}: {}", record.name.file_name(), record.message);
+    }
+    if !problems.is_empty() || !check.unreadable_records.is_empty() {
+        eprintln!("hint: `sandpit verify` checks every store and what runs; move a damaged blob aside and the next deployment or promotion copies an intact one in (`sandpit build` rebuilds the build store's)");
     }
 }
 
@@ -261,6 +372,17 @@ pub struct DeploymentJson {
     pub finished_at: Option<String>,
     pub message: Option<String>,
     pub components: Vec<DeployedComponentJson>,
+    /// `promote`: the environment promoted from.
+    pub promoted_from: Option<String>,
+    /// What happened on the way: `rehearsed`, `rehearsal_failed`, `migrated`.
+    pub steps: Vec<DeploymentStepJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeploymentStepJson {
+    pub step: String,
+    pub at: String,
+    pub message: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -297,6 +419,19 @@ impl From<&Deployment> for DeploymentJson {
                     digest: c.digest.clone(),
                 })
                 .collect(),
+            promoted_from: match &d.kind {
+                sandpit_state::DeploymentKind::Promote { from } => Some(from.clone()),
+                _ => None,
+            },
+            steps: d
+                .steps
+                .iter()
+                .map(|s| DeploymentStepJson {
+                    step: s.step.as_str().to_owned(),
+                    at: s.at.clone(),
+                    message: s.message.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -317,6 +452,24 @@ pub fn print_deployments(deployments: &[Deployment]) {
             d.requested_by,
             d.approved_by.join(", ")
         );
+        for step in &d.steps {
+            println!(
+                "       {}: {}",
+                step.step.as_str().replace('_', " "),
+                step.message
+            );
+        }
+        if let (
+            sandpit_state::DeploymentState::Failed | sandpit_state::DeploymentState::Rejected,
+            Some(message),
+        ) = (d.state, &d.message)
+        {
+            println!(
+                "       {}: {}",
+                d.state.as_str(),
+                message.lines().next().unwrap_or_default()
+            );
+        }
     }
 }
 
@@ -328,8 +481,8 @@ pub fn print_deploy_outcome(
     let d = &outcome.deployment;
     if json {
         let mut value = serde_json::to_value(DeploymentJson::from(d))?;
-        if let Some(rollout) = &outcome.rollout {
-            value["status"] = serde_json::to_value(BiomeJson::new(&rollout.status, false))?;
+        if let Some(status) = outcome.rollout.as_ref().and_then(|r| r.status.as_ref()) {
+            value["status"] = serde_json::to_value(BiomeJson::new(status, false))?;
         }
         return print_json(&value);
     }
@@ -342,12 +495,18 @@ pub fn print_deploy_outcome(
             d.requested_by,
             d.id
         ),
-        Some(rollout) => {
-            println!("deployment #{} to {} {}: {} at {}", d.id, d.target, d.state.as_str(), rollout.status.state, d.sha);
-            for component in rollout.status.components.iter().filter(|c| c.url.is_some()) {
-                println!("  {:<20} {}", component.name.as_str(), component.url.as_deref().unwrap_or_default());
+        Some(rollout) => match &rollout.status {
+            Some(status) => {
+                println!("deployment #{} to {} {}: {} at {}", d.id, d.target, d.state.as_str(), status.state, d.sha);
+                for step in &d.steps {
+                    println!("  {}: {}", step.step.as_str().replace('_', " "), step.message);
+                }
+                for component in status.components.iter().filter(|c| c.url.is_some()) {
+                    println!("  {:<20} {}", component.name.as_str(), component.url.as_deref().unwrap_or_default());
+                }
             }
-        }
+            None => println!("deployment #{} ({}) to {} {}", d.id, d.kind, d.target, d.state.as_str()),
+        },
     }
     Ok(())
 }

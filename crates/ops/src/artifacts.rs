@@ -1,26 +1,24 @@
-//! `sandpit artifacts`: what the project's artifact store holds.
+//! `sandpit artifacts`: what the project's artifact store holds, each artifact's bytes checked
+//! against its digest — a damaged one is reported, never a reason to stop answering.
 
-use sandpit_artifact::store::{ArtifactStore, StoredArtifact};
+use sandpit_artifact::store::{ArtifactStore, StoreCheck};
 
 use crate::project::ProjectDir;
 use crate::Context;
 
 /// The build store's artifacts, or with `env` that environment's store.
-pub fn artifacts(context: &Context, env: Option<&str>) -> anyhow::Result<Vec<StoredArtifact>> {
+pub fn artifacts(context: &Context, env: Option<&str>) -> anyhow::Result<StoreCheck> {
     let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let project = spec.project.name.clone();
     let root = match env {
         Some(env) => {
             let env = crate::deploy::environment(&spec, env)?;
-            crate::deployment::env_store(context, &project, &env)?
-                .root()
-                .to_path_buf()
+            crate::deployment::env_store_root(context, &project, &env)
         }
         None => context.artifact_store_root(project.as_str()),
     };
     if !root.exists() {
-        return Ok(Vec::new());
+        return Ok(StoreCheck::default());
     }
-    let store = ArtifactStore::open(&root)?;
-    Ok(store.list()?)
+    Ok(ArtifactStore::open(&root)?.check_all()?)
 }

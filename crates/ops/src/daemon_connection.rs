@@ -44,6 +44,37 @@ pub async fn request_if_running(
     }
 }
 
+/// What a read command says when no daemon runs: it never starts one (starting it would bring
+/// biomes back to life as a side effect of looking at them).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the sandpit daemon is not running (for SANDPIT_HOME {home}), so nothing runs now\nhint: `sandpit daemon start` starts it and brings back what ran before it stopped"
+)]
+pub struct DaemonNotRunning {
+    pub home: String,
+}
+
+/// Sends a read-only `request` to the running daemon; [`DaemonNotRunning`] when none runs.
+pub async fn query(context: &Context, request: &Request) -> anyhow::Result<ReplyBody> {
+    match request_if_running(context, request).await? {
+        Some(reply) => Ok(reply),
+        None => Err(DaemonNotRunning {
+            home: context.home.display().to_string(),
+        }
+        .into()),
+    }
+}
+
+/// Starts the daemon unless one runs; `true` when this call started it.
+pub async fn start(context: &Context) -> anyhow::Result<bool> {
+    let paths = DaemonPaths::for_home(&context.home);
+    if Client::connect(&paths.socket).await.is_ok() {
+        return Ok(false);
+    }
+    connect_or_start(context).await?;
+    Ok(true)
+}
+
 fn into_user_error(error: ClientError) -> anyhow::Error {
     anyhow::anyhow!("{error}")
 }

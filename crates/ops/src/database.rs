@@ -19,6 +19,7 @@ use sandpit_domain::Name;
 use sandpit_runtime::process::Program;
 use sandpit_runtime::protocol::{DatabaseInfo, InstanceKey, InstanceSpec, ReplyBody, Request};
 use sandpit_spec::{DatabaseUrl, Spec};
+use sandpit_state::StepKind;
 
 use crate::daemon_connection;
 use crate::Context;
@@ -254,43 +255,80 @@ fn read_sql(
     Ok((MigrationSet::from_files(files, seed), shared))
 }
 
-/// Makes sure the biome has its database, cloned from the template of the commit's migrations.
-/// `None` when `sandpit.toml` has no `[database]`.
+/// How long a rehearsal or an in-place migration waits for a lock a running service holds before
+/// it gives up (and the deployment fails, changing nothing more): long enough for ordinary
+/// transactions to finish, short enough that the services queued behind the migration's lock
+/// request are not stalled for long.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether the `[database] seed` runs into this target's database when it is created: always
+/// for biomes, for an environment's base only when it opts in with `seed = true`.
+pub fn seeds(spec: &Spec, env: &Name, biome: &Name) -> bool {
+    biome != env || spec.environments.get(env).is_some_and(|e| e.seed)
+}
+
+fn file_list(files: &[MigrationFile]) -> String {
+    files
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Makes sure the target (a biome, or an environment's base) has its database: cloned from the
+/// template of the commit's migrations when it has none (or `reset` asks for a new one), else
+/// brought forward in place — the commit's new migrations rehearsed against its data in a
+/// transaction that is rolled back, then applied one transaction each. Rehearsals and
+/// migrations are reported through `on_step`. `None` when `sandpit.toml` has no `[database]`.
 #[allow(clippy::too_many_arguments)]
 pub async fn prepare(
     context: &Context,
     spec: &Spec,
-    repo: &Repository,
-    treeish: &str,
+    source: &crate::deployment::DatabaseSource<'_>,
     env: &Name,
     biome: &Name,
-    reset: bool,
+    seed: bool,
     on_event: &mut dyn FnMut(&str),
+    on_step: &mut dyn FnMut(StepKind, &str) -> anyhow::Result<()>,
 ) -> anyhow::Result<Option<BiomeDatabaseGrant>> {
     if spec.database.is_none() {
         return Ok(None);
     }
     let project = &spec.project.name;
-    let (migrations, shared) = read_sql(repo, treeish, spec)?;
+    let (mut migrations, shared) = read_sql(source.repo, source.treeish, spec)?;
+    if !seed {
+        migrations.seed = None;
+    }
     let instance = instance(context, spec, env, on_event).await?;
     let admin = Admin::connect(&instance.admin_url).await?;
-    let template = admin.ensure_template(project, &migrations).await?;
     let database = names::biome_database(project, biome);
-    if admin.database_exists(&database).await? {
-        if let Some(existing) = admin.template_of(&database).await? {
-            if existing != template {
-                if !reset {
-                    bail!(
-                        "the migrations changed since biome `{biome}`'s database was cloned (from {}; they now give {})\nhint: run `sandpit up {biome} --reset-db` to re-clone it from the new template; its data will be lost",
-                        existing.as_str(),
-                        template.as_str()
-                    );
-                }
-                on_event(&format!("re-cloning {database} from {}", template.as_str()));
-                admin.drop_biome_database(project, biome).await?;
-            }
-        }
+    let mut exists = admin.database_exists(&database).await?;
+    if exists && source.reset {
+        on_event(&format!(
+            "dropping {database} to clone it again from the template"
+        ));
+        admin.drop_biome_database(project, biome).await?;
+        exists = false;
     }
+    let template = if exists {
+        migrate_in_place(
+            &admin,
+            project,
+            env,
+            biome,
+            &database,
+            &migrations,
+            on_event,
+            on_step,
+        )
+        .await?;
+        match admin.template_of(&database).await? {
+            Some(template) => template,
+            None => names::template_database(project, &migrations.content_hash()),
+        }
+    } else {
+        admin.ensure_template(project, &migrations).await?
+    };
     let password = load_or_create_password(&password_file(context, project, env, biome))?;
     let granted = admin
         .ensure_biome_database(project, biome, &template, &password)
@@ -324,6 +362,94 @@ pub async fn prepare(
             url,
         },
     }))
+}
+
+/// Brings an existing database forward to the commit's migrations: refuses edited ones,
+/// rehearses the new ones on the real data, then applies them.
+#[allow(clippy::too_many_arguments)]
+async fn migrate_in_place(
+    admin: &Admin,
+    project: &Name,
+    env: &Name,
+    biome: &Name,
+    database: &str,
+    migrations: &MigrationSet,
+    on_event: &mut dyn FnMut(&str),
+    on_step: &mut dyn FnMut(StepKind, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let who = if biome == env {
+        format!("environment `{env}`")
+    } else {
+        format!("biome `{biome}`")
+    };
+    let plan = admin.plan_migrations(database, migrations).await?;
+    if let Some(changed) = plan.changed.first() {
+        let hint = if biome == env {
+            "hint: restore the file as it was applied and put the change in a new migration file"
+                .to_owned()
+        } else {
+            format!("hint: restore the file as it was applied and put the change in a new migration file, or start this biome's database over from the template with `sandpit up {biome} --reset-db` (its data will be lost)")
+        };
+        bail!(
+            "migration `{}` was changed after it was applied to {who}'s database `{database}`: it was applied with sha256 {}, the commit has sha256 {}; applied migrations are never re-run or skipped{}\n{hint}",
+            changed.file,
+            changed.applied_checksum,
+            changed.commit_checksum,
+            if plan.changed.len() > 1 {
+                format!(
+                    " ({} more changed: {})",
+                    plan.changed.len() - 1,
+                    plan.changed[1..].iter().map(|c| c.file.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    if !plan.ahead.is_empty() {
+        on_event(&format!(
+            "{who}'s database has {} migration(s) this commit does not have ({}); they stay applied",
+            plan.ahead.len(),
+            plan.ahead.join(", ")
+        ));
+    }
+    if plan.pending.is_empty() {
+        return Ok(());
+    }
+    let names = file_list(&plan.pending);
+    on_event(&format!(
+        "rehearsing {} new migration(s) on {who}'s data: {names}",
+        plan.pending.len()
+    ));
+    if let Err(error) = admin.rehearse(database, &plan.pending, LOCK_TIMEOUT).await {
+        on_step(StepKind::RehearsalFailed, &error.to_string())?;
+        return Err(error.into());
+    }
+    on_step(
+        StepKind::Rehearsed,
+        &format!("rehearsed {names} on the data of `{database}` and rolled back: they apply"),
+    )?;
+    match admin
+        .apply_in_place(project, biome, &plan.pending, LOCK_TIMEOUT)
+        .await
+    {
+        Ok(applied) => {
+            let applied = applied.join(", ");
+            on_step(
+                StepKind::Migrated,
+                &format!("applied in place to `{database}`: {applied}"),
+            )?;
+            on_event(&format!("migrated {who}'s database in place: {applied}"));
+            Ok(())
+        }
+        Err(error) => {
+            on_step(
+                StepKind::Migrated,
+                &format!("migrating `{database}` in place failed: {error}"),
+            )?;
+            Err(error.into())
+        }
+    }
 }
 
 /// Drops the biome's database and role, if it ever got one. Idempotent.

@@ -45,6 +45,16 @@ pub fn environment(spec: &sandpit_spec::Spec, raw: &str) -> anyhow::Result<Name>
     Ok(name)
 }
 
+/// An environment with `promote_from` only receives what ran in the one before it.
+fn refuse_promotion_only(spec: &sandpit_spec::Spec, env: &Name) -> anyhow::Result<()> {
+    if let Some(source) = &spec.environments[env].promote_from {
+        bail!(
+            "`{env}` only receives promotions from `{source}`: what runs there is what ran in `{source}`, byte for byte\nhint: `sandpit deploy {source}` (or further up the chain), then `sandpit promote {source} {env}`"
+        );
+    }
+    Ok(())
+}
+
 pub async fn deploy(
     context: &Context,
     options: &DeployOptions,
@@ -52,8 +62,10 @@ pub async fn deploy(
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<(BuildOutcome, DeployOutcome)> {
     let project = ProjectDir::locate(&context.project_dir)?;
-    // Check the name before spending time on a build.
-    environment(&project.load_spec()?, &options.env)?;
+    // Check the name and the environment's rules before spending time on a build.
+    let current_spec = project.load_spec()?;
+    let env = environment(&current_spec, &options.env)?;
+    refuse_promotion_only(&current_spec, &env)?;
     let build = crate::build::build(
         context,
         &BuildOptions {
@@ -64,6 +76,7 @@ pub async fn deploy(
     )?;
     let spec = &build.spec;
     let env = environment(spec, &options.env)?;
+    refuse_promotion_only(spec, &env)?;
     let environment = &spec.environments[&env];
     let project_name = spec.project.name.to_string();
     let mut state = deployment::state_store(context)?;
@@ -79,11 +92,7 @@ pub async fn deploy(
             );
         }
     }
-    let approvals_required = if environment.protected {
-        environment.approvals
-    } else {
-        0
-    };
+    let approvals_required = environment.approvals_required();
     let recorded = state.create(&NewDeployment {
         project: project_name,
         target: env.to_string(),

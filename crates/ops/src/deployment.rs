@@ -9,11 +9,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use sandpit_artifact::store::ArtifactStore;
+use sandpit_artifact::store::{ArtifactStore, StoreError};
 use sandpit_build::git::Repository;
 use sandpit_domain::{ArtifactName, Digest, Name};
 use sandpit_runtime::protocol::BiomeStatus;
-use sandpit_state::{DeployedComponent, Deployment, DeploymentKind, NewDeployment, StateStore};
+use sandpit_state::{
+    DeployedComponent, Deployment, DeploymentKind, NewDeployment, StateStore, StepKind,
+};
 
 use crate::project::{parse_spec, ProjectDir};
 use crate::release::{Chosen, Release};
@@ -26,23 +28,55 @@ const QUEUE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 #[derive(Debug)]
 pub struct RolloutReport {
     pub deployment: Deployment,
-    pub status: BiomeStatus,
+    /// What the target runs now; `None` after a destroy.
+    pub status: Option<BiomeStatus>,
+}
+
+/// Why a rollout stopped, and whether what runs had been touched by then.
+#[derive(Debug)]
+enum RolloutFailure {
+    /// Before any component or model registration changed (artifacts refused, a rehearsal or a
+    /// migration failed): what ran keeps running as it was, so there is nothing to roll back.
+    BeforeRollout(anyhow::Error),
+    /// While the daemon was replacing components (or the endpoint's models).
+    DuringRollout(anyhow::Error),
+}
+
+impl RolloutFailure {
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            RolloutFailure::BeforeRollout(error) | RolloutFailure::DuringRollout(error) => error,
+        }
+    }
+}
+
+/// Where a rollout reads the commit's migrations from, and how to treat the database.
+pub struct DatabaseSource<'a> {
+    pub repo: &'a Repository,
+    /// The commit (or snapshot tree) whose `sandpit.toml` and migrations are deployed.
+    pub treeish: &'a str,
+    /// Drop the database and clone it again from the template (biomes only).
+    pub reset: bool,
 }
 
 pub fn state_store(context: &Context) -> anyhow::Result<StateStore> {
     Ok(StateStore::open(&context.home.join("state.db"))?)
 }
 
-/// An environment's own artifact store, visible as `<component>-<sha>.zip` files.
-pub fn env_store(context: &Context, project: &Name, env: &Name) -> anyhow::Result<ArtifactStore> {
-    let root = context
+/// Where an environment's own artifact store is.
+pub fn env_store_root(context: &Context, project: &Name, env: &Name) -> std::path::PathBuf {
+    context
         .home
         .join("projects")
         .join(project.as_str())
         .join("envs")
         .join(env.as_str())
-        .join("artifacts");
-    Ok(ArtifactStore::open(&root)?)
+        .join("artifacts")
+}
+
+/// An environment's own artifact store, visible as `<component>-<sha>.zip` files.
+pub fn env_store(context: &Context, project: &Name, env: &Name) -> anyhow::Result<ArtifactStore> {
+    Ok(ArtifactStore::open(&env_store_root(context, project, env))?)
 }
 
 /// `ENV` for an environment's base, `ENV/BIOME` for a biome.
@@ -84,10 +118,12 @@ fn deployed_components(release: &Release<'_>) -> Vec<DeployedComponent> {
 }
 
 /// Records an `up` into a biome and applies it at once (biomes need no approvals), after any
-/// earlier operation on the same biome has finished.
+/// earlier operation on the same biome has finished. The database is prepared (created, or
+/// migrated in place after a rehearsal) inside the recorded deployment, so `history` shows it.
 pub async fn record_and_apply(
     context: &Context,
-    release: &Release<'_>,
+    release: Release<'_>,
+    source: &DatabaseSource<'_>,
     kind: DeploymentKind,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<BiomeStatus> {
@@ -98,7 +134,7 @@ pub async fn record_and_apply(
         env: release.env.to_string(),
         biome: (release.env != release.biome).then(|| release.biome.to_string()),
         sha: release.version.clone(),
-        components: deployed_components(release),
+        components: deployed_components(&release),
         requested_by: requester(context)?,
         approvals_required: 0,
         kind,
@@ -107,21 +143,69 @@ pub async fn record_and_apply(
     })?;
     state.wait_turn(deployment.id, QUEUE_TIMEOUT)?;
     state.mark_started(deployment.id, std::process::id())?;
-    match release.apply(context, |c, m| on_event(c, m)).await {
+    drop(state);
+    match roll_out(context, release, source, deployment.id, on_event).await {
         Ok(status) => {
-            state.mark_succeeded(deployment.id)?;
+            state_store(context)?.mark_succeeded(deployment.id)?;
             Ok(status)
         }
-        Err(error) => {
-            state.mark_failed(deployment.id, &error.to_string())?;
+        Err(failure) => {
+            let error = failure.into_error();
+            state_store(context)?.mark_failed(deployment.id, &format!("{error:#}"))?;
             Err(error)
         }
     }
 }
 
+/// Prepares the database (recording its steps on deployment `id`), registers the models, and
+/// hands the desired state to the daemon.
+async fn roll_out(
+    context: &Context,
+    mut release: Release<'_>,
+    source: &DatabaseSource<'_>,
+    id: i64,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> Result<BiomeStatus, RolloutFailure> {
+    let seed = crate::database::seeds(release.spec, &release.env, &release.biome);
+    let mut steps = |step: StepKind, message: &str| -> anyhow::Result<()> {
+        Ok(state_store(context)?.record_step(id, step, message)?)
+    };
+    release.database = crate::database::prepare(
+        context,
+        release.spec,
+        source,
+        &release.env,
+        &release.biome,
+        seed,
+        &mut |m| on_event(None, m),
+        &mut steps,
+    )
+    .await
+    .map_err(RolloutFailure::BeforeRollout)?;
+    let store =
+        ArtifactStore::open(release.store).map_err(|e| RolloutFailure::BeforeRollout(e.into()))?;
+    let as_biome = (release.biome != release.env).then(|| release.biome.clone());
+    release.extra_env = crate::models::attach(
+        context,
+        release.spec,
+        &release.env,
+        as_biome.as_ref(),
+        &store,
+        &release.artifacts,
+        &mut |m| on_event(None, m),
+    )
+    .await
+    .map_err(RolloutFailure::DuringRollout)?;
+    release
+        .apply(context, |c, m| on_event(c, m))
+        .await
+        .map_err(RolloutFailure::DuringRollout)
+}
+
 /// Runs a recorded (approved, or needing no approval) deployment into an environment's base.
-/// A failure rolls back automatically to the previous successful deployment, recorded as a
-/// deployment of its own.
+/// A failure while components were being replaced rolls back automatically to the previous
+/// successful deployment, recorded as a deployment of its own; a failure before anything changed
+/// (a refused artifact, a failed rehearsal) leaves what runs as it was and needs no rollback.
 pub async fn execute(
     context: &Context,
     id: i64,
@@ -147,6 +231,32 @@ pub async fn execute(
     );
     state.wait_turn(id, QUEUE_TIMEOUT)?;
     state.mark_started(id, std::process::id())?;
+    if deployment.kind == DeploymentKind::Destroy {
+        drop(state);
+        on_event(
+            None,
+            &format!("deployment #{id}: destroying {}", deployment.target),
+        );
+        let result = crate::destroy::tear_down(context, &deployment, on_event).await;
+        let mut state = state_store(context)?;
+        return match result {
+            Ok(()) => {
+                state.mark_succeeded(id)?;
+                let deployment = state.get(id)?.expect("just recorded");
+                Ok(RolloutReport {
+                    deployment,
+                    status: None,
+                })
+            }
+            Err(error) => {
+                state.mark_failed(id, &format!("{error:#}"))?;
+                Err(error.context(format!(
+                    "destroying `{}` (deployment #{id}) failed",
+                    deployment.target
+                )))
+            }
+        };
+    }
     on_event(
         None,
         &format!(
@@ -155,17 +265,30 @@ pub async fn execute(
             deployment.target
         ),
     );
-    match apply(context, &deployment, on_event).await {
+    drop(state);
+    let result = apply(context, &deployment, on_event).await;
+    let mut state = state_store(context)?;
+    match result {
         Ok(status) => {
             state.mark_succeeded(id)?;
             if let Some(undone) = deployment.rollback_of {
                 state.mark_rolled_back(undone, id)?;
             }
             let deployment = state.get(id)?.expect("just recorded");
-            Ok(RolloutReport { deployment, status })
+            Ok(RolloutReport {
+                deployment,
+                status: Some(status),
+            })
         }
-        Err(error) => {
-            state.mark_failed(id, &error.to_string())?;
+        Err(RolloutFailure::BeforeRollout(error)) => {
+            state.mark_failed(id, &format!("{error:#}"))?;
+            Err(error.context(format!(
+                "deployment #{id} failed before anything in `{}` was changed; what ran there keeps running",
+                deployment.target
+            )))
+        }
+        Err(RolloutFailure::DuringRollout(error)) => {
+            state.mark_failed(id, &format!("{error:#}"))?;
             if deployment.kind == DeploymentKind::Rollback {
                 return Err(error.context(format!("rollback #{id} failed")));
             }
@@ -195,7 +318,10 @@ pub async fn execute(
                 restores: Some(previous.id),
             })?;
             state.mark_started(rollback.id, std::process::id())?;
-            match apply(context, &rollback, on_event).await {
+            drop(state);
+            let restored = apply(context, &rollback, on_event).await;
+            let mut state = state_store(context)?;
+            match restored {
                 Ok(_) => {
                     state.mark_succeeded(rollback.id)?;
                     state.mark_rolled_back(id, rollback.id)?;
@@ -205,9 +331,10 @@ pub async fn execute(
                     )))
                 }
                 Err(rollback_error) => {
-                    state.mark_failed(rollback.id, &rollback_error.to_string())?;
+                    let rollback_error = rollback_error.into_error();
+                    state.mark_failed(rollback.id, &format!("{rollback_error:#}"))?;
                     Err(error.context(format!(
-                        "deployment #{id} failed, and the automatic rollback #{} failed too: {rollback_error}",
+                        "deployment #{id} failed, and the automatic rollback #{} failed too: {rollback_error:#}",
                         rollback.id
                     )))
                 }
@@ -225,30 +352,75 @@ async fn apply(
     context: &Context,
     deployment: &Deployment,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
-) -> anyhow::Result<BiomeStatus> {
-    let project_dir = ProjectDir::locate(&context.project_dir)?;
-    let repo = Repository::discover_with_env(&project_dir.root, context.base_env.clone())?;
-    let project = Name::parse(&deployment.project)?;
-    let env = Name::parse(&deployment.env)?;
-    let biome = match &deployment.biome {
-        Some(biome) => Name::parse(biome)?,
-        None => env.clone(),
-    };
+) -> Result<BiomeStatus, RolloutFailure> {
+    let before = RolloutFailure::BeforeRollout;
+    let project_dir = ProjectDir::locate(&context.project_dir).map_err(before)?;
+    let repo = Repository::discover_with_env(&project_dir.root, context.base_env.clone())
+        .map_err(|e| before(e.into()))?;
+    let (spec, artifacts, env, biome, store) =
+        resolve_artifacts(context, &repo, deployment, on_event).map_err(before)?;
     let commit = deployment
         .sha
         .get(..40)
         .unwrap_or(&deployment.sha)
         .to_owned();
+    let release = Release {
+        spec: &spec,
+        env,
+        biome,
+        version: deployment.sha.clone(),
+        store: store.root(),
+        artifacts,
+        database: None,
+        extra_env: BTreeMap::new(),
+    };
+    let source = DatabaseSource {
+        repo: &repo,
+        treeish: &commit,
+        reset: false,
+    };
+    roll_out(context, release, &source, deployment.id, on_event).await
+}
+
+/// `sandpit.toml` as it is at the deployment's commit.
+pub(crate) fn spec_at(
+    repo: &Repository,
+    deployment: &Deployment,
+) -> anyhow::Result<sandpit_spec::Spec> {
+    let commit = deployment.sha.get(..40).unwrap_or(&deployment.sha);
     let spec_path = if repo.prefix().is_empty() {
         sandpit_spec::FILE_NAME.to_owned()
     } else {
         format!("{}/{}", repo.prefix(), sandpit_spec::FILE_NAME)
     };
     let source = repo
-        .read_file(&commit, &spec_path)?
+        .read_file(commit, &spec_path)?
         .with_context(|| format!("{spec_path} does not exist at {commit}"))?;
-    let spec =
-        parse_spec(&source).with_context(|| format!("sandpit.toml at {commit} is invalid"))?;
+    parse_spec(&source).with_context(|| format!("sandpit.toml at {commit} is invalid"))
+}
+
+/// The spec at the deployment's commit and its artifacts, each in the target environment's
+/// store (imported from the build store or the promotion's source, verified).
+#[allow(clippy::type_complexity)]
+fn resolve_artifacts(
+    context: &Context,
+    repo: &Repository,
+    deployment: &Deployment,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> anyhow::Result<(
+    sandpit_spec::Spec,
+    BTreeMap<Name, Chosen>,
+    Name,
+    Name,
+    ArtifactStore,
+)> {
+    let project = Name::parse(&deployment.project)?;
+    let env = Name::parse(&deployment.env)?;
+    let biome = match &deployment.biome {
+        Some(biome) => Name::parse(biome)?,
+        None => env.clone(),
+    };
+    let spec = spec_at(repo, deployment)?;
 
     let store = env_store(context, &project, &env)?;
     let source_store = match &deployment.kind {
@@ -258,7 +430,8 @@ async fn apply(
         DeploymentKind::Deploy => Some(ArtifactStore::open(
             &context.artifact_store_root(project.as_str()),
         )?),
-        DeploymentKind::Rollback | DeploymentKind::Up => None,
+        // A rollback redeploys only what the environment's own store still holds.
+        DeploymentKind::Rollback | DeploymentKind::Up | DeploymentKind::Destroy => None,
     };
     let mut artifacts = BTreeMap::new();
     for component in &deployment.components {
@@ -266,11 +439,29 @@ async fn apply(
             .ok_or_else(|| anyhow::anyhow!("`{}` is not an artifact name", component.artifact))?;
         // Every read verifies the digest: a tampered blob stops the deployment here, before
         // anything that runs is touched.
-        let stored = match (store.get(&name)?, &source_store) {
+        let found = match store.get(&name) {
+            Ok(found) => found,
+            // A lost blob is copied again from the source store when there is one.
+            Err(StoreError::BlobMissing { .. }) if source_store.is_some() => None,
+            Err(error @ StoreError::DigestMismatch { .. }) => {
+                let path = match &error {
+                    StoreError::DigestMismatch { path, .. } => path.display().to_string(),
+                    _ => unreachable!("matched above"),
+                };
+                return Err(anyhow::Error::new(error).context(format!(
+                    "refusing to deploy {name} into `{env}`: its copy in `{env}`'s store was modified\nhint: keep the damaged file for inspection (`mv {path} {path}.damaged`); the next deployment or promotion copies an intact one in from where it came from"
+                )));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let stored = match (found, &source_store) {
             (Some(stored), _) => stored,
             (None, Some(source)) => {
                 let imported = store.import(source, &name)?;
-                on_event(Some(&name.component), &format!("copied {} into `{env}`'s store ({:?})", name, imported.method));
+                on_event(
+                    Some(&name.component),
+                    &format!("copied {} into `{env}`'s store ({:?})", name, imported.method),
+                );
                 imported.artifact
             }
             (None, None) => bail!(
@@ -297,37 +488,5 @@ async fn apply(
             },
         );
     }
-    let database = crate::database::prepare(
-        context,
-        &spec,
-        &repo,
-        &commit,
-        &env,
-        &biome,
-        false,
-        &mut |m| on_event(None, m),
-    )
-    .await?;
-    let as_biome = (biome != env).then_some(&biome);
-    let extra_env = crate::models::attach(
-        context,
-        &spec,
-        &env,
-        as_biome,
-        &store,
-        &artifacts,
-        &mut |m| on_event(None, m),
-    )
-    .await?;
-    let release = Release {
-        spec: &spec,
-        env,
-        biome,
-        version: deployment.sha.clone(),
-        store: store.root(),
-        artifacts,
-        database,
-        extra_env,
-    };
-    release.apply(context, |c, m| on_event(c, m)).await
+    Ok((spec, artifacts, env, biome, store))
 }

@@ -17,6 +17,13 @@ pub async fn down(
     let project = spec.project.name.clone();
     let target = crate::target::Target::parse(biome)?;
     let biome = target.name.clone();
+    if spec.environments.contains_key(&biome) {
+        // An environment's base holds the environment's data: removing it is its own, deliberate
+        // act, recorded and approved like a deployment.
+        anyhow::bail!(
+            "`{biome}` is an environment, not a biome: `sandpit down` only removes biomes\nhint: to stop `{biome}`'s deployment and drop its database, run `sandpit env destroy {biome} --confirm {biome}`"
+        );
+    }
     let request = Request::Down {
         project,
         biome: biome.clone(),

@@ -1,5 +1,6 @@
 //! `sandpit history TARGET`: every deployment into an environment's base or a biome, newest first.
 
+use anyhow::bail;
 use sandpit_state::Deployment;
 
 use crate::deployment;
@@ -8,14 +9,36 @@ use crate::target::Target;
 use crate::Context;
 
 pub fn history(context: &Context, target: &str) -> anyhow::Result<Vec<Deployment>> {
+    let target_text = target;
     let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let target = Target::parse(target)?;
     let label = target.label(&spec);
     let state = deployment::state_store(context)?;
     // A bare biome name matches it in whichever environment it lives.
     let all = state.history(spec.project.name.as_str(), None)?;
-    Ok(all
+    let found: Vec<Deployment> = all
         .into_iter()
         .filter(|d| target.matches(&label, &d.target))
-        .collect())
+        .collect();
+    if found.is_empty() && !target.is_base(&spec) {
+        // An environment with no deployments yet is an honest empty answer; a name nothing was
+        // ever deployed to is a lookup that found nothing.
+        let environments = spec
+            .environments
+            .keys()
+            .map(|e| e.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Some(env) = &target.env {
+            if !spec.environments.contains_key(env) {
+                bail!("there is no environment `{env}` in project `{}`; sandpit.toml declares: {environments}", spec.project.name);
+            }
+        }
+        bail!(
+            "nothing has ever been deployed to `{}` in project `{}`: it is neither an environment nor a biome that was brought up\nhint: environments: {environments}; `sandpit ls` lists the running biomes",
+            target_text,
+            spec.project.name
+        );
+    }
+    Ok(found)
 }

@@ -11,6 +11,7 @@ pub mod daemon_connection;
 pub mod database;
 pub mod deploy;
 pub mod deployment;
+pub mod destroy;
 pub mod down;
 pub mod gc;
 pub mod history;
@@ -26,5 +27,6 @@ pub mod status;
 pub mod target;
 pub mod trace;
 pub mod up;
+pub mod verify;
 
 pub use context::Context;

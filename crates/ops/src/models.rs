@@ -498,6 +498,11 @@ pub async fn detach(
     withdraw(context, &spec.project.name, env, biome.as_str()).await
 }
 
+/// Unregisters the models of an environment's base (after `sandpit env destroy`).
+pub async fn detach_base(context: &Context, spec: &Spec, env: &Name) -> anyhow::Result<()> {
+    withdraw(context, &spec.project.name, env, BASE).await
+}
+
 /// Checks model components at build time with ONNX Runtime (so a model the engine cannot serve
 /// fails the build, naming the operator) and describes them for `model.json`.
 #[derive(Debug)]

@@ -36,9 +36,12 @@ pub async fn promote(
         project: project.clone(),
         biome: from.clone(),
     };
-    let status = match daemon_connection::request(context, &request, |_, _| {}).await {
-        Ok(ReplyBody::Biome(status)) => status,
-        Ok(other) => bail!("unexpected answer from the daemon: {other:?}"),
+    let status = match daemon_connection::request_if_running(context, &request).await {
+        Ok(Some(ReplyBody::Biome(status))) => status,
+        Ok(Some(other)) => bail!("unexpected answer from the daemon: {other:?}"),
+        Ok(None) => bail!(
+            "the sandpit daemon is not running, so nothing runs in `{from}` to promote\nhint: `sandpit daemon start` brings `{from}` back; then promote again"
+        ),
         Err(_) => bail!("nothing is deployed in `{from}`\nhint: `sandpit deploy {from}` first"),
     };
     if status.state != "healthy" {
@@ -48,11 +51,7 @@ pub async fn promote(
         );
     }
     let environment = &spec.environments[&to];
-    let approvals_required = if environment.protected {
-        environment.approvals
-    } else {
-        0
-    };
+    let approvals_required = environment.approvals_required();
     let mut state = deployment::state_store(context)?;
     // What is recorded as running in FROM also covers models, which the daemon does not run.
     let recorded_source = state.current(project.as_str(), from.as_str())?;

@@ -5,7 +5,7 @@ use anyhow::bail;
 use sandpit_domain::Name;
 use sandpit_state::{DeploymentKind, DeploymentState, NewDeployment};
 
-use crate::deploy::{environment, DeployOutcome};
+use crate::deploy::{environment, run_unless_pending, DeployOutcome};
 use crate::deployment::{self, requester};
 use crate::project::ProjectDir;
 use crate::Context;
@@ -21,6 +21,12 @@ pub async fn rollback(
     let project = spec.project.name.to_string();
     let mut state = deployment::state_store(context)?;
     let Some(current) = state.current(&project, env.as_str())? else {
+        if let Some(destroyed) = state.destroyed(&project, env.as_str())? {
+            bail!(
+                "`{env}` was destroyed by deployment #{}, so there is nothing to roll back (what ran before had a database that is gone)\nhint: deploy or promote into `{env}` to start it again",
+                destroyed.id
+            );
+        }
         bail!("nothing has been deployed to `{env}`, so there is nothing to roll back");
     };
     let restore = match to {
@@ -48,15 +54,43 @@ pub async fn rollback(
         }
         None => match state.previous_successful(&project, env.as_str(), current.id)? {
             Some(previous) => previous,
-            None => bail!(
-                "`{env}` has no earlier successful deployment than #{} to roll back to",
-                current.id
-            ),
+            None => {
+                let origin = state.origin(current.id)?;
+                let runs = if origin.id == current.id {
+                    format!("#{}", current.id)
+                } else {
+                    format!("#{}'s artifacts (restored by #{})", origin.id, current.id)
+                };
+                bail!(
+                    "`{env}` runs {runs}, and no successful deployment older than #{} is left to roll back to\nhint: `sandpit history {env}` lists them; `sandpit rollback {env} --to ID` picks one",
+                    origin.id
+                )
+            }
         },
     };
     if restore.id == current.id {
         bail!("deployment #{} is what runs in `{env}` already", restore.id);
     }
+    if restore.kind == DeploymentKind::Destroy {
+        bail!(
+            "deployment #{} destroyed `{env}`; it cannot be restored",
+            restore.id
+        );
+    }
+    if let Some(destroyed) =
+        state.destroyed_between(&project, env.as_str(), restore.id, current.id)?
+    {
+        bail!(
+            "deployment #{} ran before `{env}` was destroyed by #{}, and its database is gone\nhint: pick a deployment made after #{}",
+            restore.id,
+            destroyed.id,
+            destroyed.id
+        );
+    }
+    // Going back is a change to what runs like any other: a protected environment needs the
+    // same approvals as a promotion into it.
+    let environment = &spec.environments[&env];
+    let approvals_required = environment.approvals_required();
     let recorded = state.create(&NewDeployment {
         project,
         target: env.to_string(),
@@ -65,15 +99,11 @@ pub async fn rollback(
         sha: restore.sha.clone(),
         components: restore.components.clone(),
         requested_by: requester(context)?,
-        approvals_required: 0,
+        approvals_required,
         kind: DeploymentKind::Rollback,
         rollback_of: Some(current.id),
         restores: Some(restore.id),
     })?;
     drop(state);
-    let rollout = deployment::execute(context, recorded.id, on_event).await?;
-    Ok(DeployOutcome {
-        deployment: rollout.deployment.clone(),
-        rollout: Some(rollout),
-    })
+    run_unless_pending(context, recorded, on_event).await
 }

@@ -10,9 +10,8 @@ pub async fn status(context: &Context, biome: &str) -> anyhow::Result<BiomeStatu
     let project = ProjectDir::locate(&context.project_dir)?.project_name()?;
     let target = crate::target::Target::parse(biome)?;
     let biome = target.name.clone();
-    match daemon_connection::request(context, &Request::Status { project, biome }, |_, _| {})
-        .await?
-    {
+    // A read never starts the daemon (see `daemon_connection::query`).
+    match daemon_connection::query(context, &Request::Status { project, biome }).await? {
         ReplyBody::Biome(status) => {
             target.check_env(&status.env)?;
             Ok(status)

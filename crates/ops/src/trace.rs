@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use anyhow::bail;
 use sandpit_artifact::provenance::Provenance;
-use sandpit_artifact::store::ArtifactStore;
+use sandpit_artifact::store::{ArtifactCheck, ArtifactStore};
+use sandpit_domain::ArtifactName;
 use sandpit_runtime::protocol::{ReplyBody, Request};
 use sandpit_state::Deployment;
 use serde::Serialize;
@@ -22,13 +23,27 @@ pub struct Running {
     pub artifact: String,
     pub digest: String,
     pub sha: String,
+    /// `process` (run by the daemon) or `model` (served by the environment's model endpoint).
+    pub served_as: &'static str,
+}
+
+/// One stored copy of a matching artifact, checked against its digest.
+#[derive(Debug)]
+pub struct StoredCopy {
+    /// `build`, or the environment whose store holds it.
+    pub store: String,
+    pub check: ArtifactCheck,
 }
 
 #[derive(Debug)]
 pub struct TraceReport {
     pub running: Vec<Running>,
     pub deployments: Vec<Deployment>,
+    /// One record per matching artifact name (from an intact copy when there is one).
     pub provenance: Vec<Provenance>,
+    /// Every stored copy of a matching artifact, with its integrity: a damaged copy is reported
+    /// here, never a reason for the trace to fail.
+    pub stored: Vec<StoredCopy>,
 }
 
 /// What the needle is.
@@ -95,9 +110,28 @@ pub async fn trace(context: &Context, raw: &str) -> anyhow::Result<TraceReport> 
                         artifact: component.artifact.clone(),
                         digest,
                         sha: biome.sha.clone(),
+                        served_as: "process",
                     });
                 }
             }
+        }
+    }
+
+    // Models are not processes: the environment's endpoint serves them, by its registrations.
+    for served in crate::models::served_models(context, &project)? {
+        let version = ArtifactName::parse(&served.artifact)
+            .map(|name| name.version.to_string())
+            .unwrap_or_default();
+        if needle.matches(&served.artifact, &served.digest, &version) {
+            let biome = served.biome.clone().unwrap_or_else(|| served.env.clone());
+            running.push(Running {
+                target: target_label(&served.env, &biome),
+                component: served.model.clone(),
+                artifact: served.artifact.clone(),
+                digest: served.digest.clone(),
+                sha: version,
+                served_as: "model",
+            });
         }
     }
 
@@ -113,30 +147,54 @@ pub async fn trace(context: &Context, raw: &str) -> anyhow::Result<TraceReport> 
         .collect();
 
     let mut provenance: BTreeMap<String, Provenance> = BTreeMap::new();
-    let mut stores = vec![context.artifact_store_root(project.as_str())];
+    let mut stored = Vec::new();
+    let mut stores = vec![(
+        "build".to_owned(),
+        context.artifact_store_root(project.as_str()),
+    )];
     for env in spec.environments.keys() {
-        stores.push(
-            deployment::env_store(context, &project, env)?
-                .root()
-                .to_path_buf(),
-        );
+        stores.push((
+            env.to_string(),
+            deployment::env_store_root(context, &project, env),
+        ));
     }
-    for root in stores.into_iter().filter(|r| r.exists()) {
-        let store = ArtifactStore::open(&root)?;
-        for artifact in store.list()? {
+    for (label, root) in stores.into_iter().filter(|(_, r)| r.exists()) {
+        let check = ArtifactStore::open(&root)?.check_all()?;
+        for artifact in check.artifacts {
             let name = artifact.name.file_name();
-            if needle.matches(
+            if !needle.matches(
                 &name,
-                &artifact.digest.to_string(),
+                &artifact.provenance.digest.to_string(),
                 &artifact.name.version.to_string(),
             ) {
-                provenance.entry(name).or_insert(artifact.provenance);
+                continue;
             }
+            let intact = artifact.integrity.is_intact();
+            match provenance.entry(name) {
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(artifact.provenance.clone());
+                }
+                std::collections::btree_map::Entry::Occupied(mut entry) if intact => {
+                    entry.insert(artifact.provenance.clone());
+                }
+                std::collections::btree_map::Entry::Occupied(_) => {}
+            }
+            stored.push(StoredCopy {
+                store: label.clone(),
+                check: artifact,
+            });
         }
+    }
+    if running.is_empty() && deployments.is_empty() && stored.is_empty() {
+        bail!(
+            "nothing in project `{project}` matches `{}`: no running component, no deployment and no stored artifact\nhint: `sandpit history ENV` lists deployments with their commits; `sandpit artifacts` lists artifacts and digests",
+            raw.trim()
+        );
     }
     Ok(TraceReport {
         running,
         deployments,
         provenance: provenance.into_values().collect(),
+        stored,
     })
 }

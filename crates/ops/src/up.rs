@@ -9,6 +9,7 @@ use sandpit_runtime::protocol::BiomeStatus;
 use sandpit_state::DeploymentKind;
 
 use crate::build::{BuildOptions, BuildOutcome};
+use crate::deployment::DatabaseSource;
 use crate::project::{biome_environment, ProjectDir};
 use crate::release::{Chosen, Release};
 use crate::Context;
@@ -64,17 +65,6 @@ pub async fn up(
     }
     let env = biome_environment(spec, options.env.as_deref())?;
     let repo = Repository::discover_with_env(&project.root, context.base_env.clone())?;
-    let database = crate::database::prepare(
-        context,
-        spec,
-        &repo,
-        &build.treeish,
-        &env,
-        &biome,
-        options.reset_db,
-        &mut |message| on_event(None, message),
-    )
-    .await?;
     let artifacts: std::collections::BTreeMap<Name, Chosen> = build
         .report
         .components
@@ -89,17 +79,6 @@ pub async fn up(
             )
         })
         .collect();
-    let store = sandpit_artifact::store::ArtifactStore::open(&build.store_root)?;
-    let extra_env = crate::models::attach(
-        context,
-        spec,
-        &env,
-        Some(&biome),
-        &store,
-        &artifacts,
-        &mut |m| on_event(None, m),
-    )
-    .await?;
     let release = Release {
         spec,
         env: env.clone(),
@@ -107,11 +86,21 @@ pub async fn up(
         version: build.report.version.to_string(),
         store: &build.store_root,
         artifacts,
-        database,
-        extra_env,
+        database: None,
+        extra_env: Default::default(),
     };
-    let status =
-        crate::deployment::record_and_apply(context, &release, DeploymentKind::Up, &mut on_event)
-            .await?;
+    let source = DatabaseSource {
+        repo: &repo,
+        treeish: &build.treeish,
+        reset: options.reset_db,
+    };
+    let status = crate::deployment::record_and_apply(
+        context,
+        release,
+        &source,
+        DeploymentKind::Up,
+        &mut on_event,
+    )
+    .await?;
     Ok(UpOutcome { build, status })
 }

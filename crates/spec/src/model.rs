@@ -48,6 +48,18 @@ pub struct Environment {
     pub models_max_count: Option<u32>,
 }
 
+impl Environment {
+    /// How many approvals by someone other than the requester a change of what runs here needs
+    /// (a deployment, promotion, rollback or destroy): none unless it is protected.
+    pub fn approvals_required(&self) -> u32 {
+        if self.protected {
+            self.approvals
+        } else {
+            0
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum DatabaseUrl {
     Literal(String),

@@ -69,16 +69,20 @@ pub enum DeploymentKind {
     Rollback,
     /// `sandpit up`: a biome.
     Up,
+    /// `sandpit env destroy`: an environment's base removed (its processes and its database).
+    /// Nothing runs in the target after it succeeds.
+    Destroy,
 }
 
 impl DeploymentKind {
-    /// The stored spelling: `deploy|promote|rollback|up`.
+    /// The stored spelling: `deploy|promote|rollback|up|destroy`.
     pub fn as_str(&self) -> &'static str {
         match self {
             DeploymentKind::Deploy => "deploy",
             DeploymentKind::Promote { .. } => "promote",
             DeploymentKind::Rollback => "rollback",
             DeploymentKind::Up => "up",
+            DeploymentKind::Destroy => "destroy",
         }
     }
 }
@@ -164,6 +168,51 @@ pub struct Deployment {
     /// The deployment that undid this one.
     pub rolled_back_by: Option<i64>,
     pub components: Vec<DeployedComponent>,
+    /// What happened on the way, in order: the rehearsal of new migrations and its result, the
+    /// migrations applied in place.
+    pub steps: Vec<DeploymentStep>,
+}
+
+/// One recorded step of a running deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeploymentStep {
+    pub step: StepKind,
+    /// RFC 3339 UTC with milliseconds.
+    pub at: String,
+    pub message: String,
+}
+
+/// The steps a deployment records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// New migrations were tried against the target's data and rolled back; they would apply.
+    Rehearsed,
+    /// New migrations were tried against the target's data and failed; nothing was changed.
+    RehearsalFailed,
+    /// Migrations were applied in place to the target's database.
+    Migrated,
+}
+
+impl StepKind {
+    /// `rehearsed|rehearsal_failed|migrated`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Rehearsed => "rehearsed",
+            StepKind::RehearsalFailed => "rehearsal_failed",
+            StepKind::Migrated => "migrated",
+        }
+    }
+
+    fn parse(stored: &str) -> Option<StepKind> {
+        [
+            StepKind::Rehearsed,
+            StepKind::RehearsalFailed,
+            StepKind::Migrated,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == stored)
+    }
 }
 
 impl Deployment {

@@ -66,4 +66,75 @@ BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
 CREATE TRIGGER deployment_events_append_only_delete BEFORE DELETE ON deployment_events
 BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
 "#,
+    // 2: environments can be destroyed (a deployment of kind `destroy`), and a deployment records
+    // its steps (a rehearsal of migrations and its result, migrations applied in place) as events.
+    // SQLite cannot change a CHECK constraint, so the three tables are rebuilt under new names,
+    // the old ones dropped (children first, so no foreign key ever dangles), and the new ones
+    // renamed — which also rewrites the references between them.
+    r#"
+CREATE TABLE deployments_v2 (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    project            TEXT    NOT NULL,
+    target             TEXT    NOT NULL,
+    env                TEXT    NOT NULL,
+    biome              TEXT,
+    sha                TEXT    NOT NULL,
+    kind               TEXT    NOT NULL CHECK (kind IN ('deploy', 'promote', 'rollback', 'up', 'destroy')),
+    promoted_from      TEXT,
+    requested_by       TEXT    NOT NULL,
+    approvals_required INTEGER NOT NULL CHECK (approvals_required >= 0),
+    rollback_of        INTEGER REFERENCES deployments_v2 (id),
+    restores           INTEGER REFERENCES deployments_v2 (id),
+    created_at         TEXT    NOT NULL
+);
+CREATE TABLE deployment_components_v2 (
+    deployment_id INTEGER NOT NULL REFERENCES deployments_v2 (id),
+    position      INTEGER NOT NULL,
+    name          TEXT    NOT NULL,
+    artifact      TEXT    NOT NULL,
+    digest        TEXT    NOT NULL,
+    PRIMARY KEY (deployment_id, position)
+);
+CREATE TABLE deployment_events_v2 (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment_id  INTEGER NOT NULL REFERENCES deployments_v2 (id),
+    event          TEXT    NOT NULL CHECK (event IN
+                       ('created', 'approved', 'rejected', 'started', 'succeeded', 'failed', 'rolled_back',
+                        'rehearsed', 'rehearsal_failed', 'migrated')),
+    at             TEXT    NOT NULL,
+    actor          TEXT,
+    message        TEXT,
+    pid            INTEGER,
+    ref_deployment INTEGER REFERENCES deployments_v2 (id)
+);
+INSERT INTO deployments_v2 SELECT * FROM deployments ORDER BY id;
+INSERT INTO deployment_components_v2 SELECT * FROM deployment_components;
+INSERT INTO deployment_events_v2 SELECT * FROM deployment_events ORDER BY id;
+DROP TABLE deployment_events;
+DROP TABLE deployment_components;
+DROP TABLE deployments;
+ALTER TABLE deployments_v2 RENAME TO deployments;
+ALTER TABLE deployment_components_v2 RENAME TO deployment_components;
+ALTER TABLE deployment_events_v2 RENAME TO deployment_events;
+
+CREATE INDEX deployments_by_target ON deployments (project, target, id);
+CREATE INDEX deployments_by_env ON deployments (project, env, id);
+CREATE INDEX deployments_by_sha ON deployments (project, sha);
+CREATE INDEX deployment_components_by_digest ON deployment_components (digest);
+CREATE INDEX deployment_components_by_artifact ON deployment_components (artifact);
+CREATE INDEX deployment_events_by_deployment ON deployment_events (deployment_id, id);
+
+CREATE TRIGGER deployments_append_only_update BEFORE UPDATE ON deployments
+BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
+CREATE TRIGGER deployments_append_only_delete BEFORE DELETE ON deployments
+BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
+CREATE TRIGGER deployment_components_append_only_update BEFORE UPDATE ON deployment_components
+BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
+CREATE TRIGGER deployment_components_append_only_delete BEFORE DELETE ON deployment_components
+BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
+CREATE TRIGGER deployment_events_append_only_update BEFORE UPDATE ON deployment_events
+BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
+CREATE TRIGGER deployment_events_append_only_delete BEFORE DELETE ON deployment_events
+BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
+"#,
 ];

@@ -9,7 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::schema::MIGRATIONS;
 use crate::{
-    DeployedComponent, Deployment, DeploymentKind, DeploymentState, NewDeployment, StateError,
+    DeployedComponent, Deployment, DeploymentKind, DeploymentState, DeploymentStep, NewDeployment,
+    StateError, StepKind,
 };
 
 /// How often [`StateStore::wait_turn`] looks again.
@@ -214,6 +215,7 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
         ("promote", Some(from)) => DeploymentKind::Promote { from },
         ("rollback", _) => DeploymentKind::Rollback,
         ("up", _) => DeploymentKind::Up,
+        ("destroy", _) => DeploymentKind::Destroy,
         (other, _) => return Err(corrupt(id, format_args!("unknown kind `{other}`"))),
     };
     let approvals_required = u32::try_from(facts.approvals_required)
@@ -258,6 +260,7 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
         message: None,
         rolled_back_by: None,
         components,
+        steps: Vec::new(),
     };
     let mut pids = Pids {
         running: None,
@@ -328,7 +331,14 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
                 d.rolled_back_by = ref_deployment;
                 d.finished_at.get_or_insert(at);
             }
-            other => return Err(corrupt(id, format_args!("unknown event `{other}`"))),
+            other => match StepKind::parse(other) {
+                Some(step) => d.steps.push(DeploymentStep {
+                    step,
+                    at,
+                    message: message.unwrap_or_default(),
+                }),
+                None => return Err(corrupt(id, format_args!("unknown event `{other}`"))),
+            },
         }
     }
     Ok(Some((deployment, pids)))
@@ -352,14 +362,6 @@ fn ids(
     let mut stmt = conn.prepare_cached(sql).ctx(context)?;
     let rows = stmt.query_map(params, |row| row.get(0)).ctx(context)?;
     rows.collect::<Result<Vec<i64>, _>>().ctx(context)
-}
-
-/// The deployed (component, digest) pairs, for comparing what two deployments run.
-fn digest_key(d: &Deployment) -> BTreeSet<(&str, &str)> {
-    d.components
-        .iter()
-        .map(|c| (c.name.as_str(), c.digest.as_str()))
-        .collect()
 }
 
 impl StateStore {
@@ -759,22 +761,117 @@ impl StateStore {
     }
 
     /// The deployment whose artifacts run in the target now: the newest with state succeeded
-    /// (a later rollback that succeeded is itself the current one).
+    /// (a later rollback that succeeded is itself the current one). `None` when nothing was
+    /// deployed, or when the newest is a destroy: nothing runs there then.
     pub fn current(&self, project: &str, target: &str) -> Result<Option<Deployment>, StateError> {
-        self.newest_succeeded(project, target, i64::MAX, |_| true)
+        Ok(self
+            .newest_succeeded(project, target, i64::MAX, |_| true)?
+            .filter(|d| d.kind != DeploymentKind::Destroy))
     }
 
-    /// The newest succeeded deployment of the target with id < `before` whose digests differ from
-    /// `before`'s — what a rollback returns to.
+    /// The newest successful destroy of the target that nothing has been deployed over since.
+    pub fn destroyed(&self, project: &str, target: &str) -> Result<Option<Deployment>, StateError> {
+        Ok(self
+            .newest_succeeded(project, target, i64::MAX, |_| true)?
+            .filter(|d| d.kind == DeploymentKind::Destroy))
+    }
+
+    /// What a rollback from deployment `before` (normally the current one) returns to: the newest
+    /// succeeded, not undone deployment older than the one whose artifacts `before` runs. A
+    /// rollback runs what it restored, so a second rollback steps further back instead of
+    /// bouncing between two; and nothing is skipped for having the same digests (the same commit
+    /// deployed twice is two steps). Never reaches past a destroy: what ran before it had a
+    /// database that is gone.
     pub fn previous_successful(
         &self,
         project: &str,
         target: &str,
         before: i64,
     ) -> Result<Option<Deployment>, StateError> {
-        let reference = load_existing(&self.conn, before)?;
-        let key = digest_key(&reference);
-        self.newest_succeeded(project, target, before, |d| digest_key(d) != key)
+        let origin = self.origin(before)?;
+        let destroyed_at = ids(
+            &self.conn,
+            "SELECT d.id FROM deployments d
+             WHERE d.project = ?1 AND d.target = ?2 AND d.id <= ?3 AND d.kind = 'destroy'
+               AND EXISTS (SELECT 1 FROM deployment_events e
+                           WHERE e.deployment_id = d.id AND e.event = 'succeeded')
+             ORDER BY d.id DESC LIMIT 1",
+            params![project, target, origin.id],
+            "looking for the last destroy",
+        )?
+        .first()
+        .copied()
+        .unwrap_or(0);
+        Ok(self
+            .newest_succeeded(project, target, origin.id, |_| true)?
+            .filter(|d| d.id > destroyed_at && d.kind != DeploymentKind::Destroy))
+    }
+
+    /// A successful destroy of the target with an id between `after` and `before` (exclusive).
+    pub fn destroyed_between(
+        &self,
+        project: &str,
+        target: &str,
+        after: i64,
+        before: i64,
+    ) -> Result<Option<Deployment>, StateError> {
+        let found = ids(
+            &self.conn,
+            "SELECT d.id FROM deployments d
+             WHERE d.project = ?1 AND d.target = ?2 AND d.id > ?3 AND d.id < ?4
+               AND d.kind = 'destroy'
+               AND EXISTS (SELECT 1 FROM deployment_events e
+                           WHERE e.deployment_id = d.id AND e.event = 'succeeded')
+             ORDER BY d.id DESC LIMIT 1",
+            params![project, target, after, before],
+            "looking for a destroy",
+        )?;
+        match found.first() {
+            Some(id) => load(&self.conn, *id),
+            None => Ok(None),
+        }
+    }
+
+    /// The deployment whose artifacts deployment `id` runs: itself, or for a rollback what it
+    /// restored (followed through rollbacks of rollbacks).
+    pub fn origin(&self, id: i64) -> Result<Deployment, StateError> {
+        let mut origin = load_existing(&self.conn, id)?;
+        while origin.kind == DeploymentKind::Rollback {
+            match origin.restores {
+                Some(restored) if restored < origin.id => {
+                    origin = load_existing(&self.conn, restored)?;
+                }
+                _ => break,
+            }
+        }
+        Ok(origin)
+    }
+
+    /// Records a step of running deployment `id` (see [`StepKind`]).
+    pub fn record_step(
+        &mut self,
+        id: i64,
+        step: StepKind,
+        message: &str,
+    ) -> Result<(), StateError> {
+        let pid = self.pid;
+        self.append(id, |d| {
+            if d.state != DeploymentState::Running {
+                return Err(StateError::InvalidTransition {
+                    id,
+                    state: d.state,
+                    event: step.as_str(),
+                });
+            }
+            Ok(NewEvent {
+                event: step.as_str(),
+                actor: None,
+                message: Some(message.to_string()),
+                pid,
+                ref_deployment: None,
+            })
+        })
+        .map(drop)
     }
 
     fn newest_succeeded(

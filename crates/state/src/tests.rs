@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use crate::store::{INTERRUPTED_QUEUED, INTERRUPTED_RUNNING};
 use crate::{
     DeployedComponent, Deployment, DeploymentKind, DeploymentState, NewDeployment, StateError,
-    StateStore,
+    StateStore, StepKind,
 };
 
 const PROJECT: &str = "geo";
@@ -415,7 +415,8 @@ fn current_and_previous_successful_follow_successes_and_rollbacks() {
         None
     );
 
-    // A redeploy of the same digests is skipped: a rollback must change something.
+    // A redeploy of the same digests is a deployment of its own: rolling back from it goes to
+    // the one before, even though it ran the same commit.
     let four = succeed(
         &mut store,
         &new("prod", &sha("c1"), &[("model", 'm'), ("api", 'c')]),
@@ -425,39 +426,61 @@ fn current_and_previous_successful_follow_successes_and_rollbacks() {
             .previous_successful(PROJECT, "prod", four.id)
             .unwrap()
             .map(|d| d.id),
-        Some(one.id)
+        Some(three.id)
     );
 
-    // Roll back four to one.
-    let mut rollback = new("prod", &sha("a1"), &[("api", 'a'), ("model", 'm')]);
+    // Roll back four to three.
+    let mut rollback = new("prod", &sha("c1"), &[("api", 'c'), ("model", 'm')]);
     rollback.kind = DeploymentKind::Rollback;
     rollback.rollback_of = Some(four.id);
-    rollback.restores = Some(one.id);
+    rollback.restores = Some(three.id);
     let five = succeed(&mut store, &rollback);
     store.mark_rolled_back(four.id, five.id).unwrap();
     let current = store.current(PROJECT, "prod").unwrap().unwrap();
     assert_eq!(current.id, five.id);
     assert_eq!(
         (current.rollback_of, current.restores),
-        (Some(four.id), Some(one.id))
+        (Some(four.id), Some(three.id))
     );
     assert_eq!(current.kind, DeploymentKind::Rollback);
-    // Rolling back again skips the rolled-back four and goes to three.
+    assert_eq!(store.origin(five.id).unwrap().id, three.id);
+    // Rolling back again steps back from what five runs (three's artifacts) to one.
     assert_eq!(
         store
             .previous_successful(PROJECT, "prod", five.id)
             .unwrap()
             .map(|d| d.id),
-        Some(three.id)
+        Some(one.id)
+    );
+    // The same commit deployed twice is two steps: a rollback from a redeploy of `one`'s
+    // digests goes to `one` itself (regression: it used to answer "no earlier deployment").
+    let six = succeed(
+        &mut store,
+        &new("prod", &sha("a1"), &[("api", 'a'), ("model", 'm')]),
+    );
+    let mut again = new("prod", &sha("a1"), &[("api", 'a'), ("model", 'm')]);
+    again.kind = DeploymentKind::Rollback;
+    again.rollback_of = Some(six.id);
+    again.restores = Some(five.id);
+    let seven = succeed(&mut store, &again);
+    store.mark_rolled_back(six.id, seven.id).unwrap();
+    assert_eq!(store.origin(seven.id).unwrap().id, three.id);
+    assert_eq!(
+        store
+            .previous_successful(PROJECT, "prod", six.id)
+            .unwrap()
+            .map(|d| d.id),
+        Some(five.id),
+        "a rollback is a step like any other"
     );
     // A running deployment does not replace the current one until it succeeds.
-    let six = store
+    let eight = store
         .create(&new("prod", &sha("d1"), &[("api", 'd')]))
         .unwrap();
-    store.mark_started(six.id, std::process::id()).unwrap();
+    store.mark_started(eight.id, std::process::id()).unwrap();
     assert_eq!(
         store.current(PROJECT, "prod").unwrap().map(|d| d.id),
-        Some(five.id)
+        Some(seven.id)
     );
     assert!(matches!(
         store.previous_successful(PROJECT, "prod", 77),
@@ -947,4 +970,178 @@ fn processes_creating_the_file_at_the_same_moment_all_open_it() {
                 .expect("every concurrent open succeeds");
         }
     }
+}
+
+#[test]
+fn a_destroy_ends_what_runs_and_bounds_rollbacks() {
+    let (_dir, mut store) = open_temp();
+    let one = succeed(&mut store, &new("prod", &sha("a1"), &[("api", 'a')]));
+    let mut destroy = new("prod", &sha("a1"), &[]);
+    destroy.kind = DeploymentKind::Destroy;
+    let destroyed = succeed(&mut store, &destroy);
+    assert_eq!(destroyed.kind, DeploymentKind::Destroy);
+    assert_eq!(store.current(PROJECT, "prod").unwrap(), None);
+    assert_eq!(
+        store.destroyed(PROJECT, "prod").unwrap().map(|d| d.id),
+        Some(destroyed.id)
+    );
+    assert_eq!(
+        store
+            .previous_successful(PROJECT, "prod", destroyed.id)
+            .unwrap(),
+        None,
+        "never back across a destroy"
+    );
+    let two = succeed(&mut store, &new("prod", &sha("b1"), &[("api", 'b')]));
+    assert_eq!(store.destroyed(PROJECT, "prod").unwrap(), None);
+    assert_eq!(
+        store.current(PROJECT, "prod").unwrap().map(|d| d.id),
+        Some(two.id)
+    );
+    assert_eq!(
+        store.previous_successful(PROJECT, "prod", two.id).unwrap(),
+        None,
+        "{one:?} ran before the destroy"
+    );
+    assert_eq!(store.history(PROJECT, Some("prod")).unwrap().len(), 3);
+    assert_eq!(
+        store
+            .destroyed_between(PROJECT, "prod", one.id, two.id)
+            .unwrap()
+            .map(|d| d.id),
+        Some(destroyed.id)
+    );
+    assert_eq!(
+        store
+            .destroyed_between(PROJECT, "prod", destroyed.id, two.id)
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn steps_are_recorded_in_order_while_running_only() {
+    let (_dir, mut store) = open_temp();
+    let created = store
+        .create(&new("prod", &sha("a1"), &[("api", 'a')]))
+        .unwrap();
+    assert!(matches!(
+        store.record_step(created.id, StepKind::Rehearsed, "too early"),
+        Err(StateError::InvalidTransition { .. })
+    ));
+    store.mark_started(created.id, std::process::id()).unwrap();
+    store
+        .record_step(created.id, StepKind::Rehearsed, "rehearsed 002_a.sql")
+        .unwrap();
+    store
+        .record_step(created.id, StepKind::Migrated, "applied 002_a.sql")
+        .unwrap();
+    store.mark_succeeded(created.id).unwrap();
+    let done = store.get(created.id).unwrap().unwrap();
+    assert_eq!(done.state, DeploymentState::Succeeded);
+    let steps: Vec<(StepKind, &str)> = done
+        .steps
+        .iter()
+        .map(|s| (s.step, s.message.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (StepKind::Rehearsed, "rehearsed 002_a.sql"),
+            (StepKind::Migrated, "applied 002_a.sql")
+        ]
+    );
+    let failing = store
+        .create(&new("prod", &sha("b1"), &[("api", 'b')]))
+        .unwrap();
+    store.mark_started(failing.id, std::process::id()).unwrap();
+    store
+        .record_step(
+            failing.id,
+            StepKind::RehearsalFailed,
+            "002_b.sql line 1: boom",
+        )
+        .unwrap();
+    store.mark_failed(failing.id, "rehearsal failed").unwrap();
+    let failed = store.get(failing.id).unwrap().unwrap();
+    assert_eq!(failed.state, DeploymentState::Failed);
+    assert_eq!(failed.steps[0].step, StepKind::RehearsalFailed);
+    assert_eq!(
+        serde_json_value(&failed.steps[0].step),
+        "\"rehearsal_failed\""
+    );
+}
+
+#[test]
+fn a_version_one_database_is_brought_forward_with_everything_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(crate::schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO deployments (project, target, env, biome, sha, kind, promoted_from,
+                 requested_by, approvals_required, rollback_of, restores, created_at)
+             VALUES ('orewise', 'prod', 'prod', NULL, 'aaaaaaa', 'deploy', NULL, 'dev@x', 0, NULL, NULL,
+                     '2026-01-01T00:00:00.000Z');
+             INSERT INTO deployments (project, target, env, biome, sha, kind, promoted_from,
+                 requested_by, approvals_required, rollback_of, restores, created_at)
+             VALUES ('orewise', 'prod', 'prod', NULL, 'aaaaaaa', 'rollback', NULL, 'dev@x', 0, 1, 1,
+                     '2026-01-01T00:00:01.000Z');
+             INSERT INTO deployment_components VALUES (1, 0, 'api', 'api-aaaaaaa.zip', 'sha256:00');
+             INSERT INTO deployment_events (deployment_id, event, at, actor, message, pid, ref_deployment)
+             VALUES (1, 'created', '2026-01-01T00:00:00.000Z', 'dev@x', NULL, 1, NULL),
+                    (1, 'started', '2026-01-01T00:00:00.100Z', NULL, NULL, 1, NULL),
+                    (1, 'succeeded', '2026-01-01T00:00:00.200Z', NULL, NULL, 1, NULL),
+                    (2, 'created', '2026-01-01T00:00:01.000Z', 'dev@x', NULL, 1, NULL);",
+        )
+        .unwrap();
+    }
+    let mut store = StateStore::open(&path).unwrap();
+    let first = store.get(1).unwrap().unwrap();
+    assert_eq!(first.state, DeploymentState::Succeeded);
+    assert_eq!(first.components[0].artifact, "api-aaaaaaa.zip");
+    let second = store.get(2).unwrap().unwrap();
+    assert_eq!((second.rollback_of, second.restores), (Some(1), Some(1)));
+    // The new kinds and events are accepted, ids continue, and the records stay append-only.
+    let mut destroy = new("prod", &sha("a1"), &[]);
+    destroy.kind = DeploymentKind::Destroy;
+    let destroyed = store.create(&destroy).unwrap();
+    assert_eq!(destroyed.id, 3);
+    store
+        .mark_started(destroyed.id, std::process::id())
+        .unwrap();
+    store
+        .record_step(destroyed.id, StepKind::Migrated, "nothing")
+        .unwrap();
+    for sql in [
+        "DELETE FROM deployments",
+        "UPDATE deployment_events SET event = 'failed'",
+        "DELETE FROM deployment_components",
+    ] {
+        let err = store.connection().execute(sql, []).unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    let dangling: i64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(dangling, 0);
+    let references: String = store
+        .connection()
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'deployment_events'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(
+        references.contains("REFERENCES \"deployments\"")
+            || references.contains("REFERENCES deployments "),
+        "{references}"
+    );
 }

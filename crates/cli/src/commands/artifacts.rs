@@ -16,8 +16,8 @@ pub struct Args {
 pub fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
     let artifacts = sandpit_ops::artifacts::artifacts(context, args.env.as_deref())?;
     if json {
-        output::print_json(&output::ArtifactListJson::from(artifacts.as_slice()))?;
-    } else if artifacts.is_empty() {
+        output::print_json(&output::ArtifactListJson::from(&artifacts))?;
+    } else if artifacts.artifacts.is_empty() && artifacts.unreadable_records.is_empty() {
         println!("no artifacts yet; `sandpit build` makes them");
     } else {
         output::print_artifacts(&artifacts);

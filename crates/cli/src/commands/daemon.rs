@@ -1,4 +1,4 @@
-//! `sandpit daemon [stop|status]`: the supervisor in the foreground, or control of the background one.
+//! `sandpit daemon [start|stop|status]`: the supervisor in the foreground, or control of the background one.
 
 use std::process::ExitCode;
 
@@ -15,6 +15,8 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Action {
+    /// Start the background daemon (if none runs); it brings back what ran before it stopped.
+    Start,
     /// Stop every component gracefully and stop the daemon (biomes come back at its next start).
     Stop,
     /// Whether a daemon runs for this SANDPIT_HOME.
@@ -34,6 +36,27 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
                 .init();
             sandpit_runtime::daemon::serve(context.supervisor.clone(), context.version.clone())
                 .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Action::Start) => {
+            let started = sandpit_ops::daemon_connection::start(context).await?;
+            let pid =
+                match sandpit_ops::daemon_connection::request_if_running(context, &Request::Ping)
+                    .await?
+                {
+                    Some(ReplyBody::Pong { pid, .. }) => Some(pid),
+                    _ => None,
+                };
+            if json {
+                output::print_json(&serde_json::json!({ "started": started, "pid": pid }))?;
+            } else {
+                let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+                if started {
+                    println!("daemon started{pid}");
+                } else {
+                    println!("daemon already running{pid}");
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(Action::Stop) => {

@@ -14,7 +14,15 @@ pub async fn exec(context: &Context, json: bool) -> anyhow::Result<ExitCode> {
         value["environments"] = serde_json::to_value(
             output::BiomeListJson::from(listing.environments.as_slice()).biomes,
         )?;
+        value["daemon_running"] = listing.daemon_running.into();
         output::print_json(&value)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !listing.daemon_running {
+        println!("nothing runs: the sandpit daemon is not running");
+        println!(
+            "hint: `sandpit daemon start` starts it and brings back what ran before it stopped"
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if !listing.environments.is_empty() {

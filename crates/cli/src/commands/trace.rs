@@ -15,10 +15,21 @@ pub struct Args {
 pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
     let report = sandpit_ops::trace::trace(context, &args.needle).await?;
     if json {
+        let stored: Vec<serde_json::Value> = report
+            .stored
+            .iter()
+            .map(|copy| {
+                let mut value = serde_json::to_value(output::ArtifactJson::from(&copy.check))
+                    .expect("artifact JSON always serialises");
+                value["store"] = copy.store.clone().into();
+                value
+            })
+            .collect();
         output::print_json(&serde_json::json!({
             "running": report.running,
             "deployments": report.deployments.iter().map(output::DeploymentJson::from).collect::<Vec<_>>(),
             "provenance": report.provenance,
+            "stored": stored,
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -33,6 +44,17 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     if !report.deployments.is_empty() {
         println!("deployments that included it:");
         output::print_deployments(&report.deployments);
+    }
+    for copy in &report.stored {
+        match output::integrity_problem(&copy.check) {
+            Some(problem) => println!("stored in {}: {problem}", copy.store),
+            None => println!(
+                "stored in {}: {} {} intact",
+                copy.store,
+                copy.check.name.file_name(),
+                copy.check.provenance.digest
+            ),
+        }
     }
     for p in &report.provenance {
         println!(

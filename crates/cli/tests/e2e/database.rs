@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{component, http_get, sql, Sandbox};
 
 fn project(migrations: &[(&str, &str)]) -> Sandbox {
-    let mut files: Vec<(String, String)> = vec![
+    let files: Vec<(String, String)> = vec![
         (
             "sandpit.toml".into(),
             r#"
@@ -48,6 +48,11 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
             .into(),
         ),
     ];
+    with_migrations(files, migrations)
+}
+
+/// A committed repository of `files` plus `db/migrations/<name>` for each migration.
+fn with_migrations(mut files: Vec<(String, String)>, migrations: &[(&str, &str)]) -> Sandbox {
     for (name, body) in migrations {
         files.push((format!("db/migrations/{name}"), (*body).to_owned()));
     }
@@ -168,61 +173,255 @@ fn biomes_get_isolated_databases_from_one_template_and_down_drops_them() {
 }
 
 #[test]
-fn changed_migrations_need_reset_db_and_broken_ones_leave_no_template() {
+fn new_migrations_reach_a_biome_in_place_and_reset_db_starts_it_over() {
     let sandbox = project(&[("001_samples.sql", SAMPLES)]);
     let first = sandbox.json(&["up", "carol"]);
     let url = database_url(&sandbox, "carol");
     sql(&url, "insert into samples(label) values ('precious')").unwrap();
+    let count = |url: &str| sql(url, "select count(*) from samples").unwrap()[0][0].clone();
 
-    // A broken migration: the error names the file, the line and PostgreSQL's message.
+    // A broken migration: the error names the file, the line and PostgreSQL's message, and
+    // nothing of it stays.
     sandbox.write("db/migrations/002_broken.sql", "-- adds a column\nalter table samples\n  add column grade numeric;\nselect frobnicate();\n");
     sandbox.commit("broken migration");
     let error = sandbox.fails(&["up", "carol"], 1);
     assert!(error.contains("002_broken.sql"), "{error}");
     assert!(error.contains("line 4"), "{error}");
     assert!(error.contains("frobnicate"), "{error}");
+    assert!(
+        sql(&url, "select grade from samples").is_err(),
+        "the rehearsal kept nothing"
+    );
     let databases = sandbox.admin_column("geo", "select datname from pg_database");
-    assert_eq!(
-        databases
-            .iter()
-            .filter(|d| d.starts_with("geo_tpl_"))
-            .count(),
-        1,
+    assert!(
+        !databases.iter().any(|d| d.ends_with("_building")),
         "no half-built template: {databases:?}"
     );
+    assert_eq!(count(&url).as_deref(), Some("2"), "carol untouched");
+    let history = sandbox.json(&["history", "carol"]);
+    let failed = &history["deployments"][0];
+    assert_eq!(failed["state"], "failed", "{history:#}");
     assert_eq!(
-        sql(&url, "select count(*) from samples").unwrap()[0][0].as_deref(),
-        Some("2"),
-        "carol untouched"
+        failed["steps"][0]["step"], "rehearsal_failed",
+        "{history:#}"
     );
 
-    // Fixed: a new template side by side; carol keeps her data until she asks for a reset.
-    sandbox.write(
-        "db/migrations/002_broken.sql",
-        "alter table samples add column grade numeric;\n",
-    );
+    // Fixed: applied in place, the data kept, and recorded with its hash.
+    let fixed = "alter table samples add column grade numeric;\n";
+    sandbox.write("db/migrations/002_broken.sql", fixed);
     sandbox.commit("fixed migration");
-    let error = sandbox.fails(&["up", "carol"], 1);
-    assert!(error.contains("--reset-db"), "{error}");
-    let databases = sandbox.admin_column(
-        "geo",
-        "select datname from pg_database where datistemplate and datname like 'geo_tpl_%'",
-    );
+    let migrated = sandbox.json(&["up", "carol"]);
+    assert_eq!(migrated["state"], "healthy");
     assert_eq!(
-        databases.len(),
-        2,
-        "two templates side by side: {databases:?}"
+        database_url(&sandbox, "carol"),
+        url,
+        "same database, same URL"
     );
+    assert_eq!(count(&url).as_deref(), Some("2"), "data kept");
+    sql(&url, "update samples set grade = 1.5").unwrap();
+    let recorded = sql(
+        &url,
+        "select file, checksum from sandpit_migrations where kind = 'migration' order by file",
+    )
+    .unwrap();
+    use sha2::Digest as _;
+    let expected = hex::encode(sha2::Sha256::digest(fixed.as_bytes()));
+    assert_eq!(
+        recorded,
+        [
+            vec![
+                Some("001_samples.sql".to_owned()),
+                Some(hex::encode(sha2::Sha256::digest(SAMPLES.as_bytes())))
+            ],
+            vec![Some("002_broken.sql".to_owned()), Some(expected.clone())],
+        ]
+    );
+    let steps = &sandbox.json(&["history", "carol"])["deployments"][0]["steps"];
+    assert_eq!(steps[0]["step"], "rehearsed", "{steps:#}");
+    assert_eq!(steps[1]["step"], "migrated", "{steps:#}");
+    assert!(steps[1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("002_broken.sql"));
+
+    // An applied migration edited afterwards is refused, naming the file and both hashes.
+    let edited = "alter table samples add column grade numeric(6,2);\n";
+    sandbox.write("db/migrations/002_broken.sql", edited);
+    sandbox.commit("edit an applied migration");
+    let error = sandbox.fails(&["up", "carol"], 1);
+    let edited_hash = hex::encode(sha2::Sha256::digest(edited.as_bytes()));
+    assert!(
+        error.contains("002_broken.sql")
+            && error.contains(&expected)
+            && error.contains(&edited_hash),
+        "{error}"
+    );
+    assert!(error.contains("--reset-db"), "{error}");
+
+    // --reset-db starts over from the (new) template and the seed.
     let reset = sandbox.json(&["up", "carol", "--reset-db"]);
     assert_ne!(reset["database"]["template"], first["database"]["template"]);
-    assert_eq!(
-        sql(&url, "select count(*) from samples").unwrap()[0][0].as_deref(),
-        Some("1"),
-        "re-cloned from the seed"
-    );
-    sql(&url, "update samples set grade = 1.5").unwrap();
+    assert_eq!(count(&url).as_deref(), Some("1"), "re-cloned from the seed");
+    sql(&url, "update samples set grade = 1.25").unwrap();
 }
 
+fn pipeline_with_database(migrations: &[(&str, &str)]) -> Sandbox {
+    let files: Vec<(String, String)> = vec![
+        (
+            "sandpit.toml".into(),
+            r#"
+[project]
+name = "geo"
+
+[environments.dev]
+biomes = true
+seed = true
+[environments.test]
+promote_from = "dev"
+[environments.prod]
+promote_from = "test"
+protected = true
+approvals = 1
+
+[database]
+migrations = "db/migrations"
+seed = "db/seed.sql"
+
+[services.web]
+path = "web"
+run = "python3 server.py"
+"#
+            .into(),
+        ),
+        (
+            "db/seed.sql".into(),
+            "insert into notes(text) values ('seeded');\n".into(),
+        ),
+        (
+            "web/server.py".into(),
+            r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#
+            .into(),
+        ),
+    ];
+    let mut sandbox = with_migrations(files, migrations);
+    sandbox
+        .extra_env
+        .push(("SANDPIT_USER".into(), "alice@example.com".into()));
+    sandbox
+}
+
+#[test]
+fn environments_migrate_in_place_after_a_rehearsal_on_their_own_data() {
+    let sandbox = pipeline_with_database(&[
+        ("001_samples.sql", SAMPLES),
+        ("002_notes.sql", "create table notes(text text not null);\n"),
+    ]);
+    sandbox.json(&["deploy", "dev"]);
+    sandbox.json(&["promote", "dev", "test"]);
+    let dev_url = database_url(&sandbox, "dev");
+    let test_url = database_url(&sandbox, "test");
+    let labels = |url: &str| -> Vec<String> {
+        sql(url, "select label from samples order by id")
+            .unwrap()
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect()
+    };
+    // The seed runs into dev (it opted in) and never into test.
+    let notes = |url: &str| sql(url, "select text from notes").unwrap();
+    assert_eq!(notes(&dev_url), [vec![Some("seeded".to_owned())]]);
+    assert!(notes(&test_url).is_empty());
+    sql(&dev_url, "insert into samples(label) values ('dev data')").unwrap();
+    sql(&test_url, "insert into samples(label) values ('test data')").unwrap();
+    let web_pid = component(&sandbox.status("test"), "web")["pid"].clone();
+
+    // A new migration is deployed, then promoted: applied in place, data kept, recorded.
+    sandbox.write(
+        "db/migrations/003_grade.sql",
+        "alter table samples add column grade numeric not null default 0;\ncreate table assays(id serial primary key, sample int references samples(id));\n",
+    );
+    sandbox.commit("grades");
+    let deployed = sandbox.json(&["deploy", "dev"]);
+    assert_eq!(deployed["state"], "succeeded", "{deployed:#}");
+    let steps: Vec<&str> = deployed["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["rehearsed", "migrated"], "{deployed:#}");
+    let promoted = sandbox.json(&["promote", "dev", "test"]);
+    assert_eq!(promoted["state"], "succeeded", "{promoted:#}");
+    assert_eq!(labels(&dev_url), ["dev data"]);
+    assert_eq!(labels(&test_url), ["test data"]);
+    // The environment's own role owns and can use what the migration created.
+    sql(
+        &test_url,
+        "insert into assays(sample) select id from samples",
+    )
+    .unwrap();
+    sql(&test_url, "update samples set grade = 2").unwrap();
+    let history = sandbox.json(&["history", "test"]);
+    assert_eq!(history["deployments"][0]["steps"][0]["step"], "rehearsed");
+
+    // A migration that cannot apply to test's rows (an empty template accepts it): the rehearsal
+    // fails before anything is stopped, and test is untouched.
+    sandbox.write(
+        "db/migrations/004_site.sql",
+        "-- every sample needs a site\nalter table samples add column site text not null;\n",
+    );
+    sandbox.commit("sites");
+    // A new biome, cloned from an empty template, takes it.
+    let fresh = sandbox.json(&["up", "zed"]);
+    assert_eq!(fresh["state"], "healthy");
+    // dev has rows too: the deploy fails at the rehearsal, naming file, line and the reason.
+    let output = sandbox.run(&["deploy", "dev"]);
+    assert_eq!(output.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("004_site.sql")
+            && error.contains("line 2")
+            && error.contains("contains null values"),
+        "{error}"
+    );
+    assert!(error.contains("nothing"), "says nothing changed: {error}");
+    assert!(sql(&dev_url, "select site from samples").is_err());
+    let history = sandbox.json(&["history", "dev"]);
+    let failed = &history["deployments"][0];
+    assert_eq!(failed["state"], "failed", "{history:#}");
+    assert_eq!(failed["steps"][0]["step"], "rehearsal_failed");
+    assert_eq!(
+        history["deployments"][1]["id"], deployed["id"],
+        "no automatic rollback was needed: nothing had changed"
+    );
+    assert_eq!(component(&sandbox.status("test"), "web")["pid"], web_pid);
+    let applied = sql(
+        &dev_url,
+        "select count(*) from sandpit_migrations where kind = 'migration'",
+    )
+    .unwrap();
+    assert_eq!(applied[0][0].as_deref(), Some("3"));
+
+    // Destroying an environment drops its database, and is recorded.
+    let destroyed = sandbox.json(&["env", "destroy", "test", "--confirm", "test"]);
+    assert_eq!(destroyed["state"], "succeeded", "{destroyed:#}");
+    let databases = sandbox.admin_column_in("geo", "test", "select datname from pg_database");
+    assert!(!databases.contains(&"geo_test".to_owned()), "{databases:?}");
+    let roles = sandbox.admin_column_in("geo", "test", "select rolname from pg_roles");
+    assert!(
+        !roles.iter().any(|r| r.starts_with("geo_test")),
+        "{roles:?}"
+    );
+    let databases = sandbox.admin_column("geo", "select datname from pg_database");
+    assert!(databases.contains(&"geo_dev".to_owned()), "{databases:?}");
+    assert_eq!(labels(&dev_url), ["dev data"]);
+}
 #[test]
 fn killing_the_embedded_instance_during_up_leaves_nothing_half_made() {
     let sandbox = project(&[

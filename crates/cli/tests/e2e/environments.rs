@@ -422,3 +422,340 @@ fn gc_keeps_the_artifacts_of_the_last_deployments_and_nothing_else() {
     json_as(&sandbox, "alice@example.com", &["rollback", "dev"]);
     assert_eq!(serves(&sandbox.status("dev")), "v2");
 }
+
+fn deployment_id(value: &Value) -> String {
+    value["id"].as_i64().unwrap().to_string()
+}
+
+/// Promotes what runs in test into prod, approved by bob.
+fn promote_to_prod(sandbox: &Sandbox) -> Value {
+    let pending = json_as(sandbox, "alice@example.com", &["promote", "test", "prod"]);
+    assert_eq!(pending["state"], "pending", "{pending:#}");
+    json_as(
+        sandbox,
+        "bob@example.com",
+        &["approve", &deployment_id(&pending)],
+    )
+}
+
+#[test]
+fn an_environment_is_removed_only_by_a_confirmed_recorded_and_approved_destroy() {
+    let sandbox = pipeline();
+    json_as(&sandbox, "alice@example.com", &["deploy", "dev"]);
+    json_as(&sandbox, "alice@example.com", &["promote", "dev", "test"]);
+    promote_to_prod(&sandbox);
+    let running = sandbox.status("prod");
+
+    // `down` removes biomes only, and says what to run instead.
+    let refused = sandbox.fails(&["down", "prod"], 1);
+    assert!(
+        refused.contains("is an environment")
+            && refused.contains("sandpit env destroy prod --confirm prod"),
+        "{refused}"
+    );
+    // An environment that receives promotions refuses deployments.
+    for env in ["test", "prod"] {
+        let refused = as_user(&sandbox, "alice@example.com", &["deploy", env]);
+        assert_eq!(refused.status.code(), Some(1), "deploy {env}");
+        let error = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            error.contains("only receives promotions") && error.contains("sandpit promote"),
+            "{error}"
+        );
+    }
+    // The confirmation must name the environment; without one it is a usage error.
+    let typo = as_user(
+        &sandbox,
+        "alice@example.com",
+        &["env", "destroy", "prod", "--confirm", "prdo"],
+    );
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("--confirm prod"));
+    let missing = as_user(&sandbox, "alice@example.com", &["env", "destroy", "prod"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        component(&sandbox.status("prod"), "web")["pid"],
+        component(&running, "web")["pid"],
+        "nothing was touched"
+    );
+
+    // prod is protected: the destroy waits for someone else's approval.
+    let pending = json_as(
+        &sandbox,
+        "alice@example.com",
+        &["env", "destroy", "prod", "--confirm", "prod"],
+    );
+    assert_eq!(pending["state"], "pending", "{pending:#}");
+    assert_eq!(pending["kind"], "destroy");
+    assert_eq!(sandbox.status("prod")["state"], "healthy");
+    let done = json_as(
+        &sandbox,
+        "bob@example.com",
+        &["approve", &deployment_id(&pending)],
+    );
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    let gone = sandbox.fails(&["status", "prod"], 1);
+    assert!(gone.contains("no biome `prod`"), "{gone}");
+    let history = sandbox.json(&["history", "prod"]);
+    let latest = &history["deployments"][0];
+    assert_eq!(latest["kind"], "destroy");
+    assert_eq!(latest["requested_by"], "alice@example.com");
+    assert_eq!(
+        latest["approved_by"],
+        serde_json::json!(["bob@example.com"])
+    );
+    // Nothing runs there now: a rollback refuses to bring back what ran before the destroy.
+    let refused = as_user(&sandbox, "carol@example.com", &["rollback", "prod"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("destroyed"));
+    // Other environments are untouched, and a promotion starts prod again.
+    assert_eq!(sandbox.status("test")["state"], "healthy");
+    let again = promote_to_prod(&sandbox);
+    assert_eq!(again["state"], "succeeded");
+    assert_eq!(serves(&sandbox.status("prod")), "v1");
+
+    // An unprotected environment is destroyed at once.
+    let test = json_as(
+        &sandbox,
+        "alice@example.com",
+        &["env", "destroy", "test", "--confirm", "test"],
+    );
+    assert_eq!(test["state"], "succeeded");
+    assert!(sandbox.fails(&["status", "test"], 1).contains("no biome"));
+}
+
+#[test]
+fn rollback_into_a_protected_environment_needs_approval_and_steps_back_over_equal_commits() {
+    let sandbox = pipeline();
+    json_as(&sandbox, "alice@example.com", &["deploy", "dev"]);
+    json_as(&sandbox, "alice@example.com", &["promote", "dev", "test"]);
+    let first = promote_to_prod(&sandbox);
+    // The same commit promoted again is a deployment of its own.
+    let second = promote_to_prod(&sandbox);
+    sandbox.write("web/VERSION", "v2\n");
+    sandbox.commit("v2");
+    json_as(&sandbox, "alice@example.com", &["deploy", "dev"]);
+    json_as(&sandbox, "alice@example.com", &["promote", "dev", "test"]);
+    promote_to_prod(&sandbox);
+    assert_eq!(serves(&sandbox.status("prod")), "v2");
+
+    let pending = json_as(&sandbox, "alice@example.com", &["rollback", "prod"]);
+    assert_eq!(pending["state"], "pending", "{pending:#}");
+    assert_eq!(pending["restores"], second["id"]);
+    assert_eq!(
+        serves(&sandbox.status("prod")),
+        "v2",
+        "nothing changes before the approval"
+    );
+    let own = as_user(
+        &sandbox,
+        "alice@example.com",
+        &["approve", &deployment_id(&pending)],
+    );
+    assert_eq!(own.status.code(), Some(1));
+    let rolled = json_as(
+        &sandbox,
+        "bob@example.com",
+        &["approve", &deployment_id(&pending)],
+    );
+    assert_eq!(rolled["state"], "succeeded", "{rolled:#}");
+    assert_eq!(serves(&sandbox.status("prod")), "v1");
+
+    // A second rollback steps back from what runs (the second promotion's artifacts) to the first
+    // promotion, although it ran the same commit (regression: "no earlier successful deployment").
+    let again = json_as(&sandbox, "carol@example.com", &["rollback", "prod"]);
+    let again = json_as(
+        &sandbox,
+        "bob@example.com",
+        &["approve", &deployment_id(&again)],
+    );
+    assert_eq!(again["state"], "succeeded", "{again:#}");
+    assert_eq!(again["restores"], first["id"]);
+    assert_eq!(serves(&sandbox.status("prod")), "v1");
+    // Nothing older is left: the answer names what runs and how to pick another.
+    let none = as_user(&sandbox, "carol@example.com", &["rollback", "prod"]);
+    assert_eq!(none.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        error.contains("no successful deployment older than") && error.contains("--to"),
+        "{error}"
+    );
+}
+
+#[test]
+fn reads_never_start_the_daemon_and_say_how_to_start_it() {
+    let sandbox = pipeline();
+    json_as(&sandbox, "alice@example.com", &["deploy", "dev"]);
+    sandbox.ok(&["daemon", "stop"]);
+    assert_eq!(sandbox.daemon_pid(), None);
+
+    let listed = sandbox.ok(&["ls"]);
+    assert!(
+        listed.contains("daemon is not running") && listed.contains("sandpit daemon start"),
+        "{listed}"
+    );
+    let listed = sandbox.json(&["ls"]);
+    assert_eq!(listed["daemon_running"], false);
+    assert_eq!(listed["environments"], serde_json::json!([]));
+    let status = sandbox.fails(&["status", "dev"], 1);
+    assert!(
+        status.contains("daemon is not running") && status.contains("sandpit daemon start"),
+        "{status}"
+    );
+    let history = sandbox.json(&["history", "dev"]);
+    assert_eq!(history["deployments"].as_array().unwrap().len(), 1);
+    sandbox.ok(&["trace", &sandbox.git(&["rev-parse", "HEAD"])]);
+    let daemon = sandbox.json(&["daemon", "status"]);
+    assert_eq!(daemon["running"], false, "no read started it: {daemon:#}");
+    assert!(
+        sandbox.processes_under_home().is_empty(),
+        "nothing was restarted"
+    );
+
+    let started = sandbox.json(&["daemon", "start"]);
+    assert_eq!(started["started"], true);
+    let back = sandbox.wait_for_status("dev", std::time::Duration::from_secs(30), |s| {
+        s["state"] == "healthy"
+    });
+    assert_eq!(serves(&back), "v1");
+    assert_eq!(sandbox.json(&["daemon", "start"])["started"], false);
+}
+
+#[test]
+fn lookups_that_find_nothing_exit_1_and_still_print_json() {
+    let sandbox = pipeline();
+    let empty = sandbox.json(&["history", "prod"]);
+    assert_eq!(
+        empty["deployments"],
+        serde_json::json!([]),
+        "a known environment with no deployments is an answer"
+    );
+    for args in [
+        &["history", "nope"][..],
+        &["history", "staging/alice"],
+        &["trace", "deadbeef"],
+        &["status", "nope"],
+    ] {
+        let stderr = sandbox.fails(args, 1);
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        let output = sandbox.run(&with_json);
+        assert_eq!(output.status.code(), Some(1), "{with_json:?}");
+        let value: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{with_json:?}: {e}: {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        });
+        assert!(
+            value["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{value:#}"
+        );
+    }
+    let nope = sandbox.fails(&["history", "nope"], 1);
+    assert!(
+        nope.contains("`nope`") && nope.contains("dev, prod, test"),
+        "{nope}"
+    );
+    let trace = sandbox.fails(&["trace", "deadbeef"], 1);
+    assert!(
+        trace.contains("nothing in project `flow` matches `deadbeef`"),
+        "{trace}"
+    );
+}
+
+#[test]
+fn a_tampered_blob_in_one_store_is_caught_there_only_and_reads_keep_answering() {
+    let sandbox = pipeline();
+    let sha = sandbox.git(&["rev-parse", "HEAD"]);
+    json_as(&sandbox, "alice@example.com", &["deploy", "dev"]);
+    json_as(&sandbox, "alice@example.com", &["promote", "dev", "test"]);
+    let digest = web_digest(&sandbox, "test");
+    let hex = digest.trim_start_matches("sha256:").to_owned();
+    let blob_in = |env: &str| {
+        sandbox
+            .home
+            .join(format!("projects/flow/envs/{env}/artifacts/blobs/sha256"))
+            .join(&hex)
+    };
+    let verified = sandbox.json(&["verify"]);
+    assert_eq!(verified["ok"], true, "{verified:#}");
+
+    // Each store holds its own bytes: changing test's copy changes nothing else.
+    let blob = blob_in("test");
+    fs::set_permissions(&blob, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = fs::read(&blob).unwrap();
+    bytes[10] ^= 0x55;
+    fs::write(&blob, &bytes).unwrap();
+    assert_ne!(fs::read(blob_in("dev")).unwrap(), bytes);
+
+    let output = sandbox.run(&["verify", "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let stores = report["stores"].as_array().unwrap();
+    let store = |name: &str| stores.iter().find(|s| s["store"] == name).unwrap().clone();
+    assert_eq!(
+        store("test")["artifacts"][0]["integrity"],
+        "modified",
+        "{report:#}"
+    );
+    assert_eq!(store("test")["artifacts"][0]["digest"], digest.as_str());
+    let actual = store("test")["artifacts"][0]["actual_digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(actual, digest);
+    assert_eq!(store("dev")["artifacts"][0]["integrity"], "intact");
+    assert_eq!(store("build")["artifacts"][0]["integrity"], "intact");
+    let running_test = report["running"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["target"] == "test")
+        .unwrap()
+        .clone();
+    assert_eq!(running_test["integrity"], "modified", "{report:#}");
+    let text = sandbox.run(&["verify"]);
+    assert_eq!(text.status.code(), Some(1));
+    let printed = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        printed.contains(&digest) && printed.contains(&actual),
+        "{printed}"
+    );
+    assert_eq!(sandbox.run(&["verify", "dev"]).status.code(), Some(0));
+
+    // Every read keeps answering, per artifact.
+    let listed = sandbox.json(&["artifacts", "--env", "test"]);
+    assert_eq!(listed["artifacts"][0]["integrity"], "modified");
+    assert_eq!(listed["artifacts"][0]["actual_digest"], actual.as_str());
+    assert_eq!(
+        sandbox.json(&["artifacts", "--env", "dev"])["artifacts"][0]["integrity"],
+        "intact"
+    );
+    let trace = sandbox.json(&["trace", &sha]);
+    let copies = trace["stored"].as_array().unwrap();
+    assert_eq!(copies.len(), 3, "{trace:#}");
+    let in_test = copies.iter().find(|c| c["store"] == "test").unwrap();
+    assert_eq!(in_test["integrity"], "modified");
+    assert_eq!(trace["provenance"][0]["digest"], digest.as_str());
+
+    // dev redeploys from its own intact copy; test refuses its damaged one until it is moved
+    // aside, then the promotion copies an intact one in.
+    let redeployed = json_as(&sandbox, "alice@example.com", &["deploy", "dev"]);
+    assert_eq!(redeployed["state"], "succeeded", "{redeployed:#}");
+    let refused = as_user(&sandbox, "alice@example.com", &["promote", "dev", "test"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        error.contains("mv ") && error.contains(".damaged"),
+        "{error}"
+    );
+    fs::rename(&blob, blob.with_extension("damaged")).unwrap();
+    let repaired = json_as(&sandbox, "alice@example.com", &["promote", "dev", "test"]);
+    assert_eq!(repaired["state"], "succeeded", "{repaired:#}");
+    assert_eq!(sandbox.json(&["verify"])["ok"], true);
+}

@@ -381,9 +381,15 @@ impl Sandbox {
         )
     }
 
-    /// A single column of a query run as the superuser, e.g. the names of databases.
+    /// A single column of a query run as the superuser of `dev`'s instance, e.g. the names of
+    /// databases.
     pub fn admin_column(&self, project: &str, statement: &str) -> Vec<String> {
-        sql(&self.admin_url(project, "dev"), statement)
+        self.admin_column_in(project, "dev", statement)
+    }
+
+    /// A single column of a query run as the superuser of `env`'s instance.
+    pub fn admin_column_in(&self, project: &str, env: &str, statement: &str) -> Vec<String> {
+        sql(&self.admin_url(project, env), statement)
             .unwrap()
             .into_iter()
             .map(|row| row[0].clone().unwrap_or_default())

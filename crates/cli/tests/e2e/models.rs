@@ -444,3 +444,53 @@ fn a_base_deployed_without_models_serves_none() {
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("unknown model `scorer`"), "{body}");
 }
+
+#[test]
+fn trace_of_a_model_digest_finds_the_endpoints_that_serve_it_and_verify_checks_it() {
+    let sandbox = project();
+    let deployed = sandbox.json(&["deploy", "dev"]);
+    assert_eq!(deployed["state"], "succeeded", "{deployed:#}");
+    let model = deployed["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "scorer")
+        .unwrap()
+        .clone();
+    let digest = model["digest"].as_str().unwrap().to_owned();
+    sandbox.json(&["up", "alice"]);
+
+    let trace = sandbox.json(&["trace", &digest]);
+    let mut served: Vec<(String, String)> = trace["running"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["served_as"] == "model")
+        .map(|r| {
+            assert_eq!(r["component"], "scorer", "{trace:#}");
+            assert_eq!(r["digest"], digest.as_str());
+            (
+                r["target"].as_str().unwrap().to_owned(),
+                r["artifact"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    served.sort();
+    let targets: Vec<&str> = served.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(targets, ["dev", "dev/alice"], "{trace:#}");
+    assert_eq!(served[0].1, model["artifact"].as_str().unwrap());
+
+    // verify checks what the endpoint serves, too.
+    let report = sandbox.json(&["verify"]);
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert!(
+        report["running"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["component"] == "scorer"
+                && r["target"] == "dev"
+                && r["integrity"] == "intact"),
+        "{report:#}"
+    );
+}

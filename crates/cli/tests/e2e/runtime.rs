@@ -92,14 +92,17 @@ fn example_biome_serves_survives_crashes_and_daemon_loss_then_goes_down_cleanly(
         "data in SANDPIT_DATA_DIR survives a restart: {body}"
     );
 
-    // kill -9 the daemon: the components keep running; the next CLI call starts a daemon that
-    // adopts them, and nothing is left that it does not know about.
+    // kill -9 the daemon: the components keep running; the next daemon adopts them, and nothing
+    // is left that it does not know about. Reads never start it; `daemon start` does.
     let pids_before: Vec<u64> = ["assay-ingest", "grade-api"]
         .iter()
         .map(|n| component(&status, n)["pid"].as_u64().unwrap())
         .collect();
     let daemon = sandbox.daemon_pid().expect("daemon pid file");
     kill9(daemon);
+    let refused = sandbox.fails(&["status", "alice"], 1);
+    assert!(refused.contains("sandpit daemon start"), "{refused}");
+    sandbox.ok(&["daemon", "start"]);
     let status = sandbox.wait_for_status("alice", SLOW, |s| {
         healthy(s, "assay-ingest") && healthy(s, "grade-api")
     });
@@ -452,7 +455,8 @@ fn daemon_socket_is_private_and_daemon_stop_restores_biomes_on_next_start() {
         "daemon stop stops every component"
     );
     assert!(!socket.exists());
-    // The next call starts a daemon, which brings the biome back to its desired state.
+    // The next daemon brings the biome back to its desired state.
+    sandbox.ok(&["daemon", "start"]);
     let after = sandbox.wait_for_status("erin", SLOW, |s| healthy(s, "web"));
     assert_ne!(
         component(&before, "web")["pid"],
@@ -525,6 +529,7 @@ fn a_service_that_died_while_the_daemon_was_down_is_restarted_by_the_next_daemon
     let pid = component(&status, "web")["pid"].as_u64().unwrap() as u32;
     kill9(sandbox.daemon_pid().unwrap());
     kill9(pid);
+    sandbox.ok(&["daemon", "start"]);
     let status = sandbox.wait_for_status("gina", SLOW, |s| healthy(s, "web"));
     let new_pid = component(&status, "web")["pid"].as_u64().unwrap() as u32;
     assert_ne!(new_pid, pid);
@@ -573,7 +578,7 @@ fn concurrent_first_calls_share_one_daemon() {
     let calls: Vec<_> = (0..4)
         .map(|_| {
             sandbox
-                .command(&["ls", "--json"])
+                .command(&["daemon", "start", "--json"])
                 .stderr(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .spawn()

@@ -1,0 +1,144 @@
+//! `sandpit verify [ENV] [--json]`: every stored artifact and every running one re-hashed; exit 1
+//! when anything does not match its digest.
+
+use std::process::ExitCode;
+
+use sandpit_artifact::store::Integrity;
+use sandpit_ops::Context;
+use serde::Serialize;
+
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Check only this environment's store and what runs in it.
+    env: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct VerifyJson {
+    ok: bool,
+    problems: usize,
+    daemon_running: bool,
+    stores: Vec<StoreJson>,
+    running: Vec<RunningJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct StoreJson {
+    store: String,
+    root: String,
+    #[serde(flatten)]
+    artifacts: output::ArtifactListJson,
+}
+
+#[derive(Debug, Serialize)]
+struct RunningJson {
+    target: String,
+    component: String,
+    artifact: String,
+    digest: String,
+    store: String,
+    /// `intact|modified|missing|unreadable`
+    integrity: &'static str,
+    actual_digest: Option<String>,
+}
+
+pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
+    let report = sandpit_ops::verify::verify(context, args.env.as_deref()).await?;
+    let problems = report.problems();
+    if json {
+        output::print_json(&VerifyJson {
+            ok: problems == 0,
+            problems,
+            daemon_running: report.daemon_running,
+            stores: report
+                .stores
+                .iter()
+                .map(|s| StoreJson {
+                    store: s.store.clone(),
+                    root: s.root.display().to_string(),
+                    artifacts: output::ArtifactListJson::from(&s.check),
+                })
+                .collect(),
+            running: report
+                .running
+                .iter()
+                .map(|r| RunningJson {
+                    target: r.target.clone(),
+                    component: r.component.clone(),
+                    artifact: r.artifact.clone(),
+                    digest: r.digest.to_string(),
+                    store: r.store.clone(),
+                    integrity: r
+                        .integrity
+                        .as_ref()
+                        .map(output::integrity_word)
+                        .unwrap_or("missing"),
+                    actual_digest: match &r.integrity {
+                        Some(Integrity::Modified { actual }) => Some(actual.to_string()),
+                        _ => None,
+                    },
+                })
+                .collect(),
+        })?;
+    } else {
+        for store in &report.stores {
+            let total = store.check.artifacts.len();
+            let bad: Vec<String> = store
+                .check
+                .artifacts
+                .iter()
+                .filter_map(output::integrity_problem)
+                .chain(
+                    store
+                        .check
+                        .unreadable_records
+                        .iter()
+                        .map(|r| format!("{}: {}", r.name.file_name(), r.message)),
+                )
+                .collect();
+            let label = if store.store == "build" {
+                "build store".to_owned()
+            } else {
+                format!("`{}`'s store", store.store)
+            };
+            if bad.is_empty() {
+                println!("{label}: {total} artifact(s), all intact");
+            } else {
+                println!("{label}: {} of {total} artifact(s) damaged", bad.len());
+                for problem in bad {
+                    println!("  {problem}");
+                }
+            }
+        }
+        if !report.daemon_running {
+            println!("running: nothing (the daemon is not running)");
+        }
+        for r in &report.running {
+            let state = match &r.integrity {
+                None => format!("MISSING from the {} store", r.store),
+                Some(Integrity::Intact { .. }) => "intact".to_owned(),
+                Some(Integrity::Modified { actual }) => {
+                    format!("MODIFIED: should be {} but is {actual}", r.digest)
+                }
+                Some(Integrity::Missing) => format!("MISSING: no blob for {}", r.digest),
+                Some(Integrity::Unreadable { message }) => format!("UNREADABLE: {message}"),
+            };
+            println!(
+                "running {:<20} {:<16} {}  {state}",
+                r.target, r.component, r.artifact
+            );
+        }
+        if problems > 0 {
+            eprintln!(
+                "error: {problems} artifact(s) do not match their digests\nhint: move a damaged blob aside to keep it for inspection; the next deployment or promotion copies an intact one in, and `sandpit build` rebuilds the build store's"
+            );
+        }
+    }
+    Ok(if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
