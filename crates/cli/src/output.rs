@@ -452,11 +452,12 @@ pub fn print_deployments(deployments: &[Deployment]) {
             d.requested_by,
             d.approved_by.join(", ")
         );
+        // One line each: the full messages are in `--json`.
         for step in &d.steps {
             println!(
                 "       {}: {}",
                 step.step.as_str().replace('_', " "),
-                step.message
+                first_line(&step.message)
             );
         }
         if let (
@@ -464,13 +465,16 @@ pub fn print_deployments(deployments: &[Deployment]) {
             Some(message),
         ) = (d.state, &d.message)
         {
-            println!(
-                "       {}: {}",
-                d.state.as_str(),
-                message.lines().next().unwrap_or_default()
-            );
+            let said = d.steps.last().map(|s| first_line(&s.message));
+            if said != Some(first_line(message)) {
+                println!("       {}: {}", d.state.as_str(), first_line(message));
+            }
         }
     }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
 }
 
 /// What `deploy`, `promote`, `approve` and `rollback` print.
@@ -499,7 +503,7 @@ pub fn print_deploy_outcome(
             Some(status) => {
                 println!("deployment #{} to {} {}: {} at {}", d.id, d.target, d.state.as_str(), status.state, d.sha);
                 for step in &d.steps {
-                    println!("  {}: {}", step.step.as_str().replace('_', " "), step.message);
+                    println!("  {}: {}", step.step.as_str().replace('_', " "), first_line(&step.message));
                 }
                 for component in status.components.iter().filter(|c| c.url.is_some()) {
                     println!("  {:<20} {}", component.name.as_str(), component.url.as_deref().unwrap_or_default());

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use sandpit_artifact::store::{ArtifactStore, StoreError};
+use sandpit_artifact::store::{ArtifactStore, ImportMethod, StoreError};
 use sandpit_build::git::Repository;
 use sandpit_domain::{ArtifactName, Digest, Name};
 use sandpit_runtime::protocol::BiomeStatus;
@@ -458,10 +458,16 @@ fn resolve_artifacts(
             (Some(stored), _) => stored,
             (None, Some(source)) => {
                 let imported = store.import(source, &name)?;
-                on_event(
-                    Some(&name.component),
-                    &format!("copied {} into `{env}`'s store ({:?})", name, imported.method),
-                );
+                let how = match imported.method {
+                    ImportMethod::AlreadyPresent => {
+                        format!("named {name} in `{env}`'s store (its bytes were there already)")
+                    }
+                    ImportMethod::Reflink => {
+                        format!("copied {name} into `{env}`'s store (copy-on-write clone)")
+                    }
+                    ImportMethod::Copy => format!("copied {name} into `{env}`'s store"),
+                };
+                on_event(Some(&name.component), &how);
                 imported.artifact
             }
             (None, None) => bail!(
