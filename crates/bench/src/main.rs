@@ -1,12 +1,14 @@
 //! `sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [SECTION]`: prints how long `up` takes for the
-//! example project, cold (build included) and warm (artifacts reused), packaging+hashing
-//! throughput against `zip -q -r -X` + `sha256sum` run side by side on the same tree, and the
-//! model endpoint against onnxruntime from Python and KServe's Python server (`models.rs`).
+//! example project, cold (build included) and warm (artifacts reused), `promote dev test` in
+//! parts against `cp --reflink=auto` and a redeploy (`promote.rs`), packaging+hashing throughput
+//! against `zip -q -r -X` + `sha256sum` run side by side on the same tree, and the model endpoint
+//! against onnxruntime from Python and KServe's Python server (`models.rs`).
 //!
 //! Figures, not pass/fail: these machines are shared and noisy, so the useful number is the ratio
 //! against a baseline measured in the same run.
 
 mod models;
+mod promote;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ use anyhow::{bail, Context};
 use sandpit_domain::ByteSize;
 use sha2::{Digest as _, Sha256};
 
-const RUNS: usize = 5;
+pub(crate) const RUNS: usize = 5;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -33,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         up_times(&sandpit, &example, scratch.path())?;
     }
     if wanted("promote") {
-        promote_latency(&sandpit, &example, scratch.path())?;
+        promote::run_all(&sandpit, &example, scratch.path())?;
     }
     if wanted("packaging") {
         packaging_throughput(scratch.path())?;
@@ -44,7 +46,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(command: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn run(command: &mut Command) -> anyhow::Result<()> {
     run_for_output(command).map(|_| ())
 }
 
@@ -69,7 +71,7 @@ fn timed(command: &mut Command) -> anyhow::Result<Duration> {
     Ok(start.elapsed())
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
@@ -91,18 +93,20 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `git args` in `repo` as the benchmark's committer.
+pub(crate) fn git(repo: &Path, args: &[&str]) -> anyhow::Result<()> {
+    run(Command::new("git")
+        .args(["-c", "user.email=bench@sandpit", "-c", "user.name=bench"])
+        .args(args)
+        .current_dir(repo))
+}
+
 /// A git repository at `repo` holding one commit of a copy of `example`.
-fn committed_copy(example: &Path, repo: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn committed_copy(example: &Path, repo: &Path) -> anyhow::Result<PathBuf> {
     copy_tree(example, repo)?;
-    let git = |args: &[&str]| {
-        run(Command::new("git")
-            .args(["-c", "user.email=bench@sandpit", "-c", "user.name=bench"])
-            .args(args)
-            .current_dir(repo))
-    };
-    git(&["-c", "init.defaultBranch=main", "init", "-q"])?;
-    git(&["add", "-A"])?;
-    git(&["commit", "-q", "-m", "bench"])?;
+    git(repo, &["-c", "init.defaultBranch=main", "init", "-q"])?;
+    git(repo, &["add", "-A"])?;
+    git(repo, &["commit", "-q", "-m", "bench"])?;
     Ok(repo.to_path_buf())
 }
 
@@ -151,54 +155,8 @@ fn up_times(sandpit: &Path, example: &Path, scratch: &Path) -> anyhow::Result<()
     Ok(())
 }
 
-/// `promote dev test` (no rebuild: copy into test's store, verify, deploy) against `cp` of the
-/// same artifact files.
-fn promote_latency(sandpit: &Path, example: &Path, scratch: &Path) -> anyhow::Result<()> {
-    let repo = committed_copy(example, &scratch.join("promote-repo"))?;
-    let mut promote = Vec::new();
-    let mut copy = Vec::new();
-    for run_number in 0..RUNS {
-        let home = scratch.join(format!("promote-home-{run_number}"));
-        let sandpit_cmd = |args: &[&str]| {
-            let mut command = Command::new(sandpit);
-            command
-                .arg("-C")
-                .arg(&repo)
-                .args(args)
-                .env("SANDPIT_HOME", &home)
-                .env("SANDPIT_USER", "bench@sandpit")
-                .env("SANDPIT_STOP_GRACE_MS", "2000");
-            command
-        };
-        run(&mut sandpit_cmd(&["deploy", "dev"]))?;
-        promote.push(timed(&mut sandpit_cmd(&["promote", "dev", "test"]))?);
-        let files = home.join("projects/orewise/envs/dev/artifacts/files");
-        let target = scratch.join(format!("cp-target-{run_number}"));
-        fs::create_dir_all(&target)?;
-        let mut cp = Command::new("cp");
-        cp.arg("-r").arg(&files).arg(&target);
-        copy.push(timed(&mut cp)?);
-        run(&mut sandpit_cmd(&["daemon", "stop"]))?;
-    }
-    let (promote, copy) = (median(promote), median(copy));
-    println!("promote dev -> test of the example ({RUNS} runs, median):");
-    println!(
-        "  sandpit promote (copy + verify + deploy): {:>8.0} ms",
-        promote.as_secs_f64() * 1000.0
-    );
-    println!(
-        "  cp -r of the same artifact files:         {:>8.1} ms",
-        copy.as_secs_f64() * 1000.0
-    );
-    println!(
-        "  ratio (promote / cp): {:.1}",
-        promote.as_secs_f64() / copy.as_secs_f64()
-    );
-    Ok(())
-}
-
 /// A tree shaped like a real build output: many small text files and a few larger binary ones.
-fn make_tree(root: &Path) -> anyhow::Result<u64> {
+pub(crate) fn make_tree(root: &Path) -> anyhow::Result<u64> {
     let mut total = 0u64;
     let mut state = 0x2545F4914F6CDD1Du64;
     let mut noise = |len: usize| -> Vec<u8> {
