@@ -466,7 +466,6 @@ impl ArtifactStore {
             });
         }
         let method = self.store_blob(&original.blob_path, &original.digest)?;
-        // Re-reads (and re-hashes) the blob under its final name.
         let artifact = self.record_name_only(name, original.provenance)?;
         Ok(Imported { artifact, method })
     }
@@ -484,7 +483,9 @@ impl ArtifactStore {
         let blob_path = self.blob_path(&provenance.digest);
         let file_path = self.file_path(name);
         self.link_visible(&blob_path, &file_path)?;
-        self.verified_artifact(name, provenance)
+        // Every caller verified the blob a moment ago (stored and hashed, or found intact), so
+        // it is not hashed a third time; the next read verifies it again.
+        self.described(name, provenance, blob_path)
     }
 
     /// Removes every name whose digest is not in `keep`, then every blob no remaining name refers
@@ -621,19 +622,29 @@ impl ArtifactStore {
         provenance: Provenance,
     ) -> Result<StoredArtifact, StoreError> {
         let blob_path = self.open_verified(&provenance.digest)?;
-        let size = fs::metadata(&blob_path)
-            .map_err(io_error("read the blob", &blob_path))?
-            .len();
         let file_path = self.file_path(name);
         if fs::symlink_metadata(&file_path).is_err() {
             self.link_visible(&blob_path, &file_path)?;
         }
+        self.described(name, provenance, blob_path)
+    }
+
+    /// The [`StoredArtifact`] for a blob already known to be intact.
+    fn described(
+        &self,
+        name: &ArtifactName,
+        provenance: Provenance,
+        blob_path: PathBuf,
+    ) -> Result<StoredArtifact, StoreError> {
+        let size = fs::metadata(&blob_path)
+            .map_err(io_error("read the blob", &blob_path))?
+            .len();
         Ok(StoredArtifact {
             name: name.clone(),
             digest: provenance.digest.clone(),
             size,
             blob_path,
-            file_path,
+            file_path: self.file_path(name),
             provenance,
         })
     }
