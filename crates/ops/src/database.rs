@@ -71,6 +71,12 @@ fn ancestors_traversable(path: &Path) -> bool {
         .all(|meta| meta.permissions().mode() & 0o001 != 0)
 }
 
+/// Whether the biome (or base) may still have a database and role: its password file is kept
+/// until both are dropped.
+pub fn may_have_database(context: &Context, project: &Name, env: &Name, biome: &Name) -> bool {
+    password_file(context, project, env, biome).exists()
+}
+
 fn password_file(context: &Context, project: &Name, env: &Name, biome: &Name) -> PathBuf {
     context
         .home

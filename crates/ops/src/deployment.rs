@@ -431,7 +431,10 @@ fn resolve_artifacts(
             &context.artifact_store_root(project.as_str()),
         )?),
         // A rollback redeploys only what the environment's own store still holds.
-        DeploymentKind::Rollback | DeploymentKind::Up | DeploymentKind::Destroy => None,
+        DeploymentKind::Rollback
+        | DeploymentKind::Up
+        | DeploymentKind::Destroy
+        | DeploymentKind::Down => None,
     };
     let mut artifacts = BTreeMap::new();
     for component in &deployment.components {

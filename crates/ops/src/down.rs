@@ -1,47 +1,185 @@
-//! `sandpit down BIOME`: stop every process of a biome and remove it.
+//! `sandpit down BIOME`: stop every process of a biome, drop its database and role, unregister
+//! its models — recorded in `history` as a deployment of kind `down`, queued behind any `up` of
+//! the same biome so the two never interleave. A `down` that could not finish (a database that
+//! does not answer) leaves the biome listed as `down-failed` with what is left, and running it
+//! again finishes the job.
 
+use anyhow::bail;
+use sandpit_domain::Name;
 use sandpit_runtime::protocol::{BiomeStatus, ReplyBody, Request};
+use sandpit_state::{DeploymentKind, NewDeployment};
 
 use crate::daemon_connection;
+use crate::deployment::{requester, state_store, target_label};
 use crate::project::ProjectDir;
 use crate::Context;
 
-/// Stops the biome's processes, then drops its database and role (after the processes, so
-/// nothing is connected any more).
+/// How long a `down` waits for an earlier operation on the same biome.
+const QUEUE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// What a finished `down` reports.
+#[derive(Debug)]
+pub struct DownOutcome {
+    pub biome: Name,
+    pub env: Name,
+    /// What the daemon stopped; `None` when it no longer ran anything (a second `down`).
+    pub stopped: Option<BiomeStatus>,
+    /// The deployment that records it.
+    pub deployment: i64,
+}
+
+/// What is left of a biome whose `down` did not finish.
+pub fn left_behind(context: &Context, project: &Name, env: &Name, biome: &Name) -> Vec<String> {
+    let mut left = Vec::new();
+    if crate::database::may_have_database(context, project, env, biome) {
+        left.push("its database and role".to_owned());
+    }
+    if crate::models::is_registered(context, project, env, biome.as_str()) {
+        left.push("its model registration".to_owned());
+    }
+    left
+}
+
 pub async fn down(
     context: &Context,
-    biome: &str,
-    mut on_event: impl FnMut(Option<&sandpit_domain::Name>, &str),
-) -> anyhow::Result<BiomeStatus> {
+    raw: &str,
+    mut on_event: impl FnMut(Option<&Name>, &str),
+) -> anyhow::Result<DownOutcome> {
     let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let project = spec.project.name.clone();
-    let target = crate::target::Target::parse(biome)?;
+    let target = crate::target::Target::parse(raw)?;
     let biome = target.name.clone();
     if spec.environments.contains_key(&biome) {
         // An environment's base holds the environment's data: removing it is its own, deliberate
         // act, recorded and approved like a deployment.
-        anyhow::bail!(
+        bail!(
             "`{biome}` is an environment, not a biome: `sandpit down` only removes biomes\nhint: to stop `{biome}`'s deployment and drop its database, run `sandpit env destroy {biome} --confirm {biome}`"
         );
     }
-    let request = Request::Down {
-        project,
-        biome: biome.clone(),
+    // Where it lives: the newest deployment to it says, else the daemon.
+    let mut state = state_store(context)?;
+    let newest = state
+        .history(project.as_str(), None)?
+        .into_iter()
+        .find(|d| {
+            d.biome.as_deref() == Some(biome.as_str())
+                && target.env.as_ref().is_none_or(|env| env.as_str() == d.env)
+        });
+    let running = match daemon_connection::request_if_running(
+        context,
+        &Request::Status {
+            project: project.clone(),
+            biome: biome.clone(),
+        },
+    )
+    .await
+    {
+        Ok(Some(ReplyBody::Biome(status))) => Some(status),
+        _ => None,
     };
-    let status = match daemon_connection::request(context, &request, &mut on_event).await? {
-        ReplyBody::Biome(status) => status,
-        other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
+    let (env, sha) = match (&running, &newest) {
+        (Some(status), _) => (status.env.clone(), status.sha.clone()),
+        (None, Some(d)) => (Name::parse(&d.env)?, d.sha.clone()),
+        (None, None) => bail!(
+            "there is no biome `{biome}` in project `{project}`\nhint: `sandpit ls` lists the biomes"
+        ),
     };
-    let dropped = crate::database::drop(context, &spec, &status.env, &biome, &mut |m| on_event(None, m))
+    target.check_env(&env)?;
+    if running.is_none()
+        && newest.as_ref().is_some_and(|d| {
+            d.kind == DeploymentKind::Down && d.state == sandpit_state::DeploymentState::Succeeded
+        })
+        && left_behind(context, &project, &env, &biome).is_empty()
+    {
+        bail!(
+            "biome `{biome}` is already down (deployment #{})",
+            newest.as_ref().map(|d| d.id).unwrap_or_default()
+        );
+    }
+    let recorded = state.create(&NewDeployment {
+        project: project.to_string(),
+        target: target_label(&env, &biome),
+        env: env.to_string(),
+        biome: Some(biome.to_string()),
+        sha,
+        components: Vec::new(),
+        requested_by: requester(context)?,
+        approvals_required: 0,
+        kind: DeploymentKind::Down,
+        rollback_of: None,
+        restores: None,
+    })?;
+    // An `up` of the same biome that is still running finishes first (and one that arrives
+    // later waits for this down): they never interleave, database included.
+    state.wait_turn(recorded.id, QUEUE_TIMEOUT)?;
+    state.mark_started(recorded.id, std::process::id())?;
+    drop(state);
+    let result = tear_down(context, &spec, &env, &biome, &mut on_event).await;
+    let mut state = state_store(context)?;
+    match result {
+        Ok(stopped) => {
+            state.mark_succeeded(recorded.id)?;
+            Ok(DownOutcome {
+                biome,
+                env,
+                stopped,
+                deployment: recorded.id,
+            })
+        }
+        Err(error) => {
+            state.mark_failed(recorded.id, &format!("{error:#}"))?;
+            let left = left_behind(context, &project, &env, &biome);
+            let left = if left.is_empty() {
+                String::new()
+            } else {
+                format!("; left behind: {}", left.join(", "))
+            };
+            Err(error.context(format!(
+                "`down {biome}` did not finish{left}\nhint: `sandpit down {biome}` again finishes the job once the cause is fixed"
+            )))
+        }
+    }
+}
+
+/// Stops the processes (when the daemon runs any), then drops the database and role (after the
+/// processes, so nothing is connected any more), then unregisters the models. Each step is
+/// idempotent, so a second `down` picks up where a failed one stopped.
+async fn tear_down(
+    context: &Context,
+    spec: &sandpit_spec::Spec,
+    env: &Name,
+    biome: &Name,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> anyhow::Result<Option<BiomeStatus>> {
+    let project = spec.project.name.clone();
+    let listed = daemon_connection::request(
+        context,
+        &Request::List {
+            project: Some(project.clone()),
+        },
+        |_, _| {},
+    )
+    .await?;
+    let runs =
+        matches!(&listed, ReplyBody::Biomes { biomes } if biomes.iter().any(|b| b.biome == *biome));
+    let stopped = if runs {
+        let request = Request::Down {
+            project,
+            biome: biome.clone(),
+        };
+        match daemon_connection::request(context, &request, &mut *on_event).await? {
+            ReplyBody::Biome(status) => Some(status),
+            other => bail!("unexpected answer from the daemon: {other:?}"),
+        }
+    } else {
+        None
+    };
+    let dropped = crate::database::drop(context, spec, env, biome, &mut |m| on_event(None, m))
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "biome `{biome}`'s processes are stopped, but its database was not dropped: {e}\nhint: run `sandpit down {biome}` again once the database is reachable"
-            )
-        })?;
+        .map_err(|e| e.context(format!("the database of biome `{biome}` was not dropped")))?;
     if dropped {
         on_event(None, "dropped its database and role");
     }
-    crate::models::detach(context, &spec, &status.env, &biome).await?;
-    Ok(status)
+    crate::models::detach(context, spec, env, biome).await?;
+    Ok(stopped)
 }

@@ -63,6 +63,13 @@ fn state_dir(context: &Context, project: &Name, env: &Name) -> PathBuf {
         .join(env.as_str())
 }
 
+/// Whether a biome (or [`BASE`]) still has a saved registration with the environment's endpoint.
+pub fn is_registered(context: &Context, project: &Name, env: &Name, label: &str) -> bool {
+    registrations_dir(context, project, env)
+        .join(format!("{label}.json"))
+        .exists()
+}
+
 fn registrations_dir(context: &Context, project: &Name, env: &Name) -> PathBuf {
     state_dir(context, project, env).join("registrations")
 }

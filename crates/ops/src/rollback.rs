@@ -71,7 +71,7 @@ pub async fn rollback(
     if restore.id == current.id {
         bail!("deployment #{} is what runs in `{env}` already", restore.id);
     }
-    if restore.kind == DeploymentKind::Destroy {
+    if restore.kind.removes() {
         bail!(
             "deployment #{} destroyed `{env}`; it cannot be restored",
             restore.id

@@ -72,10 +72,13 @@ pub enum DeploymentKind {
     /// `sandpit env destroy`: an environment's base removed (its processes and its database).
     /// Nothing runs in the target after it succeeds.
     Destroy,
+    /// `sandpit down`: a biome removed (its processes, database and model registrations).
+    /// Nothing runs in the target after it succeeds.
+    Down,
 }
 
 impl DeploymentKind {
-    /// The stored spelling: `deploy|promote|rollback|up|destroy`.
+    /// The stored spelling: `deploy|promote|rollback|up|destroy|down`.
     pub fn as_str(&self) -> &'static str {
         match self {
             DeploymentKind::Deploy => "deploy",
@@ -83,7 +86,13 @@ impl DeploymentKind {
             DeploymentKind::Rollback => "rollback",
             DeploymentKind::Up => "up",
             DeploymentKind::Destroy => "destroy",
+            DeploymentKind::Down => "down",
         }
+    }
+
+    /// Whether it removes what ran in the target (`destroy`, `down`) rather than running something.
+    pub fn removes(&self) -> bool {
+        matches!(self, DeploymentKind::Destroy | DeploymentKind::Down)
     }
 }
 

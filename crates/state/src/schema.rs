@@ -66,7 +66,8 @@ BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
 CREATE TRIGGER deployment_events_append_only_delete BEFORE DELETE ON deployment_events
 BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
 "#,
-    // 2: environments can be destroyed (a deployment of kind `destroy`), and a deployment records
+    // 2: environments can be destroyed and biomes taken down (deployments of kind `destroy` and
+    // `down`, after which nothing runs in the target), and a deployment records
     // its steps (a rehearsal of migrations and its result, migrations applied in place) as events.
     // SQLite cannot change a CHECK constraint, so the three tables are rebuilt under new names,
     // the old ones dropped (children first, so no foreign key ever dangles), and the new ones
@@ -79,7 +80,7 @@ CREATE TABLE deployments_v2 (
     env                TEXT    NOT NULL,
     biome              TEXT,
     sha                TEXT    NOT NULL,
-    kind               TEXT    NOT NULL CHECK (kind IN ('deploy', 'promote', 'rollback', 'up', 'destroy')),
+    kind               TEXT    NOT NULL CHECK (kind IN ('deploy', 'promote', 'rollback', 'up', 'destroy', 'down')),
     promoted_from      TEXT,
     requested_by       TEXT    NOT NULL,
     approvals_required INTEGER NOT NULL CHECK (approvals_required >= 0),

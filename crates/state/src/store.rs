@@ -216,6 +216,7 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
         ("rollback", _) => DeploymentKind::Rollback,
         ("up", _) => DeploymentKind::Up,
         ("destroy", _) => DeploymentKind::Destroy,
+        ("down", _) => DeploymentKind::Down,
         (other, _) => return Err(corrupt(id, format_args!("unknown kind `{other}`"))),
     };
     let approvals_required = u32::try_from(facts.approvals_required)
@@ -766,14 +767,14 @@ impl StateStore {
     pub fn current(&self, project: &str, target: &str) -> Result<Option<Deployment>, StateError> {
         Ok(self
             .newest_succeeded(project, target, i64::MAX, |_| true)?
-            .filter(|d| d.kind != DeploymentKind::Destroy))
+            .filter(|d| !d.kind.removes()))
     }
 
     /// The newest successful destroy of the target that nothing has been deployed over since.
     pub fn destroyed(&self, project: &str, target: &str) -> Result<Option<Deployment>, StateError> {
         Ok(self
             .newest_succeeded(project, target, i64::MAX, |_| true)?
-            .filter(|d| d.kind == DeploymentKind::Destroy))
+            .filter(|d| d.kind.removes()))
     }
 
     /// What a rollback from deployment `before` (normally the current one) returns to: the newest
@@ -792,7 +793,7 @@ impl StateStore {
         let destroyed_at = ids(
             &self.conn,
             "SELECT d.id FROM deployments d
-             WHERE d.project = ?1 AND d.target = ?2 AND d.id <= ?3 AND d.kind = 'destroy'
+             WHERE d.project = ?1 AND d.target = ?2 AND d.id <= ?3 AND d.kind IN ('destroy', 'down')
                AND EXISTS (SELECT 1 FROM deployment_events e
                            WHERE e.deployment_id = d.id AND e.event = 'succeeded')
              ORDER BY d.id DESC LIMIT 1",
@@ -804,7 +805,7 @@ impl StateStore {
         .unwrap_or(0);
         Ok(self
             .newest_succeeded(project, target, origin.id, |_| true)?
-            .filter(|d| d.id > destroyed_at && d.kind != DeploymentKind::Destroy))
+            .filter(|d| d.id > destroyed_at && !d.kind.removes()))
     }
 
     /// A successful destroy of the target with an id between `after` and `before` (exclusive).
@@ -819,7 +820,7 @@ impl StateStore {
             &self.conn,
             "SELECT d.id FROM deployments d
              WHERE d.project = ?1 AND d.target = ?2 AND d.id > ?3 AND d.id < ?4
-               AND d.kind = 'destroy'
+               AND d.kind IN ('destroy', 'down')
                AND EXISTS (SELECT 1 FROM deployment_events e
                            WHERE e.deployment_id = d.id AND e.event = 'succeeded')
              ORDER BY d.id DESC LIMIT 1",

@@ -13,16 +13,29 @@ pub struct Args {
 }
 
 pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
-    let status = sandpit_ops::down::down(context, &args.biome, |component, message| {
+    let outcome = sandpit_ops::down::down(context, &args.biome, |component, message| {
         if !json {
             output::print_event(component, message);
         }
     })
     .await?;
     if json {
-        output::print_json(&output::BiomeJson::new(&status, false))?;
+        let mut value = match &outcome.stopped {
+            Some(status) => serde_json::to_value(output::BiomeJson::new(status, false))?,
+            None => serde_json::json!({
+                "biome": outcome.biome.as_str(),
+                "env": outcome.env.as_str(),
+                "state": "stopped",
+                "components": [],
+            }),
+        };
+        value["deployment"] = outcome.deployment.into();
+        output::print_json(&value)?;
     } else {
-        println!("biome `{}` is down", status.biome);
+        println!(
+            "biome `{}` is down (deployment #{})",
+            outcome.biome, outcome.deployment
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,8 +15,31 @@ pub async fn exec(context: &Context, json: bool) -> anyhow::Result<ExitCode> {
             output::BiomeListJson::from(listing.environments.as_slice()).biomes,
         )?;
         value["daemon_running"] = listing.daemon_running.into();
+        value["down_failed"] = listing
+            .down_failed
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "biome": f.biome.as_str(), "env": f.env.as_str(), "state": "down-failed",
+                    "deployment": f.deployment, "message": f.message, "left": f.left,
+                })
+            })
+            .collect();
         output::print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
+    }
+    for failed in &listing.down_failed {
+        println!(
+            "{:<20} down-failed (deployment #{}): left behind {}; `sandpit down {}` finishes it",
+            failed.biome.as_str(),
+            failed.deployment,
+            if failed.left.is_empty() {
+                "nothing known".to_owned()
+            } else {
+                failed.left.join(", ")
+            },
+            failed.biome
+        );
     }
     if !listing.daemon_running {
         println!("nothing runs: the sandpit daemon is not running");
