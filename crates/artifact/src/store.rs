@@ -9,6 +9,7 @@
 //! inputs/<component>/<input_key>      the artifact file name whose bytes match that input key
 //! files/<component>-<version>.zip     hard link (or copy) to this store's blob, under the name users know
 //! tmp/                                staging for atomic writes (same file system as the rest)
+//! quarantine/<hex>-<seconds>          damaged blobs moved aside by a repair, kept for inspection
 //! ```
 //!
 //! Every write goes through a temporary file and a rename, so two processes storing the same
@@ -468,6 +469,45 @@ impl ArtifactStore {
         let method = self.store_blob(&original.blob_path, &original.digest)?;
         let artifact = self.record_name_only(name, original.provenance)?;
         Ok(Imported { artifact, method })
+    }
+
+    /// Replaces this store's damaged (modified or missing) blob of `name` with an intact copy from
+    /// `source`, which must hold the same digest intact. The damaged file is kept for inspection
+    /// under `quarantine/<hex>-<unix seconds>`. `Ok(None)` when this store's copy was intact.
+    pub fn repair(
+        &self,
+        name: &ArtifactName,
+        source: &ArtifactStore,
+    ) -> Result<Option<ImportMethod>, StoreError> {
+        let Some(provenance) = self.read_record(name)? else {
+            return Err(StoreError::NotInSource {
+                name: name.file_name(),
+                store: self.root.clone(),
+            });
+        };
+        let digest = provenance.digest.clone();
+        match self.open_verified(&digest) {
+            Ok(_) => return Ok(None),
+            Err(StoreError::DigestMismatch { .. } | StoreError::BlobMissing { .. }) => {}
+            Err(other) => return Err(other),
+        }
+        let intact = source.open_verified(&digest)?;
+        let blob_path = self.blob_path(&digest);
+        if blob_path.exists() {
+            let quarantine = self.root.join("quarantine");
+            fs::create_dir_all(&quarantine)
+                .map_err(io_error("create the quarantine directory", &quarantine))?;
+            let seconds = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            let kept = quarantine.join(format!("{}-{seconds}", digest.hex()));
+            fs::rename(&blob_path, &kept).map_err(io_error("move the damaged blob to", &kept))?;
+        }
+        let method = self.store_blob(&intact, &digest)?;
+        // The visible file may have been the damaged blob itself (a hard link to it).
+        self.link_visible(&blob_path, &self.file_path(name))?;
+        Ok(Some(method))
     }
 
     /// Writes the name record and visible file (not the input index: nothing is built here).

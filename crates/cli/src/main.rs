@@ -1,6 +1,7 @@
 //! The `sandpit` command line: parses arguments, gathers settings, runs one command, and maps the
 //! outcome to an exit code (0 success, 1 failure, 2 usage error).
 
+mod arguments;
 mod commands;
 mod output;
 mod progress;

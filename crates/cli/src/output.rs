@@ -18,7 +18,12 @@ pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
 fn error_message(error: &anyhow::Error) -> String {
     let mut message = error.to_string();
     for cause in error.chain().skip(1) {
-        message.push_str(&format!(": {cause}"));
+        let cause = cause.to_string();
+        // A context that already quotes its cause ("writing x: No space left on device") must
+        // not be followed by the cause again.
+        if !message.contains(&cause) {
+            message.push_str(&format!(": {cause}"));
+        }
     }
     message
 }
@@ -349,7 +354,7 @@ pub fn print_artifacts(check: &StoreCheck) {
         eprintln!("warning: {}: {}", record.name.file_name(), record.message);
     }
     if !problems.is_empty() || !check.unreadable_records.is_empty() {
-        eprintln!("hint: `sandpit verify` checks every store and what runs; move a damaged blob aside and the next deployment or promotion copies an intact one in (`sandpit build` rebuilds the build store's)");
+        eprintln!("hint: `sandpit verify` checks every store and what runs; `sandpit verify --repair` replaces a damaged artifact with an intact copy from another store");
     }
 }
 

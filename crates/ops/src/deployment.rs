@@ -452,7 +452,7 @@ fn resolve_artifacts(
                     _ => unreachable!("matched above"),
                 };
                 return Err(anyhow::Error::new(error).context(format!(
-                    "refusing to deploy {name} into `{env}`: its copy in `{env}`'s store was modified\nhint: keep the damaged file for inspection (`mv {path} {path}.damaged`); the next deployment or promotion copies an intact one in from where it came from"
+                    "refusing to deploy {name} into `{env}`: its copy in `{env}`'s store at {path} was modified\nhint: `sandpit verify --repair` replaces it with an intact copy from another store (keeping the damaged file in the store's quarantine/)"
                 )));
             }
             Err(error) => return Err(error.into()),

@@ -36,6 +36,16 @@ pub fn parse_biome_name(raw: &str) -> anyhow::Result<Name> {
     Name::parse(raw).map_err(|e| anyhow::anyhow!("invalid biome name: {e}\nhint: {}", e.hint()))
 }
 
+/// Biomes may not be named like environments: a bare environment name means its base.
+fn refuse_environment_name(spec: &sandpit_spec::Spec, biome: &Name) -> anyhow::Result<()> {
+    if spec.environments.contains_key(biome) {
+        bail!(
+            "`{biome}` is the name of an environment, so it cannot name a biome\nhint: pick another name, e.g. `{biome}-mine`"
+        );
+    }
+    Ok(())
+}
+
 pub async fn up(
     context: &Context,
     options: &UpOptions,
@@ -55,14 +65,16 @@ pub async fn up(
             }
         }
     };
+    // The name and the environment are checked against the working tree's `sandpit.toml` before
+    // spending time on a build, and against the commit's after it.
+    // (A working tree whose file does not parse is left to the build to report, at its commit.)
+    if let Ok(current_spec) = project.load_spec() {
+        refuse_environment_name(&current_spec, &biome)?;
+        biome_environment(&current_spec, options.env.as_deref())?;
+    }
     let build = crate::build::build(context, &options.build, progress)?;
     let spec = &build.spec;
-    if spec.environments.contains_key(&biome) {
-        bail!(
-            "`{biome}` is the name of an environment, so it cannot name a biome\nhint: pick another name, e.g. `{biome}-{}`",
-            "mine"
-        );
-    }
+    refuse_environment_name(spec, &biome)?;
     let env = biome_environment(spec, options.env.as_deref())?;
     let repo = Repository::discover_with_env(&project.root, context.base_env.clone())?;
     let artifacts: std::collections::BTreeMap<Name, Chosen> = build

@@ -70,6 +70,73 @@ impl VerifyReport {
     }
 }
 
+/// What `verify --repair` did for one damaged stored artifact.
+#[derive(Debug)]
+pub struct Repair {
+    /// `build` or the environment whose store held the damaged copy.
+    pub store: String,
+    pub artifact: String,
+    /// The store the intact bytes were copied from; `None` when no store had them.
+    pub from: Option<String>,
+    /// Why it could not be repaired.
+    pub error: Option<String>,
+}
+
+/// Replaces every damaged stored artifact with an intact copy of the same digest from another
+/// store (the build store first), moving the damaged file to the store's `quarantine/`. What no
+/// store holds intact is reported with what to do instead (rebuild it).
+pub async fn repair(context: &Context, env: Option<&str>) -> anyhow::Result<Vec<Repair>> {
+    let report = verify(context, None).await?;
+    let only = env.map(str::to_owned);
+    let mut repairs = Vec::new();
+    for damaged_store in &report.stores {
+        if only.as_ref().is_some_and(|o| *o != damaged_store.store) {
+            continue;
+        }
+        for artifact in &damaged_store.check.artifacts {
+            if !matches!(
+                artifact.integrity,
+                Integrity::Modified { .. } | Integrity::Missing
+            ) {
+                continue;
+            }
+            let digest = &artifact.provenance.digest;
+            let source = report.stores.iter().find(|other| {
+                other.store != damaged_store.store
+                    && other
+                        .check
+                        .artifacts
+                        .iter()
+                        .any(|a| a.provenance.digest == *digest && a.integrity.is_intact())
+            });
+            let mut repair = Repair {
+                store: damaged_store.store.clone(),
+                artifact: artifact.name.file_name(),
+                from: source.map(|s| s.store.clone()),
+                error: None,
+            };
+            match source {
+                Some(source) => {
+                    let into = ArtifactStore::open(&damaged_store.root)?;
+                    let from = ArtifactStore::open(&source.root)?;
+                    if let Err(error) = into.repair(&artifact.name, &from) {
+                        repair.error = Some(error.to_string());
+                    }
+                }
+                None => {
+                    repair.error = Some(format!(
+                        "no store holds {} intact\nhint: rebuild it with `sandpit build --sha {}`, then run `sandpit verify --repair` again",
+                        digest,
+                        artifact.name.version
+                    ));
+                }
+            }
+            repairs.push(repair);
+        }
+    }
+    Ok(repairs)
+}
+
 pub async fn verify(context: &Context, env: Option<&str>) -> anyhow::Result<VerifyReport> {
     let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let project = spec.project.name.clone();

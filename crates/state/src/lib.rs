@@ -283,6 +283,12 @@ pub enum StateError {
     BadQuery { needle: String },
     #[error("invalid deployment record: {detail}")]
     Invalid { detail: String },
+    #[error(
+        "the state database {path} is empty (0 bytes): its contents were lost, perhaps to a full disk \
+         or a truncation, and sandpit will not start a new history over it\nhint: restore it from a \
+         backup; or, to start with no deployment history, move it aside (`mv {path} {path}.empty`)"
+    )]
+    Empty { path: String },
     #[error("the state database is corrupt: {detail}; restore it from a backup or move it aside")]
     Corrupt { detail: String },
     #[error(

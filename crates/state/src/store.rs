@@ -384,7 +384,25 @@ impl StateStore {
         }
         let shown = path.display().to_string();
         let context = format!("opening {shown}");
-        let mut conn = Connection::open(path).ctx(&context)?;
+        if !path.exists() {
+            create_initialised(path, &shown)?;
+        }
+        // A store is only ever created whole (above), so an empty file is one that lost its
+        // contents (a full disk, a truncation): refuse it rather than start a new history in it.
+        let size = std::fs::metadata(path)
+            .map_err(|source| StateError::Io {
+                path: shown.clone(),
+                source,
+            })?
+            .len();
+        if size == 0 {
+            return Err(StateError::Empty { path: shown });
+        }
+        let mut conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ctx(&context)?;
         conn.busy_timeout(BUSY_TIMEOUT).ctx(&context)?;
         conn.pragma_update(None, "foreign_keys", true)
             .ctx(&context)?;
@@ -1009,6 +1027,39 @@ impl StateStore {
     #[cfg(test)]
     pub(crate) fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+/// Creates a new store at `path` whole: the schema is written into a temporary file next to
+/// it, which is then linked into place only if no other process got there first. So a store
+/// that exists always has its schema, and an empty one means something destroyed it.
+fn create_initialised(path: &Path, shown: &str) -> Result<(), StateError> {
+    let io = |source| StateError::Io {
+        path: shown.to_string(),
+        source,
+    };
+    // Unique per process and per call: threads of one process may create the store at once.
+    static CREATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let staged = path.with_file_name(format!(
+        ".{}.new-{}-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id(),
+        CREATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&staged);
+    {
+        let mut conn = Connection::open(&staged).ctx(&format!("creating {shown}"))?;
+        migrate(&mut conn, shown)?;
+    }
+    let linked = std::fs::hard_link(&staged, path);
+    let _ = std::fs::remove_file(&staged);
+    match linked {
+        Ok(()) => Ok(()),
+        // Another process created it at the same moment: use theirs.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(io(error)),
     }
 }
 

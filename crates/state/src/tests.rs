@@ -1145,3 +1145,51 @@ fn a_version_one_database_is_brought_forward_with_everything_in_it() {
         "{references}"
     );
 }
+
+#[test]
+fn an_empty_state_file_is_refused_and_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, b"").unwrap();
+    let err = StateStore::open(&path).unwrap_err();
+    assert!(matches!(err, StateError::Empty { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("0 bytes") && message.contains("move it aside"),
+        "{message}"
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as it was");
+    // A new store is created whole: no temporary file is left, and it has its schema.
+    std::fs::remove_file(&path).unwrap();
+    let store = StateStore::open(&path).unwrap();
+    let version: i64 = store
+        .connection()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, crate::schema::MIGRATIONS.len() as i64);
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".new-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        b"not sqlite at all, just some bytes that are long enough",
+    )
+    .unwrap();
+    let err = StateStore::open(&path).unwrap_err();
+    assert!(!err.to_string().is_empty());
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"not sqlite at all, just some bytes that are long enough"
+    );
+}

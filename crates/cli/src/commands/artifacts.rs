@@ -9,7 +9,7 @@ use crate::output;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// List this environment's store instead of the build store.
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", value_parser = crate::arguments::name)]
     env: Option<String>,
 }
 

@@ -11,6 +11,7 @@ use crate::progress::TerminalProgress;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose base receives the deployment.
+    #[arg(value_parser = crate::arguments::name)]
     env: String,
     /// The revision to deploy (default: HEAD; uncommitted changes are never deployed).
     #[arg(long, value_name = "REV")]

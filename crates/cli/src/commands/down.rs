@@ -9,6 +9,7 @@ use crate::output;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The biome to stop and remove.
+    #[arg(value_parser = crate::arguments::target)]
     biome: String,
 }
 

@@ -18,6 +18,7 @@ enum Action {
     /// protected environment needs approvals first). Its biomes are left alone.
     Destroy {
         /// The environment.
+        #[arg(value_parser = crate::arguments::name)]
         env: String,
         /// The environment's name again, to confirm.
         #[arg(long, value_name = "ENV", required = true)]

@@ -9,7 +9,7 @@ use crate::output;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only this environment's store (default: every environment).
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", value_parser = crate::arguments::name)]
     env: Option<String>,
     /// Report what would be removed without removing it.
     #[arg(long)]

@@ -9,6 +9,7 @@ use crate::output;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// `ENV`, `ENV/BIOME` or `BIOME`.
+    #[arg(value_parser = crate::arguments::target)]
     target: String,
 }
 

@@ -7,7 +7,7 @@ use sandpit_ops::Context;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Project name (a DNS label); defaults to the directory's name.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::arguments::name)]
     name: Option<String>,
 }
 

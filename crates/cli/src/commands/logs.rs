@@ -6,7 +6,9 @@ use sandpit_ops::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[arg(value_parser = crate::arguments::target)]
     biome: String,
+    #[arg(value_parser = crate::arguments::name)]
     component: String,
     /// Keep printing what the component writes, until interrupted.
     #[arg(short, long)]

@@ -9,8 +9,10 @@ use crate::output;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose running artifacts are promoted.
+    #[arg(value_parser = crate::arguments::name)]
     from: String,
     /// The environment that receives them (its `promote_from` must be FROM).
+    #[arg(value_parser = crate::arguments::name)]
     to: String,
 }
 

@@ -9,6 +9,7 @@ use crate::output;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment to roll back.
+    #[arg(value_parser = crate::arguments::name)]
     env: String,
     /// The successful deployment to restore (default: the one before what runs now).
     #[arg(long, value_name = "DEPLOYMENT_ID")]

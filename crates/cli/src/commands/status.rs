@@ -9,6 +9,7 @@ use crate::output;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The biome's name.
+    #[arg(value_parser = crate::arguments::target)]
     biome: String,
     /// Include secrets (the database URL with its password) in the output.
     #[arg(long)]

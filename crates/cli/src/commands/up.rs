@@ -13,9 +13,10 @@ use crate::progress::TerminalProgress;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The biome (default: named after the current git branch).
+    #[arg(value_parser = crate::arguments::name)]
     biome: Option<String>,
     /// The environment the biome belongs to (default: the first with `biomes = true`).
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", value_parser = crate::arguments::name)]
     env: Option<String>,
     /// Re-clone the biome's database from the new template when the migrations changed
     /// (its data is lost).

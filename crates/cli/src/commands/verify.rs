@@ -12,11 +12,18 @@ use crate::output;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Check only this environment's store and what runs in it.
+    #[arg(value_parser = crate::arguments::name)]
     env: Option<String>,
+    /// Replace each damaged stored artifact with an intact copy of the same digest from another
+    /// store (the damaged file is kept in the store's `quarantine/`), then check again.
+    #[arg(long)]
+    repair: bool,
 }
 
 #[derive(Debug, Serialize)]
 struct VerifyJson {
+    /// With `--repair`: what was repaired (or could not be), before the check.
+    repairs: Vec<RepairJson>,
     ok: bool,
     problems: usize,
     daemon_running: bool,
@@ -44,11 +51,50 @@ struct RunningJson {
     actual_digest: Option<String>,
 }
 
+#[derive(Debug, Serialize)]
+struct RepairJson {
+    store: String,
+    artifact: String,
+    from: Option<String>,
+    repaired: bool,
+    error: Option<String>,
+}
+
 pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
+    let repairs = if args.repair {
+        sandpit_ops::verify::repair(context, args.env.as_deref()).await?
+    } else {
+        Vec::new()
+    };
+    if !json {
+        for r in &repairs {
+            match (&r.error, &r.from) {
+                (None, Some(from)) => println!(
+                    "repaired {} in the {} store: copied from the {from} store",
+                    r.artifact, r.store
+                ),
+                (Some(error), _) => println!(
+                    "could not repair {} in the {} store: {error}",
+                    r.artifact, r.store
+                ),
+                (None, None) => {}
+            }
+        }
+    }
     let report = sandpit_ops::verify::verify(context, args.env.as_deref()).await?;
     let problems = report.problems();
     if json {
         output::print_json(&VerifyJson {
+            repairs: repairs
+                .iter()
+                .map(|r| RepairJson {
+                    store: r.store.clone(),
+                    artifact: r.artifact.clone(),
+                    from: r.from.clone(),
+                    repaired: r.error.is_none(),
+                    error: r.error.clone(),
+                })
+                .collect(),
             ok: problems == 0,
             problems,
             daemon_running: report.daemon_running,
@@ -132,7 +178,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         }
         if problems > 0 {
             eprintln!(
-                "error: {problems} artifact(s) do not match their digests\nhint: move a damaged blob aside to keep it for inspection; the next deployment or promotion copies an intact one in, and `sandpit build` rebuilds the build store's"
+                "error: {problems} artifact(s) do not match their digests\nhint: `sandpit verify --repair` replaces each with an intact copy from another store (keeping the damaged file in the store's quarantine/); `sandpit build` rebuilds the build store's"
             );
         }
     }

@@ -13,6 +13,45 @@ fn usage_errors_exit_2_and_failures_exit_1() {
 }
 
 #[test]
+fn malformed_names_are_usage_errors_before_anything_runs() {
+    let sandbox = Sandbox::with_files(&[(
+        "sandpit.toml",
+        "[project]\nname = \"names\"\n\n[jobs.noop]\npath = \".\"\nrun = \"true\"\n",
+    )]);
+    for args in [
+        &["up", "Alice"][..],
+        &["up", "alice", "--env", "Dev"],
+        &["down", "a_b"],
+        &["status", "dev/"],
+        &["history", "a/b/c"],
+        &["deploy", "dev-"],
+        &["promote", "dev", "T"],
+        &["rollback", "9"],
+        &["env", "destroy", "Prod", "--confirm", "Prod"],
+        &["verify", "UPPER"],
+        &["logs", "alice", "Web"],
+        &["artifacts", "--env", "x y"],
+    ] {
+        let error = sandbox.fails(args, 2);
+        assert!(
+            error.contains("hint:") || error.contains("invalid"),
+            "{args:?}: {error}"
+        );
+    }
+    assert!(
+        !sandbox.home.join("projects").exists(),
+        "nothing was built or started"
+    );
+    // A well-formed name that is an environment's is refused before the build, as a failure.
+    let error = sandbox.fails(&["up", "dev"], 1);
+    assert!(error.contains("is the name of an environment"), "{error}");
+    assert!(
+        !sandbox.home.join("projects/names/build-logs").exists(),
+        "{error}"
+    );
+}
+
+#[test]
 fn init_writes_a_starter_that_builds_and_refuses_to_overwrite() {
     let sandbox = Sandbox::new();
     let out = sandbox.ok(&["init", "--name", "starter"]);
@@ -28,7 +67,7 @@ fn init_writes_a_starter_that_builds_and_refuses_to_overwrite() {
     );
     let error = sandbox.fails(&["init"], 1);
     assert!(error.contains("already exists"), "{error}");
-    let error = sandbox.fails(&["-C", "/tmp", "init", "--name", "Bad_Name"], 1);
+    let error = sandbox.fails(&["-C", "/tmp", "init", "--name", "Bad_Name"], 2);
     assert!(error.contains("Bad_Name"), "{error}");
 }
 

@@ -569,3 +569,81 @@ run = "true"
         "{databases:?}"
     );
 }
+
+#[test]
+fn up_racing_down_of_one_biome_leaves_it_whole_or_gone() {
+    let sandbox = project(&[
+        ("001_samples.sql", SAMPLES),
+        // Slow enough that the down arrives while the up is preparing the database.
+        ("002_slow.sql", "select pg_sleep(0.5);\n"),
+    ]);
+    sandbox.ok(&["up", "warm"]);
+    for round in 0..3 {
+        let up = sandbox
+            .command(&["up", "racer"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Let the up record itself first in odd rounds, race it from the start in even ones.
+        if round % 2 == 1 {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !sandbox.run(&["history", "racer"]).status.success() {
+                assert!(Instant::now() < deadline, "the up never recorded itself");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let down = sandbox.run(&["down", "racer"]);
+        let up = up.wait_with_output().unwrap();
+        let listed = sandbox.json(&["ls"]);
+        let running = listed["biomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["name"] == "racer");
+        let databases = sandbox.admin_column("geo", "select datname from pg_database");
+        let has_database = databases.contains(&"geo_racer".to_owned());
+        let password = sandbox
+            .home
+            .join("projects/geo/databases/dev/racer.password")
+            .exists();
+        let context = format!(
+            "round {round}: up {} ({}), down {} ({})",
+            up.status,
+            String::from_utf8_lossy(&up.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default(),
+            down.status,
+            String::from_utf8_lossy(&down.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+        );
+        if running {
+            // The down came first (or found nothing yet): the up then made it whole.
+            assert!(
+                has_database && password,
+                "{context}: running without its database"
+            );
+            let status = sandbox.status("racer");
+            assert_eq!(status["state"], "healthy", "{context}");
+            assert_eq!(status["database"]["name"], "geo_racer", "{context}");
+            sandbox.ok(&["down", "racer"]);
+        } else {
+            assert!(
+                !has_database && !password,
+                "{context}: gone but its database is left"
+            );
+        }
+        let history = sandbox.json(&["history", "racer"]);
+        assert!(
+            history["deployments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|d| d["state"] != "running" && d["state"] != "pending"),
+            "{context}: every operation finished: {history:#}"
+        );
+    }
+}

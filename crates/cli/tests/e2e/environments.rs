@@ -743,19 +743,45 @@ fn a_tampered_blob_in_one_store_is_caught_there_only_and_reads_keep_answering() 
     assert_eq!(in_test["integrity"], "modified");
     assert_eq!(trace["provenance"][0]["digest"], digest.as_str());
 
-    // dev redeploys from its own intact copy; test refuses its damaged one until it is moved
-    // aside, then the promotion copies an intact one in.
+    // dev redeploys from its own intact copy; test refuses its damaged one, and `verify --repair`
+    // replaces it with an intact copy (keeping the damaged file), after which test takes it again.
     let redeployed = json_as(&sandbox, "alice@example.com", &["deploy", "dev"]);
     assert_eq!(redeployed["state"], "succeeded", "{redeployed:#}");
     let refused = as_user(&sandbox, "alice@example.com", &["promote", "dev", "test"]);
     assert_eq!(refused.status.code(), Some(1));
     let error = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        error.contains("mv ") && error.contains(".damaged"),
-        "{error}"
+    assert!(error.contains("verify --repair"), "{error}");
+    let repaired = sandbox.json(&["verify", "--repair"]);
+    assert_eq!(repaired["ok"], true, "{repaired:#}");
+    assert_eq!(repaired["repairs"][0]["store"], "test", "{repaired:#}");
+    assert_eq!(repaired["repairs"][0]["repaired"], true);
+    let quarantined: Vec<_> = fs::read_dir(
+        sandbox
+            .home
+            .join("projects/flow/envs/test/artifacts/quarantine"),
+    )
+    .unwrap()
+    .flatten()
+    .collect();
+    assert_eq!(quarantined.len(), 1, "the damaged file is kept");
+    assert_eq!(fs::read(quarantined[0].path()).unwrap(), bytes);
+    assert_eq!(fs::read(&blob).unwrap(), fs::read(blob_in("dev")).unwrap());
+    let promoted = json_as(&sandbox, "alice@example.com", &["promote", "dev", "test"]);
+    assert_eq!(promoted["state"], "succeeded", "{promoted:#}");
+
+    // A damaged blob in the build store is rebuilt by the next build.
+    let build_blob = sandbox
+        .home
+        .join("projects/flow/artifacts/blobs/sha256")
+        .join(&hex);
+    fs::set_permissions(&build_blob, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&build_blob, b"garbage").unwrap();
+    assert_eq!(sandbox.run(&["verify"]).status.code(), Some(1));
+    let rebuilt = sandbox.json(&["build"]);
+    assert_eq!(
+        rebuilt["components"][0]["digest"],
+        digest.as_str(),
+        "{rebuilt:#}"
     );
-    fs::rename(&blob, blob.with_extension("damaged")).unwrap();
-    let repaired = json_as(&sandbox, "alice@example.com", &["promote", "dev", "test"]);
-    assert_eq!(repaired["state"], "succeeded", "{repaired:#}");
     assert_eq!(sandbox.json(&["verify"])["ok"], true);
 }

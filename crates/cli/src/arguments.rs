@@ -1,0 +1,44 @@
+//! Command-line values checked while the arguments are parsed, so a malformed name is a usage
+//! error (exit 2, with clap's usage line) before anything is built or started. Whether the name
+//! exists (an environment declared in `sandpit.toml`, a biome that runs) is checked later, by the
+//! use case, and is a failure (exit 1).
+
+use sandpit_domain::Name;
+
+/// A name (environment, biome, component): a DNS label.
+pub fn name(raw: &str) -> Result<String, String> {
+    Name::parse(raw)
+        .map(|_| raw.to_owned())
+        .map_err(|error| format!("{error}\nhint: {}", error.hint()))
+}
+
+/// A target: `ENV`, `ENV/BIOME` or `BIOME`.
+pub fn target(raw: &str) -> Result<String, String> {
+    sandpit_ops::target::Target::parse(raw)
+        .map(|_| raw.to_owned())
+        .map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_and_targets_are_checked_at_parse_time() {
+        let cases: &[(&str, bool, bool)] = &[
+            // (raw, valid name, valid target)
+            ("dev", true, true),
+            ("alice-2", true, true),
+            ("dev/alice", false, true),
+            ("Dev", false, false),
+            ("a_b", false, false),
+            ("", false, false),
+            ("dev/", false, false),
+            ("a/b/c", false, false),
+            ("9lives", false, false),
+        ];
+        for (raw, name, target) in cases {
+            assert_eq!(super::name(raw).is_ok(), *name, "name {raw:?}");
+            assert_eq!(super::target(raw).is_ok(), *target, "target {raw:?}");
+        }
+        assert!(super::name("Bad").unwrap_err().contains("hint:"));
+    }
+}
