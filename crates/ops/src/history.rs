@@ -13,7 +13,9 @@ pub fn history(context: &Context, target: &str) -> anyhow::Result<Vec<Deployment
     let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let target = Target::parse(target)?;
     let label = target.label(&spec);
-    let state = deployment::state_store(context)?;
+    let mut state = deployment::state_store(context)?;
+    // A deployment whose sandpit process died is shown as what it is: failed, interrupted.
+    state.fail_interrupted(spec.project.name.as_str())?;
     // A bare biome name matches it in whichever environment it lives.
     let all = state.history(spec.project.name.as_str(), None)?;
     let found: Vec<Deployment> = all

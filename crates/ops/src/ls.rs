@@ -15,24 +15,29 @@ pub struct Listing {
     pub daemon_running: bool,
     pub biomes: Vec<BiomeStatus>,
     pub environments: Vec<BiomeStatus>,
-    /// Biomes whose last `down` failed, with what it left behind.
-    pub down_failed: Vec<DownFailed>,
+    /// Biomes whose last operation did not finish and that the daemon does not run: a failed
+    /// `down`, or a failed (or interrupted) first `up` that left a database behind.
+    pub incomplete: Vec<Incomplete>,
 }
 
-/// A biome whose `down` did not finish: nothing of it runs, but something is left.
+/// A biome whose last operation did not finish: nothing of it runs, but something may be left.
 #[derive(Debug)]
-pub struct DownFailed {
+pub struct Incomplete {
     pub biome: Name,
     pub env: Name,
-    /// The failed `down` deployment and why it failed.
+    /// `down-failed` or `up-failed`.
+    pub state: &'static str,
+    /// The failed deployment and why it failed.
     pub deployment: i64,
     pub message: String,
     pub left: Vec<String>,
 }
 
-/// Biomes whose newest deployment is a `down` that failed.
-fn down_failed(context: &Context, project: &Name) -> anyhow::Result<Vec<DownFailed>> {
-    let state = crate::deployment::state_store(context)?;
+/// Biomes whose newest deployment failed: a `down` (whatever is left), or an `up` that left
+/// something behind. Deployments whose process died are marked failed first.
+fn incomplete(context: &Context, project: &Name) -> anyhow::Result<Vec<Incomplete>> {
+    let mut state = crate::deployment::state_store(context)?;
+    state.fail_interrupted(project.as_str())?;
     let mut seen = std::collections::BTreeSet::new();
     let mut found = Vec::new();
     for d in state.history(project.as_str(), None)? {
@@ -40,16 +45,24 @@ fn down_failed(context: &Context, project: &Name) -> anyhow::Result<Vec<DownFail
             continue;
         }
         let Some(biome) = &d.biome else { continue };
-        if d.kind == DeploymentKind::Down && d.state == DeploymentState::Failed {
-            let (biome, env) = (Name::parse(biome)?, Name::parse(&d.env)?);
-            found.push(DownFailed {
-                left: crate::down::left_behind(context, project, &env, &biome),
-                biome,
-                env,
-                deployment: d.id,
-                message: d.message.clone().unwrap_or_default(),
-            });
+        if d.state != DeploymentState::Failed {
+            continue;
         }
+        let (biome, env) = (Name::parse(biome)?, Name::parse(&d.env)?);
+        let left = crate::down::left_behind(context, project, &env, &biome);
+        let state = match d.kind {
+            DeploymentKind::Down => "down-failed",
+            DeploymentKind::Up if !left.is_empty() => "up-failed",
+            _ => continue,
+        };
+        found.push(Incomplete {
+            left,
+            biome,
+            env,
+            state,
+            deployment: d.id,
+            message: d.message.clone().unwrap_or_default(),
+        });
     }
     found.sort_by(|a, b| a.biome.cmp(&b.biome));
     Ok(found)
@@ -61,19 +74,19 @@ pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
         project: Some(spec.project.name.clone()),
     };
     // A read never starts the daemon: that would bring stopped biomes back as a side effect.
-    let down_failed = down_failed(context, &spec.project.name)?;
+    let incomplete = incomplete(context, &spec.project.name)?;
     match daemon_connection::request_if_running(context, &request).await? {
         None => Ok(Listing {
             daemon_running: false,
             biomes: Vec::new(),
             environments: Vec::new(),
-            down_failed,
+            incomplete,
         }),
         Some(ReplyBody::Biomes { biomes }) => {
             // An environment's base runs as a biome named after the environment.
             let (environments, biomes): (Vec<_>, Vec<_>) =
                 biomes.into_iter().partition(|b| b.biome == b.env);
-            let down_failed = down_failed
+            let incomplete = incomplete
                 .into_iter()
                 .filter(|f| !biomes.iter().any(|b| b.biome == f.biome))
                 .collect();
@@ -81,7 +94,7 @@ pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
                 daemon_running: true,
                 biomes,
                 environments,
-                down_failed,
+                incomplete,
             })
         }
         Some(other) => anyhow::bail!("unexpected answer from the daemon: {other:?}"),

@@ -163,6 +163,18 @@ struct Pids {
     last: Option<u32>,
 }
 
+/// For an unfinished deployment that something is waiting on (running, or approved and queued):
+/// the process whose life it depends on, and the failure to record when that process is gone.
+fn liveness(d: &Deployment, pids: Pids) -> Option<(Option<u32>, &'static str)> {
+    match d.state {
+        DeploymentState::Running => Some((pids.running, INTERRUPTED_RUNNING)),
+        DeploymentState::Pending if d.approvals_missing() == 0 => {
+            Some((pids.last, INTERRUPTED_QUEUED))
+        }
+        _ => None,
+    }
+}
+
 /// An event about to be appended.
 struct NewEvent {
     event: &'static str,
@@ -718,12 +730,8 @@ impl StateStore {
             let Some((d, pids)) = load_full(&self.conn, candidate)? else {
                 continue;
             };
-            let (pid, message) = match d.state {
-                DeploymentState::Running => (pids.running, INTERRUPTED_RUNNING),
-                DeploymentState::Pending if d.approvals_missing() == 0 => {
-                    (pids.last, INTERRUPTED_QUEUED)
-                }
-                _ => continue,
+            let Some((pid, message)) = liveness(&d, pids) else {
+                continue;
             };
             if pid.is_some_and(crate::process::is_alive) {
                 return Ok(Some(candidate));
@@ -731,6 +739,38 @@ impl StateStore {
             self.fail_if_unchanged(&d, pids, message)?;
         }
         Ok(None)
+    }
+
+    /// Marks failed every unfinished deployment of `project` whose sandpit process died (killed
+    /// half-way, or before it started), as `wait_turn` does for one target; returns how many.
+    /// Reads call it so that `history` never shows a dead deployment as running.
+    pub fn fail_interrupted(&mut self, project: &str) -> Result<usize, StateError> {
+        let candidates = ids(
+            &self.conn,
+            &format!(
+                "SELECT d.id FROM deployments d
+                 WHERE d.project = ?1
+                   AND NOT EXISTS (SELECT 1 FROM deployment_events e
+                                   WHERE e.deployment_id = d.id AND e.event IN {TERMINAL_EVENTS_SQL})
+                 ORDER BY d.id"
+            ),
+            params![project],
+            "looking for unfinished deployments",
+        )?;
+        let mut failed = 0;
+        for candidate in candidates {
+            let Some((d, pids)) = load_full(&self.conn, candidate)? else {
+                continue;
+            };
+            let Some((pid, message)) = liveness(&d, pids) else {
+                continue;
+            };
+            if !pid.is_some_and(crate::process::is_alive) {
+                self.fail_if_unchanged(&d, pids, message)?;
+                failed += 1;
+            }
+        }
+        Ok(failed)
     }
 
     /// Marks `stale` failed with `message` unless another process recorded something on it since

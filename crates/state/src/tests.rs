@@ -1193,3 +1193,33 @@ fn a_file_that_is_not_a_database_is_refused_and_kept() {
         b"not sqlite at all, just some bytes that are long enough"
     );
 }
+
+#[test]
+fn fail_interrupted_fails_dead_deployments_of_every_target_once() {
+    let (_dir, mut store) = open_temp();
+    let dead = store
+        .create(&new("dev", &sha("a1"), &[("api", 'a')]))
+        .unwrap();
+    store.mark_started(dead.id, dead_pid()).unwrap();
+    let alive = store
+        .create(&new("dev/alice", &sha("a2"), &[("api", 'b')]))
+        .unwrap();
+    store.mark_started(alive.id, std::process::id()).unwrap();
+    let mut waiting = new("prod", &sha("a3"), &[("api", 'c')]);
+    waiting.approvals_required = 1;
+    let waiting = store.create(&waiting).unwrap();
+    assert_eq!(store.fail_interrupted(PROJECT).unwrap(), 1);
+    assert_eq!(store.fail_interrupted(PROJECT).unwrap(), 0, "only once");
+    let states: Vec<DeploymentState> = [dead.id, alive.id, waiting.id]
+        .iter()
+        .map(|id| store.get(*id).unwrap().unwrap().state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            DeploymentState::Failed,
+            DeploymentState::Running,
+            DeploymentState::Pending
+        ]
+    );
+}

@@ -15,12 +15,12 @@ pub async fn exec(context: &Context, json: bool) -> anyhow::Result<ExitCode> {
             output::BiomeListJson::from(listing.environments.as_slice()).biomes,
         )?;
         value["daemon_running"] = listing.daemon_running.into();
-        value["down_failed"] = listing
-            .down_failed
+        value["incomplete"] = listing
+            .incomplete
             .iter()
             .map(|f| {
                 serde_json::json!({
-                    "biome": f.biome.as_str(), "env": f.env.as_str(), "state": "down-failed",
+                    "biome": f.biome.as_str(), "env": f.env.as_str(), "state": f.state,
                     "deployment": f.deployment, "message": f.message, "left": f.left,
                 })
             })
@@ -28,17 +28,25 @@ pub async fn exec(context: &Context, json: bool) -> anyhow::Result<ExitCode> {
         output::print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
-    for failed in &listing.down_failed {
+    for failed in &listing.incomplete {
+        let next = if failed.state == "down-failed" {
+            format!("`sandpit down {}` finishes it", failed.biome)
+        } else {
+            format!(
+                "`sandpit up {0}` tries again, `sandpit down {0}` removes it",
+                failed.biome
+            )
+        };
         println!(
-            "{:<20} down-failed (deployment #{}): left behind {}; `sandpit down {}` finishes it",
+            "{:<20} {} (deployment #{}): left behind {}; {next}",
             failed.biome.as_str(),
+            failed.state,
             failed.deployment,
             if failed.left.is_empty() {
                 "nothing known".to_owned()
             } else {
                 failed.left.join(", ")
             },
-            failed.biome
         );
     }
     if !listing.daemon_running {
