@@ -9,5 +9,6 @@ mod build;
 mod cli;
 mod database;
 mod environments;
+mod faults;
 mod models;
 mod runtime;
