@@ -11,3 +11,4 @@ mod database;
 mod environments;
 mod models;
 mod runtime;
+mod security;
