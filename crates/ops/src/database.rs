@@ -145,7 +145,7 @@ fn keep_secret(path: &Path, value: &str) -> anyhow::Result<()> {
 pub fn read_url(biome: &Name, info: &DatabaseInfo) -> anyhow::Result<String> {
     let Some(path) = &info.url_file else {
         bail!(
-            "the database URL of `{biome}` is not known: it was brought up by an older sandpit, which did not keep it in a file\nhint: `sandpit up {biome}` (or `sandpit deploy` for an environment) keeps it, without restarting anything that does not need it"
+            "the database URL of `{biome}` is not known: it was brought up by an older sandpit, which did not keep it in a file\nhint: `sandpit up {biome}` (`sandpit deploy {biome}` for an environment) keeps it; its components restart once, with DATABASE_URL from that file"
         );
     };
     let url = fs::read_to_string(path).with_context(|| {
