@@ -89,13 +89,14 @@ pub struct ComponentJson {
 }
 
 impl BiomeJson {
-    pub fn new(status: &BiomeStatus, show_secrets: bool) -> BiomeJson {
+    /// `database_url` only with `--show-secrets` (read by `ops::database::read_url`).
+    pub fn new(status: &BiomeStatus, database_url: Option<String>) -> BiomeJson {
         BiomeJson {
             database: status.database.as_ref().map(|d| DatabaseJson {
                 name: d.name.clone(),
                 template: d.template.clone(),
                 url_env: "DATABASE_URL",
-                url: show_secrets.then(|| d.url.clone()),
+                url: database_url,
             }),
             biome: status.biome.to_string(),
             project: status.project.to_string(),
@@ -270,7 +271,8 @@ fn short(version: &str) -> &str {
     version.get(..12).unwrap_or(version)
 }
 
-pub fn print_biome(status: &BiomeStatus, show_secrets: bool) {
+/// `database_url` only with `--show-secrets`.
+pub fn print_biome(status: &BiomeStatus, database_url: Option<&str>) {
     println!(
         "biome {}  env {}  at {}  {}",
         status.biome,
@@ -279,11 +281,7 @@ pub fn print_biome(status: &BiomeStatus, show_secrets: bool) {
         status.state
     );
     if let Some(database) = &status.database {
-        let url = if show_secrets {
-            database.url.clone()
-        } else {
-            "in DATABASE_URL (--show-secrets shows it)".to_owned()
-        };
+        let url = database_url.unwrap_or("in DATABASE_URL (--show-secrets shows it)");
         println!(
             "database {} (from {}): {url}",
             database.name, database.template
@@ -491,7 +489,7 @@ pub fn print_deploy_outcome(
     if json {
         let mut value = serde_json::to_value(DeploymentJson::from(d))?;
         if let Some(status) = outcome.rollout.as_ref().and_then(|r| r.status.as_ref()) {
-            value["status"] = serde_json::to_value(BiomeJson::new(status, false))?;
+            value["status"] = serde_json::to_value(BiomeJson::new(status, None))?;
         }
         return print_json(&value);
     }

@@ -5,7 +5,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use sandpit_domain::Backoff;
 use sandpit_ops::Context;
 use sandpit_runtime::SupervisorConfig;
@@ -57,13 +57,53 @@ fn base_env() -> Vec<(String, String)> {
     vars
 }
 
+/// The mode of `$SANDPIT_HOME`: nobody else may list it or read in it. When sandpit runs as
+/// root, others keep the right to pass through (0711): the embedded PostgreSQL runs as the
+/// `postgres` user and must reach its data directory under `projects/<p>/postgres/`, so every
+/// secret below is in a 0700 directory or a 0600 file of its own (see docs/ARCHITECTURE.md,
+/// "Choices, and why").
+fn home_mode(root: bool) -> u32 {
+    if root {
+        0o711
+    } else {
+        0o700
+    }
+}
+
+/// Creates `$SANDPIT_HOME` with [`home_mode`] (its missing parents with the default mode), or
+/// takes away what an older version left open (it made it 0755).
+fn prepare_home(home: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let mode = home_mode(nix::unistd::geteuid().is_root());
+    if let Some(parent) = home.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    match std::fs::DirBuilder::new().mode(mode).create(home) {
+        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(error)
+                .with_context(|| format!("cannot create SANDPIT_HOME {}", home.display()))
+        }
+        _ => {}
+    }
+    sandpit_runtime::owner_only::repair(home, mode).with_context(|| {
+        format!(
+            "SANDPIT_HOME {} lets other users in and cannot be made private\nhint: `chmod {mode:o} {}`, or set SANDPIT_HOME to a directory you own",
+            home.display(),
+            home.display()
+        )
+    })?;
+    Ok(())
+}
+
 fn number_from_env(name: &str) -> Option<u64> {
     env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
-/// Gathers the context of this invocation.
+/// Gathers the context of this invocation, creating `$SANDPIT_HOME` (see [`prepare_home`]).
 pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
     let home = sandpit_home()?;
+    prepare_home(&home)?;
     let project_dir = match project_dir {
         Some(dir) => absolute(dir.to_path_buf())?,
         None => env::current_dir()?,

@@ -6,6 +6,7 @@
 //! ```text
 //! admin-password   0600, owned by the user running sandpit (the superuser's password)
 //! port             the loopback port chosen on first use, kept for the cluster's life
+//! postgres.log     0600, the server's output (opened by the supervisor that runs it)
 //! data/            PostgreSQL's data directory, owned by the server user
 //! socket/          0700, owned by the server user: the Unix socket lives here
 //! ```
@@ -16,7 +17,7 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -79,11 +80,12 @@ impl EmbeddedCluster {
         binaries: &PgBinaries,
     ) -> Result<EmbeddedCluster, DatabaseError> {
         let run_as = unprivileged_user()?;
-        fs::create_dir_all(state_dir).map_err(|error| {
+        // Only the server user needs to pass through; nobody else may list or read. Created
+        // with its mode, and set again for a directory an older version left open.
+        let mode = if run_as.is_some() { 0o711 } else { 0o700 };
+        create_dir_with_mode(state_dir, mode).map_err(|error| {
             DatabaseError::io("create the database state directory", state_dir, error)
         })?;
-        // Only the server user needs to pass through; nobody else may list or read.
-        let mode = if run_as.is_some() { 0o711 } else { 0o700 };
         set_mode(state_dir, mode)?;
 
         let admin_password = read_or_create_password(&state_dir.join("admin-password"))?;
@@ -293,12 +295,24 @@ fn initialise(
 
 /// A 0700 directory owned by the server user.
 fn create_server_dir(path: &Path, run_as: Option<&RunAs>) -> Result<(), DatabaseError> {
-    fs::create_dir_all(path).map_err(|error| DatabaseError::io("create", path, error))?;
+    create_dir_with_mode(path, 0o700).map_err(|error| DatabaseError::io("create", path, error))?;
     set_mode(path, 0o700)?;
     if let Some(user) = run_as {
         chown(path, user)?;
     }
     Ok(())
+}
+
+/// Creates `path` with `mode` from the start (its missing parents with the default mode: they
+/// hold nothing secret, and the server user may have to pass through them).
+fn create_dir_with_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    match fs::DirBuilder::new().mode(mode).create(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        other => other,
+    }
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), DatabaseError> {
@@ -317,7 +331,11 @@ fn chown(path: &Path, user: &RunAs) -> Result<(), DatabaseError> {
 
 fn read_or_create_password(path: &Path) -> Result<Secret, DatabaseError> {
     match fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => return Ok(Secret::new(text.trim())),
+        Ok(text) if !text.trim().is_empty() => {
+            // An older version may have left it readable by others.
+            set_mode(path, 0o600)?;
+            return Ok(Secret::new(text.trim()));
+        }
         Ok(_) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(DatabaseError::io("read", path, error)),

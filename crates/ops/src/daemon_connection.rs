@@ -2,6 +2,7 @@
 //! `$SANDPIT_HOME` (or the last one died and left its socket behind).
 
 use std::fs::{self, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -87,11 +88,16 @@ pub async fn connect_or_start(context: &Context) -> anyhow::Result<Client> {
     }
     fs::create_dir_all(&context.home)
         .with_context(|| format!("cannot create SANDPIT_HOME {}", context.home.display()))?;
+    // 0600: a component that failed to recover is logged with the tail of its own log, which
+    // may show a secret it was given.
     let log = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(sandpit_runtime::owner_only::FILE_MODE)
         .open(&paths.log_file)
         .with_context(|| format!("cannot open {}", paths.log_file.display()))?;
+    sandpit_runtime::owner_only::repair(&paths.log_file, sandpit_runtime::owner_only::FILE_MODE)
+        .with_context(|| format!("cannot make {} private", paths.log_file.display()))?;
     let log_size_before = log.metadata().map(|m| m.len()).unwrap_or(0);
     let mut daemon = Command::new(&context.executable)
         .arg("daemon")

@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use sandpit_database::{
     Secret,
 };
 use sandpit_domain::Name;
+use sandpit_runtime::owner_only;
 use sandpit_runtime::process::Program;
 use sandpit_runtime::protocol::{DatabaseInfo, InstanceKey, InstanceSpec, ReplyBody, Request};
 use sandpit_spec::{DatabaseUrl, Spec};
@@ -27,8 +27,10 @@ use crate::Context;
 /// What a biome's components are given.
 #[derive(Debug, Clone)]
 pub struct BiomeDatabaseGrant {
-    /// `DATABASE_URL` and, with a shared data set, `SHARED_DATABASE_URL`.
-    pub env: BTreeMap<String, String>,
+    /// `DATABASE_URL` and, with a shared data set, `SHARED_DATABASE_URL`, each with the
+    /// owner-only file its value (a URL with the role's password) is kept in: the daemon reads
+    /// them when it starts a component, so the URLs are never sent to it or saved in its state.
+    pub secret_env: BTreeMap<String, PathBuf>,
     pub info: DatabaseInfo,
 }
 
@@ -77,37 +79,82 @@ pub fn may_have_database(context: &Context, project: &Name, env: &Name, biome: &
     password_file(context, project, env, biome).exists()
 }
 
-fn password_file(context: &Context, project: &Name, env: &Name, biome: &Name) -> PathBuf {
+/// `projects/<p>/databases/<env>/` (0700): each biome's password and URLs, 0600.
+fn secrets_dir(context: &Context, project: &Name, env: &Name) -> PathBuf {
     context
         .home
         .join("projects")
         .join(project.as_str())
         .join("databases")
         .join(env.as_str())
-        .join(format!("{biome}.password"))
 }
 
+fn password_file(context: &Context, project: &Name, env: &Name, biome: &Name) -> PathBuf {
+    secrets_dir(context, project, env).join(format!("{biome}.password"))
+}
+
+/// The file a secret variable of the biome is read from: `DATABASE_URL` →
+/// `<biome>.database-url`.
+fn variable_file(
+    context: &Context,
+    project: &Name,
+    env: &Name,
+    biome: &Name,
+    variable: &str,
+) -> PathBuf {
+    let suffix = variable.to_ascii_lowercase().replace('_', "-");
+    secrets_dir(context, project, env).join(format!("{biome}.{suffix}"))
+}
+
+/// The variables a biome's database may give its components.
+const SECRET_VARIABLES: [&str; 2] = ["DATABASE_URL", "SHARED_DATABASE_URL"];
+
 /// The biome role's password, generated once and kept (0600) so `DATABASE_URL` stays the same
-/// across `up`s and running components need not restart.
+/// across `up`s and running components need not restart. Also closes what an older version left
+/// open: the directory 0700, the file 0600.
 fn load_or_create_password(path: &Path) -> anyhow::Result<Secret> {
+    let dir = path.parent().expect("password files live in a directory");
+    owner_only::create_dir(dir)
+        .with_context(|| format!("cannot create {} (owner-only)", dir.display()))?;
+    owner_only::repair(path, owner_only::FILE_MODE)
+        .with_context(|| format!("cannot make {} private", path.display()))?;
     if let Ok(existing) = fs::read_to_string(path) {
         if !existing.trim().is_empty() {
             return Ok(Secret::new(existing.trim()));
         }
     }
-    let parent = path.parent().expect("password files live in a directory");
-    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    fs::set_permissions(parent, fs::Permissions::from_mode(0o700))?;
     let secret = Secret::generate().context("cannot generate a database password")?;
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
+    owner_only::write_file(path, secret.expose().as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(secret.expose().as_bytes())?;
     Ok(secret)
+}
+
+/// Keeps `value` in `path` (0600), rewriting it only when it changed.
+fn keep_secret(path: &Path, value: &str) -> anyhow::Result<()> {
+    owner_only::repair(path, owner_only::FILE_MODE)
+        .with_context(|| format!("cannot make {} private", path.display()))?;
+    if fs::read_to_string(path).is_ok_and(|kept| kept == value) {
+        return Ok(());
+    }
+    owner_only::write_file(path, value.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The biome's `DATABASE_URL`, password included, read from the file the daemon reads it from
+/// (for `status --show-secrets`).
+pub fn read_url(biome: &Name, info: &DatabaseInfo) -> anyhow::Result<String> {
+    let Some(path) = &info.url_file else {
+        bail!(
+            "the database URL of `{biome}` is not known: it was brought up by an older sandpit, which did not keep it in a file\nhint: `sandpit up {biome}` (`sandpit deploy {biome}` for an environment) keeps it; its components restart once, with DATABASE_URL from that file"
+        );
+    };
+    let url = fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the database URL of `{biome}` from {}",
+            path.display()
+        )
+    })?;
+    Ok(url.trim_end().to_owned())
 }
 
 async fn instance(
@@ -346,8 +393,8 @@ pub async fn prepare(
         &password,
         &granted.database,
     );
-    let mut env_vars = BTreeMap::new();
-    env_vars.insert("DATABASE_URL".to_owned(), url.clone());
+    let mut values = BTreeMap::new();
+    values.insert("DATABASE_URL", url);
     if let Some(shared) = shared {
         admin.ensure_shared_database(project, &shared).await?;
         admin.grant_shared_read(project, &granted.role).await?;
@@ -358,15 +405,26 @@ pub async fn prepare(
             &password,
             &names::shared_database(project),
         );
-        env_vars.insert("SHARED_DATABASE_URL".to_owned(), shared_url);
+        values.insert("SHARED_DATABASE_URL", shared_url);
+    }
+    let mut secret_env = BTreeMap::new();
+    for variable in SECRET_VARIABLES {
+        let path = variable_file(context, project, env, biome, variable);
+        match values.get(variable) {
+            Some(value) => {
+                keep_secret(&path, value)?;
+                secret_env.insert(variable.to_owned(), path);
+            }
+            None => remove_if_present(&path)?,
+        }
     }
     Ok(Some(BiomeDatabaseGrant {
-        env: env_vars,
         info: DatabaseInfo {
             name: granted.database,
             template: granted.template.as_str().to_owned(),
-            url,
+            url_file: secret_env.get("DATABASE_URL").cloned(),
         },
+        secret_env,
     }))
 }
 
@@ -474,6 +532,19 @@ pub async fn drop(
     let instance = instance(context, spec, env, on_event).await?;
     let admin = Admin::connect(&instance.admin_url).await?;
     admin.drop_biome_database(project, biome).await?;
+    for variable in SECRET_VARIABLES {
+        remove_if_present(&variable_file(context, project, env, biome, variable))?;
+    }
+    // Last: while it exists, the biome may still have a database (`may_have_database`).
     fs::remove_file(&secret).with_context(|| format!("cannot remove {}", secret.display()))?;
     Ok(true)
+}
+
+fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(error).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }

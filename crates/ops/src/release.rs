@@ -2,13 +2,11 @@
 //! made from a `sandpit.toml` and the artifacts (by digest) chosen for each component.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use sandpit_domain::{ComponentKind, Digest, Name};
-use sandpit_runtime::protocol::{
-    BiomeSpec, BiomeStatus, ComponentSpec, DatabaseInfo, ReplyBody, Request,
-};
+use sandpit_runtime::protocol::{BiomeSpec, BiomeStatus, ComponentSpec, ReplyBody, Request};
 use sandpit_spec::Spec;
 
 use crate::daemon_connection;
@@ -41,12 +39,14 @@ impl Release<'_> {
     /// variables injected.
     pub fn desired_state(&self) -> anyhow::Result<BiomeSpec> {
         let spec = self.spec;
-        let mut injected: BTreeMap<String, String> = self
+        let injected = self.extra_env.clone();
+        // Read by the daemon from their owner-only files when it starts a component: the
+        // desired state it saves holds no secret.
+        let secret_env: BTreeMap<String, PathBuf> = self
             .database
             .as_ref()
-            .map(|d| d.env.clone())
+            .map(|d| d.secret_env.clone())
             .unwrap_or_default();
-        injected.extend(self.extra_env.clone());
         let mut components = Vec::new();
         for component in spec.start_order() {
             if component.kind == ComponentKind::Model {
@@ -69,7 +69,10 @@ impl Release<'_> {
                     .clone()
                     .into_iter()
                     .chain(injected.clone())
+                    // A variable of the component's own named like a secret one is overridden.
+                    .filter(|(name, _)| !secret_env.contains_key(name))
                     .collect(),
+                secret_env: secret_env.clone(),
                 depends_on: component
                     .depends_on
                     .iter()
@@ -90,10 +93,7 @@ impl Release<'_> {
             store: self.store.to_path_buf(),
             max_artifact_size: spec.project.max_artifact_size.0,
             components,
-            database: self
-                .database
-                .as_ref()
-                .map(|d| DatabaseInfo { ..d.info.clone() }),
+            database: self.database.as_ref().map(|d| d.info.clone()),
         })
     }
 

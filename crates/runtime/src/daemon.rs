@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +52,11 @@ pub async fn serve(config: SupervisorConfig, version: String) -> anyhow::Result<
         .create(&paths.run_dir)
         .with_context(|| format!("cannot create {}", paths.run_dir.display()))?;
     fs::set_permissions(&paths.run_dir, fs::Permissions::from_mode(0o700))?;
+    // The supervisor's `runtime/`: component logs, working and data directories. A component may
+    // print the secrets it is given, so nobody else may look (an older version made it 0755).
+    let runtime_dir = config.home.join("runtime");
+    crate::owner_only::create_dir(&runtime_dir)
+        .with_context(|| format!("cannot make {} private", runtime_dir.display()))?;
     let _lock = take_lock(&paths)?;
     if paths.socket.as_os_str().len() > 100 {
         bail!(
@@ -222,6 +227,7 @@ pub fn append_to_log(paths: &DaemonPaths, message: &str) {
     if let Ok(mut file) = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(crate::owner_only::FILE_MODE)
         .open(&paths.log_file)
     {
         let _ = writeln!(file, "{message}");

@@ -8,8 +8,10 @@ pub mod client;
 pub mod daemon;
 pub mod health;
 pub mod logs;
+pub mod owner_only;
 pub mod process;
 pub mod protocol;
+pub mod secret_env;
 pub mod supervisor;
 
 pub use client::{Client, ClientError};

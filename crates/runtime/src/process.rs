@@ -7,6 +7,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -63,10 +64,14 @@ pub fn spawn(launch: &Launch) -> io::Result<(tokio::process::Child, ProcessIdent
     if let Some(parent) = launch.log_path.parent() {
         fs::create_dir_all(parent)?;
     }
+    // Owner-only: a process may print the secrets in its environment (and PostgreSQL's log sits
+    // in a directory others may pass through).
     let log = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(crate::owner_only::FILE_MODE)
         .open(&launch.log_path)?;
+    crate::owner_only::repair(&launch.log_path, crate::owner_only::FILE_MODE)?;
     let log_for_stderr = log.try_clone()?;
     let mut command = match &launch.program {
         Program::Shell(line) => {

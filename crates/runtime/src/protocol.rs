@@ -90,8 +90,12 @@ pub struct DatabaseInfo {
     pub name: String,
     /// The template it was cloned from (one per content hash of the migrations).
     pub template: String,
-    /// The libpq URL with the biome role's password: shown only on request.
-    pub url: String,
+    /// The owner-only file holding the libpq URL with the biome role's password (what components
+    /// get as `DATABASE_URL`); `status --show-secrets` reads it from there. The URL itself is
+    /// never sent to the daemon. `None` in state saved by a version that sent the URL (whose
+    /// `url` field is now ignored, so it is not saved again).
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
 }
 
 /// How one component of a biome is run.
@@ -108,7 +112,12 @@ pub struct ComponentSpec {
     pub health: Option<String>,
     /// Seconds to wait for health (services) or completion (jobs).
     pub start_timeout_secs: u64,
+    /// Variables and their values; no secrets (this is saved in `runtime/state.json`).
     pub env: BTreeMap<String, String>,
+    /// Secret variables (`DATABASE_URL`) and the owner-only file each value is read from when the
+    /// component starts (`secret_env.rs`); they win over `env`. Absent in older state.
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, PathBuf>,
     pub depends_on: Vec<Name>,
 }
 
@@ -180,4 +189,51 @@ pub struct InstanceStatus {
     pub restarts: u32,
     pub log: PathBuf,
     pub detail: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a daemon of the previous version saved in `runtime/state.json` for a component with
+    /// a database and for its biome's database (the URL, password included, in both).
+    const OLD_COMPONENT: &str = r#"{
+        "name": "web", "kind": "service", "artifact": "web-0123456789ab.zip",
+        "digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        "run": "python3 server.py", "health": null, "start_timeout_secs": 30,
+        "env": {"DATABASE_URL": "postgres://geo_alice:hunter2@127.0.0.1:5432/geo_alice"},
+        "depends_on": []
+    }"#;
+    const OLD_DATABASE: &str = r#"{
+        "name": "geo_alice", "template": "geo_template_abc",
+        "url": "postgres://geo_alice:hunter2@127.0.0.1:5432/geo_alice"
+    }"#;
+
+    #[test]
+    fn state_saved_by_the_previous_version_still_loads() {
+        let component: ComponentSpec = serde_json::from_str(OLD_COMPONENT).unwrap();
+        assert!(component.secret_env.is_empty());
+        assert_eq!(component.env.len(), 1);
+        let database: DatabaseInfo = serde_json::from_str(OLD_DATABASE).unwrap();
+        assert_eq!(database.url_file, None);
+        let saved_again = serde_json::to_string(&database).unwrap();
+        assert!(
+            !saved_again.contains("hunter2"),
+            "the old URL is not saved again: {saved_again}"
+        );
+    }
+
+    #[test]
+    fn secret_variables_travel_as_file_names() {
+        let mut component: ComponentSpec = serde_json::from_str(OLD_COMPONENT).unwrap();
+        component.env.clear();
+        component.secret_env.insert(
+            "DATABASE_URL".into(),
+            PathBuf::from("/home/projects/geo/databases/dev/alice.database-url"),
+        );
+        let line = serde_json::to_string(&component).unwrap();
+        assert!(line.contains(r#""secret_env":{"DATABASE_URL":"/home/projects/geo/databases/dev/alice.database-url"}"#), "{line}");
+        let back: ComponentSpec = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, component);
+    }
 }

@@ -26,8 +26,11 @@ use crate::health::{HealthProbe, ProbeResult};
 use crate::logs;
 use crate::process::{self, Launch, ProcessIdentity, Program};
 use crate::protocol::{BiomeSpec, BiomeStatus, ComponentSpec, ComponentStatus, InstanceKey, Reply};
+use crate::secret_env::{self, ResolvedSecrets};
 
+mod fingerprint;
 mod instances;
+use fingerprint::fingerprint;
 use instances::{Instance, PersistedInstance};
 
 /// How the supervisor behaves; read once by the daemon from its settings.
@@ -481,12 +484,16 @@ impl Supervisor {
         Ok(dir)
     }
 
+    /// What a component's process is started with: the base variables, its own `env`, its
+    /// secrets (read from their files by the caller, [`resolve_secrets`]), then what sandpit
+    /// injects. Only the process gets the secrets; they are not kept anywhere else.
     fn component_env(
         &self,
         key: &BiomeKey,
         spec: &BiomeSpec,
         component: &ComponentSpec,
         services: &[Name],
+        secrets: &ResolvedSecrets,
     ) -> Vec<(String, String)> {
         let ports = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
@@ -495,6 +502,9 @@ impl Supervisor {
         let mut env: BTreeMap<String, String> = self.config.base_env.iter().cloned().collect();
         for (name, value) in &component.env {
             env.insert(name.clone(), value.clone());
+        }
+        for (name, value) in secrets.values() {
+            env.insert(name.to_owned(), value.to_owned());
         }
         if let Some(port) = ports.get(&component.name) {
             env.insert("PORT".into(), port.to_string());
@@ -529,7 +539,8 @@ impl Supervisor {
         services: &[Name],
         events: &Events,
     ) -> Result<(), String> {
-        let fingerprint = fingerprint(component, services);
+        let secrets = resolve_secrets(component)?;
+        let fingerprint = fingerprint(component, services, &secrets);
         let already_done = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
             biomes
@@ -550,7 +561,7 @@ impl Supervisor {
         let launch = Launch {
             program: Program::Shell(component.run.clone()),
             working_dir: working_dir.clone(),
-            env: self.component_env(key, spec, component, services),
+            env: self.component_env(key, spec, component, services, &secrets),
             log_path: log_path.clone(),
             run_as: None,
         };
@@ -623,7 +634,8 @@ impl Supervisor {
         services: &[Name],
         events: &Events,
     ) -> Result<(), String> {
-        let fingerprint = fingerprint(component, services);
+        let secrets = resolve_secrets(component)?;
+        let fingerprint = fingerprint(component, services, &secrets);
         // Running the same thing already (or adoptable after a daemon restart)?
         let (unchanged, adoptable) = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
@@ -661,7 +673,7 @@ impl Supervisor {
             let launch = Launch {
                 program: Program::Shell(component.run.clone()),
                 working_dir: working_dir.clone(),
-                env: self.component_env(key, spec, component, services),
+                env: self.component_env(key, spec, component, services, &secrets),
                 log_path: self.log_path(key, &component.name),
                 run_as: None,
             };
@@ -1291,18 +1303,10 @@ impl ServiceWatcher {
     }
 }
 
-/// What decides whether a running component must be replaced: its bytes and how it is run.
-fn fingerprint(component: &ComponentSpec, services: &[Name]) -> String {
-    let encoded = serde_json::json!({
-        "digest": component.digest,
-        "run": component.run,
-        "health": component.health,
-        "timeout": component.start_timeout_secs,
-        "env": component.env,
-        "depends_on": component.depends_on,
-        "siblings": services,
-    });
-    hex::encode(Sha256::digest(encoded.to_string().as_bytes()))
+/// Reads the component's secrets from their files, when it is about to be (re)started.
+fn resolve_secrets(component: &ComponentSpec) -> Result<ResolvedSecrets, String> {
+    secret_env::resolve(&component.secret_env)
+        .map_err(|error| format!("cannot start `{}`: {error}", component.name))
 }
 
 fn check_spec(spec: &BiomeSpec) -> Result<(), String> {

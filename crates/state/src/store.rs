@@ -377,6 +377,44 @@ fn ids(
     rows.collect::<Result<Vec<i64>, _>>().ctx(context)
 }
 
+/// Creates the database file 0600 (SQLite gives its `-wal` and `-shm` files the same mode), and
+/// takes group and other access away from the files an older version left 0644: a failed
+/// deployment's message may quote a component's log, and so a secret the component printed.
+fn make_owner_only(path: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let io_error = |path: &Path| {
+        let shown = path.display().to_string();
+        move |source| StateError::Io {
+            path: shown,
+            source,
+        }
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(io_error(path)(error)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        let Ok(metadata) = std::fs::metadata(file) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(io_error(file))?;
+        }
+    }
+    Ok(())
+}
+
 impl StateStore {
     /// Opens (creating the directories, file and schema as needed) the store at `path`: WAL
     /// journal, a 30 s busy timeout and foreign keys on; migrates the schema to this version.
@@ -394,6 +432,7 @@ impl StateStore {
                 source,
             })?;
         }
+        make_owner_only(path)?;
         let shown = path.display().to_string();
         let context = format!("opening {shown}");
         if !path.exists() {

@@ -18,10 +18,17 @@ pub struct Args {
 
 pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
     let status = sandpit_ops::status::status(context, &args.biome).await?;
+    // Read from the owner-only file the daemon reads it from; the daemon never holds it.
+    let database_url = match &status.database {
+        Some(info) if args.show_secrets => {
+            Some(sandpit_ops::database::read_url(&status.biome, info)?)
+        }
+        _ => None,
+    };
     if json {
-        output::print_json(&output::BiomeJson::new(&status, args.show_secrets))?;
+        output::print_json(&output::BiomeJson::new(&status, database_url))?;
     } else {
-        output::print_biome(&status, args.show_secrets);
+        output::print_biome(&status, database_url.as_deref());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -50,7 +50,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     if json {
         output::print_json(&UpJson {
             build: BuildJson::from(&outcome.build.report),
-            biome: BiomeJson::new(&outcome.status, false),
+            biome: BiomeJson::new(&outcome.status, None),
         })?;
     } else {
         let status = &outcome.status;

@@ -12,3 +12,4 @@ mod environments;
 mod faults;
 mod models;
 mod runtime;
+mod security;
