@@ -17,6 +17,16 @@ pub enum ModelError {
     /// A client mistake in a request: the message says what was expected.
     #[error("{0}")]
     BadRequest(String),
+    /// A registration request without this endpoint's credential; the message says what to send.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The endpoint cannot check credentials (its token file is missing or untrusted); `detail`
+    /// is logged, never sent.
+    #[error("the endpoint cannot check registration credentials: {detail}")]
+    CredentialUnavailable { detail: String },
+    /// A registration names a file outside the artifact stores the endpoint serves.
+    #[error("{0}")]
+    Forbidden(String),
     /// No registration answers this name.
     #[error("{0}")]
     NotFound(String),

@@ -5,7 +5,10 @@
 //! - [`registry`] (pure): which artifact answers which name at the root and under `/biomes/<b>`.
 //! - [`cache`]: loaded models by digest, LRU under a memory budget, single-flight loads.
 //! - [`server`]: the HTTP API (Open Inference Protocol v2 REST, model repository, SageMaker
-//!   `/invocations`, sandpit's registration API, Prometheus `/metrics`).
+//!   `/invocations`, sandpit's registration API, Prometheus `/metrics`), served within
+//!   [`Limits`] by `sandpit_http`.
+//! - [`credential`]: the registration API's bearer token, kept in a file only its owner reads.
+//! - [`stores`]: which files a registration may name: artifacts inside the endpoint's stores.
 //!
 //! A model artifact is a zip holding the ONNX file and `model.json` (a serialised
 //! [`ModelMetadata`]: `inputs`, `outputs`, `skipped_outputs`). Nothing here reads environment
@@ -13,12 +16,14 @@
 
 mod artifact;
 pub mod cache;
+pub mod credential;
 pub mod engine;
 pub mod error;
 pub mod metadata;
 pub mod metrics;
 pub mod registry;
 pub mod server;
+pub mod stores;
 pub mod tensor;
 
 pub use cache::{CacheConfig, ModelCache};
@@ -26,5 +31,7 @@ pub use engine::{inspect, locate_onnxruntime, Engine, LoadedModel, OrtEngine};
 pub use error::ModelError;
 pub use metadata::{ModelMetadata, SkippedOutput, TensorSpec};
 pub use registry::{ModelRef, Registry};
-pub use server::{router, serve, serve_with_shutdown, AppState, ServerConfig};
+pub use sandpit_http::Limits;
+pub use server::{router, serve, serve_with_shutdown, AppState, RegisteredModel, ServerConfig};
+pub use stores::ArtifactStores;
 pub use tensor::{Datatype, JsonTensor, Tensor, TensorData};

@@ -10,6 +10,13 @@
 //! At the root only: sandpit's registration API (`PUT`/`DELETE /sandpit/biomes/{biome}/models`,
 //! biome `_base` for the environment's base) and Prometheus `GET /metrics`.
 //!
+//! Registration needs `Authorization: Bearer <token>`, the token in the file
+//! [`ServerConfig::token_file`] ([`crate::credential`]); without it the answer is 401 and nothing
+//! changes. A registered artifact must be a file inside [`ServerConfig::stores`]
+//! ([`crate::stores`]): anything else is refused before it is opened, so no answer ever carries
+//! a digest of a file the endpoint was not meant to read. Everything else is open to any local
+//! client: answering inference is the endpoint's job.
+//!
 //! `GET /v2/models/{name}/ready` is 200 when the model is loaded and 400 otherwise (as Triton
 //! answers for an unloaded model); models load on their first inference request or an explicit
 //! repository load. Metadata is read from the artifact's `model.json`, so it does not force a load.
@@ -32,7 +39,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, RawPathParams, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -41,11 +48,13 @@ use serde_json::{json, Value};
 
 use crate::artifact;
 use crate::cache::{CacheConfig, LoadState, ModelCache};
+use crate::credential;
 use crate::engine::{Engine, LoadedModel};
 use crate::error::ModelError;
 use crate::metadata::{ModelMetadata, TensorSpec};
 use crate::metrics::Metrics;
 use crate::registry::{ModelRef, Registry, Unresolved};
+use crate::stores::{ArtifactStores, Confinement};
 use crate::tensor::{validate_inputs, JsonTensor, Tensor};
 
 /// The biome name that stands for the environment's base in the registration API.
@@ -64,10 +73,15 @@ pub struct ServerConfig {
     pub max_memory_bytes: u64,
     /// Maximum number of loaded models.
     pub max_models: usize,
-    /// Largest request body accepted (bytes); larger ones get 413.
-    pub body_limit_bytes: usize,
     /// How long a failed load is reported before it is tried again.
     pub retry_after: Duration,
+    /// What one client may take of the server (timeouts, connections, keep-alive);
+    /// `limits.max_body_bytes` is the largest request body accepted, larger ones get 413.
+    pub limits: sandpit_http::Limits,
+    /// The file holding the registration API's bearer token; `None` refuses every registration.
+    pub token_file: Option<PathBuf>,
+    /// The artifact stores registrations may point into; none refuses every artifact.
+    pub stores: ArtifactStores,
 }
 
 impl Default for ServerConfig {
@@ -76,8 +90,10 @@ impl Default for ServerConfig {
         ServerConfig {
             max_memory_bytes: cache.max_memory_bytes,
             max_models: cache.max_models,
-            body_limit_bytes: 16 * 1024 * 1024,
             retry_after: cache.retry_after,
+            limits: sandpit_http::Limits::default(),
+            token_file: None,
+            stores: ArtifactStores::default(),
         }
     }
 }
@@ -128,11 +144,104 @@ impl AppState {
         }
     }
 
-    /// Replaces the registrations of `biome` (`None` = the base) without loading anything;
-    /// digests no longer registered anywhere are unloaded.
-    pub fn register(&self, biome: Option<&str>, models: BTreeMap<String, ModelRef>) {
-        let old = self.write_registry().replace(biome, models);
+    /// Checks `models` and makes them what `biome` (`None` = the base) serves, without loading
+    /// anything; digests no longer registered anywhere are unloaded. The registration API and
+    /// the restore of saved registrations both come through here. A model with a bad name or
+    /// digest, a name given twice, or an artifact that is not a file inside the endpoint's
+    /// stores refuses the whole registration, and nothing changes. Returns how many models
+    /// `biome` now has.
+    pub fn register(
+        &self,
+        biome: Option<&str>,
+        models: Vec<RegisteredModel>,
+    ) -> Result<usize, ModelError> {
+        let mut checked = BTreeMap::new();
+        for model in models {
+            let model_ref = self.check_registered(&model)?;
+            if checked.insert(model.name.clone(), model_ref).is_some() {
+                return Err(ModelError::BadRequest(format!(
+                    "model `{}` is registered twice",
+                    model.name
+                )));
+            }
+        }
+        let count = checked.len();
+        let old = self.write_registry().replace(biome, checked);
         self.unload_unused(old);
+        Ok(count)
+    }
+
+    /// The reference the endpoint keeps for one registered model: its artifact's resolved
+    /// path, once the path is known to be a file inside one of the stores.
+    fn check_registered(&self, model: &RegisteredModel) -> Result<ModelRef, ModelError> {
+        let name = &model.name;
+        sandpit_domain::name::Name::parse(name)
+            .map_err(|e| ModelError::BadRequest(format!("model `{name}`: {e}")))?;
+        sandpit_domain::digest::Digest::parse(&model.digest)
+            .map_err(|e| ModelError::BadRequest(format!("model `{name}`: {e}")))?;
+        let path = model.path.display();
+        let stores = &self.inner.config.stores;
+        let hint = || {
+            let roots: Vec<String> = stores
+                .roots()
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect();
+            format!(
+                "\nhint: register artifacts from the stores this endpoint serves ({}); `sandpit up` and `sandpit deploy` do",
+                if roots.is_empty() { "none were given".to_owned() } else { roots.join(", ") }
+            )
+        };
+        let resolved = stores.confine(&model.path).map_err(|refusal| match refusal {
+            Confinement::NotPlain => ModelError::BadRequest(format!(
+                "model `{name}`: the artifact path `{path}` must be absolute and without `..`"
+            )),
+            Confinement::Outside => ModelError::Forbidden(format!(
+                "model `{name}`: `{path}` is not inside an artifact store this endpoint serves{}",
+                hint()
+            )),
+            Confinement::LeadsOutside => ModelError::Forbidden(format!(
+                "model `{name}`: `{path}` leads outside the artifact stores this endpoint serves (through a symbolic link){}",
+                hint()
+            )),
+            Confinement::Unresolvable(e) => ModelError::BadRequest(format!(
+                "model `{name}`: artifact `{path}` cannot be opened: {e}"
+            )),
+            Confinement::NotAFile => {
+                ModelError::BadRequest(format!("model `{name}`: `{path}` is not a file"))
+            }
+        })?;
+        Ok(ModelRef {
+            artifact: model.artifact.clone(),
+            digest: model.digest.clone(),
+            path: resolved,
+            file: model.file.clone(),
+        })
+    }
+
+    /// `Ok` when `authorization` carries the token of [`ServerConfig::token_file`].
+    fn authorize(&self, authorization: Option<&HeaderValue>) -> Result<(), ModelError> {
+        let Some(path) = &self.inner.config.token_file else {
+            return Err(ModelError::CredentialUnavailable {
+                detail: "the endpoint was started without a token file (--token-file), so it accepts no registrations".to_owned(),
+            });
+        };
+        let token =
+            credential::read_token_file(path).map_err(|e| ModelError::CredentialUnavailable {
+                detail: e.to_string(),
+            })?;
+        credential::check_bearer(authorization.map(HeaderValue::as_bytes), &token)
+            .map_err(|refusal| ModelError::Unauthorized(refusal.to_string()))
+    }
+
+    /// Serves the API on `listener` within [`ServerConfig::limits`] until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let limits = self.inner.config.limits.clone();
+        sandpit_http::serve(listener, router(self), limits, shutdown).await
     }
 
     /// Removes the registrations of `biome` and unloads digests no longer registered anywhere.
@@ -300,6 +409,8 @@ impl From<ModelError> for ApiError {
     fn from(error: ModelError) -> ApiError {
         let status = match &error {
             ModelError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ModelError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ModelError::Forbidden(_) => StatusCode::FORBIDDEN,
             ModelError::NotFound(_)
             | ModelError::UnknownBiome { .. }
             | ModelError::VersionNotServed { .. } => StatusCode::NOT_FOUND,
@@ -309,15 +420,24 @@ impl From<ModelError> for ApiError {
             }
             ModelError::RuntimeNotFound { .. }
             | ModelError::Engine { .. }
-            | ModelError::Inference(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | ModelError::Inference(_)
+            | ModelError::CredentialUnavailable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), "{error}");
+        } else if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            // Someone tried to change what is served: the operator should be able to see it.
+            tracing::warn!(status = status.as_u16(), "registration refused: {error}");
         }
         let message = match error {
             // The engine's run-time message is logged above; the client gets the gist.
             ModelError::Inference(_) => {
                 "inference failed; the server log has the details".to_string()
+            }
+            // Where the token file is and what is wrong with it is for the operator, not a client.
+            ModelError::CredentialUnavailable { .. } => {
+                "the endpoint cannot check registration credentials; the server log has the details"
+                    .to_string()
             }
             other => other.to_string(),
         };
@@ -338,7 +458,14 @@ impl From<BytesRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"sandpit-models\""),
+            );
+        }
+        response
     }
 }
 
@@ -419,7 +546,7 @@ fn protocol_routes() -> Router<AppState> {
 
 /// The whole API for `state`.
 pub fn router(state: AppState) -> Router {
-    let limit = state.inner.config.body_limit_bytes;
+    let limit = state.inner.config.limits.max_body_bytes;
     protocol_routes()
         .nest("/biomes/{biome}", protocol_routes())
         .route(
@@ -448,9 +575,8 @@ pub async fn serve_with_shutdown(
     engine: Arc<dyn Engine>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(AppState::new(config, engine));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    AppState::new(config, engine)
+        .serve(listener, shutdown)
         .await
 }
 
@@ -792,13 +918,36 @@ struct Registration {
     models: Vec<RegisteredModel>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RegisteredModel {
-    name: String,
-    artifact: String,
-    digest: String,
-    path: PathBuf,
-    file: String,
+/// One model of a registration, as the registration API takes it (and saved registrations
+/// hold it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RegisteredModel {
+    /// The name it answers to (a DNS label).
+    pub name: String,
+    /// The artifact's name, e.g. `grade-<40 hex>.zip`.
+    pub artifact: String,
+    /// The artifact file's digest, `sha256:<hex>`.
+    pub digest: String,
+    /// The artifact file; it must be inside one of the endpoint's stores.
+    pub path: PathBuf,
+    /// The ONNX file inside the artifact.
+    pub file: String,
+}
+
+/// A request that carries the registration credential; checked before the body is read, so a
+/// client without it learns nothing from the registration API but that it needs one.
+struct Authorized;
+
+impl FromRequestParts<AppState> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Authorized, ApiError> {
+        state.authorize(parts.headers.get(header::AUTHORIZATION))?;
+        Ok(Authorized)
+    }
 }
 
 fn registration_biome(biome: &str) -> ApiResult<Option<&str>> {
@@ -811,6 +960,7 @@ fn registration_biome(biome: &str) -> ApiResult<Option<&str>> {
 }
 
 async fn register(
+    _: Authorized,
     State(state): State<AppState>,
     Path(raw): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -822,39 +972,12 @@ async fn register(
             format!("the registration is not valid: {e}"),
         )
     })?;
-    let mut models = BTreeMap::new();
-    for model in registration.models {
-        sandpit_domain::name::Name::parse(&model.name).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("model `{}`: {e}", model.name),
-            )
-        })?;
-        sandpit_domain::digest::Digest::parse(&model.digest).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("model `{}`: {e}", model.name),
-            )
-        })?;
-        let model_ref = ModelRef {
-            artifact: model.artifact,
-            digest: model.digest,
-            path: model.path,
-            file: model.file,
-        };
-        if models.insert(model.name.clone(), model_ref).is_some() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("model `{}` is registered twice", model.name),
-            ));
-        }
-    }
-    let count = models.len();
-    state.register(biome, models);
+    let count = state.register(biome, registration.models)?;
     Ok(Json(json!({ "biome": raw, "models": count })))
 }
 
 async fn unregister(
+    _: Authorized,
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Value>> {

@@ -7,13 +7,21 @@
 //! [`served_models`] reads it for `sandpit trace`. A biome is answered by the endpoint only while
 //! it is registered, so a biome whose branch declares no models still registers (with none of
 //! its own, falling back to the base's) when the environment's endpoint serves anything.
+//!
+//! The endpoint's state directory (`projects/<p>/models/<env>/`) is private (0700): it holds the
+//! registration token (`token`, 0600) that registering and unregistering send as
+//! `Authorization: Bearer`, the saved registrations and the endpoint's log. The endpoint is given
+//! the token file's path, never the token, and the two artifact stores it may open: the
+//! environment's own and the project's build store (biomes run from it).
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use sandpit_domain::Name;
+use sandpit_models::credential::{self, Token};
 use sandpit_runtime::process::Program;
 use sandpit_runtime::protocol::{InstanceKey, InstanceSpec, ReplyBody, Request};
 use sandpit_spec::Spec;
@@ -29,6 +37,8 @@ pub const BASE: &str = "_base";
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub port: u16,
+    /// What registering with it takes (sent as `Authorization: Bearer`).
+    pub token: Token,
 }
 
 impl Endpoint {
@@ -72,6 +82,19 @@ pub fn is_registered(context: &Context, project: &Name, env: &Name, label: &str)
 
 fn registrations_dir(context: &Context, project: &Name, env: &Name) -> PathBuf {
     state_dir(context, project, env).join("registrations")
+}
+
+/// The registration token's file, in the endpoint's private state directory.
+fn token_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("token")
+}
+
+/// Creates the endpoint's state directory, or makes an existing one private again (0700): the
+/// token, the registrations and the log are nobody else's business.
+fn private_state_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make {} private (mode 0700)", dir.display()))
 }
 
 /// The saved file's shape: `{"models": [...]}`, the body of the registration API.
@@ -263,7 +286,8 @@ pub async fn ensure_endpoint(
 ) -> anyhow::Result<Endpoint> {
     let project = &spec.project.name;
     let dir = state_dir(context, project, env);
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let token = registration_token(&dir)?;
+    let token_file = token_path(&dir);
     let port = read_or_choose_port(&dir.join("port"))?;
     let environment = spec.environments.get(env);
     let max_memory = environment
@@ -295,6 +319,18 @@ pub async fn ensure_endpoint(
                 max_models.to_string(),
                 "--registrations".into(),
                 dir.join("registrations").display().to_string(),
+                // The file's path, not the token: command lines are visible to every user.
+                "--token-file".into(),
+                token_file.display().to_string(),
+                "--store".into(),
+                crate::deployment::env_store_root(context, project, env)
+                    .display()
+                    .to_string(),
+                "--store".into(),
+                context
+                    .artifact_store_root(project.as_str())
+                    .display()
+                    .to_string(),
             ],
         },
         working_dir: dir.clone(),
@@ -310,7 +346,7 @@ pub async fn ensure_endpoint(
     })
     .await?
     {
-        ReplyBody::Instance(_) => Ok(Endpoint { port }),
+        ReplyBody::Instance(_) => Ok(Endpoint { port, token }),
         other => bail!("unexpected answer from the daemon: {other:?}"),
     }
 }
@@ -321,6 +357,24 @@ fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("a client with no TLS and no proxy always builds")
+}
+
+/// `request` with the endpoint's registration credential.
+fn authorized(endpoint: &Endpoint, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request.bearer_auth(endpoint.token.expose())
+}
+
+/// The registration token of the endpoint whose state directory is `dir`, written first when
+/// missing or untrusted (the endpoint reads the file on every registration, so it follows).
+fn registration_token(dir: &Path) -> anyhow::Result<Token> {
+    private_state_dir(dir)?;
+    let file = token_path(dir);
+    credential::ensure_token_file(&file).with_context(|| {
+        format!(
+            "cannot write the model endpoint's registration token {}",
+            file.display()
+        )
+    })
 }
 
 /// Replaces what `biome` (or [`BASE`]) serves. Nothing is loaded until first use.
@@ -334,8 +388,7 @@ pub async fn register(
         endpoint.port
     );
     let body = serde_json::json!({ "models": models });
-    let response = client()
-        .put(&url)
+    let response = authorized(endpoint, client().put(&url))
         .header("content-type", "application/json")
         .body(body.to_string())
         .send()
@@ -355,16 +408,14 @@ pub async fn unregister(endpoint: &Endpoint, biome: &str) -> anyhow::Result<()> 
         "http://127.0.0.1:{}/sandpit/biomes/{biome}/models",
         endpoint.port
     );
-    let response = client()
-        .delete(&url)
+    let response = authorized(endpoint, client().delete(&url))
         .send()
         .await
         .with_context(|| format!("cannot reach the model endpoint at {url}"))?;
     if !response.status().is_success() && response.status() != reqwest::StatusCode::NOT_FOUND {
-        bail!(
-            "the model endpoint could not unregister `{biome}` ({})",
-            response.status()
-        );
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        bail!("the model endpoint could not unregister `{biome}` ({status}): {text}");
     }
     Ok(())
 }
@@ -476,21 +527,28 @@ async fn withdraw(
         return Ok(());
     }
     fs::remove_file(&saved).with_context(|| format!("cannot remove {}", saved.display()))?;
-    let port = fs::read_to_string(state_dir(context, project, env).join("port"))
+    let dir = state_dir(context, project, env);
+    let port = fs::read_to_string(dir.join("port"))
         .ok()
         .and_then(|p| p.trim().parse().ok());
     match port {
-        Some(port) => unregister(&Endpoint { port }, label)
-            .await
-            .or_else(|error| {
-                // An endpoint that is not running has nothing registered to forget; when it starts
-                // again it reads the saved registrations, which no longer include this target.
-                if error.to_string().contains("cannot reach") {
-                    Ok(())
-                } else {
-                    Err(error)
-                }
-            }),
+        Some(port) => unregister(
+            &Endpoint {
+                port,
+                token: registration_token(&dir)?,
+            },
+            label,
+        )
+        .await
+        .or_else(|error| {
+            // An endpoint that is not running has nothing registered to forget; when it starts
+            // again it reads the saved registrations, which no longer include this target.
+            if error.to_string().contains("cannot reach") {
+                Ok(())
+            } else {
+                Err(error)
+            }
+        }),
         None => Ok(()),
     }
 }
@@ -673,6 +731,31 @@ mod tests {
             ]
         );
         assert_eq!(saved[1].models, Ok(vec![alice_grade]));
+    }
+
+    #[test]
+    fn the_endpoint_state_directory_is_made_private_and_keeps_its_token() {
+        let home = tempfile::tempdir().unwrap();
+        let context = context(home.path());
+        let dir = state_dir(&context, &name("ml"), &name("dev"));
+        // As an older sandpit left it: readable by everyone.
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let first = registration_token(&dir).unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&token_path(&dir)), 0o600);
+        // Kept across calls (a running endpoint keeps accepting it) ...
+        assert_eq!(registration_token(&dir).unwrap(), first);
+        // ... unless someone else could have read it.
+        fs::set_permissions(token_path(&dir), fs::Permissions::from_mode(0o640)).unwrap();
+        let second = registration_token(&dir).unwrap();
+        assert_ne!(second, first);
+        assert_eq!(mode(&token_path(&dir)), 0o600);
+        assert_eq!(
+            credential::read_token_file(&token_path(&dir)).unwrap(),
+            second
+        );
     }
 
     #[test]

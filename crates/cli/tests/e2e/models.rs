@@ -494,3 +494,268 @@ fn trace_of_a_model_digest_finds_the_endpoints_that_serve_it_and_verify_checks_i
         "{report:#}"
     );
 }
+
+/// An HTTP client (and file reader) run as another local user: each call is
+/// `{"url", "method", "headers", "body"}` or `{"read": path}`; prints one JSON answer per call,
+/// `[status, body]` or the name of the error reading the file raised.
+const OTHER_USER_CLIENT: &str = r#"import json, sys, urllib.error, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+answers = []
+for call in json.loads(sys.argv[1]):
+    if "read" in call:
+        try:
+            open(call["read"]).read()
+            answers.append("read")
+        except OSError as e:
+            answers.append(type(e).__name__)
+        continue
+    body = call.get("body")
+    request = urllib.request.Request(call["url"], method=call["method"],
+        data=None if body is None else json.dumps(body).encode(), headers=call.get("headers", {}))
+    try:
+        with opener.open(request, timeout=20) as response:
+            answers.append([response.status, response.read().decode()])
+    except urllib.error.HTTPError as e:
+        answers.append([e.code, e.read().decode()])
+print(json.dumps(answers))
+"#;
+
+/// The user the "other local user" runs as: `nobody`.
+const NOBODY: u32 = 65534;
+
+/// Runs `calls` (see [`OTHER_USER_CLIENT`]) with Python as user `nobody` (through `setpriv`, as
+/// these tests run as root); returns one answer per call.
+fn as_another_user(calls: &Value) -> Vec<Value> {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests act as a second local user through setpriv, which needs root"
+    );
+    // The test's own python3 may live where `nobody` cannot reach (e.g. under /root).
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("python3");
+    let output = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+            python,
+            "-c",
+            OTHER_USER_CLIENT,
+            &calls.to_string(),
+        ])
+        .current_dir("/")
+        .output()
+        .expect("setpriv runs");
+    assert!(
+        output.status.success(),
+        "the client as user {NOBODY} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+/// An inference call for [`as_another_user`], rows of three FP32 values.
+fn infer_call(url: &str, rows: &[[f32; 3]]) -> Value {
+    let data: Vec<f32> = rows.iter().flatten().copied().collect();
+    json!({
+        "url": url, "method": "POST", "headers": {"content-type": "application/json"},
+        "body": {"inputs": [{"name": "x", "shape": [rows.len(), 3], "datatype": "FP32", "data": data}]},
+    })
+}
+
+/// The outputs of an `[status, body]` answer of [`as_another_user`], insisting on 200.
+fn other_user_output(answer: &Value) -> Vec<f64> {
+    assert_eq!(answer[0], 200, "{answer:#}");
+    first_output(&serde_json::from_str(answer[1].as_str().unwrap()).unwrap())
+}
+
+/// The model file another local user made: linear_v2.onnx, in a directory of theirs.
+fn attackers_model(sandbox: &Sandbox) -> (std::path::PathBuf, String) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = sandbox.home.parent().unwrap().join("mallory");
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.onnx");
+    let bytes = test_model("linear_v2.onnx");
+    fs::write(&path, &bytes).unwrap();
+    for owned in [&dir, &path] {
+        nix::unistd::chown(
+            owned.as_path(),
+            Some(nix::unistd::Uid::from_raw(NOBODY)),
+            Some(nix::unistd::Gid::from_raw(NOBODY)),
+        )
+        .unwrap();
+    }
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+    );
+    (path, digest)
+}
+
+/// The command line of the environment's model server (from /proc), as any user sees it in `ps`.
+fn model_server_command_line(sandbox: &Sandbox) -> Option<(u32, String)> {
+    let home = sandbox.home.display().to_string();
+    fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        let raw = fs::read(entry.path().join("cmdline")).ok()?;
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        (line.contains(" model-server ") && line.contains(&home)).then_some((pid, line))
+    })
+}
+
+/// Regression: any local user could register a model of their own with the endpoint (running
+/// as root), which a biome then answered with, and unregister anyone's models.
+#[test]
+fn another_local_user_cannot_register_or_unregister_models_but_can_infer() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sandbox = project();
+    let deployed = sandbox.json(&["deploy", "dev"]);
+    assert_eq!(deployed["state"], "succeeded", "{deployed:#}");
+    let base_url = models_url(&deployed["status"]);
+    sandbox.json(&["up", "alice"]);
+    let (theirs, digest) = attackers_model(&sandbox);
+    let artifact = format!("scorer-{}.zip", "a".repeat(40));
+    let registration = json!({"models": [
+        {"name": "scorer", "artifact": artifact, "digest": digest, "path": theirs, "file": "model.onnx"}
+    ]});
+    let state_dir = sandbox.home.join("projects/ml/models/dev");
+    let token_file = state_dir.join("token");
+
+    let mut calls = Vec::new();
+    for headers in [
+        json!({"content-type": "application/json"}),
+        json!({"content-type": "application/json", "authorization": "Bearer guessed"}),
+    ] {
+        for biome in ["_base", "alice", "mallory"] {
+            calls.push(json!({
+                "url": format!("{base_url}/sandpit/biomes/{biome}/models"), "method": "PUT",
+                "headers": headers, "body": registration,
+            }));
+        }
+        for biome in ["_base", "alice"] {
+            calls.push(json!({
+                "url": format!("{base_url}/sandpit/biomes/{biome}/models"), "method": "DELETE",
+                "headers": headers,
+            }));
+        }
+    }
+    let refused = calls.len();
+    calls.push(json!({"read": token_file}));
+    calls.push(infer_call(
+        &format!("{base_url}/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    ));
+    calls.push(infer_call(
+        &format!("{base_url}/biomes/alice/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    ));
+    let answers = as_another_user(&Value::from(calls.clone()));
+    for (call, answer) in calls.iter().zip(&answers).take(refused) {
+        assert_eq!(answer[0], 401, "{call:#}: {answer:#}");
+        let body: Value = serde_json::from_str(answer[1].as_str().unwrap()).unwrap();
+        assert!(
+            error_of(&body).contains("Bearer <token>") || error_of(&body).contains("bearer token"),
+            "{answer:#}"
+        );
+    }
+    // The token is not theirs to read, and it is not on the endpoint's command line either.
+    assert_eq!(answers[refused], "PermissionError", "{answers:?}");
+    let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&token_file), 0o600);
+    assert_eq!(mode(&state_dir), 0o700);
+    let token = fs::read_to_string(&token_file).unwrap();
+    let (_, command_line) = model_server_command_line(&sandbox).expect("the model server runs");
+    assert!(
+        command_line.contains(&format!("--token-file {}", token_file.display())),
+        "{command_line}"
+    );
+    assert!(!command_line.contains(token.trim()), "{command_line}");
+    // Inference is open to them, and every biome still answers with its own model.
+    assert_eq!(other_user_output(&answers[refused + 1]), [6.5]);
+    assert_eq!(other_user_output(&answers[refused + 2]), [6.5]);
+    let (code, answer) = infer(
+        &format!("{base_url}/biomes/alice/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!((code, first_output(&answer)), (200, vec![6.5]));
+    let (code, _) = infer(
+        &format!("{base_url}/biomes/mallory/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!(code, 404);
+
+    // sandpit itself still registers and unregisters (it has the token).
+    sandbox.ok(&["down", "alice"]);
+    let (code, answer) = infer(
+        &format!("{base_url}/biomes/alice/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!(code, 404, "{answer:#}");
+}
+
+/// A saved registration is restored through the same checks as the API: one naming a file
+/// outside the environment's stores is refused when the endpoint restarts.
+#[test]
+fn a_restarted_endpoint_does_not_restore_a_registration_outside_its_stores() {
+    let sandbox = project();
+    let deployed = sandbox.json(&["deploy", "dev"]);
+    assert_eq!(deployed["state"], "succeeded", "{deployed:#}");
+    let base_url = models_url(&deployed["status"]);
+    let (theirs, digest) = attackers_model(&sandbox);
+    let saved = sandbox
+        .home
+        .join("projects/ml/models/dev/registrations/mallory.json");
+    fs::write(
+        &saved,
+        json!({"models": [{
+            "name": "scorer", "artifact": format!("scorer-{}.zip", "a".repeat(40)),
+            "digest": digest, "path": theirs, "file": "model.onnx",
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let (pid, _) = model_server_command_line(&sandbox).expect("the model server runs");
+    crate::harness::kill9(pid);
+    // The daemon starts it again; it is back when it answers from a new process.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let restarted = model_server_command_line(&sandbox).is_some_and(|(p, _)| p != pid);
+        if restarted
+            && reqwest::blocking::get(format!("{base_url}/v2/health/ready"))
+                .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the model server did not come back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, answer) = infer(
+        &format!("{base_url}/biomes/mallory/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!(code, 404, "{answer:#}");
+    assert!(
+        error_of(&answer).contains("biome `mallory` is not known"),
+        "{answer:#}"
+    );
+    let log =
+        fs::read_to_string(sandbox.home.join("projects/ml/models/dev/model-server.log")).unwrap();
+    assert!(
+        log.contains("not restoring the saved registration")
+            && log.contains("not inside an artifact store"),
+        "{log}"
+    );
+    // The base's own registration was restored.
+    let (code, answer) = infer(
+        &format!("{base_url}/v2/models/scorer/infer"),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!((code, first_output(&answer)), (200, vec![6.5]));
+}

@@ -189,7 +189,7 @@ async fn unregistering_a_biome_unloads_its_models_but_not_shared_digests() {
     assert_eq!(server.metric("sandpit_models_loaded").await, 2.0);
 
     let (status, answer) = server
-        .call("DELETE", "/sandpit/biomes/alice/models", None)
+        .admin("DELETE", "/sandpit/biomes/alice/models", None)
         .await;
     assert_eq!(
         (status, answer),
@@ -212,7 +212,7 @@ async fn unregistering_a_biome_unloads_its_models_but_not_shared_digests() {
 
     // bob's digest is also the base's: it stays loaded.
     let (status, _) = server
-        .call("DELETE", "/sandpit/biomes/bob/models", None)
+        .admin("DELETE", "/sandpit/biomes/bob/models", None)
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = server.call("GET", "/v2/models/linear/ready", None).await;
@@ -226,7 +226,7 @@ async fn unregistering_a_biome_unloads_its_models_but_not_shared_digests() {
 
     // Re-registering the base without the model unloads it and makes it unknown.
     let (status, _) = server
-        .call(
+        .admin(
             "PUT",
             "/sandpit/biomes/_base/models",
             Some(json!({ "models": [] })),
@@ -244,12 +244,14 @@ async fn unregistering_a_biome_unloads_its_models_but_not_shared_digests() {
 async fn concurrent_first_requests_load_once_over_tcp() {
     let dir = tempfile::tempdir().unwrap();
     let v1 = crate::support::package(dir.path(), V1, "linear");
+    let secrets = tempfile::tempdir().unwrap();
+    let (config, token) = crate::support::secured(config(), dir.path(), secrets.path());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(sandpit_models::serve_with_shutdown(
         listener,
-        config(),
+        config,
         crate::support::engine(),
         async move {
             let _ = stopped.await;
@@ -263,6 +265,7 @@ async fn concurrent_first_requests_load_once_over_tcp() {
     let registration = json!({ "models": [v1.registration("linear")] });
     let response = client
         .put(format!("{base}/sandpit/biomes/_base/models"))
+        .bearer_auth(token.expose())
         .body(registration.to_string())
         .send()
         .await

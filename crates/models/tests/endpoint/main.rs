@@ -6,4 +6,6 @@ mod support;
 mod errors;
 mod inference;
 mod lifecycle;
+mod registration;
 mod routing;
+mod slow_clients;

@@ -179,7 +179,7 @@ async fn registration_is_validated() {
         ("alice", json!({ "nope": 1 }), "not valid"),
     ] {
         let (status, answer) = server
-            .call(
+            .admin(
                 "PUT",
                 &format!("/sandpit/biomes/{biome}/models"),
                 Some(body),
@@ -297,7 +297,7 @@ async fn an_unregistered_biome_is_unknown_afterwards() {
     assert_eq!(server.linear_y("", "alice.linear", X).await, ALICE_Y);
     for biome in ["alice", "bob"] {
         let (status, _) = server
-            .call("DELETE", &format!("/sandpit/biomes/{biome}/models"), None)
+            .admin("DELETE", &format!("/sandpit/biomes/{biome}/models"), None)
             .await;
         assert_eq!(status, StatusCode::OK);
         for (prefix, name) in [

@@ -10,8 +10,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
+use sandpit_models::credential::{ensure_token_file, Token};
 use sandpit_models::{
-    inspect, locate_onnxruntime, router, AppState, Engine, OrtEngine, ServerConfig,
+    inspect, locate_onnxruntime, router, AppState, ArtifactStores, Engine, OrtEngine, ServerConfig,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -84,10 +85,24 @@ pub fn package(dir: &Path, onnx: &str, component: &str) -> Artifact {
     }
 }
 
-/// A server (router) with its own temporary artifact directory.
+/// A server (router) with its own temporary artifact store and registration token.
 pub struct Server {
     pub app: Router,
+    pub state: AppState,
+    /// The server's one artifact store.
     pub dir: tempfile::TempDir,
+    /// Holds the token file (0600).
+    pub secrets: tempfile::TempDir,
+    pub token: Token,
+}
+
+/// `config` serving the store `store`, with a new token file in `secrets`.
+pub fn secured(mut config: ServerConfig, store: &Path, secrets: &Path) -> (ServerConfig, Token) {
+    let token_file = secrets.join("token");
+    let token = ensure_token_file(&token_file).unwrap();
+    config.token_file = Some(token_file);
+    config.stores = ArtifactStores::new([store.to_path_buf()]);
+    (config, token)
 }
 
 pub fn config() -> ServerConfig {
@@ -103,9 +118,16 @@ impl Server {
     }
 
     pub fn with_engine(config: ServerConfig, engine: Arc<dyn Engine>) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = tempfile::tempdir().unwrap();
+        let (config, token) = secured(config, dir.path(), secrets.path());
+        let state = AppState::new(config, engine);
         Server {
-            app: router(AppState::new(config, engine)),
-            dir: tempfile::tempdir().unwrap(),
+            app: router(state.clone()),
+            state,
+            dir,
+            secrets,
+            token,
         }
     }
 
@@ -117,13 +139,39 @@ impl Server {
     pub async fn register(&self, biome: &str, models: &[(&str, &Artifact)]) {
         let body = json!({ "models": models.iter().map(|(name, a)| a.registration(name)).collect::<Vec<_>>() });
         let (status, answer) = self
-            .call(
+            .admin(
                 "PUT",
                 &format!("/sandpit/biomes/{biome}/models"),
                 Some(body),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
+    /// A call to the registration API with the server's token.
+    pub async fn admin(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let authorization = format!("Bearer {}", self.token.expose());
+        self.call_with(method, uri, body, Some(&authorization))
+            .await
+    }
+
+    /// A call with `authorization` as its Authorization header (none when `None`).
+    pub async fn call_with(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        authorization: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json");
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        self.request(request.body(body).unwrap()).await
     }
 
     pub async fn request(&self, request: Request<Body>) -> (StatusCode, Value) {
@@ -135,15 +183,9 @@ impl Server {
         (status, value)
     }
 
+    /// A call without credentials, as any local client makes it.
     pub async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("content-type", "application/json")
-            .body(body)
-            .unwrap();
-        self.request(request).await
+        self.call_with(method, uri, body, None).await
     }
 
     /// `POST {prefix}/v2/models/{name}/infer` with one FP32 row `x` for the linear models.
