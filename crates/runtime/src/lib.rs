@@ -8,8 +8,10 @@ pub mod client;
 pub mod daemon;
 pub mod health;
 pub mod logs;
+pub mod ports;
 pub mod process;
 pub mod protocol;
+pub mod state_file;
 pub mod supervisor;
 
 pub use client::{Client, ClientError};
