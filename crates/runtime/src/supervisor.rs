@@ -1636,14 +1636,24 @@ fn check_spec(spec: &BiomeSpec) -> Result<(), String> {
 
 /// A port free now and not `reserved` (kept for a biome or instance whose process is down).
 fn free_port(reserved: &BTreeSet<u16>) -> io::Result<u16> {
+    choose_port(reserved, || {
+        Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+    })
+}
+
+/// The first port `offer` (the kernel) proposes that is not `reserved`, within a few tries.
+fn choose_port(
+    reserved: &BTreeSet<u16>,
+    mut offer: impl FnMut() -> io::Result<u16>,
+) -> io::Result<u16> {
     for _ in 0..32 {
-        let port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
+        let port = offer()?;
         if !reserved.contains(&port) {
             return Ok(port);
         }
     }
     Err(io::Error::other(
-        "every port the system offered is reserved by another biome",
+        "every port the system offered is kept by another biome or instance",
     ))
 }
 
@@ -1678,5 +1688,24 @@ async fn probe_tcp(port: u16) -> ProbeResult {
         Err(_) => ProbeResult::Unhealthy(format!(
             "127.0.0.1:{port} did not accept a connection within 2s"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_kept_by_another_biome_is_never_handed_out_again() {
+        let reserved = BTreeSet::from([41000, 41001]);
+        let mut offers = [41000, 41001, 41000, 41002].into_iter();
+        let chosen = choose_port(&reserved, || Ok(offers.next().unwrap()));
+        assert_eq!(chosen.unwrap(), 41002);
+        let error = choose_port(&reserved, || Ok(41000)).unwrap_err();
+        assert!(
+            error.to_string().contains("kept by another biome"),
+            "{error}"
+        );
+        assert!(!reserved.contains(&free_port(&reserved).unwrap()));
     }
 }
