@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -123,6 +123,29 @@ pub fn extract(zip: &Path, dest: &Path, limit: ByteSize) -> Result<ExtractSummar
     // The staging directory has moved; dropping the handle must not try to delete `dest`.
     let _ = staging.keep();
     Ok(summary)
+}
+
+enum CopyFailure {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// `io::copy` that tells a failed read (a damaged archive) from a failed write (a full disk).
+fn copy_entry(reader: &mut impl Read, writer: &mut impl Write) -> Result<u64, CopyFailure> {
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut copied = 0u64;
+    loop {
+        let read = match reader.read(&mut buffer) {
+            Ok(0) => return Ok(copied),
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(CopyFailure::Read(error)),
+        };
+        writer
+            .write_all(&buffer[..read])
+            .map_err(CopyFailure::Write)?;
+        copied += read as u64;
+    }
 }
 
 fn check_destination(dest: &Path) -> Result<(), ExtractError> {
@@ -326,11 +349,18 @@ fn unpack<R: Read + io::Seek>(
                     .map_err(write_error(&path))?;
                 // Headers can lie about sizes: count what is actually decompressed.
                 let remaining = limit.0.saturating_sub(summary.bytes);
-                let written = io::copy(&mut entry.take(remaining.saturating_add(1)), &mut output)
-                    .map_err(|source| ExtractError::ReadArchive {
-                    path: zip.to_owned(),
-                    source: source.into(),
-                })?;
+                let written = copy_entry(&mut entry.take(remaining.saturating_add(1)), &mut output)
+                    .map_err(|failure| match failure {
+                        CopyFailure::Read(source) => ExtractError::ReadArchive {
+                            path: zip.to_owned(),
+                            source: source.into(),
+                        },
+                        // A full disk is the destination's problem, not the archive's.
+                        CopyFailure::Write(source) => ExtractError::WriteOutput {
+                            path: path.clone(),
+                            source,
+                        },
+                    })?;
                 summary.bytes += written;
                 if summary.bytes > limit.0 {
                     return Err(ExtractError::TooLarge {
@@ -358,4 +388,39 @@ fn unpack<R: Read + io::Seek>(
         }
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Broken;
+    impl Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "corrupt deflate stream",
+            ))
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_a_write_failure_not_a_damaged_archive() {
+        // /dev/full answers every write with ENOSPC.
+        let mut full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        match copy_entry(&mut &b"some bytes"[..], &mut full) {
+            Err(CopyFailure::Write(error)) => {
+                assert_eq!(error.kind(), io::ErrorKind::StorageFull)
+            }
+            Err(CopyFailure::Read(error)) => panic!("a write failure read as {error}"),
+            Ok(n) => panic!("wrote {n} bytes to /dev/full"),
+        }
+        assert!(matches!(
+            copy_entry(&mut Broken, &mut Vec::new()),
+            Err(CopyFailure::Read(_))
+        ));
+        let mut copied = Vec::new();
+        assert_eq!(copy_entry(&mut &b"abc"[..], &mut copied).ok(), Some(3));
+        assert_eq!(copied, b"abc");
+    }
 }

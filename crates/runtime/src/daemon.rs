@@ -171,6 +171,7 @@ async fn handle(
                 pid: std::process::id(),
                 version,
                 instances: supervisor.instances(),
+                notices: supervisor.notices(),
             }),
             Request::Up { biome } => supervisor.up(biome, &events).await.map(ReplyBody::Biome),
             Request::Down { project, biome } => {
@@ -191,8 +192,7 @@ async fn handle(
                 .await
                 .map(ReplyBody::Instance),
             Request::StopInstance { key } => {
-                supervisor.stop_instance(&key).await;
-                Ok(ReplyBody::Done)
+                supervisor.stop_instance(&key).await.map(|()| ReplyBody::Done)
             }
             Request::Shutdown => {
                 let _ = shutdown.send(true);

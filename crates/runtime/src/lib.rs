@@ -9,9 +9,11 @@ pub mod daemon;
 pub mod health;
 pub mod logs;
 pub mod owner_only;
+pub mod ports;
 pub mod process;
 pub mod protocol;
 pub mod secret_env;
+pub mod state_file;
 pub mod supervisor;
 
 pub use client::{Client, ClientError};

@@ -5,6 +5,7 @@
 //! and stderr appended straight to its log file. Writing to a file rather than a pipe means a
 //! component outlives a crash of the daemon untouched, and the next daemon can adopt it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -109,6 +110,7 @@ pub fn spawn(launch: &Launch) -> io::Result<(tokio::process::Child, ProcessIdent
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
     pub state: char,
+    pub parent: i32,
     pub process_group: i32,
     pub start_ticks: u64,
 }
@@ -121,6 +123,7 @@ pub fn parse_stat(contents: &str) -> Option<ProcStat> {
     // after_name starts at field 3 (state); field N is fields[N - 3].
     Some(ProcStat {
         state: fields.first()?.chars().next()?,
+        parent: fields.get(4 - 3)?.parse().ok()?,
         process_group: fields.get(5 - 3)?.parse().ok()?,
         start_ticks: fields.get(22 - 3)?.parse().ok()?,
     })
@@ -216,26 +219,91 @@ pub async fn stop_group_with(
     }
 }
 
+/// A live process whose environment carries the supervisor's marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marked {
+    pub pid: u32,
+    pub parent: u32,
+    pub process_group: u32,
+    /// Its `SANDPIT_STOP_SIGNAL`, when it asked to be stopped otherwise than with SIGTERM.
+    pub stop_signal: Option<String>,
+}
+
 /// Processes whose environment carries `marker` (`NAME=value`): how a restarted daemon finds
-/// processes it started but never recorded, so none is left orphaned.
-pub fn processes_with_env_marker(marker: &str) -> Vec<u32> {
+/// processes it started but never recorded (or whose record it lost), so none is left orphaned.
+pub fn processes_with_env_marker(marker: &str) -> Vec<Marked> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     let own_pid = std::process::id();
+    let stop_prefix = format!("{}=", crate::ports::STOP_SIGNAL_VARIABLE);
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| *pid != own_pid)
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/environ"))
-                .map(|environ| {
-                    environ
-                        .split(|b| *b == 0)
-                        .any(|var| var == marker.as_bytes())
-                })
-                .unwrap_or(false)
+        .filter_map(|pid| {
+            let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let mut variables = environ.split(|b| *b == 0);
+            if !variables.clone().any(|var| var == marker.as_bytes()) {
+                return None;
+            }
+            let stop_signal = variables.find_map(|var| {
+                std::str::from_utf8(var)
+                    .ok()?
+                    .strip_prefix(&stop_prefix)
+                    .map(str::to_owned)
+            });
+            let stat = stat(pid).filter(|s| s.state != 'Z' && s.state != 'X')?;
+            Some(Marked {
+                pid,
+                parent: stat.parent as u32,
+                process_group: stat.process_group as u32,
+                stop_signal,
+            })
         })
         .collect()
+}
+
+/// The process groups to stop among `marked` processes, each with its polite signal: for every
+/// marked process, the group of its topmost marked ancestor (PostgreSQL's children and
+/// daemonising servers leave their parent's group, yet are stopped through the parent), unless
+/// that group is one the supervisor knows.
+pub fn orphan_groups(
+    marked: &[Marked],
+    known_groups: &BTreeSet<u32>,
+) -> Vec<(u32, Option<String>)> {
+    let by_pid: BTreeMap<u32, &Marked> = marked.iter().map(|m| (m.pid, m)).collect();
+    let mut groups: Vec<(u32, Option<String>)> = Vec::new();
+    for process in marked {
+        let mut root = process;
+        // Bounded: a parent chain cannot be longer than the table (and cannot loop).
+        for _ in 0..marked.len() {
+            match by_pid.get(&root.parent) {
+                Some(parent) => root = parent,
+                None => break,
+            }
+        }
+        let group = root.process_group;
+        if known_groups.contains(&group) || groups.iter().any(|(g, _)| *g == group) {
+            continue;
+        }
+        groups.push((group, root.stop_signal.clone()));
+    }
+    groups
+}
+
+/// The polite signal named by `SANDPIT_STOP_SIGNAL` (`SIGINT`, …), SIGTERM when absent or unknown.
+pub fn polite_signal(name: Option<&str>) -> Signal {
+    name.and_then(|n| n.parse().ok()).unwrap_or(Signal::SIGTERM)
+}
+
+/// Stops a process group nobody watches (its leader may be gone while members remain): the
+/// polite signal, SIGKILL after `grace`.
+pub async fn stop_leftover_group(process_group: u32, polite: Signal, grace: Duration) {
+    let identity = ProcessIdentity {
+        pid: process_group,
+        start_ticks: stat(process_group).map(|s| s.start_ticks).unwrap_or(0),
+    };
+    stop_group_with(identity, None, grace, polite).await
 }
 
 #[cfg(test)]
@@ -247,9 +315,78 @@ mod tests {
         let line = "4242 (my (odd) prog) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         let parsed = parse_stat(line).unwrap();
         assert_eq!(parsed.state, 'S');
+        assert_eq!(parsed.parent, 1);
         assert_eq!(parsed.process_group, 4242);
         assert_eq!(parsed.start_ticks, 987654);
         assert!(parse_stat("garbage").is_none());
+    }
+
+    fn marked(pid: u32, parent: u32, group: u32, signal: Option<&str>) -> Marked {
+        Marked {
+            pid,
+            parent,
+            process_group: group,
+            stop_signal: signal.map(str::to_owned),
+        }
+    }
+
+    fn check_orphans(
+        what: &str,
+        processes: &[Marked],
+        known: &[u32],
+        expected: &[(u32, Option<&str>)],
+    ) {
+        let known: BTreeSet<u32> = known.iter().copied().collect();
+        let expected: Vec<(u32, Option<String>)> = expected
+            .iter()
+            .map(|(group, signal)| (*group, signal.map(str::to_owned)))
+            .collect();
+        assert_eq!(orphan_groups(processes, &known), expected, "{what}");
+    }
+
+    #[test]
+    fn orphans_are_stopped_through_their_topmost_marked_ancestor() {
+        check_orphans(
+            "a component: sh leads the group, python is in it",
+            &[marked(10, 1, 10, None), marked(11, 10, 10, None)],
+            &[],
+            &[(10, None)],
+        );
+        check_orphans(
+            "postgres: children lead groups of their own",
+            &[
+                marked(20, 1, 20, Some("SIGINT")),
+                marked(21, 20, 21, None),
+                marked(22, 20, 22, None),
+            ],
+            &[],
+            &[(20, Some("SIGINT"))],
+        );
+        check_orphans(
+            "a known group is left alone, with what it started",
+            &[marked(30, 1, 30, None), marked(31, 30, 31, None)],
+            &[30],
+            &[],
+        );
+        check_orphans(
+            "a child whose parent is not marked is a root itself",
+            &[marked(40, 7, 40, None), marked(50, 1, 50, None)],
+            &[],
+            &[(40, None), (50, None)],
+        );
+        check_orphans(
+            "a parent loop cannot hang the sweep",
+            &[marked(60, 61, 60, None), marked(61, 60, 60, None)],
+            &[],
+            &[(60, None)],
+        );
+    }
+
+    #[test]
+    fn polite_signals_are_read_by_name() {
+        assert_eq!(polite_signal(Some("SIGINT")), Signal::SIGINT);
+        assert_eq!(polite_signal(Some("nonsense")), Signal::SIGTERM);
+        assert_eq!(polite_signal(None), Signal::SIGTERM);
     }
 
     #[test]

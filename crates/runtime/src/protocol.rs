@@ -56,6 +56,9 @@ pub enum ReplyBody {
         /// Environment-level processes it supervises (embedded database instances).
         #[serde(default)]
         instances: Vec<InstanceStatus>,
+        /// What its start-up recovery had to say (a corrupt state file set aside, …).
+        #[serde(default)]
+        notices: Vec<String>,
     },
     Biome(BiomeStatus),
     Biomes {

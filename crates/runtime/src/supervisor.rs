@@ -1,10 +1,13 @@
 //! The supervisor: keeps every biome's processes matching its desired state.
 //!
-//! A biome's desired state ([`BiomeSpec`]) is persisted before anything is started. `converge`
+//! A biome's desired state ([`BiomeSpec`]) is persisted before anything is started, and its
+//! removal before anything is stopped; a change whose state cannot be saved is refused. `converge`
 //! walks its components in dependency order: jobs run to completion, services are started (each
 //! watched by a task of its own that probes health and restarts crashes with backoff) and waited
-//! for until healthy. After a restart of the daemon, [`Supervisor::recover`] adopts the processes
-//! that survived, stops any it cannot account for, and converges every biome again.
+//! for until healthy. Every start extracts the verified artifact afresh and first makes sure the
+//! service's port is not held by someone else. After a restart of the daemon,
+//! [`Supervisor::recover`] adopts the processes that survived, stops any it cannot account for,
+//! finishes interrupted removals, and converges every biome again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -12,10 +15,10 @@ use std::io;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sandpit_artifact::store::ArtifactStore;
-use sandpit_domain::{Backoff, ByteSize, ComponentKind, ComponentState, Name};
+use sandpit_domain::{Backoff, ByteSize, ComponentKind, ComponentState, Digest, Name};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, watch};
@@ -24,9 +27,11 @@ use tokio::time::Instant;
 
 use crate::health::{HealthProbe, ProbeResult};
 use crate::logs;
+use crate::ports::{self, Answering, Claim, Holder};
 use crate::process::{self, Launch, ProcessIdentity, Program};
 use crate::protocol::{BiomeSpec, BiomeStatus, ComponentSpec, ComponentStatus, InstanceKey, Reply};
 use crate::secret_env::{self, ResolvedSecrets};
+use crate::state_file::{self, StateFileError};
 
 mod fingerprint;
 mod instances;
@@ -110,6 +115,9 @@ struct Biome {
     spec: BiomeSpec,
     units: BTreeMap<Name, Unit>,
     ports: BTreeMap<Name, u16>,
+    /// `down` has begun: recorded before anything is stopped, so a daemon killed half-way never
+    /// brings the biome back.
+    removing: bool,
 }
 
 /// What survives a restart of the daemon.
@@ -125,6 +133,8 @@ struct PersistedBiome {
     spec: BiomeSpec,
     ports: BTreeMap<Name, u16>,
     units: BTreeMap<Name, PersistedUnit>,
+    #[serde(default)]
+    removing: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -153,6 +163,9 @@ pub struct Supervisor {
     instances: Mutex<BTreeMap<InstanceKey, Instance>>,
     /// One `ensure_instance` at a time.
     instance_lock: tokio::sync::Mutex<()>,
+    /// What the last recovery had to say to a person (a corrupt state file set aside, processes
+    /// nobody recorded), shown by `sandpit daemon status`.
+    notices: Mutex<Vec<String>>,
 }
 
 impl Supervisor {
@@ -167,7 +180,13 @@ impl Supervisor {
             probe: HealthProbe::new(),
             instances: Mutex::new(BTreeMap::new()),
             instance_lock: tokio::sync::Mutex::new(()),
+            notices: Mutex::new(Vec::new()),
         })
+    }
+
+    /// What the last recovery had to say (e.g. the state file was corrupt and is kept aside).
+    pub fn notices(&self) -> Vec<String> {
+        self.notices.lock().expect("notices poisoned").clone()
     }
 
     /// The `NAME=value` marker in every component's environment.
@@ -199,6 +218,14 @@ impl Supervisor {
         self.biome_dir(key).join("data")
     }
 
+    /// Where a component's artifact is extracted (named by its digest, apart from the data dir).
+    fn working_dir(&self, key: &BiomeKey, component: &ComponentSpec) -> PathBuf {
+        self.biome_dir(key)
+            .join("components")
+            .join(component.name.as_str())
+            .join(&component.digest.hex()[..16])
+    }
+
     fn operation_lock(&self, key: &BiomeKey) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self
             .operation_locks
@@ -223,12 +250,28 @@ impl Supervisor {
         };
         let lock = self.operation_lock(&key);
         let _guard = lock.lock().await;
+        // What the biome wanted before, to put back if the new desired state cannot be saved.
+        let previous: Option<(BiomeSpec, BTreeMap<Name, u16>)>;
         {
             let mut biomes = self.biomes.lock().expect("biomes poisoned");
+            // Ports of every biome and instance, kept for their lives: never handed out twice.
+            let mut reserved: BTreeSet<u16> = biomes
+                .values()
+                .flat_map(|b| b.ports.values().copied())
+                .collect();
+            reserved.extend(
+                self.instances
+                    .lock()
+                    .expect("instances poisoned")
+                    .values()
+                    .map(|i| i.spec.port),
+            );
+            previous = biomes.get(&key).map(|b| (b.spec.clone(), b.ports.clone()));
             let biome = biomes.entry(key.clone()).or_insert_with(|| Biome {
                 spec: spec.clone(),
                 units: BTreeMap::new(),
                 ports: BTreeMap::new(),
+                removing: false,
             });
             if biome.spec.env != spec.env && !biome.units.is_empty() {
                 return Err(format!(
@@ -236,22 +279,50 @@ impl Supervisor {
                     key.biome, biome.spec.env, key.biome, spec.env
                 ));
             }
-            biome.spec = spec.clone();
+            let mut ports = biome.ports.clone();
             for component in spec
                 .components
                 .iter()
                 .filter(|c| c.kind == ComponentKind::Service)
             {
-                if !biome.ports.contains_key(&component.name) {
-                    let port = free_port().map_err(|e| format!("cannot find a free port: {e}"))?;
-                    biome.ports.insert(component.name.clone(), port);
+                if !ports.contains_key(&component.name) {
+                    let port = match free_port(&reserved) {
+                        Ok(port) => port,
+                        Err(error) => {
+                            if previous.is_none() {
+                                biomes.remove(&key);
+                            }
+                            return Err(format!("cannot find a free port: {error}"));
+                        }
+                    };
+                    reserved.insert(port);
+                    ports.insert(component.name.clone(), port);
                 }
             }
-            biome
-                .ports
-                .retain(|name, _| spec.components.iter().any(|c| &c.name == name));
+            ports.retain(|name, _| spec.components.iter().any(|c| &c.name == name));
+            biome.ports = ports;
+            biome.spec = spec.clone();
         }
-        self.persist();
+        // Desired state is saved before it is acted on; if it cannot be, nothing changes.
+        if let Err(error) = self.persist() {
+            let mut biomes = self.biomes.lock().expect("biomes poisoned");
+            match previous {
+                Some((spec, ports)) => {
+                    if let Some(biome) = biomes.get_mut(&key) {
+                        biome.spec = spec;
+                        biome.ports = ports;
+                    }
+                }
+                None => {
+                    biomes.remove(&key);
+                }
+            }
+            return Err(format!(
+                "cannot save the desired state of biome `{}`: {error}; nothing was started or changed\nhint: {}, then run `sandpit up` again",
+                key.biome,
+                error.remedy()
+            ));
+        }
         self.converge(&key, events).await?;
         self.status(&key)
             .ok_or_else(|| format!("biome `{}` vanished while starting", key.biome))
@@ -272,8 +343,9 @@ impl Supervisor {
             ));
         };
         let names: Vec<Name> = {
-            let biomes = self.biomes.lock().expect("biomes poisoned");
-            let biome = biomes.get(key).expect("status found it");
+            let mut biomes = self.biomes.lock().expect("biomes poisoned");
+            let biome = biomes.get_mut(key).expect("status found it");
+            biome.removing = true;
             // Stop dependants before what they depend on.
             biome
                 .spec
@@ -283,12 +355,32 @@ impl Supervisor {
                 .map(|c| c.name.clone())
                 .collect()
         };
+        // The removal is saved before anything stops: a daemon killed half-way through finishes
+        // it at its next start instead of bringing the biome back.
+        if let Err(error) = self.persist() {
+            if let Some(biome) = self.biomes.lock().expect("biomes poisoned").get_mut(key) {
+                biome.removing = false;
+            }
+            return Err(format!(
+                "cannot record that biome `{}` is being removed: {error}; nothing was stopped\nhint: {}, then run `sandpit down {}` again",
+                key.biome,
+                error.remedy(),
+                key.biome
+            ));
+        }
         for name in names {
             emit(events, Some(&name), "stopping");
             self.stop_unit(key, &name).await;
         }
         self.biomes.lock().expect("biomes poisoned").remove(key);
-        self.persist();
+        if let Err(error) = self.persist() {
+            // Its removal is on disk already: whichever daemon reads the state next drops it.
+            tracing::warn!(
+                "biome {}/{} is stopped, but the state file still lists it as being removed: {error}",
+                key.project,
+                key.biome
+            );
+        }
         let dir = self.biome_dir(key);
         if let Err(error) = fs::remove_dir_all(&dir) {
             if error.kind() != io::ErrorKind::NotFound {
@@ -332,7 +424,7 @@ impl Supervisor {
             }
         }
         self.stop_all_instances().await;
-        self.persist();
+        self.persist_observed();
     }
 
     fn describe(&self, key: &BiomeKey, biome: &Biome) -> BiomeStatus {
@@ -419,8 +511,9 @@ impl Supervisor {
                 .map(|b| b.units.remove(&name));
             let _ = fs::remove_dir_all(self.biome_dir(key).join("components").join(name.as_str()));
         }
-        fs::create_dir_all(self.data_dir(key))
-            .map_err(|e| format!("cannot create {}: {e}", self.data_dir(key).display()))?;
+        fs::create_dir_all(self.data_dir(key)).map_err(|e| {
+            state_file::io_failure(state_file::Doing::Create, &self.data_dir(key), &e)
+        })?;
         let services: Vec<Name> = spec
             .components
             .iter()
@@ -442,45 +535,20 @@ impl Supervisor {
                 }
             }
         }
-        self.persist();
+        self.persist_observed();
         Ok(())
     }
 
-    /// Extracts the component's artifact (verifying its digest) unless already extracted.
+    /// Extracts the component's artifact afresh (verifying its digest) into its working
+    /// directory, so what runs is exactly the verified bytes whatever was left there before.
     fn prepare_working_dir(
         &self,
         key: &BiomeKey,
         spec: &BiomeSpec,
         component: &ComponentSpec,
     ) -> Result<PathBuf, String> {
-        let dir = self
-            .biome_dir(key)
-            .join("components")
-            .join(component.name.as_str())
-            .join(&component.digest.hex()[..16]);
-        if dir.is_dir() {
-            return Ok(dir);
-        }
-        let store = ArtifactStore::open(&spec.store).map_err(|e| {
-            format!(
-                "cannot open the artifact store {}: {e}",
-                spec.store.display()
-            )
-        })?;
-        let blob = store.open_verified(&component.digest).map_err(|e| {
-            format!(
-                "refusing to start `{}` from {}: {e}",
-                component.name, component.artifact
-            )
-        })?;
-        sandpit_artifact::extract::extract(&blob, &dir, ByteSize(spec.max_artifact_size)).map_err(
-            |e| {
-                format!(
-                    "cannot extract {} for `{}`: {e}",
-                    component.artifact, component.name
-                )
-            },
-        )?;
+        let dir = self.working_dir(key, component);
+        ArtifactSource::of(spec, component).extract_fresh(&dir)?;
         Ok(dir)
     }
 
@@ -576,7 +644,7 @@ impl Supervisor {
             unit.run.process = Some(identity);
             unit.run.state = ComponentState::Starting;
         });
-        self.persist();
+        self.persist_observed();
         let timeout = Duration::from_secs(component.start_timeout_secs);
         let outcome = tokio::time::timeout(timeout, child.wait()).await;
         let result = match outcome {
@@ -616,7 +684,7 @@ impl Supervisor {
             }
             unit.run.state_tx.send_replace(unit.run.state);
         });
-        self.persist();
+        self.persist_observed();
         match result {
             Ok(()) => {
                 emit(events, Some(&component.name), "job succeeded");
@@ -654,8 +722,13 @@ impl Supervisor {
             }
         };
         if !unchanged {
-            // Extract before stopping the old version, so a bad artifact leaves it running.
-            let working_dir = self.prepare_working_dir(key, spec, component)?;
+            let source = ArtifactSource::of(spec, component);
+            let working_dir = self.working_dir(key, component);
+            // Verify before stopping the old version, so a bad artifact leaves it running. The
+            // watcher extracts the verified bytes afresh right before every start.
+            if adoptable.is_none() {
+                source.verified_blob()?;
+            }
             if adoptable.is_some() {
                 emit(
                     events,
@@ -700,6 +773,9 @@ impl Supervisor {
                 )),
                 start_timeout: Duration::from_secs(component.start_timeout_secs),
                 polite_signal: nix::sys::signal::Signal::SIGTERM,
+                port,
+                artifact: Some(source),
+                own_command: None,
             };
             let handle = tokio::spawn(watcher.run(adoptable, stop_rx));
             self.with_unit(key, &component.name, |unit| {
@@ -900,8 +976,9 @@ impl Supervisor {
 
     // ----- persistence and recovery -----------------------------------------------------------
 
-    /// Writes the state file atomically. Failures are logged, not fatal: the processes run on.
-    pub fn persist(&self) {
+    /// Writes the state file atomically (the old one stays intact when this fails). Callers that
+    /// change desired state refuse the change on an error; observations use [`Self::persist_observed`].
+    pub fn persist(&self) -> Result<(), StateFileError> {
         let _guard = self.persist_lock.lock().expect("persist lock poisoned");
         let persisted = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
@@ -911,6 +988,7 @@ impl Supervisor {
                     .map(|biome| PersistedBiome {
                         spec: biome.spec.clone(),
                         ports: biome.ports.clone(),
+                        removing: biome.removing,
                         units: biome
                             .units
                             .iter()
@@ -934,40 +1012,77 @@ impl Supervisor {
                 instances: self.persisted_instances(),
             }
         };
-        let path = self.state_file();
-        let write = || -> io::Result<()> {
-            fs::create_dir_all(self.runtime_dir())?;
-            let temporary = path.with_extension("json.tmp");
-            fs::write(&temporary, serde_json::to_vec_pretty(&persisted)?)?;
-            fs::rename(&temporary, &path)
-        };
-        if let Err(error) = write() {
-            tracing::error!(
-                "cannot save supervisor state to {}: {error}",
-                path.display()
-            );
+        let bytes = serde_json::to_vec_pretty(&persisted).map_err(StateFileError::Encode)?;
+        state_file::write_atomically(&self.state_file(), &bytes)
+    }
+
+    /// Saves what was observed (a process started or crashed, a job finished). A failure is
+    /// logged, not fatal: the processes run on, and the desired state, saved before it was acted
+    /// on, is intact; at worst the next daemon restarts what it could have adopted.
+    fn persist_observed(&self) {
+        if let Err(error) = self.persist() {
+            tracing::error!("cannot save the supervisor state: {error}");
         }
     }
 
-    /// Called once when the daemon starts: adopts surviving processes, stops the ones nobody
-    /// recorded, then brings every biome back to its desired state in the background.
-    pub async fn recover(self: &Arc<Self>) -> Result<(), String> {
-        let persisted: Persisted = match fs::read(self.state_file()) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                format!(
-                    "the supervisor state {} is corrupt ({e}); move it aside to start from scratch",
-                    self.state_file().display()
-                )
-            })?,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Persisted::default(),
-            Err(error) => {
-                return Err(format!(
-                    "cannot read {}: {error}",
-                    self.state_file().display()
-                ))
-            }
+    /// The process groups the supervisor runs now (components and instances).
+    fn supervised_groups(&self) -> BTreeSet<u32> {
+        let mut groups: BTreeSet<u32> = {
+            let biomes = self.biomes.lock().expect("biomes poisoned");
+            biomes
+                .values()
+                .flat_map(|b| b.units.values().filter_map(|u| u.run.process))
+                .map(|p| p.pid)
+                .collect()
         };
+        let instances = self.instances.lock().expect("instances poisoned");
+        groups.extend(
+            instances
+                .values()
+                .filter_map(|i| i.run.process.map(|p| p.pid)),
+        );
+        groups
+    }
+
+    /// Reads the state file. A corrupt one is set aside (never overwritten) and the daemon starts
+    /// from nothing, saying so; a missing one is nothing.
+    fn load_state(&self) -> Result<Persisted, String> {
+        let path = self.state_file();
+        let bytes = match state_file::read(&path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(Persisted::default()),
+            Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+        };
+        let error = match serde_json::from_slice(&bytes) {
+            Ok(persisted) => return Ok(persisted),
+            Err(error) => error,
+        };
+        let kept = state_file::keep_aside(&path, SystemTime::now()).map_err(|e| {
+            format!(
+                "the supervisor state {} is corrupt ({error}) and cannot be set aside: {e}\nhint: move it elsewhere by hand, then run `sandpit daemon start` again",
+                path.display()
+            )
+        })?;
+        let notice = format!(
+            "the supervisor state {} was corrupt ({error}); it is kept as {} and the daemon started without it: it stopped every process of this SANDPIT_HOME it found, and `sandpit up` brings biomes back",
+            path.display(),
+            kept.display()
+        );
+        tracing::error!("{notice}");
+        self.notices.lock().expect("notices poisoned").push(notice);
+        Ok(Persisted::default())
+    }
+
+    /// Called once when the daemon starts: adopts surviving processes, finishes interrupted
+    /// removals, stops every process of this home that nobody recorded (all of them, instances
+    /// included, when the state file is missing or corrupt), then brings every biome back to its
+    /// desired state in the background.
+    pub async fn recover(self: &Arc<Self>) -> Result<(), String> {
+        state_file::create_private_dir(&self.runtime_dir()).map_err(|e| e.to_string())?;
+        let had_state = self.state_file().is_file();
+        let persisted = self.load_state()?;
         let mut known_groups = BTreeSet::new();
+        let mut removed_dirs = Vec::new();
         {
             let mut biomes = self.biomes.lock().expect("biomes poisoned");
             for saved in persisted.biomes {
@@ -975,6 +1090,17 @@ impl Supervisor {
                     project: saved.spec.project.clone(),
                     biome: saved.spec.biome.clone(),
                 };
+                if saved.removing {
+                    // `down` had begun: never restarted; what still runs of it is stopped below
+                    // with the other processes nobody supervises.
+                    tracing::info!(
+                        "finishing the removal of biome {}/{}",
+                        key.project,
+                        key.biome
+                    );
+                    removed_dirs.push(self.biome_dir(&key));
+                    continue;
+                }
                 let mut units = BTreeMap::new();
                 for (name, saved_unit) in saved.units {
                     let alive = saved_unit.process.filter(|p| process::is_running(*p));
@@ -1009,37 +1135,45 @@ impl Supervisor {
                         spec: saved.spec,
                         units,
                         ports: saved.ports,
+                        removing: false,
                     },
                 );
             }
         }
         self.restore_instances(persisted.instances, &mut known_groups);
-        // Anything carrying our marker that is not an adopted group is an orphan: stop it.
-        for pid in process::processes_with_env_marker(&self.marker) {
-            let group = process::stat(pid)
-                .map(|s| s.process_group as u32)
-                .unwrap_or(pid);
-            if known_groups.contains(&group) {
-                continue;
-            }
-            tracing::info!("stopping orphaned process {pid} (group {group})");
-            if let Some(start_ticks) = process::stat(group).map(|s| s.start_ticks) {
-                process::stop_group(
-                    ProcessIdentity {
-                        pid: group,
-                        start_ticks,
-                    },
-                    None,
-                    self.config.stop_grace,
-                )
-                .await;
-            } else {
-                let _ = process::signal_group(group, nix::sys::signal::Signal::SIGKILL);
+        // Anything carrying our marker that is not an adopted group is an orphan: stop it, each
+        // group the way it asked to be stopped (PostgreSQL: SIGINT), all at once.
+        let marked = process::processes_with_env_marker(&self.marker);
+        let orphans = process::orphan_groups(&marked, &known_groups);
+        if !had_state && !orphans.is_empty() {
+            let notice = format!(
+                "the supervisor state {} was missing; stopped {} process group(s) of this SANDPIT_HOME that no state described",
+                self.state_file().display(),
+                orphans.len()
+            );
+            tracing::warn!("{notice}");
+            self.notices.lock().expect("notices poisoned").push(notice);
+        }
+        let mut stopping = tokio::task::JoinSet::new();
+        for (group, signal) in orphans {
+            tracing::info!("stopping orphaned process group {group}");
+            stopping.spawn(process::stop_leftover_group(
+                group,
+                process::polite_signal(signal.as_deref()),
+                self.config.stop_grace,
+            ));
+        }
+        while stopping.join_next().await.is_some() {}
+        for dir in removed_dirs {
+            if let Err(error) = fs::remove_dir_all(&dir) {
+                if error.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!("could not remove {}: {error}", dir.display());
+                }
             }
         }
         // Instances first: biomes may need them (their database) to converge.
         self.resume_instances();
-        self.persist();
+        self.persist_observed();
         let keys: Vec<BiomeKey> = self
             .biomes
             .lock()
@@ -1098,6 +1232,84 @@ struct ServiceWatcher {
     start_timeout: Duration,
     /// The signal that asks the process to stop before SIGKILL insists.
     polite_signal: nix::sys::signal::Signal,
+    /// The loopback port it serves on: before each start it must be free (or held by a leftover
+    /// of this home, which is stopped), and a passing probe counts only when the listener on it
+    /// belongs to this process group.
+    port: u16,
+    /// Services: the verified artifact extracted afresh into the working directory before every
+    /// start, so an edited or added file never runs.
+    artifact: Option<ArtifactSource>,
+    /// Instances: a process running exactly this command line is a leftover of ours even without
+    /// the marker (an older daemon started it; its data directory is under this home).
+    own_command: Option<Vec<String>>,
+}
+
+/// Where a component's bytes come from: its artifact in a digest-verified store.
+#[derive(Debug, Clone)]
+struct ArtifactSource {
+    store: PathBuf,
+    digest: Digest,
+    artifact: String,
+    component: Name,
+    max_size: u64,
+}
+
+impl ArtifactSource {
+    fn of(spec: &BiomeSpec, component: &ComponentSpec) -> ArtifactSource {
+        ArtifactSource {
+            store: spec.store.clone(),
+            digest: component.digest.clone(),
+            artifact: component.artifact.clone(),
+            component: component.name.clone(),
+            max_size: spec.max_artifact_size,
+        }
+    }
+
+    /// The blob, re-hashed now; a mismatch is refused.
+    fn verified_blob(&self) -> Result<PathBuf, String> {
+        let store = ArtifactStore::open(&self.store).map_err(|e| {
+            format!(
+                "cannot open the artifact store {}: {e}",
+                self.store.display()
+            )
+        })?;
+        store.open_verified(&self.digest).map_err(|e| {
+            format!(
+                "refusing to start `{}` from {}: {e}",
+                self.component, self.artifact
+            )
+        })
+    }
+
+    /// Replaces `dir` by a fresh extraction of the verified blob. Whatever was there (an edited
+    /// file, one a previous run added, `__pycache__`) is gone; the data dir lives elsewhere.
+    fn extract_fresh(&self, dir: &Path) -> Result<(), String> {
+        let blob = self.verified_blob()?;
+        match fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(format!(
+                    "cannot clear the working directory {} of `{}`: {error}",
+                    dir.display(),
+                    self.component
+                ))
+            }
+        }
+        sandpit_artifact::extract::extract(&blob, dir, ByteSize(self.max_size)).map_err(|e| {
+            let why = match &e {
+                sandpit_artifact::extract::ExtractError::WriteOutput { path, source } => {
+                    state_file::io_failure(state_file::Doing::Write, path, source)
+                }
+                _ => e.to_string(),
+            };
+            format!(
+                "cannot extract {} for `{}`: {why}",
+                self.artifact, self.component
+            )
+        })?;
+        Ok(())
+    }
 }
 
 /// How a watcher tells that its process is ready.
@@ -1135,24 +1347,35 @@ impl ServiceWatcher {
         let backoff = self.supervisor.config.backoff;
         let mut failures = 0u32;
         loop {
-            let (mut child, identity) = match adopt.take() {
-                Some(identity) => (None, identity),
-                None => match process::spawn(&self.launch) {
-                    Ok((child, identity)) => (Some(child), identity),
-                    Err(error) => {
-                        let message =
-                            format!("cannot start `{}`: {error}", self.launch.program.display());
-                        failures += 1;
-                        self.set(|run| {
-                            run.state = ComponentState::Crashed;
-                            run.detail = Some(message.clone());
-                        });
-                        if self.wait_or_stop(backoff.delay(failures), &mut stop).await {
-                            return self.stopped();
-                        }
-                        continue;
-                    }
+            let started = match adopt.take() {
+                Some(identity) => Ok((None, identity)),
+                None => match self.prepare_start().await {
+                    Ok(()) => process::spawn(&self.launch)
+                        .map(|(child, identity)| (Some(child), identity))
+                        .map_err(|error| {
+                            format!("cannot start `{}`: {error}", self.launch.program.display())
+                        }),
+                    Err(why) => Err(why),
                 },
+            };
+            let (mut child, identity) = match started {
+                Ok(started) => started,
+                Err(why) => {
+                    failures += 1;
+                    let delay = backoff.delay(failures);
+                    tracing::warn!("{}: {why}; retrying in {delay:?}", self.slot);
+                    let still_ours = self.set(|run| {
+                        run.state = ComponentState::Crashed;
+                        run.detail = Some(format!("{why}; retrying in {}ms", delay.as_millis()));
+                    });
+                    if !still_ours {
+                        return;
+                    }
+                    if self.wait_or_stop(delay, &mut stop).await {
+                        return self.stopped();
+                    }
+                    continue;
+                }
             };
             if !self.set(|run| run.process = Some(identity)) {
                 // Replaced while starting: this process is not ours to keep.
@@ -1165,7 +1388,7 @@ impl ServiceWatcher {
                 .await;
                 return;
             }
-            self.supervisor.persist();
+            self.supervisor.persist_observed();
             let started = Instant::now();
             match self
                 .watch(identity, child.as_mut(), started, &mut stop)
@@ -1202,7 +1425,7 @@ impl ServiceWatcher {
                     if !still_ours {
                         return;
                     }
-                    self.supervisor.persist();
+                    self.supervisor.persist_observed();
                     if self.wait_or_stop(delay, &mut stop).await {
                         return self.stopped();
                     }
@@ -1251,6 +1474,26 @@ impl ServiceWatcher {
                 Readiness::Http(url) => self.supervisor.probe.probe(url).await,
                 Readiness::Tcp(port) => probe_tcp(*port).await,
             };
+            let probed = match probed {
+                // An answer counts only if it comes from this process group: on a port kept for
+                // the biome's life, a squatter's answers are not this service's health.
+                ProbeResult::Healthy => {
+                    match ports::answering(self.port, identity.pid, self.supervisor.marker()) {
+                        Answering::Group | Answering::Unknown => ProbeResult::Healthy,
+                        Answering::Other(holder) => {
+                            let why = self.held_by(&holder);
+                            self.set(|run| {
+                                run.state = ComponentState::Unhealthy;
+                                run.detail = Some(why.clone());
+                            });
+                            continue;
+                        }
+                        // The listener changed hands between the probe and the look: ask again.
+                        Answering::Nobody => continue,
+                    }
+                }
+                unhealthy => unhealthy,
+            };
             match probed {
                 ProbeResult::Healthy => {
                     ever_healthy = true;
@@ -1277,6 +1520,74 @@ impl ServiceWatcher {
         }
     }
 
+    /// What must hold before a process is started: the working directory is exactly the verified
+    /// artifact, and the port is free.
+    async fn prepare_start(&self) -> Result<(), String> {
+        if let Some(artifact) = self.artifact.clone() {
+            let dir = self.launch.working_dir.clone();
+            tokio::task::spawn_blocking(move || artifact.extract_fresh(&dir))
+                .await
+                .map_err(|e| format!("the extraction was interrupted: {e}"))??;
+        }
+        self.claim_port().await
+    }
+
+    /// Makes sure the port can be bound: a leftover of this home holding it is stopped (the way
+    /// it asks to be), anyone else's process is reported and left alone.
+    async fn claim_port(&self) -> Result<(), String> {
+        // Leftovers are stopped in the first round; the second only checks they let go.
+        for _ in 0..2 {
+            if ports::is_free(self.port) {
+                return Ok(());
+            }
+            let holders = match ports::holders(self.port, self.supervisor.marker()) {
+                Some(holders) if !holders.is_empty() => holders,
+                // In use, yet no listener (an outgoing connection bound to it, or one closing).
+                _ => return Err(format!("port {} is in use", self.port)),
+            };
+            let supervised = self.supervisor.supervised_groups();
+            match ports::claim(&holders, &supervised, self.own_command.as_deref()) {
+                Claim::HeldBy(holder) => return Err(self.held_by(&holder)),
+                Claim::StopLeftovers(groups) => {
+                    for (group, signal) in groups {
+                        tracing::info!(
+                            "{}: stopping process group {group}, left by this SANDPIT_HOME on port {}",
+                            self.slot,
+                            self.port
+                        );
+                        let polite = signal
+                            .as_deref()
+                            .map(|name| process::polite_signal(Some(name)))
+                            .unwrap_or(self.polite_signal);
+                        process::stop_leftover_group(
+                            group,
+                            polite,
+                            self.supervisor.config.stop_grace,
+                        )
+                        .await;
+                    }
+                }
+            }
+        }
+        Err(format!(
+            "port {} is still held after stopping what this SANDPIT_HOME left on it",
+            self.port
+        ))
+    }
+
+    /// "port 41234 is held by pid 999 (user nobody), not by this service"
+    fn held_by(&self, holder: &Holder) -> String {
+        let what = match &self.slot {
+            Slot::Component(..) => "this service".to_owned(),
+            Slot::Instance(key) => format!("this {} instance", key.name),
+        };
+        format!(
+            "port {} is held by {}, not by {what}",
+            self.port,
+            holder.describe()
+        )
+    }
+
     /// Sleeps `delay`; true when a stop was requested meanwhile.
     async fn wait_or_stop(&self, delay: Duration, stop: &mut watch::Receiver<bool>) -> bool {
         if *stop.borrow() {
@@ -1299,7 +1610,7 @@ impl ServiceWatcher {
             run.state = ComponentState::Stopped;
             run.state_tx.send_replace(run.state);
         });
-        self.supervisor.persist();
+        self.supervisor.persist_observed();
     }
 }
 
@@ -1327,8 +1638,27 @@ fn check_spec(spec: &BiomeSpec) -> Result<(), String> {
     Ok(())
 }
 
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+/// A port free now and not `reserved` (kept for a biome or instance whose process is down).
+fn free_port(reserved: &BTreeSet<u16>) -> io::Result<u16> {
+    choose_port(reserved, || {
+        Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+    })
+}
+
+/// The first port `offer` (the kernel) proposes that is not `reserved`, within a few tries.
+fn choose_port(
+    reserved: &BTreeSet<u16>,
+    mut offer: impl FnMut() -> io::Result<u16>,
+) -> io::Result<u16> {
+    for _ in 0..32 {
+        let port = offer()?;
+        if !reserved.contains(&port) {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::other(
+        "every port the system offered is kept by another biome or instance",
+    ))
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {
@@ -1362,5 +1692,24 @@ async fn probe_tcp(port: u16) -> ProbeResult {
         Err(_) => ProbeResult::Unhealthy(format!(
             "127.0.0.1:{port} did not accept a connection within 2s"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_kept_by_another_biome_is_never_handed_out_again() {
+        let reserved = BTreeSet::from([41000, 41001]);
+        let mut offers = [41000, 41001, 41000, 41002].into_iter();
+        let chosen = choose_port(&reserved, || Ok(offers.next().unwrap()));
+        assert_eq!(chosen.unwrap(), 41002);
+        let error = choose_port(&reserved, || Ok(41000)).unwrap_err();
+        assert!(
+            error.to_string().contains("kept by another biome"),
+            "{error}"
+        );
+        assert!(!reserved.contains(&free_port(&reserved).unwrap()));
     }
 }

@@ -73,13 +73,14 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         Some(Action::Status) => {
             let answer =
                 sandpit_ops::daemon_connection::request_if_running(context, &Request::Ping).await?;
-            let (pid, version, instances) = match answer {
+            let (pid, version, instances, notices) = match answer {
                 Some(ReplyBody::Pong {
                     pid,
                     version,
                     instances,
-                }) => (Some(pid), Some(version), instances),
-                _ => (None, None, Vec::new()),
+                    notices,
+                }) => (Some(pid), Some(version), instances, notices),
+                _ => (None, None, Vec::new(), Vec::new()),
             };
             let instances_json: Vec<serde_json::Value> = instances
                 .iter()
@@ -94,6 +95,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
             if json {
                 output::print_json(&serde_json::json!({
                     "running": pid.is_some(), "pid": pid, "version": version, "instances": instances_json,
+                    "notices": notices,
                 }))?;
             } else if let Some(pid) = pid {
                 println!("daemon running (pid {pid})");
@@ -107,6 +109,9 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
                         i.port,
                         i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
                     );
+                }
+                for notice in &notices {
+                    println!("note: {notice}");
                 }
             } else {
                 println!("no daemon running");

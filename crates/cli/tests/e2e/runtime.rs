@@ -606,3 +606,477 @@ fn concurrent_first_calls_share_one_daemon() {
         .count();
     assert_eq!(daemons, 1, "exactly one daemon serves the home");
 }
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The daemon's `runtime/state.json`, parsed.
+fn state_json(sandbox: &Sandbox) -> serde_json::Value {
+    let text = fs::read_to_string(sandbox.home.join("runtime/state.json")).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("state.json: {e}\n{text}"))
+}
+
+fn saved_biome<'a>(state: &'a serde_json::Value, biome: &str) -> Option<&'a serde_json::Value> {
+    state["biomes"]
+        .as_array()?
+        .iter()
+        .find(|b| b["spec"]["biome"] == biome)
+}
+
+#[test]
+fn a_squatter_on_a_crashed_services_port_is_named_and_its_answers_never_count_as_health() {
+    let sandbox = one_service_project(false);
+    let status = sandbox.json(&["up", "hank"]);
+    let web = component(&status, "web");
+    let url = web["url"].as_str().unwrap().to_owned();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let pid = web["pid"].as_u64().unwrap() as u32;
+
+    // Another user's process waits for the port to come free and answers everything with 200.
+    let script = r#"
+import http.server, sys, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"squatter")
+    def log_message(self, *a): pass
+while True:
+    try:
+        server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+        break
+    except OSError:
+        time.sleep(0.002)
+print("bound", flush=True)
+server.serve_forever()
+"#;
+    // The system's interpreter: one under root's home (pyenv) is out of nobody's reach.
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("python3");
+    let mut squatter = KillOnDrop(
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                python,
+                "-c",
+                script,
+                &port.to_string(),
+            ])
+            .current_dir("/")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("setpriv runs"),
+    );
+    let squatter_pid = squatter.0.id();
+    let stdout = squatter.0.stdout.take().unwrap();
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = bound_tx.send(line);
+    });
+    // The squatter polls every 2 ms; the supervisor waits its backoff (250 ms) before restarting.
+    kill9(pid);
+    let line = bound_rx
+        .recv_timeout(SLOW)
+        .expect("the squatter took the port");
+    assert_eq!(line.trim(), "bound");
+
+    let expected =
+        format!("port {port} is held by pid {squatter_pid} (user nobody), not by this service");
+    let deadline = std::time::Instant::now() + SLOW;
+    let status = loop {
+        let status = sandbox.status("hank");
+        let web = component(&status, "web");
+        // Healthy only as a stale report about the killed process, never about the squatter.
+        assert!(
+            web["state"] != "healthy" || web["pid"].as_u64() == Some(pid as u64),
+            "the squatter's answers counted as health: {status:#}"
+        );
+        if web["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&expected))
+        {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never named the squatter ({expected}); last:\n{status:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["state"], "degraded", "{status:#}");
+    let (_, body) = http_get(&format!("{url}/"));
+    assert_eq!(body, "squatter", "the squatter really answers on the port");
+
+    // Once the port is free again the service comes back on it, healthy and really itself.
+    drop(squatter);
+    let status = sandbox.wait_for_status("hank", SLOW, |s| healthy(s, "web"));
+    assert_eq!(component(&status, "web")["url"].as_str().unwrap(), url);
+    let (code, body) = http_get(&format!("{url}/"));
+    assert_eq!((code, body.as_str()), (200, "ok"));
+}
+
+#[test]
+fn an_edited_file_in_a_working_directory_never_runs_after_a_restart() {
+    let sandbox = one_service_project(false);
+    let status = sandbox.json(&["up", "ivy"]);
+    let url = component(&status, "web")["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let data_dir = std::path::PathBuf::from(status["data_dir"].as_str().unwrap());
+    fs::write(data_dir.join("kept.txt"), "data").unwrap();
+    let components = sandbox.home.join("runtime/solo/ivy/components/web");
+    let server_py = || -> std::path::PathBuf {
+        let dirs: Vec<_> = fs::read_dir(&components).unwrap().flatten().collect();
+        assert_eq!(dirs.len(), 1, "one extracted version: {dirs:?}");
+        dirs[0].path().join("server.py")
+    };
+    let original = fs::read_to_string(server_py()).unwrap();
+    let tamper = || {
+        let path = server_py();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("b\"ok\""), "{text}");
+        fs::write(&path, text.replace("b\"ok\"", "b\"tampered\"")).unwrap();
+        // Files a previous run added do not survive either.
+        fs::write(
+            path.with_file_name("sitecustomize.py"),
+            "raise SystemExit(3)\n",
+        )
+        .unwrap();
+    };
+    let pid_of = |s: &serde_json::Value| component(s, "web")["pid"].as_u64().unwrap();
+
+    // A crash restart runs the verified bytes, not the edited ones.
+    tamper();
+    let old_pid = pid_of(&status);
+    kill9(old_pid as u32);
+    let status =
+        sandbox.wait_for_status("ivy", SLOW, |s| healthy(s, "web") && pid_of(s) != old_pid);
+    let (code, body) = http_get(&format!("{url}/"));
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    assert_eq!(fs::read_to_string(server_py()).unwrap(), original);
+    assert!(!server_py().with_file_name("sitecustomize.py").exists());
+
+    // So does a restart by the next daemon.
+    tamper();
+    let old_pid = pid_of(&status);
+    kill9(sandbox.daemon_pid().unwrap());
+    kill9(old_pid as u32);
+    sandbox.ok(&["daemon", "start"]);
+    sandbox.wait_for_status("ivy", SLOW, |s| healthy(s, "web") && pid_of(s) != old_pid);
+    let (code, body) = http_get(&format!("{url}/"));
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    assert_eq!(fs::read_to_string(server_py()).unwrap(), original);
+    assert_eq!(
+        fs::read_to_string(data_dir.join("kept.txt")).unwrap(),
+        "data",
+        "SANDPIT_DATA_DIR is kept"
+    );
+}
+
+/// A small tmpfs mounted for one test (the suite runs as root), lazily unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mount -t tmpfs on {}", path.display());
+        Tmpfs(path.to_owned())
+    }
+
+    /// Writes `filler` until the file system is full (to the last page).
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        for chunk in [1 << 20, 1 << 16, 1 << 12, 1] {
+            let bytes = vec![0u8; chunk];
+            while file.write_all(&bytes).is_ok() {}
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_up_and_down_with_the_reason_and_keeps_the_saved_state() {
+    let sandbox = one_service_project(false);
+    let runtime = sandbox.home.join("runtime");
+    let disk = Tmpfs::mount(&runtime, "8m");
+    let status = sandbox.json(&["up", "frank"]);
+    let web_pid = component(&status, "web")["pid"].clone();
+    let url = component(&status, "web")["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Room for the state file, not for a 2 MiB artifact: the extraction names the full disk.
+    let filler = disk.fill();
+    let size = fs::metadata(&filler).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(size - 512 * 1024)
+        .unwrap();
+    let toml = fs::read_to_string(sandbox.repo.join("sandpit.toml")).unwrap();
+    sandbox.write(
+        "sandpit.toml",
+        &format!("{toml}\n[jobs.bulk]\npath = \"bulk\"\nrun = \"true\"\n"),
+    );
+    sandbox.write("bulk/data.bin", &"\0".repeat(2 << 20));
+    sandbox.commit("a job with a large artifact");
+    let error = sandbox.fails(&["up", "frank"], 1);
+    assert!(
+        error.contains("no space left on device writing") && error.contains("components/bulk/"),
+        "{error}"
+    );
+    assert!(!error.contains("not a readable zip archive"), "{error}");
+    assert!(
+        !error.contains("os error 28"),
+        "said once, in words: {error}"
+    );
+
+    // A full disk: `down` cannot record the removal, so it stops nothing and says why.
+    disk.fill();
+    let error = sandbox.fails(&["down", "frank"], 1);
+    let expected = format!(
+        "no space left on device writing {}",
+        runtime.join("state.json").display()
+    );
+    assert_eq!(error.matches(&expected).count(), 1, "{error}");
+    assert!(!error.contains("os error 28"), "{error}");
+    assert!(error.contains("nothing was stopped"), "{error}");
+    assert!(
+        error.contains(&format!(
+            "hint: free some space on the file system holding {}",
+            runtime.display()
+        )),
+        "{error}"
+    );
+    let saved = state_json(&sandbox);
+    let frank = saved_biome(&saved, "frank").expect("the saved state still holds frank");
+    assert_eq!(frank["removing"], false, "{frank:#}");
+    assert!(
+        !runtime.join("state.json.tmp").exists(),
+        "no temporary file left"
+    );
+    let status = sandbox.status("frank");
+    assert!(healthy(&status, "web"), "{status:#}");
+    assert_eq!(
+        component(&status, "web")["pid"],
+        web_pid,
+        "nothing was stopped"
+    );
+    let (code, _) = http_get(&format!("{url}/"));
+    assert_eq!(code, 200);
+
+    // With space again, the same `down` finishes.
+    fs::remove_file(&filler).unwrap();
+    sandbox.ok(&["down", "frank"]);
+    assert_eq!(sandbox.json(&["ls"])["biomes"], json!([]));
+    assert!(saved_biome(&state_json(&sandbox), "frank").is_none());
+    assert!(sandbox.component_processes().is_empty());
+    sandbox.ok(&["daemon", "stop"]);
+    drop(disk);
+}
+
+#[test]
+fn a_daemon_killed_during_down_does_not_bring_the_biome_back() {
+    let sandbox = one_service_project(true);
+    sandbox.ok(&["up", "jay"]);
+    // The service ignores SIGTERM: the daemon spends its 3 s grace period inside `down`.
+    let down = sandbox
+        .command(&["down", "jay"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + SLOW;
+    while !saved_biome(&state_json(&sandbox), "jay").is_some_and(|b| b["removing"] == true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removal was never saved"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!sandbox.processes_under_home().is_empty(), "still stopping");
+    kill9(sandbox.daemon_pid().unwrap());
+    let output = down.wait_with_output().unwrap();
+    assert!(
+        !output.status.success(),
+        "a down cut short fails: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+
+    // The next daemon finishes the removal before it answers anyone.
+    sandbox.ok(&["daemon", "start"]);
+    assert!(
+        sandbox.processes_under_home().is_empty(),
+        "the biome's processes were stopped: {:?}",
+        sandbox.processes_under_home()
+    );
+    assert_eq!(sandbox.json(&["ls"])["biomes"], json!([]));
+    assert!(saved_biome(&state_json(&sandbox), "jay").is_none());
+    assert!(!sandbox.home.join("runtime/solo/jay").exists());
+    let error = sandbox.fails(&["status", "jay"], 1);
+    assert!(error.contains("there is no biome `jay`"), "{error}");
+    // The recorded, unfinished down is finished by a second one.
+    sandbox.ok(&["down", "jay"]);
+    assert!(sandbox.processes_under_home().is_empty());
+}
+
+/// A project with a database and one service that answers with its DATABASE_URL.
+fn database_project() -> Sandbox {
+    Sandbox::with_files(&[
+        (
+            "sandpit.toml",
+            r#"
+[project]
+name = "store"
+
+[database]
+migrations = "db/migrations"
+
+[services.web]
+path = "web"
+run = "python3 server.py"
+"#,
+        ),
+        (
+            "db/migrations/001_samples.sql",
+            "create table samples(id serial primary key, label text not null);\n",
+        ),
+        (
+            "web/server.py",
+            r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers()
+        self.wfile.write(os.environ["DATABASE_URL"].encode())
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#,
+        ),
+    ])
+}
+
+/// Postmasters serving `port` (their children show other command lines).
+fn postmasters_on(port: &str) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_postgres = args.first()?.ends_with(b"/postgres");
+            let on_port = args
+                .windows(2)
+                .any(|pair| pair[0] == b"-p" && pair[1] == port.as_bytes());
+            (is_postgres && on_port).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn a_corrupt_state_file_is_kept_and_the_old_instances_are_stopped_before_new_ones_start() {
+    let sandbox = database_project();
+    let up = sandbox.json(&["up", "kim"]);
+    assert!(healthy(&up, "web"), "{up:#}");
+    let port = fs::read_to_string(sandbox.home.join("projects/store/postgres/dev/port")).unwrap();
+    let port = port.trim();
+    let old_postmaster = postmasters_on(port);
+    assert_eq!(old_postmaster.len(), 1, "{old_postmaster:?}");
+
+    kill9(sandbox.daemon_pid().unwrap());
+    let state_path = sandbox.home.join("runtime/state.json");
+    fs::write(&state_path, "{ \"biomes\": [ this is not json").unwrap();
+    sandbox.ok(&["daemon", "start"]);
+
+    // The corrupt file is kept, and the daemon says so.
+    let kept: Vec<_> = fs::read_dir(sandbox.home.join("runtime"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state.json.corrupt-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        fs::read_to_string(kept[0].path()).unwrap(),
+        "{ \"biomes\": [ this is not json"
+    );
+    let daemon = sandbox.json(&["daemon", "status"]);
+    let notices = daemon["notices"].to_string();
+    assert!(
+        notices.contains("was corrupt") && notices.contains("state.json.corrupt-"),
+        "{daemon:#}"
+    );
+    let text = sandbox.ok(&["daemon", "status"]);
+    assert!(text.contains("note: the supervisor state"), "{text}");
+    // Whatever the lost state described was stopped by its marker, the old postmaster with it.
+    assert!(
+        postmasters_on(port).is_empty(),
+        "{:?}",
+        postmasters_on(port)
+    );
+    assert!(sandbox.processes_under_home().is_empty());
+
+    // The biome comes back with exactly one postmaster for the cluster, and works.
+    let up = sandbox.json(&["up", "kim"]);
+    assert!(healthy(&up, "web"), "{up:#}");
+    let postmasters = postmasters_on(port);
+    assert_eq!(postmasters.len(), 1, "{postmasters:?}");
+    let daemon = sandbox.json(&["daemon", "status"]);
+    assert_eq!(
+        daemon["instances"][0]["pid"].as_u64(),
+        Some(postmasters[0] as u64),
+        "{daemon:#}"
+    );
+    let status = sandbox.json(&["status", "kim", "--show-secrets"]);
+    let url = status["database"]["url"].as_str().unwrap();
+    let rows = crate::harness::sql(url, "select count(*) from samples").unwrap();
+    assert_eq!(rows[0][0].as_deref(), Some("0"));
+    let (code, body) = http_get(&format!(
+        "{}/",
+        component(&status, "web")["url"].as_str().unwrap()
+    ));
+    assert_eq!((code, body.as_str()), (200, url));
+}

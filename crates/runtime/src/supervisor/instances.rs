@@ -2,7 +2,10 @@
 //! PostgreSQL instance each environment's biomes share.
 //!
 //! They are watched by the same [`ServiceWatcher`] as services (crash restarts with backoff,
-//! adoption after a daemon restart), with a TCP readiness check instead of an HTTP one.
+//! adoption after a daemon restart, the port checked before every start and behind every passing
+//! check), with a TCP readiness check instead of an HTTP one. They carry the supervisor's marker
+//! and their polite stop signal in their environment, so a daemon that lost its state file still
+//! finds them and stops them properly (PostgreSQL with SIGINT) before starting new ones.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,12 +19,15 @@ use tokio::time::Instant;
 use super::{
     emit, with_log_tail, Events, Readiness, Running, ServiceWatcher, Slot, Supervisor, UnitTask,
 };
+use crate::ports;
 use crate::process::{self, Launch, ProcessIdentity};
 use crate::protocol::{InstanceKey, InstanceSpec, InstanceStatus};
 
 pub(super) struct Instance {
     pub(super) spec: InstanceSpec,
     pub(super) run: Running,
+    /// Being stopped for good: left out of the state file before it is stopped.
+    pub(super) removing: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,6 +71,17 @@ impl Supervisor {
         };
         if !(watched && same_spec) {
             let adopt = if same_spec { adoptable } else { None };
+            // Desired state first: the instance is recorded before it is started or replaced.
+            let previous = self.record_instance(&spec);
+            if let Err(error) = self.persist() {
+                self.restore_instance_record(&key, previous);
+                return Err(format!(
+                    "cannot save the desired state of {} for environment `{}`: {error}; it was not started\nhint: {}, then try again",
+                    key.name,
+                    key.env,
+                    error.remedy()
+                ));
+            }
             if !same_spec {
                 self.stop_slot(&slot, polite_signal(&spec)).await;
             }
@@ -74,11 +91,48 @@ impl Supervisor {
                 format!("starting {} for environment `{}`", key.name, key.env),
             );
             self.start_instance_watcher(spec.clone(), adopt);
-            self.persist();
+            self.persist_observed();
         }
         self.wait_instance_ready(&spec).await?;
         self.instance_status(&key)
             .ok_or_else(|| format!("{} vanished while starting", key.name))
+    }
+
+    /// Makes `spec` the instance's desired specification (the running process, if any, is left
+    /// alone); returns the previous one (`None`: there was no record) to undo it with.
+    fn record_instance(&self, spec: &InstanceSpec) -> Option<InstanceSpec> {
+        let mut instances = self.instances.lock().expect("instances poisoned");
+        match instances.get_mut(&spec.key) {
+            Some(instance) => {
+                instance.removing = false;
+                Some(std::mem::replace(&mut instance.spec, spec.clone()))
+            }
+            None => {
+                instances.insert(
+                    spec.key.clone(),
+                    Instance {
+                        spec: spec.clone(),
+                        run: Running::new(ComponentState::Stopped, None, 0),
+                        removing: false,
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn restore_instance_record(&self, key: &InstanceKey, previous: Option<InstanceSpec>) {
+        let mut instances = self.instances.lock().expect("instances poisoned");
+        match previous {
+            Some(spec) => {
+                if let Some(instance) = instances.get_mut(key) {
+                    instance.spec = spec;
+                }
+            }
+            None => {
+                instances.remove(key);
+            }
+        }
     }
 
     fn start_instance_watcher(
@@ -92,6 +146,7 @@ impl Supervisor {
             let instance = instances.entry(key.clone()).or_insert_with(|| Instance {
                 spec: spec.clone(),
                 run: Running::new(ComponentState::Stopped, None, 0),
+                removing: false,
             });
             instance.spec = spec.clone();
             instance.run.generation += 1;
@@ -102,6 +157,22 @@ impl Supervisor {
             instance.run.generation
         };
         let (stop_tx, stop_rx) = watch::channel(false);
+        let mut env = spec.env.clone();
+        let (marker_name, marker_value) = self.marker.split_once('=').expect("marker has a =");
+        env.retain(|(name, _)| name != marker_name && name != ports::STOP_SIGNAL_VARIABLE);
+        env.push((marker_name.to_owned(), marker_value.to_owned()));
+        env.push((
+            ports::STOP_SIGNAL_VARIABLE.to_owned(),
+            polite_signal(&spec).as_str().to_owned(),
+        ));
+        let own_command = match &spec.program {
+            process::Program::Exec { path, args } => Some(
+                std::iter::once(path.display().to_string())
+                    .chain(args.iter().cloned())
+                    .collect(),
+            ),
+            process::Program::Shell(_) => None,
+        };
         let watcher = ServiceWatcher {
             supervisor: Arc::clone(self),
             slot: Slot::Instance(key.clone()),
@@ -109,13 +180,16 @@ impl Supervisor {
             launch: Launch {
                 program: spec.program.clone(),
                 working_dir: spec.working_dir.clone(),
-                env: spec.env.clone(),
+                env,
                 log_path: spec.log.clone(),
                 run_as: spec.run_as,
             },
             readiness: Readiness::Tcp(spec.port),
             start_timeout: Duration::from_secs(spec.start_timeout_secs),
             polite_signal: polite_signal(&spec),
+            port: spec.port,
+            artifact: None,
+            own_command,
         };
         let handle = tokio::spawn(watcher.run(adopt, stop_rx));
         let mut instances = self.instances.lock().expect("instances poisoned");
@@ -163,13 +237,18 @@ impl Supervisor {
                 Ok(Ok(())) => continue,
                 Ok(Err(_)) => return Err(format!("{} was replaced while starting", spec.key.name)),
                 Err(_) => {
+                    let detail = self
+                        .instance_status(&spec.key)
+                        .and_then(|s| s.detail)
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default();
                     return Err(with_log_tail(
                         format!(
-                        "{} for environment `{}` did not accept connections on port {} within {}s",
-                        spec.key.name, spec.key.env, spec.port, spec.start_timeout_secs
-                    ),
+                            "{} for environment `{}` did not accept connections on port {} within {}s{detail}",
+                            spec.key.name, spec.key.env, spec.port, spec.start_timeout_secs
+                        ),
                         &spec.log,
-                    ))
+                    ));
                 }
             }
         }
@@ -202,21 +281,42 @@ impl Supervisor {
             .collect()
     }
 
-    /// Stops the instance and forgets it.
-    pub async fn stop_instance(&self, key: &InstanceKey) {
+    /// Stops the instance and forgets it. It leaves the state file first: a daemon killed while
+    /// stopping it finds the process by its marker and stops it, rather than starting it again.
+    pub async fn stop_instance(&self, key: &InstanceKey) -> Result<(), String> {
         let signal = {
-            let instances = self.instances.lock().expect("instances poisoned");
-            match instances.get(key) {
-                Some(instance) => polite_signal(&instance.spec),
-                None => return,
+            let mut instances = self.instances.lock().expect("instances poisoned");
+            match instances.get_mut(key) {
+                Some(instance) => {
+                    instance.removing = true;
+                    polite_signal(&instance.spec)
+                }
+                None => return Ok(()),
             }
         };
+        if let Err(error) = self.persist() {
+            if let Some(instance) = self
+                .instances
+                .lock()
+                .expect("instances poisoned")
+                .get_mut(key)
+            {
+                instance.removing = false;
+            }
+            return Err(format!(
+                "cannot record that {} of environment `{}` is being stopped: {error}; it still runs\nhint: {}, then try again",
+                key.name,
+                key.env,
+                error.remedy()
+            ));
+        }
         self.stop_slot(&Slot::Instance(key.clone()), signal).await;
         self.instances
             .lock()
             .expect("instances poisoned")
             .remove(key);
-        self.persist();
+        self.persist_observed();
+        Ok(())
     }
 
     /// Stops every instance, keeping them as desired state (daemon shutdown).
@@ -237,6 +337,7 @@ impl Supervisor {
         let instances = self.instances.lock().expect("instances poisoned");
         instances
             .values()
+            .filter(|i| !i.removing)
             .map(|i| PersistedInstance {
                 spec: i.spec.clone(),
                 process: i.run.process,
@@ -268,6 +369,7 @@ impl Supervisor {
                 Instance {
                     spec: saved.spec,
                     run: Running::new(state, alive, saved.restarts),
+                    removing: false,
                 },
             );
         }
