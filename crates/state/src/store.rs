@@ -377,8 +377,8 @@ fn ids(
     rows.collect::<Result<Vec<i64>, _>>().ctx(context)
 }
 
-/// Creates the database file 0600 (SQLite gives its `-wal` and `-shm` files the same mode), and
-/// takes group and other access away from the files an older version left 0644: a failed
+/// Takes group and other access away from the database files an older version left 0644 (a new
+/// store is created 0600, and SQLite gives its `-wal` and `-shm` files the same mode): a failed
 /// deployment's message may quote a component's log, and so a secret the component printed.
 fn make_owner_only(path: &Path) -> Result<(), StateError> {
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
@@ -389,16 +389,6 @@ fn make_owner_only(path: &Path) -> Result<(), StateError> {
             source,
         }
     };
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(error) => return Err(io_error(path)(error)),
-    }
     for suffix in ["", "-wal", "-shm"] {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
@@ -432,12 +422,12 @@ impl StateStore {
                 source,
             })?;
         }
-        make_owner_only(path)?;
         let shown = path.display().to_string();
         let context = format!("opening {shown}");
         if !path.exists() {
             create_initialised(path, &shown)?;
         }
+        make_owner_only(path)?;
         // A store is only ever created whole (above), so an empty file is one that lost its
         // contents (a full disk, a truncation): refuse it rather than start a new history in it.
         let size = std::fs::metadata(path)
@@ -1129,6 +1119,14 @@ fn create_initialised(path: &Path, shown: &str) -> Result<(), StateError> {
     ));
     let _ = std::fs::remove_file(&staged);
     {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Owner-only from the first byte: a failed deployment's message may quote a secret.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staged)
+            .map_err(io)?;
         let mut conn = Connection::open(&staged).ctx(&format!("creating {shown}"))?;
         migrate(&mut conn, shown)?;
     }
