@@ -4,13 +4,20 @@
 //!
 //! Operations on one database name are serialised across processes with a session-level
 //! `pg_advisory_lock` held on a connection of its own, so a crashed sandpit releases it with its
-//! connection and a second `Admin` on the same instance waits instead of racing.
+//! connection and a second `Admin` on the same instance waits instead of racing (for at most
+//! [`Timeouts::advisory_lock`]).
+//!
+//! Nothing waits on the server unbounded: connecting, every round trip and every lock wait has
+//! a limit from the [`Timeouts`] the `Admin` was made with (see [`crate::timeouts`]).
 
 use std::fmt;
+use std::path::Path;
+use std::time::Duration;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sandpit_domain::Name;
 use tokio::task::JoinHandle;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::cluster::ADMIN_USER;
@@ -21,6 +28,7 @@ use crate::migrations::{MigrationFile, MigrationSet};
 use crate::names::{self, quote_identifier, quote_literal, TemplateName};
 use crate::plan::MigrationKind;
 use crate::secret::{RedactedUrl, Secret};
+use crate::timeouts::{setting_millis, Server, Timeouts, Watchdog};
 
 mod in_place;
 
@@ -63,16 +71,21 @@ pub struct BiomeDatabase {
 }
 
 /// An administrator's connection to the instance (the `postgres` maintenance database).
+///
+/// After a [`DatabaseError::Timeout`] its connection is closed (so the server rolls back what it
+/// had open): connect again.
 pub struct Admin {
     config: Config,
-    url_redacted: String,
+    timeouts: Timeouts,
     client: Client,
+    watchdog: Watchdog,
 }
 
 impl fmt::Debug for Admin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Admin")
-            .field("url", &self.url_redacted)
+            .field("url", &self.watchdog.server.url_redacted)
+            .field("timeouts", &self.timeouts)
             .finish_non_exhaustive()
     }
 }
@@ -80,42 +93,82 @@ impl fmt::Debug for Admin {
 /// A connection with its background task, so closing can wait until the server has seen it go.
 struct Session {
     client: Client,
+    watchdog: Watchdog,
     connection: JoinHandle<()>,
+    /// How long closing waits for the connection to finish before cutting it.
+    close_within: Duration,
 }
 
 impl Session {
     async fn close(self) {
         drop(self.client);
-        let _ = self.connection.await;
+        let mut connection = self.connection;
+        if tokio::time::timeout(self.close_within, &mut connection)
+            .await
+            .is_err()
+        {
+            connection.abort();
+        }
     }
 }
 
 impl Admin {
-    /// Connects with a superuser URL such as `EmbeddedCluster::admin_url`.
+    /// Connects with a superuser URL such as `EmbeddedCluster::admin_url`, with the default
+    /// [`Timeouts`].
     pub async fn connect(url: &str) -> Result<Admin, DatabaseError> {
-        let url_redacted = RedactedUrl(url).to_string();
+        Admin::connect_with(url, Timeouts::default(), None).await
+    }
+
+    /// Connects with `timeouts` for everything this `Admin` does. `server_log` is the server's
+    /// log file when sandpit knows it (the embedded instance): a [`DatabaseError::Timeout`]
+    /// points there.
+    pub async fn connect_with(
+        url: &str,
+        timeouts: Timeouts,
+        server_log: Option<&Path>,
+    ) -> Result<Admin, DatabaseError> {
+        let server = Server {
+            url_redacted: RedactedUrl(url).to_string(),
+            log: server_log.map(Path::to_owned),
+        };
         let config: Config =
             url.parse()
                 .map_err(|error: tokio_postgres::Error| DatabaseError::Unreachable {
-                    url: url_redacted.clone(),
+                    url: server.url_redacted.clone(),
                     message: format!("not a valid connection URL: {error}"),
                 })?;
-        let session = open(&config, &url_redacted).await?;
-        // The connection task ends by itself when `client` is dropped with the Admin.
+        let session = open(&config, server, timeouts, || "connecting".to_owned()).await?;
+        // The connection task ends by itself when `client` is dropped with the Admin (or is
+        // cut by the watchdog when a call times out).
         Ok(Admin {
             config,
-            url_redacted,
+            timeouts,
             client: session.client,
+            watchdog: session.watchdog,
         })
+    }
+
+    /// The limits this `Admin` works with.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// Whether the server answers a query.
+    pub(crate) async fn ping(&self) -> Result<(), DatabaseError> {
+        self.ask("answering `SELECT 1`", self.client.simple_query("SELECT 1"))
+            .await
+            .map(|_| ())
     }
 
     /// Whether a database called `name` exists.
     pub async fn database_exists(&self, name: &str) -> Result<bool, DatabaseError> {
         let row = self
-            .client
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-            .await
-            .map_err(|error| DatabaseError::sql(format!("looking up database `{name}`"), &error))?;
+            .ask(
+                &format!("looking up database `{name}`"),
+                self.client
+                    .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]),
+            )
+            .await?;
         Ok(row.is_some())
     }
 
@@ -137,6 +190,7 @@ impl Admin {
     /// checksum and kind (`migration`, or `seed` for `set.seed`) in `sandpit_migrations`. The
     /// same rules as in place apply: a wrapping `BEGIN; … COMMIT;` is dropped, any other
     /// transaction control refused ([`DatabaseError::TransactionControl`]) before anything runs.
+    /// Each statement may take up to [`Timeouts::migration`].
     pub async fn ensure_template(
         &self,
         project: &Name,
@@ -149,7 +203,12 @@ impl Admin {
             return Ok(template);
         }
         let building = names::building_database(template.as_str());
-        let lock = self.lock(template.as_str()).await?;
+        let lock = self
+            .lock(
+                template.as_str(),
+                &format!("building template `{template}`"),
+            )
+            .await?;
         match self.template_state(&template).await? {
             Some(true) => {
                 lock.close().await;
@@ -216,7 +275,9 @@ impl Admin {
     ) -> Result<BiomeDatabase, DatabaseError> {
         let database = names::biome_database(project, biome);
         let role = names::biome_role(project, biome);
-        let lock = self.lock(&database).await?;
+        let lock = self
+            .lock(&database, &format!("creating `{database}`"))
+            .await?;
         let result = self
             .ensure_biome_database_locked(&database, &role, template, password)
             .await;
@@ -265,7 +326,9 @@ impl Admin {
             } else {
                 ""
             };
-            self.execute(
+            // Copies the whole template, seed data included: as long as a migration may take.
+            self.execute_within(
+                self.timeouts.migration,
                 &format!(
                     "CREATE DATABASE {quoted_database} TEMPLATE {}{strategy} OWNER {quoted_role}",
                     quote_identifier(template.as_str())
@@ -290,14 +353,17 @@ impl Admin {
         )
         .await?;
         let session = self.open_database(database).await?;
-        let owned = hand_over_objects(&session.client, role).await;
-        session.close().await;
-        owned.map_err(|error| {
-            DatabaseError::sql(
-                format!("giving `{role}` the objects in `{database}`"),
-                &error,
+        // One round trip per kind of object, however many the template has.
+        let owned = session
+            .watchdog
+            .ask(
+                self.timeouts.migration,
+                &format!("giving `{role}` the objects in `{database}`"),
+                hand_over_objects(&session.client, role),
             )
-        })?;
+            .await;
+        session.close().await;
+        owned?;
         Ok(template)
     }
 
@@ -312,8 +378,15 @@ impl Admin {
         // Every DROP DATABASE forces a checkpoint of the whole shared instance; many biomes torn
         // down at once (an expiry sweep, a CI cleanup) queue here instead of piling checkpoints
         // onto every other biome's traffic.
-        let queue = self.lock(TEARDOWN_QUEUE).await?;
-        let lock = self.lock(&database).await?;
+        let purpose = format!("dropping `{database}`");
+        let queue = self.lock(TEARDOWN_QUEUE, &purpose).await?;
+        let lock = match self.lock(&database, &purpose).await {
+            Ok(lock) => lock,
+            Err(error) => {
+                queue.close().await;
+                return Err(error);
+            }
+        };
         let result = self
             .drop_biome_database_locked(project, &database, &role)
             .await;
@@ -328,15 +401,14 @@ impl Admin {
         database: &str,
         role: &str,
     ) -> Result<(), DatabaseError> {
-        self.client
-            .execute(
+        self.ask(
+            &format!("disconnecting sessions from `{database}`"),
+            self.client.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
                 &[&database],
-            )
-            .await
-            .map_err(|error| {
-                DatabaseError::sql(format!("disconnecting sessions from `{database}`"), &error)
-            })?;
+            ),
+        )
+        .await?;
         self.execute(
             &format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -359,13 +431,17 @@ impl Admin {
         if self.database_exists(&shared).await? {
             let session = self.open_database(&shared).await?;
             let revoked = session
-                .client
-                .batch_execute(&format!("DROP OWNED BY {quoted_role}"))
+                .watchdog
+                .ask(
+                    self.timeouts.statement,
+                    &format!("revoking `{role}`'s access to `{shared}`"),
+                    session
+                        .client
+                        .batch_execute(&format!("DROP OWNED BY {quoted_role}")),
+                )
                 .await;
             session.close().await;
-            revoked.map_err(|error| {
-                DatabaseError::sql(format!("revoking `{role}`'s access to `{shared}`"), &error)
-            })?;
+            revoked?;
         }
         self.execute(
             &format!("DROP ROLE IF EXISTS {quoted_role}"),
@@ -384,7 +460,7 @@ impl Admin {
     ) -> Result<(), DatabaseError> {
         let prepared = execute::prepare([sql])?.remove(0);
         let shared = names::shared_database(project);
-        let lock = self.lock(&shared).await?;
+        let lock = self.lock(&shared, &format!("loading `{shared}`")).await?;
         let result = self
             .ensure_shared_database_locked(project, &shared, &prepared)
             .await;
@@ -423,8 +499,15 @@ impl Admin {
                 format!("revoking access to `{building}`"),
             )
             .await?;
-            let mut session = self.open_database(&building).await?;
-            let applied = apply_file(&mut session.client, prepared, None).await;
+            let mut session = self.migration_session(&building).await?;
+            let applied = apply_file(
+                &mut session.client,
+                &session.watchdog,
+                self.timeouts.migration,
+                prepared,
+                None,
+            )
+            .await;
             session.close().await;
             applied.map_err(|failure| failure.into_build_error(&building, sql))?;
             self.execute(
@@ -470,7 +553,12 @@ impl Admin {
     /// `public` schema — nothing else, so writes are refused by PostgreSQL's permissions.
     pub async fn grant_shared_read(&self, project: &Name, role: &str) -> Result<(), DatabaseError> {
         let shared = names::shared_database(project);
-        let lock = self.lock(&shared).await?;
+        let lock = self
+            .lock(
+                &shared,
+                &format!("granting `{role}` read access to `{shared}`"),
+            )
+            .await?;
         let result = self.grant_shared_read_unlocked(project, role).await;
         lock.close().await;
         result
@@ -499,16 +587,18 @@ impl Admin {
         .await?;
         let session = self.open_database(&shared).await?;
         let granted = session
-            .client
-            .batch_execute(&format!(
-                "GRANT USAGE ON SCHEMA public TO {quoted_role}; \
-                 GRANT SELECT ON ALL TABLES IN SCHEMA public TO {quoted_role}"
-            ))
+            .watchdog
+            .ask(
+                self.timeouts.statement,
+                &format!("granting `{role}` SELECT in `{shared}`"),
+                session.client.batch_execute(&format!(
+                    "GRANT USAGE ON SCHEMA public TO {quoted_role}; \
+                     GRANT SELECT ON ALL TABLES IN SCHEMA public TO {quoted_role}"
+                )),
+            )
             .await;
         session.close().await;
-        granted.map_err(|error| {
-            DatabaseError::sql(format!("granting `{role}` SELECT in `{shared}`"), &error)
-        })
+        granted
     }
 
     /// Revokes `PUBLIC`'s `CONNECT` on the maintenance databases `initdb` made (`postgres`,
@@ -528,14 +618,17 @@ impl Admin {
         set: &MigrationSet,
         prepared: &[Prepared<'_>],
     ) -> Result<(), DatabaseError> {
-        let mut session = self.open_database(building).await?;
+        let mut session = self.migration_session(building).await?;
+        let limit = self.timeouts.migration;
         let applied = async {
-            history::create(&session.client).await.map_err(|error| {
-                DatabaseError::sql(
-                    format!("creating sandpit_migrations in `{building}`"),
-                    &error,
+            session
+                .watchdog
+                .ask(
+                    limit,
+                    &format!("creating sandpit_migrations in `{building}`"),
+                    history::create(&session.client),
                 )
-            })?;
+                .await?;
             for prepared in prepared {
                 let is_seed = set
                     .seed
@@ -546,9 +639,15 @@ impl Admin {
                 } else {
                     MigrationKind::Migration
                 };
-                apply_file(&mut session.client, prepared, Some(kind))
-                    .await
-                    .map_err(|failure| failure.into_build_error(building, prepared.file))?;
+                apply_file(
+                    &mut session.client,
+                    &session.watchdog,
+                    limit,
+                    prepared,
+                    Some(kind),
+                )
+                .await
+                .map_err(|failure| failure.into_build_error(building, prepared.file))?;
             }
             Ok(())
         }
@@ -588,144 +687,267 @@ impl Admin {
     /// `None` when there is no such database, `Some(true)` when it is a finished template.
     async fn template_state(&self, template: &TemplateName) -> Result<Option<bool>, DatabaseError> {
         let row = self
-            .client
-            .query_opt(
-                "SELECT datistemplate AND NOT datallowconn FROM pg_database WHERE datname = $1",
-                &[&template.as_str()],
+            .ask(
+                &format!("looking up template `{template}`"),
+                self.client.query_opt(
+                    "SELECT datistemplate AND NOT datallowconn FROM pg_database WHERE datname = $1",
+                    &[&template.as_str()],
+                ),
             )
-            .await
-            .map_err(|error| {
-                DatabaseError::sql(format!("looking up template `{template}`"), &error)
-            })?;
+            .await?;
         Ok(row.map(|row| row.get(0)))
     }
 
     async fn role_exists(&self, role: &str) -> Result<bool, DatabaseError> {
         let row = self
-            .client
-            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
-            .await
-            .map_err(|error| DatabaseError::sql(format!("looking up role `{role}`"), &error))?;
+            .ask(
+                &format!("looking up role `{role}`"),
+                self.client
+                    .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role]),
+            )
+            .await?;
         Ok(row.is_some())
     }
 
     async fn database_comment(&self, database: &str) -> Result<Option<String>, DatabaseError> {
         let row = self
-            .client
-            .query_opt(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
-                &[&database],
+            .ask(
+                &format!("reading the comment on `{database}`"),
+                self.client.query_opt(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                    &[&database],
+                ),
             )
-            .await
-            .map_err(|error| {
-                DatabaseError::sql(format!("reading the comment on `{database}`"), &error)
-            })?;
+            .await?;
         Ok(row.and_then(|row| row.get::<_, Option<String>>(0)))
     }
 
     /// Roles other than the administrator granted `CONNECT` on `database` (none if it is missing).
     async fn roles_with_connect(&self, database: &str) -> Result<Vec<String>, DatabaseError> {
         let rows = self
-            .client
-            .query(
-                "SELECT DISTINCT r.rolname::text \
-                 FROM pg_database d, aclexplode(d.datacl) acl \
-                 JOIN pg_roles r ON r.oid = acl.grantee \
-                 WHERE d.datname = $1 AND acl.privilege_type = 'CONNECT' AND r.rolname <> $2",
-                &[&database, &ADMIN_USER],
+            .ask(
+                &format!("listing the readers of `{database}`"),
+                self.client.query(
+                    "SELECT DISTINCT r.rolname::text \
+                     FROM pg_database d, aclexplode(d.datacl) acl \
+                     JOIN pg_roles r ON r.oid = acl.grantee \
+                     WHERE d.datname = $1 AND acl.privilege_type = 'CONNECT' AND r.rolname <> $2",
+                    &[&database, &ADMIN_USER],
+                ),
             )
-            .await
-            .map_err(|error| {
-                DatabaseError::sql(format!("listing the readers of `{database}`"), &error)
-            })?;
+            .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     async fn server_version_num(&self) -> Result<i32, DatabaseError> {
         let row = self
-            .client
-            .query_one("SELECT current_setting('server_version_num')::int", &[])
-            .await
-            .map_err(|error| DatabaseError::sql("reading the server version", &error))?;
+            .ask(
+                "reading the server version",
+                self.client
+                    .query_one("SELECT current_setting('server_version_num')::int", &[]),
+            )
+            .await?;
         Ok(row.get(0))
+    }
+
+    /// One call on the administrator's connection, bounded by [`Timeouts::statement`].
+    async fn ask<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, DatabaseError> {
+        self.watchdog.ask(self.timeouts.statement, what, call).await
     }
 
     /// Runs utility statements (as one simple query; several statements form one transaction).
     async fn execute(&self, sql: &str, context: impl Into<String>) -> Result<(), DatabaseError> {
-        self.client
-            .batch_execute(sql)
+        self.execute_within(self.timeouts.statement, sql, context)
             .await
-            .map_err(|error| DatabaseError::sql(context, &error))
     }
 
-    /// A new connection holding the advisory lock for `name`; closing it releases the lock.
-    async fn lock(&self, name: &str) -> Result<Session, DatabaseError> {
-        let session = open(&self.config, &self.url_redacted).await?;
-        session
-            .client
-            .execute(
-                "SELECT pg_advisory_lock($1)",
-                &[&names::advisory_lock_key(name)],
-            )
+    /// [`Admin::execute`] with a limit of its own, for statements that may take long.
+    async fn execute_within(
+        &self,
+        limit: Duration,
+        sql: &str,
+        context: impl Into<String>,
+    ) -> Result<(), DatabaseError> {
+        self.watchdog
+            .ask(limit, &context.into(), self.client.batch_execute(sql))
             .await
-            .map_err(|error| DatabaseError::sql(format!("locking `{name}`"), &error))?;
-        Ok(session)
+    }
+
+    /// A new connection holding the advisory lock for `name`, taken for `purpose` (what the
+    /// caller is doing, for messages); closing it releases the lock.
+    ///
+    /// `pg_advisory_lock` waits in PostgreSQL's lock queue, so waiters are served in order, and
+    /// the session's `lock_timeout` makes it give up after [`Timeouts::advisory_lock`]
+    /// ([`DatabaseError::LockBusy`]); a server that does not answer at all is cut off a
+    /// statement's time after that ([`DatabaseError::Timeout`]).
+    async fn lock(&self, name: &str, purpose: &str) -> Result<Session, DatabaseError> {
+        let wait = self.timeouts.advisory_lock;
+        let config = with_settings(
+            &self.config,
+            &[
+                ("lock_timeout", setting_millis(wait)),
+                // The lock wait is bounded by lock_timeout alone, whatever the role's settings.
+                ("statement_timeout", "0".to_owned()),
+            ],
+        );
+        let session = open(&config, self.watchdog.server.clone(), self.timeouts, || {
+            format!("{purpose} (connecting to take the lock on `{name}`)")
+        })
+        .await?;
+        let key = names::advisory_lock_key(name);
+        let locked = session
+            .watchdog
+            .answer(
+                wait.saturating_add(self.timeouts.statement),
+                || format!("{purpose} (waiting for the lock on `{name}`)"),
+                session
+                    .client
+                    .execute("SELECT pg_advisory_lock($1)", &[&key]),
+            )
+            .await;
+        let error = match locked {
+            Ok(Ok(_)) => return Ok(session),
+            Err(timeout) => timeout,
+            Ok(Err(error)) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                DatabaseError::LockBusy {
+                    purpose: purpose.to_owned(),
+                    name: name.to_owned(),
+                    after: wait,
+                    url_redacted: self.watchdog.server.url_redacted.clone(),
+                }
+            }
+            Ok(Err(error)) => DatabaseError::sql(format!("{purpose}: locking `{name}`"), &error),
+        };
+        session.close().await;
+        Err(error)
     }
 
     /// An administrator's session in `database`, writable even in the read-only shared database
     /// (a session option, since a `SET` in the same query string would come too late).
     async fn open_database(&self, database: &str) -> Result<Session, DatabaseError> {
-        let mut config = self.config.clone();
-        config
-            .dbname(database)
-            .options("-c default_transaction_read_only=off");
-        open(
-            &config,
-            &format!("{} (database `{database}`)", self.url_redacted),
+        self.open_database_with(database, &[]).await
+    }
+
+    /// [`Admin::open_database`] for running migration files: the server cancels any statement
+    /// that runs longer than [`Timeouts::migration`] itself (releasing its locks), rather than
+    /// finishing work sandpit has stopped waiting for.
+    async fn migration_session(&self, database: &str) -> Result<Session, DatabaseError> {
+        self.open_database_with(
+            database,
+            &[("statement_timeout", setting_millis(self.timeouts.migration))],
         )
+        .await
+    }
+
+    async fn open_database_with(
+        &self,
+        database: &str,
+        settings: &[(&str, String)],
+    ) -> Result<Session, DatabaseError> {
+        let mut all = vec![("default_transaction_read_only", "off".to_owned())];
+        all.extend(settings.iter().cloned());
+        let mut config = with_settings(&self.config, &all);
+        config.dbname(database);
+        let server = Server {
+            url_redacted: format!(
+                "{} (database `{database}`)",
+                self.watchdog.server.url_redacted
+            ),
+            log: self.watchdog.server.log.clone(),
+        };
+        open(&config, server, self.timeouts, || {
+            format!("connecting to `{database}`")
+        })
         .await
     }
 }
 
-async fn open(config: &Config, url_redacted: &str) -> Result<Session, DatabaseError> {
-    let (client, connection) =
-        config
-            .connect(NoTls)
-            .await
-            .map_err(|error| DatabaseError::Unreachable {
-                url: url_redacted.to_owned(),
-                message: describe(&error),
-            })?;
+/// `config` with `-c name=value` added to its startup options (after any the URL had, so these
+/// win).
+fn with_settings(config: &Config, settings: &[(&str, String)]) -> Config {
+    let mut config = config.clone();
+    let mut options = config.get_options().unwrap_or_default().to_owned();
+    for (name, value) in settings {
+        if !options.is_empty() {
+            options.push(' ');
+        }
+        options.push_str(&format!("-c {name}={value}"));
+    }
+    config.options(&options);
+    config
+}
+
+/// Connects within [`Timeouts::connect`]: tokio-postgres' `connect_timeout` bounds the TCP
+/// connection, the outer deadline the startup and authentication a wedged server never answers.
+async fn open(
+    config: &Config,
+    server: Server,
+    timeouts: Timeouts,
+    what: impl FnOnce() -> String,
+) -> Result<Session, DatabaseError> {
+    let mut config = config.clone();
+    config.connect_timeout(timeouts.connect);
+    let connected = tokio::time::timeout(timeouts.connect, config.connect(NoTls))
+        .await
+        .map_err(|_elapsed| server.timeout(what(), timeouts.connect))?;
+    let (client, connection) = connected.map_err(|error| DatabaseError::Unreachable {
+        url: server.url_redacted.clone(),
+        message: describe(&error),
+    })?;
     let connection = tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "PostgreSQL connection ended with an error");
         }
     });
-    Ok(Session { client, connection })
+    Ok(Session {
+        client,
+        watchdog: Watchdog::new(server, connection.abort_handle()),
+        connection,
+        close_within: timeouts.statement,
+    })
 }
 
 /// Applies one file in a transaction of its own and, when `record_as` is given, records it in
-/// `sandpit_migrations` in the same transaction.
+/// `sandpit_migrations` in the same transaction. Each round trip waits at most `limit`.
 async fn apply_file(
     client: &mut Client,
+    watchdog: &Watchdog,
+    limit: Duration,
     prepared: &Prepared<'_>,
     record_as: Option<MigrationKind>,
 ) -> Result<(), Failure> {
-    let transaction = execute::begin(client, None)
+    let transaction = watchdog
+        .answer(
+            limit,
+            || "opening a transaction".to_owned(),
+            execute::begin(client, None),
+        )
         .await
+        .map_err(Failure::unanswered)?
         .map_err(|error| Failure::after_statements("opening a transaction", &error))?;
-    execute::run(transaction.client(), prepared).await?;
+    execute::run(transaction.client(), watchdog, limit, prepared).await?;
     if let Some(kind) = record_as {
         let file = prepared.file;
-        history::record(transaction.client(), &file.name, &file.checksum, kind)
+        watchdog
+            .answer(
+                limit,
+                || "recording it in sandpit_migrations".to_owned(),
+                history::record(transaction.client(), &file.name, &file.checksum, kind),
+            )
             .await
+            .map_err(Failure::unanswered)?
             .map_err(|error| {
                 Failure::after_statements("recording it in sandpit_migrations", &error)
             })?;
     }
-    transaction
-        .commit()
+    watchdog
+        .answer(limit, || "committing it".to_owned(), transaction.commit())
         .await
+        .map_err(Failure::unanswered)?
         .map_err(|error| Failure::after_statements("committing it", &error))
 }
 

@@ -4,18 +4,23 @@
 //! Layout of `state_dir`:
 //!
 //! ```text
+//! prepare.lock     0600: held (`flock`) by whoever is preparing the cluster, so it is created once
 //! admin-password   0600, owned by the user running sandpit (the superuser's password)
 //! port             the loopback port chosen on first use, kept for the cluster's life
 //! postgres.log     0600, the server's output (opened by the supervisor that runs it)
 //! data/            PostgreSQL's data directory, owned by the server user
-//! socket/          0700, owned by the server user: the Unix socket lives here
+//! postgres.log     where the supervisor writes the server's output ([`EmbeddedCluster::log_file`])
 //! ```
+//!
+//! The server listens on TCP only (`127.0.0.1`, no Unix socket): sandpit and the biomes connect
+//! over TCP anyway, and a socket path is limited to 107 bytes, which a deep `$SANDPIT_HOME` or a
+//! long project name exceeds (the server then refuses to start).
 //!
 //! PostgreSQL refuses to run as root, so when sandpit is root the server (and `initdb`) run as
 //! the unprivileged `postgres` system user; that is the one case in which `state_dir` is made
 //! traversable (0711) by others.
 
-use std::fs;
+use std::fs::{self, File, TryLockError};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::os::unix::process::CommandExt as _;
@@ -23,9 +28,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::admin::Admin;
 use crate::binaries::PgBinaries;
-use crate::error::{describe, DatabaseError};
+use crate::error::DatabaseError;
 use crate::secret::{RedactedUrl, Secret};
+use crate::timeouts::Timeouts;
 
 /// The superuser `initdb` creates; sandpit administers the instance as this role.
 pub const ADMIN_USER: &str = "sandpit_admin";
@@ -35,6 +42,13 @@ const MAX_CONNECTIONS: u32 = 200;
 
 /// Lines of `initdb` output kept in an [`DatabaseError::InitFailed`].
 const LOG_TAIL_LINES: usize = 20;
+
+/// How long [`EmbeddedCluster::prepare`] waits for another sandpit preparing the same cluster:
+/// `initdb` takes a few seconds, a slow disk some more.
+pub const PREPARE_WAIT: Duration = Duration::from_secs(120);
+
+/// Pauses between attempts at the creation lock, doubling up to the last.
+const LOCK_POLL: [Duration; 2] = [Duration::from_millis(5), Duration::from_millis(100)];
 
 /// The unprivileged user the server runs as when sandpit runs as root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +63,6 @@ pub struct RunAs {
 pub struct EmbeddedCluster {
     pub state_dir: PathBuf,
     pub data_dir: PathBuf,
-    pub socket_dir: PathBuf,
     pub port: u16,
     pub admin_user: String,
     pub admin_password: Secret,
@@ -57,6 +70,8 @@ pub struct EmbeddedCluster {
     pub run_as: Option<RunAs>,
     /// Something the user should be told once, e.g. that PostgreSQL runs as `postgres`.
     pub notice: Option<String>,
+    /// Whether this call ran `initdb` (of many concurrent callers, exactly one does).
+    pub created: bool,
     pub binaries: PgBinaries,
 }
 
@@ -75,9 +90,24 @@ pub struct LaunchCommand {
 impl EmbeddedCluster {
     /// Makes `state_dir` hold an initialised cluster, reusing whatever a previous call made.
     /// Blocking: `initdb` takes a second or two the first time (use `spawn_blocking` from async).
+    ///
+    /// Concurrent callers (threads or processes) agree: the first takes an exclusive `flock` on
+    /// `prepare.lock` and creates what is missing, the others wait for it (at most
+    /// [`PREPARE_WAIT`]) and then find it made. Debris of an interrupted attempt (a half-written
+    /// `data.initdb`, a leftover password file) is removed first.
     pub fn prepare(
         state_dir: &Path,
         binaries: &PgBinaries,
+    ) -> Result<EmbeddedCluster, DatabaseError> {
+        EmbeddedCluster::prepare_within(state_dir, binaries, PREPARE_WAIT)
+    }
+
+    /// [`EmbeddedCluster::prepare`], waiting at most `wait` for another caller to finish
+    /// ([`DatabaseError::InitBusy`] after that).
+    pub fn prepare_within(
+        state_dir: &Path,
+        binaries: &PgBinaries,
+        wait: Duration,
     ) -> Result<EmbeddedCluster, DatabaseError> {
         let run_as = unprivileged_user()?;
         // Only the server user needs to pass through; nobody else may list or read. Created
@@ -86,16 +116,20 @@ impl EmbeddedCluster {
         create_dir_with_mode(state_dir, mode).map_err(|error| {
             DatabaseError::io("create the database state directory", state_dir, error)
         })?;
+        // Everything below reads and then writes shared files; two callers interleaving would
+        // run two initdbs in one directory, or initialise with a password the other overwrote.
+        let _lock = lock_exclusively(state_dir, wait)?;
         set_mode(state_dir, mode)?;
 
         let admin_password = read_or_create_password(&state_dir.join("admin-password"))?;
         let port = read_or_choose_port(&state_dir.join("port"))?;
 
-        let socket_dir = state_dir.join("socket");
-        create_server_dir(&socket_dir, run_as.as_ref())?;
+        // Older versions kept the Unix socket here; an empty one is no longer needed.
+        let _ = fs::remove_dir(state_dir.join("socket"));
 
         let data_dir = state_dir.join("data");
-        if !data_dir.join("PG_VERSION").is_file() {
+        let created = !data_dir.join("PG_VERSION").is_file();
+        if created {
             initialise(
                 state_dir,
                 &data_dir,
@@ -114,27 +148,28 @@ impl EmbeddedCluster {
         Ok(EmbeddedCluster {
             state_dir: state_dir.to_owned(),
             data_dir,
-            socket_dir,
             port,
             admin_user: ADMIN_USER.to_owned(),
             admin_password,
             run_as,
             notice,
+            created,
             binaries: binaries.clone(),
         })
     }
 
-    /// `postgres -D <data> -p <port> -k <socket dir> -c listen_addresses=127.0.0.1 …`.
+    /// `postgres -D <data> -p <port> -c listen_addresses=127.0.0.1 -c unix_socket_directories= …`:
+    /// TCP on loopback only, no Unix socket (see the module documentation).
     pub fn launch(&self) -> LaunchCommand {
         let args = [
             "-D".to_owned(),
             self.data_dir.display().to_string(),
             "-p".to_owned(),
             self.port.to_string(),
-            "-k".to_owned(),
-            self.socket_dir.display().to_string(),
             "-c".to_owned(),
             "listen_addresses=127.0.0.1".to_owned(),
+            "-c".to_owned(),
+            "unix_socket_directories=".to_owned(),
             "-c".to_owned(),
             format!("max_connections={MAX_CONNECTIONS}"),
         ];
@@ -165,32 +200,96 @@ impl EmbeddedCluster {
         RedactedUrl(&self.admin_url()).to_string()
     }
 
-    /// Polls real connections until the server accepts one, or `timeout` passes.
+    /// Where the server's output belongs: the supervisor writes it here, and errors about a
+    /// server that does not answer point to it.
+    pub fn log_file(&self) -> PathBuf {
+        self.state_dir.join("postgres.log")
+    }
+
+    /// Connects as the administrator with `timeouts`; errors name [`EmbeddedCluster::log_file`].
+    pub async fn admin(&self, timeouts: Timeouts) -> Result<Admin, DatabaseError> {
+        Admin::connect_with(&self.admin_url(), timeouts, Some(&self.log_file())).await
+    }
+
+    /// Polls real connections until the server accepts one and answers a query, for at most
+    /// `timeout` in all (an attempt a wedged server never answers is cut off at the deadline):
+    /// [`DatabaseError::Timeout`] when the last attempt got no answer,
+    /// [`DatabaseError::Unreachable`] when the server kept refusing.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), DatabaseError> {
-        let url = self.admin_url();
-        let deadline = Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_refusal = None;
         loop {
-            let message = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-                Ok((client, connection)) => {
-                    let connection = tokio::spawn(connection);
-                    let answered = client.simple_query("SELECT 1").await;
-                    drop(client);
-                    let _ = connection.await;
-                    match answered {
-                        Ok(_) => return Ok(()),
-                        Err(error) => describe(&error),
-                    }
-                }
-                Err(error) => describe(&error),
-            };
-            if Instant::now() >= deadline {
-                return Err(DatabaseError::Unreachable {
-                    url: self.admin_url_redacted(),
-                    message: format!("not ready after {timeout:?}: {message}"),
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                return Err(match last_refusal {
+                    Some(message) => DatabaseError::Unreachable {
+                        url: self.admin_url_redacted(),
+                        message: format!("not ready after {timeout:?}: {message}"),
+                    },
+                    None => self.not_ready(timeout),
                 });
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let attempt = Timeouts {
+                connect: remaining,
+                statement: remaining,
+                ..Timeouts::default()
+            };
+            let refused = match self.admin(attempt).await {
+                Ok(admin) => match admin.ping().await {
+                    Ok(()) => return Ok(()),
+                    Err(error) => error,
+                },
+                Err(error) => error,
+            };
+            last_refusal = Some(match refused {
+                DatabaseError::Timeout { .. } => return Err(self.not_ready(timeout)),
+                DatabaseError::Unreachable { message, .. } => message,
+                other => other.to_string(),
+            });
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(Duration::from_millis(50).min(remaining)).await;
         }
+    }
+
+    fn not_ready(&self, timeout: Duration) -> DatabaseError {
+        DatabaseError::Timeout {
+            what: "waiting for the embedded instance to accept connections".to_owned(),
+            after: timeout,
+            url_redacted: self.admin_url_redacted(),
+            server_log: Some(self.log_file()),
+        }
+    }
+}
+
+/// Takes the exclusive `flock` on `<state_dir>/prepare.lock`, waiting at most `wait` for whoever
+/// holds it. The lock goes with the returned file, and with the process if it dies.
+fn lock_exclusively(state_dir: &Path, wait: Duration) -> Result<File, DatabaseError> {
+    let path = state_dir.join("prepare.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|error| DatabaseError::io("open", &path, error))?;
+    let deadline = Instant::now() + wait;
+    let mut pause = LOCK_POLL[0];
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(error)) => return Err(DatabaseError::io("lock", &path, error)),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(DatabaseError::InitBusy {
+                state_dir: state_dir.to_owned(),
+                lock_file: path,
+                after: wait,
+            });
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(LOCK_POLL[1]);
     }
 }
 

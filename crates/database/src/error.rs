@@ -46,6 +46,49 @@ pub enum DatabaseError {
     )]
     Unreachable { url: String, message: String },
 
+    #[error(
+        "PostgreSQL at {url_redacted} did not answer within {after:?} while {what}; is it \
+         running?{}\nhint: a stopped or overloaded server makes every call wait; run the command \
+         again once it answers (PostgreSQL rolls back whatever a timed-out call left unfinished)",
+        its_log(server_log.as_deref())
+    )]
+    Timeout {
+        /// What sandpit was doing, e.g. "dropping `geo_alice`".
+        what: String,
+        after: Duration,
+        url_redacted: String,
+        /// The server's log file, when sandpit runs the server (the embedded instance).
+        server_log: Option<PathBuf>,
+    },
+
+    #[error(
+        "{purpose} waited {after:?} for the lock on `{name}` at {url_redacted}, which another \
+         sandpit operation (a template build, a migration or a drop) still holds; nothing was \
+         changed\nhint: run the command again once that operation has finished; a sandpit that \
+         was killed releases its locks when its connection closes"
+    )]
+    LockBusy {
+        /// What needed the lock, e.g. "dropping `geo_alice`".
+        purpose: String,
+        name: String,
+        after: Duration,
+        url_redacted: String,
+    },
+
+    #[error(
+        "another sandpit has been preparing the PostgreSQL cluster in `{}` for {after:?} and \
+         is not done; nothing was changed\nhint: let it finish and run again; a sandpit process \
+         that holds `{}` without progressing (one stopped with Ctrl-Z) must be resumed or ended \
+         first",
+        state_dir.display(),
+        lock_file.display()
+    )]
+    InitBusy {
+        state_dir: PathBuf,
+        lock_file: PathBuf,
+        after: Duration,
+    },
+
     #[error("migration `{file}`{} failed: {message}; fix the file and run again", at_line(*line))]
     MigrationFailed {
         file: String,
@@ -165,6 +208,11 @@ impl DatabaseError {
             message: error.to_string(),
         }
     }
+}
+
+fn its_log(log: Option<&std::path::Path>) -> String {
+    log.map(|log| format!(" (its log: {})", log.display()))
+        .unwrap_or_default()
 }
 
 fn at_line(line: Option<u32>) -> String {

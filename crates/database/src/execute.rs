@@ -11,6 +11,7 @@ use tokio_postgres::{Client, SimpleQueryMessage, Transaction};
 use crate::error::{describe, DatabaseError};
 use crate::migrations::{line_of_position, MigrationFile};
 use crate::script::{self, Statement};
+use crate::timeouts::{setting_millis, Watchdog};
 
 /// A setting only sandpit's transaction has. `SET LOCAL` ends with the transaction, so reading
 /// it back as anything else means a statement ended the transaction.
@@ -52,9 +53,10 @@ pub(crate) async fn begin(
     let transaction = client.transaction().await?;
     let mut settings = format!("SET LOCAL {MARKER} = '{MARKER_VALUE}'");
     if let Some(timeout) = lock_timeout {
-        // 0 would mean "wait forever"; PostgreSQL takes whole milliseconds up to i32::MAX.
-        let millis = timeout.as_millis().clamp(1, i32::MAX as u128);
-        settings.push_str(&format!("; SET LOCAL lock_timeout = '{millis}ms'"));
+        settings.push_str(&format!(
+            "; SET LOCAL lock_timeout = '{}'",
+            setting_millis(timeout)
+        ));
     }
     transaction.batch_execute(&settings).await?;
     Ok(transaction)
@@ -70,10 +72,19 @@ pub(crate) enum Failure {
     TransactionEnded,
     /// The connection failed: not the file's fault.
     Connection { message: String },
+    /// The server did not answer within the limit (a [`DatabaseError::Timeout`]); the
+    /// connection was closed, so the server rolls the transaction back.
+    Unanswered(Box<DatabaseError>),
 }
 
-/// Runs `prepared`'s statements on `client`, which must be in a transaction from [`begin`].
-pub(crate) async fn run(client: &Client, prepared: &Prepared<'_>) -> Result<(), Failure> {
+/// Runs `prepared`'s statements on `client`, which must be in a transaction from [`begin`],
+/// each waiting at most `limit` for the server.
+pub(crate) async fn run(
+    client: &Client,
+    watchdog: &Watchdog,
+    limit: Duration,
+    prepared: &Prepared<'_>,
+) -> Result<(), Failure> {
     for statement in &prepared.statements {
         // The newline ends a trailing `--` comment; the statement always has a `;` or ends the
         // file, so the check is a statement of its own.
@@ -81,9 +92,14 @@ pub(crate) async fn run(client: &Client, prepared: &Prepared<'_>) -> Result<(), 
             "{}\n;SELECT current_setting('{MARKER}', true)",
             statement.text
         );
-        let messages = client
-            .simple_query(&query)
+        let messages = watchdog
+            .answer(
+                limit,
+                || format!("line {} (`{}`)", statement.line, statement.summary()),
+                client.simple_query(&query),
+            )
             .await
+            .map_err(Failure::unanswered)?
             .map_err(|error| statement_failure(statement, &error))?;
         let marker = messages.iter().rev().find_map(|message| match message {
             SimpleQueryMessage::Row(row) => Some(row.get(0)),
@@ -120,6 +136,10 @@ fn statement_failure(statement: &Statement<'_>, error: &tokio_postgres::Error) -
 }
 
 impl Failure {
+    pub(crate) fn unanswered(error: DatabaseError) -> Failure {
+        Failure::Unanswered(Box::new(error))
+    }
+
     /// A failure of what runs after the statements: handing objects over, recording the file,
     /// committing (deferred constraints are checked then).
     pub(crate) fn after_statements(what: &str, error: &tokio_postgres::Error) -> Failure {
@@ -156,6 +176,11 @@ impl Failure {
                 context: format!("applying `{}` in `{database}`", file.name),
                 message,
             },
+            Failure::Unanswered(error) => in_file(
+                *error,
+                &format!("applying `{}` to `{database}`", file.name),
+                "",
+            ),
         }
     }
 
@@ -218,7 +243,44 @@ impl Failure {
                 },
                 message,
             },
+            Failure::Unanswered(error) => {
+                let kept = if applied.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} applied before it stay applied",
+                        applied
+                            .iter()
+                            .map(|file| format!("`{file}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                in_file(
+                    *error,
+                    &format!("applying `{file_name}` to `{database}`"),
+                    &kept,
+                )
+            }
         }
+    }
+}
+
+/// A timeout while a file ran, its `what` saying which file (and what stays applied).
+fn in_file(error: DatabaseError, doing: &str, suffix: &str) -> DatabaseError {
+    match error {
+        DatabaseError::Timeout {
+            what,
+            after,
+            url_redacted,
+            server_log,
+        } => DatabaseError::Timeout {
+            what: format!("{doing}: {what}{suffix}"),
+            after,
+            url_redacted,
+            server_log,
+        },
+        other => other,
     }
 }
 

@@ -13,6 +13,7 @@
 //!   changed (refused) and ahead (allowed).
 //! - [`names`] (pure) turns validated project and biome names into PostgreSQL identifiers and
 //!   quotes every identifier and literal that goes into SQL.
+//! - [`timeouts`] bounds every wait on the server: connecting, each round trip, each lock.
 //! - [`admin`] talks SQL to the instance as its administrator: one template database per migration
 //!   content hash, a database and a login role per biome cloned from it, a read-only shared
 //!   reference database, and dropping all of it again. In place, it brings an existing database
@@ -33,12 +34,14 @@ pub mod names;
 pub mod plan;
 pub mod script;
 pub mod secret;
+pub mod timeouts;
 
 pub use admin::{libpq_url, Admin, BiomeDatabase};
 pub use binaries::PgBinaries;
-pub use cluster::{EmbeddedCluster, LaunchCommand, RunAs, ADMIN_USER};
+pub use cluster::{EmbeddedCluster, LaunchCommand, RunAs, ADMIN_USER, PREPARE_WAIT};
 pub use error::DatabaseError;
 pub use migrations::{MigrationFile, MigrationSet};
 pub use names::{quote_identifier, quote_literal, TemplateName};
 pub use plan::{plan, AppliedMigration, ChangedMigration, MigrationKind, MigrationPlan};
 pub use secret::{RedactedUrl, Secret};
+pub use timeouts::Timeouts;

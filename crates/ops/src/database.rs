@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _};
 use sandpit_build::git::Repository;
 use sandpit_database::{
     libpq_url, names, Admin, EmbeddedCluster, MigrationFile, MigrationSet, PgBinaries, RedactedUrl,
-    Secret,
+    Secret, Timeouts,
 };
 use sandpit_domain::Name;
 use sandpit_runtime::owner_only;
@@ -39,6 +39,20 @@ struct Instance {
     admin_url: String,
     host: String,
     port: u16,
+    /// The embedded instance's log, named when the server does not answer in time.
+    server_log: Option<PathBuf>,
+}
+
+impl Instance {
+    /// The administrator's connection, with the default timeouts.
+    async fn admin(&self) -> Result<Admin, sandpit_database::DatabaseError> {
+        Admin::connect_with(
+            &self.admin_url,
+            Timeouts::default(),
+            self.server_log.as_deref(),
+        )
+        .await
+    }
 }
 
 /// The embedded cluster's directory. PostgreSQL runs as the `postgres` user when sandpit runs as
@@ -193,6 +207,7 @@ async fn instance(
             admin_url: url,
             host,
             port,
+            server_log: None,
         });
     }
 
@@ -203,11 +218,10 @@ async fn instance(
         .map(|(_, v)| v.clone());
     let binaries = PgBinaries::locate(path_variable.as_deref())?;
     let dir = cluster_dir(context, project, env);
-    let fresh = !dir.join("data").join("PG_VERSION").is_file();
-    let cluster = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || EmbeddedCluster::prepare(&dir, &binaries)).await??
-    };
+    // Of many `up`s at once, one initialises the cluster; the others wait for it and use it.
+    let cluster =
+        tokio::task::spawn_blocking(move || EmbeddedCluster::prepare(&dir, &binaries)).await??;
+    let fresh = cluster.created;
     if fresh {
         on_event(&format!(
             "initialised the PostgreSQL instance of `{env}` in {}",
@@ -232,7 +246,7 @@ async fn instance(
         env: launch.env,
         run_as: launch.uid.zip(launch.gid),
         port: cluster.port,
-        log: cluster.state_dir.join("postgres.log"),
+        log: cluster.log_file(),
         stop_signal: "SIGINT".into(),
         start_timeout_secs: 60,
     };
@@ -247,17 +261,18 @@ async fn instance(
         other => bail!("unexpected answer from the daemon: {other:?}"),
     }
     cluster.wait_ready(Duration::from_secs(30)).await?;
-    let admin_url = cluster.admin_url();
     if fresh {
-        Admin::connect(&admin_url)
+        cluster
+            .admin(Timeouts::default())
             .await?
             .restrict_maintenance_databases()
             .await?;
     }
     Ok(Instance {
-        admin_url,
+        admin_url: cluster.admin_url(),
         host: "127.0.0.1".into(),
         port: cluster.port,
+        server_log: Some(cluster.log_file()),
     })
 }
 
@@ -353,7 +368,7 @@ pub async fn prepare(
         migrations.seed = None;
     }
     let instance = instance(context, spec, env, on_event).await?;
-    let admin = Admin::connect(&instance.admin_url).await?;
+    let admin = instance.admin().await?;
     let database = names::biome_database(project, biome);
     let mut exists = admin.database_exists(&database).await?;
     if exists && source.reset {
@@ -530,7 +545,7 @@ pub async fn drop(
         return Ok(false);
     }
     let instance = instance(context, spec, env, on_event).await?;
-    let admin = Admin::connect(&instance.admin_url).await?;
+    let admin = instance.admin().await?;
     admin.drop_biome_database(project, biome).await?;
     for variable in SECRET_VARIABLES {
         remove_if_present(&variable_file(context, project, env, biome, variable))?;

@@ -381,7 +381,7 @@ fn ids(
 /// store is created 0600, and SQLite gives its `-wal` and `-shm` files the same mode): a failed
 /// deployment's message may quote a component's log, and so a secret the component printed.
 fn make_owner_only(path: &Path) -> Result<(), StateError> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    use std::os::unix::fs::PermissionsExt as _;
     let io_error = |path: &Path| {
         let shown = path.display().to_string();
         move |source| StateError::Io {

@@ -13,13 +13,14 @@ use std::time::Duration;
 use sandpit_domain::Name;
 use tokio_postgres::Client;
 
-use super::{hand_over_objects, Admin};
+use super::{hand_over_objects, Admin, Session};
 use crate::error::DatabaseError;
 use crate::execute::{self, Failure, Prepared};
 use crate::history;
 use crate::migrations::{MigrationFile, MigrationSet};
 use crate::names;
 use crate::plan::{self, AppliedMigration, MigrationKind, MigrationPlan};
+use crate::timeouts::Watchdog;
 
 impl Admin {
     /// What `database`'s `sandpit_migrations` records, oldest first. Read-only: a database
@@ -31,9 +32,9 @@ impl Admin {
     ) -> Result<Vec<AppliedMigration>, DatabaseError> {
         self.require_database(database).await?;
         let session = self.open_database(database).await?;
-        let applied = history::read(&session.client).await;
+        let applied = read_history(&session, self.timeouts.statement, database).await;
         session.close().await;
-        applied.map_err(|error| reading_history(database, &error))
+        applied
     }
 
     /// How `database` compares with `set` (see [`plan::plan`]).
@@ -48,7 +49,12 @@ impl Admin {
         set: &MigrationSet,
     ) -> Result<MigrationPlan, DatabaseError> {
         self.require_database(database).await?;
-        let lock = self.lock(database).await?;
+        let lock = self
+            .lock(
+                database,
+                &format!("comparing `{database}` with the migrations"),
+            )
+            .await?;
         let applied = self.bring_forward_and_read(database, set).await;
         lock.close().await;
         Ok(plan::plan(&applied?, set))
@@ -61,15 +67,18 @@ impl Admin {
     ) -> Result<Vec<AppliedMigration>, DatabaseError> {
         let mut session = self.open_database(database).await?;
         let seed = set.seed.as_ref().map(|seed| seed.name.as_str());
-        let brought = history::bring_forward(&mut session.client, seed).await;
+        let limit = self.timeouts.statement;
+        let brought = session
+            .watchdog
+            .ask(
+                limit,
+                &format!("bringing sandpit_migrations in `{database}` forward"),
+                history::bring_forward(&mut session.client, seed),
+            )
+            .await;
         let applied = match brought {
-            Ok(()) => history::read(&session.client)
-                .await
-                .map_err(|error| reading_history(database, &error)),
-            Err(error) => Err(DatabaseError::sql(
-                format!("bringing sandpit_migrations in `{database}` forward"),
-                &error,
-            )),
+            Ok(()) => read_history(&session, limit, database).await,
+            Err(error) => Err(error),
         };
         session.close().await;
         applied
@@ -97,7 +106,9 @@ impl Admin {
             return Ok(());
         }
         self.require_database(database).await?;
-        let lock = self.lock(database).await?;
+        let lock = self
+            .lock(database, &format!("rehearsing migrations on `{database}`"))
+            .await?;
         let result = self
             .rehearse_locked(database, &prepared, lock_timeout)
             .await;
@@ -114,8 +125,13 @@ impl Admin {
         prepared: &[Prepared<'_>],
         lock_timeout: Duration,
     ) -> Result<(), DatabaseError> {
-        let mut session = self.open_database(database).await?;
-        let result = rehearse_in(&mut session.client, database, prepared, lock_timeout).await;
+        let mut session = self.migration_session(database).await?;
+        let limits = Limits {
+            watchdog: &session.watchdog,
+            round_trip: self.timeouts.migration,
+            lock_timeout,
+        };
+        let result = rehearse_in(&mut session.client, limits, database, prepared).await;
         // Closing the connection also ends a transaction a failed rollback left open.
         session.close().await;
         result
@@ -132,7 +148,9 @@ impl Admin {
     /// any file. Every lock waits at most `lock_timeout`. A failing file is rolled back
     /// entirely; the error ([`DatabaseError::InPlaceMigrationFailed`],
     /// [`DatabaseError::LockTimeout`]) names it, the line and PostgreSQL's message, and lists
-    /// the files before it that stay applied.
+    /// the files before it that stay applied. A statement that runs longer than
+    /// [`crate::Timeouts::migration`] fails the file the same way ([`DatabaseError::Timeout`]):
+    /// the server cancels it, or sandpit closes the connection, and either rolls the file back.
     pub async fn apply_in_place(
         &self,
         project: &Name,
@@ -147,7 +165,9 @@ impl Admin {
             return Ok(Vec::new());
         }
         self.require_database(&database).await?;
-        let lock = self.lock(&database).await?;
+        let lock = self
+            .lock(&database, &format!("migrating `{database}` in place"))
+            .await?;
         let result = self
             .apply_in_place_locked(&database, &role, &prepared, lock_timeout)
             .await;
@@ -165,8 +185,13 @@ impl Admin {
         prepared: &[Prepared<'_>],
         lock_timeout: Duration,
     ) -> Result<Vec<String>, DatabaseError> {
-        let mut session = self.open_database(database).await?;
-        let result = apply_in(&mut session.client, database, role, prepared, lock_timeout).await;
+        let mut session = self.migration_session(database).await?;
+        let limits = Limits {
+            watchdog: &session.watchdog,
+            round_trip: self.timeouts.migration,
+            lock_timeout,
+        };
+        let result = apply_in(&mut session.client, limits, database, role, prepared).await;
         session.close().await;
         result
     }
@@ -182,61 +207,93 @@ impl Admin {
     }
 }
 
+/// How long the calls of a rehearsal or an in-place application may wait.
+#[derive(Clone, Copy)]
+struct Limits<'a> {
+    watchdog: &'a Watchdog,
+    /// Each round trip ([`crate::Timeouts::migration`]).
+    round_trip: Duration,
+    /// Each lock the migrations' statements take (the caller's).
+    lock_timeout: Duration,
+}
+
 async fn rehearse_in(
     client: &mut Client,
+    limits: Limits<'_>,
     database: &str,
     prepared: &[Prepared<'_>],
-    lock_timeout: Duration,
 ) -> Result<(), DatabaseError> {
-    let applied = history::read(client)
-        .await
-        .map_err(|error| reading_history(database, &error))?;
+    let watchdog = limits.watchdog;
+    let applied = watchdog
+        .ask(
+            limits.round_trip,
+            &format!("reading sandpit_migrations in `{database}`"),
+            history::read(client),
+        )
+        .await?;
     let to_run = still_to_run(&applied, prepared, database)?;
-    let transaction = execute::begin(client, Some(lock_timeout))
-        .await
-        .map_err(|error| {
-            DatabaseError::sql(format!("starting a rehearsal on `{database}`"), &error)
-        })?;
+    let starting = format!("starting a rehearsal on `{database}`");
+    let transaction = watchdog
+        .ask(
+            limits.round_trip,
+            &starting,
+            execute::begin(client, Some(limits.lock_timeout)),
+        )
+        .await?;
     let mut outcome = Ok(());
     for prepared in to_run {
-        if let Err(failure) = execute::run(transaction.client(), prepared).await {
-            outcome = Err(failure.into_rehearsal_error(database, prepared.file, lock_timeout));
+        if let Err(failure) =
+            execute::run(transaction.client(), watchdog, limits.round_trip, prepared).await
+        {
+            outcome =
+                Err(failure.into_rehearsal_error(database, prepared.file, limits.lock_timeout));
             break;
         }
     }
-    let rolled_back = transaction.rollback().await;
-    outcome?;
-    rolled_back.map_err(|error| {
-        DatabaseError::sql(
-            format!("rolling back the rehearsal on `{database}`"),
-            &error,
+    // If the server does not answer, the watchdog closes the connection, which rolls back too.
+    let rolled_back = watchdog
+        .ask(
+            limits.round_trip,
+            &format!("rolling back the rehearsal on `{database}`"),
+            transaction.rollback(),
         )
-    })
+        .await;
+    outcome?;
+    rolled_back
 }
 
 async fn apply_in(
     client: &mut Client,
+    limits: Limits<'_>,
     database: &str,
     role: &str,
     prepared: &[Prepared<'_>],
-    lock_timeout: Duration,
 ) -> Result<Vec<String>, DatabaseError> {
-    history::bring_forward(client, None)
-        .await
-        .map_err(|error| {
-            DatabaseError::sql(
-                format!("bringing sandpit_migrations in `{database}` forward"),
-                &error,
-            )
-        })?;
-    let applied = history::read(client)
-        .await
-        .map_err(|error| reading_history(database, &error))?;
+    let watchdog = limits.watchdog;
+    watchdog
+        .ask(
+            limits.round_trip,
+            &format!("bringing sandpit_migrations in `{database}` forward"),
+            history::bring_forward(client, None),
+        )
+        .await?;
+    let applied = watchdog
+        .ask(
+            limits.round_trip,
+            &format!("reading sandpit_migrations in `{database}`"),
+            history::read(client),
+        )
+        .await?;
     let to_run = still_to_run(&applied, prepared, database)?;
     let mut done = Vec::new();
     for prepared in to_run {
-        if let Err(failure) = apply_one(client, prepared, role, lock_timeout).await {
-            return Err(failure.into_in_place_error(database, prepared.file, lock_timeout, done));
+        if let Err(failure) = apply_one(client, limits, prepared, role).await {
+            return Err(failure.into_in_place_error(
+                database,
+                prepared.file,
+                limits.lock_timeout,
+                done,
+            ));
         }
         done.push(prepared.file.name.clone());
     }
@@ -246,31 +303,50 @@ async fn apply_in(
 /// One file, the hand-over of what it created and its record, committed together or not at all.
 async fn apply_one(
     client: &mut Client,
+    limits: Limits<'_>,
     prepared: &Prepared<'_>,
     role: &str,
-    lock_timeout: Duration,
 ) -> Result<(), Failure> {
-    let transaction = execute::begin(client, Some(lock_timeout))
+    let (watchdog, limit) = (limits.watchdog, limits.round_trip);
+    let transaction = watchdog
+        .answer(
+            limit,
+            || "opening a transaction".to_owned(),
+            execute::begin(client, Some(limits.lock_timeout)),
+        )
         .await
+        .map_err(Failure::unanswered)?
         .map_err(|error| Failure::after_statements("opening a transaction", &error))?;
-    execute::run(transaction.client(), prepared).await?;
-    hand_over_objects(transaction.client(), role)
+    execute::run(transaction.client(), watchdog, limit, prepared).await?;
+    let handing_over = format!("giving `{role}` what it created");
+    watchdog
+        .answer(
+            limit,
+            || handing_over.clone(),
+            hand_over_objects(transaction.client(), role),
+        )
         .await
-        .map_err(|error| {
-            Failure::after_statements(&format!("giving `{role}` what it created"), &error)
-        })?;
+        .map_err(Failure::unanswered)?
+        .map_err(|error| Failure::after_statements(&handing_over, &error))?;
     let file = prepared.file;
-    history::record(
-        transaction.client(),
-        &file.name,
-        &file.checksum,
-        MigrationKind::Migration,
-    )
-    .await
-    .map_err(|error| Failure::after_statements("recording it in sandpit_migrations", &error))?;
-    transaction
-        .commit()
+    watchdog
+        .answer(
+            limit,
+            || "recording it in sandpit_migrations".to_owned(),
+            history::record(
+                transaction.client(),
+                &file.name,
+                &file.checksum,
+                MigrationKind::Migration,
+            ),
+        )
         .await
+        .map_err(Failure::unanswered)?
+        .map_err(|error| Failure::after_statements("recording it in sandpit_migrations", &error))?;
+    watchdog
+        .answer(limit, || "committing it".to_owned(), transaction.commit())
+        .await
+        .map_err(Failure::unanswered)?
         .map_err(|error| Failure::after_statements("committing it", &error))
 }
 
@@ -291,6 +367,17 @@ fn still_to_run<'p, 'a>(
     Ok(to_run)
 }
 
-fn reading_history(database: &str, error: &tokio_postgres::Error) -> DatabaseError {
-    DatabaseError::sql(format!("reading sandpit_migrations in `{database}`"), error)
+async fn read_history(
+    session: &Session,
+    limit: Duration,
+    database: &str,
+) -> Result<Vec<AppliedMigration>, DatabaseError> {
+    session
+        .watchdog
+        .ask(
+            limit,
+            &format!("reading sandpit_migrations in `{database}`"),
+            history::read(&session.client),
+        )
+        .await
 }

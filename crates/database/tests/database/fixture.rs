@@ -2,18 +2,19 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use sandpit_database::{Admin, EmbeddedCluster, PgBinaries};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use sandpit_database::{Admin, EmbeddedCluster, PgBinaries, Timeouts};
 use sandpit_domain::Name;
 use tempfile::TempDir;
 
 pub struct Server {
     pub cluster: EmbeddedCluster,
-    pub dir: PathBuf,
     child: Mutex<Option<Child>>,
     _temporary: Option<TempDir>,
     _watchdog: Option<Child>,
@@ -58,20 +59,86 @@ pub fn shared() -> &'static Server {
     })
 }
 
+/// A directory under /tmp that the `postgres` user can reach (the server runs as it when the
+/// tests run as root).
+pub fn reachable_tempdir(prefix: &str) -> TempDir {
+    let temporary = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(temporary.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    temporary
+}
+
+pub fn binaries() -> PgBinaries {
+    PgBinaries::locate(None).expect("PostgreSQL server binaries are installed")
+}
+
+/// Short limits, so a test of a hung server takes a second or two (a healthy server answers
+/// the tests' catalog queries well within them, even on a busy machine).
+pub fn short_timeouts() -> Timeouts {
+    Timeouts {
+        connect: Duration::from_secs(1),
+        statement: Duration::from_secs(1),
+        migration: Duration::from_secs(2),
+        advisory_lock: Duration::from_secs(1),
+    }
+}
+
+/// While alive, the server's processes are stopped (SIGSTOP); dropping it (also when a test
+/// panics) lets them run again, so the server can still be shut down.
+pub struct Stopped {
+    pids: Vec<Pid>,
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for pid in &self.pids {
+            let _ = kill(*pid, Signal::SIGCONT);
+        }
+    }
+}
+
+/// The processes whose parent is `parent` (PostgreSQL's backends each have a session of their
+/// own, so the postmaster's process group does not reach them).
+fn children_of(parent: Pid) -> Vec<Pid> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may contain spaces and parentheses.
+        let Some((_, after_comm)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let ppid = after_comm.split_whitespace().nth(1);
+        if ppid == Some(&parent.as_raw().to_string()) {
+            if let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() {
+                children.push(Pid::from_raw(pid));
+            }
+        }
+    }
+    children
+}
+
 impl Server {
     /// Initialises a cluster in a fresh directory and starts it.
     pub fn start() -> Server {
-        // When root, the server runs as `postgres`, which must be able to reach the state dir.
-        let temporary = tempfile::Builder::new()
-            .prefix("sandpit-db-test-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        std::fs::set_permissions(temporary.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let binaries = PgBinaries::locate(None).expect("PostgreSQL server binaries are installed");
-        let cluster = EmbeddedCluster::prepare(&temporary.path().join("state"), &binaries).unwrap();
+        let temporary = reachable_tempdir("sandpit-db-test-");
+        let state = temporary.path().join("state");
+        Server::start_in(temporary, &state)
+    }
+
+    /// Initialises a cluster in `state` (somewhere inside `temporary`) and starts it.
+    pub fn start_in(temporary: TempDir, state: &Path) -> Server {
+        let cluster = EmbeddedCluster::prepare(state, &binaries()).unwrap();
+        Server::adopt(temporary, cluster)
+    }
+
+    /// Starts a cluster prepared by the test; `temporary` is removed with the server.
+    pub fn adopt(temporary: TempDir, cluster: EmbeddedCluster) -> Server {
         let server = Server {
             cluster,
-            dir: temporary.path().to_owned(),
             child: Mutex::new(None),
             _temporary: Some(temporary),
             _watchdog: None,
@@ -86,7 +153,7 @@ impl Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("postgres.log"))
+            .open(self.cluster.log_file())
             .unwrap();
         let mut command = Command::new(&launch.program);
         command
@@ -109,9 +176,29 @@ impl Server {
         let cluster = self.cluster.clone();
         let ready = block_on(async move { cluster.wait_ready(Duration::from_secs(30)).await });
         if let Err(error) = ready {
-            let log = std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(self.cluster.log_file()).unwrap_or_default();
             panic!("{error}\n--- postgres.log ---\n{log}");
         }
+    }
+
+    /// Stops the postmaster alone: connections already open keep working, new ones are
+    /// accepted by the kernel and never answered — what a wedged server looks like.
+    pub fn stop_postmaster(&self) -> Stopped {
+        let pid = Pid::from_raw(self.pid());
+        kill(pid, Signal::SIGSTOP).unwrap();
+        Stopped { pids: vec![pid] }
+    }
+
+    /// Stops the postmaster and every process it started: nothing answers, not even open
+    /// connections. The postmaster goes first, so it starts no process meanwhile.
+    pub fn stop_everything(&self) -> Stopped {
+        let mut stopped = self.stop_postmaster();
+        for child in children_of(stopped.pids[0]) {
+            if kill(child, Signal::SIGSTOP).is_ok() {
+                stopped.pids.push(child);
+            }
+        }
+        stopped
     }
 
     pub fn pid(&self) -> i32 {
@@ -122,13 +209,18 @@ impl Server {
     /// Kills the server and all its backends at once, like a power cut.
     pub fn crash(&self) {
         let mut child = self.child.lock().unwrap().take().expect("running");
-        let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-        nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).unwrap();
+        let group = Pid::from_raw(i32::try_from(child.id()).unwrap());
+        killpg(group, Signal::SIGKILL).unwrap();
         child.wait().unwrap();
     }
 
     pub async fn admin(&self) -> Admin {
         Admin::connect(&self.cluster.admin_url()).await.unwrap()
+    }
+
+    /// An administrator with the [`short_timeouts`], whose timeouts name the server's log.
+    pub async fn impatient_admin(&self) -> Result<Admin, sandpit_database::DatabaseError> {
+        self.cluster.admin(short_timeouts()).await
     }
 
     /// A URL for `role` on `database` of this server.
@@ -146,8 +238,8 @@ impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             // SIGINT is PostgreSQL's fast shutdown: it does not wait for clients to leave.
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+            let _ = kill(pid, Signal::SIGINT);
             let _ = child.wait();
         }
     }

@@ -11,3 +11,4 @@ mod fixture;
 mod in_place;
 mod shared;
 mod templates;
+mod timeouts;
