@@ -5,5 +5,6 @@ mod support;
 
 mod errors;
 mod inference;
+mod integers;
 mod lifecycle;
 mod routing;
