@@ -244,12 +244,16 @@ mod tests {
         /// CI or locally) is seen again by the same command; no persistence files: a failure
         /// found becomes a named regression test instead.
         fn config() -> Config {
-            let mut config = Config::default();
-            config.failure_persistence = None;
-            if config.rng_seed == RngSeed::Random {
-                config.rng_seed = RngSeed::Fixed(0x5a4d_0917);
+            let defaults = Config::default();
+            let rng_seed = match defaults.rng_seed {
+                RngSeed::Random => RngSeed::Fixed(0x5a4d_0917),
+                chosen => chosen,
+            };
+            Config {
+                failure_persistence: None,
+                rng_seed,
+                ..defaults
             }
-            config
         }
 
         /// The DNS-label language written out byte by byte, independently of [`Name::parse`].

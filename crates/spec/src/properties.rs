@@ -16,12 +16,16 @@ use crate::*;
 /// locally) is seen again by the same command; no persistence files: a failure found becomes a
 /// named regression test in `tests.rs` instead.
 fn config() -> Config {
-    let mut config = Config::default();
-    config.failure_persistence = None;
-    if config.rng_seed == RngSeed::Random {
-        config.rng_seed = RngSeed::Fixed(0x5a4d_0917);
+    let defaults = Config::default();
+    let rng_seed = match defaults.rng_seed {
+        RngSeed::Random => RngSeed::Fixed(0x5a4d_0917),
+        chosen => chosen,
+    };
+    Config {
+        failure_persistence: None,
+        rng_seed,
+        ..defaults
     }
-    config
 }
 
 /// What `parse` must do with any input: not panic (the caller of this function is the proof),
@@ -300,7 +304,7 @@ fn toml_value() -> impl Strategy<Value = String> {
     ]);
     let leaf = prop_oneof![
         3 => nasty_text().prop_map(|text| toml_string(&text)),
-        2 => names.prop_map(|name| toml_string(name)),
+        2 => names.prop_map(toml_string),
         1 => any::<i64>().prop_map(|n| n.to_string()),
         1 => (-2i64..100_000).prop_map(|n| n.to_string()),
         1 => any::<f64>().prop_map(|x| if x.is_finite() { format!("{x:e}") } else { "nan".to_owned() }),

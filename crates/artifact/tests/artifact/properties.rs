@@ -24,12 +24,16 @@ const LIMIT: u64 = 2048;
 /// locally) is seen again by the same command; no persistence files: a failure found becomes a
 /// named regression test in `extract.rs` instead.
 fn config() -> Config {
-    let mut config = Config::default();
-    config.failure_persistence = None;
-    if config.rng_seed == RngSeed::Random {
-        config.rng_seed = RngSeed::Fixed(0x5a4d_0917);
+    let defaults = Config::default();
+    let rng_seed = match defaults.rng_seed {
+        RngSeed::Random => RngSeed::Fixed(0x5a4d_0917),
+        chosen => chosen,
+    };
+    Config {
+        failure_persistence: None,
+        rng_seed,
+        ..defaults
     }
-    config
 }
 
 // ---- inputs ----------------------------------------------------------------------------------

@@ -12,12 +12,16 @@ use super::*;
 /// locally) is seen again by the same command; no persistence files: a failure found becomes a
 /// named regression test in `tensor.rs` instead.
 fn config() -> Config {
-    let mut config = Config::default();
-    config.failure_persistence = None;
-    if config.rng_seed == RngSeed::Random {
-        config.rng_seed = RngSeed::Fixed(0x5a4d_0917);
+    let defaults = Config::default();
+    let rng_seed = match defaults.rng_seed {
+        RngSeed::Random => RngSeed::Fixed(0x5a4d_0917),
+        chosen => chosen,
+    };
+    Config {
+        failure_persistence: None,
+        rng_seed,
+        ..defaults
     }
-    config
 }
 
 const DATATYPES: [&str; 14] = [
