@@ -2,17 +2,19 @@
 //! write outside it (zip-slip), expand past a size limit (zip bombs, lying headers) or smuggle in
 //! special files.
 //!
-//! Every entry name and symlink target is validated before the first byte is written; the
+//! Every entry name and symlink target is validated before the first byte is written (names
+//! listed twice, entries below a file or a symlink of the same archive and names the file
+//! system would refuse included, so a refusal names the entry rather than an OS error); the
 //! archive is unpacked into a temporary directory beside the destination and renamed into place
 //! only when everything succeeded, so a failure leaves nothing behind.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use sandpit_domain::ByteSize;
+use sandpit_domain::{quoted, ByteSize};
 use zip::ZipArchive;
 
 use crate::confinement::{entry_components, resolve_link};
@@ -37,30 +39,46 @@ pub enum ExtractError {
         path: PathBuf,
         source: zip::result::ZipError,
     },
-    #[error("the archive `{archive}` holds an entry named `{name}`, which is refused: {reason}; the archive is unsafe to unpack")]
+    #[error("the archive `{archive}` holds an entry named {}, which is refused: {reason}; the archive is unsafe to unpack", quoted(name))]
     UnsafeEntryName {
         archive: PathBuf,
         name: String,
         reason: &'static str,
     },
-    #[error("the archive `{archive}` holds the symlink `{name}` -> `{target}`, which leaves the destination ({reason}); the archive is unsafe to unpack")]
+    #[error("the archive `{archive}` holds the symlink {} -> {}, which is refused: {reason}; the archive is unsafe to unpack", quoted(name), quoted(target))]
     SymlinkEscapes {
         archive: PathBuf,
         name: String,
         target: String,
         reason: &'static str,
     },
-    #[error("the archive `{archive}` holds `{name}` more than once; the archive is malformed")]
+    #[error(
+        "the archive `{archive}` holds {} more than once; the archive is malformed",
+        quoted(name)
+    )]
     DuplicateEntry { archive: PathBuf, name: String },
-    #[error("the archive `{archive}` holds `{name}`, which is {what}; only files, directories and symlinks are unpacked")]
+    #[error("the archive `{archive}` lists {listed} entries but only {distinct} distinct names (names that decode alike, or a repeated record); the archive is malformed")]
+    HiddenEntries {
+        archive: PathBuf,
+        listed: usize,
+        distinct: usize,
+    },
+    #[error("the archive `{archive}` holds {} below {}, which is a {what} in the same archive; the archive is malformed", quoted(name), quoted(ancestor))]
+    PathClash {
+        archive: PathBuf,
+        name: String,
+        ancestor: String,
+        what: &'static str,
+    },
+    #[error("the archive `{archive}` holds {}, which is {what}; only files, directories and symlinks are unpacked", quoted(name))]
     UnsupportedEntry {
         archive: PathBuf,
         name: String,
         what: &'static str,
     },
     #[error(
-        "the archive `{archive}` expands to more than {limit} ({size} bytes); refusing to unpack it. \
-         If it is legitimate, raise `[project] max_artifact_size` in sandpit.toml"
+        "the archive `{archive}` expands to more than {limit} ({size} bytes); refusing to unpack it\n\
+         hint: if it is legitimate, raise `[project] max_artifact_size` in sandpit.toml"
     )]
     TooLarge {
         archive: PathBuf,
@@ -72,6 +90,12 @@ pub enum ExtractError {
     #[error("could not write `{path}` while unpacking: {source}")]
     WriteOutput { path: PathBuf, source: io::Error },
 }
+
+/// The longest file name Linux file systems take (`NAME_MAX`), in bytes.
+const MAX_COMPONENT_BYTES: usize = 255;
+/// The longest entry name unpacked, in bytes: below `PATH_MAX` (4096) with room for the
+/// destination's own path.
+const MAX_NAME_BYTES: usize = 3072;
 
 enum Planned {
     Directory,
@@ -99,6 +123,7 @@ pub fn extract(zip: &Path, dest: &Path, limit: ByteSize) -> Result<ExtractSummar
     };
     let mut archive = ZipArchive::new(BufReader::new(file)).map_err(read_error)?;
 
+    check_every_entry_is_listed_once(&archive, zip)?;
     let plan = validate(&mut archive, zip, limit)?;
     check_destination(dest)?;
 
@@ -116,7 +141,7 @@ pub fn extract(zip: &Path, dest: &Path, limit: ByteSize) -> Result<ExtractSummar
         .tempdir_in(&parent)
         .map_err(|source| write_error(&parent, source))?;
 
-    let summary = unpack(&mut archive, zip, &plan, staging.path(), limit)?;
+    let summary = unpack(&mut archive, zip, &plan, staging.path(), dest, limit)?;
 
     // An empty destination directory is replaced by rename(2); anything else was refused above.
     fs::rename(staging.path(), dest).map_err(|source| write_error(dest, source))?;
@@ -172,6 +197,60 @@ fn check_destination(dest: &Path) -> Result<(), ExtractError> {
             path: dest.to_owned(),
         }),
     }
+}
+
+/// Refuses an archive whose central directory lists a name twice. The `zip` reader keeps one
+/// entry per decoded name (the later record wins), so without this a duplicate would be unpacked
+/// silently as whichever copy came last; the records are counted here, by walking them.
+fn check_every_entry_is_listed_once<R: Read + io::Seek>(
+    archive: &ZipArchive<R>,
+    zip: &Path,
+) -> Result<(), ExtractError> {
+    let read_error = |source: io::Error| ExtractError::ReadArchive {
+        path: zip.to_owned(),
+        source: source.into(),
+    };
+    let file = File::open(zip).map_err(|source| ExtractError::OpenArchive {
+        path: zip.to_owned(),
+        source,
+    })?;
+    let mut reader = BufReader::new(file);
+    reader
+        .seek(io::SeekFrom::Start(archive.central_directory_start()))
+        .map_err(read_error)?;
+    let mut names = BTreeSet::new();
+    let mut listed = 0usize;
+    loop {
+        let mut header = [0u8; 46];
+        match reader.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(error) => return Err(read_error(error)),
+        }
+        if header[..4] != 0x0201_4b50u32.to_le_bytes() {
+            break; // the end of central directory record (or its zip64 form)
+        }
+        let field = |at: usize| usize::from(u16::from_le_bytes([header[at], header[at + 1]]));
+        let mut name = vec![0u8; field(28)];
+        reader.read_exact(&mut name).map_err(read_error)?;
+        let skip = (field(30) + field(32)) as i64;
+        reader.seek_relative(skip).map_err(read_error)?;
+        listed += 1;
+        if !names.insert(name.clone()) {
+            return Err(ExtractError::DuplicateEntry {
+                archive: zip.to_owned(),
+                name: String::from_utf8_lossy(&name).into_owned(),
+            });
+        }
+    }
+    if listed > archive.len() {
+        return Err(ExtractError::HiddenEntries {
+            archive: zip.to_owned(),
+            listed,
+            distinct: archive.len(),
+        });
+    }
+    Ok(())
 }
 
 /// Checks every entry before anything is written: names, kinds, symlink targets, declared size.
@@ -244,6 +323,22 @@ fn validate<R: Read + io::Seek>(
                 what: "a special file",
             });
         };
+        // Refused here rather than by the file system half-way through, so the message names
+        // the entry instead of an OS error about a staging directory.
+        let unsafe_name = |reason| ExtractError::UnsafeEntryName {
+            archive: zip.to_owned(),
+            name: name.clone(),
+            reason,
+        };
+        if components
+            .iter()
+            .any(|part| part.len() > MAX_COMPONENT_BYTES)
+        {
+            return Err(unsafe_name("a path component is longer than 255 bytes"));
+        }
+        if name.len() > MAX_NAME_BYTES {
+            return Err(unsafe_name("the name is longer than 3072 bytes"));
+        }
         plan.push(PlannedEntry {
             index,
             components,
@@ -297,18 +392,45 @@ fn validate<R: Read + io::Seek>(
             })?;
         }
     }
+    // After the links are checked, so a link that leads out is reported as such.
+    // Nothing may sit below a file (it could not be written) or below a symlink (it would be
+    // written through the link, or the link would then fail to be made).
+    let kinds: BTreeMap<&[String], &Planned> = plan
+        .iter()
+        .map(|planned| (planned.components.as_slice(), &planned.kind))
+        .collect();
+    for planned in &plan {
+        for depth in 1..planned.components.len() {
+            let ancestor = &planned.components[..depth];
+            let what = match kinds.get(ancestor) {
+                Some(Planned::File { .. }) => "file",
+                Some(Planned::Symlink { .. }) => "symlink",
+                Some(Planned::Directory) | None => continue,
+            };
+            return Err(ExtractError::PathClash {
+                archive: zip.to_owned(),
+                name: planned.components.join("/"),
+                ancestor: ancestor.join("/"),
+                what,
+            });
+        }
+    }
+
     Ok(plan)
 }
 
+/// Writes `plan` below `root` (the staging directory); errors name the path under `dest`, where
+/// the user will look, since the staging directory is removed on failure.
 fn unpack<R: Read + io::Seek>(
     archive: &mut ZipArchive<R>,
     zip: &Path,
     plan: &[PlannedEntry],
     root: &Path,
+    dest: &Path,
     limit: ByteSize,
 ) -> Result<ExtractSummary, ExtractError> {
     let write_error = |path: &Path| {
-        let path = path.to_owned();
+        let path = dest.join(path.strip_prefix(root).unwrap_or(path));
         move |source| ExtractError::WriteOutput { path, source }
     };
     let mut summary = ExtractSummary {
@@ -384,7 +506,15 @@ fn unpack<R: Read + io::Seek>(
             }
             std::os::unix::fs::symlink(target, &path).map_err(write_error(&path))?;
             summary.symlinks += 1;
+            // Counted like file bytes: headers may claim less than the targets hold.
             summary.bytes += target.len() as u64;
+            if summary.bytes > limit.0 {
+                return Err(ExtractError::TooLarge {
+                    archive: zip.to_owned(),
+                    limit,
+                    size: summary.bytes,
+                });
+            }
         }
     }
     Ok(summary)

@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod component;
 pub mod digest;
 pub mod name;
+pub mod quoted;
 pub mod size;
 pub mod version;
 
@@ -13,5 +14,6 @@ pub use backoff::Backoff;
 pub use component::{ComponentKind, ComponentState};
 pub use digest::{Digest, DigestError};
 pub use name::{Name, NameError, MAX_NAME_LEN};
+pub use quoted::{escape_hidden, quoted, Quoted};
 pub use size::{ByteSize, ByteSizeError};
 pub use version::{ArtifactName, CommitId, Version, VersionError};

@@ -8,6 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::quoted::quoted;
+
 /// The longest name sandpit accepts; short enough to leave room in PostgreSQL's 63-byte identifiers.
 pub const MAX_NAME_LEN: usize = 40;
 
@@ -17,26 +19,45 @@ pub const MAX_NAME_LEN: usize = 40;
 pub struct Name(String);
 
 /// Why a string is not a valid [`Name`].
+///
+/// Displays as `name `<raw>` <problem>`; callers that name the thing themselves ("invalid
+/// service name `X`: ...") use [`NameError::problem`] so the message does not say "name" twice.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     #[error("name is empty")]
     Empty,
-    #[error("name `{name}` is {len} characters long; the limit is {MAX_NAME_LEN}")]
+    #[error("name {} {}", quoted(name), self.problem())]
     TooLong { name: String, len: usize },
-    #[error("name `{name}` must start with a lowercase letter")]
+    #[error("name {} {}", quoted(name), self.problem())]
     BadStart { name: String },
-    #[error(
-        "name `{name}` contains `{character}`; only lowercase letters, digits and `-` are allowed"
-    )]
+    #[error("name {} {}", quoted(name), self.problem())]
     BadCharacter { name: String, character: char },
-    #[error("name `{name}` ends with `-`, which is not allowed in a hostname")]
+    #[error("name {} {}", quoted(name), self.problem())]
     TrailingHyphen { name: String },
 }
 
 impl NameError {
+    /// What is wrong, without the name: `must start with a lowercase letter`.
+    pub fn problem(&self) -> String {
+        match self {
+            NameError::Empty => "is empty".to_owned(),
+            NameError::TooLong { len, .. } => {
+                format!("is {len} characters long; the limit is {MAX_NAME_LEN}")
+            }
+            NameError::BadStart { .. } => "must start with a lowercase letter".to_owned(),
+            NameError::BadCharacter { character, .. } => format!(
+                "contains {}; only lowercase letters, digits and `-` are allowed",
+                quoted(&character.to_string())
+            ),
+            NameError::TrailingHyphen { .. } => {
+                "ends with `-`, which is not allowed in a hostname".to_owned()
+            }
+        }
+    }
+
     /// What the user can do about it.
     pub fn hint(&self) -> &'static str {
-        "names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter, e.g. `grade-api`"
+        "names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter and not ending with `-`, e.g. `grade-api`"
     }
 }
 
@@ -209,5 +230,91 @@ mod tests {
     #[test]
     fn upper_snake_for_env_vars() {
         assert_eq!(Name::parse("grade-api").unwrap().upper_snake(), "GRADE_API");
+    }
+
+    /// Property tests: `parse` accepts exactly the DNS-label language and `sanitize` always
+    /// lands in it.
+    mod properties {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngSeed};
+
+        use super::*;
+
+        /// A fixed seed unless `PROPTEST_RNG_SEED` says otherwise, so a failure seen once (in
+        /// CI or locally) is seen again by the same command; no persistence files: a failure
+        /// found becomes a named regression test instead.
+        fn config() -> Config {
+            let defaults = Config::default();
+            let rng_seed = match defaults.rng_seed {
+                RngSeed::Random => RngSeed::Fixed(0x5a4d_0917),
+                chosen => chosen,
+            };
+            Config {
+                failure_persistence: None,
+                rng_seed,
+                ..defaults
+            }
+        }
+
+        /// The DNS-label language written out byte by byte, independently of [`Name::parse`].
+        fn is_dns_label(raw: &str) -> bool {
+            let bytes = raw.as_bytes();
+            let allowed = |b: &u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-');
+            (1..=MAX_NAME_LEN).contains(&bytes.len())
+                && bytes[0].is_ascii_lowercase()
+                && bytes[bytes.len() - 1] != b'-'
+                && bytes.iter().all(allowed)
+        }
+
+        /// Mostly near-misses of the language (so both outcomes are common), plus anything.
+        fn candidates() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => "[a-z0-9-]{0,45}",
+                3 => "[a-z][a-z0-9-]{0,41}",
+                2 => "[a-zA-Z0-9_.\\-/ \\x00\\x1béλ✓]{0,45}",
+                1 => any::<String>(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn parse_accepts_exactly_dns_labels(raw in candidates()) {
+                match Name::parse(&raw) {
+                    Ok(name) => {
+                        prop_assert!(is_dns_label(&raw), "accepted {raw:?}");
+                        prop_assert_eq!(name.as_str(), raw.as_str());
+                        let round_trip = Name::try_from(String::from(name.clone()));
+                        prop_assert_eq!(round_trip, Ok(name));
+                    }
+                    Err(error) => {
+                        prop_assert!(!is_dns_label(&raw), "refused {raw:?}: {error}");
+                        let message = error.to_string();
+                        prop_assert!(
+                            !message.chars().any(char::is_control),
+                            "{message:?} shows a control character raw"
+                        );
+                        if !raw.is_empty() {
+                            // Says which name, then what is wrong with it.
+                            let shown = format!("name {} ", quoted(&raw));
+                            prop_assert!(message.starts_with(&shown), "{message}");
+                            prop_assert_eq!(&message[shown.len()..], error.problem());
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn sanitize_always_yields_a_valid_name(raw in candidates()) {
+                let sanitized = Name::sanitize(&raw);
+                let has_alphanumeric = raw.chars().any(|c| c.is_ascii_alphanumeric());
+                prop_assert_eq!(sanitized.is_some(), has_alphanumeric, "{:?}", raw);
+                if let Some(name) = sanitized {
+                    prop_assert!(is_dns_label(name.as_str()), "{raw:?} -> {name}");
+                    prop_assert_eq!(Name::sanitize(name.as_str()), Some(name.clone()));
+                }
+            }
+        }
     }
 }

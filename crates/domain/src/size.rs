@@ -2,12 +2,14 @@
 
 use std::fmt;
 
+use crate::quoted::quoted;
+
 /// A number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ByteSize(pub u64);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a size: write a number of bytes or a number with a unit such as `512MiB` or `2GiB`")]
+#[error("{} is not a size: write a number of bytes or a number with a unit such as `512MiB` or `2GiB`", quoted(.0))]
 pub struct ByteSizeError(String);
 
 impl ByteSize {

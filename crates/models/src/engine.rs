@@ -258,6 +258,12 @@ fn to_value(tensor: Tensor) -> Result<DynValue, ort::Error> {
         TensorData::Fp64(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
         TensorData::Int32(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
         TensorData::Int64(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Int8(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Int16(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Uint8(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Uint16(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Uint32(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Uint64(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
         TensorData::Bool(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
     })
 }
@@ -274,6 +280,12 @@ fn extract(spec: &TensorSpec, value: &DynValue) -> Result<Tensor, ort::Error> {
         Some(Datatype::Fp64) => get::<f64>(value).map(|(s, d)| (s, TensorData::Fp64(d)))?,
         Some(Datatype::Int32) => get::<i32>(value).map(|(s, d)| (s, TensorData::Int32(d)))?,
         Some(Datatype::Int64) => get::<i64>(value).map(|(s, d)| (s, TensorData::Int64(d)))?,
+        Some(Datatype::Int8) => get::<i8>(value).map(|(s, d)| (s, TensorData::Int8(d)))?,
+        Some(Datatype::Int16) => get::<i16>(value).map(|(s, d)| (s, TensorData::Int16(d)))?,
+        Some(Datatype::Uint8) => get::<u8>(value).map(|(s, d)| (s, TensorData::Uint8(d)))?,
+        Some(Datatype::Uint16) => get::<u16>(value).map(|(s, d)| (s, TensorData::Uint16(d)))?,
+        Some(Datatype::Uint32) => get::<u32>(value).map(|(s, d)| (s, TensorData::Uint32(d)))?,
+        Some(Datatype::Uint64) => get::<u64>(value).map(|(s, d)| (s, TensorData::Uint64(d)))?,
         Some(Datatype::Bool) | None => get::<bool>(value).map(|(s, d)| (s, TensorData::Bool(d)))?,
     };
     Ok(Tensor {

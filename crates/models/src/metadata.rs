@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TensorSpec {
     pub name: String,
-    /// The KServe v2 datatype name (`FP32`, `FP64`, `INT32`, `INT64`, `BOOL`, and for tensors this
-    /// endpoint cannot exchange, the protocol's other names such as `FP16` or `BYTES`).
+    /// The KServe v2 datatype name (`FP32`, `FP64`, `INT8` to `INT64`, `UINT8` to `UINT64`,
+    /// `BOOL`, and for tensors this endpoint cannot exchange, the protocol's other names such as
+    /// `FP16` or `BYTES`).
     pub datatype: String,
     /// Dimensions; `-1` marks a dynamic dimension.
     pub shape: Vec<i64>,

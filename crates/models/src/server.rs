@@ -55,7 +55,7 @@ use crate::metadata::{ModelMetadata, TensorSpec};
 use crate::metrics::Metrics;
 use crate::registry::{ModelRef, Registry, Unresolved};
 use crate::stores::{ArtifactStores, Confinement};
-use crate::tensor::{validate_inputs, JsonTensor, Tensor};
+use crate::tensor::{parse_inputs, validate_inputs, JsonTensor, Tensor};
 
 /// The biome name that stands for the environment's base in the registration API.
 pub const BASE: &str = "_base";
@@ -688,45 +688,6 @@ fn split_body<'b>(headers: &HeaderMap, body: &'b [u8]) -> Result<(&'b [u8], &'b 
             ))
         })?;
     Ok(body.split_at(length))
-}
-
-/// The inputs of a request, taking binary values in input order from `binary`.
-fn parse_inputs(inputs: &[JsonTensor], mut binary: &[u8]) -> Result<Vec<Tensor>, ModelError> {
-    let mut tensors = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let size = input
-            .parameters
-            .as_ref()
-            .and_then(|p| p.get("binary_data_size"))
-            .map(|size| {
-                size.as_u64()
-                    .and_then(|s| usize::try_from(s).ok())
-                    .filter(|s| *s <= binary.len())
-                    .ok_or_else(|| {
-                        ModelError::BadRequest(format!(
-                            "input `{}`: binary_data_size {size} does not fit the {} bytes of binary data left",
-                            input.name,
-                            binary.len()
-                        ))
-                    })
-            })
-            .transpose()?;
-        tensors.push(match size {
-            Some(size) => {
-                let (bytes, rest) = binary.split_at(size);
-                binary = rest;
-                Tensor::from_binary(input, bytes)?
-            }
-            None => Tensor::from_json(input)?,
-        });
-    }
-    if !binary.is_empty() {
-        return Err(ModelError::BadRequest(format!(
-            "{} bytes of binary data are not claimed by any input's binary_data_size",
-            binary.len()
-        )));
-    }
-    Ok(tensors)
 }
 
 async fn run_inference(

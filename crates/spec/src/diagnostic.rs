@@ -103,6 +103,22 @@ fn line_column(source: &str, at: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
+/// `raw` written as a TOML basic string, for hints that suggest a value to write: quotes,
+/// backslashes and control characters escaped, so the suggestion can be pasted back.
+pub(crate) fn toml_string(raw: &str) -> String {
+    let mut written = String::from("\"");
+    for c in raw.chars() {
+        match c {
+            '"' => written.push_str("\\\""),
+            '\\' => written.push_str("\\\\"),
+            c if c.is_control() => written.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => written.push(c),
+        }
+    }
+    written.push('"');
+    written
+}
+
 /// `did you mean `health`?` when a known word is within two edits of what was written.
 pub(crate) fn did_you_mean<'k>(
     written: &str,

@@ -12,6 +12,8 @@ mod typecheck;
 mod validate;
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
@@ -20,6 +22,7 @@ pub use schema::{json_schema, FILE_NAME};
 pub use starter::starter_file;
 
 use diagnostic::Sink;
+use sandpit_domain::escape_hidden;
 
 /// Parses and validates the text of a `sandpit.toml`, reporting every problem found.
 ///
@@ -36,7 +39,9 @@ pub fn parse(source: &str) -> Result<Spec, Diagnostics> {
                 .lines()
                 .map(str::trim)
                 .filter(|line| !line.is_empty());
-            let message = message.collect::<Vec<_>>().join("; ");
+            // toml_edit's message can echo the input (a key holding `\u0000`): escaped so the
+            // message shows what it is about.
+            let message = escape_hidden(&message.collect::<Vec<_>>().join("; "));
             let at = error.span().map_or(0, |span| span.start);
             sink.error(at, format!("invalid TOML: {message}"), None);
             return Err(sink.finish());

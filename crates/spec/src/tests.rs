@@ -68,8 +68,8 @@ path = "."
 run = "x"
 "#,
         r#"
-sandpit.toml:4:11: invalid service name: name `Grade_API` must start with a lowercase letter
-  hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter, e.g. `grade-api`
+sandpit.toml:4:11: invalid service name `Grade_API`: it must start with a lowercase letter
+  hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter and not ending with `-`, e.g. `grade-api`
 "#,
     );
     check(
@@ -81,8 +81,8 @@ name = "demo"
 biomes = true
 "#,
         r#"
-sandpit.toml:4:15: invalid environment name: name `dev-` ends with `-`, which is not allowed in a hostname
-  hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter, e.g. `grade-api`
+sandpit.toml:4:15: invalid environment name `dev-`: it ends with `-`, which is not allowed in a hostname
+  hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter and not ending with `-`, e.g. `grade-api`
 "#,
     );
     check(
@@ -91,8 +91,8 @@ sandpit.toml:4:15: invalid environment name: name `dev-` ends with `-`, which is
 name = "My Project"
 "#,
         r#"
-sandpit.toml:2:8: invalid `name`: name `My Project` must start with a lowercase letter
-  hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter, e.g. `grade-api`
+sandpit.toml:2:8: invalid `name` `My Project`: it must start with a lowercase letter
+  hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter and not ending with `-`, e.g. `grade-api`
 "#,
     );
 }
@@ -164,8 +164,8 @@ health = "health"
 depends_on = "db"
 "#,
         r#"
-sandpit.toml:3:21: `max_artifact_size`: `lots` is not a size: write a number of bytes or a number with a unit such as `512MiB` or `2GiB`
-  hint: write max_artifact_size = "2GiB"
+sandpit.toml:3:21: `max_artifact_size` must be a size, found `lots`
+  hint: write a number of bytes or a number with a unit (B, KiB, MiB, GiB, TiB; KB, MB, GB and TB count in 1024s too), e.g. max_artifact_size = "2GiB"
 sandpit.toml:6:8: `path` must be a string, found an integer
   hint: write path = "services/api"
 sandpit.toml:8:17: `start_timeout` must be at least 1, found 0
@@ -611,8 +611,8 @@ sandpit.toml:4:1: service `api` has no `run` command
   hint: add run = "python3 app.py"
 sandpit.toml:5:8: `path` must be a relative path, found `/abs`
   hint: write it relative to the directory holding sandpit.toml, e.g. "services/api"
-sandpit.toml:7:7: invalid job name: name `Migrate` must start with a lowercase letter
-  hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter, e.g. `grade-api`
+sandpit.toml:7:7: invalid job name `Migrate`: it must start with a lowercase letter
+  hint: names are DNS labels: 1 to 40 of `a-z`, `0-9` and `-`, starting with a letter and not ending with `-`, e.g. `grade-api`
 sandpit.toml:12:10: `biomes` must be a boolean, found an integer
   hint: write biomes = true
 sandpit.toml:13:1: unknown key `protectd` in environment `dev`
@@ -1014,4 +1014,90 @@ fn json_schema_refuses_unknown_keys_where_the_checker_does() {
     let mut open = Vec::new();
     walk("", &schema, &mut open);
     assert!(open.is_empty(), "open objects: {open:?}");
+}
+
+#[test]
+fn nul_in_env_value_is_a_located_error() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[services.api]
+path = "."
+run = "x"
+env = { A = "x\u0000y", B = "fine" }
+"#,
+        r#"
+sandpit.toml:7:13: environment variable `A` contains a NUL character (character 2 of the string), which cannot be passed to a process
+  hint: remove the `\u0000` escape from the string
+"#,
+    );
+}
+
+#[test]
+fn nul_in_run_and_build_commands_is_a_located_error() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[services.api]
+path = "."
+build = "make\u0000all"
+run = "\u0000"
+
+[jobs.migrate]
+path = "a\u0000b"
+inputs = ["lib", "x\u0000"]
+run = "ok"
+"#,
+        r#"
+sandpit.toml:6:9: `build` contains a NUL character (character 5 of the string), which cannot be passed to a process
+  hint: remove the `\u0000` escape from the string
+sandpit.toml:7:7: `run` contains a NUL character (character 1 of the string), which cannot be passed to a process
+  hint: remove the `\u0000` escape from the string
+sandpit.toml:10:8: `path` contains a NUL character (character 2 of the string), which cannot be part of a path
+  hint: remove the `\u0000` escape from the string
+sandpit.toml:11:18: `inputs` entry contains a NUL character (character 2 of the string), which cannot be part of a path
+  hint: remove the `\u0000` escape from the string
+"#,
+    );
+}
+
+#[test]
+fn control_characters_in_echoed_input_are_escaped() {
+    check(
+        r#"
+[project]
+name = "demo"
+"a\u001b[31m\u0000" = 1
+
+[services.api]
+path = "."
+run = "x"
+health = "h\u0007"
+"#,
+        r#"
+sandpit.toml:3:1: unknown key `a\u{1b}[31m\0` in `[project]`
+  hint: known keys here are `name`, `max_artifact_size`
+sandpit.toml:8:10: `health` must be an HTTP path starting with `/`, found `h\u{7}`
+  hint: write health = "/h\u0007"
+"#,
+    );
+}
+
+#[test]
+fn control_characters_in_a_toml_syntax_error_are_escaped() {
+    check(
+        r#"
+[project]
+name = "demo"
+"a\u0000" = 1
+"a\u0000" = 2
+"#,
+        r#"
+sandpit.toml:4:1: invalid TOML: duplicate key `a\0` in table `project`
+"#,
+    );
 }

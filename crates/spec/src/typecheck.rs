@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use sandpit_domain::{ByteSize, Name};
+use sandpit_domain::{quoted, ByteSize, Name, NameError};
 use toml_edit::{Item, Key, TableLike, Value};
 
-use crate::diagnostic::{did_you_mean, Sink};
+use crate::diagnostic::{did_you_mean, toml_string, Sink};
 use crate::schema::{DefaultValue, KeySpec, Kind, Section};
 
 /// Something from the file with the byte offset it was written at.
@@ -180,15 +180,15 @@ pub(crate) fn check_table(
         let value_at = item.span().map_or(key_at, |span| span.start);
         let Some(spec) = section.key(name) else {
             let (message, hint) = if path.is_empty() && item.is_table_like() {
-                (format!("unknown section `{name}`"), "sections are")
+                (format!("unknown section {}", quoted(name)), "sections are")
             } else if path.is_empty() {
                 (
-                    format!("unknown key `{name}` at the top of the file"),
+                    format!("unknown key {} at the top of the file", quoted(name)),
                     "keys belong in a section; sections are",
                 )
             } else {
                 (
-                    format!("unknown key `{name}` in {owner}"),
+                    format!("unknown key {} in {owner}", quoted(name)),
                     "known keys here are",
                 )
             };
@@ -277,9 +277,16 @@ impl Check<'_, '_, '_> {
     fn run(mut self) -> Option<Typed> {
         let spec = self.spec;
         match spec.kind {
-            Kind::String => self.string().map(Typed::String),
+            Kind::String => {
+                let raw = self.string()?;
+                let described = format!("`{}`", spec.name);
+                refuse_nul(self.sink, &raw, self.value_at, &described, PROCESS)?;
+                Some(Typed::String(raw))
+            }
             Kind::Command => {
                 let command = self.string()?;
+                let described = format!("`{}`", spec.name);
+                refuse_nul(self.sink, &command, self.value_at, &described, PROCESS)?;
                 if command.trim().is_empty() {
                     self.sink.error(
                         self.value_at,
@@ -292,6 +299,8 @@ impl Check<'_, '_, '_> {
             }
             Kind::Path => {
                 let raw = self.string()?;
+                let described = format!("`{}`", spec.name);
+                refuse_nul(self.sink, &raw, self.value_at, &described, PATH)?;
                 match normalise_path(&raw) {
                     Ok(path) => Some(Typed::String(path)),
                     Err((message, hint)) => {
@@ -306,14 +315,21 @@ impl Check<'_, '_, '_> {
             }
             Kind::HttpPath => {
                 let raw = self.string()?;
+                let described = format!("`{}`", spec.name);
+                refuse_nul(self.sink, &raw, self.value_at, &described, PATH)?;
                 if !raw.starts_with('/') {
                     self.sink.error(
                         self.value_at,
                         format!(
-                            "`{}` must be an HTTP path starting with `/`, found `{raw}`",
-                            spec.name
+                            "`{}` must be an HTTP path starting with `/`, found {}",
+                            spec.name,
+                            quoted(&raw)
                         ),
-                        Some(format!("write {} = \"/{}\"", spec.name, raw)),
+                        Some(format!(
+                            "write {} = {}",
+                            spec.name,
+                            toml_string(&format!("/{raw}"))
+                        )),
                     );
                     return None;
                 }
@@ -325,8 +341,9 @@ impl Check<'_, '_, '_> {
                     self.sink.error(
                         self.value_at,
                         format!(
-                            "`{}` must name an environment variable, found `{raw}`",
-                            spec.name
+                            "`{}` must name an environment variable, found {}",
+                            spec.name,
+                            quoted(&raw)
                         ),
                         Some(env_var_name_hint()),
                     );
@@ -382,11 +399,14 @@ impl Check<'_, '_, '_> {
                 };
                 match ByteSize::parse(raw) {
                     Ok(size) => Some(Typed::Size(size)),
-                    Err(error) => {
+                    Err(_) => {
                         self.sink.error(
                             self.value_at,
-                            format!("`{}`: {error}", spec.name),
-                            Some(format!("write {} = {}", spec.name, spec.example)),
+                            format!("`{}` must be a size, found {}", spec.name, quoted(raw)),
+                            Some(format!(
+                                "write a number of bytes or a number with a unit (B, KiB, MiB, GiB, TiB; KB, MB, GB and TB count in 1024s too), e.g. {} = {}",
+                                spec.name, spec.example
+                            )),
                         );
                         None
                     }
@@ -406,7 +426,7 @@ impl Check<'_, '_, '_> {
                     let at = element.span().map_or(self.value_at, |span| span.start);
                     match element.as_str() {
                         Some(raw) => {
-                            let what = format!("name in `{}`", spec.name);
+                            let what = format!("`{}` entry", spec.name);
                             if let Some(name) = parse_name(self.sink, raw, at, &what) {
                                 names.push(Located { value: name, at });
                             }
@@ -431,6 +451,13 @@ impl Check<'_, '_, '_> {
                 let mut paths = Vec::new();
                 for element in array.iter() {
                     let at = element.span().map_or(self.value_at, |span| span.start);
+                    let described = format!("`{}` entry", spec.name);
+                    let nul = element
+                        .as_str()
+                        .map(|raw| refuse_nul(self.sink, raw, at, &described, PATH).is_none());
+                    if nul == Some(true) {
+                        continue;
+                    }
                     match element.as_str().map(normalise_path) {
                         Some(Ok(path)) => paths.push(path),
                         Some(Err((message, hint))) => self.sink.error(
@@ -545,7 +572,10 @@ fn parse_name(sink: &mut Sink<'_>, raw: &str, at: usize, what: &str) -> Option<N
         Err(error) => {
             sink.error(
                 at,
-                format!("invalid {what}: {error}"),
+                match error {
+                    NameError::Empty => format!("invalid {what}: it is empty"),
+                    _ => format!("invalid {what} {}: it {}", quoted(raw), error.problem()),
+                },
                 Some(error.hint().to_owned()),
             );
             None
@@ -560,7 +590,7 @@ fn env_vars(sink: &mut Sink<'_>, table: &dyn TableLike, at: usize) -> BTreeMap<S
         if !is_env_var_name(name) {
             sink.error(
                 key_at,
-                format!("`{name}` is not a valid environment variable name"),
+                format!("{} is not a valid environment variable name", quoted(name)),
                 Some(env_var_name_hint()),
             );
             continue;
@@ -575,7 +605,11 @@ fn env_vars(sink: &mut Sink<'_>, table: &dyn TableLike, at: usize) -> BTreeMap<S
         }
         match item.as_str() {
             Some(value) => {
-                vars.insert(name.to_owned(), value.to_owned());
+                let value_at = item.span().map_or(key_at, |span| span.start);
+                let described = format!("environment variable `{name}`");
+                if refuse_nul(sink, value, value_at, &described, PROCESS).is_some() {
+                    vars.insert(name.to_owned(), value.to_owned());
+                }
             }
             None => {
                 let value_at = item.span().map_or(key_at, |span| span.start);
@@ -598,6 +632,28 @@ fn env_vars(sink: &mut Sink<'_>, table: &dyn TableLike, at: usize) -> BTreeMap<S
         }
     }
     vars
+}
+
+/// Why a NUL cannot be in a command or an environment variable: `execve` takes C strings.
+const PROCESS: &str = "which cannot be passed to a process";
+/// Why a NUL cannot be in a path: the file system takes C strings.
+const PATH: &str = "which cannot be part of a path";
+
+/// Refuses a string holding a NUL (written `\u0000`; TOML has no raw NUL) where the value ends
+/// up in a C string, at the value; `None` when refused.
+fn refuse_nul(sink: &mut Sink<'_>, raw: &str, at: usize, described: &str, why: &str) -> Option<()> {
+    let Some(offset) = raw.find('\0') else {
+        return Some(());
+    };
+    let character = raw[..offset].chars().count() + 1;
+    sink.error(
+        at,
+        format!(
+            "{described} contains a NUL character (character {character} of the string), {why}"
+        ),
+        Some("remove the `\\u0000` escape from the string".to_owned()),
+    );
+    None
 }
 
 fn is_env_var_name(raw: &str) -> bool {
@@ -623,15 +679,15 @@ fn normalise_path(raw: &str) -> Result<String, (String, String)> {
     }
     if raw.contains('\\') {
         return Err((
-            format!("must use `/` as the separator, found `{raw}`"),
-            format!("write \"{}\"", raw.replace('\\', "/")),
+            format!("must use `/` as the separator, found {}", quoted(raw)),
+            format!("write {}", toml_string(&raw.replace('\\', "/"))),
         ));
     }
     let looks_like_drive =
         raw.len() >= 2 && raw.as_bytes()[1] == b':' && raw.as_bytes()[0].is_ascii_alphabetic();
     if raw.starts_with('/') || raw.starts_with('~') || looks_like_drive {
         return Err((
-            format!("must be a relative path, found `{raw}`"),
+            format!("must be a relative path, found {}", quoted(raw)),
             "write it relative to the directory holding sandpit.toml, e.g. \"services/api\""
                 .to_owned(),
         ));
@@ -642,7 +698,7 @@ fn normalise_path(raw: &str) -> Result<String, (String, String)> {
             "" | "." => {}
             ".." => {
                 return Err((
-                    format!("must stay inside the project, found `..` in `{raw}`"),
+                    format!("must stay inside the project, found `..` in {}", quoted(raw)),
                     "sandpit builds from a clean checkout of this repository; move what you need inside it".to_owned(),
                 ))
             }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use sandpit_domain::{ComponentKind, Name};
+use sandpit_domain::{quoted, ComponentKind, Name};
 
 use crate::diagnostic::{did_you_mean, Sink};
 use crate::model::{Component, Database, DatabaseUrl, Environment, Project, Spec};
@@ -308,7 +308,8 @@ fn component(
             sink.error(
                 fields.value_at("file"),
                 format!(
-                    "model `{name}`: `file` must be an ONNX file ending in `.onnx`, found `{file}`"
+                    "model `{name}`: `file` must be an ONNX file ending in `.onnx`, found {}",
+                    quoted(&file)
                 ),
                 Some(
                     "export the model to ONNX and name the file, e.g. file = \"model.onnx\""

@@ -92,3 +92,104 @@ pub fn listing(root: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// One entry as it is stored: raw name bytes, the Unix mode (type bits included), the bytes,
+/// and the uncompressed size the headers claim.
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    pub name: Vec<u8>,
+    pub mode: u32,
+    pub data: Vec<u8>,
+    pub declared_size: u32,
+}
+
+impl RawEntry {
+    pub fn file(name: &str, data: &[u8]) -> RawEntry {
+        RawEntry {
+            name: name.as_bytes().to_vec(),
+            mode: 0o100644,
+            data: data.to_vec(),
+            declared_size: data.len() as u32,
+        }
+    }
+
+    pub fn symlink(name: &str, target: &str) -> RawEntry {
+        RawEntry {
+            mode: 0o120777,
+            ..RawEntry::file(name, target.as_bytes())
+        }
+    }
+}
+
+/// CRC-32 (IEEE), bit by bit: the archives here are a few kilobytes.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A stored (uncompressed) zip holding exactly `entries`, made by "Unix" so modes count: unlike
+/// the `zip` crate's writer, it writes duplicate and non-UTF-8 names, any mode, and lying sizes.
+pub fn raw_zip(entries: &[RawEntry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for entry in entries {
+        let offset = out.len() as u32;
+        let crc = crc32(&entry.data);
+        let name_len = entry.name.len() as u16;
+        // Local header.
+        out.extend(0x0403_4b50u32.to_le_bytes());
+        out.extend(20u16.to_le_bytes()); // version needed
+        out.extend(0x0800u16.to_le_bytes()); // flags: UTF-8 names
+        out.extend(0u16.to_le_bytes()); // stored
+        out.extend(0u16.to_le_bytes()); // time
+        out.extend(0x21u16.to_le_bytes()); // date: 1980-01-01
+        out.extend(crc.to_le_bytes());
+        out.extend((entry.data.len() as u32).to_le_bytes());
+        out.extend(entry.declared_size.to_le_bytes());
+        out.extend(name_len.to_le_bytes());
+        out.extend(0u16.to_le_bytes()); // extra
+        out.extend(&entry.name);
+        out.extend(&entry.data);
+        // Central directory record.
+        central.extend(0x0201_4b50u32.to_le_bytes());
+        central.extend(((3u16 << 8) | 20).to_le_bytes()); // made by Unix
+        central.extend(20u16.to_le_bytes());
+        central.extend(0x0800u16.to_le_bytes());
+        central.extend(0u16.to_le_bytes());
+        central.extend(0u16.to_le_bytes());
+        central.extend(0x21u16.to_le_bytes());
+        central.extend(crc.to_le_bytes());
+        central.extend((entry.data.len() as u32).to_le_bytes());
+        central.extend(entry.declared_size.to_le_bytes());
+        central.extend(name_len.to_le_bytes());
+        central.extend(0u16.to_le_bytes()); // extra
+        central.extend(0u16.to_le_bytes()); // comment
+        central.extend(0u16.to_le_bytes()); // disk
+        central.extend(0u16.to_le_bytes()); // internal attributes
+        central.extend((entry.mode << 16).to_le_bytes());
+        central.extend(offset.to_le_bytes());
+        central.extend(&entry.name);
+    }
+    let central_offset = out.len() as u32;
+    let central_len = central.len() as u32;
+    out.extend(central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out.extend((entries.len() as u16).to_le_bytes());
+    out.extend((entries.len() as u16).to_le_bytes());
+    out.extend(central_len.to_le_bytes());
+    out.extend(central_offset.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}

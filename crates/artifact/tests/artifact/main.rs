@@ -3,4 +3,5 @@
 mod extract;
 mod fixtures;
 mod package;
+mod properties;
 mod store;

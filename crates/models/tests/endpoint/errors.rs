@@ -64,7 +64,7 @@ async fn wrong_inputs_are_400_naming_what_was_expected() {
         ),
         (
             json!({ "name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, "two", 3] }),
-            "input `x`: element 1 (\"two\") is not a valid FP32 value",
+            "input `x`: `data[1]` (`\"two\"`) is a string, not a number; FP32 data are JSON numbers, which cannot be NaN or infinite (send those in the binary tensor extension)",
         ),
     ];
     for (input, expected) in cases {

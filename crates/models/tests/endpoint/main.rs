@@ -5,6 +5,7 @@ mod support;
 
 mod errors;
 mod inference;
+mod integers;
 mod lifecycle;
 mod registration;
 mod routing;

@@ -65,6 +65,25 @@ def datatypes():
     save(helper.make_model(graph, opset_imports=OPSET), "datatypes.onnx")
 
 
+def integers():
+    """One input per small integer datatype, each returned as it came (Identity)."""
+    types = [
+        ("i8", TensorProto.INT8),
+        ("i16", TensorProto.INT16),
+        ("u8", TensorProto.UINT8),
+        ("u16", TensorProto.UINT16),
+        ("u32", TensorProto.UINT32),
+        ("u64", TensorProto.UINT64),
+    ]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [name], [name + "_out"]) for name, _ in types],
+        "integers",
+        [helper.make_tensor_value_info(name, ty, ["N"]) for name, ty in types],
+        [helper.make_tensor_value_info(name + "_out", ty, ["N"]) for name, ty in types],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), "integers.onnx")
+
+
 def sequence_output():
     """A tensor output plus a sequence output (like scikit-learn's ZipMap, not a tensor)."""
     graph = helper.make_graph(
@@ -101,6 +120,7 @@ if __name__ == "__main__":
     linear("linear.onnx", [1.0, 2.0, 3.0], [0.5])
     linear("linear_v2.onnx", [10.0, 20.0, 30.0], [-1.0])
     datatypes()
+    integers()
     sequence_output()
     unsupported()
     print("wrote", sorted(f for f in os.listdir(HERE) if f.endswith(".onnx")))
