@@ -118,9 +118,16 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
         ),
         backoff: Backoff::default(),
     };
+    let mut database_timeouts = sandpit_database::Timeouts::default();
+    if let Some(millis) = number_from_env("SANDPIT_DATABASE_TIMEOUT_MS").filter(|m| *m > 0) {
+        // How long one statement may go unanswered before sandpit gives up on PostgreSQL.
+        database_timeouts.statement = Duration::from_millis(millis);
+        database_timeouts.connect = database_timeouts.connect.min(database_timeouts.statement);
+    }
     Ok(Context {
         home,
         project_dir,
+        database_timeouts,
         base_env: base_env(),
         executable: env::current_exe()?,
         process_env: env::vars().collect(),

@@ -23,6 +23,9 @@ pub struct Context {
     pub process_env: BTreeMap<String, String>,
     /// How the daemon runs components when this invocation has to start it.
     pub supervisor: SupervisorConfig,
+    /// How long database operations may take before they are given up (`SANDPIT_DATABASE_TIMEOUT_MS`
+    /// sets the per-statement limit, and the connect limit when shorter).
+    pub database_timeouts: sandpit_database::Timeouts,
 }
 
 impl Context {

@@ -41,17 +41,13 @@ struct Instance {
     port: u16,
     /// The embedded instance's log, named when the server does not answer in time.
     server_log: Option<PathBuf>,
+    timeouts: Timeouts,
 }
 
 impl Instance {
-    /// The administrator's connection, with the default timeouts.
+    /// The administrator's connection, with this invocation's timeouts.
     async fn admin(&self) -> Result<Admin, sandpit_database::DatabaseError> {
-        Admin::connect_with(
-            &self.admin_url,
-            Timeouts::default(),
-            self.server_log.as_deref(),
-        )
-        .await
+        Admin::connect_with(&self.admin_url, self.timeouts, self.server_log.as_deref()).await
     }
 }
 
@@ -208,6 +204,7 @@ async fn instance(
             host,
             port,
             server_log: None,
+            timeouts: context.database_timeouts,
         });
     }
 
@@ -260,10 +257,12 @@ async fn instance(
         ReplyBody::Instance(_) => {}
         other => bail!("unexpected answer from the daemon: {other:?}"),
     }
-    cluster.wait_ready(Duration::from_secs(30)).await?;
+    cluster
+        .wait_ready(context.database_timeouts.statement)
+        .await?;
     if fresh {
         cluster
-            .admin(Timeouts::default())
+            .admin(context.database_timeouts)
             .await?
             .restrict_maintenance_databases()
             .await?;
@@ -273,6 +272,7 @@ async fn instance(
         host: "127.0.0.1".into(),
         port: cluster.port,
         server_log: Some(cluster.log_file()),
+        timeouts: context.database_timeouts,
     })
 }
 

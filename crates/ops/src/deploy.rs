@@ -30,8 +30,14 @@ pub struct DeployOutcome {
 
 /// Validates an environment name from the command line against the spec.
 pub fn environment(spec: &sandpit_spec::Spec, raw: &str) -> anyhow::Result<Name> {
-    let name = Name::parse(raw)
-        .map_err(|e| anyhow::anyhow!("invalid environment name: {e}\nhint: {}", e.hint()))?;
+    let name = Name::parse(raw).map_err(|e| {
+        anyhow::anyhow!(
+            "the environment name {} {}\nhint: {}",
+            sandpit_domain::quoted(raw),
+            e.problem(),
+            e.hint()
+        )
+    })?;
     if !spec.environments.contains_key(&name) {
         bail!(
             "there is no environment `{name}`; sandpit.toml declares: {}",

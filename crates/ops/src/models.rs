@@ -636,6 +636,7 @@ mod tests {
                 stop_grace: Duration::from_secs(1),
                 backoff: Default::default(),
             },
+            database_timeouts: Default::default(),
         }
     }
 

@@ -18,7 +18,13 @@ impl Target {
     pub fn parse(raw: &str) -> anyhow::Result<Target> {
         let parse = |part: &str, what: &str| {
             Name::parse(part).map_err(|e| {
-                anyhow::anyhow!("invalid {what} in target `{raw}`: {e}\nhint: {}", e.hint())
+                anyhow::anyhow!(
+                    "the {what} {} in target {} {}\nhint: {}",
+                    sandpit_domain::quoted(part),
+                    sandpit_domain::quoted(raw),
+                    e.problem(),
+                    e.hint()
+                )
             })
         };
         match raw.split_once('/') {

@@ -33,7 +33,14 @@ pub struct UpOutcome {
 
 /// Validates a biome name given on the command line.
 pub fn parse_biome_name(raw: &str) -> anyhow::Result<Name> {
-    Name::parse(raw).map_err(|e| anyhow::anyhow!("invalid biome name: {e}\nhint: {}", e.hint()))
+    Name::parse(raw).map_err(|e| {
+        anyhow::anyhow!(
+            "the biome name {} {}\nhint: {}",
+            sandpit_domain::quoted(raw),
+            e.problem(),
+            e.hint()
+        )
+    })
 }
 
 /// Biomes may not be named like environments: a bare environment name means its base.

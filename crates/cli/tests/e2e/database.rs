@@ -647,3 +647,123 @@ fn up_racing_down_of_one_biome_leaves_it_whole_or_gone() {
         );
     }
 }
+
+#[test]
+fn ten_ups_at_once_on_a_fresh_home_share_one_instance() {
+    let sandbox = std::sync::Arc::new(project(&[("001_samples.sql", SAMPLES)]));
+    let ups: Vec<_> = (0..10)
+        .map(|i| {
+            let sandbox = sandbox.clone();
+            std::thread::spawn(move || sandbox.run(&["up", &format!("b{i}")]))
+        })
+        .collect();
+    for up in ups {
+        let output = up.join().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let daemon = sandbox.json(&["daemon", "status"]);
+    let postgres = daemon["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["name"] == "postgres")
+        .count();
+    assert_eq!(postgres, 1, "{daemon:#}");
+    let databases = sandbox.admin_column("geo", "select datname from pg_database");
+    for i in 0..10 {
+        assert!(databases.contains(&format!("geo_b{i}")), "{databases:?}");
+    }
+}
+
+/// Sends SIGCONT to a stopped process when dropped, so a failing test never leaves it stopped.
+struct Stopped(nix::unistd::Pid);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+#[test]
+fn a_hung_database_fails_down_in_time_and_a_second_down_finishes_it() {
+    let mut sandbox = project(&[("001_samples.sql", SAMPLES)]);
+    sandbox.ok(&["up", "hank"]);
+    sandbox
+        .extra_env
+        .push(("SANDPIT_DATABASE_TIMEOUT_MS".into(), "1500".into()));
+    let pid_file = sandbox
+        .home
+        .join("projects/geo/postgres/dev/data/postmaster.pid");
+    let postmaster: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let postmaster = nix::unistd::Pid::from_raw(postmaster);
+    nix::sys::signal::kill(postmaster, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let stopped = Stopped(postmaster);
+
+    // `down` gives up on the silent server instead of hanging (the harness would hang with it).
+    let mut down = sandbox
+        .command(&["down", "hank"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while down.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = down.kill();
+            panic!("`down` still waits on a stopped PostgreSQL after 60s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = down.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("did not answer"), "{error}");
+    assert!(
+        error.contains("sandpit down hank"),
+        "says how to finish: {error}"
+    );
+
+    // Nothing of it runs, and it is listed with what is left.
+    let listed = sandbox.json(&["ls"]);
+    assert!(
+        !listed["biomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["name"] == "hank"),
+        "{listed:#}"
+    );
+    let left = listed["incomplete"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["biome"] == "hank")
+        .unwrap_or_else(|| panic!("not listed as incomplete: {listed:#}"))
+        .clone();
+    assert_eq!(left["state"], "down-failed");
+    assert!(left["left"].to_string().contains("database"), "{left:#}");
+    let history = sandbox.json(&["history", "hank"]);
+    assert_eq!(history["deployments"][0]["kind"], "down");
+    assert_eq!(history["deployments"][0]["state"], "failed");
+
+    // Once PostgreSQL answers again, a second `down` finishes the job.
+    drop(stopped);
+    sandbox.ok(&["down", "hank"]);
+    let databases = sandbox.admin_column("geo", "select datname from pg_database");
+    assert!(!databases.contains(&"geo_hank".to_owned()), "{databases:?}");
+    let listed = sandbox.json(&["ls"]);
+    assert_eq!(listed["incomplete"], serde_json::json!([]), "{listed:#}");
+    let again = sandbox.fails(&["down", "hank"], 1);
+    assert!(again.contains("already down"), "{again}");
+}
