@@ -19,6 +19,16 @@ pub fn target(raw: &str) -> Result<String, String> {
         .map_err(|error| error.to_string())
 }
 
+/// What names a biome: a target, or a branch name that becomes one the way `up` names biomes
+/// (`feature/Better_Model` → `feature-better-model`).
+pub fn biome(raw: &str) -> Result<String, String> {
+    if target(raw).is_ok() || Name::sanitize(raw).is_some() {
+        Ok(raw.to_owned())
+    } else {
+        target(raw)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -8,6 +8,7 @@ pub mod digest;
 pub mod name;
 pub mod quoted;
 pub mod size;
+pub mod suggestion;
 pub mod version;
 
 pub use backoff::Backoff;

@@ -181,11 +181,14 @@ pub async fn stop(context: &Context) -> anyhow::Result<bool> {
     let pid = fs::read_to_string(&paths.pid_file)
         .ok()
         .and_then(|p| p.trim().parse::<i32>().ok());
-    if request_if_running(context, &Request::Shutdown)
-        .await?
-        .is_none()
-    {
+    let Ok(client) = Client::connect(&paths.socket).await else {
         return Ok(false);
+    };
+    match client.request(&Request::Shutdown, |_, _| {}).await {
+        // A daemon that is shutting down may close the connection before its answer is out.
+        Ok(_) | Err(ClientError::Disconnected(_)) => {}
+        Err(ClientError::NotRunning(_)) => return Ok(false),
+        Err(error) => return Err(into_user_error(error)),
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     // The socket disappears last, after every component is stopped.

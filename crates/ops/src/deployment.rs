@@ -434,7 +434,8 @@ fn resolve_artifacts(
         DeploymentKind::Rollback
         | DeploymentKind::Up
         | DeploymentKind::Destroy
-        | DeploymentKind::Down => None,
+        | DeploymentKind::Down
+        | DeploymentKind::Config => None,
     };
     let mut artifacts = BTreeMap::new();
     for component in &deployment.components {

@@ -42,12 +42,12 @@ pub fn left_behind(context: &Context, project: &Name, env: &Name, biome: &Name) 
 
 pub async fn down(
     context: &Context,
-    raw: &str,
+    raw: Option<&str>,
     mut on_event: impl FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<DownOutcome> {
     let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let project = spec.project.name.clone();
-    let target = crate::target::Target::parse(raw)?;
+    let target = crate::target::resolve(context, &spec, raw)?;
     let biome = target.name.clone();
     if spec.environments.contains_key(&biome) {
         // An environment's base holds the environment's data: removing it is its own, deliberate

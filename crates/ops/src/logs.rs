@@ -10,7 +10,11 @@ use anyhow::bail;
 use crate::Context;
 
 /// Finds the component's log file through the daemon's status of the biome.
-pub async fn log_path(context: &Context, biome: &str, component: &str) -> anyhow::Result<PathBuf> {
+pub async fn log_path(
+    context: &Context,
+    biome: Option<&str>,
+    component: &str,
+) -> anyhow::Result<PathBuf> {
     let status = crate::status::status(context, biome).await?;
     match status
         .components
@@ -19,7 +23,8 @@ pub async fn log_path(context: &Context, biome: &str, component: &str) -> anyhow
     {
         Some(found) => Ok(found.log.clone()),
         None => bail!(
-            "biome `{biome}` has no component `{component}`; it has: {}",
+            "biome `{}` has no component `{component}`; it has: {}",
+            status.biome,
             status
                 .components
                 .iter()

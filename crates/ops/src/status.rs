@@ -1,4 +1,4 @@
-//! `sandpit status BIOME`: what one biome runs and how it is doing.
+//! `sandpit status [BIOME]`: what one biome runs and how it is doing.
 
 use sandpit_runtime::protocol::{BiomeStatus, ReplyBody, Request};
 
@@ -6,16 +6,42 @@ use crate::daemon_connection;
 use crate::project::ProjectDir;
 use crate::Context;
 
-pub async fn status(context: &Context, biome: &str) -> anyhow::Result<BiomeStatus> {
-    let project = ProjectDir::locate(&context.project_dir)?.project_name()?;
-    let target = crate::target::Target::parse(biome)?;
+/// The status of the biome `raw` names (the current branch's when `None`; see
+/// [`crate::target::resolve`]). An unknown biome is refused with a did-you-mean among the
+/// biomes the daemon runs and the ones in the history.
+pub async fn status(context: &Context, raw: Option<&str>) -> anyhow::Result<BiomeStatus> {
+    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let project = spec.project.name.clone();
+    let target = crate::target::resolve(context, &spec, raw)?;
     let biome = target.name.clone();
     // A read never starts the daemon (see `daemon_connection::query`).
-    match daemon_connection::query(context, &Request::Status { project, biome }).await? {
-        ReplyBody::Biome(status) => {
-            target.check_env(&status.env)?;
-            Ok(status)
-        }
+    let listed = match daemon_connection::query(
+        context,
+        &Request::List {
+            project: Some(project.clone()),
+        },
+    )
+    .await?
+    {
+        ReplyBody::Biomes { biomes } => biomes,
         other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
-    }
+    };
+    let Some(status) = listed.iter().find(|b| b.biome == biome) else {
+        let mut known: Vec<String> = listed.iter().map(|b| b.biome.to_string()).collect();
+        let state = crate::deployment::state_store(context)?;
+        known.extend(
+            state
+                .history(project.as_str(), None)?
+                .into_iter()
+                .filter_map(|d| d.biome),
+        );
+        known.sort();
+        known.dedup();
+        let hint = crate::target::did_you_mean_biome(&known, &biome)
+            .map(|s| format!("\nhint: {s}"))
+            .unwrap_or_else(|| "\nhint: `sandpit ls` lists the biomes".to_owned());
+        anyhow::bail!("there is no biome `{biome}` in project `{project}`{hint}");
+    };
+    target.check_env(&status.env)?;
+    Ok(status.clone())
 }

@@ -3,8 +3,11 @@
 //! named like environments.
 
 use anyhow::bail;
+use sandpit_build::git::Repository;
 use sandpit_domain::Name;
 use sandpit_spec::Spec;
+
+use crate::Context;
 
 /// A parsed target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +80,44 @@ impl Target {
     }
 }
 
+/// The biome a command means, given what was typed (`None`: nothing):
+/// - nothing: the current branch's biome, named the way `up` names it;
+/// - `ENV/BIOME` where ENV is an environment of `spec`, `ENV`, or a valid biome name: as given;
+/// - anything else that looks like a branch (`feature/Better_Model`): sanitised as `up` would.
+pub fn resolve(context: &Context, spec: &Spec, raw: Option<&str>) -> anyhow::Result<Target> {
+    let Some(raw) = raw else {
+        let repo = Repository::discover_with_env(&context.project_dir, context.base_env.clone())?;
+        return match repo.current_branch()? {
+            Some(branch) => match Name::sanitize(&branch) {
+                Some(name) => Ok(Target { env: None, name }),
+                None => bail!("cannot make a biome name out of branch `{branch}`\nhint: name the biome"),
+            },
+            None => bail!("HEAD is detached, so there is no branch to name the biome after\nhint: name the biome"),
+        };
+    };
+    interpret(spec, raw)
+}
+
+/// [`resolve`] for a name given on the command line (pure).
+fn interpret(spec: &Spec, raw: &str) -> anyhow::Result<Target> {
+    if let Some((env, _)) = raw.split_once('/') {
+        if Name::parse(env).is_ok_and(|env| spec.environments.contains_key(&env)) {
+            return Target::parse(raw);
+        }
+    } else if let Ok(target) = Target::parse(raw) {
+        return Ok(target);
+    }
+    match Name::sanitize(raw) {
+        Some(name) => Ok(Target { env: None, name }),
+        None => Target::parse(raw),
+    }
+}
+
+/// `did you mean `alice`?` among the biomes `project` has (running or in its history).
+pub fn did_you_mean_biome(known: &[String], written: &Name) -> Option<String> {
+    sandpit_domain::suggestion::did_you_mean(written.as_str(), known.iter().map(String::as_str))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +145,28 @@ mod tests {
         assert!(!bare.matches("alice", "dev/bob"));
         let full = Target::parse("test/alice").unwrap();
         assert!(!full.matches("test/alice", "dev/alice"));
+    }
+
+    #[test]
+    fn branch_names_become_biome_names() {
+        let spec = sandpit_spec::parse(
+            "[project]\nname = \"p\"\n[environments.dev]\nbiomes = true\n[jobs.j]\npath = \".\"\nrun = \"true\"\n",
+        )
+        .unwrap();
+        // (typed, env, biome)
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            ("alice", None, "alice"),
+            ("dev", None, "dev"),
+            ("dev/alice", Some("dev"), "alice"),
+            ("feature/Better_Model", None, "feature-better-model"),
+            ("Alice", None, "alice"),
+            ("fix/recovery", None, "fix-recovery"),
+        ];
+        for (typed, env, biome) in cases {
+            let target = interpret(&spec, typed).unwrap();
+            assert_eq!(target.env.as_ref().map(Name::as_str), *env, "{typed}");
+            assert_eq!(target.name.as_str(), *biome, "{typed}");
+        }
+        assert!(interpret(&spec, "///").is_err());
     }
 }

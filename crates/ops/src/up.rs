@@ -31,8 +31,15 @@ pub struct UpOutcome {
     pub status: BiomeStatus,
 }
 
-/// Validates a biome name given on the command line.
+/// A biome name given on the command line: as given when valid, else sanitised the way a branch
+/// name is (`feature/Better_Model` → `feature-better-model`).
 pub fn parse_biome_name(raw: &str) -> anyhow::Result<Name> {
+    if let Ok(name) = Name::parse(raw) {
+        return Ok(name);
+    }
+    if let Some(name) = Name::sanitize(raw) {
+        return Ok(name);
+    }
     Name::parse(raw).map_err(|e| {
         anyhow::anyhow!(
             "the biome name {} {}\nhint: {}",

@@ -119,33 +119,7 @@ pub(crate) fn toml_string(raw: &str) -> String {
     written
 }
 
-/// `did you mean `health`?` when a known word is within two edits of what was written.
-pub(crate) fn did_you_mean<'k>(
-    written: &str,
-    known: impl IntoIterator<Item = &'k str>,
-) -> Option<String> {
-    known
-        .into_iter()
-        .map(|candidate| (edit_distance(written, candidate), candidate))
-        .filter(|(distance, _)| *distance <= 2)
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| format!("did you mean `{candidate}`?"))
-}
-
-/// Levenshtein distance over characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, a_char) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, b_char) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(a_char != *b_char);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
+pub(crate) use sandpit_domain::suggestion::did_you_mean;
 
 #[cfg(test)]
 mod tests {
@@ -159,16 +133,5 @@ mod tests {
         // `=` is the fourth character of line 2 but byte 8 of the file.
         assert_eq!(line_column(source, source.find('=').unwrap()), (2, 4));
         assert_eq!(line_column(source, 999), (3, 1));
-    }
-
-    #[test]
-    fn suggestions_within_two_edits() {
-        assert_eq!(edit_distance("helth", "health"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(
-            did_you_mean("helth", ["run", "health"]).as_deref(),
-            Some("did you mean `health`?")
-        );
-        assert_eq!(did_you_mean("xyz", ["run", "health"]), None);
     }
 }

@@ -75,10 +75,13 @@ pub enum DeploymentKind {
     /// `sandpit down`: a biome removed (its processes, database and model registrations).
     /// Nothing runs in the target after it succeeds.
     Down,
+    /// `sandpit config set|unset`: the same artifacts with changed configuration variables (the
+    /// keys are in its `configured` step; secret values never are).
+    Config,
 }
 
 impl DeploymentKind {
-    /// The stored spelling: `deploy|promote|rollback|up|destroy|down`.
+    /// The stored spelling: `deploy|promote|rollback|up|destroy|down|config`.
     pub fn as_str(&self) -> &'static str {
         match self {
             DeploymentKind::Deploy => "deploy",
@@ -87,6 +90,7 @@ impl DeploymentKind {
             DeploymentKind::Up => "up",
             DeploymentKind::Destroy => "destroy",
             DeploymentKind::Down => "down",
+            DeploymentKind::Config => "config",
         }
     }
 
@@ -201,15 +205,18 @@ pub enum StepKind {
     RehearsalFailed,
     /// Migrations were applied in place to the target's database.
     Migrated,
+    /// Configuration variables were set or unset (their keys; never secret values).
+    Configured,
 }
 
 impl StepKind {
-    /// `rehearsed|rehearsal_failed|migrated`, as stored.
+    /// `rehearsed|rehearsal_failed|migrated|configured`, as stored.
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Rehearsed => "rehearsed",
             StepKind::RehearsalFailed => "rehearsal_failed",
             StepKind::Migrated => "migrated",
+            StepKind::Configured => "configured",
         }
     }
 
@@ -218,6 +225,7 @@ impl StepKind {
             StepKind::Rehearsed,
             StepKind::RehearsalFailed,
             StepKind::Migrated,
+            StepKind::Configured,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == stored)

@@ -67,7 +67,8 @@ CREATE TRIGGER deployment_events_append_only_delete BEFORE DELETE ON deployment_
 BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
 "#,
     // 2: environments can be destroyed and biomes taken down (deployments of kind `destroy` and
-    // `down`, after which nothing runs in the target), and a deployment records
+    // `down`, after which nothing runs in the target), configuration changes are deployments of
+    // kind `config`, and a deployment records
     // its steps (a rehearsal of migrations and its result, migrations applied in place) as events.
     // SQLite cannot change a CHECK constraint, so the three tables are rebuilt under new names,
     // the old ones dropped (children first, so no foreign key ever dangles), and the new ones
@@ -80,7 +81,7 @@ CREATE TABLE deployments_v2 (
     env                TEXT    NOT NULL,
     biome              TEXT,
     sha                TEXT    NOT NULL,
-    kind               TEXT    NOT NULL CHECK (kind IN ('deploy', 'promote', 'rollback', 'up', 'destroy', 'down')),
+    kind               TEXT    NOT NULL CHECK (kind IN ('deploy', 'promote', 'rollback', 'up', 'destroy', 'down', 'config')),
     promoted_from      TEXT,
     requested_by       TEXT    NOT NULL,
     approvals_required INTEGER NOT NULL CHECK (approvals_required >= 0),
@@ -101,7 +102,7 @@ CREATE TABLE deployment_events_v2 (
     deployment_id  INTEGER NOT NULL REFERENCES deployments_v2 (id),
     event          TEXT    NOT NULL CHECK (event IN
                        ('created', 'approved', 'rejected', 'started', 'succeeded', 'failed', 'rolled_back',
-                        'rehearsed', 'rehearsal_failed', 'migrated')),
+                        'rehearsed', 'rehearsal_failed', 'migrated', 'configured')),
     at             TEXT    NOT NULL,
     actor          TEXT,
     message        TEXT,

@@ -229,6 +229,7 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
         ("up", _) => DeploymentKind::Up,
         ("destroy", _) => DeploymentKind::Destroy,
         ("down", _) => DeploymentKind::Down,
+        ("config", _) => DeploymentKind::Config,
         (other, _) => return Err(corrupt(id, format_args!("unknown kind `{other}`"))),
     };
     let approvals_required = u32::try_from(facts.approvals_required)

@@ -8,13 +8,13 @@ use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The biome to stop and remove.
-    #[arg(value_parser = crate::arguments::target)]
-    biome: String,
+    /// The biome to stop and remove (default: the current branch's).
+    #[arg(value_parser = crate::arguments::biome)]
+    biome: Option<String>,
 }
 
 pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
-    let outcome = sandpit_ops::down::down(context, &args.biome, |component, message| {
+    let outcome = sandpit_ops::down::down(context, args.biome.as_deref(), |component, message| {
         if !json {
             output::print_event(component, message);
         }

@@ -6,7 +6,7 @@ use sandpit_ops::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(value_parser = crate::arguments::target)]
+    #[arg(value_parser = crate::arguments::biome)]
     biome: String,
     #[arg(value_parser = crate::arguments::name)]
     component: String,
@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    let path = sandpit_ops::logs::log_path(context, &args.biome, &args.component).await?;
+    let path = sandpit_ops::logs::log_path(context, Some(&args.biome), &args.component).await?;
     let mut stdout = std::io::stdout().lock();
     sandpit_ops::logs::show(path, args.tail, args.follow, &mut stdout).await?;
     Ok(ExitCode::SUCCESS)

@@ -13,7 +13,7 @@ use crate::progress::TerminalProgress;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The biome (default: named after the current git branch).
-    #[arg(value_parser = crate::arguments::name)]
+    #[arg(value_parser = crate::arguments::biome)]
     biome: Option<String>,
     /// The environment the biome belongs to (default: the first with `biomes = true`).
     #[arg(long, value_name = "ENV", value_parser = crate::arguments::name)]

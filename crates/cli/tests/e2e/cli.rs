@@ -6,7 +6,7 @@ use crate::harness::Sandbox;
 fn usage_errors_exit_2_and_failures_exit_1() {
     let sandbox = Sandbox::new();
     sandbox.fails(&["frobnicate"], 2);
-    sandbox.fails(&["status"], 2);
+    sandbox.fails(&["logs"], 2);
     let error = sandbox.fails(&["status", "alice"], 1);
     assert!(error.contains("no sandpit.toml"), "{error}");
     assert!(error.contains("sandpit init"), "{error}");
@@ -19,10 +19,10 @@ fn malformed_names_are_usage_errors_before_anything_runs() {
         "[project]\nname = \"names\"\n\n[jobs.noop]\npath = \".\"\nrun = \"true\"\n",
     )]);
     for args in [
-        &["up", "Alice"][..],
+        &["up", "!!!"][..],
         &["up", "alice", "--env", "Dev"],
-        &["down", "a_b"],
-        &["status", "dev/"],
+        &["down", "///"],
+        &["status", "***"],
         &["history", "a/b/c"],
         &["deploy", "dev-"],
         &["promote", "dev", "T"],
@@ -30,6 +30,7 @@ fn malformed_names_are_usage_errors_before_anything_runs() {
         &["env", "destroy", "Prod", "--confirm", "Prod"],
         &["verify", "UPPER"],
         &["logs", "alice", "Web"],
+        &["logs", "%%", "web"],
         &["artifacts", "--env", "x y"],
     ] {
         let error = sandbox.fails(args, 2);
