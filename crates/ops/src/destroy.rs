@@ -9,10 +9,8 @@
 use anyhow::bail;
 use sandpit_build::git::Repository;
 use sandpit_domain::Name;
-use sandpit_runtime::protocol::{ReplyBody, Request};
 use sandpit_state::{Deployment, DeploymentKind, NewDeployment};
 
-use crate::daemon_connection;
 use crate::deploy::{environment, run_unless_pending, DeployOutcome};
 use crate::deployment::{self, requester};
 use crate::project::ProjectDir;
@@ -86,30 +84,7 @@ pub(crate) async fn tear_down(
         Ok(spec) => spec,
         Err(_) => project_dir.load_spec()?,
     };
-    let project = spec.project.name.clone();
     let env = Name::parse(&deployment.env)?;
-    let listed = daemon_connection::request(
-        context,
-        &Request::List {
-            project: Some(project.clone()),
-        },
-        |_, _| {},
-    )
-    .await?;
-    let runs = matches!(&listed, ReplyBody::Biomes { biomes } if biomes.iter().any(|b| b.biome == env && b.env == env));
-    if runs {
-        let request = Request::Down {
-            project: project.clone(),
-            biome: env.clone(),
-        };
-        match daemon_connection::request(context, &request, &mut *on_event).await? {
-            ReplyBody::Biome(_) => on_event(None, &format!("stopped `{env}`'s components")),
-            other => bail!("unexpected answer from the daemon: {other:?}"),
-        }
-    }
-    if crate::database::drop(context, &spec, &env, &env, &mut |m| on_event(None, m)).await? {
-        on_event(None, &format!("dropped `{env}`'s database and role"));
-    }
-    crate::models::detach_base(context, &spec, &env).await?;
+    crate::down::tear_down(context, &spec, &env, &env, on_event).await?;
     Ok(())
 }

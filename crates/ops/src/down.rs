@@ -141,10 +141,11 @@ pub async fn down(
     }
 }
 
-/// Stops the processes (when the daemon runs any), then drops the database and role (after the
-/// processes, so nothing is connected any more), then unregisters the models. Each step is
-/// idempotent, so a second `down` picks up where a failed one stopped.
-async fn tear_down(
+/// Stops the processes (when the daemon runs any) of `biome` in `env` — the environment's base
+/// when `biome == env` — then drops its database and role (after the processes, so nothing is
+/// connected any more), then unregisters its models. Each step is idempotent, so a second `down`
+/// (or `env destroy`) picks up where a failed one stopped.
+pub(crate) async fn tear_down(
     context: &Context,
     spec: &sandpit_spec::Spec,
     env: &Name,
@@ -160,8 +161,8 @@ async fn tear_down(
         |_, _| {},
     )
     .await?;
-    let runs =
-        matches!(&listed, ReplyBody::Biomes { biomes } if biomes.iter().any(|b| b.biome == *biome));
+    let runs = matches!(&listed, ReplyBody::Biomes { biomes }
+        if biomes.iter().any(|b| b.biome == *biome && b.env == *env));
     let stopped = if runs {
         let request = Request::Down {
             project,
@@ -176,10 +177,14 @@ async fn tear_down(
     };
     let dropped = crate::database::drop(context, spec, env, biome, &mut |m| on_event(None, m))
         .await
-        .map_err(|e| e.context(format!("the database of biome `{biome}` was not dropped")))?;
+        .map_err(|e| e.context(format!("the database of `{biome}` was not dropped")))?;
     if dropped {
         on_event(None, "dropped its database and role");
     }
-    crate::models::detach(context, spec, env, biome).await?;
+    if biome == env {
+        crate::models::detach_base(context, spec, env).await?;
+    } else {
+        crate::models::detach(context, spec, env, biome).await?;
+    }
     Ok(stopped)
 }
