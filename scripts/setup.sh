@@ -14,6 +14,9 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   need_packages+=(postgresql)
 fi
 
+# PostgreSQL's client: `sandpit psql` runs it (and its tests do).
+command -v psql >/dev/null 2>&1 || need_packages+=(postgresql-client)
+
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "setup: installing ${need_packages[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi

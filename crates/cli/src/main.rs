@@ -42,6 +42,12 @@ enum Command {
     Logs(commands::logs::Args),
     /// Stop a biome and remove it.
     Down(commands::down::Args),
+    /// Run a command with the environment a component of a biome gets (secrets included).
+    Exec(commands::exec::Args),
+    /// Run psql connected to a biome's database.
+    Psql(commands::psql::Args),
+    /// Restart a component of a biome, or all its services, and wait until healthy.
+    Restart(commands::restart::Args),
     /// List the project's artifacts (the build store, or an environment's store).
     Artifacts(commands::artifacts::Args),
     /// Build (or reuse) a commit and deploy it to an environment's base.
@@ -54,7 +60,8 @@ enum Command {
     Reject(commands::approve::RejectArgs),
     /// Redeploy the previous (or a named) successful deployment, without rebuilding.
     Rollback(commands::rollback::Args),
-    /// Operations on a whole environment: `env destroy ENV --confirm ENV`.
+    /// Show what a component of a biome gets as its environment (`env [BIOME]`); operations on
+    /// a whole environment (`env destroy ENV --confirm ENV`).
     Env(commands::env::Args),
     /// List the deployments into a target (ENV, ENV/BIOME or BIOME).
     History(commands::history::Args),
@@ -109,6 +116,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => commands::status::exec(&context, args, json).await,
         Command::Logs(args) => commands::logs::exec(&context, args).await,
         Command::Down(args) => commands::down::exec(&context, args, json).await,
+        Command::Exec(args) => commands::exec::exec(&context, args).await,
+        Command::Psql(args) => commands::psql::exec(&context, args).await,
+        Command::Restart(args) => commands::restart::exec(&context, args, json).await,
         Command::Artifacts(args) => commands::artifacts::exec(&context, args, json),
         Command::Deploy(args) => commands::deploy::exec(&context, args, json).await,
         Command::Promote(args) => commands::promote::exec(&context, args, json).await,

@@ -198,6 +198,13 @@ async fn handle(
                 let _ = shutdown.send(true);
                 Ok(ReplyBody::Done)
             }
+            Request::Env { project, biome, component } => supervisor
+                .environment(&BiomeKey { project, biome }, component.as_ref())
+                .map(ReplyBody::Env),
+            Request::Restart { project, biome, component } => supervisor
+                .restart(&BiomeKey { project, biome }, component.as_ref(), &events)
+                .await
+                .map(ReplyBody::Biome),
         }
     });
     while let Some(event) = events_rx.recv().await {

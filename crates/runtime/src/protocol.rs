@@ -4,7 +4,7 @@
 //! one `ok` or `error` line. These types are the only contract between the two processes; they are
 //! converted by hand to and from the supervisor's own types.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use sandpit_domain::{ComponentKind, ComponentState, Digest, Name};
@@ -30,6 +30,20 @@ pub enum Request {
     StopInstance { key: InstanceKey },
     /// Stop every process gracefully, keep the desired state, exit.
     Shutdown,
+    /// The environment a component of the biome is started with, secrets included (the socket
+    /// is its owner's only); `None`: the default component ([`default_component`]).
+    Env {
+        project: Name,
+        biome: Name,
+        component: Option<Name>,
+    },
+    /// Restart one component (a job runs again), or every service in dependency order; answers
+    /// the biome's status once they are healthy again.
+    Restart {
+        project: Name,
+        biome: Name,
+        component: Option<Name>,
+    },
 }
 
 /// One line of an answer.
@@ -66,6 +80,50 @@ pub enum ReplyBody {
     },
     Instance(InstanceStatus),
     Done,
+    /// What a component is started with (see [`Request::Env`]).
+    Env(ComponentEnv),
+}
+
+/// The environment one component of a biome is started with: the same function builds it as
+/// builds a started process's, minus the supervisor's marker (`SANDPIT_SUPERVISOR`, which tells
+/// a daemon that it owns a process; a command run with this environment is its user's).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentEnv {
+    pub component: Name,
+    /// Every variable and its value, secrets included.
+    pub vars: BTreeMap<String, String>,
+    /// Which of `vars` are secrets (read from owner-only files: `DATABASE_URL`, …).
+    pub secret_names: BTreeSet<String>,
+}
+
+/// Shows the names of secrets, never their values (a reply may end up in an error message).
+impl std::fmt::Debug for ComponentEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let vars: BTreeMap<&str, &str> = self
+            .vars
+            .iter()
+            .map(|(name, value)| {
+                let shown = if self.secret_names.contains(name) {
+                    "********"
+                } else {
+                    value.as_str()
+                };
+                (name.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("ComponentEnv")
+            .field("component", &self.component)
+            .field("vars", &vars)
+            .field("secret_names", &self.secret_names)
+            .finish()
+    }
+}
+
+/// The component a biome command means when none is named: the first service in start order,
+/// else the first job (models have no process).
+pub fn default_component(components: &[ComponentSpec]) -> Option<&ComponentSpec> {
+    let first = |kind: ComponentKind| components.iter().find(|c| c.kind == kind);
+    first(ComponentKind::Service).or_else(|| first(ComponentKind::Job))
 }
 
 /// The desired state of one biome: which artifact runs as what.
@@ -224,6 +282,31 @@ mod tests {
             !saved_again.contains("hunter2"),
             "the old URL is not saved again: {saved_again}"
         );
+    }
+
+    #[test]
+    fn an_environment_reply_never_shows_a_secret_when_printed() {
+        let env = ComponentEnv {
+            component: Name::parse("web").unwrap(),
+            vars: BTreeMap::from([
+                (
+                    "DATABASE_URL".to_owned(),
+                    "postgres://a:hunter2@h/db".to_owned(),
+                ),
+                ("PORT".to_owned(), "41000".to_owned()),
+            ]),
+            secret_names: BTreeSet::from(["DATABASE_URL".to_owned()]),
+        };
+        let shown = format!("{:?}", ReplyBody::Env(env.clone()));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains(r#""DATABASE_URL": "********""#), "{shown}");
+        assert!(shown.contains(r#""PORT": "41000""#), "{shown}");
+        // On the wire (the owner-only socket) the value travels, for `sandpit exec`.
+        let line = serde_json::to_string(&ReplyBody::Env(env.clone())).unwrap();
+        match serde_json::from_str::<ReplyBody>(&line).unwrap() {
+            ReplyBody::Env(back) => assert_eq!(back, env),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -29,7 +29,10 @@ use crate::health::{HealthProbe, ProbeResult};
 use crate::logs;
 use crate::ports::{self, Answering, Claim, Holder};
 use crate::process::{self, Launch, ProcessIdentity, Program};
-use crate::protocol::{BiomeSpec, BiomeStatus, ComponentSpec, ComponentStatus, InstanceKey, Reply};
+use crate::protocol::{
+    default_component, BiomeSpec, BiomeStatus, ComponentEnv, ComponentSpec, ComponentStatus,
+    InstanceKey, Reply,
+};
 use crate::secret_env::{self, ResolvedSecrets};
 use crate::state_file::{self, StateFileError};
 
@@ -409,6 +412,108 @@ impl Supervisor {
             .collect()
     }
 
+    /// The environment `component` of the biome (the default one when `None`,
+    /// [`default_component`]) is started with, its secrets read from their files now: what
+    /// `sandpit exec` runs a command with.
+    pub fn environment(
+        &self,
+        key: &BiomeKey,
+        component: Option<&Name>,
+    ) -> Result<ComponentEnv, String> {
+        let spec = self.desired(key)?;
+        let component = pick_component(&spec, component)?;
+        let secrets = secret_env::resolve(&component.secret_env).map_err(|error| {
+            format!(
+                "cannot give the environment of `{}`: {error}",
+                component.name
+            )
+        })?;
+        let vars = self.component_env(key, &spec, component, &service_names(&spec), &secrets);
+        Ok(ComponentEnv {
+            component: component.name.clone(),
+            vars,
+            secret_names: component.secret_env.keys().cloned().collect(),
+        })
+    }
+
+    /// Restarts `component` of the biome (a job runs again, even if it succeeded), or, when
+    /// `None`, every service: all stopped dependants first, then started in dependency order and
+    /// waited for until healthy, as `up` does. Ports are kept, so siblings' URLs stay valid.
+    pub async fn restart(
+        self: &Arc<Self>,
+        key: &BiomeKey,
+        component: Option<&Name>,
+        events: &Events,
+    ) -> Result<BiomeStatus, String> {
+        let lock = self.operation_lock(key);
+        let _guard = lock.lock().await;
+        let spec = self.desired(key)?;
+        let targets: Vec<ComponentSpec> = match component {
+            Some(name) => vec![pick_component(&spec, Some(name))?.clone()],
+            None => spec
+                .components
+                .iter()
+                .filter(|c| c.kind == ComponentKind::Service)
+                .cloned()
+                .collect(),
+        };
+        if targets.is_empty() {
+            return Err(format!(
+                "biome `{}` has no services to restart\nhint: name a job to run it again: `sandpit restart {} JOB`",
+                key.biome, key.biome
+            ));
+        }
+        for component in targets.iter().rev() {
+            if component.kind == ComponentKind::Service {
+                emit(events, Some(&component.name), "stopping");
+                self.stop_unit(key, &component.name).await;
+            }
+        }
+        fs::create_dir_all(self.data_dir(key)).map_err(|e| {
+            state_file::io_failure(state_file::Doing::Create, &self.data_dir(key), &e)
+        })?;
+        let services = service_names(&spec);
+        for component in &targets {
+            match component.kind {
+                ComponentKind::Service => {
+                    self.converge_service(key, &spec, component, &services, events)
+                        .await?
+                }
+                ComponentKind::Job => {
+                    // Forget its success, so it runs again although nothing changed.
+                    self.with_unit(key, &component.name, |unit| {
+                        unit.succeeded_fingerprint = None
+                    });
+                    self.converge_job(key, &spec, component, &services, events)
+                        .await?
+                }
+                ComponentKind::Model => {
+                    let name = &component.name;
+                    return Err(format!("`{name}` is a model: it has no process to restart"));
+                }
+            }
+        }
+        self.persist_observed();
+        self.status(key)
+            .ok_or_else(|| format!("biome `{}` vanished while restarting", key.biome))
+    }
+
+    /// The biome's desired state, unless it is unknown or being removed.
+    fn desired(&self, key: &BiomeKey) -> Result<BiomeSpec, String> {
+        let biomes = self.biomes.lock().expect("biomes poisoned");
+        match biomes.get(key) {
+            None => Err(format!(
+                "there is no biome `{}` in project `{}`; `sandpit ls` lists them",
+                key.biome, key.project
+            )),
+            Some(biome) if biome.removing => Err(format!(
+                "biome `{}` is being removed\nhint: `sandpit down {}` finishes removing it",
+                key.biome, key.biome
+            )),
+            Some(biome) => Ok(biome.spec.clone()),
+        }
+    }
+
     /// Stops every process, keeping desired state so the next daemon brings them back.
     pub async fn shutdown(self: &Arc<Self>) {
         let keys: Vec<(BiomeKey, Vec<Name>)> = {
@@ -514,12 +619,7 @@ impl Supervisor {
         fs::create_dir_all(self.data_dir(key)).map_err(|e| {
             state_file::io_failure(state_file::Doing::Create, &self.data_dir(key), &e)
         })?;
-        let services: Vec<Name> = spec
-            .components
-            .iter()
-            .filter(|c| c.kind == ComponentKind::Service)
-            .map(|c| c.name.clone())
-            .collect();
+        let services = service_names(&spec);
         for component in &spec.components {
             match component.kind {
                 ComponentKind::Model => {
@@ -552,9 +652,11 @@ impl Supervisor {
         Ok(dir)
     }
 
-    /// What a component's process is started with: the base variables, its own `env`, its
-    /// secrets (read from their files by the caller, [`resolve_secrets`]), then what sandpit
-    /// injects. Only the process gets the secrets; they are not kept anywhere else.
+    /// What a component gets as its environment: the base variables, its own `env`, its secrets
+    /// (read from their files by the caller, [`resolve_secrets`]), then what sandpit injects.
+    /// Every process started for it ([`Self::launch_env`]) and every `sandpit exec` in it
+    /// ([`Self::environment`]) get exactly this, so the two can never differ. Only those get the
+    /// secrets; they are not kept anywhere else.
     fn component_env(
         &self,
         key: &BiomeKey,
@@ -562,7 +664,7 @@ impl Supervisor {
         component: &ComponentSpec,
         services: &[Name],
         secrets: &ResolvedSecrets,
-    ) -> Vec<(String, String)> {
+    ) -> BTreeMap<String, String> {
         let ports = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
             biomes.get(key).map(|b| b.ports.clone()).unwrap_or_default()
@@ -594,6 +696,20 @@ impl Supervisor {
                 );
             }
         }
+        env
+    }
+
+    /// What a component's process is started with: [`Self::component_env`] and the supervisor's
+    /// marker, by which a later daemon recognises the process as its own.
+    fn launch_env(
+        &self,
+        key: &BiomeKey,
+        spec: &BiomeSpec,
+        component: &ComponentSpec,
+        services: &[Name],
+        secrets: &ResolvedSecrets,
+    ) -> Vec<(String, String)> {
+        let mut env = self.component_env(key, spec, component, services, secrets);
         let (marker_name, marker_value) = self.marker.split_once('=').expect("marker has a =");
         env.insert(marker_name.into(), marker_value.into());
         env.into_iter().collect()
@@ -629,7 +745,7 @@ impl Supervisor {
         let launch = Launch {
             program: Program::Shell(component.run.clone()),
             working_dir: working_dir.clone(),
-            env: self.component_env(key, spec, component, services, &secrets),
+            env: self.launch_env(key, spec, component, services, &secrets),
             log_path: log_path.clone(),
             run_as: None,
         };
@@ -746,7 +862,7 @@ impl Supervisor {
             let launch = Launch {
                 program: Program::Shell(component.run.clone()),
                 working_dir: working_dir.clone(),
-                env: self.component_env(key, spec, component, services, &secrets),
+                env: self.launch_env(key, spec, component, services, &secrets),
                 log_path: self.log_path(key, &component.name),
                 run_as: None,
             };
@@ -1620,6 +1736,52 @@ fn resolve_secrets(component: &ComponentSpec) -> Result<ResolvedSecrets, String>
         .map_err(|error| format!("cannot start `{}`: {error}", component.name))
 }
 
+/// The component `wanted` names (the default one when `None`), or why there is none: an unknown
+/// name gets a did-you-mean, or the list of what there is.
+fn pick_component<'s>(
+    spec: &'s BiomeSpec,
+    wanted: Option<&Name>,
+) -> Result<&'s ComponentSpec, String> {
+    let Some(name) = wanted else {
+        return default_component(&spec.components).ok_or_else(|| {
+            format!(
+                "biome `{}` runs no service or job (models are served by the model endpoint)",
+                spec.biome
+            )
+        });
+    };
+    if let Some(found) = spec.components.iter().find(|c| &c.name == name) {
+        return Ok(found);
+    }
+    let known = spec.components.iter().map(|c| c.name.as_str());
+    let hint =
+        sandpit_domain::suggestion::did_you_mean(name.as_str(), known).unwrap_or_else(|| {
+            let all: Vec<String> = spec
+                .components
+                .iter()
+                .map(|c| format!("`{}`", c.name))
+                .collect();
+            if all.is_empty() {
+                "it runs no service or job".to_owned()
+            } else {
+                format!("it runs {}", all.join(", "))
+            }
+        });
+    Err(format!(
+        "biome `{}` has no component `{name}`\nhint: {hint}",
+        spec.biome
+    ))
+}
+
+/// The biome's services, in start order: each gets a `SANDPIT_URL_<SERVICE>` of the others.
+fn service_names(spec: &BiomeSpec) -> Vec<Name> {
+    spec.components
+        .iter()
+        .filter(|c| c.kind == ComponentKind::Service)
+        .map(|c| c.name.clone())
+        .collect()
+}
+
 fn check_spec(spec: &BiomeSpec) -> Result<(), String> {
     let mut seen = BTreeSet::new();
     for component in &spec.components {
@@ -1698,6 +1860,78 @@ async fn probe_tcp(port: u16) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn biome_of(components: &[(&str, ComponentKind)]) -> BiomeSpec {
+        let name = |n: &str| Name::parse(n).unwrap();
+        BiomeSpec {
+            project: name("geo"),
+            env: name("dev"),
+            biome: name("alice"),
+            version: "0123456789ab".into(),
+            store: PathBuf::from("/nowhere"),
+            max_artifact_size: 1,
+            components: components
+                .iter()
+                .map(|(n, kind)| ComponentSpec {
+                    name: name(n),
+                    kind: *kind,
+                    artifact: format!("{n}-0123456789ab.zip"),
+                    digest: Digest::of(n.as_bytes()),
+                    run: "true".into(),
+                    health: None,
+                    start_timeout_secs: 1,
+                    env: BTreeMap::new(),
+                    secret_env: BTreeMap::new(),
+                    depends_on: Vec::new(),
+                })
+                .collect(),
+            database: None,
+        }
+    }
+
+    #[test]
+    fn a_component_is_the_named_one_or_the_first_service_else_the_first_job() {
+        use ComponentKind::{Job, Service};
+        // (components in start order, wanted, Ok(chosen) or Err(part of the message))
+        type Case<'a> = (
+            &'a [(&'a str, ComponentKind)],
+            Option<&'a str>,
+            Result<&'a str, &'a str>,
+        );
+        let cases: &[Case] = &[
+            (
+                &[("migrate", Job), ("api", Service), ("web", Service)],
+                None,
+                Ok("api"),
+            ),
+            (&[("migrate", Job), ("seed", Job)], None, Ok("migrate")),
+            (
+                &[("migrate", Job), ("web", Service)],
+                Some("migrate"),
+                Ok("migrate"),
+            ),
+            (&[], None, Err("biome `alice` runs no service or job")),
+            (
+                &[("migrate", Job), ("web", Service)],
+                Some("wbe"),
+                Err("biome `alice` has no component `wbe`\nhint: did you mean `web`?"),
+            ),
+            (
+                &[("migrate", Job), ("web", Service)],
+                Some("recovery"),
+                Err("has no component `recovery`\nhint: it runs `migrate`, `web`"),
+            ),
+        ];
+        for (components, wanted, expected) in cases {
+            let spec = biome_of(components);
+            let wanted = wanted.map(|w| Name::parse(w).unwrap());
+            match (pick_component(&spec, wanted.as_ref()), expected) {
+                (Ok(chosen), Ok(name)) => assert_eq!(chosen.name.as_str(), *name),
+                (Err(message), Err(part)) => assert!(message.contains(part), "{message}"),
+                (got, expected) => panic!("{wanted:?}: got {got:?}, expected {expected:?}"),
+            }
+        }
+    }
 
     #[test]
     fn a_port_kept_by_another_biome_is_never_handed_out_again() {

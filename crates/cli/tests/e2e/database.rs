@@ -767,3 +767,125 @@ fn a_hung_database_fails_down_in_time_and_a_second_down_finishes_it() {
     let again = sandbox.fails(&["down", "hank"], 1);
     assert!(again.contains("already down"), "{again}");
 }
+
+/// The biome role's password in a `postgres://role:password@host:port/db` URL.
+fn password_of(url: &str) -> &str {
+    let (_, rest) = url.split_once("://").unwrap();
+    let (credentials, _) = rest.split_once('@').unwrap();
+    credentials.split_once(':').unwrap().1
+}
+
+/// The first process whose parent is `parent`, waited for (it is being started).
+fn child_of(parent: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .find_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                (crate::harness::parent(pid) == Some(parent)).then_some(pid)
+            });
+        if let Some(pid) = found {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "{parent} started no child");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn exec_env_and_psql_reach_the_biomes_database_and_its_password_never_reaches_a_command_line() {
+    let sandbox = project(&[("001_samples.sql", SAMPLES)]);
+    sandbox.ok(&["up", "alice"]);
+    let url = database_url(&sandbox, "alice");
+    let password = password_of(&url).to_owned();
+    assert!(password.len() >= 16, "{url}");
+
+    // exec: the biome's URL, and the command's exit code.
+    let output = sandbox.run(&[
+        "exec",
+        "alice",
+        "--",
+        "sh",
+        "-c",
+        "echo $DATABASE_URL; exit 7",
+    ]);
+    assert_eq!(output.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), url);
+
+    // env: secrets masked unless asked for, in text and JSON.
+    let text = sandbox.ok(&["env", "alice"]);
+    assert!(text.contains("DATABASE_URL=********\n"), "{text}");
+    assert!(text.contains("SHARED_DATABASE_URL=********\n"), "{text}");
+    assert!(!text.contains(&password), "{text}");
+    let shown = sandbox.ok(&["env", "alice", "--show-secrets"]);
+    assert!(
+        shown
+            .lines()
+            .any(|line| line == format!("DATABASE_URL={url}")),
+        "{shown}"
+    );
+    let json = sandbox.json(&["env", "alice"]);
+    assert_eq!(json["component"], "web");
+    assert_eq!(json["vars"]["DATABASE_URL"], serde_json::Value::Null);
+    assert_eq!(
+        json["secret"],
+        serde_json::json!(["DATABASE_URL", "SHARED_DATABASE_URL"])
+    );
+    assert!(!json.to_string().contains(&password), "{json}");
+    let json = sandbox.json(&["env", "alice", "--show-secrets"]);
+    assert_eq!(json["vars"]["DATABASE_URL"], url.as_str());
+
+    // A long-running command has the password in its environment, on no command line.
+    let mut running = sandbox
+        .command(&["exec", "alice", "--", "sleep", "300"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sleeper = child_of(running.id());
+    for pid in [running.id(), sleeper] {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(&password),
+            "{pid}: {cmdline:?}"
+        );
+    }
+    let environ = std::fs::read(format!("/proc/{sleeper}/environ")).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|entry| entry == format!("DATABASE_URL={url}").as_bytes()),
+        "the command got DATABASE_URL"
+    );
+    crate::harness::kill9(sleeper);
+    assert_eq!(running.wait().unwrap().code(), Some(128 + 9));
+
+    // psql: the biome's own database, as its role.
+    let rows = sandbox.ok(&[
+        "psql",
+        "alice",
+        "--",
+        "-tAc",
+        "select current_database(), (select string_agg(label, ',') from samples)",
+    ]);
+    assert_eq!(rows.trim(), "geo_alice|seeded");
+    // Its exit code is sandpit's.
+    let output = sandbox.run(&["psql", "alice", "--", "-c", "select * from nowhere"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    // Without psql on PATH, the error says what to install.
+    let empty = tempfile::tempdir().unwrap();
+    let output = sandbox
+        .command(&["psql", "alice", "--", "-c", "select 1"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("`psql`")
+            && error.contains("apt-get install -y postgresql-client")
+            && error.contains("sandpit doctor"),
+        "{error}"
+    );
+}

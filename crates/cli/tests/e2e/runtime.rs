@@ -1080,3 +1080,213 @@ fn a_corrupt_state_file_is_kept_and_the_old_instances_are_stopped_before_new_one
     ));
     assert_eq!((code, body.as_str()), (200, url));
 }
+
+/// Two services (`web` depends on `api`) after a job that counts its runs in the data dir; each
+/// service writes the environment it was started with to `$SANDPIT_DATA_DIR/<name>.env` and
+/// answers `/` with its name.
+fn pair_project() -> Sandbox {
+    let server = r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = os.environ["SANDPIT_COMPONENT"] + " ok"
+        self.send_response(200); self.end_headers(); self.wfile.write(body.encode())
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+    Sandbox::with_files(&[
+        (
+            "sandpit.toml",
+            r#"
+[project]
+name = "pair"
+
+[jobs.prep]
+path = "prep"
+run = "echo ran >> \"$SANDPIT_DATA_DIR/prep-runs\""
+
+[services.api]
+path = "api"
+run = 'env -0 > "$SANDPIT_DATA_DIR/$SANDPIT_COMPONENT.env" && exec python3 server.py'
+env = { GREETING = "hello" }
+
+[services.web]
+path = "web"
+run = 'env -0 > "$SANDPIT_DATA_DIR/$SANDPIT_COMPONENT.env" && exec python3 server.py'
+depends_on = ["api", "prep"]
+"#,
+        ),
+        ("prep/README", "counts its runs\n"),
+        ("api/server.py", server),
+        ("web/server.py", server),
+    ])
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn exec_runs_a_command_with_exactly_a_components_environment_and_its_exit_code() {
+    let sandbox = pair_project();
+    let status = sandbox.json(&["up", "alice"]);
+    let api = component(&status, "api");
+    let api_port = api["url"].as_str().unwrap().rsplit(':').next().unwrap();
+
+    // The default component is the first service in start order (not the job before it); the
+    // command sees its config variables and PORT, and its exit code is sandpit's.
+    let output = sandbox.run(&[
+        "exec",
+        "alice",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$SANDPIT_COMPONENT $PORT $GREETING ${SANDPIT_SUPERVISOR:-unmarked}\"; exit 7",
+    ]);
+    assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        format!("api {api_port} hello unmarked")
+    );
+    // Killed by a signal: 128 + the signal, as shells report it.
+    let output = sandbox.run(&["exec", "alice", "--", "sh", "-c", "kill -9 $$"]);
+    assert_eq!(output.status.code(), Some(137), "{}", stderr(&output));
+    // It runs in the user's directory, not the component's extracted artifact.
+    let pwd = sandbox.ok(&["exec", "alice", "--", "pwd"]);
+    assert_eq!(
+        std::path::PathBuf::from(pwd.trim()),
+        fs::canonicalize(&sandbox.repo).unwrap()
+    );
+
+    // Another component's environment reaches its sibling through SANDPIT_URL_<SVC>.
+    let fetch = "import os, urllib.request; print(urllib.request.urlopen(os.environ['SANDPIT_URL_API']).read().decode())";
+    let answer = sandbox.ok(&["exec", "alice", "-c", "web", "--", "python3", "-c", fetch]);
+    assert_eq!(answer.trim(), "api ok");
+
+    // `env` gives what the running process was started with, the supervisor's marker aside.
+    let shown = sandbox.json(&["env", "alice", "--component", "web"]);
+    assert_eq!(shown["biome"], "alice");
+    assert_eq!(shown["component"], "web");
+    assert_eq!(shown["secret"], json!([]));
+    let started_with = fs::read(sandbox.home.join("runtime/pair/alice/data/web.env")).unwrap();
+    let mut running: serde_json::Map<String, serde_json::Value> = started_with
+        .split(|b| *b == 0)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (name, value) = std::str::from_utf8(entry).unwrap().split_once('=').unwrap();
+            (name.to_owned(), json!(value))
+        })
+        .collect();
+    assert!(running.remove("SANDPIT_SUPERVISOR").is_some());
+    // `sh -c` exports its working directory itself.
+    running.remove("PWD");
+    assert_eq!(serde_json::Value::Object(running), shown["vars"]);
+    // The text form: NAME=value lines, sorted.
+    let text = sandbox.ok(&["env", "alice"]);
+    let names: Vec<&str> = text.lines().map(|l| l.split('=').next().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert!(text.contains("GREETING=hello\n"), "{text}");
+
+    // Mistakes get a did-you-mean; a project without a database has nothing for psql.
+    let error = sandbox.fails(&["exec", "alice", "-c", "wbe", "--", "true"], 1);
+    assert!(
+        error.contains("has no component `wbe`") && error.contains("did you mean `web`?"),
+        "{error}"
+    );
+    let error = sandbox.fails(&["exec", "alcie", "--", "true"], 1);
+    assert!(
+        error.contains("no biome `alcie`") && error.contains("did you mean `alice`?"),
+        "{error}"
+    );
+    let error = sandbox.fails(&["env", "alice", "-c", "ap"], 1);
+    assert!(error.contains("did you mean `api`?"), "{error}");
+    let error = sandbox.fails(&["exec", "alice", "--", "no-such-program-here"], 1);
+    assert!(error.contains("is not on PATH"), "{error}");
+    let error = sandbox.fails(&["psql", "alice"], 1);
+    assert!(error.contains("biome `alice` has no database"), "{error}");
+}
+
+#[test]
+fn restart_gives_a_service_a_new_process_on_the_same_port_and_restarts_all_in_order() {
+    let sandbox = pair_project();
+    let before = sandbox.json(&["up", "bob"]);
+    let pid = |status: &serde_json::Value, name: &str| component(status, name)["pid"].as_u64();
+    let url = |status: &serde_json::Value, name: &str| component(status, name)["url"].clone();
+
+    let after = sandbox.json(&["restart", "bob", "web"]);
+    assert!(healthy(&after, "web"), "{after:#}");
+    assert_ne!(pid(&after, "web"), pid(&before, "web"));
+    assert_eq!(url(&after, "web"), url(&before, "web"), "the port is kept");
+    assert_eq!(
+        pid(&after, "api"),
+        pid(&before, "api"),
+        "only web restarted"
+    );
+    let (code, body) = http_get(&format!("{}/", url(&after, "web").as_str().unwrap()));
+    assert_eq!((code, body.as_str()), (200, "web ok"));
+
+    // No component: every service, dependants stopped first and started after what they need.
+    let output = sandbox.run(&["restart", "bob"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let progress = stderr(&output);
+    let at = |line: &str| {
+        progress
+            .find(line)
+            .unwrap_or_else(|| panic!("no `{line}` in:\n{progress}"))
+    };
+    assert!(at("web: stopping") < at("api: stopping"), "{progress}");
+    assert!(at("api: stopping") < at("api: healthy"), "{progress}");
+    assert!(at("api: healthy") < at("web: starting"), "{progress}");
+    assert!(
+        stdout(&output).contains("healthy"),
+        "the new state is printed"
+    );
+    let all = sandbox.status("bob");
+    for name in ["api", "web"] {
+        assert!(healthy(&all, name), "{all:#}");
+        assert_ne!(pid(&all, name), pid(&after, name), "{name} restarted");
+        assert_eq!(url(&all, name), url(&before, name), "{name} keeps its port");
+    }
+
+    // Jobs run again only when named.
+    let runs = sandbox.home.join("runtime/pair/bob/data/prep-runs");
+    assert_eq!(fs::read_to_string(&runs).unwrap().lines().count(), 1);
+    sandbox.ok(&["restart", "bob", "prep"]);
+    assert_eq!(fs::read_to_string(&runs).unwrap().lines().count(), 2);
+
+    let error = sandbox.fails(&["restart", "bob", "wbe"], 1);
+    assert!(error.contains("did you mean `web`?"), "{error}");
+    let error = sandbox.fails(&["restart", "bbo"], 1);
+    assert!(error.contains("did you mean `bob`?"), "{error}");
+}
+
+#[test]
+fn commands_without_a_biome_use_the_current_branchs_biome_named_as_up_names_it() {
+    let sandbox = pair_project();
+    sandbox.git(&["checkout", "-q", "-b", "feature/Better_Model"]);
+    let up = sandbox.json(&["up"]);
+    assert_eq!(up["biome"], "feature-better-model");
+    assert_eq!(sandbox.json(&["status"])["biome"], "feature-better-model");
+    // The branch name itself names the biome too.
+    assert_eq!(
+        sandbox.json(&["status", "feature/Better_Model"])["biome"],
+        "feature-better-model"
+    );
+    let biome = sandbox.ok(&["exec", "--", "sh", "-c", "echo $SANDPIT_BIOME"]);
+    assert_eq!(biome.trim(), "feature-better-model");
+    assert_eq!(sandbox.json(&["env"])["biome"], "feature-better-model");
+    let restarted = sandbox.json(&["restart"]);
+    assert_eq!(restarted["biome"], "feature-better-model");
+    assert!(healthy(&restarted, "web"), "{restarted:#}");
+    // `restart web` means the biome `web`; the error says how to name the component.
+    let error = sandbox.fails(&["restart", "web"], 1);
+    assert!(
+        error.contains("`sandpit restart feature-better-model web`"),
+        "{error}"
+    );
+}

@@ -1,0 +1,115 @@
+//! `sandpit env [BIOME] [--component C]`: the environment a component of a biome is started with,
+//! as the daemon builds it (the same function builds a started process's), secrets included.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::bail;
+use sandpit_domain::Name;
+use sandpit_runtime::protocol::{BiomeStatus, ReplyBody, Request};
+
+use crate::daemon_connection;
+use crate::Context;
+
+/// What one component of a biome gets: every variable, and which of them are secrets.
+#[derive(Clone)]
+pub struct BiomeEnv {
+    /// The biome's status when the environment was asked for (its database, its components).
+    pub status: BiomeStatus,
+    /// The component whose environment this is (the default one when none was named).
+    pub component: Name,
+    /// Every variable with its value, secrets included.
+    pub vars: BTreeMap<String, String>,
+    /// The names of the variables whose values are secrets (`DATABASE_URL`, …).
+    pub secret_names: BTreeSet<String>,
+}
+
+impl BiomeEnv {
+    /// Every variable, sorted, with its value, or `None` for a secret unless `show_secrets`.
+    pub fn shown(&self, show_secrets: bool) -> BTreeMap<&str, Option<&str>> {
+        self.vars
+            .iter()
+            .map(|(name, value)| {
+                let hidden = !show_secrets && self.secret_names.contains(name);
+                (name.as_str(), (!hidden).then_some(value.as_str()))
+            })
+            .collect()
+    }
+}
+
+/// Shows the names of secrets, never their values.
+impl std::fmt::Debug for BiomeEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BiomeEnv")
+            .field("biome", &self.status.biome)
+            .field("component", &self.component)
+            .field("vars", &self.shown(false))
+            .finish()
+    }
+}
+
+/// The environment of `component` (default: the first service in start order, else the first
+/// job) of the biome `biome` names ([`crate::target::resolve`]; an unknown one gets a
+/// did-you-mean). A read: it never starts the daemon, and a biome that does not run has nothing
+/// to give.
+pub async fn environment(
+    context: &Context,
+    biome: Option<&str>,
+    component: Option<&str>,
+) -> anyhow::Result<BiomeEnv> {
+    let status = crate::status::status(context, biome).await?;
+    let component = component
+        .map(|raw| Name::parse(raw).map_err(|e| anyhow::anyhow!("{e}\nhint: {}", e.hint())))
+        .transpose()?;
+    let request = Request::Env {
+        project: status.project.clone(),
+        biome: status.biome.clone(),
+        component,
+    };
+    match daemon_connection::query(context, &request).await? {
+        ReplyBody::Env(env) => Ok(BiomeEnv {
+            status,
+            component: env.component,
+            vars: env.vars,
+            secret_names: env.secret_names,
+        }),
+        _ => bail!("unexpected answer from the daemon to an environment request"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_hidden_unless_asked_for() {
+        let status: BiomeStatus = serde_json::from_value(serde_json::json!({
+            "project": "geo", "biome": "alice", "env": "dev", "sha": "0123456789ab",
+            "state": "healthy", "components": [], "data_dir": "/data", "database": null
+        }))
+        .unwrap();
+        let env = BiomeEnv {
+            status,
+            component: Name::parse("web").unwrap(),
+            vars: BTreeMap::from([
+                ("PORT".to_owned(), "41000".to_owned()),
+                (
+                    "DATABASE_URL".to_owned(),
+                    "postgres://a:hunter2@h/db".to_owned(),
+                ),
+            ]),
+            secret_names: BTreeSet::from(["DATABASE_URL".to_owned()]),
+        };
+        // (show_secrets, DATABASE_URL shown as)
+        for (show, expected) in [(false, None), (true, Some("postgres://a:hunter2@h/db"))] {
+            let shown = env.shown(show);
+            assert_eq!(
+                shown.keys().copied().collect::<Vec<_>>(),
+                ["DATABASE_URL", "PORT"]
+            );
+            assert_eq!(shown["DATABASE_URL"], expected);
+            assert_eq!(shown["PORT"], Some("41000"));
+        }
+        let printed = format!("{env:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+}
