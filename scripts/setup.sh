@@ -46,6 +46,10 @@ if ! "$venv/bin/python3" -c "import onnxruntime, numpy, tritonclient.http" >/dev
   echo "setup: installing onnxruntime, numpy and tritonclient[http] into $venv"
   "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check onnxruntime numpy "tritonclient[http]"
 fi
+# sandpit itself needs neither variable: it looks for this venv beside its executable
+# (`<exe dir>/../python`, which is target/python for target/{debug,release}/sandpit), so it works
+# from any shell after this script. The exports serve the tests (the models crate's own tests load
+# ONNX Runtime without a sandpit executable) and a sandpit installed elsewhere, in this shell.
 export SANDPIT_PYTHON="$venv/bin/python3"
 ORT_DYLIB_PATH="$("$venv/bin/python3" -c 'import glob, os, onnxruntime; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so*")))[0])')"
 export ORT_DYLIB_PATH

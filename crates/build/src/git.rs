@@ -26,7 +26,7 @@ const GIT_LOCATION_VARIABLES: &[&str] = &[
 /// What failed while talking to git.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("could not run `git`: {source}; install git and make sure it is on PATH")]
+    #[error("could not run `git`: {source}; install git and make sure it is on PATH\nhint: run `sandpit doctor` to check every prerequisite")]
     GitMissing { source: io::Error },
     #[error("`{dir}` is not inside a git repository; run `git init` there (and commit) first")]
     NotARepository { dir: PathBuf },

@@ -73,6 +73,8 @@ enum Command {
     Gc(commands::gc::Args),
     /// Run the supervisor in the foreground, or manage the background one.
     Daemon(commands::daemon::Args),
+    /// Check every prerequisite; say what is missing and the command that fixes it.
+    Doctor(commands::doctor::Args),
     /// Run an environment's model endpoint (started by the daemon).
     #[command(hide = true)]
     ModelServer(commands::model_server::Args),
@@ -131,6 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => commands::verify::exec(&context, args, json).await,
         Command::Gc(args) => commands::gc::exec(&context, args, json).await,
         Command::Daemon(args) => commands::daemon::exec(&context, args, json).await,
+        Command::Doctor(args) => commands::doctor::exec(&context, args, json).await,
         Command::ModelServer(args) => commands::model_server::exec(&context, args).await,
         Command::Schema => {
             println!(

@@ -62,7 +62,7 @@ fn base_env() -> Vec<(String, String)> {
 /// `postgres` user and must reach its data directory under `projects/<p>/postgres/`, so every
 /// secret below is in a 0700 directory or a 0600 file of its own (see docs/ARCHITECTURE.md,
 /// "Choices, and why").
-fn home_mode(root: bool) -> u32 {
+pub fn home_mode(root: bool) -> u32 {
     if root {
         0o711
     } else {
@@ -133,5 +133,11 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
         process_env: env::vars().collect(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         supervisor,
+        // For a PostgreSQL installed elsewhere (and for tests that need none to be found);
+        // absolute, because the daemon runs the programs from another directory.
+        pg_bin_dir: env::var_os("SANDPIT_PG_BIN")
+            .filter(|v| !v.is_empty())
+            .map(|dir| absolute(PathBuf::from(dir)))
+            .transpose()?,
     })
 }

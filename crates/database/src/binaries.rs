@@ -1,5 +1,6 @@
-//! Finding PostgreSQL's server programs: on `PATH` first, then under the Debian/Ubuntu layout
-//! `/usr/lib/postgresql/<version>/bin`, newest version first.
+//! Finding PostgreSQL's server programs: in the directory `SANDPIT_PG_BIN` names when it is set,
+//! else on `PATH` first, then under the Debian/Ubuntu layout `/usr/lib/postgresql/<version>/bin`,
+//! newest version first.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,20 @@ impl PgBinaries {
         PgBinaries::locate_in(path_env, &[Path::new(DEFAULT_VERSIONED_ROOT)])
     }
 
+    /// The programs in `configured_dir` (the caller's `SANDPIT_PG_BIN`) when given, and nowhere
+    /// else, so a wrong setting is reported rather than passed over; else [`PgBinaries::locate`].
+    pub fn locate_configured(
+        configured_dir: Option<&Path>,
+        path_env: Option<&str>,
+    ) -> Result<PgBinaries, DatabaseError> {
+        match configured_dir {
+            Some(dir) => in_dir(dir).ok_or_else(|| DatabaseError::BinariesMissingIn {
+                dir: dir.to_path_buf(),
+            }),
+            None => PgBinaries::locate(path_env),
+        }
+    }
+
     /// [`PgBinaries::locate`] with the versioned roots given explicitly (each holds
     /// `<version>/bin`), so tests can point it at empty or fake directories.
     pub fn locate_in(
@@ -41,12 +56,7 @@ impl PgBinaries {
         }
         candidates
             .iter()
-            .find_map(|dir| {
-                let initdb = dir.join("initdb");
-                let postgres = dir.join("postgres");
-                (is_executable(&initdb) && is_executable(&postgres))
-                    .then_some(PgBinaries { initdb, postgres })
-            })
+            .find_map(|dir| in_dir(dir))
             .ok_or(DatabaseError::BinariesMissing)
     }
 
@@ -54,6 +64,13 @@ impl PgBinaries {
     pub fn bin_dir(&self) -> &Path {
         self.postgres.parent().unwrap_or(Path::new("/"))
     }
+}
+
+/// Both programs in `dir`, when both are there and executable.
+fn in_dir(dir: &Path) -> Option<PgBinaries> {
+    let initdb = dir.join("initdb");
+    let postgres = dir.join("postgres");
+    (is_executable(&initdb) && is_executable(&postgres)).then_some(PgBinaries { initdb, postgres })
 }
 
 /// `<root>/<version>/bin` for every numeric version directory, newest first (`15` before `9.6`).
@@ -121,7 +138,42 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "PostgreSQL server binaries (initdb, postgres) were not found on PATH or under \
-             /usr/lib/postgresql/*/bin; install them with `apt-get install -y postgresql`"
+             /usr/lib/postgresql/*/bin; install them with `apt-get install -y postgresql` (or set \
+             SANDPIT_PG_BIN to the directory holding them)\nhint: run `sandpit doctor` to check \
+             every prerequisite"
         );
+    }
+
+    #[test]
+    fn a_configured_directory_is_the_only_place_looked_at() {
+        let root = tempfile::tempdir().unwrap();
+        let configured = root.path().join("pg/bin");
+        fake_bin(&configured);
+        let on_path = root.path().join("on-path");
+        fake_bin(&on_path);
+        let path_env = on_path.display().to_string();
+
+        let found = PgBinaries::locate_configured(Some(&configured), Some(&path_env)).unwrap();
+        assert_eq!(found.bin_dir(), configured);
+        let found = PgBinaries::locate_configured(None, Some(&path_env)).unwrap();
+        assert_eq!(found.bin_dir(), on_path);
+
+        // A directory without them is an error even though PATH has them: the setting is wrong.
+        let empty = root.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let error = PgBinaries::locate_configured(Some(&empty), Some(&path_env)).unwrap_err();
+        assert!(
+            matches!(error, DatabaseError::BinariesMissingIn { .. }),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "SANDPIT_PG_BIN is {}, which does not hold PostgreSQL's server binaries",
+                empty.display()
+            )),
+            "{message}"
+        );
+        assert!(message.contains("run `sandpit doctor`"), "{message}");
     }
 }

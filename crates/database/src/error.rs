@@ -8,9 +8,21 @@ use std::time::Duration;
 pub enum DatabaseError {
     #[error(
         "PostgreSQL server binaries (initdb, postgres) were not found on PATH or under \
-         /usr/lib/postgresql/*/bin; install them with `apt-get install -y postgresql`"
+         /usr/lib/postgresql/*/bin; install them with `apt-get install -y postgresql` (or set \
+         SANDPIT_PG_BIN to the directory holding them)\nhint: run `sandpit doctor` to check every \
+         prerequisite"
     )]
     BinariesMissing,
+
+    /// `SANDPIT_PG_BIN` names a directory without the server programs; nothing else is tried.
+    #[error(
+        "SANDPIT_PG_BIN is {}, which does not hold PostgreSQL's server binaries (initdb, \
+         postgres)\nhint: point it at the `bin` directory of a PostgreSQL installation, or unset \
+         it to look on PATH and under /usr/lib/postgresql/*/bin; run `sandpit doctor` to check \
+         every prerequisite",
+        dir.display()
+    )]
+    BinariesMissingIn { dir: PathBuf },
 
     #[error(
         "sandpit runs as root, which PostgreSQL refuses, and there is no unprivileged `postgres` \

@@ -1,7 +1,7 @@
 //! The inference engine behind a small interface, and its ONNX Runtime implementation.
 //!
 //! ONNX Runtime is loaded at run time (`ort`'s `load-dynamic`) from the shared library that PyPI's
-//! `onnxruntime` wheel ships; [`locate_onnxruntime`] finds it. The library is initialised once per
+//! `onnxruntime` wheel ships; [`find_onnxruntime`] finds it. The library is initialised once per
 //! process: the first successful [`OrtEngine::new`] wins, later calls reuse that environment.
 
 use std::path::{Path, PathBuf};
@@ -43,12 +43,59 @@ capi = os.path.join(os.path.dirname(onnxruntime.__file__), 'capi')\n\
 found = sorted(glob.glob(os.path.join(capi, 'libonnxruntime.so*')) + glob.glob(os.path.join(capi, 'libonnxruntime*.dylib')) + glob.glob(os.path.join(capi, 'onnxruntime.dll')))\n\
 print(found[0] if found else '')\n";
 
+/// Where [`find_onnxruntime`] looks for ONNX Runtime's shared library, in this order.
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeSearch<'a> {
+    /// The caller's `ORT_DYLIB_PATH`: when given, the only place looked at.
+    pub explicit: Option<&'a Path>,
+    /// sandpit's own executable: the virtual environment `<its dir>/../python` is where the
+    /// setup installs the wheel (`target/python` for `target/debug/sandpit`), found without any
+    /// variable (see [`venv_beside`]).
+    pub executable: Option<&'a Path>,
+    /// The interpreter asked last (the caller's `SANDPIT_PYTHON`, else `python3`).
+    pub python: &'a str,
+}
+
+/// Which rule of [`RuntimeSearch`] found the library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeSource {
+    /// `ORT_DYLIB_PATH`.
+    Explicit,
+    /// The `onnxruntime` package of the virtual environment `venv` beside the executable.
+    BesideExecutable { venv: PathBuf },
+    /// The `onnxruntime` package of this interpreter.
+    Python { interpreter: String },
+}
+
+/// ONNX Runtime's shared library, and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRuntime {
+    pub library: PathBuf,
+    pub source: RuntimeSource,
+}
+
 /// Finds ONNX Runtime's shared library: `explicit` (the caller's `ORT_DYLIB_PATH`) when given,
 /// else the one in the `onnxruntime` package of the `python` interpreter.
 pub fn locate_onnxruntime(explicit: Option<&Path>, python: &str) -> Result<PathBuf, ModelError> {
-    if let Some(path) = explicit {
+    find_onnxruntime(&RuntimeSearch {
+        explicit,
+        executable: None,
+        python,
+    })
+    .map(|found| found.library)
+}
+
+/// Finds ONNX Runtime's shared library as [`RuntimeSearch`] says: `explicit` alone when given
+/// (a wrong one is an error, never passed over), else the virtual environment beside the
+/// executable, else the `onnxruntime` package of the interpreter. The error says every place
+/// that was looked at.
+pub fn find_onnxruntime(search: &RuntimeSearch<'_>) -> Result<FoundRuntime, ModelError> {
+    if let Some(path) = search.explicit {
         return if path.is_file() {
-            Ok(path.to_path_buf())
+            Ok(FoundRuntime {
+                library: path.to_path_buf(),
+                source: RuntimeSource::Explicit,
+            })
         } else {
             Err(ModelError::RuntimeNotFound {
                 detail: format!(
@@ -58,12 +105,24 @@ pub fn locate_onnxruntime(explicit: Option<&Path>, python: &str) -> Result<PathB
             })
         };
     }
+    let mut looked = String::new();
+    if let Some(venv) = search.executable.and_then(venv_beside) {
+        if let Some(library) = library_in_venv(&venv) {
+            return Ok(FoundRuntime {
+                library,
+                source: RuntimeSource::BesideExecutable { venv },
+            });
+        }
+        looked = format!("; not in {} (beside sandpit's executable)", venv.display());
+    }
+    let python = search.python;
+    let asked = if looked.is_empty() { "; " } else { ", and " };
     let output = Command::new(python)
         .arg("-c")
         .arg(FIND_LIBRARY)
         .output()
         .map_err(|e| ModelError::RuntimeNotFound {
-            detail: format!("; could not run `{python}`: {e}"),
+            detail: format!("{looked}{asked}could not run `{python}`: {e}"),
         })?;
     let printed = String::from_utf8_lossy(&output.stdout).trim().to_string();
     if !output.status.success() || printed.is_empty() {
@@ -75,10 +134,80 @@ pub fn locate_onnxruntime(explicit: Option<&Path>, python: &str) -> Result<PathB
             .trim()
             .to_string();
         return Err(ModelError::RuntimeNotFound {
-            detail: format!("; `{python}` says: {last}"),
+            detail: format!("{looked}{asked}`{python}` says: {last}"),
         });
     }
-    Ok(PathBuf::from(printed))
+    Ok(FoundRuntime {
+        library: PathBuf::from(printed),
+        source: RuntimeSource::Python {
+            interpreter: python.to_owned(),
+        },
+    })
+}
+
+/// The virtual environment the setup makes beside an executable: `<exe dir>/../python`, which
+/// for `target/debug/sandpit` and `target/release/sandpit` is the checkout's `target/python`.
+/// Computed from the path (not `..`), so it is the same directory however the executable was
+/// reached; `None` for an executable at the root.
+pub fn venv_beside(executable: &Path) -> Option<PathBuf> {
+    Some(executable.parent()?.parent()?.join("python"))
+}
+
+/// The library of the `onnxruntime` package in a virtual environment:
+/// `<venv>/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*` (or `.dylib`), the
+/// newest Python's first, and of several files the first by name, as [`FIND_LIBRARY`] picks.
+pub fn library_in_venv(venv: &Path) -> Option<PathBuf> {
+    let mut pythons: Vec<(Vec<u64>, PathBuf)> = std::fs::read_dir(venv.join("lib"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let version = name
+                .strip_prefix("python3")?
+                .split('.')
+                .filter(|part| !part.is_empty())
+                .map(|part| part.parse::<u64>().ok())
+                .collect::<Option<Vec<u64>>>()?;
+            Some((version, entry.path()))
+        })
+        .collect();
+    pythons.sort_by(|left, right| right.0.cmp(&left.0));
+    pythons.into_iter().find_map(|(_, dir)| {
+        let capi = dir.join("site-packages/onnxruntime/capi");
+        let mut libraries: Vec<PathBuf> = std::fs::read_dir(&capi)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|entry| {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("libonnxruntime.so")
+                    || (name.starts_with("libonnxruntime") && name.ends_with(".dylib"))
+            })
+            .map(|entry| entry.path())
+            .filter(|path| path.is_file())
+            .collect();
+        libraries.sort();
+        libraries.into_iter().next()
+    })
+}
+
+/// The version in the library's file name, as the wheel names it: `libonnxruntime.so.1.32.0`
+/// (and `libonnxruntime.1.32.0.dylib`) → `1.32.0`; `None` for an unversioned name.
+///
+/// The name rather than `OrtGetApiBase()->GetVersionString`: `ort` keeps that call to itself
+/// (it checks the version when the library is loaded, and refuses one that is too old), while
+/// the name is known before anything is loaded.
+pub fn version_from_file_name(library: &Path) -> Option<String> {
+    let name = library.file_name()?.to_str()?;
+    let version = name.strip_prefix("libonnxruntime.so.").or_else(|| {
+        name.strip_prefix("libonnxruntime.")
+            .and_then(|rest| rest.strip_suffix(".dylib"))
+    })?;
+    let numeric = !version.is_empty()
+        && version
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+    numeric.then(|| version.to_owned())
 }
 
 static ENVIRONMENT: Mutex<Option<ort::environment::Environment>> = Mutex::new(None);
@@ -326,5 +455,146 @@ impl LoadedModel for OrtModel {
 
     fn memory_bytes(&self) -> u64 {
         self.memory_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A virtual environment laid out as `python3 -m venv` and `pip install onnxruntime` make it.
+    fn venv_with(root: &Path, python: &str, files: &[&str]) -> PathBuf {
+        let venv = root.join("python");
+        let capi = venv
+            .join("lib")
+            .join(python)
+            .join("site-packages/onnxruntime/capi");
+        std::fs::create_dir_all(&capi).unwrap();
+        for file in files {
+            std::fs::write(capi.join(file), b"\x7fELF").unwrap();
+        }
+        venv
+    }
+
+    #[test]
+    fn the_venv_beside_the_executable_is_the_checkouts_target_python() {
+        for (executable, expected) in [
+            (
+                "/src/sandpit/target/debug/sandpit",
+                Some("/src/sandpit/target/python"),
+            ),
+            (
+                "/src/sandpit/target/release/sandpit",
+                Some("/src/sandpit/target/python"),
+            ),
+            ("/usr/local/bin/sandpit", Some("/usr/local/python")),
+            ("/sandpit", None),
+        ] {
+            assert_eq!(
+                venv_beside(Path::new(executable)),
+                expected.map(PathBuf::from),
+                "{executable}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_library_is_found_in_a_venv_beside_the_executable_without_asking_python() {
+        let root = tempfile::tempdir().unwrap();
+        let venv = venv_with(
+            root.path(),
+            "python3.11",
+            &[
+                "libonnxruntime.so.1.32.0",
+                "libonnxruntime_providers_shared.so",
+                "__init__.py",
+            ],
+        );
+        let executable = root.path().join("debug").join("sandpit");
+        let found = find_onnxruntime(&RuntimeSearch {
+            explicit: None,
+            executable: Some(&executable),
+            // Never run: the venv answers first.
+            python: "/nonexistent/python3",
+        })
+        .unwrap();
+        assert_eq!(
+            found,
+            FoundRuntime {
+                library: venv
+                    .join("lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.32.0"),
+                source: RuntimeSource::BesideExecutable { venv: venv.clone() },
+            }
+        );
+
+        // ORT_DYLIB_PATH comes first, even when the venv has a library.
+        let explicit = root.path().join("elsewhere.so");
+        std::fs::write(&explicit, b"").unwrap();
+        let found = find_onnxruntime(&RuntimeSearch {
+            explicit: Some(&explicit),
+            executable: Some(&executable),
+            python: "/nonexistent/python3",
+        })
+        .unwrap();
+        assert_eq!(found.library, explicit);
+        assert_eq!(found.source, RuntimeSource::Explicit);
+    }
+
+    #[test]
+    fn the_newest_python_of_a_venv_wins_and_one_without_the_package_is_passed_over() {
+        let root = tempfile::tempdir().unwrap();
+        venv_with(root.path(), "python3.9", &["libonnxruntime.so.1.16.0"]);
+        let venv = venv_with(root.path(), "python3.12", &["libonnxruntime.so.1.32.0"]);
+        // Newer, but without onnxruntime's library.
+        venv_with(root.path(), "python3.13", &["__init__.py"]);
+        std::fs::create_dir_all(venv.join("lib/python-not-a-version")).unwrap();
+        assert_eq!(
+            library_in_venv(&venv),
+            Some(
+                venv.join("lib/python3.12/site-packages/onnxruntime/capi/libonnxruntime.so.1.32.0")
+            )
+        );
+        assert_eq!(library_in_venv(&root.path().join("no-venv")), None);
+    }
+
+    #[test]
+    fn nothing_found_names_every_place_looked_at() {
+        let root = tempfile::tempdir().unwrap();
+        let executable = root.path().join("debug").join("sandpit");
+        let error = find_onnxruntime(&RuntimeSearch {
+            explicit: None,
+            executable: Some(&executable),
+            python: "/nonexistent/python3",
+        })
+        .unwrap_err()
+        .to_string();
+        let venv = root.path().join("python");
+        assert!(
+            error.ends_with(&format!(
+                "; not in {} (beside sandpit's executable), and could not run `/nonexistent/python3`: No such file or directory (os error 2)",
+                venv.display()
+            )),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_version_comes_from_the_library_file_name() {
+        for (name, expected) in [
+            ("libonnxruntime.so.1.32.0", Some("1.32.0")),
+            ("libonnxruntime.so.1.20", Some("1.20")),
+            ("libonnxruntime.1.19.2.dylib", Some("1.19.2")),
+            ("libonnxruntime.so", None),
+            ("libonnxruntime.so.", None),
+            ("libonnxruntime.so.1..2", None),
+            ("libonnxruntime.so.1.x", None),
+            ("onnxruntime.dll", None),
+        ] {
+            assert_eq!(
+                version_from_file_name(&Path::new("/capi").join(name)).as_deref(),
+                expected,
+                "{name}"
+            );
+        }
     }
 }

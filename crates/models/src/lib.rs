@@ -12,7 +12,8 @@
 //!
 //! A model artifact is a zip holding the ONNX file and `model.json` (a serialised
 //! [`ModelMetadata`]: `inputs`, `outputs`, `skipped_outputs`). Nothing here reads environment
-//! variables: the caller passes `ORT_DYLIB_PATH` and the Python to ask to [`locate_onnxruntime`].
+//! variables: the caller passes `ORT_DYLIB_PATH`, its executable and the Python to ask to
+//! [`find_onnxruntime`].
 
 mod artifact;
 pub mod cache;
@@ -27,7 +28,10 @@ pub mod stores;
 pub mod tensor;
 
 pub use cache::{CacheConfig, ModelCache};
-pub use engine::{inspect, locate_onnxruntime, Engine, LoadedModel, OrtEngine};
+pub use engine::{
+    find_onnxruntime, inspect, locate_onnxruntime, Engine, FoundRuntime, LoadedModel, OrtEngine,
+    RuntimeSearch, RuntimeSource,
+};
 pub use error::ModelError;
 pub use metadata::{ModelMetadata, SkippedOutput, TensorSpec};
 pub use registry::{ModelRef, Registry};

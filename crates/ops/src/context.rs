@@ -26,6 +26,9 @@ pub struct Context {
     /// How long database operations may take before they are given up (`SANDPIT_DATABASE_TIMEOUT_MS`
     /// sets the per-statement limit, and the connect limit when shorter).
     pub database_timeouts: sandpit_database::Timeouts,
+    /// `SANDPIT_PG_BIN`: the one directory PostgreSQL's server programs are taken from, instead
+    /// of looking on `PATH` and under `/usr/lib/postgresql/*/bin`.
+    pub pg_bin_dir: Option<PathBuf>,
 }
 
 impl Context {

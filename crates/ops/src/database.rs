@@ -213,7 +213,8 @@ async fn instance(
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone());
-    let binaries = PgBinaries::locate(path_variable.as_deref())?;
+    let binaries =
+        PgBinaries::locate_configured(context.pg_bin_dir.as_deref(), path_variable.as_deref())?;
     let dir = cluster_dir(context, project, env);
     // Of many `up`s at once, one initialises the cluster; the others wait for it and use it.
     let cluster =

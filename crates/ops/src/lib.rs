@@ -12,6 +12,7 @@ pub mod database;
 pub mod deploy;
 pub mod deployment;
 pub mod destroy;
+pub mod doctor;
 pub mod down;
 pub mod env;
 pub mod exec;

@@ -582,8 +582,12 @@ impl sandpit_build::execute::ModelInspector for EngineInspector {
     }
 }
 
-/// Where ONNX Runtime's library is: `ORT_DYLIB_PATH`, else asked of `SANDPIT_PYTHON` (or `python3`).
-pub fn onnxruntime_library(context: &Context) -> anyhow::Result<PathBuf> {
+/// Finds ONNX Runtime's library: `ORT_DYLIB_PATH`, else the virtual environment beside sandpit's
+/// executable (`target/python` for `target/debug/sandpit`, where the setup installs the wheel),
+/// else asked of `SANDPIT_PYTHON` (or `python3`). `doctor` reports which one answered.
+pub fn find_onnxruntime(
+    context: &Context,
+) -> Result<sandpit_models::FoundRuntime, sandpit_models::ModelError> {
     let explicit = context
         .process_env
         .get("ORT_DYLIB_PATH")
@@ -592,12 +596,25 @@ pub fn onnxruntime_library(context: &Context) -> anyhow::Result<PathBuf> {
     let python = context
         .process_env
         .get("SANDPIT_PYTHON")
-        .cloned()
-        .unwrap_or_else(|| "python3".to_owned());
-    Ok(sandpit_models::locate_onnxruntime(
-        explicit.as_deref(),
-        &python,
-    )?)
+        .filter(|p| !p.is_empty())
+        .map(String::as_str)
+        .unwrap_or("python3");
+    sandpit_models::find_onnxruntime(&sandpit_models::RuntimeSearch {
+        explicit: explicit.as_deref(),
+        executable: Some(&context.executable),
+        python,
+    })
+}
+
+/// The path of ONNX Runtime's library ([`find_onnxruntime`]); not finding it points at `doctor`,
+/// which names the command that installs it.
+pub fn onnxruntime_library(context: &Context) -> anyhow::Result<PathBuf> {
+    match find_onnxruntime(context) {
+        Ok(found) => Ok(found.library),
+        Err(error) => Err(anyhow::anyhow!(
+            "{error}\nhint: run `sandpit doctor` to check every prerequisite"
+        )),
+    }
 }
 
 /// The inspector for a project with models; `None` when it has none (no engine is needed then).
@@ -637,6 +654,7 @@ mod tests {
                 backoff: Default::default(),
             },
             database_timeouts: Default::default(),
+            pg_bin_dir: None,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod artifacts;
 pub mod build;
 pub mod daemon;
 pub mod deploy;
+pub mod doctor;
 pub mod down;
 pub mod env;
 pub mod exec;

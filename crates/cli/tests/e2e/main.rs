@@ -8,6 +8,7 @@ mod harness;
 mod build;
 mod cli;
 mod database;
+mod doctor;
 mod environments;
 mod faults;
 mod models;
