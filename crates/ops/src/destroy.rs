@@ -111,5 +111,6 @@ pub(crate) async fn tear_down(
         on_event(None, &format!("dropped `{env}`'s database and role"));
     }
     crate::models::detach_base(context, &spec, &env).await?;
+    crate::config::forget_releases(context, &project, &env, &env);
     Ok(())
 }

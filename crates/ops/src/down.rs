@@ -181,5 +181,6 @@ async fn tear_down(
         on_event(None, "dropped its database and role");
     }
     crate::models::detach(context, spec, env, biome).await?;
+    crate::config::forget_releases(context, &spec.project.name, env, biome);
     Ok(stopped)
 }
