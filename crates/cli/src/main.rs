@@ -63,6 +63,8 @@ enum Command {
     /// Show what a component of a biome gets as its environment (`env [BIOME]`); operations on
     /// a whole environment (`env destroy ENV --confirm ENV`).
     Env(commands::env::Args),
+    /// List a target's configuration variables and secrets, or `set`/`unset` them.
+    Config(commands::config::Args),
     /// List the deployments into a target (ENV, ENV/BIOME or BIOME).
     History(commands::history::Args),
     /// Where a commit, digest or artifact runs, every deployment of it, and its provenance.
@@ -128,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reject(args) => commands::approve::reject(&context, args, json),
         Command::Rollback(args) => commands::rollback::exec(&context, args, json).await,
         Command::Env(args) => commands::env::exec(&context, args, json).await,
+        Command::Config(args) => commands::config::exec(&context, args, json).await,
         Command::History(args) => commands::history::exec(&context, args, json),
         Command::Trace(args) => commands::trace::exec(&context, args, json).await,
         Command::Verify(args) => commands::verify::exec(&context, args, json).await,

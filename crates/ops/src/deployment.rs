@@ -144,7 +144,23 @@ pub async fn record_and_apply(
     state.wait_turn(deployment.id, QUEUE_TIMEOUT)?;
     state.mark_started(deployment.id, std::process::id())?;
     drop(state);
-    match roll_out(context, release, source, deployment.id, on_event).await {
+    // Read in its turn, so a `config` change that ran before it is included.
+    let layers = crate::config::load_layers(
+        context,
+        &release.spec.project.name,
+        &crate::config::ConfigTarget {
+            env: release.env.clone(),
+            biome: release.biome.clone(),
+        },
+    );
+    let layers = match layers {
+        Ok(layers) => layers,
+        Err(error) => {
+            state_store(context)?.mark_failed(deployment.id, &format!("{error:#}"))?;
+            return Err(error);
+        }
+    };
+    match roll_out(context, release, source, &layers, deployment.id, on_event).await {
         Ok(status) => {
             state_store(context)?.mark_succeeded(deployment.id)?;
             Ok(status)
@@ -157,12 +173,41 @@ pub async fn record_and_apply(
     }
 }
 
-/// Prepares the database (recording its steps on deployment `id`), registers the models, and
-/// hands the desired state to the daemon.
+/// Prepares the database (recording its steps on deployment `id`), writes the configuration's
+/// secrets for this release, registers the models, and hands the desired state to the daemon.
 async fn roll_out(
     context: &Context,
     mut release: Release<'_>,
     source: &DatabaseSource<'_>,
+    layers: &crate::config::Layers,
+    id: i64,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> Result<BiomeStatus, RolloutFailure> {
+    let target = crate::config::ConfigTarget {
+        env: release.env.clone(),
+        biome: release.biome.clone(),
+    };
+    let project = release.spec.project.name.clone();
+    let result =
+        roll_out_configured(context, &mut release, source, layers, &target, id, on_event).await;
+    match &result {
+        Ok(_) => crate::config::released(context, &project, &target, id),
+        // What runs still reads the files of an earlier release.
+        Err(RolloutFailure::BeforeRollout(_)) => {
+            crate::config::unreleased(context, &project, &target, id)
+        }
+        // What runs may read this release's files or an earlier one's: both stay.
+        Err(RolloutFailure::DuringRollout(_)) => {}
+    }
+    result
+}
+
+async fn roll_out_configured(
+    context: &Context,
+    release: &mut Release<'_>,
+    source: &DatabaseSource<'_>,
+    layers: &crate::config::Layers,
+    target: &crate::config::ConfigTarget,
     id: i64,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> Result<BiomeStatus, RolloutFailure> {
@@ -182,6 +227,8 @@ async fn roll_out(
     )
     .await
     .map_err(RolloutFailure::BeforeRollout)?;
+    release.config = crate::config::release(context, release.spec, target, id, layers)
+        .map_err(RolloutFailure::BeforeRollout)?;
     let store =
         ArtifactStore::open(release.store).map_err(|e| RolloutFailure::BeforeRollout(e.into()))?;
     let as_biome = (release.biome != release.env).then(|| release.biome.clone());
@@ -257,14 +304,16 @@ pub async fn execute(
             }
         };
     }
-    on_event(
-        None,
-        &format!(
-            "deployment #{id}: deploying {} to {}",
+    let doing = if deployment.kind == DeploymentKind::Config {
+        format!("changing the configuration of {}", deployment.target)
+    } else {
+        format!(
+            "deploying {} to {}",
             short(&deployment.sha),
             deployment.target
-        ),
-    );
+        )
+    };
+    on_event(None, &format!("deployment #{id}: {doing}"));
     drop(state);
     let result = apply(context, &deployment, on_event).await;
     let mut state = state_store(context)?;
@@ -347,10 +396,51 @@ fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
 
-/// Puts the deployment's artifacts in place (verified) and makes the target run them.
+/// Puts the deployment's artifacts in place (verified) and makes the target run them, with the
+/// target's stored configuration — for a `config` deployment, with its change, which is stored
+/// only once the target runs with it (and dropped when it fails).
 async fn apply(
     context: &Context,
     deployment: &Deployment,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> Result<BiomeStatus, RolloutFailure> {
+    if deployment.kind != DeploymentKind::Config {
+        return apply_with(context, deployment, None, on_event).await;
+    }
+    let requested = match crate::config::requested(context, deployment) {
+        Ok(requested) => requested,
+        Err(error) => {
+            crate::config::discard(context, deployment);
+            return Err(RolloutFailure::BeforeRollout(error));
+        }
+    };
+    let result = apply_with(context, deployment, Some(&requested.layers), on_event)
+        .await
+        .and_then(|status| {
+            crate::config::commit(context, deployment, &requested.change)
+                .map(|()| status)
+                .map_err(RolloutFailure::DuringRollout)
+        });
+    if result.is_err() {
+        crate::config::discard(context, deployment);
+    }
+    result.map_err(|failure| match failure {
+        RolloutFailure::BeforeRollout(e) => RolloutFailure::BeforeRollout(e.context(format!(
+            "the change ({}) was not made",
+            requested.change.describe()
+        ))),
+        RolloutFailure::DuringRollout(e) => RolloutFailure::DuringRollout(e.context(format!(
+            "the change ({}) was not kept",
+            requested.change.describe()
+        ))),
+    })
+}
+
+/// [`apply`] with `layers` as the configuration (`None`: as stored).
+async fn apply_with(
+    context: &Context,
+    deployment: &Deployment,
+    layers: Option<&crate::config::Layers>,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> Result<BiomeStatus, RolloutFailure> {
     let before = RolloutFailure::BeforeRollout;
@@ -373,13 +463,26 @@ async fn apply(
         artifacts,
         database: None,
         extra_env: BTreeMap::new(),
+        config: Default::default(),
     };
     let source = DatabaseSource {
         repo: &repo,
         treeish: &commit,
         reset: false,
     };
-    roll_out(context, release, &source, deployment.id, on_event).await
+    let layers = match layers {
+        Some(layers) => layers.clone(),
+        None => crate::config::load_layers(
+            context,
+            &spec.project.name,
+            &crate::config::ConfigTarget {
+                env: release.env.clone(),
+                biome: release.biome.clone(),
+            },
+        )
+        .map_err(before)?,
+    };
+    roll_out(context, release, &source, &layers, deployment.id, on_event).await
 }
 
 /// `sandpit.toml` as it is at the deployment's commit.
@@ -422,7 +525,11 @@ fn resolve_artifacts(
     };
     let spec = spec_at(repo, deployment)?;
 
-    let store = env_store(context, &project, &env)?;
+    // A biome runs what its `up` built, from the build store; a base, its environment's copy.
+    let store = match &deployment.biome {
+        Some(_) => ArtifactStore::open(&context.artifact_store_root(project.as_str()))?,
+        None => env_store(context, &project, &env)?,
+    };
     let source_store = match &deployment.kind {
         DeploymentKind::Promote { from } => {
             Some(env_store(context, &project, &Name::parse(from)?)?)
@@ -474,6 +581,10 @@ fn resolve_artifacts(
                 on_event(Some(&name.component), &how);
                 imported.artifact
             }
+            (None, None) if deployment.biome.is_some() => bail!(
+                "{name} is no longer in the build store, so `{}` cannot run it again\nhint: `sandpit up` builds it again",
+                deployment.target
+            ),
             (None, None) => bail!(
                 "{} is no longer in `{env}`'s artifact store, so it cannot be deployed again\nhint: deploy a commit instead: `sandpit deploy {env} --sha {}`",
                 name,

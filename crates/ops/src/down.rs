@@ -186,5 +186,6 @@ pub(crate) async fn tear_down(
     } else {
         crate::models::detach(context, spec, env, biome).await?;
     }
+    crate::config::forget_releases(context, &spec.project.name, env, biome);
     Ok(stopped)
 }

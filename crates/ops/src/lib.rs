@@ -6,6 +6,7 @@
 pub mod approve;
 pub mod artifacts;
 pub mod build;
+pub mod config;
 pub mod context;
 pub mod daemon_connection;
 pub mod database;

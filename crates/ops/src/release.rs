@@ -12,6 +12,27 @@ use sandpit_spec::Spec;
 use crate::daemon_connection;
 use crate::Context;
 
+/// A component's variables, from the least to the most binding: its own `env` from
+/// `sandpit.toml`, then its configuration (`sandpit config`: plain values, and secrets read from
+/// files at start), then what sandpit injects (`injected`, e.g. `SANDPIT_MODELS_URL`, and the
+/// database URLs, which are secrets). A secret removes a plain variable of the same name, so the
+/// value the daemon reads from its file is the one the process gets. (The daemon adds `PORT`
+/// and the other `SANDPIT_*` variables last, over all of these.)
+fn component_env(
+    own: &BTreeMap<String, String>,
+    configured: crate::config::ComponentVariables,
+    injected: &BTreeMap<String, String>,
+    database_secrets: &BTreeMap<String, PathBuf>,
+) -> (BTreeMap<String, String>, BTreeMap<String, PathBuf>) {
+    let mut secret_env = configured.secret_env;
+    secret_env.extend(database_secrets.clone());
+    let mut env = own.clone();
+    env.extend(configured.env);
+    env.extend(injected.clone());
+    env.retain(|name, _| !secret_env.contains_key(name));
+    (env, secret_env)
+}
+
 /// One component's chosen artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chosen {
@@ -32,17 +53,18 @@ pub struct Release<'a> {
     pub database: Option<crate::database::BiomeDatabaseGrant>,
     /// More variables for every component (e.g. `SANDPIT_MODELS_URL`).
     pub extra_env: BTreeMap<String, String>,
+    /// The target's configuration variables, per component (`sandpit config`).
+    pub config: crate::config::Injected,
 }
 
 impl Release<'_> {
-    /// The daemon's view: components in start order, with the database and model endpoint
-    /// variables injected.
+    /// The daemon's view: components in start order, with the configuration, database and
+    /// model endpoint variables injected (see [`component_env`] for which wins).
     pub fn desired_state(&self) -> anyhow::Result<BiomeSpec> {
         let spec = self.spec;
-        let injected = self.extra_env.clone();
         // Read by the daemon from their owner-only files when it starts a component: the
         // desired state it saves holds no secret.
-        let secret_env: BTreeMap<String, PathBuf> = self
+        let database_secrets: BTreeMap<String, PathBuf> = self
             .database
             .as_ref()
             .map(|d| d.secret_env.clone())
@@ -56,6 +78,13 @@ impl Release<'_> {
             let Some(chosen) = self.artifacts.get(&component.name) else {
                 bail!("no artifact was chosen for `{}`", component.name);
             };
+            let configured = self.config.component(&component.name);
+            let (env, secret_env) = component_env(
+                &component.env,
+                configured,
+                &self.extra_env,
+                &database_secrets,
+            );
             components.push(ComponentSpec {
                 name: component.name.clone(),
                 kind: component.kind,
@@ -64,15 +93,8 @@ impl Release<'_> {
                 run: component.run.clone().unwrap_or_default(),
                 health: component.health.clone(),
                 start_timeout_secs: component.start_timeout.as_secs(),
-                env: component
-                    .env
-                    .clone()
-                    .into_iter()
-                    .chain(injected.clone())
-                    // A variable of the component's own named like a secret one is overridden.
-                    .filter(|(name, _)| !secret_env.contains_key(name))
-                    .collect(),
-                secret_env: secret_env.clone(),
+                env,
+                secret_env,
                 depends_on: component
                     .depends_on
                     .iter()
@@ -110,5 +132,78 @@ impl Release<'_> {
             ReplyBody::Biome(status) => Ok(status),
             other => bail!("unexpected answer from the daemon: {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ComponentVariables;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn files(pairs: &[(&str, &str)]) -> BTreeMap<String, PathBuf> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), PathBuf::from(v)))
+            .collect()
+    }
+
+    #[test]
+    fn configuration_wins_over_sandpit_toml_and_loses_to_what_sandpit_injects() {
+        let own = map(&[
+            ("GREETING", "from-toml"),
+            ("MODE", "toml"),
+            ("TOKEN", "toml-token"),
+            ("DATABASE_URL", "postgres://own"),
+        ]);
+        let configured = ComponentVariables {
+            env: map(&[
+                ("GREETING", "configured"),
+                ("LEVEL", "debug"),
+                ("SANDPIT_MODELS_URL", "http://configured"),
+            ]),
+            secret_env: files(&[("TOKEN", "/config/token"), ("DATABASE_URL", "/config/db")]),
+        };
+        let injected = map(&[("SANDPIT_MODELS_URL", "http://endpoint")]);
+        let database = files(&[("DATABASE_URL", "/databases/alice.database-url")]);
+        let (env, secret_env) = component_env(&own, configured, &injected, &database);
+        assert_eq!(
+            env,
+            map(&[
+                ("GREETING", "configured"),
+                ("LEVEL", "debug"),
+                ("MODE", "toml"),
+                ("SANDPIT_MODELS_URL", "http://endpoint"),
+            ]),
+            "secrets take their names out of the plain variables"
+        );
+        assert_eq!(
+            secret_env,
+            files(&[
+                ("DATABASE_URL", "/databases/alice.database-url"),
+                ("TOKEN", "/config/token"),
+            ]),
+            "the database URL is sandpit's, whatever else claims the name"
+        );
+    }
+
+    #[test]
+    fn nothing_configured_leaves_a_component_as_it_was() {
+        let own = map(&[("MODE", "toml")]);
+        let injected = map(&[("SANDPIT_MODELS_URL", "http://endpoint")]);
+        let database = files(&[("DATABASE_URL", "/db")]);
+        let (env, secret_env) =
+            component_env(&own, ComponentVariables::default(), &injected, &database);
+        assert_eq!(
+            env,
+            map(&[("MODE", "toml"), ("SANDPIT_MODELS_URL", "http://endpoint")])
+        );
+        assert_eq!(secret_env, database);
     }
 }

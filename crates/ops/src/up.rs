@@ -114,6 +114,7 @@ pub async fn up(
         artifacts,
         database: None,
         extra_env: Default::default(),
+        config: Default::default(),
     };
     let source = DatabaseSource {
         repo: &repo,

@@ -43,7 +43,8 @@ pub struct NewDeployment {
     pub kind: DeploymentKind,
     /// For an automatic or manual rollback: the deployment being undone.
     pub rollback_of: Option<i64>,
-    /// For a rollback: the earlier deployment whose digests it redeploys.
+    /// For a rollback: the earlier deployment whose digests it redeploys; for a config change,
+    /// the deployment that ran when it was requested (whose digests it runs again).
     pub restores: Option<i64>,
 }
 

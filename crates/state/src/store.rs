@@ -921,11 +921,14 @@ impl StateStore {
         }
     }
 
-    /// The deployment whose artifacts deployment `id` runs: itself, or for a rollback what it
-    /// restored (followed through rollbacks of rollbacks).
+    /// The deployment whose artifacts deployment `id` runs: itself, or for a rollback or a
+    /// config change what it restored (followed through rollbacks of rollbacks).
     pub fn origin(&self, id: i64) -> Result<Deployment, StateError> {
         let mut origin = load_existing(&self.conn, id)?;
-        while origin.kind == DeploymentKind::Rollback {
+        while matches!(
+            origin.kind,
+            DeploymentKind::Rollback | DeploymentKind::Config
+        ) {
             match origin.restores {
                 Some(restored) if restored < origin.id => {
                     origin = load_existing(&self.conn, restored)?;

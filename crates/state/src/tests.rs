@@ -1223,3 +1223,26 @@ fn fail_interrupted_fails_dead_deployments_of_every_target_once() {
         ]
     );
 }
+
+#[test]
+fn a_config_change_runs_the_artifacts_of_what_it_restores_so_rollback_steps_past_it() {
+    let (_dir, mut store) = open_temp();
+    let one = succeed(&mut store, &new("dev", &sha("a1"), &[("api", 'a')]));
+    let two = succeed(&mut store, &new("dev", &sha("b1"), &[("api", 'b')]));
+    let mut configured = new("dev", &sha("b1"), &[("api", 'b')]);
+    configured.kind = DeploymentKind::Config;
+    configured.restores = Some(two.id);
+    let three = succeed(&mut store, &configured);
+    configured.restores = Some(three.id);
+    let four = succeed(&mut store, &configured);
+    assert_eq!(store.current(PROJECT, "dev").unwrap().unwrap().id, four.id);
+    assert_eq!(store.origin(four.id).unwrap().id, two.id);
+    assert_eq!(
+        store
+            .previous_successful(PROJECT, "dev", four.id)
+            .unwrap()
+            .map(|d| d.id),
+        Some(one.id),
+        "a rollback goes to other artifacts, not to the same ones before a config change"
+    );
+}

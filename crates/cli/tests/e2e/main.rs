@@ -7,6 +7,7 @@ mod harness;
 
 mod build;
 mod cli;
+mod config;
 mod database;
 mod doctor;
 mod environments;
