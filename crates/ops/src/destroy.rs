@@ -104,7 +104,11 @@ pub(crate) async fn tear_down(
         };
         match daemon_connection::request(context, &request, &mut *on_event).await? {
             ReplyBody::Biome(_) => on_event(None, &format!("stopped `{env}`'s components")),
-            other => bail!("unexpected answer from the daemon: {other:?}"),
+            _ => {
+                return Err(daemon_connection::unexpected_answer(
+                    "the status of the base",
+                ))
+            }
         }
     }
     if crate::database::drop(context, &spec, &env, &env, &mut |m| on_event(None, m)).await? {

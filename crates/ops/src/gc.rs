@@ -74,9 +74,8 @@ pub async fn gc(context: &Context, env: Option<&str>, dry_run: bool) -> anyhow::
             }
             true
         }
-        Some(_) => anyhow::bail!(
-            "the sandpit daemon did not answer with the list of biomes, so gc cannot tell what runs and removes nothing\nhint: it may be from another sandpit version: `sandpit daemon stop` and `sandpit daemon start` restart it with this one"
-        ),
+        // Nothing is removed when what runs cannot be told.
+        Some(_) => return Err(daemon_connection::unexpected_answer("the list of biomes")),
         None => false,
     };
     // Models are not processes: the endpoints serve them from the stores by their registrations.

@@ -367,7 +367,9 @@ pub async fn ensure_endpoint(
     .await?
     {
         ReplyBody::Instance(_) => Ok(Endpoint { port, token }),
-        other => bail!("unexpected answer from the daemon: {other:?}"),
+        _ => Err(daemon_connection::unexpected_answer(
+            "the status of the model endpoint",
+        )),
     }
 }
 

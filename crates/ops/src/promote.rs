@@ -32,9 +32,11 @@ pub async fn promote(
     };
     let status = match daemon_connection::request_if_running(context, &request).await {
         Ok(Some(ReplyBody::Biome(status))) => status,
-        Ok(Some(_)) => bail!(
-            "the sandpit daemon did not answer with the status of `{from}`\nhint: it may be from another sandpit version: `sandpit daemon stop` and `sandpit daemon start` restart it with this one"
-        ),
+        Ok(Some(_)) => {
+            return Err(daemon_connection::unexpected_answer(&format!(
+                "the status of `{from}`"
+            )))
+        }
         Ok(None) => bail!(
             "the sandpit daemon is not running, so nothing runs in `{from}` to promote\nhint: `sandpit daemon start` brings `{from}` back; then promote again"
         ),

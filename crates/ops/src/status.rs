@@ -27,7 +27,7 @@ pub async fn status(context: &Context, raw: Option<&str>) -> anyhow::Result<Biom
     .await?
     {
         ReplyBody::Biomes { biomes } => biomes,
-        _ => anyhow::bail!("the sandpit daemon did not answer with the list of biomes\nhint: it may be from another sandpit version: `sandpit daemon stop` and `sandpit daemon start` restart it with this one"),
+        _ => return Err(daemon_connection::unexpected_answer("the list of biomes")),
     };
     let Some(status) = listed.iter().find(|b| b.biome == biome) else {
         let mut known: Vec<String> = listed.iter().map(|b| b.biome.to_string()).collect();
