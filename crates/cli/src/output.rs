@@ -507,13 +507,17 @@ pub fn print_biome(
         ("MODEL", Align::Left),
         ("ARTIFACT", Align::Left),
         ("DIGEST", Align::Left),
-        ("VERSION OF", Align::Left),
+        ("SOURCE", Align::Left),
     ]);
+    let is_base = status.biome == status.env;
     for m in models {
         let source = match m.source {
-            sandpit_ops::status::ModelSource::Biome => "this biome".to_owned(),
-            sandpit_ops::status::ModelSource::Environment => {
+            sandpit_ops::status::ModelSource::Biome => "this biome's own".to_owned(),
+            sandpit_ops::status::ModelSource::Environment if is_base => {
                 format!("environment {}", status.env)
+            }
+            sandpit_ops::status::ModelSource::Environment => {
+                format!("environment {} (fallback)", status.env)
             }
         };
         table.row(vec![

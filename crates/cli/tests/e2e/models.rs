@@ -849,5 +849,5 @@ fn status_shows_the_models_of_a_biome_and_whether_they_are_its_own() {
         .lines()
         .find(|l| l.starts_with("scorer "))
         .unwrap_or_else(|| panic!("{text}"));
-    assert!(line.contains("environment dev"), "{text}");
+    assert!(line.contains("environment dev (fallback)"), "{text}");
 }
