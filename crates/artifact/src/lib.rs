@@ -20,6 +20,6 @@ pub use extract::{extract, ExtractError, ExtractSummary};
 pub use package::{package_dir, PackageError, PackageSummary};
 pub use provenance::Provenance;
 pub use store::{
-    ArtifactCheck, ArtifactStore, GarbageReport, ImportMethod, Imported, Integrity, StoreCheck,
-    StoreError, StoredArtifact, UnreadableRecord,
+    ArtifactCheck, ArtifactStore, GarbageReport, ImportMethod, Imported, Integrity, Retention,
+    StoreCheck, StoreError, StoredArtifact, UnreadableRecord,
 };

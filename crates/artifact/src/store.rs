@@ -10,6 +10,7 @@
 //! files/<component>-<version>.zip     hard link (or copy) to this store's blob, under the name users know
 //! tmp/                                staging for atomic writes (same file system as the rest)
 //! quarantine/<hex>-<seconds>          damaged blobs moved aside by a repair, kept for inspection
+//! lock                                held shared by every write, exclusively by garbage collection
 //! ```
 //!
 //! Every write goes through a temporary file and a rename, so two processes storing the same
@@ -24,6 +25,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use sandpit_domain::{ArtifactName, Digest, Name};
 use tempfile::NamedTempFile;
@@ -104,9 +106,27 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
 /// What [`ArtifactStore::collect_garbage`] removed (or would remove).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GarbageReport {
+    /// Artifact file names, sorted.
     pub removed_names: Vec<String>,
     pub removed_blobs: Vec<Digest>,
+    /// The bytes the removed blobs (and visible files that were copies, not links) take.
     pub freed_bytes: u64,
+    /// The digests still named after collection.
+    pub kept_digests: BTreeSet<Digest>,
+}
+
+/// What [`ArtifactStore::collect_garbage`] keeps; everything else goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Digests something still needs: every name referring to one is kept.
+    pub digests: BTreeSet<Digest>,
+    /// Also keep, for each component, the artifact its newest input index entry names: the
+    /// newest build, which the next build of an unchanged component reuses.
+    pub newest_builds: bool,
+    /// Keep every name recorded at or after this moment, by the store's file system's clock
+    /// ([`ArtifactStore::now`]), whatever its digest: a build that finished while the caller
+    /// was still gathering `digests` has not been deployed yet.
+    pub recorded_since: Option<SystemTime>,
 }
 
 fn remove_if_present(path: &Path) -> Result<(), StoreError> {
@@ -119,6 +139,24 @@ fn remove_if_present(path: &Path) -> Result<(), StoreError> {
             source,
         }),
     }
+}
+
+/// The bytes a visible file takes of its own: none when it is a hard link to the blob.
+fn copy_size(file: &Path, blob: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    match (fs::metadata(file), fs::metadata(blob)) {
+        (Ok(file), Ok(blob)) if file.ino() == blob.ino() && file.dev() == blob.dev() => 0,
+        (Ok(file), _) => file.len(),
+        _ => 0,
+    }
+}
+
+/// One input index entry: `inputs/<component>/<key>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct InputEntry {
+    component: Name,
+    path: PathBuf,
+    written: SystemTime,
 }
 
 /// How [`ArtifactStore::import`] got the bytes.
@@ -273,6 +311,7 @@ impl ArtifactStore {
         provenance: Provenance,
     ) -> Result<StoredArtifact, StoreError> {
         check_provenance_names(name, &provenance)?;
+        let _writing = self.lock(false)?;
         let (actual, _) = hash_file(zip_file).map_err(io_error("read the artifact", zip_file))?;
         if actual != provenance.digest {
             return Err(StoreError::ProvenanceDigest {
@@ -298,6 +337,7 @@ impl ArtifactStore {
         provenance: Provenance,
     ) -> Result<StoredArtifact, StoreError> {
         check_provenance_names(name, &provenance)?;
+        let _writing = self.lock(false)?;
         if provenance.digest != existing.digest {
             return Err(StoreError::ProvenanceDigest {
                 name: name.file_name(),
@@ -454,6 +494,7 @@ impl ArtifactStore {
         source: &ArtifactStore,
         name: &ArtifactName,
     ) -> Result<Imported, StoreError> {
+        let _writing = self.lock(false)?;
         let Some(original) = source.get(name)? else {
             return Err(StoreError::NotInSource {
                 name: name.file_name(),
@@ -479,6 +520,7 @@ impl ArtifactStore {
         name: &ArtifactName,
         source: &ArtifactStore,
     ) -> Result<Option<ImportMethod>, StoreError> {
+        let _writing = self.lock(false)?;
         let Some(provenance) = self.read_record(name)? else {
             return Err(StoreError::NotInSource {
                 name: name.file_name(),
@@ -528,38 +570,83 @@ impl ArtifactStore {
         self.described(name, provenance, blob_path)
     }
 
-    /// Removes every name whose digest is not in `keep`, then every blob no remaining name refers
-    /// to. With `dry_run`, only reports what would go.
+    /// The store's file system's idea of now (the time of a file made and removed in `tmp/`),
+    /// for [`Retention::recorded_since`]: compared with the times records were written, it is
+    /// immune to the system clock and the file system's clock disagreeing.
+    pub fn now(&self) -> Result<SystemTime, StoreError> {
+        let tmp_dir = self.tmp_dir();
+        let clock = tempfile::Builder::new()
+            .prefix("clock-")
+            .tempfile_in(&tmp_dir)
+            .map_err(io_error("create a temporary file in", &tmp_dir))?;
+        clock
+            .as_file()
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_err(io_error("read the time of", clock.path()))
+    }
+
+    /// Takes the store's lock: shared by every write, exclusive for garbage collection, so a
+    /// blob stored a moment before its name is recorded is never collected in between.
+    fn lock(&self, exclusive: bool) -> Result<File, StoreError> {
+        let path = self.root.join("lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_error("open the store's lock", &path))?;
+        let locked = if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        };
+        locked.map_err(io_error("lock", &path))?;
+        Ok(file)
+    }
+
+    /// Removes every name `retention` does not keep, then every blob no remaining name refers to,
+    /// and the input index entries of removed names (they would only cost a lookup). With
+    /// `dry_run`, only reports what would go and changes nothing.
     pub fn collect_garbage(
         &self,
-        keep: &BTreeSet<Digest>,
+        retention: &Retention,
         dry_run: bool,
     ) -> Result<GarbageReport, StoreError> {
+        let _collecting = if dry_run {
+            None
+        } else {
+            Some(self.lock(true)?)
+        };
+        let mut keep = retention.digests.clone();
+        if retention.newest_builds {
+            keep.extend(self.newest_builds()?.into_iter().map(|(_, digest)| digest));
+        }
         let mut report = GarbageReport::default();
-        let names_dir = self.names_dir();
-        let mut referenced = BTreeSet::new();
-        for item in fs::read_dir(&names_dir).map_err(io_error("list", &names_dir))? {
-            let item = item.map_err(io_error("list", &names_dir))?;
-            let file_name = item.file_name();
-            let Some(name) = file_name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(ArtifactName::parse)
-            else {
-                continue;
-            };
+        let mut removed = BTreeSet::new();
+        for name in self.record_names()? {
             let Some(provenance) = self.read_record(&name)? else {
                 continue;
             };
-            if keep.contains(&provenance.digest) {
-                referenced.insert(provenance.digest);
+            let recent = match retention.recorded_since {
+                Some(since) => fs::metadata(self.record_path(&name))
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|written| written >= since),
+                None => false,
+            };
+            if recent || keep.contains(&provenance.digest) {
+                report.kept_digests.insert(provenance.digest);
                 continue;
             }
+            let file = self.file_path(&name);
+            let blob = self.blob_path(&provenance.digest);
+            report.freed_bytes += copy_size(&file, &blob);
             report.removed_names.push(name.file_name());
             if !dry_run {
                 remove_if_present(&self.record_path(&name))?;
-                remove_if_present(&self.file_path(&name))?;
+                remove_if_present(&file)?;
             }
+            removed.insert(name.file_name());
         }
         let blob_dir = self.blob_dir();
         for item in fs::read_dir(&blob_dir).map_err(io_error("list", &blob_dir))? {
@@ -571,7 +658,7 @@ impl ArtifactStore {
             else {
                 continue;
             };
-            if referenced.contains(&digest) {
+            if report.kept_digests.contains(&digest) {
                 continue;
             }
             let size = item.metadata().map(|m| m.len()).unwrap_or(0);
@@ -581,8 +668,88 @@ impl ArtifactStore {
                 remove_if_present(&item.path())?;
             }
         }
+        if !dry_run {
+            for (entry, named) in self.input_entries()? {
+                if removed.contains(&named) {
+                    remove_if_present(&entry.path)?;
+                }
+            }
+        }
         report.removed_names.sort();
+        report.removed_blobs.sort();
         Ok(report)
+    }
+
+    /// For each component, the artifact its newest input index entry names (all of them when
+    /// several were written at the same moment), with its digest; entries whose name is gone are
+    /// passed over.
+    pub fn newest_builds(&self) -> Result<Vec<(ArtifactName, Digest)>, StoreError> {
+        let mut by_component: BTreeMap<Name, Vec<(InputEntry, ArtifactName, Digest)>> =
+            BTreeMap::new();
+        for (entry, named) in self.input_entries()? {
+            let Some(name) = ArtifactName::parse(&named) else {
+                continue;
+            };
+            let Some(provenance) = self.read_record(&name)? else {
+                continue;
+            };
+            by_component
+                .entry(entry.component.clone())
+                .or_default()
+                .push((entry, name, provenance.digest));
+        }
+        let mut newest = Vec::new();
+        for entries in by_component.into_values() {
+            let latest = entries.iter().map(|(entry, _, _)| entry.written).max();
+            newest.extend(
+                entries
+                    .into_iter()
+                    .filter(|(entry, _, _)| Some(entry.written) == latest)
+                    .map(|(_, name, digest)| (name, digest)),
+            );
+        }
+        newest.sort();
+        newest.dedup();
+        Ok(newest)
+    }
+
+    /// Every input index entry with the artifact file name it holds.
+    fn input_entries(&self) -> Result<Vec<(InputEntry, String)>, StoreError> {
+        let inputs = self.inputs_dir();
+        let mut entries = Vec::new();
+        for component_dir in fs::read_dir(&inputs).map_err(io_error("list", &inputs))? {
+            let component_dir = component_dir.map_err(io_error("list", &inputs))?;
+            let Some(component) = component_dir
+                .file_name()
+                .to_str()
+                .and_then(|n| Name::parse(n).ok())
+            else {
+                continue;
+            };
+            let dir = component_dir.path();
+            let Ok(items) = fs::read_dir(&dir) else {
+                continue; // not a directory: not the index's
+            };
+            for item in items {
+                let item = item.map_err(io_error("list", &dir))?;
+                let path = item.path();
+                let (Ok(text), Ok(written)) = (
+                    fs::read_to_string(&path),
+                    item.metadata().and_then(|m| m.modified()),
+                ) else {
+                    continue; // a damaged entry only costs a rebuild
+                };
+                entries.push((
+                    InputEntry {
+                        component: component.clone(),
+                        path,
+                        written,
+                    },
+                    text.trim().to_owned(),
+                ));
+            }
+        }
+        Ok(entries)
     }
 
     /// Re-hashes the blob for `digest` and returns its path only if the bytes still match.

@@ -10,11 +10,27 @@ mod settings;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
-/// Production-like environments on demand: biomes built from one commit, every byte traceable.
+/// Production-like environments on demand, every byte traceable to a commit
+///
+/// sandpit runs a project (a git repository with a sandpit.toml) in long-lived shared
+/// environments (dev, test, prod) and in cheap personal or per-branch sub-environments called
+/// biomes. It builds each component from a commit (never from the working tree, unless
+/// --allow-dirty says so) into <component>-<sha>.zip with a sha256 digest and a provenance
+/// record; brings a biome up with its own database on the environment's PostgreSQL instance and
+/// its own model versions on the environment's model endpoint; deploys to an environment,
+/// promotes the same bytes to the next, rolls back, and traces where a commit runs.
+///
+/// Start with `sandpit init`, commit, then `sandpit up`. Every read command takes --json.
+/// Exit codes: 0 success, 1 failure, 2 usage error.
 #[derive(Debug, Parser)]
-#[command(name = "sandpit", version, about, propagate_version = true)]
+#[command(
+    name = "sandpit",
+    version,
+    propagate_version = true,
+    verbatim_doc_comment
+)]
 struct Cli {
     /// Run as if sandpit was started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
@@ -36,7 +52,7 @@ enum Command {
     Up(commands::up::Args),
     /// List the project's biomes.
     Ls,
-    /// Show one biome's components and their state.
+    /// Show one biome's components, their state, and the models it is answered with.
     Status(commands::status::Args),
     /// Show a component's log.
     Logs(commands::logs::Args),
@@ -71,7 +87,7 @@ enum Command {
     Trace(commands::trace::Args),
     /// Re-hash every stored and running artifact; exit 1 if any does not match its digest.
     Verify(commands::verify::Args),
-    /// Remove artifacts no retained deployment refers to from environment stores.
+    /// Remove from the stores what no deployment, biome or newest build needs.
     Gc(commands::gc::Args),
     /// Run the supervisor in the foreground, or manage the background one.
     Daemon(commands::daemon::Args),
@@ -87,8 +103,13 @@ enum Command {
     Schema,
 }
 
+/// The command line, with the environment variables sandpit reads listed under `--help`.
+fn command() -> clap::Command {
+    Cli::command().after_help(settings::variables_help())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|error| error.exit());
     let json = cli.json;
     let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -150,10 +171,70 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    /// Every command and argument the user can reach, as `path: what is missing`.
+    fn undocumented(command: &clap::Command, path: &str) -> Vec<String> {
+        let mut missing = Vec::new();
+        for argument in command.get_arguments() {
+            let id = argument.get_id().as_str();
+            if ["help", "version"].contains(&id) || argument.is_hide_set() {
+                continue;
+            }
+            if argument.get_help().is_none() && argument.get_long_help().is_none() {
+                missing.push(format!("{path}: argument `{id}` has no help"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.get_name() == "help" || sub.is_hide_set() {
+                continue;
+            }
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                missing.push(format!("{sub_path}: command has no description"));
+            }
+            missing.extend(undocumented(sub, &sub_path));
+        }
+        missing
+    }
 
     #[test]
     fn the_command_line_definition_is_consistent() {
-        super::Cli::command().debug_assert();
+        super::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_and_argument_has_a_description() {
+        let mut command = super::command();
+        command.build();
+        assert!(command.get_about().is_some());
+        let missing = undocumented(&command, "sandpit");
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+        // The walk sees what it must: subcommands of subcommands, positionals and flags.
+        let daemon = command.find_subcommand("daemon").unwrap();
+        assert!(daemon.get_subcommands().count() > 0);
+        let status = command.find_subcommand("status").unwrap();
+        assert!(status.get_arguments().any(|a| a.get_id() == "biome"));
+        assert!(status.get_arguments().any(|a| a.get_id() == "show_secrets"));
+    }
+
+    #[test]
+    fn help_describes_sandpit_and_lists_the_variables_it_reads() {
+        let help = super::command().render_long_help().to_string();
+        assert!(!help.contains("sandpit-ops"), "{help}");
+        assert!(
+            help.contains("biomes") && help.contains("environments"),
+            "{help}"
+        );
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (names, meaning) in crate::settings::VARIABLES {
+            assert!(
+                flat.contains(names) && flat.contains(meaning),
+                "{names}: {help}"
+            );
+        }
+        let variables = crate::settings::variables_help();
+        assert!(
+            variables.lines().all(|line| line.len() <= 100),
+            "{variables}"
+        );
     }
 }

@@ -61,6 +61,44 @@ pub struct BiomeJson {
     pub data_dir: String,
     pub components: Vec<ComponentJson>,
     pub database: Option<DatabaseJson>,
+    /// What the environment's model endpoint answers for the biome under plain model names
+    /// (`status` only; empty when the biome is not registered with an endpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<ModelJson>>,
+}
+
+/// One model a biome is answered with (`status --json`'s `models`).
+#[derive(Debug, Serialize)]
+pub struct ModelJson {
+    /// The model's (component's) name, as requests name it.
+    pub name: String,
+    /// `<component>-<version>.zip`.
+    pub artifact: String,
+    pub digest: String,
+    /// `biome` (the biome's own version) or `environment` (the base's, which a biome without a
+    /// version of its own falls back to; the base's own models are the environment's).
+    pub source: &'static str,
+    /// The biome's `SANDPIT_MODELS_URL`, under which plain model names resolve; `null` when the
+    /// endpoint's port is not known.
+    pub endpoint: Option<String>,
+    /// The model's Open Inference Protocol route: `<endpoint>/v2/models/<name>`.
+    pub url: Option<String>,
+}
+
+impl From<&sandpit_ops::status::BiomeModel> for ModelJson {
+    fn from(model: &sandpit_ops::status::BiomeModel) -> ModelJson {
+        ModelJson {
+            name: model.name.clone(),
+            artifact: model.artifact.clone(),
+            digest: model.digest.clone(),
+            source: model.source.as_str(),
+            endpoint: model.endpoint.clone(),
+            url: model
+                .endpoint
+                .as_ref()
+                .map(|endpoint| format!("{endpoint}/v2/models/{}", model.name)),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -120,7 +158,14 @@ impl BiomeJson {
                     detail: c.detail.clone(),
                 })
                 .collect(),
+            models: None,
         }
+    }
+
+    /// With the models the biome is answered with (what `status` shows).
+    pub fn with_models(mut self, models: &[sandpit_ops::status::BiomeModel]) -> BiomeJson {
+        self.models = Some(models.iter().map(ModelJson::from).collect());
+        self
     }
 }
 
@@ -267,17 +312,156 @@ pub fn integrity_problem(artifact: &ArtifactCheck) -> Option<String> {
     }
 }
 
-fn short(version: &str) -> &str {
-    version.get(..12).unwrap_or(version)
+/// A version as tables show it: the commit cut to 12 hex digits, while a dirty version keeps its
+/// whole `-dirty-<hex>`, so a build of uncommitted changes never passes for its commit.
+pub fn short_version(version: &str) -> String {
+    match version.split_once("-dirty-") {
+        Some((commit, dirt)) => format!("{}-dirty-{dirt}", short_hex(commit)),
+        None => short_hex(version).to_owned(),
+    }
 }
 
-/// `database_url` only with `--show-secrets`.
-pub fn print_biome(status: &BiomeStatus, database_url: Option<&str>) {
+/// The first 12 characters of a hex string (a commit or a digest's hex).
+fn short_hex(hex: &str) -> &str {
+    hex.get(..12).unwrap_or(hex)
+}
+
+/// A digest as tables show it: `sha256:` and 12 hex digits.
+fn short_digest(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((algorithm, hex)) => format!("{algorithm}:{}", short_hex(hex)),
+        None => short_hex(digest).to_owned(),
+    }
+}
+
+/// How a column's cells line up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// A text table whose columns are as wide as their widest cell, header included, so a long name
+/// never pushes the rest of its row out of line. Notes are lines of their own under a row,
+/// indented to the second column; they do not widen anything.
+#[derive(Debug)]
+pub struct Table {
+    columns: Vec<(&'static str, Align)>,
+    lines: Vec<Line>,
+    header: bool,
+}
+
+#[derive(Debug)]
+enum Line {
+    Row(Vec<String>),
+    Note(String),
+}
+
+const GAP: &str = "  ";
+
+impl Table {
+    pub fn new(columns: &[(&'static str, Align)]) -> Table {
+        Table {
+            columns: columns.to_vec(),
+            lines: Vec::new(),
+            header: true,
+        }
+    }
+
+    /// A table printed without its header line (the columns still align).
+    pub fn without_header(mut self) -> Table {
+        self.header = false;
+        self
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        debug_assert_eq!(cells.len(), self.columns.len(), "one cell per column");
+        self.lines.push(Line::Row(cells));
+    }
+
+    pub fn note(&mut self, text: String) {
+        self.lines.push(Line::Note(text));
+    }
+
+    fn widths(&self) -> Vec<usize> {
+        let mut widths: Vec<usize> = self
+            .columns
+            .iter()
+            .map(|(header, _)| {
+                if self.header {
+                    header.chars().count()
+                } else {
+                    0
+                }
+            })
+            .collect();
+        for line in &self.lines {
+            if let Line::Row(cells) = line {
+                for (width, cell) in widths.iter_mut().zip(cells) {
+                    *width = (*width).max(cell.chars().count());
+                }
+            }
+        }
+        widths
+    }
+
+    fn render_row(&self, widths: &[usize], cells: &[String]) -> String {
+        let mut line = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i > 0 {
+                line.push_str(GAP);
+            }
+            let pad = width - cell.chars().count();
+            match self.columns[i].1 {
+                Align::Left => {
+                    line.push_str(cell);
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+                Align::Right => {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                    line.push_str(cell);
+                }
+            }
+        }
+        line.trim_end().to_owned()
+    }
+
+    /// The lines of the table, without trailing spaces.
+    pub fn render(&self) -> Vec<String> {
+        let widths = self.widths();
+        let indent = " ".repeat(widths.first().map_or(0, |w| w + GAP.len()));
+        let mut out = Vec::new();
+        if self.header {
+            let headers: Vec<String> = self.columns.iter().map(|(h, _)| h.to_string()).collect();
+            out.push(self.render_row(&widths, &headers));
+        }
+        for line in &self.lines {
+            match line {
+                Line::Row(cells) => out.push(self.render_row(&widths, cells)),
+                Line::Note(text) => out.push(format!("{indent}{text}")),
+            }
+        }
+        out
+    }
+
+    pub fn print(&self) {
+        for line in self.render() {
+            println!("{line}");
+        }
+    }
+}
+
+/// `database_url` only with `--show-secrets`; `models` as `sandpit_ops::status::models` found them.
+pub fn print_biome(
+    status: &BiomeStatus,
+    database_url: Option<&str>,
+    models: &[sandpit_ops::status::BiomeModel],
+) {
     println!(
         "biome {}  env {}  at {}  {}",
         status.biome,
         status.env,
-        short(&status.sha),
+        short_version(&status.sha),
         status.state
     );
     if let Some(database) = &status.database {
@@ -287,59 +471,115 @@ pub fn print_biome(status: &BiomeStatus, database_url: Option<&str>) {
             database.name, database.template
         );
     }
-    println!(
-        "{:<20} {:<8} {:<10} {:>8} {:>8}  URL",
-        "COMPONENT", "KIND", "STATE", "PID", "RESTARTS"
-    );
+    let mut table = Table::new(&[
+        ("COMPONENT", Align::Left),
+        ("KIND", Align::Left),
+        ("STATE", Align::Left),
+        ("PID", Align::Right),
+        ("RESTARTS", Align::Right),
+        ("URL", Align::Left),
+    ]);
     for c in &status.components {
-        println!(
-            "{:<20} {:<8} {:<10} {:>8} {:>8}  {}",
-            c.name.as_str(),
-            c.kind.as_str(),
-            c.state.as_str(),
+        table.row(vec![
+            c.name.to_string(),
+            c.kind.to_string(),
+            c.state.to_string(),
             c.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            c.restarts,
-            c.url.as_deref().unwrap_or("-"),
-        );
+            c.restarts.to_string(),
+            c.url.clone().unwrap_or_else(|| "-".into()),
+        ]);
         if let Some(detail) = &c.detail {
             if !c.state.is_good() {
-                println!("{:<20} {detail}", "");
+                table.note(detail.clone());
             }
         }
+    }
+    table.print();
+    if models.is_empty() {
+        return;
+    }
+    println!();
+    match models.first().and_then(|m| m.endpoint.as_deref()) {
+        Some(endpoint) => println!("models (SANDPIT_MODELS_URL {endpoint}):"),
+        None => println!("models:"),
+    }
+    let mut table = Table::new(&[
+        ("MODEL", Align::Left),
+        ("ARTIFACT", Align::Left),
+        ("DIGEST", Align::Left),
+        ("SOURCE", Align::Left),
+    ]);
+    let is_base = status.biome == status.env;
+    for m in models {
+        let source = match m.source {
+            sandpit_ops::status::ModelSource::Biome => "this biome's own".to_owned(),
+            sandpit_ops::status::ModelSource::Environment if is_base => {
+                format!("environment {}", status.env)
+            }
+            sandpit_ops::status::ModelSource::Environment => {
+                format!("environment {} (fallback)", status.env)
+            }
+        };
+        table.row(vec![
+            m.name.clone(),
+            artifact_shown(&m.artifact),
+            short_digest(&m.digest),
+            source,
+        ]);
+    }
+    table.print();
+}
+
+/// An artifact file name with its version as tables show versions (a dirty suffix kept whole).
+fn artifact_shown(artifact: &str) -> String {
+    match sandpit_domain::ArtifactName::parse(artifact) {
+        Some(name) => format!(
+            "{}-{}.zip",
+            name.component,
+            short_version(&name.version.to_string())
+        ),
+        None => artifact.to_owned(),
     }
 }
 
 pub fn print_biome_list(biomes: &[BiomeStatus]) {
-    println!("{:<24} {:<10} {:<14} STATE", "BIOME", "ENV", "SHA");
+    let mut table = Table::new(&[
+        ("BIOME", Align::Left),
+        ("ENV", Align::Left),
+        ("SHA", Align::Left),
+        ("STATE", Align::Left),
+    ]);
     for b in biomes {
-        println!(
-            "{:<24} {:<10} {:<14} {}",
-            b.biome.as_str(),
-            b.env.as_str(),
-            short(&b.sha),
-            b.state
-        );
+        table.row(vec![
+            b.biome.to_string(),
+            b.env.to_string(),
+            short_version(&b.sha),
+            b.state.clone(),
+        ]);
     }
+    table.print();
 }
 
 pub fn print_artifacts(check: &StoreCheck) {
-    println!(
-        "{:<64} {:>10}  {:<12}  INTEGRITY",
-        "ARTIFACT", "SIZE", "DIGEST"
-    );
+    let mut table = Table::new(&[
+        ("ARTIFACT", Align::Left),
+        ("SIZE", Align::Right),
+        ("DIGEST", Align::Left),
+        ("INTEGRITY", Align::Left),
+    ]);
     for a in &check.artifacts {
         let size = match &a.integrity {
             Integrity::Intact { size } => size.to_string(),
             _ => "-".to_owned(),
         };
-        println!(
-            "{:<64} {:>10}  {:<12}  {}",
+        table.row(vec![
             a.name.file_name(),
             size,
-            short(a.provenance.digest.hex()),
-            integrity_word(&a.integrity)
-        );
+            short_digest(&a.provenance.digest.to_string()),
+            integrity_word(&a.integrity).to_owned(),
+        ]);
     }
+    table.print();
     let problems: Vec<String> = check
         .artifacts
         .iter()
@@ -353,6 +593,65 @@ pub fn print_artifacts(check: &StoreCheck) {
     }
     if !problems.is_empty() || !check.unreadable_records.is_empty() {
         eprintln!("hint: `sandpit verify` checks every store and what runs; `sandpit verify --repair` replaces a damaged artifact with an intact copy from another store");
+    }
+}
+
+/// `trace`'s "running now": where an artifact runs, one aligned line each.
+pub fn print_running(running: &[sandpit_ops::trace::Running]) {
+    let mut table = Table::new(&[
+        ("TARGET", Align::Left),
+        ("COMPONENT", Align::Left),
+        ("AS", Align::Left),
+        ("ARTIFACT", Align::Left),
+        ("DIGEST", Align::Left),
+    ]);
+    for r in running {
+        table.row(vec![
+            format!("  {}", r.target),
+            r.component.clone(),
+            r.served_as.to_owned(),
+            artifact_shown(&r.artifact),
+            r.digest.clone(),
+        ]);
+    }
+    table.without_header().print();
+}
+
+/// What `gc` removed (or, with `dry_run`, would remove), store by store, then each name.
+pub fn print_garbage<'a>(
+    stores: impl IntoIterator<Item = &'a sandpit_ops::gc::StoreGarbage>,
+    dry_run: bool,
+) {
+    let stores: Vec<&sandpit_ops::gc::StoreGarbage> = stores.into_iter().collect();
+    println!(
+        "{}",
+        if dry_run {
+            "would remove (dry run, nothing was changed):"
+        } else {
+            "removed:"
+        }
+    );
+    let mut table = Table::new(&[
+        ("STORE", Align::Left),
+        ("ARTIFACTS", Align::Right),
+        ("BLOBS", Align::Right),
+        ("BYTES", Align::Right),
+        ("KEPT DIGESTS", Align::Right),
+    ]);
+    for g in &stores {
+        table.row(vec![
+            g.store.clone(),
+            g.report.removed_names.len().to_string(),
+            g.report.removed_blobs.len().to_string(),
+            g.report.freed_bytes.to_string(),
+            g.kept.to_string(),
+        ]);
+    }
+    table.print();
+    for g in &stores {
+        for name in &g.report.removed_names {
+            println!("  {}: {name}", g.store);
+        }
     }
 }
 
@@ -440,28 +739,32 @@ impl From<&Deployment> for DeploymentJson {
 }
 
 pub fn print_deployments(deployments: &[Deployment]) {
-    println!(
-        "{:>5}  {:<14} {:<12} {:<12} {:<10} {:<24} APPROVED BY",
-        "ID", "TARGET", "SHA", "STATE", "KIND", "REQUESTED BY"
-    );
+    let mut table = Table::new(&[
+        ("ID", Align::Right),
+        ("TARGET", Align::Left),
+        ("SHA", Align::Left),
+        ("STATE", Align::Left),
+        ("KIND", Align::Left),
+        ("REQUESTED BY", Align::Left),
+        ("APPROVED BY", Align::Left),
+    ]);
     for d in deployments {
-        println!(
-            "{:>5}  {:<14} {:<12} {:<12} {:<10} {:<24} {}",
-            d.id,
-            d.target,
-            short(&d.sha),
-            d.state.as_str(),
-            d.kind.as_str(),
-            d.requested_by,
-            d.approved_by.join(", ")
-        );
+        table.row(vec![
+            d.id.to_string(),
+            d.target.clone(),
+            short_version(&d.sha),
+            d.state.as_str().to_owned(),
+            d.kind.as_str().to_owned(),
+            d.requested_by.clone(),
+            d.approved_by.join(", "),
+        ]);
         // One line each: the full messages are in `--json`.
         for step in &d.steps {
-            println!(
-                "       {}: {}",
+            table.note(format!(
+                "{}: {}",
                 step.step.as_str().replace('_', " "),
                 first_line(&step.message)
-            );
+            ));
         }
         if let (
             sandpit_state::DeploymentState::Failed | sandpit_state::DeploymentState::Rejected,
@@ -470,10 +773,11 @@ pub fn print_deployments(deployments: &[Deployment]) {
         {
             let said = d.steps.last().map(|s| first_line(&s.message));
             if said != Some(first_line(message)) {
-                println!("       {}: {}", d.state.as_str(), first_line(message));
+                table.note(format!("{}: {}", d.state.as_str(), first_line(message)));
             }
         }
     }
+    table.print();
 }
 
 fn first_line(text: &str) -> &str {
@@ -508,12 +812,77 @@ pub fn print_deploy_outcome(
                 for step in &d.steps {
                     println!("  {}: {}", step.step.as_str().replace('_', " "), first_line(&step.message));
                 }
+                let mut urls = Table::new(&[("COMPONENT", Align::Left), ("URL", Align::Left)]).without_header();
                 for component in status.components.iter().filter(|c| c.url.is_some()) {
-                    println!("  {:<20} {}", component.name.as_str(), component.url.as_deref().unwrap_or_default());
+                    urls.row(vec![format!("  {}", component.name), component.url.clone().unwrap_or_default()]);
                 }
+                urls.print();
             }
             None => println!("deployment #{} ({}) to {} {}", d.id, d.kind, d.target, d.state.as_str()),
         },
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_shortened_but_never_lose_their_dirty_suffix() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        for (version, shown) in [
+            (sha.to_owned(), "0123456789ab".to_owned()),
+            (
+                format!("{sha}-dirty-fedcba987654"),
+                "0123456789ab-dirty-fedcba987654".to_owned(),
+            ),
+            ("abc".to_owned(), "abc".to_owned()),
+            (String::new(), String::new()),
+        ] {
+            assert_eq!(short_version(&version), shown, "{version}");
+        }
+        assert_eq!(
+            artifact_shown(&format!("web-{sha}-dirty-fedcba987654.zip")),
+            "web-0123456789ab-dirty-fedcba987654.zip"
+        );
+        assert_eq!(artifact_shown("not an artifact"), "not an artifact");
+        assert_eq!(
+            short_digest(&format!("sha256:{}", "a".repeat(64))),
+            "sha256:aaaaaaaaaaaa"
+        );
+    }
+
+    #[test]
+    fn columns_are_as_wide_as_their_widest_cell() {
+        let mut table = Table::new(&[
+            ("NAME", Align::Left),
+            ("N", Align::Right),
+            ("LAST", Align::Left),
+        ]);
+        let long = "a-forty-character-biome-name-for-testing";
+        table.row(vec![long.into(), "7".into(), "x".into()]);
+        table.note("a note under the row".into());
+        table.row(vec!["b".into(), "1234".into(), "".into()]);
+        let lines = table.render();
+        assert_eq!(
+            lines,
+            [
+                format!("NAME{}     N  LAST", " ".repeat(long.len() - 4)),
+                format!("{long}     7  x"),
+                format!("{}a note under the row", " ".repeat(long.len() + 2)),
+                format!("b{}  1234", " ".repeat(long.len() - 1)),
+            ]
+        );
+        // Every column starts where its header does.
+        let header = &lines[0];
+        let last = header.find("LAST").unwrap();
+        assert_eq!(lines[1].find('x'), Some(last));
+        let headless = {
+            let mut t = Table::new(&[("A", Align::Left), ("B", Align::Left)]).without_header();
+            t.row(vec!["x".into(), "y".into()]);
+            t.render()
+        };
+        assert_eq!(headless, ["x  y"]);
+    }
 }

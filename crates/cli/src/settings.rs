@@ -10,6 +10,90 @@ use sandpit_domain::Backoff;
 use sandpit_ops::Context;
 use sandpit_runtime::SupervisorConfig;
 
+/// Every environment variable sandpit reads, with what it does: `sandpit --help` lists them from
+/// here (see [`variables_help`]) and README.md's "Environment variables" lists the same (a test
+/// checks both, and that this file reads nothing that is not listed).
+pub const VARIABLES: &[(&str, &str)] = &[
+    (
+        "SANDPIT_HOME",
+        "where sandpit keeps its state, artifacts and databases (default $XDG_DATA_HOME/sandpit)",
+    ),
+    (
+        "XDG_DATA_HOME",
+        "the parent of the default SANDPIT_HOME (default ~/.local/share)",
+    ),
+    (
+        "SANDPIT_USER",
+        "who deploys, promotes and approves, as recorded in history (default git's user.email)",
+    ),
+    (
+        "SANDPIT_STOP_GRACE_MS",
+        "how long a stopped process may take to exit before it is killed (default 10000)",
+    ),
+    (
+        "SANDPIT_LOG_MAX_BYTES",
+        "the size at which a component's log is cut (default 10485760)",
+    ),
+    (
+        "SANDPIT_DATABASE_TIMEOUT_MS",
+        "how long one PostgreSQL statement may go unanswered before sandpit gives up (default 30000)",
+    ),
+    (
+        "ORT_DYLIB_PATH",
+        "the ONNX Runtime library the model endpoint loads (default: asked of SANDPIT_PYTHON)",
+    ),
+    (
+        "SANDPIT_PYTHON",
+        "the Python whose `onnxruntime` package provides ONNX Runtime (default python3)",
+    ),
+    ("NO_COLOR", "when set to anything, output has no colour"),
+    (
+        "PATH, HOME, USER, LOGNAME, LANG, LC_ALL, TZ, TMPDIR",
+        "passed on to builds and components; nothing else of sandpit's environment is",
+    ),
+];
+
+/// The "Environment variables" section of `sandpit --help`, from [`VARIABLES`].
+pub fn variables_help() -> String {
+    let width = VARIABLES
+        .iter()
+        .map(|(name, _)| name.len())
+        .filter(|len| *len <= 28)
+        .max()
+        .unwrap_or(0);
+    // Meanings are wrapped to keep lines within 100 columns, continued under themselves.
+    let room = 100 - width - 4;
+    let mut help = String::from("Environment variables:\n");
+    for (name, meaning) in VARIABLES {
+        let mut lines = vec![String::new()];
+        for word in meaning.split(' ') {
+            let line = lines.last_mut().expect("never empty");
+            if !line.is_empty() && line.len() + 1 + word.len() > room {
+                lines.push(word.to_owned());
+            } else {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(word);
+            }
+        }
+        if name.len() > width {
+            help.push_str(&format!("  {name}\n"));
+            lines.insert(0, String::new());
+        }
+        let mut first = name.len() <= width;
+        for line in lines.iter().filter(|l| !l.is_empty()) {
+            let label = if first { *name } else { "" };
+            help.push_str(&format!("  {label:width$}  {line}\n"));
+            first = false;
+        }
+    }
+    help.push_str(
+        "\nA `[environments.<env>.database] url_env` in sandpit.toml names one more variable: the\none holding that environment's PostgreSQL URL.",
+    );
+    help
+}
+
 /// Variables passed through to builds and components. Everything else is scrubbed, so a secret in
 /// the shell that ran sandpit never leaks into an artifact or a service.
 const PASSED_THROUGH: &[&str] = &[
@@ -140,4 +224,101 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
             .map(|dir| absolute(PathBuf::from(dir)))
             .transpose()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(name: &str) -> bool {
+        VARIABLES
+            .iter()
+            .any(|(names, _)| names.split(", ").any(|n| n == name))
+    }
+
+    /// The variables this file and the use cases read: every string literal in this file that
+    /// looks like a variable's name, and every `process_env.get("…")` in crates/ops.
+    fn read_by_sandpit() -> Vec<String> {
+        let mut names = Vec::new();
+        let mut literals = |source: &str, after: &str| {
+            for (at, _) in source.match_indices(after) {
+                // `env!("…")` is read when sandpit is compiled, not when it runs.
+                if source[..at].ends_with("env!(") {
+                    continue;
+                }
+                let rest = &source[at + after.len()..];
+                let Some(name) = rest.split('"').next() else {
+                    continue;
+                };
+                let looks_like_a_variable = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                    && name.bytes().next().is_some_and(|b| b.is_ascii_uppercase());
+                if looks_like_a_variable {
+                    names.push(name.to_owned());
+                }
+            }
+        };
+        let this_file = include_str!("settings.rs");
+        let code = this_file.split("#[cfg(test)]").next().unwrap();
+        let table_ends = code
+            .find("/// The \"Environment variables\" section")
+            .unwrap();
+        literals(&code[table_ends..], "\"");
+        let ops = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/src");
+        for entry in std::fs::read_dir(ops).unwrap() {
+            let source = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+            let flat: String = source.split_whitespace().collect();
+            literals(&flat, "process_env.get(\"");
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn every_variable_sandpit_reads_is_listed_in_help_and_in_the_readme() {
+        let read = read_by_sandpit();
+        for name in [
+            "SANDPIT_HOME",
+            "SANDPIT_DATABASE_TIMEOUT_MS",
+            "ORT_DYLIB_PATH",
+            "PATH",
+        ] {
+            assert!(
+                read.contains(&name.to_owned()),
+                "the scan finds {name}: {read:?}"
+            );
+        }
+        let unlisted: Vec<&String> = read.iter().filter(|name| !listed(name)).collect();
+        assert!(
+            unlisted.is_empty(),
+            "read but not in VARIABLES (add each with what it does): {unlisted:?}"
+        );
+        let help = variables_help()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("## Environment variables")
+            .nth(1)
+            .expect("README.md has an \"Environment variables\" section")
+            .split("\n## ")
+            .next()
+            .unwrap();
+        for (names, meaning) in VARIABLES {
+            assert!(
+                help.contains(names) && help.contains(meaning),
+                "{names} in --help"
+            );
+            for name in names.split(", ") {
+                assert!(
+                    section.contains(&format!("`{name}`")),
+                    "README.md's \"Environment variables\" lists `{name}`"
+                );
+            }
+        }
+    }
 }

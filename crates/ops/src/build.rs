@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _};
 use sandpit_artifact::store::ArtifactStore;
 use sandpit_build::execute::{BuildProgress, BuildReport, BuildRequest};
 use sandpit_build::git::Repository;
-use sandpit_domain::Version;
+use sandpit_domain::{CommitId, Name, Version};
 use sandpit_spec::Spec;
 
 use crate::project::{parse_spec, ProjectDir};
@@ -21,6 +21,59 @@ pub struct BuildOptions {
     /// Build uncommitted changes as `<sha>-dirty-<hash>` instead of refusing them.
     pub allow_dirty: bool,
 }
+
+/// A build of HEAD refused because the working tree has uncommitted changes. Its hint depends on
+/// the command: `build` and `up` take `--allow-dirty`, `deploy` never deploys uncommitted changes.
+#[derive(Debug)]
+pub struct UncommittedChanges {
+    pub commit: CommitId,
+    /// The changed files, as git names them.
+    pub files: Vec<String>,
+    /// The environment, when `deploy` was building.
+    pub deploying: Option<Name>,
+}
+
+impl UncommittedChanges {
+    /// `error` with the hint of `deploy ENV` when it is an [`UncommittedChanges`].
+    pub fn when_deploying(error: anyhow::Error, env: &Name) -> anyhow::Error {
+        match error.downcast::<UncommittedChanges>() {
+            Ok(mut refused) => {
+                refused.deploying = Some(env.clone());
+                refused.into()
+            }
+            Err(other) => other,
+        }
+    }
+}
+
+impl std::fmt::Display for UncommittedChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "the working tree has uncommitted changes, and sandpit builds only from commits:"
+        )?;
+        for file in self.files.iter().take(20) {
+            writeln!(f, "  {file}")?;
+        }
+        if self.files.len() > 20 {
+            writeln!(f, "  … and {} more", self.files.len() - 20)?;
+        }
+        match &self.deploying {
+            None => write!(
+                f,
+                "hint: commit them, or pass --allow-dirty to build them as `{}-dirty-<hash>`",
+                self.commit
+            ),
+            // `deploy` has no --allow-dirty: what runs in an environment is always a commit.
+            Some(env) => write!(
+                f,
+                "hint: an environment runs only commits: commit them and deploy again, or `sandpit deploy {env} --sha HEAD` deploys the last commit without them"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for UncommittedChanges {}
 
 /// A finished build and the definition it was built from.
 #[derive(Debug)]
@@ -56,16 +109,12 @@ pub fn build(
                 let snapshot = repo.snapshot_working_tree()?;
                 (Version::dirty(commit, &snapshot.diff_hash), snapshot.tree)
             } else {
-                let listed: Vec<String> = dirty.iter().take(20).map(|f| format!("  {f}")).collect();
-                let more = if dirty.len() > 20 {
-                    format!("\n  … and {} more", dirty.len() - 20)
-                } else {
-                    String::new()
-                };
-                bail!(
-                    "the working tree has uncommitted changes, and sandpit builds only from commits:\n{}{more}\nhint: commit them, or pass --allow-dirty to build them as `{commit}-dirty-<hash>`",
-                    listed.join("\n")
-                );
+                return Err(UncommittedChanges {
+                    commit,
+                    files: dirty.iter().map(|f| f.to_string()).collect(),
+                    deploying: None,
+                }
+                .into());
             }
         }
     };
@@ -108,5 +157,57 @@ fn join_prefix(prefix: &str, path: &str) -> String {
         path.to_owned()
     } else {
         format!("{prefix}/{path}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dirty_tree_hint_offers_only_what_the_command_takes() {
+        let commit = CommitId::parse(&"a".repeat(40)).unwrap();
+        let refused = |deploying: Option<&str>, files: usize| {
+            UncommittedChanges {
+                commit: commit.clone(),
+                files: (0..files).map(|i| format!("src/{i}.py")).collect(),
+                deploying: deploying.map(|env| Name::parse(env).unwrap()),
+            }
+            .to_string()
+        };
+        let building = refused(None, 1);
+        assert!(building.contains("\n  src/0.py\n"), "{building}");
+        assert!(building.contains("pass --allow-dirty"), "{building}");
+        let deploying = refused(Some("dev"), 1);
+        assert!(!deploying.contains("--allow-dirty"), "{deploying}");
+        assert!(
+            deploying.contains("`sandpit deploy dev --sha HEAD`"),
+            "{deploying}"
+        );
+        let many = refused(None, 25);
+        assert!(
+            many.contains("src/19.py") && !many.contains("src/20.py"),
+            "{many}"
+        );
+        assert!(many.contains("… and 5 more"), "{many}");
+        // Only a refusal of uncommitted changes gets the deploy hint.
+        let other = UncommittedChanges::when_deploying(
+            anyhow::anyhow!("boom"),
+            &Name::parse("dev").unwrap(),
+        );
+        assert_eq!(other.to_string(), "boom");
+        let error: anyhow::Error = UncommittedChanges {
+            commit: commit.clone(),
+            files: vec!["x".into()],
+            deploying: None,
+        }
+        .into();
+        let redone = UncommittedChanges::when_deploying(error, &Name::parse("prod").unwrap());
+        assert!(
+            redone
+                .to_string()
+                .contains("sandpit deploy prod --sha HEAD"),
+            "{redone}"
+        );
     }
 }

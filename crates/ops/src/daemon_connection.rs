@@ -207,3 +207,12 @@ pub async fn stop(context: &Context) -> anyhow::Result<bool> {
 fn process_alive(pid: i32) -> bool {
     sandpit_runtime::process::stat(pid as u32).is_some_and(|s| s.state != 'Z' && s.state != 'X')
 }
+
+/// The error for a daemon that answered with something other than `expected` (a daemon of
+/// another sandpit version): what was asked for and how to get a daemon of this version, not
+/// the answer's internal shape.
+pub fn unexpected_answer(expected: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the sandpit daemon did not answer with {expected}\nhint: it may be from another sandpit version: `sandpit daemon stop` and `sandpit daemon start` restart it with this one"
+    )
+}

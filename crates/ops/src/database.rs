@@ -256,7 +256,11 @@ async fn instance(
     .await?
     {
         ReplyBody::Instance(_) => {}
-        other => bail!("unexpected answer from the daemon: {other:?}"),
+        _ => {
+            return Err(daemon_connection::unexpected_answer(
+                "the status of the PostgreSQL instance",
+            ))
+        }
     }
     cluster
         .wait_ready(context.database_timeouts.statement)

@@ -79,7 +79,8 @@ pub async fn deploy(
             allow_dirty: false,
         },
         progress,
-    )?;
+    )
+    .map_err(|error| crate::build::UncommittedChanges::when_deploying(error, &env))?;
     let spec = &build.spec;
     let env = environment(spec, &options.env)?;
     refuse_promotion_only(spec, &env)?;

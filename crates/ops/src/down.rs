@@ -170,7 +170,11 @@ pub(crate) async fn tear_down(
         };
         match daemon_connection::request(context, &request, &mut *on_event).await? {
             ReplyBody::Biome(status) => Some(status),
-            other => bail!("unexpected answer from the daemon: {other:?}"),
+            _ => {
+                return Err(daemon_connection::unexpected_answer(
+                    "the status of the biome",
+                ))
+            }
         }
     } else {
         None

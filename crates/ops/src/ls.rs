@@ -97,6 +97,6 @@ pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
                 incomplete,
             })
         }
-        Some(other) => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
+        Some(_) => Err(daemon_connection::unexpected_answer("the list of biomes")),
     }
 }

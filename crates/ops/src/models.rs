@@ -45,10 +45,7 @@ impl Endpoint {
     /// What a biome's services get as `SANDPIT_MODELS_URL`: under it, plain model names resolve
     /// to the biome's versions (falling back to the base's). The base uses the root.
     pub fn url_for(&self, biome: Option<&Name>) -> String {
-        match biome {
-            Some(biome) => format!("http://127.0.0.1:{}/biomes/{biome}", self.port),
-            None => format!("http://127.0.0.1:{}", self.port),
-        }
+        url_for_port(self.port, biome)
     }
 }
 
@@ -71,6 +68,29 @@ fn state_dir(context: &Context, project: &Name, env: &Name) -> PathBuf {
         .join(project.as_str())
         .join("models")
         .join(env.as_str())
+}
+
+/// What `biome`'s services get as `SANDPIT_MODELS_URL` (the base's for `None`), by the port the
+/// environment's endpoint was given; `None` when the environment never had an endpoint.
+pub fn models_url(
+    context: &Context,
+    project: &Name,
+    env: &Name,
+    biome: Option<&Name>,
+) -> Option<String> {
+    let port: u16 = fs::read_to_string(state_dir(context, project, env).join("port"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(url_for_port(port, biome))
+}
+
+fn url_for_port(port: u16, biome: Option<&Name>) -> String {
+    match biome {
+        Some(biome) => format!("http://127.0.0.1:{port}/biomes/{biome}"),
+        None => format!("http://127.0.0.1:{port}"),
+    }
 }
 
 /// Whether a biome (or [`BASE`]) still has a saved registration with the environment's endpoint.
@@ -347,7 +367,9 @@ pub async fn ensure_endpoint(
     .await?
     {
         ReplyBody::Instance(_) => Ok(Endpoint { port, token }),
-        other => bail!("unexpected answer from the daemon: {other:?}"),
+        _ => Err(daemon_connection::unexpected_answer(
+            "the status of the model endpoint",
+        )),
     }
 }
 

@@ -130,7 +130,9 @@ impl Release<'_> {
         };
         match daemon_connection::request(context, &request, on_event).await? {
             ReplyBody::Biome(status) => Ok(status),
-            other => bail!("unexpected answer from the daemon: {other:?}"),
+            _ => Err(daemon_connection::unexpected_answer(
+                "the status of the biome",
+            )),
         }
     }
 }

@@ -610,3 +610,187 @@ fn blobs_are_read_only_whichever_way_they_arrived() {
         assert_eq!(mode(blob), 0o444, "{how}");
     }
 }
+
+fn set_written(path: &Path, seconds: u64) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(epoch_plus(seconds))
+        .unwrap();
+}
+
+fn names_in(store: &ArtifactStore) -> Vec<String> {
+    store
+        .list()
+        .unwrap()
+        .iter()
+        .map(|a| a.name.file_name())
+        .collect()
+}
+
+#[test]
+fn garbage_collection_keeps_what_is_retained_and_each_components_newest_build() {
+    use sandpit_artifact::Retention;
+    use std::collections::BTreeSet;
+
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path().join("store");
+    let store = ArtifactStore::open(&root).unwrap();
+    let (zip_v1, digest_v1, size_v1) = artifact(temp.path(), "v1", "api v1");
+    let (zip_v2, digest_v2, size_v2) = artifact(temp.path(), "v2", "api v2");
+    let (zip_web, digest_web, size_web) = artifact(temp.path(), "web", "web v1");
+    let (zip_junk, digest_junk, size_junk) = artifact(temp.path(), "junk", "no name left");
+    let (api_a, api_b, web_a, web_b) = (
+        name("api", SHA_A),
+        name("api", SHA_B),
+        name("web", SHA_A),
+        name("web", SHA_B),
+    );
+    store
+        .put(
+            &api_a,
+            &zip_v1,
+            provenance(&api_a, &digest_v1, size_v1, "key-1"),
+        )
+        .unwrap();
+    store
+        .put(
+            &api_b,
+            &zip_v2,
+            provenance(&api_b, &digest_v2, size_v2, "key-2"),
+        )
+        .unwrap();
+    let web = store
+        .put(
+            &web_a,
+            &zip_web,
+            provenance(&web_a, &digest_web, size_web, "key-w"),
+        )
+        .unwrap();
+    // web did not change at B: another name for the same bytes.
+    store
+        .alias(
+            &web_b,
+            &web,
+            provenance(&web_b, &digest_web, size_web, "key-w"),
+        )
+        .unwrap();
+    // A blob whose name is gone (an interrupted write left it).
+    let junk_name = name("junk", SHA_A);
+    store
+        .put(
+            &junk_name,
+            &zip_junk,
+            provenance(&junk_name, &digest_junk, size_junk, "key-j"),
+        )
+        .unwrap();
+    fs::remove_file(root.join(format!("names/{}.json", junk_name.file_name()))).unwrap();
+    // api was built at A, then at B: B is the newest build.
+    set_written(&root.join("inputs/api/key-1"), 100);
+    set_written(&root.join("inputs/api/key-2"), 200);
+
+    assert_eq!(
+        store.newest_builds().unwrap(),
+        vec![
+            (api_b.clone(), digest_v2.clone()),
+            (web_b.clone(), digest_web.clone())
+        ],
+        "the newest input entry of each component, whose name still exists"
+    );
+
+    let newest_only = Retention {
+        newest_builds: true,
+        ..Retention::default()
+    };
+    let before = crate::fixtures::listing(&root);
+    store.now().unwrap();
+    let dry = store.collect_garbage(&newest_only, true).unwrap();
+    assert_eq!(dry.removed_names, vec![api_a.file_name()]);
+    let mut gone = vec![digest_v1.clone(), digest_junk.clone()];
+    gone.sort();
+    assert_eq!(dry.removed_blobs, gone);
+    assert_eq!(
+        dry.freed_bytes,
+        size_v1 + size_junk,
+        "visible files are links to the blobs: only the blobs' bytes are freed"
+    );
+    assert_eq!(
+        dry.kept_digests,
+        BTreeSet::from([digest_v2.clone(), digest_web.clone()])
+    );
+    assert_eq!(
+        crate::fixtures::listing(&root),
+        before,
+        "a dry run changes nothing"
+    );
+
+    // What is retained by digest stays, whatever its age.
+    let retained = Retention {
+        digests: BTreeSet::from([digest_v1.clone()]),
+        newest_builds: true,
+        recorded_since: None,
+    };
+    let report = store.collect_garbage(&retained, true).unwrap();
+    assert!(report.removed_names.is_empty(), "{report:?}");
+    assert_eq!(report.removed_blobs, vec![digest_junk.clone()]);
+
+    let report = store.collect_garbage(&newest_only, false).unwrap();
+    assert_eq!(report, dry, "the run removes what the dry run listed");
+    assert_eq!(
+        names_in(&store),
+        vec![api_b.file_name(), web_a.file_name(), web_b.file_name()]
+    );
+    assert!(!root.join("blobs/sha256").join(digest_v1.hex()).exists());
+    assert!(!root.join("blobs/sha256").join(digest_junk.hex()).exists());
+    assert!(!root.join("files").join(api_a.file_name()).exists());
+    assert!(
+        !root.join("inputs/api/key-1").exists(),
+        "the input entry of a removed name goes with it"
+    );
+    let api = Name::parse("api").unwrap();
+    assert_eq!(
+        store.find_by_input(&api, "key-2").unwrap().unwrap().name,
+        api_b
+    );
+    assert_eq!(
+        store
+            .collect_garbage(&newest_only, false)
+            .unwrap()
+            .freed_bytes,
+        0
+    );
+
+    // Without the newest-build rule, nothing unretained is kept...
+    let nothing = Retention::default();
+    assert_eq!(
+        store
+            .collect_garbage(&nothing, true)
+            .unwrap()
+            .removed_names
+            .len(),
+        3
+    );
+    // ...except what was recorded while the caller was deciding.
+    let since = store.now().unwrap();
+    let api_c = name("api", &"c".repeat(40));
+    store
+        .put(
+            &api_c,
+            &zip_v1,
+            provenance(&api_c, &digest_v1, size_v1, "key-1"),
+        )
+        .unwrap();
+    let report = store
+        .collect_garbage(
+            &Retention {
+                recorded_since: Some(since),
+                ..Retention::default()
+            },
+            false,
+        )
+        .unwrap();
+    assert_eq!(report.kept_digests, BTreeSet::from([digest_v1.clone()]));
+    assert_eq!(names_in(&store), vec![api_c.file_name()]);
+    assert!(store.get(&api_c).unwrap().is_some());
+}

@@ -8,12 +8,22 @@ use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only this environment's store (default: every environment).
+    /// Collect only this environment's store (default: the build store and every environment's).
     #[arg(long, value_name = "ENV", value_parser = crate::arguments::name)]
     env: Option<String>,
-    /// Report what would be removed without removing it.
+    /// List what would be removed, and how many bytes it takes, without removing anything.
     #[arg(long)]
     dry_run: bool,
+}
+
+fn store_json(g: &sandpit_ops::gc::StoreGarbage) -> serde_json::Value {
+    serde_json::json!({
+        "store": g.store,
+        "kept_digests": g.kept,
+        "removed": g.report.removed_names,
+        "removed_blobs": g.report.removed_blobs.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        "freed_bytes": g.report.freed_bytes,
+    })
 }
 
 pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
@@ -21,33 +31,22 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     if json {
         output::print_json(&serde_json::json!({
             "dry_run": args.dry_run,
-            "environments": collected.iter().map(|g| serde_json::json!({
-                "env": g.env,
-                "kept_digests": g.kept,
-                "removed": g.report.removed_names,
-                "removed_blobs": g.report.removed_blobs.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-                "freed_bytes": g.report.freed_bytes,
-            })).collect::<Vec<_>>(),
+            "daemon_running": collected.daemon_running,
+            "build_store": collected.build.as_ref().map(store_json),
+            "environments": collected.environments.iter().map(|g| {
+                let mut value = store_json(g);
+                value["env"] = g.store.clone().into();
+                value
+            }).collect::<Vec<_>>(),
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let verb = if args.dry_run {
-        "would remove"
-    } else {
-        "removed"
-    };
-    for g in &collected {
-        println!(
-            "{}: {verb} {} artifact name(s), {} blob(s), {} bytes; kept {} digest(s) still referenced",
-            g.env,
-            g.report.removed_names.len(),
-            g.report.removed_blobs.len(),
-            g.report.freed_bytes,
-            g.kept
-        );
-        for name in &g.report.removed_names {
-            println!("  {name}");
-        }
+    output::print_garbage(
+        collected.build.iter().chain(&collected.environments),
+        args.dry_run,
+    );
+    if !collected.daemon_running {
+        println!("(the daemon is not running: what its biomes ran before it stopped was kept)");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,8 +6,10 @@ use sandpit_ops::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The biome (or environment, for its base) the component runs in.
     #[arg(value_parser = crate::arguments::biome)]
     biome: String,
+    /// The service or job whose log to show.
     #[arg(value_parser = crate::arguments::name)]
     component: String,
     /// Keep printing what the component writes, until interrupted.

@@ -32,7 +32,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     if json {
         output::print_json(&output::BiomeJson::new(&status, None))?;
     } else {
-        output::print_biome(&status, None);
+        output::print_biome(&status, None, &[]);
     }
     Ok(ExitCode::SUCCESS)
 }

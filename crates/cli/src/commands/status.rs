@@ -1,4 +1,4 @@
-//! `sandpit status BIOME [--json]`
+//! `sandpit status [BIOME] [--show-secrets] [--json]`
 
 use std::process::ExitCode;
 
@@ -25,10 +25,11 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         }
         _ => None,
     };
+    let models = sandpit_ops::status::models(context, &status)?;
     if json {
-        output::print_json(&output::BiomeJson::new(&status, database_url))?;
+        output::print_json(&output::BiomeJson::new(&status, database_url).with_models(&models))?;
     } else {
-        output::print_biome(&status, database_url.as_deref());
+        output::print_biome(&status, database_url.as_deref(), &models);
     }
     Ok(ExitCode::SUCCESS)
 }

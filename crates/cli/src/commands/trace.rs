@@ -37,9 +37,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         println!("running nowhere now");
     } else {
         println!("running now:");
-        for r in &report.running {
-            println!("  {:<20} {:<16} {}", r.target, r.component, r.digest);
-        }
+        output::print_running(&report.running);
     }
     if !report.deployments.is_empty() {
         println!("deployments that included it:");

@@ -161,6 +161,14 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         if !report.daemon_running {
             println!("running: nothing (the daemon is not running)");
         }
+        let mut running = output::Table::new(&[
+            ("", output::Align::Left),
+            ("TARGET", output::Align::Left),
+            ("COMPONENT", output::Align::Left),
+            ("ARTIFACT", output::Align::Left),
+            ("STATE", output::Align::Left),
+        ])
+        .without_header();
         for r in &report.running {
             let state = match &r.integrity {
                 None => format!("MISSING from the {} store", r.store),
@@ -171,11 +179,15 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
                 Some(Integrity::Missing) => format!("MISSING: no blob for {}", r.digest),
                 Some(Integrity::Unreadable { message }) => format!("UNREADABLE: {message}"),
             };
-            println!(
-                "running {:<20} {:<16} {}  {state}",
-                r.target, r.component, r.artifact
-            );
+            running.row(vec![
+                "running".to_owned(),
+                r.target.clone(),
+                r.component.clone(),
+                r.artifact.clone(),
+                state,
+            ]);
         }
+        running.print();
         if problems > 0 {
             eprintln!(
                 "error: {problems} artifact(s) do not match their digests\nhint: `sandpit verify --repair` replaces each with an intact copy from another store (keeping the damaged file in the store's quarantine/); `sandpit build` rebuilds the build store's"

@@ -110,3 +110,194 @@ depends_on = ["ghost"]
     );
     assert!(error.contains("hint:"), "{error}");
 }
+
+/// The commands listed under "Commands:" in a help text.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The argument lines of a short help (`-h`: one line per argument) without a description.
+fn undescribed(help: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    let mut in_arguments = false;
+    for line in help.lines() {
+        if line.starts_with("Arguments:") || line.starts_with("Options:") {
+            in_arguments = true;
+            continue;
+        }
+        if !line.starts_with(' ') {
+            in_arguments = false;
+        }
+        // `  -f, --follow  Keep printing…`: the argument, then two spaces, then what it does.
+        if in_arguments && line.trim().split("  ").filter(|p| !p.is_empty()).count() < 2 {
+            missing.push(line.trim().to_owned());
+        }
+    }
+    missing
+}
+
+/// Every command's help, walked through the real binary, describes every argument.
+#[test]
+fn help_describes_sandpit_every_command_and_every_argument() {
+    let sandbox = Sandbox::new();
+    let help = sandbox.ok(&["--help"]);
+    assert!(
+        help.contains("environments") && help.contains("biomes"),
+        "says what sandpit is for: {help}"
+    );
+    assert!(
+        !help.contains("sandpit-ops"),
+        "not the crate's description: {help}"
+    );
+    assert!(help.contains("Environment variables:"), "{help}");
+    for variable in [
+        "SANDPIT_HOME",
+        "SANDPIT_USER",
+        "SANDPIT_STOP_GRACE_MS",
+        "SANDPIT_LOG_MAX_BYTES",
+        "SANDPIT_DATABASE_TIMEOUT_MS",
+        "ORT_DYLIB_PATH",
+        "SANDPIT_PYTHON",
+        "NO_COLOR",
+        "XDG_DATA_HOME",
+    ] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(variable)),
+            "{variable} is listed: {help}"
+        );
+    }
+    let mut walked = 0;
+    let mut pending: Vec<Vec<String>> = subcommands(&help).into_iter().map(|c| vec![c]).collect();
+    assert!(pending.len() > 10, "{help}");
+    let mut missing = Vec::new();
+    while let Some(path) = pending.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("-h");
+        let short = sandbox.ok(&args);
+        walked += 1;
+        let first = short.lines().next().unwrap_or_default();
+        if first.trim().is_empty() || first.starts_with("Usage:") {
+            missing.push(format!("{}: no description", path.join(" ")));
+        }
+        for line in undescribed(&short) {
+            missing.push(format!("{}: `{line}` has no description", path.join(" ")));
+        }
+        for sub in subcommands(&short) {
+            let mut deeper = path.clone();
+            deeper.push(sub);
+            pending.push(deeper);
+        }
+    }
+    assert!(
+        walked > 15,
+        "subcommands of subcommands are walked too: {walked}"
+    );
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+const ONE_JOB: &str =
+    "[project]\nname = \"looks\"\n\n[jobs.prepare]\npath = \"job\"\nrun = \"true\"\n";
+
+fn header_line<'a>(table: &'a str, first: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.starts_with(first))
+        .unwrap_or_else(|| panic!("no header line starting {first}: {table}"))
+}
+
+fn assert_aligned(table: &str, first_header: &str, row_start: &str, columns: &[(&str, &str)]) {
+    let header = header_line(table, first_header);
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with(row_start))
+        .unwrap_or_else(|| panic!("no row {row_start}: {table}"));
+    for (column, value) in columns {
+        let at = header
+            .find(column)
+            .unwrap_or_else(|| panic!("no column {column}: {table}"));
+        assert_eq!(
+            row.get(at..at + value.len()),
+            Some(*value),
+            "`{value}` sits under {column}:\n{header}\n{row}"
+        );
+    }
+}
+
+/// Regression: `short()` cut versions to 12 characters, so a build of uncommitted changes looked
+/// like its commit in `status`, `ls` and `history`.
+#[test]
+fn a_dirty_biome_looks_dirty_in_status_ls_and_history() {
+    let sandbox = Sandbox::with_files(&[("sandpit.toml", ONE_JOB), ("job/run.sh", "true\n")]);
+    sandbox.write("job/run.sh", "echo changed\n");
+    let up = sandbox.json(&["up", "wip", "--allow-dirty"]);
+    let version = up["sha"].as_str().unwrap().to_owned();
+    let (commit, dirt) = version.split_once("-dirty-").expect("a dirty version");
+    let shown = format!("{}-dirty-{dirt}", &commit[..12]);
+    let status = sandbox.ok(&["status", "wip"]);
+    assert!(status.contains(&shown), "{status}");
+    let ls = sandbox.ok(&["ls"]);
+    assert!(ls.contains(&shown), "{ls}");
+    let history = sandbox.ok(&["history", "wip"]);
+    assert!(history.contains(&shown), "{history}");
+    assert_aligned(&ls, "BIOME", "wip", &[("SHA", &shown)]);
+    assert_aligned(&history, "ID", "1", &[("SHA", &shown)]);
+}
+
+/// Regression: fixed-width columns (24 characters for a biome) pushed every later column of a
+/// row with a 40-character name out of line with its header.
+#[test]
+fn columns_line_up_with_a_forty_character_biome_name() {
+    let sandbox = Sandbox::with_files(&[("sandpit.toml", ONE_JOB), ("job/run.sh", "true\n")]);
+    let biome = "a-biome-whose-name-is-forty-characters-x";
+    assert_eq!(biome.len(), 40);
+    let up = sandbox.json(&["up", biome]);
+    let sha = up["sha"].as_str().unwrap()[..12].to_owned();
+    let state = up["state"].as_str().unwrap().to_owned();
+
+    let ls = sandbox.ok(&["ls"]);
+    assert_aligned(
+        &ls,
+        "BIOME",
+        biome,
+        &[("ENV", "dev"), ("SHA", &sha), ("STATE", &state)],
+    );
+    let history = sandbox.ok(&["history", biome]);
+    let target = format!("dev/{biome}");
+    assert_aligned(
+        &history,
+        "ID",
+        "1",
+        &[
+            ("TARGET", &target),
+            ("SHA", &sha),
+            ("STATE", "succeeded"),
+            ("KIND", "up"),
+        ],
+    );
+    let status = sandbox.ok(&["status", biome]);
+    let job_state = sandbox.status(biome)["components"][0]["state"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_aligned(
+        &status,
+        "COMPONENT",
+        "prepare",
+        &[("KIND", "job"), ("STATE", &job_state)],
+    );
+    let artifacts = sandbox.ok(&["artifacts"]);
+    let artifact = format!("prepare-{}.zip", up["sha"].as_str().unwrap());
+    assert_aligned(
+        &artifacts,
+        "ARTIFACT",
+        &artifact,
+        &[("INTEGRITY", "intact")],
+    );
+}

@@ -785,3 +785,225 @@ fn a_tampered_blob_in_one_store_is_caught_there_only_and_reads_keep_answering() 
     );
     assert_eq!(sandbox.json(&["verify"])["ok"], true);
 }
+
+/// Regression: `deploy` on a dirty tree suggested `--allow-dirty`, which deploy does not take.
+#[test]
+fn deploy_on_a_dirty_tree_hints_only_what_deploy_takes() {
+    let sandbox = pipeline();
+    sandbox.write("web/VERSION", "uncommitted\n");
+    let error = sandbox.fails(&["deploy", "dev"], 1);
+    assert!(
+        error.contains("uncommitted changes") && error.contains("web/VERSION"),
+        "{error}"
+    );
+    assert!(!error.contains("--allow-dirty"), "{error}");
+    let hint = error
+        .lines()
+        .find(|l| l.starts_with("hint:"))
+        .unwrap_or_else(|| panic!("{error}"));
+    // The command the hint offers works as written, and deploys the commit, not the changes.
+    let suggested = hint
+        .split('`')
+        .find(|part| part.starts_with("sandpit deploy"))
+        .unwrap_or_else(|| panic!("{hint}"));
+    let args: Vec<&str> = suggested.split_whitespace().skip(1).collect();
+    let deployed = sandbox.json(&args);
+    assert_eq!(deployed["state"], "succeeded", "{deployed:#}");
+    assert_eq!(serves(&deployed["status"]), "v1");
+    // build and up do take it, and still say so.
+    let error = sandbox.fails(&["build"], 1);
+    assert!(error.contains("--allow-dirty"), "{error}");
+}
+
+/// Applies a hint `set `promote_from = "X"` under [environments.Y]` to `toml`.
+fn with_suggested_promote_from(toml: &str, hint: &str) -> Option<String> {
+    let rest = hint.split("set `promote_from = \"").nth(1)?;
+    let (source, rest) = rest.split_once('"')?;
+    let target = rest.split("[environments.").nth(1)?.split(']').next()?;
+    let header = format!("[environments.{target}]\n");
+    assert!(toml.contains(&header), "{hint}");
+    Some(toml.replace(&header, &format!("{header}promote_from = \"{source}\"\n")))
+}
+
+/// Regression: `promote test dev` (backwards along dev -> test -> prod) suggested
+/// `promote_from = "test"` under `[environments.dev]`, a cycle the spec refuses.
+#[test]
+fn promotion_hints_suggest_only_what_validates() {
+    let sandbox = pipeline();
+    let toml = fs::read_to_string(sandbox.repo.join("sandpit.toml"))
+        .unwrap()
+        .replace("[services.web]", "[environments.lab]\n\n[services.web]");
+    sandbox.write("sandpit.toml", &toml);
+    sandbox.commit("a lab outside the chain");
+    sandbox.json(&["deploy", "dev"]);
+    json_as(&sandbox, "alice@example.com", &["promote", "dev", "test"]);
+
+    for (from, to) in [("test", "dev"), ("prod", "dev"), ("dev", "lab")] {
+        let error = sandbox.fails(&["promote", from, to], 1);
+        assert!(error.contains("hint:"), "{error}");
+        if let Some(changed) = with_suggested_promote_from(&toml, &error) {
+            if let Err(problems) = sandpit_spec::parse(&changed) {
+                panic!(
+                    "`promote {from} {to}` suggests an invalid sandpit.toml:\n{error}\n{problems}"
+                );
+            }
+        }
+    }
+    // Backwards: nothing to configure; the chain's own promotion is offered, and works.
+    let error = sandbox.fails(&["promote", "test", "dev"], 1);
+    assert!(!error.contains("promote_from"), "{error}");
+    assert!(error.contains("dev -> test"), "{error}");
+    assert!(error.contains("`sandpit promote dev test`"), "{error}");
+    let promoted = json_as(&sandbox, "alice@example.com", &["promote", "dev", "test"]);
+    assert_eq!(promoted["state"], "succeeded", "{promoted:#}");
+
+    // Outside the chain: the suggested key, written as suggested, makes the promotion work.
+    let error = sandbox.fails(&["promote", "dev", "lab"], 1);
+    let changed = with_suggested_promote_from(&toml, &error).unwrap_or_else(|| panic!("{error}"));
+    sandbox.write("sandpit.toml", &changed);
+    sandbox.commit("lab takes dev's");
+    let promoted = json_as(&sandbox, "alice@example.com", &["promote", "dev", "lab"]);
+    assert_eq!(promoted["state"], "succeeded", "{promoted:#}");
+}
+
+/// The names in a store, by `artifacts --json`, with their sizes.
+fn stored(sandbox: &Sandbox, env: Option<&str>) -> Vec<(String, u64)> {
+    let mut args = vec!["artifacts"];
+    if let Some(env) = env {
+        args.extend(["--env", env]);
+    }
+    sandbox.json(&args)["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                a["size"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn listing(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            out.push(path.strip_prefix(root).unwrap().display().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `gc` also cleans the build store: what a biome runs, what an environment's retention keeps
+/// and each component's newest build stay (with the daemon stopped too); the rest goes, and
+/// `--dry-run` says what and how many bytes without touching anything.
+#[test]
+fn gc_cleans_the_build_store_but_keeps_what_biomes_retention_and_the_next_build_need() {
+    let sandbox = pipeline();
+    let web = |sandbox: &Sandbox| format!("web-{}.zip", sandbox.git(&["rev-parse", "HEAD"]));
+    let alice = sandbox.json(&["up", "alice"]);
+    assert_eq!(alice["state"], "healthy", "{alice:#}");
+    let for_alice = web(&sandbox);
+    let mut for_nobody = Vec::new();
+    for version in ["v2", "v3"] {
+        sandbox.write("web/VERSION", &format!("{version}\n"));
+        sandbox.commit(version);
+        sandbox.json(&["build"]);
+        for_nobody.push(web(&sandbox));
+    }
+    sandbox.write("web/VERSION", "v4\n");
+    sandbox.commit("v4");
+    sandbox.json(&["deploy", "dev"]);
+    let for_dev = web(&sandbox);
+    sandbox.write("web/VERSION", "v5\n");
+    sandbox.commit("v5");
+    sandbox.json(&["build"]);
+    let newest = web(&sandbox);
+    let before = stored(&sandbox, None);
+    assert_eq!(before.len(), 5, "{before:?}");
+
+    let build_root = sandbox.home.join("projects/flow/artifacts");
+    let files_before = listing(&build_root);
+    let dry = sandbox.json(&["gc", "--dry-run"]);
+    let mut removed: Vec<String> = dry["build_store"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect();
+    removed.sort();
+    for_nobody.sort();
+    assert_eq!(removed, for_nobody, "{dry:#}");
+    let bytes: u64 = before
+        .iter()
+        .filter(|(name, _)| for_nobody.contains(name))
+        .map(|(_, size)| size)
+        .sum();
+    assert_eq!(dry["build_store"]["freed_bytes"], bytes, "{dry:#}");
+    assert!(bytes > 0);
+    let envs: Vec<&str> = dry["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["env"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        envs,
+        ["dev", "prod", "test"],
+        "every environment store is reported"
+    );
+    assert_eq!(dry["environments"][0]["removed"], serde_json::json!([]));
+    assert_eq!(
+        listing(&build_root),
+        files_before,
+        "a dry run changes nothing"
+    );
+    let text = sandbox.ok(&["gc", "--dry-run"]);
+    assert!(text.contains("would remove"), "{text}");
+    for name in &for_nobody {
+        assert!(text.contains(&format!("build: {name}")), "{text}");
+    }
+    assert!(text.contains(&bytes.to_string()), "{text}");
+
+    // With the daemon stopped, what its biomes ran is still needed: its next start brings them back.
+    sandbox.ok(&["daemon", "stop"]);
+    let collected = sandbox.json(&["gc"]);
+    assert_eq!(collected["daemon_running"], false);
+    assert_eq!(
+        collected["build_store"]["freed_bytes"], bytes,
+        "{collected:#}"
+    );
+    let mut left: Vec<String> = stored(&sandbox, None).into_iter().map(|(n, _)| n).collect();
+    left.sort();
+    let mut kept = vec![for_alice, for_dev.clone(), newest.clone()];
+    kept.sort();
+    assert_eq!(left, kept);
+    assert_eq!(
+        stored(&sandbox, Some("dev"))
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>(),
+        [for_dev]
+    );
+    sandbox.ok(&["daemon", "start"]);
+    let alice = sandbox.wait_for_status("alice", std::time::Duration::from_secs(30), |s| {
+        s["state"] == "healthy"
+    });
+    assert_eq!(serves(&alice), "v1", "alice came back from what gc kept");
+
+    // The newest build is reused, not rebuilt.
+    let rebuilt = sandbox.json(&["build"]);
+    assert_eq!(rebuilt["components"][0]["artifact"], newest.as_str());
+    assert_eq!(rebuilt["components"][0]["outcome"], "reused", "{rebuilt:#}");
+    assert_eq!(
+        sandbox.json(&["gc"])["build_store"]["removed"],
+        serde_json::json!([])
+    );
+}

@@ -759,3 +759,95 @@ fn a_restarted_endpoint_does_not_restore_a_registration_outside_its_stores() {
     );
     assert_eq!((code, first_output(&answer)), (200, vec![6.5]));
 }
+
+/// `status` says which models a biome is answered with, which artifact and digest, whether it is
+/// the biome's own version or the environment's it falls back to, and under which URL.
+#[test]
+fn status_shows_the_models_of_a_biome_and_whether_they_are_its_own() {
+    let sandbox = project();
+    let deployed = sandbox.json(&["deploy", "dev"]);
+    assert_eq!(deployed["state"], "succeeded", "{deployed:#}");
+    let base_url = models_url(&deployed["status"]);
+    let base = sandbox.status("dev");
+    let base_models = base["models"].as_array().unwrap();
+    assert_eq!(base_models.len(), 1, "{base:#}");
+    assert_eq!(base_models[0]["name"], "scorer");
+    assert_eq!(base_models[0]["source"], "environment");
+    assert_eq!(base_models[0]["endpoint"], base_url.as_str());
+    let base_digest = base_models[0]["digest"].as_str().unwrap().to_owned();
+    assert!(base_digest.starts_with("sha256:"), "{base:#}");
+
+    // alice carries her own version.
+    sandbox.git(&["checkout", "-q", "-b", "alice"]);
+    fs::write(
+        sandbox.repo.join("models/scorer/model.onnx"),
+        test_model("linear_v2.onnx"),
+    )
+    .unwrap();
+    let alice_sha = sandbox.commit("scorer v2");
+    let alice = sandbox.json(&["up", "alice"]);
+    let alice_url = http_get(&format!(
+        "{}/",
+        component(&alice, "api")["url"].as_str().unwrap()
+    ))
+    .1;
+    let status = sandbox.status("alice");
+    let models = status["models"].as_array().unwrap();
+    assert_eq!(models.len(), 1, "{status:#}");
+    let own = &models[0];
+    assert_eq!(own["name"], "scorer");
+    assert_eq!(own["source"], "biome");
+    assert_eq!(own["artifact"], format!("scorer-{alice_sha}.zip"));
+    assert_ne!(own["digest"], base_digest.as_str());
+    assert_eq!(
+        own["endpoint"],
+        alice_url.as_str(),
+        "the biome's SANDPIT_MODELS_URL"
+    );
+    let (code, metadata) = http_get(own["url"].as_str().unwrap());
+    assert_eq!(code, 200, "the model's route answers: {metadata}");
+    let (_, answer) = infer(
+        &format!("{}/infer", own["url"].as_str().unwrap()),
+        &[[1.0, 1.0, 1.0]],
+    );
+    assert_eq!(
+        first_output(&answer),
+        [59.0],
+        "alice's version answers there"
+    );
+    let text = sandbox.ok(&["status", "alice"]);
+    assert!(text.contains(&alice_url), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("scorer "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("this biome"), "{text}");
+
+    // bob's branch declares no model: he is answered with the environment's.
+    sandbox.git(&["checkout", "-q", "main"]);
+    sandbox.git(&["checkout", "-q", "-b", "bob"]);
+    sandbox.write(
+        "sandpit.toml",
+        &SPEC.replace(
+            "[models.scorer]\npath = \"models/scorer\"\nfile = \"model.onnx\"\n",
+            "",
+        ),
+    );
+    sandbox.commit("bob without a model");
+    sandbox.json(&["up", "bob"]);
+    let status = sandbox.status("bob");
+    let models = status["models"].as_array().unwrap();
+    assert_eq!(models.len(), 1, "{status:#}");
+    assert_eq!(models[0]["source"], "environment");
+    assert_eq!(models[0]["digest"], base_digest.as_str());
+    assert_eq!(
+        models[0]["endpoint"],
+        format!("{base_url}/biomes/bob").as_str()
+    );
+    let text = sandbox.ok(&["status", "bob"]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("scorer "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("environment dev (fallback)"), "{text}");
+}
