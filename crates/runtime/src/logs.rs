@@ -269,6 +269,9 @@ pub fn tail(log: &Path, lines: usize) -> String {
 /// Reads a log from a point on, as it grows: across copy-truncate rotations (what was written
 /// after the last read and before the cut is read back from `<log>.1`) and re-creation (a biome
 /// brought down and up again). A line still being written is held back until its newline.
+///
+/// A rotation shows as a file shorter than what was read, or, when it has grown past that point
+/// again before the next look, as different bytes before that point than were read there.
 #[derive(Debug)]
 pub struct Follower {
     path: PathBuf,
@@ -281,19 +284,26 @@ pub struct Follower {
     floor: SystemTime,
     /// Bytes after the last newline read.
     partial: Vec<u8>,
+    /// The last bytes read before `position` (at most [`SEEN_END`]), to recognise the file.
+    seen_end: Vec<u8>,
 }
+
+/// How many of the bytes last read a follower keeps to tell that its file was rotated.
+const SEEN_END: usize = 64;
 
 impl Follower {
     /// Follows the log from its current end.
     pub fn at_end(path: &Path) -> Follower {
         let meta = fs::metadata(path).ok();
+        let position = meta.as_ref().map(|m| m.len()).unwrap_or(0);
         Follower {
             path: path.to_path_buf(),
-            position: meta.as_ref().map(|m| m.len()).unwrap_or(0),
+            position,
             inode: meta.map(|m| m.ino()),
             last_time: None,
             floor: SystemTime::now(),
             partial: Vec::new(),
+            seen_end: bytes_before(path, position).unwrap_or_default(),
         }
     }
 
@@ -302,6 +312,7 @@ impl Follower {
         let mut follower = Follower::at_end(path);
         follower.position = 0;
         follower.floor = UNIX_EPOCH;
+        follower.seen_end.clear();
         follower
     }
 
@@ -343,12 +354,16 @@ impl Follower {
             Err(error) => return Err(error),
         };
         let mut records = Vec::new();
+        let rotated = meta.len() < self.position
+            || (self.position > 0
+                && bytes_before(&self.path, self.position).ok().as_ref() != Some(&self.seen_end));
         if self.inode != Some(meta.ino()) {
             // A new file under the same name: all of it is new.
             self.inode = Some(meta.ino());
             self.position = 0;
             self.partial.clear();
-        } else if meta.len() < self.position {
+            self.seen_end.clear();
+        } else if rotated {
             // Rotated: what came after our position went to `.1` with the rest of the file.
             let seen = self.last_time.unwrap_or(self.floor);
             let rotated = fs::read(rotated_path(&self.path)).unwrap_or_default();
@@ -360,15 +375,20 @@ impl Follower {
             );
             self.position = 0;
             self.partial.clear();
+            self.seen_end.clear();
         }
         if meta.len() > self.position {
             let mut file = File::open(&self.path)?;
             file.seek(SeekFrom::Start(self.position))?;
             let mut bytes = std::mem::take(&mut self.partial);
+            let held = bytes.len();
             let read = file
                 .take(meta.len() - self.position)
                 .read_to_end(&mut bytes)?;
             self.position += read as u64;
+            self.seen_end.extend_from_slice(&bytes[held..]);
+            let excess = self.seen_end.len().saturating_sub(SEEN_END);
+            self.seen_end.drain(..excess);
             let complete = bytes.len() - trailing_partial_len(&bytes);
             self.partial = bytes.split_off(complete);
             records.extend(parse_records(&bytes, self.fallback_time()));
@@ -384,6 +404,16 @@ impl Follower {
             .or_else(|| fs::metadata(&self.path).and_then(|m| m.modified()).ok())
             .unwrap_or(UNIX_EPOCH)
     }
+}
+
+/// The bytes of `path` just before `position` (at most [`SEEN_END`]).
+fn bytes_before(path: &Path, position: u64) -> io::Result<Vec<u8>> {
+    let start = position.saturating_sub(SEEN_END as u64);
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::with_capacity(SEEN_END);
+    file.take(position - start).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn count_lines(bytes: &[u8]) -> usize {
@@ -867,18 +897,33 @@ mod tests {
         write_records(&log, &[("2024-05-01T12:00:04Z", Stream::Stdout, "fourth")]);
         assert_eq!(texts(follower.poll().unwrap()), ["third", "fourth"]);
 
+        // Rotated and grown past the point read before the next poll: recognised all the same.
+        for i in 0..4 {
+            write_records(&log, &[("2024-05-01T12:00:04Z", Stream::Stdout, &format!("filler {i}"))]);
+        }
+        assert_eq!(follower.poll().unwrap().len(), 4);
+        write_records(&log, &[("2024-05-01T12:00:04.5Z", Stream::Stdout, "fifth")]);
+        assert!(enforce_cap(&log, 60).unwrap());
+        for text in ["sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth"] {
+            write_records(&log, &[("2024-05-01T12:00:05Z", Stream::Stdout, text)]);
+        }
+        assert_eq!(
+            texts(follower.poll().unwrap()),
+            ["fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth"]
+        );
+
         // The biome went down and came up again: a new file under the same name (`file` keeps
         // the old inode alive, so the new file cannot reuse its number).
         fs::remove_file(&log).unwrap();
         assert_eq!(texts(follower.poll().unwrap()), Vec::<String>::new());
-        write_records(&log, &[("2024-05-01T12:00:05Z", Stream::Sandpit, "starting web")]);
+        write_records(&log, &[("2024-05-01T12:00:06Z", Stream::Sandpit, "starting web")]);
         assert_eq!(texts(follower.poll().unwrap()), ["starting web"]);
 
         // A log that appears later is followed from its start.
         let late = dir.path().join("late.log");
         let mut from_start = Follower::from_start(&late);
         assert_eq!(texts(from_start.poll().unwrap()), Vec::<String>::new());
-        write_records(&late, &[("2024-05-01T12:00:06Z", Stream::Stdout, "hello")]);
+        write_records(&late, &[("2024-05-01T12:00:07Z", Stream::Stdout, "hello")]);
         assert_eq!(texts(from_start.poll().unwrap()), ["hello"]);
     }
 
