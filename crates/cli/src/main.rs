@@ -130,7 +130,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc(args) => commands::gc::exec(&context, args, json).await,
         Command::Daemon(args) => commands::daemon::exec(&context, args, json).await,
         Command::ModelServer(args) => commands::model_server::exec(&context, args).await,
-        Command::LogWriter(_) => unreachable!("the log writer is started before the settings are read"),
+        Command::LogWriter(_) => {
+            unreachable!("the log writer is started before the settings are read")
+        }
         Command::Schema => {
             println!(
                 "{}",

@@ -139,11 +139,15 @@ pub async fn show(
         None => BTreeSet::new(),
     };
     known.extend(sources.components.iter().map(|(_, log)| log.clone()));
-    let mut polls = 0u32;
+    let mut polls_to_discovery = POLLS_PER_DISCOVERY;
     loop {
         tokio::time::sleep(POLL_INTERVAL).await;
-        polls += 1;
-        if let Some(dir) = log_dir.as_ref().filter(|_| polls % POLLS_PER_DISCOVERY == 0) {
+        polls_to_discovery -= 1;
+        let discover = polls_to_discovery == 0;
+        if discover {
+            polls_to_discovery = POLLS_PER_DISCOVERY;
+        }
+        if let Some(dir) = log_dir.as_ref().filter(|_| discover) {
             for (name, path) in log_files(dir) {
                 if known.insert(path.clone()) {
                     followers.push((name, Follower::from_start(&path)));
@@ -270,9 +274,15 @@ mod tests {
             shown(window(None, None)).await,
             ["web w1", "worker k2", "web w3", "worker k4"]
         );
-        assert_eq!(shown(window(None, Some(3))).await, ["worker k2", "web w3", "worker k4"]);
+        assert_eq!(
+            shown(window(None, Some(3))).await,
+            ["worker k2", "web w3", "worker k4"]
+        );
         let since = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_003);
-        assert_eq!(shown(window(Some(since), None)).await, ["web w3", "worker k4"]);
+        assert_eq!(
+            shown(window(Some(since), None)).await,
+            ["web w3", "worker k4"]
+        );
         assert_eq!(shown(window(Some(since), Some(1))).await, ["worker k4"]);
     }
 

@@ -220,7 +220,12 @@ mod tests {
             None,
         );
         // Not UTF-8 at all: cut where the limit says.
-        check(4, &[b"\x80\x80\x80\x80\x80\x80\n"], &[b"\x80\x80\x80\x80", b"\x80\x80"], None);
+        check(
+            4,
+            &[b"\x80\x80\x80\x80\x80\x80\n"],
+            &[b"\x80\x80\x80\x80", b"\x80\x80"],
+            None,
+        );
     }
 
     fn records(log: &std::path::Path) -> Vec<Record> {

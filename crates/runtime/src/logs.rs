@@ -192,8 +192,8 @@ pub fn enforce_cap(log: &Path, max_bytes: u64) -> io::Result<bool> {
         return Ok(false);
     }
     let file = OpenOptions::new().read(true).write(true).open(log)?;
-    let mut file = Flock::lock(file, FlockArg::LockExclusive)
-        .map_err(|(_, errno)| io::Error::from(errno))?;
+    let mut file =
+        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io::Error::from(errno))?;
     let size = file.metadata()?.len();
     if size <= max_bytes {
         return Ok(false);
@@ -569,7 +569,8 @@ mod tests {
             bytes,
             b"2024-05-01T12:00:00.123456Z stderr boom: it broke\n"
         );
-        let cases: &[(&[u8], Option<(&str, Stream, &str)>)] = &[
+        type Expected<'a> = Option<(&'a str, Stream, &'a str)>;
+        let cases: &[(&[u8], Expected)] = &[
             (
                 b"2024-05-01T12:00:00.123456Z stdout hello world",
                 Some(("2024-05-01T12:00:00.123456Z", Stream::Stdout, "hello world")),
@@ -682,7 +683,12 @@ mod tests {
                     ],
                 ),
             ],
-            &[("web", "w1"), ("worker", "k2"), ("web", "w3"), ("worker", "k4")],
+            &[
+                ("web", "w1"),
+                ("worker", "k2"),
+                ("web", "w3"),
+                ("worker", "k4"),
+            ],
         );
         // Equal times: the earlier source first, each source in its own order.
         check(
@@ -773,7 +779,13 @@ mod tests {
         assert_eq!(texts(Window::default()), ["1", "2", "3"]);
         let since = Some(at("2024-05-01T12:00:02Z"));
         assert_eq!(texts(Window { since, tail: None }), ["2", "3"]);
-        assert_eq!(texts(Window { since, tail: Some(1) }), ["3"]);
+        assert_eq!(
+            texts(Window {
+                since,
+                tail: Some(1)
+            }),
+            ["3"]
+        );
         assert_eq!(
             texts(Window {
                 since: None,
@@ -857,8 +869,12 @@ mod tests {
         let mut file = open_for_append(&log).unwrap();
         let time = at("2024-05-01T12:00:00Z");
         for i in 0..20_000 {
-            file.write_all(&format_record(time, Stream::Stdout, format!("{i:05}").as_bytes()))
-                .unwrap();
+            file.write_all(&format_record(
+                time,
+                Stream::Stdout,
+                format!("{i:05}").as_bytes(),
+            ))
+            .unwrap();
         }
         let records = Follower::at_end(&log)
             .backlog(Window {
@@ -879,9 +895,8 @@ mod tests {
         let mut follower = Follower::at_end(&log);
         assert_eq!(follower.poll().unwrap(), vec![]);
         write_records(&log, &[("2024-05-01T12:00:01Z", Stream::Stdout, "first")]);
-        let texts = |records: Vec<Record>| -> Vec<String> {
-            records.into_iter().map(|r| r.text).collect()
-        };
+        let texts =
+            |records: Vec<Record>| -> Vec<String> { records.into_iter().map(|r| r.text).collect() };
         assert_eq!(texts(follower.poll().unwrap()), ["first"]);
 
         // Half a record waits for its newline.
@@ -899,12 +914,21 @@ mod tests {
 
         // Rotated and grown past the point read before the next poll: recognised all the same.
         for i in 0..4 {
-            write_records(&log, &[("2024-05-01T12:00:04Z", Stream::Stdout, &format!("filler {i}"))]);
+            write_records(
+                &log,
+                &[(
+                    "2024-05-01T12:00:04Z",
+                    Stream::Stdout,
+                    &format!("filler {i}"),
+                )],
+            );
         }
         assert_eq!(follower.poll().unwrap().len(), 4);
         write_records(&log, &[("2024-05-01T12:00:04.5Z", Stream::Stdout, "fifth")]);
         assert!(enforce_cap(&log, 60).unwrap());
-        for text in ["sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth"] {
+        for text in [
+            "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth",
+        ] {
             write_records(&log, &[("2024-05-01T12:00:05Z", Stream::Stdout, text)]);
         }
         assert_eq!(
@@ -916,7 +940,10 @@ mod tests {
         // the old inode alive, so the new file cannot reuse its number).
         fs::remove_file(&log).unwrap();
         assert_eq!(texts(follower.poll().unwrap()), Vec::<String>::new());
-        write_records(&log, &[("2024-05-01T12:00:06Z", Stream::Sandpit, "starting web")]);
+        write_records(
+            &log,
+            &[("2024-05-01T12:00:06Z", Stream::Sandpit, "starting web")],
+        );
         assert_eq!(texts(follower.poll().unwrap()), ["starting web"]);
 
         // A log that appears later is followed from its start.

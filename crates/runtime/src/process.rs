@@ -116,7 +116,10 @@ pub fn spawn_logged(
         // The command, holding our copies of the write ends, is dropped here.
     };
     let (mut child, identity) = identify(child)?;
-    let (marker_name, marker_value) = writer.marker.split_once('=').unwrap_or((&writer.marker, ""));
+    let (marker_name, marker_value) = writer
+        .marker
+        .split_once('=')
+        .unwrap_or((&writer.marker, ""));
     let mut command = tokio::process::Command::new(&writer.executable);
     command
         .arg("log-writer")
@@ -182,9 +185,7 @@ fn command(launch: &Launch) -> tokio::process::Command {
     command
 }
 
-fn identify(
-    child: tokio::process::Child,
-) -> io::Result<(tokio::process::Child, ProcessIdentity)> {
+fn identify(child: tokio::process::Child) -> io::Result<(tokio::process::Child, ProcessIdentity)> {
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("process exited before its pid was read"))?;
@@ -537,7 +538,10 @@ mod tests {
             if out == "to-out\n" && err == "to-err\n" {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "out {out:?}, err {err:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "out {out:?}, err {err:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let members = group_members(identity.pid);
@@ -550,6 +554,31 @@ mod tests {
         assert_eq!(environ, b"SANDPIT_SUPERVISOR=test\0");
         stop_group(identity, Some(&mut child), Duration::from_secs(5)).await;
         assert!(group_members(identity.pid).is_empty());
+    }
+
+    /// The writer joins the group of a component that may already have exited (not reaped yet,
+    /// its group still exists), and still reads what it wrote.
+    #[tokio::test]
+    async fn a_component_that_exits_at_once_still_gets_its_writer_and_its_output_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("fake-sandpit");
+        fs::write(&fake, "#!/bin/sh\nexec /bin/cat >> out\n").unwrap();
+        fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let launch = launch_in(dir.path(), "echo quick");
+        for _ in 0..20 {
+            let (mut child, _) = spawn_logged(&launch, &writer(fake.clone())).unwrap();
+            assert!(child.wait().await.unwrap().success());
+        }
+        let out = dir.path().join("logs/out");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while fs::read_to_string(&out).unwrap_or_default() != "quick\n".repeat(20) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                fs::read_to_string(&out)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]
@@ -573,7 +602,10 @@ mod tests {
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while in_dir() > 0 {
-            assert!(std::time::Instant::now() < deadline, "the component still runs");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the component still runs"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -1396,10 +1396,7 @@ impl ServiceWatcher {
                         self.spawn()
                             .map(|(child, identity)| (Some(child), identity))
                             .map_err(|error| {
-                                format!(
-                                    "cannot start `{}`: {error}",
-                                    self.launch.program.display()
-                                )
+                                format!("cannot start `{}`: {error}", self.launch.program.display())
                             })
                     }
                     Err(why) => Err(why),
@@ -1411,7 +1408,9 @@ impl ServiceWatcher {
                     failures += 1;
                     let delay = backoff.delay(failures);
                     tracing::warn!("{}: {why}; retrying in {delay:?}", self.slot);
-                    self.mark(|_| format!("{why}; retrying in {}", humantime::format_duration(delay)));
+                    self.mark(|_| {
+                        format!("{why}; retrying in {}", humantime::format_duration(delay))
+                    });
                     let still_ours = self.set(|run| {
                         run.state = ComponentState::Crashed;
                         run.detail = Some(format!("{why}; retrying in {}ms", delay.as_millis()));

@@ -1165,9 +1165,7 @@ fn wait_logged(log: &std::path::Path, text: &str) {
 fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
     stdout
         .lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-        })
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
         .collect()
 }
 
@@ -1227,11 +1225,20 @@ fn logs_of_a_biome_interleave_its_components_in_time_with_prefixes_streams_and_m
     let text = sandbox.ok(&["logs", "lena"]);
     let ours: Vec<&str> = text
         .lines()
-        .filter(|l| ["one", "two", "three", "four"].iter().any(|w| l.ends_with(&format!("| {w}"))))
+        .filter(|l| {
+            ["one", "two", "three", "four"]
+                .iter()
+                .any(|w| l.ends_with(&format!("| {w}")))
+        })
         .collect();
     assert_eq!(
         ours,
-        ["alpha | one", "beta  | two", "alpha | three", "beta  | four"],
+        [
+            "alpha | one",
+            "beta  | two",
+            "alpha | three",
+            "beta  | four"
+        ],
         "{text}"
     );
     assert!(
@@ -1253,7 +1260,10 @@ fn logs_of_a_biome_interleave_its_components_in_time_with_prefixes_streams_and_m
             ["stdout", "stderr", "sandpit"].contains(&line["stream"].as_str().unwrap()),
             "{line}"
         );
-        assert!(line["line"].is_string() && line["component"].is_string(), "{line}");
+        assert!(
+            line["line"].is_string() && line["component"].is_string(),
+            "{line}"
+        );
     }
     let said: Vec<&serde_json::Value> = [
         ("alpha", "stdout", "one"),
@@ -1262,7 +1272,9 @@ fn logs_of_a_biome_interleave_its_components_in_time_with_prefixes_streams_and_m
         ("beta", "stdout", "four"),
     ]
     .iter()
-    .map(|(c, s, l)| find_line(&lines, c, s, l).unwrap_or_else(|| panic!("{c} {s} {l}: {lines:#?}")))
+    .map(|(c, s, l)| {
+        find_line(&lines, c, s, l).unwrap_or_else(|| panic!("{c} {s} {l}: {lines:#?}"))
+    })
     .collect();
     let times: Vec<&str> = said.iter().map(|l| l["ts"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
@@ -1272,7 +1284,10 @@ fn logs_of_a_biome_interleave_its_components_in_time_with_prefixes_streams_and_m
         assert!(
             lines.iter().any(|l| l["component"] == name
                 && l["stream"] == "sandpit"
-                && l["line"].as_str().unwrap().starts_with(&format!("starting {name}: "))),
+                && l["line"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("starting {name}: "))),
             "no start mark for {name}: {lines:#?}"
         );
     }
@@ -1280,14 +1295,27 @@ fn logs_of_a_biome_interleave_its_components_in_time_with_prefixes_streams_and_m
     // --since a time: what was written from then on, and nothing before.
     let two_at = said[1]["ts"].as_str().unwrap();
     let since = json_lines(&sandbox.ok(&["logs", "lena", "--since", two_at, "--json"]));
-    assert!(find_line(&since, "alpha", "stdout", "one").is_none(), "{since:#?}");
-    for (c, s, l) in [("beta", "stderr", "two"), ("alpha", "stderr", "three"), ("beta", "stdout", "four")] {
+    assert!(
+        find_line(&since, "alpha", "stdout", "one").is_none(),
+        "{since:#?}"
+    );
+    for (c, s, l) in [
+        ("beta", "stderr", "two"),
+        ("alpha", "stderr", "three"),
+        ("beta", "stdout", "four"),
+    ] {
         assert!(find_line(&since, c, s, l).is_some(), "{l}: {since:#?}");
     }
-    assert!(since.iter().all(|l| l["ts"].as_str().unwrap() >= two_at), "{since:#?}");
+    assert!(
+        since.iter().all(|l| l["ts"].as_str().unwrap() >= two_at),
+        "{since:#?}"
+    );
     // --since a duration.
     let hour = json_lines(&sandbox.ok(&["logs", "lena", "--since", "1h", "--json"]));
-    assert!(find_line(&hour, "alpha", "stdout", "one").is_some(), "{hour:#?}");
+    assert!(
+        find_line(&hour, "alpha", "stdout", "one").is_some(),
+        "{hour:#?}"
+    );
     let refused = sandbox.fails(&["logs", "lena", "--since", "yesterday"], 2);
     assert!(refused.contains("hint:"), "{refused}");
 
@@ -1298,10 +1326,16 @@ fn logs_of_a_biome_interleave_its_components_in_time_with_prefixes_streams_and_m
         let c = component(s, "alpha");
         c["state"] == "healthy" && c["pid"].as_u64() != Some(pid) && c["restarts"] == 1
     });
-    let alpha_lines = wait_for_logs(&sandbox, &["logs", "lena", "alpha"], "a second start", |l| {
-        l["stream"] == "sandpit" && l["line"].as_str().unwrap().starts_with("starting alpha")
-            && l["ts"].as_str().unwrap() > times[2]
-    });
+    let alpha_lines = wait_for_logs(
+        &sandbox,
+        &["logs", "lena", "alpha"],
+        "a second start",
+        |l| {
+            l["stream"] == "sandpit"
+                && l["line"].as_str().unwrap().starts_with("starting alpha")
+                && l["ts"].as_str().unwrap() > times[2]
+        },
+    );
     let restart = alpha_lines
         .iter()
         .position(|l| {
@@ -1312,7 +1346,10 @@ fn logs_of_a_biome_interleave_its_components_in_time_with_prefixes_streams_and_m
                     .starts_with("restarting alpha (killed by SIGKILL) in ")
         })
         .unwrap_or_else(|| panic!("no restart mark: {alpha_lines:#?}"));
-    let three = alpha_lines.iter().position(|l| l["line"] == "three").unwrap();
+    let three = alpha_lines
+        .iter()
+        .position(|l| l["line"] == "three")
+        .unwrap();
     assert!(three < restart, "{alpha_lines:#?}");
 
     // --tail N: the last N lines over the whole biome.
@@ -1374,7 +1411,10 @@ impl Following {
                         return;
                     }
                 }
-                Err(_) => panic!("`logs -f` never showed {what}; it showed:\n{:#?}", self.seen),
+                Err(_) => panic!(
+                    "`logs -f` never showed {what}; it showed:\n{:#?}",
+                    self.seen
+                ),
             }
         }
     }
@@ -1404,7 +1444,10 @@ fn logs_follow_a_whole_biome_across_rotations_and_components_added_later() {
 
     // A line written after `logs -f` started.
     say(&beta, "stdout", "after-follow");
-    follow.wait_for("a line written while following", says("beta", "after-follow"));
+    follow.wait_for(
+        "a line written while following",
+        says("beta", "after-follow"),
+    );
 
     // The log outgrows its cap and is rotated; following goes on in the new file.
     let (code, _) = http_get(&format!("{alpha}/spam?count=200"));
@@ -1412,18 +1455,26 @@ fn logs_follow_a_whole_biome_across_rotations_and_components_added_later() {
     let rotated = format!("{}.1", log_of(&up, "alpha").display());
     let deadline = std::time::Instant::now() + SLOW;
     while fs::metadata(&rotated).map(|m| m.len()).unwrap_or(0) == 0 {
-        assert!(std::time::Instant::now() < deadline, "alpha's log never rotated");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alpha's log never rotated"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     say(&alpha, "stderr", "after-rotation");
     follow.wait_for("the last line before the rotation settled", |l| {
         l["component"] == "alpha" && l["line"].as_str().unwrap().starts_with("spam 0199 ")
     });
-    follow.wait_for("a line written after the rotation", says("alpha", "after-rotation"));
+    follow.wait_for(
+        "a line written after the rotation",
+        says("alpha", "after-rotation"),
+    );
 
     // A component added by a later `up` is followed too; the services it replaces are marked
     // stopping and starting (their SANDPIT_URL_* changed).
-    let toml = format!("{CHORUS_TOML}\n[services.gamma]\npath = \"gamma\"\nrun = \"python3 -u server.py\"\n");
+    let toml = format!(
+        "{CHORUS_TOML}\n[services.gamma]\npath = \"gamma\"\nrun = \"python3 -u server.py\"\n"
+    );
     sandbox.write("sandpit.toml", &toml);
     sandbox.write("gamma/server.py", CHORUS_SERVER);
     sandbox.commit("gamma joins");
@@ -1432,7 +1483,10 @@ fn logs_follow_a_whole_biome_across_rotations_and_components_added_later() {
     follow.wait_for("alpha's stop mark", |l| {
         l["component"] == "alpha"
             && l["stream"] == "sandpit"
-            && l["line"].as_str().unwrap().starts_with("stopping alpha (pid ")
+            && l["line"]
+                .as_str()
+                .unwrap()
+                .starts_with("stopping alpha (pid ")
     });
     drop(follow);
     sandbox.ok(&["down", "mia"]);
@@ -1466,25 +1520,45 @@ fn logs_keep_their_times_while_the_daemon_is_down_and_the_next_daemon_adopts_the
         .find(|l| l.ends_with(" while-the-daemon-is-down"))
         .unwrap();
     let fields: Vec<&str> = record.splitn(3, ' ').collect();
-    assert!(fields[0].contains('T') && fields[0].ends_with('Z'), "{record}");
+    assert!(
+        fields[0].contains('T') && fields[0].ends_with('Z'),
+        "{record}"
+    );
     assert_eq!(fields[1], "stdout", "{record}");
 
     sandbox.ok(&["daemon", "start"]);
-    let status = sandbox.wait_for_status("nora", SLOW, |s| healthy(s, "alpha") && healthy(s, "beta"));
-    assert_eq!(component(&status, "alpha")["pid"].as_u64(), Some(pid as u64), "adopted");
-    assert_eq!(log_writer_of(pid), Some(writer), "the writer was adopted with it, not stopped");
-    let lines = wait_for_logs(&sandbox, &["logs", "nora", "alpha"], "the adoption mark", |l| {
-        l["stream"] == "sandpit"
-            && l["line"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("adopted alpha (pid {pid})"))
-    });
+    let status =
+        sandbox.wait_for_status("nora", SLOW, |s| healthy(s, "alpha") && healthy(s, "beta"));
+    assert_eq!(
+        component(&status, "alpha")["pid"].as_u64(),
+        Some(pid as u64),
+        "adopted"
+    );
+    assert_eq!(
+        log_writer_of(pid),
+        Some(writer),
+        "the writer was adopted with it, not stopped"
+    );
+    let lines = wait_for_logs(
+        &sandbox,
+        &["logs", "nora", "alpha"],
+        "the adoption mark",
+        |l| {
+            l["stream"] == "sandpit"
+                && l["line"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("adopted alpha (pid {pid})"))
+        },
+    );
     assert!(find_line(&lines, "alpha", "stdout", "while-the-daemon-is-down").is_some());
     say(&alpha, "stderr", "after-adoption");
-    wait_for_logs(&sandbox, &["logs", "nora"], "a line after the adoption", |l| {
-        l["component"] == "alpha" && l["stream"] == "stderr" && l["line"] == "after-adoption"
-    });
+    wait_for_logs(
+        &sandbox,
+        &["logs", "nora"],
+        "a line after the adoption",
+        |l| l["component"] == "alpha" && l["stream"] == "stderr" && l["line"] == "after-adoption",
+    );
     sandbox.ok(&["down", "nora"]);
     assert!(
         sandbox.processes_under_home().is_empty(),
@@ -1503,18 +1577,30 @@ fn partial_long_and_binary_lines_and_a_closed_stdout_do_not_break_a_log() {
     // A line without its newline is written once the component pauses.
     let (code, _) = http_get(&format!("{alpha}/partial?text=prompt-without-newline"));
     assert_eq!(code, 200);
-    wait_for_logs(&sandbox, &logs, "the partial line", says("alpha", "prompt-without-newline"));
+    wait_for_logs(
+        &sandbox,
+        &logs,
+        "the partial line",
+        says("alpha", "prompt-without-newline"),
+    );
 
     // Bytes that are not UTF-8 are shown replaced; the line is kept.
     let (code, _) = http_get(&format!("{alpha}/binary"));
     assert_eq!(code, 200);
-    wait_for_logs(&sandbox, &logs, "the binary line", says("alpha", "bin\u{fffd}\u{fffd}\0 end"));
+    wait_for_logs(
+        &sandbox,
+        &logs,
+        "the binary line",
+        says("alpha", "bin\u{fffd}\u{fffd}\0 end"),
+    );
 
     // A 40 000-byte line arrives whole, cut into records of at most 16 KiB.
     let (code, _) = http_get(&format!("{alpha}/long?n=40000"));
     assert_eq!(code, 200);
     let lines = wait_for_logs(&sandbox, &logs, "the end of the long line", |l| {
-        l["line"].as_str().is_some_and(|t| t.len() == 40000 - 2 * 16384 && t.bytes().all(|b| b == b'L'))
+        l["line"]
+            .as_str()
+            .is_some_and(|t| t.len() == 40000 - 2 * 16384 && t.bytes().all(|b| b == b'L'))
     });
     let long: Vec<usize> = lines
         .iter()
