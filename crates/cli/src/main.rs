@@ -54,7 +54,7 @@ enum Command {
     Ls,
     /// Show one biome's components, their state, and the models it is answered with.
     Status(commands::status::Args),
-    /// Show a component's log.
+    /// Show a biome's logs, every component interleaved in time, or one component's.
     Logs(commands::logs::Args),
     /// Stop a biome and remove it.
     Down(commands::down::Args),
@@ -96,6 +96,9 @@ enum Command {
     /// Run an environment's model endpoint (started by the daemon).
     #[command(hide = true)]
     ModelServer(commands::model_server::Args),
+    /// Copy a component's output into its log as timestamped records (started by the daemon).
+    #[command(hide = true)]
+    LogWriter(commands::log_writer::Args),
     /// Print a JSON Schema of sandpit.toml, for editor completion
     ///
     /// `sandpit schema > sandpit.schema.json` writes it next to sandpit.toml; point the editor at
@@ -131,15 +134,20 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let command = match cli.command {
+        // Started by the daemon with an empty environment: it needs no settings, only its pipes.
+        Command::LogWriter(args) => return commands::log_writer::exec(args).await,
+        command => command,
+    };
     let context = settings::context(cli.directory.as_deref())?;
     let json = cli.json;
-    match cli.command {
+    match command {
         Command::Init(args) => commands::init::exec(&context, args),
         Command::Build(args) => commands::build::exec(&context, args, json),
         Command::Up(args) => commands::up::exec(&context, args, json).await,
         Command::Ls => commands::ls::exec(&context, json).await,
         Command::Status(args) => commands::status::exec(&context, args, json).await,
-        Command::Logs(args) => commands::logs::exec(&context, args).await,
+        Command::Logs(args) => commands::logs::exec(&context, args, json).await,
         Command::Down(args) => commands::down::exec(&context, args, json).await,
         Command::Exec(args) => commands::exec::exec(&context, args).await,
         Command::Psql(args) => commands::psql::exec(&context, args).await,
@@ -159,6 +167,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Daemon(args) => commands::daemon::exec(&context, args, json).await,
         Command::Doctor(args) => commands::doctor::exec(&context, args, json).await,
         Command::ModelServer(args) => commands::model_server::exec(&context, args).await,
+        Command::LogWriter(_) => {
+            unreachable!("the log writer is started before the settings are read")
+        }
         Command::Schema => {
             println!(
                 "{}",

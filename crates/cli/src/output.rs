@@ -50,6 +50,30 @@ pub fn print_event(component: Option<&Name>, message: &str) {
     }
 }
 
+/// `logs --json`: one object per line, printed as JSON lines.
+#[derive(Debug, Serialize)]
+pub struct LogLineJson {
+    /// When the line was written (read from the component's pipe), RFC 3339 UTC, microseconds.
+    pub ts: String,
+    pub component: String,
+    /// `stdout`, `stderr`, `sandpit` (the supervisor's marks: starts, restarts, stops), or
+    /// `unknown` (a line from before logs had timestamps).
+    pub stream: &'static str,
+    /// The line without its newline; bytes that are not UTF-8 are replaced.
+    pub line: String,
+}
+
+impl LogLineJson {
+    pub fn new(line: &sandpit_ops::logs::Line) -> LogLineJson {
+        LogLineJson {
+            ts: sandpit_runtime::logs::format_time(line.record.time),
+            component: line.component.to_string(),
+            stream: line.record.stream.as_str(),
+            line: line.record.text.clone(),
+        }
+    }
+}
+
 /// `status BIOME --json`
 #[derive(Debug, Serialize)]
 pub struct BiomeJson {

@@ -201,6 +201,7 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
             number_from_env("SANDPIT_STOP_GRACE_MS").unwrap_or(10_000),
         ),
         backoff: Backoff::default(),
+        executable: env::current_exe()?,
     };
     let mut database_timeouts = sandpit_database::Timeouts::default();
     if let Some(millis) = number_from_env("SANDPIT_DATABASE_TIMEOUT_MS").filter(|m| *m > 0) {

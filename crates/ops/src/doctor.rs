@@ -886,6 +886,7 @@ mod tests {
                 log_max_bytes: 1024,
                 stop_grace: std::time::Duration::from_secs(1),
                 backoff: Default::default(),
+                executable: home.join("target/debug/sandpit"),
             },
             database_timeouts: Default::default(),
             pg_bin_dir: None,

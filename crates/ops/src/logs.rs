@@ -1,71 +1,305 @@
-//! `sandpit logs BIOME COMPONENT`: a component's log, optionally followed.
+//! `sandpit logs [BIOME] [COMPONENT]`: a biome's logs, every component interleaved in time (or
+//! one component's), within a window (`--since`, `--tail`), optionally followed.
+//!
+//! The logs are found through the daemon's status of the biome; following then reads the files
+//! alone: each as it grows and rotates, and (for a whole biome) logs that appear in the biome's
+//! log directory meanwhile, i.e. components added by a later `up`.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::collections::BTreeSet;
+use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
+use sandpit_domain::Name;
+use sandpit_runtime::logs::{self, Follower, Record, Window};
 
 use crate::Context;
 
-/// Finds the component's log file through the daemon's status of the biome.
-pub async fn log_path(
+/// The lines shown before following when neither `--tail` nor `--since` says otherwise.
+pub const DEFAULT_TAIL: usize = 100;
+
+/// How often a followed log is looked at again.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How many polls between two looks for logs of new components.
+const POLLS_PER_DISCOVERY: u32 = 5;
+
+/// One line of output: the component that wrote it, and the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub component: Name,
+    pub record: Record,
+}
+
+/// The logs one `sandpit logs` reads.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub biome: Name,
+    /// Each component (in the biome's order) and its log.
+    pub components: Vec<(Name, PathBuf)>,
+    /// The whole biome (no component named): logs of components added later are followed too.
+    pub whole_biome: bool,
+}
+
+/// Which lines to show first: at or after `since`, of those the last `tail` (over all the
+/// components together) — [`DEFAULT_TAIL`] unless either is given.
+pub fn window(since: Option<SystemTime>, tail: Option<usize>) -> Window {
+    Window {
+        since,
+        tail: tail.or(if since.is_some() {
+            None
+        } else {
+            Some(DEFAULT_TAIL)
+        }),
+    }
+}
+
+/// Finds the logs through the daemon's status of the biome (the current branch's when `None`),
+/// all of them or the named component's.
+pub async fn sources(
     context: &Context,
     biome: Option<&str>,
-    component: &str,
-) -> anyhow::Result<PathBuf> {
+    component: Option<&str>,
+) -> anyhow::Result<Sources> {
     let status = crate::status::status(context, biome).await?;
-    match status
+    let all: Vec<(Name, PathBuf)> = status
         .components
         .iter()
-        .find(|c| c.name.as_str() == component)
-    {
-        Some(found) => Ok(found.log.clone()),
+        .map(|c| (c.name.clone(), c.log.clone()))
+        .collect();
+    let Some(component) = component else {
+        return Ok(Sources {
+            biome: status.biome,
+            components: all,
+            whole_biome: true,
+        });
+    };
+    match all.iter().find(|(name, _)| name.as_str() == component) {
+        Some(found) => Ok(Sources {
+            biome: status.biome.clone(),
+            components: vec![found.clone()],
+            whole_biome: false,
+        }),
         None => bail!(
-            "biome `{}` has no component `{component}`; it has: {}",
+            "biome `{}` has no component `{component}`; it has: {}\nhint: `sandpit logs {}` shows all of them",
             status.biome,
-            status
-                .components
-                .iter()
-                .map(|c| c.name.as_str())
+            all.iter()
+                .map(|(name, _)| name.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            status.biome
         ),
     }
 }
 
-/// Prints the last `tail` lines, then (when `follow`) everything appended, until interrupted.
+/// Hands `print` the lines within `window` in time order, then (when `follow`) every line
+/// written afterwards, batch by batch, until interrupted or `print` fails (a closed pipe ends
+/// it quietly).
 pub async fn show(
-    path: PathBuf,
-    tail: usize,
+    sources: Sources,
+    window: Window,
     follow: bool,
-    out: &mut impl Write,
+    mut print: impl FnMut(&[Line]) -> io::Result<()>,
 ) -> anyhow::Result<()> {
-    let text = sandpit_runtime::logs::tail(&path, tail);
-    if !text.is_empty() {
-        writeln!(out, "{text}")?;
+    let log_dir = sources
+        .components
+        .first()
+        .and_then(|(_, log)| log.parent())
+        .map(|dir| dir.to_path_buf())
+        .filter(|_| sources.whole_biome);
+    // Followers are placed at the logs' ends first and read back from there, so a line written
+    // meanwhile is shown once: either in the backlog or when followed.
+    let mut followers: Vec<(Name, Follower)> = sources
+        .components
+        .iter()
+        .map(|(name, log)| (name.clone(), Follower::at_end(log)))
+        .collect();
+    let mut backlog = Vec::new();
+    for (name, follower) in &mut followers {
+        let records = follower
+            .backlog(window)
+            .with_context(|| format!("cannot read {}", follower.path().display()))?;
+        backlog.push((name.clone(), records));
     }
-    out.flush()?;
-    if !follow {
+    let mut lines = into_lines(logs::merge(backlog));
+    // The tail is over all the components together.
+    if let Some(tail) = window.tail {
+        if lines.len() > tail {
+            lines.drain(..lines.len() - tail);
+        }
+    }
+    if !printed(print(&lines))? || !follow {
         return Ok(());
     }
-    let mut position = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    // Logs in the directory that belong to no component of the biome now (one removed from
+    // the biome) are not news; any other new file is a component's that just started.
+    let mut known: BTreeSet<PathBuf> = match &log_dir {
+        Some(dir) => log_files(dir).into_iter().map(|(_, path)| path).collect(),
+        None => BTreeSet::new(),
+    };
+    known.extend(sources.components.iter().map(|(_, log)| log.clone()));
+    let mut polls_to_discovery = POLLS_PER_DISCOVERY;
     loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        if size < position {
-            // Rotated (copy-truncate): start again from the beginning of the new file.
-            position = 0;
+        tokio::time::sleep(POLL_INTERVAL).await;
+        polls_to_discovery -= 1;
+        let discover = polls_to_discovery == 0;
+        if discover {
+            polls_to_discovery = POLLS_PER_DISCOVERY;
         }
-        if size > position {
-            let mut file = File::open(&path)?;
-            file.seek(SeekFrom::Start(position))?;
-            let mut bytes = Vec::new();
-            file.take(size - position).read_to_end(&mut bytes)?;
-            out.write_all(&bytes)?;
-            out.flush()?;
-            position = size;
+        if let Some(dir) = log_dir.as_ref().filter(|_| discover) {
+            for (name, path) in log_files(dir) {
+                if known.insert(path.clone()) {
+                    followers.push((name, Follower::from_start(&path)));
+                }
+            }
         }
+        let mut news = Vec::new();
+        for (name, follower) in &mut followers {
+            // A log that cannot be read now (removed with its biome) may come back later.
+            let records = follower.poll().unwrap_or_default();
+            news.push((name.clone(), records));
+        }
+        let lines = into_lines(logs::merge(news));
+        if !lines.is_empty() && !printed(print(&lines))? {
+            return Ok(());
+        }
+    }
+}
+
+fn into_lines(merged: Vec<(Name, Record)>) -> Vec<Line> {
+    merged
+        .into_iter()
+        .map(|(component, record)| Line { component, record })
+        .collect()
+}
+
+/// Whether printing worked; a reader that went away (`logs -f | head`) is not an error.
+fn printed(result: io::Result<()>) -> anyhow::Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(error).context("cannot write the logs"),
+    }
+}
+
+/// The components' logs in a biome's log directory (`<component>.log`), sorted by name.
+fn log_files(dir: &std::path::Path) -> Vec<(Name, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(Name, PathBuf)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let file_name = entry.file_name();
+            let component = file_name.to_str()?.strip_suffix(".log")?;
+            Some((Name::parse(component).ok()?, entry.path()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sandpit_runtime::logs::Stream;
+    use std::io::Write as _;
+
+    #[test]
+    fn the_default_window_is_the_last_lines_unless_a_time_is_given() {
+        let since = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(60));
+        let cases = [
+            ((None, None), (None, Some(DEFAULT_TAIL))),
+            ((None, Some(5)), (None, Some(5))),
+            ((since, None), (since, None)),
+            ((since, Some(5)), (since, Some(5))),
+            ((None, Some(0)), (None, Some(0))),
+        ];
+        for ((since, tail), (want_since, want_tail)) in cases {
+            assert_eq!(
+                window(since, tail),
+                Window {
+                    since: want_since,
+                    tail: want_tail
+                },
+                "{since:?} {tail:?}"
+            );
+        }
+    }
+
+    fn append(log: &std::path::Path, seconds: u64, text: &str) {
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + seconds);
+        let mut file = logs::open_for_append(log).unwrap();
+        file.write_all(&logs::format_record(time, Stream::Stdout, text.as_bytes()))
+            .unwrap();
+    }
+
+    fn name(raw: &str) -> Name {
+        Name::parse(raw).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_whole_biome_is_interleaved_and_its_tail_is_over_all_components() {
+        let dir = tempfile::tempdir().unwrap();
+        let web = dir.path().join("web.log");
+        let worker = dir.path().join("worker.log");
+        append(&web, 1, "w1");
+        append(&worker, 2, "k2");
+        append(&web, 3, "w3");
+        append(&worker, 4, "k4");
+        let sources = Sources {
+            biome: name("alice"),
+            components: vec![(name("web"), web), (name("worker"), worker)],
+            whole_biome: true,
+        };
+        let shown = |window: Window| {
+            let sources = sources.clone();
+            async move {
+                let mut shown = Vec::new();
+                show(sources, window, false, |lines| {
+                    shown.extend(
+                        lines
+                            .iter()
+                            .map(|l| format!("{} {}", l.component, l.record.text)),
+                    );
+                    Ok(())
+                })
+                .await
+                .unwrap();
+                shown
+            }
+        };
+        assert_eq!(
+            shown(window(None, None)).await,
+            ["web w1", "worker k2", "web w3", "worker k4"]
+        );
+        assert_eq!(
+            shown(window(None, Some(3))).await,
+            ["worker k2", "web w3", "worker k4"]
+        );
+        let since = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_003);
+        assert_eq!(
+            shown(window(Some(since), None)).await,
+            ["web w3", "worker k4"]
+        );
+        assert_eq!(shown(window(Some(since), Some(1))).await, ["worker k4"]);
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_went_away_ends_following_quietly() {
+        let dir = tempfile::tempdir().unwrap();
+        let web = dir.path().join("web.log");
+        append(&web, 1, "w1");
+        let sources = Sources {
+            biome: name("alice"),
+            components: vec![(name("web"), web)],
+            whole_biome: false,
+        };
+        let result = show(sources, window(None, None), true, |_| {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        })
+        .await;
+        assert!(result.is_ok(), "{result:?}");
     }
 }

@@ -674,6 +674,7 @@ mod tests {
                 log_max_bytes: 1024,
                 stop_grace: Duration::from_secs(1),
                 backoff: Default::default(),
+                executable: PathBuf::from("/nonexistent/sandpit"),
             },
             database_timeouts: Default::default(),
             pg_bin_dir: None,

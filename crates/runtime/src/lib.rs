@@ -7,6 +7,7 @@
 pub mod client;
 pub mod daemon;
 pub mod health;
+pub mod log_writer;
 pub mod logs;
 pub mod owner_only;
 pub mod ports;

@@ -1,19 +1,22 @@
 //! Starting, watching and stopping the processes of a biome. The only place the runtime spawns.
 //!
 //! Every component runs as `sh -c <run>` in a process group of its own (so a stop reaches the
-//! whole tree the command starts), with a scrubbed environment, stdin from `/dev/null`, and stdout
-//! and stderr appended straight to its log file. Writing to a file rather than a pipe means a
-//! component outlives a crash of the daemon untouched, and the next daemon can adopt it.
+//! whole tree the command starts), with a scrubbed environment and stdin from `/dev/null`. Its
+//! stdout and stderr are pipes to its log writer ([`spawn_logged`], `sandpit log-writer`), which
+//! runs in the same process group and timestamps every line into the log file; instances (the
+//! embedded PostgreSQL, the model endpoint) append straight to theirs ([`spawn`]). Neither goes
+//! through the daemon, so a component outlives a crash of the daemon untouched, and the next
+//! daemon adopts it, its writer with it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -60,20 +63,103 @@ pub struct ProcessIdentity {
     pub start_ticks: u64,
 }
 
-/// Starts `launch` in its own process group.
+/// How a component's output reaches its log: through the hidden `sandpit log-writer`
+/// ([`crate::log_writer`]), which timestamps every line and tells stdout from stderr.
+#[derive(Debug, Clone)]
+pub struct LogWriter {
+    /// The `sandpit` executable.
+    pub executable: PathBuf,
+    /// `NAME=value`, the supervisor's marker: the writer's whole environment, so a writer left
+    /// behind by its component is found and stopped like any other process of this home.
+    pub marker: String,
+    /// The log's size cap, which the writer keeps between its own writes.
+    pub max_bytes: u64,
+    /// What `ps` shows for it (`project/biome/component`).
+    pub label: String,
+}
+
+/// Starts `launch` in its own process group, its stdout and stderr appended straight to its
+/// log file.
 pub fn spawn(launch: &Launch) -> io::Result<(tokio::process::Child, ProcessIdentity)> {
-    if let Some(parent) = launch.log_path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    // Owner-only: a process may print the secrets in its environment (and PostgreSQL's log sits
-    // in a directory others may pass through).
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(crate::owner_only::FILE_MODE)
-        .open(&launch.log_path)?;
-    crate::owner_only::repair(&launch.log_path, crate::owner_only::FILE_MODE)?;
+    let log = crate::logs::open_for_append(&launch.log_path)?;
     let log_for_stderr = log.try_clone()?;
+    let mut command = command(launch);
+    let child = command
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_for_stderr))
+        .spawn()?;
+    identify(child)
+}
+
+/// Starts `launch` in its own process group with its stdout and stderr on pipes, and its log
+/// writer in the same group reading them into its log file.
+///
+/// The writer gets the read end of the stdout pipe as its stdin and that of the stderr pipe as
+/// its stdout (std hands a child no descriptors but the three standard ones, and this workspace
+/// allows no `unsafe` for a `pre_exec` that would place them elsewhere); its stderr is the log,
+/// where its own complaints land too. The pipes are close-on-exec, so no other process started
+/// meanwhile inherits an end of them, and the daemon closes its copies as soon as both are
+/// started: the writer sees the pipes close when the component's group has closed them.
+pub fn spawn_logged(
+    launch: &Launch,
+    writer: &LogWriter,
+) -> io::Result<(tokio::process::Child, ProcessIdentity)> {
+    let log = crate::logs::open_for_append(&launch.log_path)?;
+    let (stdout_read, stdout_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (stderr_read, stderr_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let child = {
+        let mut command = command(launch);
+        command
+            .stdout(Stdio::from(stdout_write))
+            .stderr(Stdio::from(stderr_write))
+            .spawn()?
+        // The command, holding our copies of the write ends, is dropped here.
+    };
+    let (mut child, identity) = identify(child)?;
+    let (marker_name, marker_value) = writer
+        .marker
+        .split_once('=')
+        .unwrap_or((&writer.marker, ""));
+    let mut command = tokio::process::Command::new(&writer.executable);
+    command
+        .arg("log-writer")
+        .arg("--for")
+        .arg(&writer.label)
+        .arg("--log")
+        .arg(&launch.log_path)
+        .arg("--max-bytes")
+        .arg(writer.max_bytes.to_string())
+        // Under the home like the component, out of its working directory.
+        .current_dir(launch.log_path.parent().unwrap_or(&launch.working_dir))
+        .env_clear()
+        .env(marker_name, marker_value)
+        .stdin(Stdio::from(stdout_read))
+        .stdout(Stdio::from(stderr_read))
+        .stderr(Stdio::from(log))
+        // The component is not reaped before this, so its group exists even if it has exited.
+        .process_group(identity.pid as i32)
+        .kill_on_drop(false);
+    match command.spawn() {
+        // Reaped by tokio once it exits; the group is what the supervisor watches and stops.
+        Ok(writer_process) => drop(writer_process),
+        Err(error) => {
+            // Nobody would read its output: the component would die of the first line it wrote.
+            let _ = signal_group(identity.pid, Signal::SIGKILL);
+            let _ = child.start_kill();
+            return Err(io::Error::new(
+                error.kind(),
+                format!(
+                    "cannot start its log writer {}: {error}",
+                    writer.executable.display()
+                ),
+            ));
+        }
+    }
+    Ok((child, identity))
+}
+
+/// The command that runs `launch`, in a process group of its own, without its output set.
+fn command(launch: &Launch) -> tokio::process::Command {
     let mut command = match &launch.program {
         Program::Shell(line) => {
             let mut command = tokio::process::Command::new("sh");
@@ -89,16 +175,17 @@ pub fn spawn(launch: &Launch) -> io::Result<(tokio::process::Child, ProcessIdent
     if let Some((uid, gid)) = launch.run_as {
         command.uid(uid).gid(gid);
     }
-    let child = command
+    command
         .current_dir(&launch.working_dir)
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log_for_stderr))
         .process_group(0)
-        .kill_on_drop(false)
-        .spawn()?;
+        .kill_on_drop(false);
+    command
+}
+
+fn identify(child: tokio::process::Child) -> io::Result<(tokio::process::Child, ProcessIdentity)> {
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("process exited before its pid was read"))?;
@@ -363,6 +450,18 @@ mod tests {
             &[(20, Some("SIGINT"))],
         );
         check_orphans(
+            "an adopted component's log writer is in its group, reparented to init",
+            &[marked(70, 1, 70, None), marked(71, 1, 70, None)],
+            &[70],
+            &[],
+        );
+        check_orphans(
+            "a log writer whose component is gone is stopped through its group",
+            &[marked(80, 1, 79, None)],
+            &[70],
+            &[(79, None)],
+        );
+        check_orphans(
             "a known group is left alone, with what it started",
             &[marked(30, 1, 30, None), marked(31, 30, 31, None)],
             &[30],
@@ -387,6 +486,128 @@ mod tests {
         assert_eq!(polite_signal(Some("SIGINT")), Signal::SIGINT);
         assert_eq!(polite_signal(Some("nonsense")), Signal::SIGTERM);
         assert_eq!(polite_signal(None), Signal::SIGTERM);
+    }
+
+    fn launch_in(dir: &std::path::Path, run: &str) -> Launch {
+        Launch {
+            program: Program::Shell(run.to_owned()),
+            working_dir: dir.to_path_buf(),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            log_path: dir.join("logs/web.log"),
+            run_as: None,
+        }
+    }
+
+    fn writer(executable: PathBuf) -> LogWriter {
+        LogWriter {
+            executable,
+            marker: "SANDPIT_SUPERVISOR=test".into(),
+            max_bytes: 1 << 20,
+            label: "p/b/web".into(),
+        }
+    }
+
+    fn cmdline(pid: u32) -> String {
+        fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
+            .unwrap_or_default()
+    }
+
+    /// With a stand-in for `sandpit log-writer` that copies its stdin and stdout (the
+    /// component's two pipes) to files: each stream reaches the writer apart, the writer runs in
+    /// the component's process group with nothing but the marker in its environment, and a stop
+    /// of the group ends it too.
+    #[tokio::test]
+    async fn the_log_writer_reads_both_pipes_from_within_the_components_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("fake-sandpit");
+        // An asynchronous list's stdin is /dev/null in sh: keep the pipe on fd 3 first.
+        fs::write(
+            &fake,
+            "#!/bin/sh\nexec 3<&0\n/bin/cat <&3 > out &\n/bin/cat <&1 > err\nwait\n",
+        )
+        .unwrap();
+        fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let launch = launch_in(dir.path(), "echo to-out; echo to-err >&2; exec sleep 30");
+        let (mut child, identity) = spawn_logged(&launch, &writer(fake)).unwrap();
+        let logs = dir.path().join("logs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = fs::read_to_string(logs.join("out")).unwrap_or_default();
+            let err = fs::read_to_string(logs.join("err")).unwrap_or_default();
+            if out == "to-out\n" && err == "to-err\n" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "out {out:?}, err {err:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let members = group_members(identity.pid);
+        let writer_pid = members
+            .iter()
+            .copied()
+            .find(|pid| cmdline(*pid).contains("log-writer --for p/b/web --log"))
+            .unwrap_or_else(|| panic!("no writer among {members:?}"));
+        let environ = fs::read(format!("/proc/{writer_pid}/environ")).unwrap();
+        assert_eq!(environ, b"SANDPIT_SUPERVISOR=test\0");
+        stop_group(identity, Some(&mut child), Duration::from_secs(5)).await;
+        assert!(group_members(identity.pid).is_empty());
+    }
+
+    /// The writer joins the group of a component that may already have exited (not reaped yet,
+    /// its group still exists), and still reads what it wrote.
+    #[tokio::test]
+    async fn a_component_that_exits_at_once_still_gets_its_writer_and_its_output_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("fake-sandpit");
+        fs::write(&fake, "#!/bin/sh\nexec /bin/cat >> out\n").unwrap();
+        fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let launch = launch_in(dir.path(), "echo quick");
+        for _ in 0..20 {
+            let (mut child, _) = spawn_logged(&launch, &writer(fake.clone())).unwrap();
+            assert!(child.wait().await.unwrap().success());
+        }
+        let out = dir.path().join("logs/out");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while fs::read_to_string(&out).unwrap_or_default() != "quick\n".repeat(20) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                fs::read_to_string(&out)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_component_whose_log_writer_cannot_start_is_not_left_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let launch = launch_in(dir.path(), "exec sleep 30");
+        let missing = dir.path().join("no-such-sandpit");
+        let error = spawn_logged(&launch, &writer(missing)).unwrap_err();
+        assert!(
+            error.to_string().contains("cannot start its log writer"),
+            "{error}"
+        );
+        // The component was killed (a zombie has no working directory).
+        let dir = fs::canonicalize(dir.path()).unwrap();
+        let in_dir = || {
+            fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter(|entry| fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd == dir))
+                .count()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while in_dir() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the component still runs"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[test]

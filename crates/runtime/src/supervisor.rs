@@ -53,6 +53,9 @@ pub struct SupervisorConfig {
     /// Time between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
     pub backoff: Backoff,
+    /// The `sandpit` executable: each component's output goes through its hidden `log-writer`
+    /// command, which timestamps every line (see `log_writer.rs`).
+    pub executable: PathBuf,
 }
 
 /// A biome is identified by its project and its name.
@@ -215,6 +218,16 @@ impl Supervisor {
         self.biome_dir(key)
             .join("logs")
             .join(format!("{component}.log"))
+    }
+
+    /// How a component's output reaches its log (see [`process::spawn_logged`]).
+    fn log_writer(&self, key: &BiomeKey, component: &Name) -> process::LogWriter {
+        process::LogWriter {
+            executable: self.config.executable.clone(),
+            marker: self.marker.clone(),
+            max_bytes: self.config.log_max_bytes,
+            label: format!("{}/{}/{component}", key.project, key.biome),
+        }
     }
 
     fn data_dir(&self, key: &BiomeKey) -> PathBuf {
@@ -754,8 +767,13 @@ impl Supervisor {
             Some(&component.name),
             format!("running job ({})", component.artifact),
         );
-        let (mut child, identity) = process::spawn(&launch)
-            .map_err(|e| format!("cannot start job `{}`: {e}", component.name))?;
+        mark(
+            &log_path,
+            format!("running job {}: {}", component.name, component.run),
+        );
+        let (mut child, identity) =
+            process::spawn_logged(&launch, &self.log_writer(key, &component.name))
+                .map_err(|e| format!("cannot start job `{}`: {e}", component.name))?;
         self.install_unit(key, component, &fingerprint, working_dir, |unit| {
             unit.run.process = Some(identity);
             unit.run.state = ComponentState::Starting;
@@ -783,8 +801,21 @@ impl Supervisor {
                 ))
             }
         };
-        // Whatever the job left behind in its group goes with it.
+        // Whatever the job left behind in its group goes with it (its log writer, once it has
+        // written the job's last lines).
         process::stop_group(identity, None, self.config.stop_grace).await;
+        // The tail a failure quotes is read before the outcome is marked, so it says it once.
+        let failure = result
+            .as_ref()
+            .err()
+            .map(|message| with_log_tail(message.clone(), &log_path));
+        mark(
+            &log_path,
+            match &result {
+                Ok(()) => format!("job {} succeeded", component.name),
+                Err(message) => message.replace('`', ""),
+            },
+        );
         self.with_unit(key, &component.name, |unit| {
             unit.run.process = None;
             match &result {
@@ -801,12 +832,12 @@ impl Supervisor {
             unit.run.state_tx.send_replace(unit.run.state);
         });
         self.persist_observed();
-        match result {
-            Ok(()) => {
+        match failure {
+            None => {
                 emit(events, Some(&component.name), "job succeeded");
                 Ok(())
             }
-            Err(message) => Err(with_log_tail(message, &log_path)),
+            Some(failure) => Err(failure),
         }
     }
 
@@ -1462,15 +1493,28 @@ impl ServiceWatcher {
     async fn run(self, mut adopt: Option<ProcessIdentity>, mut stop: watch::Receiver<bool>) {
         let backoff = self.supervisor.config.backoff;
         let mut failures = 0u32;
+        if let Some(identity) = adopt {
+            self.mark(|name| {
+                format!(
+                    "adopted {name} (pid {}), which kept running while no daemon watched it",
+                    identity.pid
+                )
+            });
+        }
         loop {
             let started = match adopt.take() {
                 Some(identity) => Ok((None, identity)),
                 None => match self.prepare_start().await {
-                    Ok(()) => process::spawn(&self.launch)
-                        .map(|(child, identity)| (Some(child), identity))
-                        .map_err(|error| {
-                            format!("cannot start `{}`: {error}", self.launch.program.display())
-                        }),
+                    Ok(()) => {
+                        self.mark(|name| {
+                            format!("starting {name}: {}", self.launch.program.display())
+                        });
+                        self.spawn()
+                            .map(|(child, identity)| (Some(child), identity))
+                            .map_err(|error| {
+                                format!("cannot start `{}`: {error}", self.launch.program.display())
+                            })
+                    }
                     Err(why) => Err(why),
                 },
             };
@@ -1480,6 +1524,9 @@ impl ServiceWatcher {
                     failures += 1;
                     let delay = backoff.delay(failures);
                     tracing::warn!("{}: {why}; retrying in {delay:?}", self.slot);
+                    self.mark(|_| {
+                        format!("{why}; retrying in {}", humantime::format_duration(delay))
+                    });
                     let still_ours = self.set(|run| {
                         run.state = ComponentState::Crashed;
                         run.detail = Some(format!("{why}; retrying in {}ms", delay.as_millis()));
@@ -1511,6 +1558,7 @@ impl ServiceWatcher {
                 .await
             {
                 Watched::StopRequested => {
+                    self.mark(|name| format!("stopping {name} (pid {})", identity.pid));
                     process::stop_group_with(
                         identity,
                         child.as_mut(),
@@ -1518,6 +1566,7 @@ impl ServiceWatcher {
                         self.polite_signal,
                     )
                     .await;
+                    self.mark(|name| format!("stopped {name}"));
                     return self.stopped();
                 }
                 Watched::Exited(how) => {
@@ -1532,6 +1581,13 @@ impl ServiceWatcher {
                     failures = backoff.next_failures(failures, started.elapsed());
                     let delay = backoff.delay(failures);
                     tracing::info!("{} {how}; restarting in {delay:?}", self.slot);
+                    // After the group is gone: the writer has written the last lines before it.
+                    self.mark(|name| {
+                        format!(
+                            "restarting {name} ({how}) in {}",
+                            humantime::format_duration(delay)
+                        )
+                    });
                     let still_ours = self.set(|run| {
                         run.state = ComponentState::Crashed;
                         run.process = None;
@@ -1704,6 +1760,25 @@ impl ServiceWatcher {
         )
     }
 
+    /// Starts the process: a component through its log writer, an instance straight into its
+    /// own log (PostgreSQL's has a format of its own).
+    fn spawn(&self) -> io::Result<(tokio::process::Child, ProcessIdentity)> {
+        match &self.slot {
+            Slot::Component(key, name) => {
+                process::spawn_logged(&self.launch, &self.supervisor.log_writer(key, name))
+            }
+            Slot::Instance(_) => process::spawn(&self.launch),
+        }
+    }
+
+    /// Marks a moment of a component's life in its log (stream `sandpit`); instances' logs
+    /// keep their own format.
+    fn mark(&self, text: impl FnOnce(&Name) -> String) {
+        if let Slot::Component(_, name) = &self.slot {
+            mark(&self.launch.log_path, text(name));
+        }
+    }
+
     /// Sleeps `delay`; true when a stop was requested meanwhile.
     async fn wait_or_stop(&self, delay: Duration, stop: &mut watch::Receiver<bool>) -> bool {
         if *stop.borrow() {
@@ -1832,6 +1907,14 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
             Err(_) => format!("killed by signal {signal}"),
         },
         _ => "exited".to_owned(),
+    }
+}
+
+/// Appends a supervisor mark to a component's log; a log that cannot be written is no reason
+/// to stop supervising.
+fn mark(log: &Path, text: String) {
+    if let Err(error) = logs::append(log, logs::Stream::Sandpit, &text) {
+        tracing::warn!("cannot write to {}: {error}", log.display());
     }
 }
 

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod gc;
 pub mod history;
 pub mod init;
+pub mod log_writer;
 pub mod logs;
 pub mod ls;
 pub mod model_server;

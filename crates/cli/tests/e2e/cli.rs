@@ -6,7 +6,7 @@ use crate::harness::Sandbox;
 fn usage_errors_exit_2_and_failures_exit_1() {
     let sandbox = Sandbox::new();
     sandbox.fails(&["frobnicate"], 2);
-    sandbox.fails(&["logs"], 2);
+    sandbox.fails(&["logs", "alice", "web", "extra"], 2);
     let error = sandbox.fails(&["status", "alice"], 1);
     assert!(error.contains("no sandpit.toml"), "{error}");
     assert!(error.contains("sandpit init"), "{error}");

@@ -1290,3 +1290,545 @@ fn commands_without_a_biome_use_the_current_branchs_biome_named_as_up_names_it()
         "{error}"
     );
 }
+
+// ----- logs: records with times and streams, a whole biome interleaved, marks, following -----
+
+/// A service that prints what it is asked to, on the stream it is asked to, before it answers:
+/// so the test decides when each line is written.
+const CHORUS_SERVER: &str = r#"import http.server, os, sys, urllib.parse
+name = os.environ["SANDPIT_COMPONENT"]
+print(f"{name} ready", flush=True)
+print(f"{name} warming up", file=sys.stderr, flush=True)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        url = urllib.parse.urlparse(self.path)
+        q = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
+        if url.path == "/say":
+            stream = sys.stdout if q["stream"] == "stdout" else sys.stderr
+            stream.write(q["text"] + "\n"); stream.flush()
+        elif url.path == "/partial":
+            sys.stdout.write(q["text"]); sys.stdout.flush()
+        elif url.path == "/binary":
+            sys.stdout.buffer.write(b"bin\xff\xfe\x00 end\n"); sys.stdout.buffer.flush()
+        elif url.path == "/long":
+            sys.stdout.write("L" * int(q["n"]) + "\n"); sys.stdout.flush()
+        elif url.path == "/spam":
+            for i in range(int(q["count"])):
+                sys.stdout.write(f"spam {i:04} " + "x" * 90 + "\n")
+            sys.stdout.flush()
+        elif url.path == "/close-stdout":
+            sys.stdout.flush(); os.close(1)
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+const CHORUS_TOML: &str = r#"
+[project]
+name = "chorus"
+
+[services.alpha]
+path = "alpha"
+run = "python3 -u server.py"
+
+[services.beta]
+path = "beta"
+run = "python3 -u server.py"
+"#;
+
+fn chorus() -> Sandbox {
+    Sandbox::with_files(&[
+        ("sandpit.toml", CHORUS_TOML),
+        ("alpha/server.py", CHORUS_SERVER),
+        ("beta/server.py", CHORUS_SERVER),
+    ])
+}
+
+fn url_of(status: &serde_json::Value, name: &str) -> String {
+    component(status, name)["url"].as_str().unwrap().to_owned()
+}
+
+fn log_of(status: &serde_json::Value, name: &str) -> std::path::PathBuf {
+    component(status, name)["log"].as_str().unwrap().into()
+}
+
+/// Asks a chorus service to print `text` (URL-safe) on `stream`.
+fn say(url: &str, stream: &str, text: &str) {
+    let (code, _) = http_get(&format!("{url}/say?stream={stream}&text={text}"));
+    assert_eq!(code, 200);
+}
+
+/// Waits until a log file holds `text`: the writer has read it, so whatever is said next is
+/// written later.
+fn wait_logged(log: &std::path::Path, text: &str) {
+    let deadline = std::time::Instant::now() + SLOW;
+    while !fs::read_to_string(log).unwrap_or_default().contains(text) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{text} never reached {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+/// The `logs --json` lines of `component` on `stream` saying exactly `line`.
+fn find_line<'a>(
+    lines: &'a [serde_json::Value],
+    component: &str,
+    stream: &str,
+    line: &str,
+) -> Option<&'a serde_json::Value> {
+    lines
+        .iter()
+        .find(|l| l["component"] == component && l["stream"] == stream && l["line"] == line)
+}
+
+/// Polls `logs ARGS --json` until a line satisfies `accept`; returns all the lines then.
+fn wait_for_logs(
+    sandbox: &Sandbox,
+    args: &[&str],
+    what: &str,
+    accept: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + SLOW;
+    loop {
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        let lines = json_lines(&sandbox.ok(&with_json));
+        if lines.iter().any(&accept) {
+            return lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw {what} in `logs {args:?}`:\n{lines:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn logs_of_a_biome_interleave_its_components_in_time_with_prefixes_streams_and_marks() {
+    let sandbox = chorus();
+    let up = sandbox.json(&["up", "lena"]);
+    let (alpha, beta) = (url_of(&up, "alpha"), url_of(&up, "beta"));
+    let (alpha_log, beta_log) = (log_of(&up, "alpha"), log_of(&up, "beta"));
+    // Each line is in its log before the next one is asked for, so their order in time is known.
+    for (url, log, stream, text) in [
+        (&alpha, &alpha_log, "stdout", "one"),
+        (&beta, &beta_log, "stderr", "two"),
+        (&alpha, &alpha_log, "stderr", "three"),
+        (&beta, &beta_log, "stdout", "four"),
+    ] {
+        say(url, stream, text);
+        wait_logged(log, text);
+    }
+
+    // Text: every component, in time order, each line prefixed with its name (aligned).
+    let text = sandbox.ok(&["logs", "lena"]);
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            ["one", "two", "three", "four"]
+                .iter()
+                .any(|w| l.ends_with(&format!("| {w}")))
+        })
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            "alpha | one",
+            "beta  | two",
+            "alpha | three",
+            "beta  | four"
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains("alpha | sandpit: starting alpha: python3 -u server.py"),
+        "{text}"
+    );
+    assert!(text.contains("beta  | beta warming up"), "{text}");
+    // One component: its lines as it wrote them, no prefix.
+    let alone = sandbox.ok(&["logs", "lena", "beta"]);
+    assert!(alone.lines().any(|l| l == "two"), "{alone}");
+    assert!(!alone.contains("one") && !alone.contains("| "), "{alone}");
+
+    // JSON lines: ts, component, stream, line; stdout and stderr apart; the start marks.
+    let lines = json_lines(&sandbox.ok(&["logs", "lena", "--json"]));
+    for line in &lines {
+        let ts = line["ts"].as_str().unwrap_or_else(|| panic!("{line}"));
+        assert!(ts.ends_with('Z') && ts.contains('T'), "{line}");
+        assert!(
+            ["stdout", "stderr", "sandpit"].contains(&line["stream"].as_str().unwrap()),
+            "{line}"
+        );
+        assert!(
+            line["line"].is_string() && line["component"].is_string(),
+            "{line}"
+        );
+    }
+    let said: Vec<&serde_json::Value> = [
+        ("alpha", "stdout", "one"),
+        ("beta", "stderr", "two"),
+        ("alpha", "stderr", "three"),
+        ("beta", "stdout", "four"),
+    ]
+    .iter()
+    .map(|(c, s, l)| {
+        find_line(&lines, c, s, l).unwrap_or_else(|| panic!("{c} {s} {l}: {lines:#?}"))
+    })
+    .collect();
+    let times: Vec<&str> = said.iter().map(|l| l["ts"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    assert!(find_line(&lines, "alpha", "stdout", "alpha ready").is_some());
+    assert!(find_line(&lines, "alpha", "stderr", "alpha warming up").is_some());
+    for name in ["alpha", "beta"] {
+        assert!(
+            lines.iter().any(|l| l["component"] == name
+                && l["stream"] == "sandpit"
+                && l["line"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("starting {name}: "))),
+            "no start mark for {name}: {lines:#?}"
+        );
+    }
+
+    // --since a time: what was written from then on, and nothing before.
+    let two_at = said[1]["ts"].as_str().unwrap();
+    let since = json_lines(&sandbox.ok(&["logs", "lena", "--since", two_at, "--json"]));
+    assert!(
+        find_line(&since, "alpha", "stdout", "one").is_none(),
+        "{since:#?}"
+    );
+    for (c, s, l) in [
+        ("beta", "stderr", "two"),
+        ("alpha", "stderr", "three"),
+        ("beta", "stdout", "four"),
+    ] {
+        assert!(find_line(&since, c, s, l).is_some(), "{l}: {since:#?}");
+    }
+    assert!(
+        since.iter().all(|l| l["ts"].as_str().unwrap() >= two_at),
+        "{since:#?}"
+    );
+    // --since a duration.
+    let hour = json_lines(&sandbox.ok(&["logs", "lena", "--since", "1h", "--json"]));
+    assert!(
+        find_line(&hour, "alpha", "stdout", "one").is_some(),
+        "{hour:#?}"
+    );
+    let refused = sandbox.fails(&["logs", "lena", "--since", "yesterday"], 2);
+    assert!(refused.contains("hint:"), "{refused}");
+
+    // kill -9 a service: its restart is marked with the signal that ended it, then a new start.
+    let pid = component(&up, "alpha")["pid"].as_u64().unwrap();
+    kill9(pid as u32);
+    sandbox.wait_for_status("lena", SLOW, |s| {
+        let c = component(s, "alpha");
+        c["state"] == "healthy" && c["pid"].as_u64() != Some(pid) && c["restarts"] == 1
+    });
+    let alpha_lines = wait_for_logs(
+        &sandbox,
+        &["logs", "lena", "alpha"],
+        "a second start",
+        |l| {
+            l["stream"] == "sandpit"
+                && l["line"].as_str().unwrap().starts_with("starting alpha")
+                && l["ts"].as_str().unwrap() > times[2]
+        },
+    );
+    let restart = alpha_lines
+        .iter()
+        .position(|l| {
+            l["stream"] == "sandpit"
+                && l["line"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("restarting alpha (killed by SIGKILL) in ")
+        })
+        .unwrap_or_else(|| panic!("no restart mark: {alpha_lines:#?}"));
+    let three = alpha_lines
+        .iter()
+        .position(|l| l["line"] == "three")
+        .unwrap();
+    assert!(three < restart, "{alpha_lines:#?}");
+
+    // --tail N: the last N lines over the whole biome.
+    let all = sandbox.ok(&["logs", "lena", "--tail", "1000"]);
+    let last3 = sandbox.ok(&["logs", "lena", "--tail", "3"]);
+    let expected: Vec<&str> = all.lines().skip(all.lines().count() - 3).collect();
+    assert_eq!(last3.lines().collect::<Vec<_>>(), expected, "{all}");
+    assert_eq!(sandbox.ok(&["logs", "lena", "--tail", "0"]), "");
+}
+
+/// A running `sandpit logs … -f --json`, its lines read as they come.
+struct Following {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<serde_json::Value>,
+    seen: Vec<serde_json::Value>,
+}
+
+impl Following {
+    fn start(sandbox: &Sandbox, args: &[&str]) -> Following {
+        let mut child = sandbox
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                if sender.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Following {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads lines until one satisfies `accept` (at most SLOW).
+    fn wait_for(&mut self, what: &str, accept: impl Fn(&serde_json::Value) -> bool) {
+        if self.seen.iter().any(&accept) {
+            return;
+        }
+        let deadline = std::time::Instant::now() + SLOW;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = accept(&line);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "`logs -f` never showed {what}; it showed:\n{:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn says(component: &'static str, text: &'static str) -> impl Fn(&serde_json::Value) -> bool {
+    move |l| l["component"] == component && l["line"] == text
+}
+
+#[test]
+fn logs_follow_a_whole_biome_across_rotations_and_components_added_later() {
+    let mut sandbox = chorus();
+    sandbox
+        .extra_env
+        .push(("SANDPIT_LOG_MAX_BYTES".into(), "20000".into()));
+    let up = sandbox.json(&["up", "mia"]);
+    let (alpha, beta) = (url_of(&up, "alpha"), url_of(&up, "beta"));
+    let mut follow = Following::start(&sandbox, &["logs", "mia", "-f", "--json"]);
+    follow.wait_for("what was there before", says("alpha", "alpha ready"));
+
+    // A line written after `logs -f` started.
+    say(&beta, "stdout", "after-follow");
+    follow.wait_for(
+        "a line written while following",
+        says("beta", "after-follow"),
+    );
+
+    // The log outgrows its cap and is rotated; following goes on in the new file.
+    let (code, _) = http_get(&format!("{alpha}/spam?count=200"));
+    assert_eq!(code, 200);
+    let rotated = format!("{}.1", log_of(&up, "alpha").display());
+    let deadline = std::time::Instant::now() + SLOW;
+    while fs::metadata(&rotated).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alpha's log never rotated"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    say(&alpha, "stderr", "after-rotation");
+    follow.wait_for("the last line before the rotation settled", |l| {
+        l["component"] == "alpha" && l["line"].as_str().unwrap().starts_with("spam 0199 ")
+    });
+    follow.wait_for(
+        "a line written after the rotation",
+        says("alpha", "after-rotation"),
+    );
+
+    // A component added by a later `up` is followed too; the services it replaces are marked
+    // stopping and starting (their SANDPIT_URL_* changed).
+    let toml = format!(
+        "{CHORUS_TOML}\n[services.gamma]\npath = \"gamma\"\nrun = \"python3 -u server.py\"\n"
+    );
+    sandbox.write("sandpit.toml", &toml);
+    sandbox.write("gamma/server.py", CHORUS_SERVER);
+    sandbox.commit("gamma joins");
+    sandbox.ok(&["up", "mia"]);
+    follow.wait_for("the new component", says("gamma", "gamma ready"));
+    follow.wait_for("alpha's stop mark", |l| {
+        l["component"] == "alpha"
+            && l["stream"] == "sandpit"
+            && l["line"]
+                .as_str()
+                .unwrap()
+                .starts_with("stopping alpha (pid ")
+    });
+    drop(follow);
+    sandbox.ok(&["down", "mia"]);
+}
+
+/// The process of `group` running `sandpit log-writer`.
+fn log_writer_of(group: u32) -> Option<u32> {
+    fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+        let is_writer = cmdline.split(|b| *b == 0).nth(1) == Some(b"log-writer".as_slice());
+        (is_writer && process_group(pid) == Some(group)).then_some(pid)
+    })
+}
+
+#[test]
+fn logs_keep_their_times_while_the_daemon_is_down_and_the_next_daemon_adopts_the_writer() {
+    let sandbox = chorus();
+    let up = sandbox.json(&["up", "nora"]);
+    let alpha = url_of(&up, "alpha");
+    let alpha_log = log_of(&up, "alpha");
+    let pid = component(&up, "alpha")["pid"].as_u64().unwrap() as u32;
+    let writer = log_writer_of(pid).expect("alpha's log writer runs in its process group");
+
+    kill9(sandbox.daemon_pid().unwrap());
+    say(&alpha, "stdout", "while-the-daemon-is-down");
+    wait_logged(&alpha_log, "while-the-daemon-is-down");
+    let log = fs::read_to_string(&alpha_log).unwrap();
+    let record = log
+        .lines()
+        .find(|l| l.ends_with(" while-the-daemon-is-down"))
+        .unwrap();
+    let fields: Vec<&str> = record.splitn(3, ' ').collect();
+    assert!(
+        fields[0].contains('T') && fields[0].ends_with('Z'),
+        "{record}"
+    );
+    assert_eq!(fields[1], "stdout", "{record}");
+
+    sandbox.ok(&["daemon", "start"]);
+    let status =
+        sandbox.wait_for_status("nora", SLOW, |s| healthy(s, "alpha") && healthy(s, "beta"));
+    assert_eq!(
+        component(&status, "alpha")["pid"].as_u64(),
+        Some(pid as u64),
+        "adopted"
+    );
+    assert_eq!(
+        log_writer_of(pid),
+        Some(writer),
+        "the writer was adopted with it, not stopped"
+    );
+    let lines = wait_for_logs(
+        &sandbox,
+        &["logs", "nora", "alpha"],
+        "the adoption mark",
+        |l| {
+            l["stream"] == "sandpit"
+                && l["line"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("adopted alpha (pid {pid})"))
+        },
+    );
+    assert!(find_line(&lines, "alpha", "stdout", "while-the-daemon-is-down").is_some());
+    say(&alpha, "stderr", "after-adoption");
+    wait_for_logs(
+        &sandbox,
+        &["logs", "nora"],
+        "a line after the adoption",
+        |l| l["component"] == "alpha" && l["stream"] == "stderr" && l["line"] == "after-adoption",
+    );
+    sandbox.ok(&["down", "nora"]);
+    assert!(
+        sandbox.processes_under_home().is_empty(),
+        "writers stop with their components: {:?}",
+        sandbox.processes_under_home()
+    );
+}
+
+#[test]
+fn partial_long_and_binary_lines_and_a_closed_stdout_do_not_break_a_log() {
+    let sandbox = chorus();
+    let up = sandbox.json(&["up", "olga"]);
+    let alpha = url_of(&up, "alpha");
+    let logs = ["logs", "olga", "alpha"];
+
+    // A line without its newline is written once the component pauses.
+    let (code, _) = http_get(&format!("{alpha}/partial?text=prompt-without-newline"));
+    assert_eq!(code, 200);
+    wait_for_logs(
+        &sandbox,
+        &logs,
+        "the partial line",
+        says("alpha", "prompt-without-newline"),
+    );
+
+    // Bytes that are not UTF-8 are shown replaced; the line is kept.
+    let (code, _) = http_get(&format!("{alpha}/binary"));
+    assert_eq!(code, 200);
+    wait_for_logs(
+        &sandbox,
+        &logs,
+        "the binary line",
+        says("alpha", "bin\u{fffd}\u{fffd}\0 end"),
+    );
+
+    // A 40 000-byte line arrives whole, cut into records of at most 16 KiB.
+    let (code, _) = http_get(&format!("{alpha}/long?n=40000"));
+    assert_eq!(code, 200);
+    let lines = wait_for_logs(&sandbox, &logs, "the end of the long line", |l| {
+        l["line"]
+            .as_str()
+            .is_some_and(|t| t.len() == 40000 - 2 * 16384 && t.bytes().all(|b| b == b'L'))
+    });
+    let long: Vec<usize> = lines
+        .iter()
+        .filter_map(|l| l["line"].as_str())
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b == b'L'))
+        .map(str::len)
+        .collect();
+    assert_eq!(long, [16384, 16384, 40000 - 2 * 16384]);
+
+    // A component that closes its stdout keeps logging on stderr, and keeps running.
+    let (code, _) = http_get(&format!("{alpha}/close-stdout"));
+    assert_eq!(code, 200);
+    say(&alpha, "stderr", "still-logging");
+    wait_for_logs(&sandbox, &logs, "stderr after stdout closed", |l| {
+        l["stream"] == "stderr" && l["line"] == "still-logging"
+    });
+    assert!(healthy(&sandbox.status("olga"), "alpha"));
+    let text = sandbox.ok(&["logs", "olga"]);
+    assert!(text.contains("alpha | still-logging"), "{text}");
+    sandbox.ok(&["down", "olga"]);
+}
