@@ -39,14 +39,22 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "how long one PostgreSQL statement may go unanswered before sandpit gives up (default 30000)",
     ),
     (
+        "SANDPIT_PG_BIN",
+        "the only directory to take PostgreSQL's server programs from (default: PATH, then /usr/lib/postgresql/*/bin)",
+    ),
+    (
         "ORT_DYLIB_PATH",
-        "the ONNX Runtime library the model endpoint loads (default: asked of SANDPIT_PYTHON)",
+        "the ONNX Runtime library the model endpoint loads (default: the setup's venv beside the sandpit binary, else asked of SANDPIT_PYTHON)",
     ),
     (
         "SANDPIT_PYTHON",
         "the Python whose `onnxruntime` package provides ONNX Runtime (default python3)",
     ),
     ("NO_COLOR", "when set to anything, output has no colour"),
+    (
+        "TERM",
+        "passed on to a command run by `sandpit exec` (it writes to your terminal)",
+    ),
     (
         "PATH, HOME, USER, LOGNAME, LANG, LC_ALL, TZ, TMPDIR",
         "passed on to builds and components; nothing else of sandpit's environment is",
