@@ -69,8 +69,16 @@ pub async fn query(context: &Context, request: &Request) -> anyhow::Result<Reply
 /// Starts the daemon unless one runs; `true` when this call started it.
 pub async fn start(context: &Context) -> anyhow::Result<bool> {
     let paths = DaemonPaths::for_home(&context.home);
-    if Client::connect(&paths.socket).await.is_ok() {
-        return Ok(false);
+    // A daemon that was just killed may still accept a connection before it goes: only one that
+    // answers counts as running.
+    if let Ok(client) = Client::connect(&paths.socket).await {
+        if client.request(&Request::Ping, |_, _| {}).await.is_ok() {
+            return Ok(false);
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        while another_daemon_holds_the_lock(&paths) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     connect_or_start(context).await?;
     Ok(true)

@@ -304,12 +304,27 @@ pub fn component<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no component {name} in {status:#}"))
 }
 
+/// SIGKILLs a process and waits until it is gone (or a zombie), so what follows never talks to
+/// a process that is still dying.
 pub fn kill9(pid: u32) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or("");
+        if stat.is_empty() || state == "Z" || state == "X" {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// The process group of a process, from `/proc/<pid>/stat` (field 5).

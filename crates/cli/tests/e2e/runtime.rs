@@ -593,18 +593,31 @@ fn concurrent_first_calls_share_one_daemon() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let daemons = fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|entry| {
-            let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let environ = fs::read(entry.path().join("environ")).unwrap_or_default();
-            let home = format!("SANDPIT_HOME={}", sandbox.home.display());
-            cmdline.split(|b| *b == 0).any(|arg| arg == b"daemon")
-                && environ.split(|b| *b == 0).any(|var| var == home.as_bytes())
-        })
-        .count();
-    assert_eq!(daemons, 1, "exactly one daemon serves the home");
+    let daemons = || {
+        fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|entry| {
+                let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                let environ = fs::read(entry.path().join("environ")).unwrap_or_default();
+                let home = format!("SANDPIT_HOME={}", sandbox.home.display());
+                let state = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+                let zombie = state
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|s| s.trim_start().starts_with('Z'));
+                !zombie
+                    && cmdline.split(|b| *b == 0).any(|arg| arg == b"daemon")
+                    && environ.split(|b| *b == 0).any(|var| var == home.as_bytes())
+            })
+            .count()
+    };
+    // A daemon that lost the race for the lock exits by itself; give it the moment it takes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while daemons() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(daemons(), 1, "exactly one daemon serves the home");
 }
 
 /// A child process killed (and reaped) when the test ends, however it ends.
