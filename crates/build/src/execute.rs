@@ -48,6 +48,12 @@ pub struct BuildRequest<'a> {
 /// artifact's `model.json`. The model engine implements it; it is handed in so that building
 /// does not depend on an inference runtime.
 pub trait ModelInspector: std::fmt::Debug {
+    /// Whether the engine can be used at all (found and loaded); what is missing otherwise.
+    /// Asked before the first model is checked, so a missing engine is not blamed on a model.
+    fn engine_ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The `model.json` text, or what is wrong with the model (e.g. the unsupported operator).
     fn inspect(&self, onnx: &[u8]) -> Result<String, String>;
 }
@@ -194,28 +200,33 @@ pub fn build(
     let mut inputs = Vec::new();
     let mut already_named: BTreeMap<Name, StoredArtifact> = BTreeMap::new();
     let mut by_input: BTreeMap<(Name, String), StoredArtifact> = BTreeMap::new();
+    // Every tree the components read, looked up with one git process.
+    let tree_paths: Vec<String> = components
+        .iter()
+        .flat_map(|component| {
+            std::iter::once(&component.path)
+                .chain(&component.inputs)
+                .map(|path| join_paths(&request.project_prefix, path))
+        })
+        .collect();
+    let mut trees = request
+        .repo
+        .tree_ids(&request.treeish, &tree_paths)?
+        .into_iter()
+        .zip(tree_paths);
     for component in &components {
-        let path = join_paths(&request.project_prefix, &component.path);
-        let input_tree = request
-            .repo
-            .tree_id(&request.treeish, &path)?
-            .ok_or_else(|| BuildError::ComponentPathMissing {
+        let mut next_tree = || {
+            let (tree, path) = trees.next().expect("one tree per path asked");
+            tree.ok_or_else(|| BuildError::ComponentPathMissing {
                 component: component.name.clone(),
-                path: path.clone(),
+                path,
                 treeish: request.treeish.clone(),
-            })?;
+            })
+        };
+        let input_tree = next_tree()?;
         let mut extra_trees = Vec::new();
         for input in &component.inputs {
-            let path = join_paths(&request.project_prefix, input);
-            let tree = request
-                .repo
-                .tree_id(&request.treeish, &path)?
-                .ok_or_else(|| BuildError::ComponentPathMissing {
-                    component: component.name.clone(),
-                    path: path.clone(),
-                    treeish: request.treeish.clone(),
-                })?;
-            extra_trees.push((input.clone(), tree));
+            extra_trees.push((input.clone(), next_tree()?));
         }
         let name = ArtifactName::new(component.name.clone(), request.version.clone());
         if let Some(existing) = intact(request.store.get(&name))? {
@@ -258,7 +269,12 @@ pub fn build(
         None
     };
 
-    let builder = request.repo.user_email().ok().flatten();
+    // Asked only when something is built (one git process fewer for an `up` that reuses all).
+    let builder = if steps.iter().any(PlannedStep::is_build) {
+        request.repo.user_email().ok().flatten()
+    } else {
+        None
+    };
     let mut reports = Vec::new();
     for (step, input) in steps.iter().zip(&inputs) {
         let component = input.component;
@@ -448,6 +464,12 @@ fn describe_model(
         .ok_or_else(|| BuildError::ModelEngineMissing {
             component: component.name.clone(),
             detail: "no model engine is available in this build".to_owned(),
+        })?;
+    inspector
+        .engine_ready()
+        .map_err(|detail| BuildError::ModelEngineMissing {
+            component: component.name.clone(),
+            detail,
         })?;
     let description = inspector
         .inspect(&bytes)

@@ -232,12 +232,71 @@ impl Repository {
         self.verify(&object_spec(treeish, path_in_repo))
     }
 
+    /// [`Self::tree_id`] of each of `paths_in_repo`, in order, asked of one `git cat-file
+    /// --batch-check` (a process per path costs milliseconds each, and `up` asks for every
+    /// component's trees).
+    pub fn tree_ids(
+        &self,
+        treeish: &str,
+        paths_in_repo: &[String],
+    ) -> Result<Vec<Option<String>>, GitError> {
+        // A name git's batch input cannot carry (it is line-based) is asked on its own.
+        if paths_in_repo.iter().any(|p| p.contains(['\n', '\r'])) || treeish.contains(['\n', '\r'])
+        {
+            return paths_in_repo
+                .iter()
+                .map(|path| self.tree_id(treeish, path))
+                .collect();
+        }
+        // The first line checks that `treeish` names a tree at all, as `tree_id` does.
+        let mut input = format!("{treeish}^{{tree}}\n");
+        for path in paths_in_repo {
+            input.push_str(&object_spec(treeish, path));
+            input.push('\n');
+        }
+        let args = ["cat-file", "--batch-check=%(objectname)"];
+        let output = self.run_with_input(&args, input.as_bytes())?;
+        if !output.status.success() {
+            return Err(self.failure(&args, &output));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut answers = text.lines().map(|line| {
+            // Found: the object id alone. Not found: `<what was asked> missing` (or ambiguous).
+            let line = line.trim();
+            (!line.is_empty() && line.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| line.to_owned())
+        });
+        let unexpected = || GitError::UnexpectedOutput {
+            args: args.join(" "),
+            expected: "one line per object asked",
+            output: text.chars().take(200).collect(),
+        };
+        match answers.next() {
+            Some(Some(_)) => {}
+            Some(None) => {
+                return Err(GitError::UnknownRevision {
+                    rev: treeish.to_owned(),
+                    repo: self.root.clone(),
+                    hint: "",
+                })
+            }
+            None => return Err(unexpected()),
+        }
+        let ids: Vec<Option<String>> = answers.collect();
+        if ids.len() != paths_in_repo.len() {
+            return Err(unexpected());
+        }
+        Ok(ids)
+    }
+
     /// The text of the file `path_in_repo` at `treeish`; `None` when it does not exist there.
     pub fn read_file(&self, treeish: &str, path_in_repo: &str) -> Result<Option<String>, GitError> {
-        self.check_treeish(treeish)?;
         let spec = format!("{treeish}:{path_in_repo}");
         let output = self.run_raw(&["cat-file", "blob", &spec], None)?;
         if !output.status.success() {
+            // Only now tell an unknown revision from a missing file: one process fewer when the
+            // file is there, which is nearly always.
+            self.check_treeish(treeish)?;
             return Ok(None);
         }
         Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
@@ -427,6 +486,30 @@ impl Repository {
             .args(args)
             .output()
             .map_err(|source| GitError::GitMissing { source })
+    }
+
+    /// Runs git with `input` on its standard input (written from another thread, so a large
+    /// answer cannot block the writer).
+    fn run_with_input(&self, args: &[&str], input: &[u8]) -> Result<Output, GitError> {
+        let mut child = self
+            .command(None)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| GitError::GitMissing { source })?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                use std::io::Write as _;
+                // A git that exits early closes the pipe; its status says why.
+                let _ = stdin.write_all(input);
+            });
+            child
+                .wait_with_output()
+                .map_err(|source| GitError::GitMissing { source })
+        })
     }
 
     fn run_bytes(&self, args: &[&str], index: Option<&Path>) -> Result<Vec<u8>, GitError> {

@@ -58,6 +58,12 @@ pub struct RunAs {
     pub name: String,
 }
 
+/// The superuser's password, in the state directory (0600).
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
+/// The most the state directory allows: the server user passes through, nobody lists it.
+pub const STATE_DIR_MAX_MODE: u32 = 0o711;
+
 /// An initialised (not necessarily running) PostgreSQL cluster owned by sandpit.
 #[derive(Debug, Clone)]
 pub struct EmbeddedCluster {
@@ -112,7 +118,11 @@ impl EmbeddedCluster {
         let run_as = unprivileged_user()?;
         // Only the server user needs to pass through; nobody else may list or read. Created
         // with its mode, and set again for a directory an older version left open.
-        let mode = if run_as.is_some() { 0o711 } else { 0o700 };
+        let mode = if run_as.is_some() {
+            STATE_DIR_MAX_MODE
+        } else {
+            0o700
+        };
         create_dir_with_mode(state_dir, mode).map_err(|error| {
             DatabaseError::io("create the database state directory", state_dir, error)
         })?;
@@ -121,7 +131,7 @@ impl EmbeddedCluster {
         let _lock = lock_exclusively(state_dir, wait)?;
         set_mode(state_dir, mode)?;
 
-        let admin_password = read_or_create_password(&state_dir.join("admin-password"))?;
+        let admin_password = read_or_create_password(&state_dir.join(ADMIN_PASSWORD_FILE))?;
         let port = read_or_choose_port(&state_dir.join("port"))?;
 
         // Older versions kept the Unix socket here; an empty one is no longer needed.

@@ -11,6 +11,7 @@ use sandpit_domain::{CommitId, Name, Version};
 use sandpit_spec::Spec;
 
 use crate::project::{parse_spec, ProjectDir};
+use crate::timings::{Phase, PhaseTimings};
 use crate::Context;
 
 /// What to build.
@@ -83,6 +84,11 @@ pub struct BuildOutcome {
     pub store_root: PathBuf,
     /// What was built: the commit id, or the snapshot tree of a dirty working tree.
     pub treeish: String,
+    /// `spec` (resolving the version, reading `sandpit.toml` at it) and `plan` (input keys, and
+    /// building what was not reused).
+    pub timings: PhaseTimings,
+    /// The repository it was built from.
+    pub repo: Repository,
 }
 
 pub fn build(
@@ -90,6 +96,8 @@ pub fn build(
     options: &BuildOptions,
     progress: &mut dyn BuildProgress,
 ) -> anyhow::Result<BuildOutcome> {
+    let started = std::time::Instant::now();
+    let mut timings = PhaseTimings::default();
     let project = ProjectDir::locate(&context.project_dir)?;
     let repo = Repository::discover_with_env(&project.root, context.base_env.clone())?;
     let (version, treeish) = match &options.rev {
@@ -124,6 +132,8 @@ pub fn build(
     })?;
     let spec =
         parse_spec(&source).with_context(|| format!("sandpit.toml at {version} is invalid"))?;
+    timings.add(Phase::Spec, started.elapsed());
+    let planning = std::time::Instant::now();
     let store_root = context.artifact_store_root(spec.project.name.as_str());
     let store = ArtifactStore::open(&store_root)?;
     let models = crate::models::inspector(context, &spec)?;
@@ -144,11 +154,14 @@ pub fn build(
         },
         progress,
     )?;
+    timings.add(Phase::Plan, planning.elapsed());
     Ok(BuildOutcome {
         spec,
         report,
         store_root,
         treeish,
+        timings,
+        repo,
     })
 }
 

@@ -191,6 +191,20 @@ pub(crate) fn release(
     })
 }
 
+/// Whether `target`'s stored variables are what release `id` was made from (nothing was set or
+/// unset at either level since).
+pub(crate) fn unchanged_since(
+    context: &Context,
+    project: &Name,
+    target: &ConfigTarget,
+    id: i64,
+) -> anyhow::Result<bool> {
+    let layers = load_layers(context, project, target)?;
+    let released =
+        ConfigDirs::new(context, project).released_revisions(&target.env, &target.biome, id)?;
+    Ok(layers.revisions() == released)
+}
+
 /// After release `id` reached the daemon: the files of `target`'s earlier releases go.
 pub(crate) fn released(context: &Context, project: &Name, target: &ConfigTarget, id: i64) {
     // Best effort: a leftover is owner-only and removed with the next release.

@@ -89,6 +89,57 @@ pub fn may_have_database(context: &Context, project: &Name, env: &Name, biome: &
     password_file(context, project, env, biome).exists()
 }
 
+/// Closes what an older sandpit left open of the biome's kept secrets (the directory 0700, its
+/// password and URL files 0600, the embedded instance's superuser password 0600), as preparing
+/// its database does: an `up` with nothing to do still leaves them private.
+pub(crate) fn close_kept_secrets(
+    context: &Context,
+    project: &Name,
+    env: &Name,
+    biome: &Name,
+) -> anyhow::Result<KeptSecrets> {
+    let dir = secrets_dir(context, project, env);
+    let files = std::iter::once(password_file(context, project, env, biome)).chain(
+        SECRET_VARIABLES
+            .iter()
+            .map(|variable| variable_file(context, project, env, biome, variable)),
+    );
+    // The embedded instance's directory and superuser password, when this environment has one.
+    let cluster = cluster_dir(context, project, env);
+    let instance = [
+        (
+            cluster.join(sandpit_database::cluster::ADMIN_PASSWORD_FILE),
+            owner_only::FILE_MODE,
+        ),
+        (cluster, sandpit_database::cluster::STATE_DIR_MAX_MODE),
+    ];
+    for (path, mode) in std::iter::once((dir, owner_only::DIR_MODE))
+        .chain(files.map(|file| (file, owner_only::FILE_MODE)))
+        .chain(instance)
+    {
+        owner_only::repair(&path, mode)
+            .with_context(|| format!("cannot make {} private", path.display()))?;
+    }
+    let present = |path: PathBuf| fs::read(path).is_ok_and(|kept| !kept.trim_ascii().is_empty());
+    Ok(
+        if present(password_file(context, project, env, biome))
+            && present(variable_file(context, project, env, biome, "DATABASE_URL"))
+        {
+            KeptSecrets::Intact
+        } else {
+            KeptSecrets::Missing
+        },
+    )
+}
+
+/// Whether a biome's database password and `DATABASE_URL` are still kept (a removed password
+/// file asks for a new password at the next `up`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeptSecrets {
+    Intact,
+    Missing,
+}
+
 /// `projects/<p>/databases/<env>/` (0700): each biome's password and URLs, 0600.
 fn secrets_dir(context: &Context, project: &Name, env: &Name) -> PathBuf {
     context

@@ -6,7 +6,7 @@
 //! how it ended.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use sandpit_artifact::store::{ArtifactStore, ImportMethod, StoreError};
@@ -19,6 +19,7 @@ use sandpit_state::{
 
 use crate::project::{parse_spec, ProjectDir};
 use crate::release::{Chosen, Release};
+use crate::timings::{Phase, PhaseTimings};
 use crate::Context;
 
 /// How long a deployment waits for earlier ones on the same target before giving up.
@@ -105,7 +106,7 @@ pub fn requester(context: &Context) -> anyhow::Result<String> {
     })
 }
 
-fn deployed_components(release: &Release<'_>) -> Vec<DeployedComponent> {
+pub(crate) fn deployed_components(release: &Release<'_>) -> Vec<DeployedComponent> {
     release
         .artifacts
         .iter()
@@ -125,8 +126,10 @@ pub async fn record_and_apply(
     release: Release<'_>,
     source: &DatabaseSource<'_>,
     kind: DeploymentKind,
+    timings: &mut PhaseTimings,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<BiomeStatus> {
+    let recording = Instant::now();
     let mut state = state_store(context)?;
     let deployment = state.create(&NewDeployment {
         project: release.spec.project.name.to_string(),
@@ -153,6 +156,7 @@ pub async fn record_and_apply(
             biome: release.biome.clone(),
         },
     );
+    timings.add(Phase::Record, recording.elapsed());
     let layers = match layers {
         Ok(layers) => layers,
         Err(error) => {
@@ -160,7 +164,17 @@ pub async fn record_and_apply(
             return Err(error);
         }
     };
-    match roll_out(context, release, source, &layers, deployment.id, on_event).await {
+    match roll_out(
+        context,
+        release,
+        source,
+        &layers,
+        deployment.id,
+        timings,
+        on_event,
+    )
+    .await
+    {
         Ok(status) => {
             state_store(context)?.mark_succeeded(deployment.id)?;
             Ok(status)
@@ -181,6 +195,7 @@ async fn roll_out(
     source: &DatabaseSource<'_>,
     layers: &crate::config::Layers,
     id: i64,
+    timings: &mut PhaseTimings,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> Result<BiomeStatus, RolloutFailure> {
     let target = crate::config::ConfigTarget {
@@ -189,7 +204,7 @@ async fn roll_out(
     };
     let project = release.spec.project.name.clone();
     let result =
-        roll_out_configured(context, &mut release, source, layers, &target, id, on_event).await;
+        roll_out_configured(context, &mut release, source, layers, id, timings, on_event).await;
     match &result {
         Ok(_) => crate::config::released(context, &project, &target, id),
         // What runs still reads the files of an earlier release.
@@ -207,10 +222,15 @@ async fn roll_out_configured(
     release: &mut Release<'_>,
     source: &DatabaseSource<'_>,
     layers: &crate::config::Layers,
-    target: &crate::config::ConfigTarget,
     id: i64,
+    timings: &mut PhaseTimings,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> Result<BiomeStatus, RolloutFailure> {
+    let target = &crate::config::ConfigTarget {
+        env: release.env.clone(),
+        biome: release.biome.clone(),
+    };
+    let preparing = Instant::now();
     let seed = crate::database::seeds(release.spec, &release.env, &release.biome);
     let mut steps = |step: StepKind, message: &str| -> anyhow::Result<()> {
         Ok(state_store(context)?.record_step(id, step, message)?)
@@ -227,8 +247,10 @@ async fn roll_out_configured(
     )
     .await
     .map_err(RolloutFailure::BeforeRollout)?;
+    timings.add(Phase::Database, preparing.elapsed());
     release.config = crate::config::release(context, release.spec, target, id, layers)
         .map_err(RolloutFailure::BeforeRollout)?;
+    let attaching = Instant::now();
     let store =
         ArtifactStore::open(release.store).map_err(|e| RolloutFailure::BeforeRollout(e.into()))?;
     let as_biome = (release.biome != release.env).then(|| release.biome.clone());
@@ -243,10 +265,19 @@ async fn roll_out_configured(
     )
     .await
     .map_err(RolloutFailure::DuringRollout)?;
-    release
+    timings.add(Phase::Models, attaching.elapsed());
+    let applying = Instant::now();
+    let status = release
         .apply(context, |c, m| on_event(c, m))
         .await
-        .map_err(RolloutFailure::DuringRollout)
+        .map_err(RolloutFailure::DuringRollout)?;
+    let health_wait = Duration::from_millis(status.ready_wait_ms.unwrap_or(0));
+    timings.add(
+        Phase::Daemon,
+        applying.elapsed().saturating_sub(health_wait),
+    );
+    timings.add(Phase::HealthWait, health_wait);
+    Ok(status)
 }
 
 /// Runs a recorded (approved, or needing no approval) deployment into an environment's base.
@@ -482,7 +513,17 @@ async fn apply_with(
         )
         .map_err(before)?,
     };
-    roll_out(context, release, &source, &layers, deployment.id, on_event).await
+    let mut timings = PhaseTimings::default();
+    roll_out(
+        context,
+        release,
+        &source,
+        &layers,
+        deployment.id,
+        &mut timings,
+        on_event,
+    )
+    .await
 }
 
 /// `sandpit.toml` as it is at the deployment's commit.

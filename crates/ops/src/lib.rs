@@ -31,6 +31,7 @@ pub mod restart;
 pub mod rollback;
 pub mod status;
 pub mod target;
+pub mod timings;
 pub mod trace;
 pub mod up;
 pub mod verify;

@@ -591,15 +591,36 @@ pub async fn detach_base(context: &Context, spec: &Spec, env: &Name) -> anyhow::
 }
 
 /// Checks model components at build time with ONNX Runtime (so a model the engine cannot serve
-/// fails the build, naming the operator) and describes them for `model.json`.
+/// fails the build, naming the operator) and describes them for `model.json`. The engine is
+/// found and loaded when the first model is actually built: a build that reuses every artifact
+/// (most `up`s) never pays for loading ONNX Runtime.
 #[derive(Debug)]
 pub struct EngineInspector {
-    engine: sandpit_models::OrtEngine,
+    context: Context,
+    engine: std::sync::OnceLock<Result<sandpit_models::OrtEngine, String>>,
+}
+
+impl EngineInspector {
+    fn engine(&self) -> Result<&sandpit_models::OrtEngine, String> {
+        self.engine
+            .get_or_init(|| {
+                let library = onnxruntime_library(&self.context).map_err(|e| format!("{e:#}"))?;
+                sandpit_models::OrtEngine::new(&library).map_err(|e| {
+                    format!("{e}\nhint: run `sandpit doctor` to check every prerequisite")
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
 }
 
 impl sandpit_build::execute::ModelInspector for EngineInspector {
+    fn engine_ready(&self) -> Result<(), String> {
+        self.engine().map(drop)
+    }
+
     fn inspect(&self, onnx: &[u8]) -> Result<String, String> {
-        let metadata = sandpit_models::inspect(&self.engine, onnx).map_err(|e| e.to_string())?;
+        let metadata = sandpit_models::inspect(self.engine()?, onnx).map_err(|e| e.to_string())?;
         Ok(serde_json::to_string_pretty(&metadata).expect("metadata always serialises"))
     }
 }
@@ -648,9 +669,9 @@ pub fn inspector(context: &Context, spec: &Spec) -> anyhow::Result<Option<Engine
     {
         return Ok(None);
     }
-    let library = onnxruntime_library(context)?;
     Ok(Some(EngineInspector {
-        engine: sandpit_models::OrtEngine::new(&library)?,
+        context: context.clone(),
+        engine: std::sync::OnceLock::new(),
     }))
 }
 
@@ -832,5 +853,27 @@ mod tests {
             assert!(saved.iter().any(|s| s.label == BASE && s.models.is_ok()));
             assert!(saved.iter().any(|s| s.models.is_err()));
         }
+    }
+
+    #[test]
+    fn onnx_runtime_is_looked_for_only_when_a_model_is_checked() {
+        use sandpit_build::execute::ModelInspector as _;
+        let home = tempfile::tempdir().unwrap();
+        let mut context = context(home.path());
+        let missing = home.path().join("no-such-libonnxruntime.so");
+        context.process_env = [("ORT_DYLIB_PATH".to_owned(), missing.display().to_string())].into();
+        let spec = sandpit_spec::parse(
+            "[project]\nname = \"p\"\n\n[models.scorer]\npath = \"models/scorer\"\nfile = \"scorer.onnx\"\n",
+        )
+        .unwrap();
+        // Making the inspector finds nothing yet: a build that reuses the model never asks.
+        let inspector = inspector(&context, &spec)
+            .expect("no engine is needed to make the inspector")
+            .expect("the project has a model");
+        let error = inspector.engine_ready().unwrap_err();
+        assert!(error.contains("no-such-libonnxruntime.so"), "{error}");
+        assert!(error.contains("sandpit doctor"), "{error}");
+        // Asked again, the answer is the same (looked for once).
+        assert_eq!(inspector.engine_ready().unwrap_err(), error);
     }
 }

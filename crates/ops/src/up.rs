@@ -5,13 +5,17 @@ use anyhow::bail;
 use sandpit_build::execute::BuildProgress;
 use sandpit_build::git::Repository;
 use sandpit_domain::Name;
-use sandpit_runtime::protocol::BiomeStatus;
+use std::time::Instant;
+
+use sandpit_domain::ComponentKind;
+use sandpit_runtime::protocol::{BiomeStatus, ReplyBody, Request};
 use sandpit_state::DeploymentKind;
 
 use crate::build::{BuildOptions, BuildOutcome};
 use crate::deployment::DatabaseSource;
 use crate::project::{biome_environment, ProjectDir};
 use crate::release::{Chosen, Release};
+use crate::timings::{Phase, PhaseTimings};
 use crate::Context;
 
 #[derive(Debug, Clone, Default)]
@@ -29,6 +33,11 @@ pub struct UpOptions {
 pub struct UpOutcome {
     pub build: BuildOutcome,
     pub status: BiomeStatus,
+    /// `false` when the biome already ran exactly this (same version, artifacts and
+    /// configuration, healthy): nothing was recorded or restarted.
+    pub changed: bool,
+    /// Where the time went (see [`Phase`]).
+    pub timings: PhaseTimings,
 }
 
 /// A biome name given on the command line: as given when valid, else sanitised the way a branch
@@ -66,6 +75,8 @@ pub async fn up(
     progress: &mut dyn BuildProgress,
     mut on_event: impl FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<UpOutcome> {
+    let started = Instant::now();
+    let mut timings = PhaseTimings::default();
     let project = ProjectDir::locate(&context.project_dir)?;
     let biome = match &options.biome {
         Some(raw) => parse_biome_name(raw)?,
@@ -86,11 +97,13 @@ pub async fn up(
         refuse_environment_name(&current_spec, &biome)?;
         biome_environment(&current_spec, options.env.as_deref())?;
     }
+    timings.add(Phase::Spec, started.elapsed());
     let build = crate::build::build(context, &options.build, progress)?;
+    timings.extend(&build.timings);
     let spec = &build.spec;
     refuse_environment_name(spec, &biome)?;
     let env = biome_environment(spec, options.env.as_deref())?;
-    let repo = Repository::discover_with_env(&project.root, context.base_env.clone())?;
+    let repo = &build.repo;
     let artifacts: std::collections::BTreeMap<Name, Chosen> = build
         .report
         .components
@@ -116,8 +129,18 @@ pub async fn up(
         extra_env: Default::default(),
         config: Default::default(),
     };
+    if !options.reset_db {
+        if let Some(status) = already_up(context, &release, &mut timings).await? {
+            return Ok(UpOutcome {
+                build,
+                status,
+                changed: false,
+                timings,
+            });
+        }
+    }
     let source = DatabaseSource {
-        repo: &repo,
+        repo,
         treeish: &build.treeish,
         reset: options.reset_db,
     };
@@ -126,8 +149,105 @@ pub async fn up(
         release,
         &source,
         DeploymentKind::Up,
+        &mut timings,
         &mut on_event,
     )
     .await?;
-    Ok(UpOutcome { build, status })
+    Ok(UpOutcome {
+        build,
+        status,
+        changed: true,
+        timings,
+    })
+}
+
+/// The biome's status when it already runs exactly `release` and nothing about it changed, so
+/// `up` has nothing to do (Terraform's "No changes"): the newest deployment of the biome
+/// succeeded with the same version and artifacts, its configuration was not changed since, and
+/// the daemon (already running: this never starts one) reports every component healthy at that
+/// version, and (with a database) its password is still kept. Anything else, or anything that
+/// cannot be told, means a real `up`.
+async fn already_up(
+    context: &Context,
+    release: &Release<'_>,
+    timings: &mut PhaseTimings,
+) -> anyhow::Result<Option<BiomeStatus>> {
+    let project = &release.spec.project.name;
+    let recorded = timings.time(Phase::Record, || -> anyhow::Result<bool> {
+        let target = crate::deployment::target_label(&release.env, &release.biome);
+        let state = crate::deployment::state_store(context)?;
+        let Some(latest) = state.latest(project.as_str(), &target)? else {
+            return Ok(false);
+        };
+        let current = state.current(project.as_str(), &target)?;
+        if current.as_ref().map(|d| d.id) != Some(latest.id)
+            || latest.sha != release.version
+            || latest.components != crate::deployment::deployed_components(release)
+        {
+            return Ok(false);
+        }
+        let config_target = crate::config::ConfigTarget {
+            env: release.env.clone(),
+            biome: release.biome.clone(),
+        };
+        crate::config::unchanged_since(context, project, &config_target, latest.id)
+    })?;
+    if !recorded {
+        return Ok(None);
+    }
+    let asking = Instant::now();
+    let reply = crate::daemon_connection::request_if_running(
+        context,
+        &Request::Status {
+            project: project.clone(),
+            biome: release.biome.clone(),
+        },
+    )
+    .await;
+    timings.add(Phase::Daemon, asking.elapsed());
+    let status = match reply {
+        Ok(Some(ReplyBody::Biome(status))) => status,
+        // No daemon, no such biome there, or an answer that says nothing: a real `up` sorts it out.
+        _ => return Ok(None),
+    };
+    if !runs_exactly(&status, release) {
+        return Ok(None);
+    }
+    let kept = crate::database::close_kept_secrets(context, project, &release.env, &release.biome)?;
+    // A biome with a database whose password was removed gets a new one from a real `up`.
+    if release.spec.database.is_some() && kept == crate::database::KeptSecrets::Missing {
+        return Ok(None);
+    }
+    Ok(Some(status))
+}
+
+/// Whether the daemon's `status` is `release`, healthy: the same version, every component that
+/// runs as a process healthy (or, for a job, succeeded) with the release's artifact.
+fn runs_exactly(status: &BiomeStatus, release: &Release<'_>) -> bool {
+    let processes: Vec<(&Name, &Chosen)> = release
+        .artifacts
+        .iter()
+        .filter(|(name, _)| {
+            release
+                .spec
+                .components
+                .get(*name)
+                .is_some_and(|c| c.kind != ComponentKind::Model)
+        })
+        .collect();
+    status.state == "healthy"
+        && status.sha == release.version
+        && status.env == release.env
+        && status
+            .components
+            .iter()
+            .filter(|c| c.kind != ComponentKind::Model)
+            .count()
+            == processes.len()
+        && processes.iter().all(|(name, chosen)| {
+            status
+                .components
+                .iter()
+                .any(|c| &c.name == *name && c.digest == chosen.digest && c.state.is_good())
+        })
 }

@@ -47,6 +47,9 @@ pub enum Request {
 }
 
 /// One line of an answer.
+// A reply is decoded, matched and dropped one line at a time: boxing the large variant would buy
+// nothing but indirection in every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
@@ -195,6 +198,10 @@ pub struct BiomeStatus {
     /// The biome's persistent data directory (`SANDPIT_DATA_DIR`).
     pub data_dir: PathBuf,
     pub database: Option<DatabaseInfo>,
+    /// In the answer to an `up`: how long it waited for components to become healthy (or, for
+    /// jobs, to finish), the longest wait of each wave of components that start together, summed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_wait_ms: Option<u64>,
 }
 
 /// What one component looks like now.

@@ -38,6 +38,7 @@ use crate::state_file::{self, StateFileError};
 
 mod fingerprint;
 mod instances;
+mod waves;
 use fingerprint::fingerprint;
 use instances::{Instance, PersistedInstance};
 
@@ -339,9 +340,12 @@ impl Supervisor {
                 error.remedy()
             ));
         }
-        self.converge(&key, events).await?;
-        self.status(&key)
-            .ok_or_else(|| format!("biome `{}` vanished while starting", key.biome))
+        let ready_wait = self.converge(&key, events).await?;
+        let mut status = self
+            .status(&key)
+            .ok_or_else(|| format!("biome `{}` vanished while starting", key.biome))?;
+        status.ready_wait_ms = Some(ready_wait.as_millis().try_into().unwrap_or(u64::MAX));
+        Ok(status)
     }
 
     /// Stops every process of the biome, forgets it and removes its files.
@@ -490,7 +494,7 @@ impl Supervisor {
             match component.kind {
                 ComponentKind::Service => {
                     self.converge_service(key, &spec, component, &services, events)
-                        .await?
+                        .await?;
                 }
                 ComponentKind::Job => {
                     // Forget its success, so it runs again although nothing changed.
@@ -498,7 +502,7 @@ impl Supervisor {
                         unit.succeeded_fingerprint = None
                     });
                     self.converge_job(key, &spec, component, &services, events)
-                        .await?
+                        .await?;
                 }
                 ComponentKind::Model => {
                     let name = &component.name;
@@ -595,17 +599,22 @@ impl Supervisor {
             components,
             data_dir: self.data_dir(key),
             database: biome.spec.database.clone(),
+            ready_wait_ms: None,
         }
     }
 
     // ----- convergence ----------------------------------------------------------------------
 
-    async fn converge(self: &Arc<Self>, key: &BiomeKey, events: &Events) -> Result<(), String> {
+    async fn converge(
+        self: &Arc<Self>,
+        key: &BiomeKey,
+        events: &Events,
+    ) -> Result<Duration, String> {
         let spec = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
             match biomes.get(key) {
                 Some(biome) => biome.spec.clone(),
-                None => return Ok(()),
+                None => return Ok(Duration::ZERO),
             }
         };
         // Components no longer declared go first.
@@ -633,23 +642,47 @@ impl Supervisor {
             state_file::io_failure(state_file::Doing::Create, &self.data_dir(key), &e)
         })?;
         let services = service_names(&spec);
-        for component in &spec.components {
-            match component.kind {
-                ComponentKind::Model => {
-                    emit(events, Some(&component.name), "models are registered with the model endpoint, which this version does not run yet; skipped");
-                }
-                ComponentKind::Job => {
-                    self.converge_job(key, &spec, component, &services, events)
-                        .await?
-                }
-                ComponentKind::Service => {
-                    self.converge_service(key, &spec, component, &services, events)
-                        .await?
-                }
+        // Independent components start together; each wave waits for the one before. The
+        // time spent waiting for readiness is the longest wait of each wave, summed.
+        let mut ready_wait = Duration::ZERO;
+        for wave in waves::convergence_waves(&spec.components) {
+            let results = futures_util::future::join_all(wave.iter().map(|&index| {
+                self.converge_component(key, &spec, &spec.components[index], &services, events)
+            }))
+            .await;
+            let mut longest = Duration::ZERO;
+            for result in results {
+                longest = longest.max(result?);
             }
+            ready_wait += longest;
         }
         self.persist_observed();
-        Ok(())
+        Ok(ready_wait)
+    }
+
+    /// Converges one component; answers how long it waited for the component to become ready.
+    async fn converge_component(
+        self: &Arc<Self>,
+        key: &BiomeKey,
+        spec: &BiomeSpec,
+        component: &ComponentSpec,
+        services: &[Name],
+        events: &Events,
+    ) -> Result<Duration, String> {
+        match component.kind {
+            ComponentKind::Model => {
+                emit(events, Some(&component.name), "models are registered with the model endpoint, which this version does not run yet; skipped");
+                Ok(Duration::ZERO)
+            }
+            ComponentKind::Job => {
+                self.converge_job(key, spec, component, services, events)
+                    .await
+            }
+            ComponentKind::Service => {
+                self.converge_service(key, spec, component, services, events)
+                    .await
+            }
+        }
     }
 
     /// Extracts the component's artifact afresh (verifying its digest) into its working
@@ -735,7 +768,7 @@ impl Supervisor {
         component: &ComponentSpec,
         services: &[Name],
         events: &Events,
-    ) -> Result<(), String> {
+    ) -> Result<Duration, String> {
         let secrets = resolve_secrets(component)?;
         let fingerprint = fingerprint(component, services, &secrets);
         let already_done = {
@@ -751,7 +784,7 @@ impl Supervisor {
                 Some(&component.name),
                 "unchanged; already succeeded",
             );
-            return Ok(());
+            return Ok(Duration::ZERO);
         }
         let working_dir = self.prepare_working_dir(key, spec, component)?;
         let log_path = self.log_path(key, &component.name);
@@ -780,7 +813,9 @@ impl Supervisor {
         });
         self.persist_observed();
         let timeout = Duration::from_secs(component.start_timeout_secs);
+        let waiting = Instant::now();
         let outcome = tokio::time::timeout(timeout, child.wait()).await;
+        let waited = waiting.elapsed();
         let result = match outcome {
             Ok(Ok(status)) if status.success() => Ok(()),
             Ok(Ok(status)) => Err(format!(
@@ -835,7 +870,7 @@ impl Supervisor {
         match failure {
             None => {
                 emit(events, Some(&component.name), "job succeeded");
-                Ok(())
+                Ok(waited)
             }
             Some(failure) => Err(failure),
         }
@@ -848,7 +883,7 @@ impl Supervisor {
         component: &ComponentSpec,
         services: &[Name],
         events: &Events,
-    ) -> Result<(), String> {
+    ) -> Result<Duration, String> {
         let secrets = resolve_secrets(component)?;
         let fingerprint = fingerprint(component, services, &secrets);
         // Running the same thing already (or adoptable after a daemon restart)?
@@ -934,7 +969,9 @@ impl Supervisor {
         } else {
             emit(events, Some(&component.name), "unchanged");
         }
-        self.wait_ready(key, component, events).await
+        let waiting = Instant::now();
+        self.wait_ready(key, component, events).await?;
+        Ok(waiting.elapsed())
     }
 
     async fn wait_ready(
@@ -1333,6 +1370,17 @@ impl Supervisor {
             tokio::spawn(async move {
                 let lock = supervisor.operation_lock(&key);
                 let _guard = lock.lock().await;
+                let env = supervisor
+                    .biomes
+                    .lock()
+                    .expect("biomes poisoned")
+                    .get(&key)
+                    .map(|b| b.spec.env.clone());
+                if let Some(env) = env {
+                    supervisor
+                        .wait_environment_instances(&key.project, &env)
+                        .await;
+                }
                 if let Err(error) = supervisor.converge(&key, &None).await {
                     tracing::warn!(
                         "biome {}/{} did not recover: {error}",
@@ -1616,11 +1664,13 @@ impl ServiceWatcher {
     ) -> Watched {
         let mut ever_healthy = false;
         let mut consecutive_failures = 0u32;
+        let mut probes_before_healthy = 0u32;
         loop {
             let interval = if ever_healthy {
-                Duration::from_secs(2)
+                HEALTHY_PROBE_INTERVAL
             } else {
-                Duration::from_millis(100)
+                probes_before_healthy += 1;
+                startup_probe_delay(probes_before_healthy)
             };
             let exited = async {
                 match child.as_mut() {
@@ -1898,6 +1948,18 @@ fn choose_port(
     ))
 }
 
+/// How often a healthy service is probed.
+const HEALTHY_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long before the `attempt`th (1-based) probe of a service that has not been healthy yet:
+/// 2 ms, doubling up to 20 ms. Most services answer within tens of milliseconds of starting, and
+/// each probe step is time added to every `up` once per wave of components; a refused connection
+/// costs next to nothing, so frequent early probes are cheap.
+fn startup_probe_delay(attempt: u32) -> Duration {
+    let millis = 2u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
+    Duration::from_millis(millis.min(20))
+}
+
 fn describe_exit(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -1943,6 +2005,15 @@ async fn probe_tcp(port: u16) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn startup_probes_start_fast_and_back_off_to_a_cap() {
+        let delays: Vec<u64> = (1..=8)
+            .map(|attempt| startup_probe_delay(attempt).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [2, 4, 8, 16, 20, 20, 20, 20]);
+        assert_eq!(startup_probe_delay(u32::MAX), Duration::from_millis(20));
+    }
 
     fn biome_of(components: &[(&str, ComponentKind)]) -> BiomeSpec {
         let name = |n: &str| Name::parse(n).unwrap();

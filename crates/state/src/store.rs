@@ -549,6 +549,20 @@ impl StateStore {
         load(&self.conn, id)
     }
 
+    /// The newest deployment of the target, whatever its state.
+    pub fn latest(&self, project: &str, target: &str) -> Result<Option<Deployment>, StateError> {
+        let newest = ids(
+            &self.conn,
+            "SELECT id FROM deployments WHERE project = ?1 AND target = ?2 ORDER BY id DESC LIMIT 1",
+            params![project, target],
+            "looking for the newest deployment",
+        )?;
+        match newest.first() {
+            Some(id) => load(&self.conn, *id),
+            None => Ok(None),
+        }
+    }
+
     /// Records `user`'s approval of pending deployment `id`. Refused for the requester, for a
     /// second approval by the same user, and when no (more) approval is needed.
     pub fn approve(&mut self, id: i64, user: &str) -> Result<Deployment, StateError> {

@@ -1246,3 +1246,21 @@ fn a_config_change_runs_the_artifacts_of_what_it_restores_so_rollback_steps_past
         "a rollback goes to other artifacts, not to the same ones before a config change"
     );
 }
+
+#[test]
+fn latest_is_the_newest_deployment_of_the_target_in_any_state() {
+    let (_dir, mut store) = open_temp();
+    assert!(store.latest(PROJECT, "dev").unwrap().is_none());
+    let first = succeed(&mut store, &new("dev", &sha("a"), &[("api", 'a')]));
+    let _other_target = succeed(&mut store, &new("test", &sha("b"), &[("api", 'b')]));
+    assert_eq!(store.latest(PROJECT, "dev").unwrap().unwrap().id, first.id);
+    let failed = fail(&mut store, &new("dev", &sha("c"), &[("api", 'c')]));
+    assert_eq!(store.latest(PROJECT, "dev").unwrap().unwrap().id, failed.id);
+    // Still queued (recorded, not started) counts too: something is on its way.
+    let queued = store
+        .create(&new("dev", &sha("d"), &[("api", 'd')]))
+        .unwrap();
+    assert_eq!(store.latest(PROJECT, "dev").unwrap().unwrap().id, queued.id);
+    assert_eq!(store.current(PROJECT, "dev").unwrap().unwrap().id, first.id);
+    assert!(store.latest("another-project", "dev").unwrap().is_none());
+}

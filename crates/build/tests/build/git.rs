@@ -203,6 +203,53 @@ fn tree_ids_and_files_at_a_revision() {
 }
 
 #[test]
+fn tree_ids_in_one_batch_answer_as_tree_id_does_one_by_one() {
+    let test = TestRepo::new();
+    test.write("api/main.sh", "v1");
+    test.write("web/index.html", "v1");
+    test.write("odd name/with spaces.txt", "x");
+    test.write("lib/util.sh", "u");
+    let first = test.commit("first");
+    let repo = test.open(&test.root);
+    let paths: Vec<String> = [
+        "api",
+        "missing",
+        "",
+        "web/index.html",
+        "odd name",
+        "lib",
+        "api/nope",
+        ".",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .collect();
+    let one_by_one: Vec<Option<String>> = paths
+        .iter()
+        .map(|p| repo.tree_id(&first, p).unwrap())
+        .collect();
+    assert_eq!(repo.tree_ids(&first, &paths).unwrap(), one_by_one);
+    assert_eq!(one_by_one[1], None);
+    assert!(one_by_one[0].is_some() && one_by_one[4].is_some());
+    assert_eq!(
+        repo.tree_ids(&first, &[]).unwrap(),
+        Vec::<Option<String>>::new()
+    );
+    // A name the line-based batch cannot carry is still answered.
+    let odd = vec!["api".to_owned(), "new\nline".to_owned()];
+    assert_eq!(
+        repo.tree_ids(&first, &odd).unwrap(),
+        vec![one_by_one[0].clone(), None]
+    );
+    // An unknown revision is an error, as with tree_id, not a list of `None`s.
+    assert!(matches!(
+        repo.tree_ids("nope", &paths),
+        Err(sandpit_build::git::GitError::UnknownRevision { .. })
+    ));
+    assert!(repo.tree_ids(&first, &["api".to_owned()]).is_ok());
+}
+
+#[test]
 fn extract_gives_exactly_the_committed_content() {
     let test = TestRepo::new();
     test.write(".gitignore", "*.log\n");

@@ -31,6 +31,10 @@ struct UpJson {
     build: BuildJson,
     #[serde(flatten)]
     biome: BiomeJson,
+    /// `false` when the biome already ran exactly this and nothing was done.
+    changed: bool,
+    /// Milliseconds per phase of the `up`, in the order they ran.
+    timings: std::collections::BTreeMap<&'static str, f64>,
 }
 
 pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
@@ -51,13 +55,27 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         output::print_json(&UpJson {
             build: BuildJson::from(&outcome.build.report),
             biome: BiomeJson::new(&outcome.status, None),
+            changed: outcome.changed,
+            timings: outcome
+                .timings
+                .phases()
+                .iter()
+                .map(|(phase, took)| (phase.as_str(), took.as_secs_f64() * 1000.0))
+                .collect(),
         })?;
     } else {
         let status = &outcome.status;
-        println!(
-            "biome `{}` is up in `{}` at {}",
-            status.biome, status.env, status.sha
-        );
+        if outcome.changed {
+            println!(
+                "biome `{}` is up in `{}` at {}",
+                status.biome, status.env, status.sha
+            );
+        } else {
+            println!(
+                "biome `{}` is already up in `{}` at {}, healthy; nothing changed",
+                status.biome, status.env, status.sha
+            );
+        }
         for component in status.components.iter().filter(|c| c.url.is_some()) {
             println!(
                 "  {:<20} {}",

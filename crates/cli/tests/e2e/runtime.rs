@@ -176,6 +176,59 @@ fn up_is_idempotent_and_replaces_only_what_changed() {
         .unwrap()
         .iter()
         .all(|c| c["outcome"] == "reused"));
+    // A real `up` reports every phase; the same commit again is a no-op that records nothing
+    // and never touches the database or the model endpoint.
+    assert_eq!(first["changed"], true);
+    let phases = |s: &serde_json::Value| -> Vec<String> {
+        s["timings"].as_object().unwrap().keys().cloned().collect()
+    };
+    for phase in [
+        "spec",
+        "plan",
+        "record",
+        "database",
+        "models",
+        "daemon",
+        "health_wait",
+    ] {
+        assert!(
+            phases(&first).iter().any(|p| p == phase),
+            "{phase} in {first:#}"
+        );
+    }
+    assert_eq!(again["changed"], false, "{again:#}");
+    assert!(
+        !phases(&again)
+            .iter()
+            .any(|p| p == "database" || p == "models"),
+        "{again:#}"
+    );
+    let target = "dev/feature-faster-recovery";
+    let recorded = || {
+        sandbox.json(&["history", target])["deployments"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(recorded(), 1, "a no-op records no deployment");
+    let text = sandbox.ok(&["up"]);
+    assert!(
+        text.contains("is already up in `dev`") && text.contains("nothing changed"),
+        "{text}"
+    );
+    // What must do the work still does it: a reset of the database, and a daemon that is not
+    // running (a no-op never starts one; the real `up` brings the biome back).
+    let reset = sandbox.json(&["up", "--reset-db"]);
+    assert_eq!(reset["changed"], true);
+    assert_eq!(recorded(), 2);
+    sandbox.ok(&["daemon", "stop"]);
+    let restored = sandbox.json(&["up"]);
+    assert_eq!(restored["changed"], true, "{restored:#}");
+    assert_eq!(recorded(), 3);
+    assert_eq!(restored["state"], "healthy");
+    let again = sandbox.json(&["up"]);
+    assert_eq!(again["changed"], false);
+    let first = restored;
 
     // Change only grade-api: only it is rebuilt and restarted.
     let server = sandbox.repo.join("services/grade-api/server.py");

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sandpit_domain::ComponentState;
+use sandpit_domain::{ComponentState, Name};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -198,6 +198,26 @@ impl Supervisor {
                 stop: stop_tx,
                 handle,
             });
+        }
+    }
+
+    /// Waits until every instance of `project`'s environment `env` accepts connections (or has
+    /// given up), so that a biome recovered after a daemon restart starts its components once
+    /// their database answers, as an `up` does. An instance that does not come up is logged;
+    /// the biome's components then report it themselves.
+    pub(super) async fn wait_environment_instances(&self, project: &Name, env: &Name) {
+        let specs: Vec<InstanceSpec> = self
+            .instances
+            .lock()
+            .expect("instances poisoned")
+            .values()
+            .filter(|i| &i.spec.key.project == project && &i.spec.key.env == env)
+            .map(|i| i.spec.clone())
+            .collect();
+        for spec in specs {
+            if let Err(error) = self.wait_instance_ready(&spec).await {
+                tracing::warn!("{error}");
+            }
         }
     }
 
