@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use sandpit_runtime::protocol::{ReplyBody, Request};
+use sandpit_domain::Name;
+use sandpit_runtime::protocol::{BiomeStatus, Request};
 use sandpit_runtime::{Client, ClientError, DaemonPaths};
 
 use crate::Context;
@@ -16,33 +17,67 @@ use crate::Context;
 /// How long a freshly started daemon may take to open its socket (it reconciles first).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Sends `request` to the daemon, starting one first if needed.
-pub async fn request(
-    context: &Context,
-    request: &Request,
-    on_event: impl FnMut(Option<&sandpit_domain::Name>, &str),
-) -> anyhow::Result<ReplyBody> {
-    let client = connect_or_start(context).await?;
-    client
-        .request(request, on_event)
-        .await
-        .map_err(into_user_error)
+/// The daemon of this `$SANDPIT_HOME`, started first if none answers: for verbs that change
+/// what runs.
+pub async fn started(context: &Context) -> anyhow::Result<Client> {
+    connect_or_start(context).await
 }
 
-/// Sends `request` only if a daemon is already running; `Ok(None)` when none is.
-pub async fn request_if_running(
+/// The daemon if one already runs; `None` otherwise. Reads use this: starting a daemon would
+/// bring stopped biomes back as a side effect of looking at them.
+pub async fn if_running(context: &Context) -> Option<Client> {
+    Client::connect(&DaemonPaths::for_home(&context.home).socket)
+        .await
+        .ok()
+}
+
+/// The running daemon, or [`DaemonNotRunning`] for a read that cannot answer without one.
+pub async fn running(context: &Context) -> anyhow::Result<Client> {
+    if_running(context).await.ok_or_else(|| {
+        DaemonNotRunning {
+            home: context.home.display().to_string(),
+        }
+        .into()
+    })
+}
+
+/// Every biome of `project` the daemon runs; `None` when no daemon runs (never starts one).
+pub async fn list_if_running(
     context: &Context,
-    request: &Request,
-) -> anyhow::Result<Option<ReplyBody>> {
-    let paths = DaemonPaths::for_home(&context.home);
-    match Client::connect(&paths.socket).await {
-        Ok(client) => client
-            .request(request, |_, _| {})
-            .await
-            .map(Some)
-            .map_err(into_user_error),
-        Err(_) => Ok(None),
+    project: &Name,
+) -> anyhow::Result<Option<Vec<BiomeStatus>>> {
+    match if_running(context).await {
+        Some(client) => Ok(Some(answer(client.list(Some(project.clone())).await)?)),
+        None => Ok(None),
     }
+}
+
+/// One biome's status; `None` when no daemon runs or it does not know the biome.
+pub async fn status_if_running(
+    context: &Context,
+    project: &Name,
+    biome: &Name,
+) -> Option<BiomeStatus> {
+    if_running(context)
+        .await?
+        .status(project.clone(), biome.clone())
+        .await
+        .ok()
+}
+
+/// What the running daemon says of itself; `None` when none runs (never starts one).
+pub async fn ping_if_running(
+    context: &Context,
+) -> anyhow::Result<Option<sandpit_runtime::client::Pong>> {
+    match if_running(context).await {
+        Some(client) => Ok(Some(answer(client.ping().await)?)),
+        None => Ok(None),
+    }
+}
+
+/// A daemon's answer as the error a user reads.
+pub fn answer<T>(result: Result<T, ClientError>) -> anyhow::Result<T> {
+    result.map_err(into_user_error)
 }
 
 /// What a read command says when no daemon runs: it never starts one (starting it would bring
@@ -55,24 +90,13 @@ pub struct DaemonNotRunning {
     pub home: String,
 }
 
-/// Sends a read-only `request` to the running daemon; [`DaemonNotRunning`] when none runs.
-pub async fn query(context: &Context, request: &Request) -> anyhow::Result<ReplyBody> {
-    match request_if_running(context, request).await? {
-        Some(reply) => Ok(reply),
-        None => Err(DaemonNotRunning {
-            home: context.home.display().to_string(),
-        }
-        .into()),
-    }
-}
-
 /// Starts the daemon unless one runs; `true` when this call started it.
 pub async fn start(context: &Context) -> anyhow::Result<bool> {
     let paths = DaemonPaths::for_home(&context.home);
     // A daemon that was just killed may still accept a connection before it goes: only one that
     // answers counts as running.
     if let Ok(client) = Client::connect(&paths.socket).await {
-        if client.request(&Request::Ping, |_, _| {}).await.is_ok() {
+        if client.ping().await.is_ok() {
             return Ok(false);
         }
         let deadline = Instant::now() + START_TIMEOUT;
@@ -214,13 +238,4 @@ pub async fn stop(context: &Context) -> anyhow::Result<bool> {
 
 fn process_alive(pid: i32) -> bool {
     sandpit_runtime::process::stat(pid as u32).is_some_and(|s| s.state != 'Z' && s.state != 'X')
-}
-
-/// The error for a daemon that answered with something other than `expected` (a daemon of
-/// another sandpit version): what was asked for and how to get a daemon of this version, not
-/// the answer's internal shape.
-pub fn unexpected_answer(expected: &str) -> anyhow::Error {
-    anyhow::anyhow!(
-        "the sandpit daemon did not answer with {expected}\nhint: it may be from another sandpit version: `sandpit daemon stop` and `sandpit daemon start` restart it with this one"
-    )
 }

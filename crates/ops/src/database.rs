@@ -17,7 +17,7 @@ use sandpit_database::{
 use sandpit_domain::Name;
 use sandpit_runtime::owner_only;
 use sandpit_runtime::process::Program;
-use sandpit_runtime::protocol::{DatabaseInfo, InstanceKey, InstanceSpec, ReplyBody, Request};
+use sandpit_runtime::protocol::{DatabaseInfo, InstanceKey, InstanceSpec};
 use sandpit_spec::{DatabaseUrl, Spec};
 use sandpit_state::StepKind;
 
@@ -299,20 +299,8 @@ async fn instance(
         stop_signal: "SIGINT".into(),
         start_timeout_secs: 60,
     };
-    match daemon_connection::request(
-        context,
-        &Request::EnsureInstance { instance: spec },
-        |_, m| on_event(m),
-    )
-    .await?
-    {
-        ReplyBody::Instance(_) => {}
-        _ => {
-            return Err(daemon_connection::unexpected_answer(
-                "the status of the PostgreSQL instance",
-            ))
-        }
-    }
+    let client = daemon_connection::started(context).await?;
+    daemon_connection::answer(client.ensure_instance(spec, |_, m| on_event(m)).await)?;
     cluster
         .wait_ready(context.database_timeouts.statement)
         .await?;

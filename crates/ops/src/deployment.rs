@@ -118,6 +118,25 @@ pub(crate) fn deployed_components(release: &Release<'_>) -> Vec<DeployedComponen
         .collect()
 }
 
+/// Waits until deployment `id` is the first unfinished one of its target, polling without
+/// holding a thread (a server runs many of these at once); `StateError::QueueTimeout` after
+/// [`QUEUE_TIMEOUT`].
+pub(crate) async fn wait_turn(
+    state: &mut StateStore,
+    id: i64,
+) -> Result<(), sandpit_state::StateError> {
+    let started = Instant::now();
+    loop {
+        match state.blocking(id)? {
+            None => return Ok(()),
+            Some(blocking_id) if started.elapsed() >= QUEUE_TIMEOUT => {
+                return Err(sandpit_state::StateError::QueueTimeout { id, blocking_id })
+            }
+            Some(_) => tokio::time::sleep(StateStore::TURN_POLL_INTERVAL).await,
+        }
+    }
+}
+
 /// Records an `up` into a biome and applies it at once (biomes need no approvals), after any
 /// earlier operation on the same biome has finished. The database is prepared (created, or
 /// migrated in place after a rehearsal) inside the recorded deployment, so `history` shows it.
@@ -144,7 +163,7 @@ pub async fn record_and_apply(
         rollback_of: None,
         restores: None,
     })?;
-    state.wait_turn(deployment.id, QUEUE_TIMEOUT)?;
+    wait_turn(&mut state, deployment.id).await?;
     state.mark_started(deployment.id, std::process::id())?;
     drop(state);
     // Read in its turn, so a `config` change that ran before it is included.
@@ -307,7 +326,7 @@ pub async fn execute(
             deployment.target
         ),
     );
-    state.wait_turn(id, QUEUE_TIMEOUT)?;
+    wait_turn(&mut state, id).await?;
     state.mark_started(id, std::process::id())?;
     if deployment.kind == DeploymentKind::Destroy {
         drop(state);

@@ -14,7 +14,7 @@ use std::process::Command;
 use sandpit_database::{DatabaseError, PgBinaries};
 use sandpit_domain::{ComponentKind, ComponentState};
 use sandpit_models::{FoundRuntime, RuntimeSource};
-use sandpit_runtime::protocol::{InstanceStatus, ReplyBody, Request};
+use sandpit_runtime::protocol::InstanceStatus;
 use sandpit_spec::model::DatabaseUrl;
 use sandpit_spec::Spec;
 use serde::Serialize;
@@ -433,15 +433,19 @@ fn onnxruntime_found(found: &FoundRuntime) -> Check {
 /// The daemon (never started by looking) and each instance it supervises.
 async fn daemon(context: &Context) -> Vec<Check> {
     let log = sandpit_runtime::DaemonPaths::for_home(&context.home).log_file;
-    match daemon_connection::request_if_running(context, &Request::Ping).await {
-        Ok(None) => vec![Check::ok(
+    let pong = match daemon_connection::if_running(context).await {
+        Some(client) => Some(client.ping().await),
+        None => None,
+    };
+    match pong {
+        None => vec![Check::ok(
             "daemon",
             format!(
                 "not running for SANDPIT_HOME {} (commands that change what runs start it)",
                 context.home.display()
             ),
         )],
-        Ok(Some(ReplyBody::Pong {
+        Some(Ok(sandpit_runtime::client::Pong {
             pid,
             version,
             instances,
@@ -451,13 +455,15 @@ async fn daemon(context: &Context) -> Vec<Check> {
             checks.extend(instances.iter().map(instance_check));
             checks
         }
-        Ok(Some(other)) => vec![Check::problem(
-            "daemon",
-            Status::Error,
-            format!("the daemon answered a ping with {other:?}"),
-            "sandpit daemon stop && sandpit daemon start",
-        )],
-        Err(error) => vec![Check::problem(
+        Some(Err(error @ sandpit_runtime::ClientError::UnexpectedAnswer { .. })) => {
+            vec![Check::problem(
+                "daemon",
+                Status::Error,
+                format!("{error}"),
+                "sandpit daemon stop && sandpit daemon start",
+            )]
+        }
+        Some(Err(error)) => vec![Check::problem(
             "daemon",
             Status::Error,
             format!("the daemon's socket is open but it did not answer: {error}"),

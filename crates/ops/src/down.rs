@@ -6,16 +6,13 @@
 
 use anyhow::bail;
 use sandpit_domain::Name;
-use sandpit_runtime::protocol::{BiomeStatus, ReplyBody, Request};
+use sandpit_runtime::protocol::BiomeStatus;
 use sandpit_state::{DeploymentKind, NewDeployment};
 
 use crate::daemon_connection;
 use crate::deployment::{requester, state_store, target_label};
 use crate::project::ProjectDir;
 use crate::Context;
-
-/// How long a `down` waits for an earlier operation on the same biome.
-const QUEUE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
 /// What a finished `down` reports.
 #[derive(Debug)]
@@ -65,18 +62,7 @@ pub async fn down(
             d.biome.as_deref() == Some(biome.as_str())
                 && target.env.as_ref().is_none_or(|env| env.as_str() == d.env)
         });
-    let running = match daemon_connection::request_if_running(
-        context,
-        &Request::Status {
-            project: project.clone(),
-            biome: biome.clone(),
-        },
-    )
-    .await
-    {
-        Ok(Some(ReplyBody::Biome(status))) => Some(status),
-        _ => None,
-    };
+    let running = daemon_connection::status_if_running(context, &project, &biome).await;
     let (env, sha) = match (&running, &newest) {
         (Some(status), _) => (status.env.clone(), status.sha.clone()),
         (None, Some(d)) => (Name::parse(&d.env)?, d.sha.clone()),
@@ -111,7 +97,7 @@ pub async fn down(
     })?;
     // An `up` of the same biome that is still running finishes first (and one that arrives
     // later waits for this down): they never interleave, database included.
-    state.wait_turn(recorded.id, QUEUE_TIMEOUT)?;
+    crate::deployment::wait_turn(&mut state, recorded.id).await?;
     state.mark_started(recorded.id, std::process::id())?;
     drop(state);
     let result = tear_down(context, &spec, &env, &biome, &mut on_event).await;
@@ -153,29 +139,18 @@ pub(crate) async fn tear_down(
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<Option<BiomeStatus>> {
     let project = spec.project.name.clone();
-    let listed = daemon_connection::request(
-        context,
-        &Request::List {
-            project: Some(project.clone()),
-        },
-        |_, _| {},
-    )
-    .await?;
-    let runs = matches!(&listed, ReplyBody::Biomes { biomes }
-        if biomes.iter().any(|b| b.biome == *biome && b.env == *env));
+    let listed = daemon_connection::answer(
+        daemon_connection::started(context)
+            .await?
+            .list(Some(project.clone()))
+            .await,
+    )?;
+    let runs = listed.iter().any(|b| b.biome == *biome && b.env == *env);
     let stopped = if runs {
-        let request = Request::Down {
-            project,
-            biome: biome.clone(),
-        };
-        match daemon_connection::request(context, &request, &mut *on_event).await? {
-            ReplyBody::Biome(status) => Some(status),
-            _ => {
-                return Err(daemon_connection::unexpected_answer(
-                    "the status of the biome",
-                ))
-            }
-        }
+        let client = daemon_connection::started(context).await?;
+        Some(daemon_connection::answer(
+            client.down(project, biome.clone(), &mut *on_event).await,
+        )?)
     } else {
         None
     };

@@ -3,9 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::bail;
 use sandpit_domain::Name;
-use sandpit_runtime::protocol::{BiomeStatus, ReplyBody, Request};
+use sandpit_runtime::protocol::BiomeStatus;
 
 use crate::daemon_connection;
 use crate::Context;
@@ -60,20 +59,18 @@ pub async fn environment(
     let component = component
         .map(|raw| Name::parse(raw).map_err(|e| anyhow::anyhow!("{e}\nhint: {}", e.hint())))
         .transpose()?;
-    let request = Request::Env {
-        project: status.project.clone(),
-        biome: status.biome.clone(),
-        component,
-    };
-    match daemon_connection::query(context, &request).await? {
-        ReplyBody::Env(env) => Ok(BiomeEnv {
-            status,
-            component: env.component,
-            vars: env.vars,
-            secret_names: env.secret_names,
-        }),
-        _ => bail!("unexpected answer from the daemon to an environment request"),
-    }
+    let client = daemon_connection::running(context).await?;
+    let env = daemon_connection::answer(
+        client
+            .env(status.project.clone(), status.biome.clone(), component)
+            .await,
+    )?;
+    Ok(BiomeEnv {
+        status,
+        component: env.component,
+        vars: env.vars,
+        secret_names: env.secret_names,
+    })
 }
 
 #[cfg(test)]

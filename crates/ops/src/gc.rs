@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sandpit_artifact::store::{ArtifactStore, GarbageReport, Retention};
 use sandpit_domain::{Digest, Name};
-use sandpit_runtime::protocol::{ReplyBody, Request};
 
 use crate::daemon_connection;
 use crate::deploy::environment;
@@ -62,11 +61,8 @@ pub async fn gc(context: &Context, env: Option<&str>, dry_run: bool) -> anyhow::
 
     // What runs now, by environment. Belt and braces: the records should say the same.
     let mut running: BTreeSet<(Name, Digest)> = BTreeSet::new();
-    let list = Request::List {
-        project: Some(project.clone()),
-    };
-    let daemon_running = match daemon_connection::request_if_running(context, &list).await? {
-        Some(ReplyBody::Biomes { biomes }) => {
+    let daemon_running = match daemon_connection::list_if_running(context, &project).await? {
+        Some(biomes) => {
             for biome in biomes {
                 for component in biome.components {
                     running.insert((biome.env.clone(), component.digest));
@@ -74,8 +70,6 @@ pub async fn gc(context: &Context, env: Option<&str>, dry_run: bool) -> anyhow::
             }
             true
         }
-        // Nothing is removed when what runs cannot be told.
-        Some(_) => return Err(daemon_connection::unexpected_answer("the list of biomes")),
         None => false,
     };
     // Models are not processes: the endpoints serve them from the stores by their registrations.

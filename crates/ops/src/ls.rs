@@ -1,7 +1,7 @@
 //! `sandpit ls`: the project's biomes, and the environments' base deployments beside them.
 
 use sandpit_domain::Name;
-use sandpit_runtime::protocol::{BiomeStatus, ReplyBody, Request};
+use sandpit_runtime::protocol::BiomeStatus;
 use sandpit_state::{DeploymentKind, DeploymentState};
 
 use crate::daemon_connection;
@@ -70,19 +70,16 @@ fn incomplete(context: &Context, project: &Name) -> anyhow::Result<Vec<Incomplet
 
 pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
     let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
-    let request = Request::List {
-        project: Some(spec.project.name.clone()),
-    };
     // A read never starts the daemon: that would bring stopped biomes back as a side effect.
     let incomplete = incomplete(context, &spec.project.name)?;
-    match daemon_connection::request_if_running(context, &request).await? {
+    match daemon_connection::list_if_running(context, &spec.project.name).await? {
         None => Ok(Listing {
             daemon_running: false,
             biomes: Vec::new(),
             environments: Vec::new(),
             incomplete,
         }),
-        Some(ReplyBody::Biomes { biomes }) => {
+        Some(biomes) => {
             // An environment's base runs as a biome named after the environment.
             let (environments, biomes): (Vec<_>, Vec<_>) =
                 biomes.into_iter().partition(|b| b.biome == b.env);
@@ -97,6 +94,5 @@ pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
                 incomplete,
             })
         }
-        Some(_) => Err(daemon_connection::unexpected_answer("the list of biomes")),
     }
 }

@@ -23,7 +23,7 @@ use anyhow::{bail, Context as _};
 use sandpit_domain::Name;
 use sandpit_models::credential::{self, Token};
 use sandpit_runtime::process::Program;
-use sandpit_runtime::protocol::{InstanceKey, InstanceSpec, ReplyBody, Request};
+use sandpit_runtime::protocol::{InstanceKey, InstanceSpec};
 use sandpit_spec::Spec;
 use serde::{Deserialize, Serialize};
 
@@ -361,16 +361,9 @@ pub async fn ensure_endpoint(
         stop_signal: "SIGTERM".into(),
         start_timeout_secs: 30,
     };
-    match daemon_connection::request(context, &Request::EnsureInstance { instance }, |_, m| {
-        on_event(m)
-    })
-    .await?
-    {
-        ReplyBody::Instance(_) => Ok(Endpoint { port, token }),
-        _ => Err(daemon_connection::unexpected_answer(
-            "the status of the model endpoint",
-        )),
-    }
+    let client = daemon_connection::started(context).await?;
+    daemon_connection::answer(client.ensure_instance(instance, |_, m| on_event(m)).await)?;
+    Ok(Endpoint { port, token })
 }
 
 fn client() -> reqwest::Client {

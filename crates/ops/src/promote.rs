@@ -3,7 +3,6 @@
 
 use anyhow::bail;
 use sandpit_domain::Name;
-use sandpit_runtime::protocol::{ReplyBody, Request};
 use sandpit_spec::Spec;
 use sandpit_state::{DeployedComponent, DeploymentKind, NewDeployment};
 
@@ -26,21 +25,21 @@ pub async fn promote(
         bail!("{refusal}");
     }
     let project = spec.project.name.clone();
-    let request = Request::Status {
-        project: project.clone(),
-        biome: from.clone(),
+    let asked = match daemon_connection::if_running(context).await {
+        Some(client) => Some(client.status(project.clone(), from.clone()).await),
+        None => None,
     };
-    let status = match daemon_connection::request_if_running(context, &request).await {
-        Ok(Some(ReplyBody::Biome(status))) => status,
-        Ok(Some(_)) => {
-            return Err(daemon_connection::unexpected_answer(&format!(
-                "the status of `{from}`"
-            )))
+    let status = match asked {
+        Some(Ok(status)) => status,
+        Some(Err(error @ sandpit_runtime::ClientError::UnexpectedAnswer { .. })) => {
+            return Err(daemon_connection::answer::<()>(Err(error)).unwrap_err())
         }
-        Ok(None) => bail!(
+        None => bail!(
             "the sandpit daemon is not running, so nothing runs in `{from}` to promote\nhint: `sandpit daemon start` brings `{from}` back; then promote again"
         ),
-        Err(_) => bail!("nothing is deployed in `{from}`\nhint: `sandpit deploy {from}` first"),
+        Some(Err(_)) => {
+            bail!("nothing is deployed in `{from}`\nhint: `sandpit deploy {from}` first")
+        }
     };
     if status.state != "healthy" {
         bail!(

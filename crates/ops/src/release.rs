@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use sandpit_domain::{ComponentKind, Digest, Name};
-use sandpit_runtime::protocol::{BiomeSpec, BiomeStatus, ComponentSpec, ReplyBody, Request};
+use sandpit_runtime::protocol::{BiomeSpec, BiomeStatus, ComponentSpec};
 use sandpit_spec::Spec;
 
 use crate::daemon_connection;
@@ -125,15 +125,9 @@ impl Release<'_> {
         context: &Context,
         on_event: impl FnMut(Option<&Name>, &str),
     ) -> anyhow::Result<BiomeStatus> {
-        let request = Request::Up {
-            biome: self.desired_state()?,
-        };
-        match daemon_connection::request(context, &request, on_event).await? {
-            ReplyBody::Biome(status) => Ok(status),
-            _ => Err(daemon_connection::unexpected_answer(
-                "the status of the biome",
-            )),
-        }
+        let desired = self.desired_state()?;
+        let client = daemon_connection::started(context).await?;
+        daemon_connection::answer(client.up(desired, on_event).await)
     }
 }
 

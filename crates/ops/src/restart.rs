@@ -4,9 +4,8 @@
 //! Nothing about what runs changes (the same digests, variables and ports), so unlike `up` it is
 //! not a deployment and leaves the history alone.
 
-use anyhow::bail;
 use sandpit_domain::Name;
-use sandpit_runtime::protocol::{BiomeStatus, ReplyBody, Request};
+use sandpit_runtime::protocol::BiomeStatus;
 
 use crate::daemon_connection;
 use crate::Context;
@@ -28,15 +27,12 @@ pub async fn restart(
     let component = component
         .map(|raw| Name::parse(raw).map_err(|e| anyhow::anyhow!("{e}\nhint: {}", e.hint())))
         .transpose()?;
-    let request = Request::Restart {
-        project: status.project.clone(),
-        biome: status.biome.clone(),
-        component,
-    };
-    match daemon_connection::request(context, &request, on_event).await? {
-        ReplyBody::Biome(status) => Ok(status),
-        other => bail!("unexpected answer from the daemon: {other:?}"),
-    }
+    let client = daemon_connection::started(context).await?;
+    daemon_connection::answer(
+        client
+            .restart(status.project, status.biome, component, on_event)
+            .await,
+    )
 }
 
 /// `sandpit restart web` where `web` is no biome but a component of the current branch's biome:

@@ -2,7 +2,7 @@
 //! environment's endpoint answers for it.
 
 use sandpit_domain::Name;
-use sandpit_runtime::protocol::{BiomeStatus, ReplyBody, Request};
+use sandpit_runtime::protocol::BiomeStatus;
 
 use crate::daemon_connection;
 use crate::models::ServedModel;
@@ -18,17 +18,8 @@ pub async fn status(context: &Context, raw: Option<&str>) -> anyhow::Result<Biom
     let target = crate::target::resolve(context, &spec, raw)?;
     let biome = target.name.clone();
     // A read never starts the daemon (see `daemon_connection::query`).
-    let listed = match daemon_connection::query(
-        context,
-        &Request::List {
-            project: Some(project.clone()),
-        },
-    )
-    .await?
-    {
-        ReplyBody::Biomes { biomes } => biomes,
-        _ => return Err(daemon_connection::unexpected_answer("the list of biomes")),
-    };
+    let client = daemon_connection::running(context).await?;
+    let listed = daemon_connection::answer(client.list(Some(project.clone())).await)?;
     let Some(status) = listed.iter().find(|b| b.biome == biome) else {
         let mut known: Vec<String> = listed.iter().map(|b| b.biome.to_string()).collect();
         let state = crate::deployment::state_store(context)?;

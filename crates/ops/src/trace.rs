@@ -7,7 +7,6 @@ use anyhow::bail;
 use sandpit_artifact::provenance::Provenance;
 use sandpit_artifact::store::{ArtifactCheck, ArtifactStore};
 use sandpit_domain::ArtifactName;
-use sandpit_runtime::protocol::{ReplyBody, Request};
 use sandpit_state::Deployment;
 use serde::Serialize;
 
@@ -85,12 +84,7 @@ pub async fn trace(context: &Context, raw: &str) -> anyhow::Result<TraceReport> 
     let project = spec.project.name.clone();
 
     let mut running = Vec::new();
-    let request = Request::List {
-        project: Some(project.clone()),
-    };
-    if let Some(ReplyBody::Biomes { biomes }) =
-        daemon_connection::request_if_running(context, &request).await?
-    {
+    if let Some(biomes) = daemon_connection::list_if_running(context, &project).await? {
         for biome in biomes {
             for component in &biome.components {
                 // A reused artifact keeps running under its first name; its digest still matches.

@@ -8,7 +8,7 @@ use sandpit_domain::Name;
 use std::time::Instant;
 
 use sandpit_domain::ComponentKind;
-use sandpit_runtime::protocol::{BiomeStatus, ReplyBody, Request};
+use sandpit_runtime::protocol::BiomeStatus;
 use sandpit_state::DeploymentKind;
 
 use crate::build::{BuildOptions, BuildOutcome};
@@ -196,19 +196,11 @@ async fn already_up(
         return Ok(None);
     }
     let asking = Instant::now();
-    let reply = crate::daemon_connection::request_if_running(
-        context,
-        &Request::Status {
-            project: project.clone(),
-            biome: release.biome.clone(),
-        },
-    )
-    .await;
+    let reply = crate::daemon_connection::status_if_running(context, project, &release.biome).await;
     timings.add(Phase::Daemon, asking.elapsed());
-    let status = match reply {
-        Ok(Some(ReplyBody::Biome(status))) => status,
-        // No daemon, no such biome there, or an answer that says nothing: a real `up` sorts it out.
-        _ => return Ok(None),
+    // No daemon, no such biome there, or an answer that says nothing: a real `up` sorts it out.
+    let Some(status) = reply else {
+        return Ok(None);
     };
     if !runs_exactly(&status, release) {
         return Ok(None);

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use sandpit_artifact::store::{ArtifactStore, Integrity, StoreCheck};
 use sandpit_domain::{ArtifactName, Digest};
-use sandpit_runtime::protocol::{ReplyBody, Request};
 
 use crate::daemon_connection;
 use crate::deployment::{env_store_root, target_label};
@@ -165,14 +164,11 @@ pub async fn verify(context: &Context, env: Option<&str>) -> anyhow::Result<Veri
         stores.push(StoreVerification { store, root, check });
     }
 
-    let request = Request::List {
-        project: Some(project.clone()),
-    };
-    let listed = daemon_connection::request_if_running(context, &request).await?;
+    let listed = daemon_connection::list_if_running(context, &project).await?;
     let daemon_running = listed.is_some();
     let mut running = Vec::new();
     let mut opened: BTreeMap<String, ArtifactStore> = BTreeMap::new();
-    if let Some(ReplyBody::Biomes { biomes }) = listed {
+    if let Some(biomes) = listed {
         for biome in biomes {
             if only.as_ref().is_some_and(|o| *o != biome.env) {
                 continue;

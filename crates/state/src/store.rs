@@ -742,10 +742,9 @@ impl StateStore {
     /// marked failed ("interrupted: the sandpit process running it died") and no longer blocks;
     /// so is a queued one whose process died before starting it.
     pub fn wait_turn(&mut self, id: i64, timeout: Duration) -> Result<(), StateError> {
-        let me = load_existing(&self.conn, id)?;
         let started = Instant::now();
         loop {
-            match self.first_blocker(&me)? {
+            match self.blocking(id)? {
                 None => return Ok(()),
                 Some(blocking_id) if started.elapsed() >= timeout => {
                     return Err(StateError::QueueTimeout { id, blocking_id })
@@ -754,6 +753,17 @@ impl StateStore {
             }
         }
     }
+
+    /// The oldest earlier deployment of `id`'s target that still blocks it (`None`: it is its
+    /// turn), after failing the ones whose process died. One step of [`Self::wait_turn`], for a
+    /// caller that waits its own way (an async task must not sleep its thread).
+    pub fn blocking(&mut self, id: i64) -> Result<Option<i64>, StateError> {
+        let me = load_existing(&self.conn, id)?;
+        self.first_blocker(&me)
+    }
+
+    /// How often a waiting deployment looks again whether it is its turn.
+    pub const TURN_POLL_INTERVAL: Duration = POLL_INTERVAL;
 
     /// The oldest earlier deployment of `me`'s target that still blocks it, after failing the
     /// ones whose process died.

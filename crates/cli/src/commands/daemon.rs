@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use sandpit_ops::Context;
-use sandpit_runtime::protocol::{ReplyBody, Request};
 
 use crate::output;
 
@@ -40,13 +39,9 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         }
         Some(Action::Start) => {
             let started = sandpit_ops::daemon_connection::start(context).await?;
-            let pid =
-                match sandpit_ops::daemon_connection::request_if_running(context, &Request::Ping)
-                    .await?
-                {
-                    Some(ReplyBody::Pong { pid, .. }) => Some(pid),
-                    _ => None,
-                };
+            let pid = sandpit_ops::daemon_connection::ping_if_running(context)
+                .await?
+                .map(|pong| pong.pid);
             if json {
                 output::print_json(&serde_json::json!({ "started": started, "pid": pid }))?;
             } else {
@@ -71,16 +66,15 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
             Ok(ExitCode::SUCCESS)
         }
         Some(Action::Status) => {
-            let answer =
-                sandpit_ops::daemon_connection::request_if_running(context, &Request::Ping).await?;
+            let answer = sandpit_ops::daemon_connection::ping_if_running(context).await?;
             let (pid, version, instances, notices) = match answer {
-                Some(ReplyBody::Pong {
-                    pid,
-                    version,
-                    instances,
-                    notices,
-                }) => (Some(pid), Some(version), instances, notices),
-                _ => (None, None, Vec::new(), Vec::new()),
+                Some(pong) => (
+                    Some(pong.pid),
+                    Some(pong.version),
+                    pong.instances,
+                    pong.notices,
+                ),
+                None => (None, None, Vec::new(), Vec::new()),
             };
             let instances_json: Vec<serde_json::Value> = instances
                 .iter()
