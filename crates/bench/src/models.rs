@@ -67,6 +67,16 @@ pub fn run(sandpit: &Path, example: &Path, scratch: &Path) -> anyhow::Result<()>
     })
 }
 
+/// Only the cold loads (section `models-cold`): what a change to the load path is measured with.
+pub fn run_cold_loads(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
+    let scratch = scratch.join("models");
+    fs::create_dir_all(&scratch)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(cold_loads(sandpit, &scratch))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Processes
 
@@ -191,6 +201,13 @@ fn start_sandpit(
         registrations.join("_base.json"),
         serde_json::to_vec_pretty(&json!({ "models": entries }))?,
     )?;
+    // The endpoint opens only files inside its stores: each model's directory is one.
+    let mut stores: Vec<&Path> = models
+        .iter()
+        .filter_map(|(_, path)| path.parent())
+        .collect();
+    stores.sort();
+    stores.dedup();
     let port = free_port()?;
     let home = scratch.join("home");
     fs::create_dir_all(&home)?;
@@ -198,6 +215,11 @@ fn start_sandpit(
         "sandpit model-server",
         Command::new(sandpit)
             .arg("model-server")
+            .args(
+                stores
+                    .iter()
+                    .flat_map(|store| [Path::new("--store"), store]),
+            )
             .args(["--port", &port.to_string()])
             .args(["--max-memory", &(2u64 << 30).to_string()])
             .args(["--max-models", "64"])
@@ -561,6 +583,7 @@ async fn cold_loads(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
          run; {COLD_RUNS} runs, median):"
     );
     let mut rows = Vec::new();
+    let mut phase_rows = Vec::new();
     for (name, path, width) in &files {
         let body = serde_json::to_vec(&json!({
             "inputs": [{"name": "x", "shape": [1, width], "datatype": "FP32",
@@ -570,6 +593,8 @@ async fn cold_loads(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
         let unload = format!("{}/v2/repository/models/{name}/unload", server.base);
         let mut cold = Vec::new();
         let mut warm = Vec::new();
+        // Per run, the seconds of each of LOAD_SERIES the server recorded for this load.
+        let mut splits: Vec<Vec<Duration>> = Vec::new();
         for run in 0..COLD_RUNS {
             if run > 0 {
                 let response = client.post(&unload).send().await?;
@@ -577,9 +602,17 @@ async fn cold_loads(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
                     bail!("unload of {name} answered {}", response.status());
                 }
             }
+            let before = load_sums(&client, &server.base).await?;
             let started = Instant::now();
             infer_once(&client, &url, body.clone()).await?;
             cold.push(started.elapsed());
+            let after = load_sums(&client, &server.base).await?;
+            splits.push(
+                LOAD_SERIES
+                    .iter()
+                    .map(|series| Duration::from_secs_f64(after[*series] - before[*series]))
+                    .collect::<Vec<_>>(),
+            );
             for _ in 0..20 {
                 let started = Instant::now();
                 infer_once(&client, &url, body.clone()).await?;
@@ -599,7 +632,11 @@ async fn cold_loads(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
         let cold = Stats::new(cold, Duration::ZERO);
         let warm = Stats::new(warm, Duration::ZERO);
         let mib = fs::metadata(path)?.len() as f64 / (1024.0 * 1024.0);
+        let split: Vec<f64> = (0..LOAD_SERIES.len())
+            .map(|i| ms(crate::median(splits.iter().map(|run| run[i]).collect())))
+            .collect();
         rows.push((mib, cold.p50(), warm.p50(), create.p50(), create_run.p50()));
+        phase_rows.push((mib, cold.p50(), split));
     }
     println!(
         "  {:>9}  {:>12}  {:>12}  {:>10}  {:>18}  {:>16}",
@@ -626,6 +663,62 @@ async fn cold_loads(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
             cold / create_run
         );
     }
+    println!(
+        "  where the cold request's time goes (the server's /metrics, median per phase; verify \
+         runs alongside extract + session):"
+    );
+    println!(
+        "  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>12}",
+        "ONNX size", "read", "verify", "extract", "session", "load", "HTTP + run"
+    );
+    for (mib, cold, split) in phase_rows {
+        let load = split[LOAD_SERIES.len() - 1];
+        println!(
+            "  {:>5.1} MiB  {:>5.1} ms  {:>5.1} ms  {:>5.1} ms  {:>5.1} ms  {:>5.1} ms  {:>9.1} ms",
+            mib,
+            split[0],
+            split[1],
+            split[2],
+            split[3],
+            load,
+            cold - load
+        );
+    }
     drop(server);
     Ok(())
+}
+
+/// The series of the server's `/metrics` a load's split is read from: its phases, then the
+/// whole load.
+const LOAD_SERIES: [&str; 5] = [
+    "sandpit_model_load_phase_seconds_sum{phase=\"read\"}",
+    "sandpit_model_load_phase_seconds_sum{phase=\"verify\"}",
+    "sandpit_model_load_phase_seconds_sum{phase=\"extract\"}",
+    "sandpit_model_load_phase_seconds_sum{phase=\"session\"}",
+    "sandpit_model_load_seconds_sum",
+];
+
+/// The value of each of [`LOAD_SERIES`] now (0 for one not exposed yet, before any load).
+async fn load_sums(
+    client: &reqwest::Client,
+    base: &str,
+) -> anyhow::Result<std::collections::HashMap<&'static str, f64>> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(LOAD_SERIES
+        .iter()
+        .map(|series| {
+            let value = text
+                .lines()
+                .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0.0);
+            (*series, value)
+        })
+        .collect())
 }

@@ -1,6 +1,9 @@
-//! Reading a model artifact: verify the file's sha256 digest first, then take the ONNX file (and
+//! Reading a model artifact: read the file, verify its sha256 digest, take the ONNX file (and
 //! `model.json`) out of the zip. An already extracted ONNX file (not a zip) is read as is.
+//! No model is served from bytes whose digest has not been verified (`load` overlaps the check
+//! with creating the session, and drops the session when the check fails).
 
+use std::borrow::Cow;
 use std::io::{Cursor, Read};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
@@ -16,9 +19,16 @@ pub const METADATA_FILE: &str = "model.json";
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 
 /// Reads `model_ref.path` and checks its digest; the error names the file and the registered
-/// digest. The path was confined to the endpoint's stores and resolved when it was registered;
-/// a symbolic link put in its place since is not followed.
+/// digest.
 pub fn read_verified(model_ref: &ModelRef) -> Result<Vec<u8>, String> {
+    let bytes = read(model_ref)?;
+    verify(model_ref, &bytes)?;
+    Ok(bytes)
+}
+
+/// Reads `model_ref.path`, not yet verified. The path was confined to the endpoint's stores and
+/// resolved when it was registered; a symbolic link put in its place since is not followed.
+pub fn read(model_ref: &ModelRef) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     std::fs::OpenOptions::new()
         .read(true)
@@ -26,7 +36,13 @@ pub fn read_verified(model_ref: &ModelRef) -> Result<Vec<u8>, String> {
         .open(&model_ref.path)
         .and_then(|mut file| file.read_to_end(&mut bytes))
         .map_err(|e| format!("cannot read artifact {}: {e}", model_ref.path.display()))?;
-    let actual = hex::encode(Sha256::digest(&bytes));
+    Ok(bytes)
+}
+
+/// Checks that `bytes` (read from `model_ref.path`) have the registered digest; the error names
+/// the file and the registered digest.
+pub fn verify(model_ref: &ModelRef, bytes: &[u8]) -> Result<(), String> {
+    let actual = hex::encode(Sha256::digest(bytes));
     let expected = model_ref
         .digest
         .strip_prefix("sha256:")
@@ -43,7 +59,7 @@ pub fn read_verified(model_ref: &ModelRef) -> Result<Vec<u8>, String> {
             model_ref.path.display()
         ));
     }
-    Ok(bytes)
+    Ok(())
 }
 
 fn zip_entry(bytes: &[u8], path: &Path, name: &str, limit: u64) -> Result<Option<Vec<u8>>, String> {
@@ -75,12 +91,18 @@ fn zip_entry(bytes: &[u8], path: &Path, name: &str, limit: u64) -> Result<Option
     Ok(Some(out))
 }
 
-/// The ONNX bytes of a verified artifact (at most `limit` bytes).
-pub fn onnx_bytes(model_ref: &ModelRef, bytes: Vec<u8>, limit: u64) -> Result<Vec<u8>, String> {
+/// The ONNX bytes of an artifact (at most `limit` bytes): the zip's ONNX file, or the bytes
+/// themselves (not copied) when the artifact is an already extracted ONNX file.
+pub fn onnx_bytes<'a>(
+    model_ref: &ModelRef,
+    bytes: &'a [u8],
+    limit: u64,
+) -> Result<Cow<'a, [u8]>, String> {
     if !bytes.starts_with(ZIP_MAGIC) {
-        return Ok(bytes);
+        return Ok(Cow::Borrowed(bytes));
     }
-    zip_entry(&bytes, &model_ref.path, &model_ref.file, limit)?.ok_or_else(|| {
+    let entry = zip_entry(bytes, &model_ref.path, &model_ref.file, limit)?;
+    entry.map(Cow::Owned).ok_or_else(|| {
         format!(
             "artifact {} has no file `{}`",
             model_ref.path.display(),
