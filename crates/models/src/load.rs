@@ -91,7 +91,7 @@ pub fn load_model(
         }
     });
     // The digest decides first: an engine error about corrupt bytes would hide the real cause.
-    let _ = verified;
+    verified?;
     let (loaded, extract, session) = built?;
     Ok((
         loaded,
@@ -106,7 +106,6 @@ pub fn load_model(
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use sha2::{Digest as _, Sha256};
@@ -160,7 +159,7 @@ mod tests {
         ModelRef {
             artifact: "model.onnx".to_owned(),
             digest: format!("sha256:{}", hex::encode(Sha256::digest(digest_of))),
-            path: PathBuf::from(path),
+            path,
             file: "model.onnx".to_owned(),
         }
     }
