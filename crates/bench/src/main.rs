@@ -24,7 +24,7 @@ pub(crate) const RUNS: usize = 5;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 && args.len() != 4 {
-        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models]");
+        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold]");
     }
     let sandpit = PathBuf::from(&args[1]);
     let example = PathBuf::from(&args[2]);
@@ -42,6 +42,8 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("models") {
         models::run(&sandpit, &example, scratch.path())?;
+    } else if only == Some("models-cold") {
+        models::run_cold_loads(&sandpit, scratch.path())?;
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use sandpit_domain::ByteSize;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -28,7 +29,7 @@ const CONCURRENCY: [usize; 3] = [1, 8, 32];
 const DIRECT_CALLS: usize = 5_000;
 /// Model sizes (MiB of weights, roughly) for cold loads, and loads per size.
 const SIZES_MIB: [u32; 3] = [1, 10, 50];
-const COLD_RUNS: usize = 3;
+const COLD_RUNS: usize = 5;
 
 /// Feature rows of the example model (grade, depth, ...): a few plausible ones, cycled through.
 const ROWS: [[f32; 5]; 4] = [
@@ -65,6 +66,16 @@ pub fn run(sandpit: &Path, example: &Path, scratch: &Path) -> anyhow::Result<()>
         concurrency(sandpit, &model, &scratch).await?;
         cold_loads(sandpit, &scratch).await
     })
+}
+
+/// Only the cold loads (section `models-cold`): what a change to the load path is measured with.
+pub fn run_cold_loads(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
+    let scratch = scratch.join("models");
+    fs::create_dir_all(&scratch)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(cold_loads(sandpit, &scratch))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -168,29 +179,40 @@ fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `sandpit model-server` with `models` (name → plain .onnx file) registered as the base's.
+/// A model to register: its name, the artifact (a plain .onnx file or a zip) and the ONNX file's
+/// name inside it (for a plain file, its own name).
+type Registered<'a> = (&'a str, &'a Path, &'a str);
+
+/// `sandpit model-server` with `models` registered as the base's.
 fn start_sandpit(
     sandpit: &Path,
     scratch: &Path,
-    models: &[(&str, &Path)],
+    models: &[Registered<'_>],
 ) -> anyhow::Result<Server> {
     let registrations = scratch.join("registrations");
     fs::create_dir_all(&registrations)?;
     let mut entries = Vec::new();
-    for (name, path) in models {
+    for (name, path, file) in models {
         let digest = sha256_file(path)?;
         entries.push(json!({
             "name": name,
             "artifact": format!("{name}-{}.zip", &digest[..40]),
             "digest": format!("sha256:{digest}"),
             "path": path,
-            "file": path.file_name().and_then(|f| f.to_str()).unwrap_or_default(),
+            "file": file,
         }));
     }
     fs::write(
         registrations.join("_base.json"),
         serde_json::to_vec_pretty(&json!({ "models": entries }))?,
     )?;
+    // The endpoint opens only files inside its stores: each model's directory is one.
+    let mut stores: Vec<&Path> = models
+        .iter()
+        .filter_map(|(_, path, _)| path.parent())
+        .collect();
+    stores.sort();
+    stores.dedup();
     let port = free_port()?;
     let home = scratch.join("home");
     fs::create_dir_all(&home)?;
@@ -198,6 +220,11 @@ fn start_sandpit(
         "sandpit model-server",
         Command::new(sandpit)
             .arg("model-server")
+            .args(
+                stores
+                    .iter()
+                    .flat_map(|store| [Path::new("--store"), store]),
+            )
             .args(["--port", &port.to_string()])
             .args(["--max-memory", &(2u64 << 30).to_string()])
             .args(["--max-models", "64"])
@@ -441,8 +468,15 @@ async fn concurrency(sandpit: &Path, model: &Path, scratch: &Path) -> anyhow::Re
     );
 
     let sandpit_stats = {
-        let mut server =
-            start_sandpit(sandpit, &scratch.join("sandpit-c"), &[("recovery", model)])?;
+        let file = model
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default();
+        let mut server = start_sandpit(
+            sandpit,
+            &scratch.join("sandpit-c"),
+            &[("recovery", model, file)],
+        )?;
         server.wait_ready(&client, Duration::from_secs(30)).await?;
         let url = format!("{}/v2/models/recovery/infer", server.base);
         let answer = infer_once(&client, &url, infer_bodies()[0].clone()).await?;
@@ -549,61 +583,66 @@ async fn cold_loads(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
         );
     }
 
-    let registered: Vec<(&str, &Path)> = files
-        .iter()
-        .map(|(n, p, _)| (n.as_str(), p.as_path()))
-        .collect();
+    // Each model twice: the plain ONNX file, and the artifact `sandpit build` makes of it (a
+    // deflated zip), whose extraction is part of every real cold load.
+    let mut artifacts = Vec::new();
+    for (name, path, _) in &files {
+        let tree = dir.join(format!("{name}-tree"));
+        fs::create_dir_all(&tree)?;
+        fs::copy(path, tree.join("model.onnx"))?;
+        let zip = dir.join(format!("{name}.zip"));
+        sandpit_artifact::package::package_dir(&tree, &zip, ByteSize(ByteSize::GIB))?;
+        artifacts.push((format!("{name}-zip"), zip));
+    }
+    let mut registered: Vec<Registered<'_>> = Vec::new();
+    for ((name, path, _), (zip_name, zip)) in files.iter().zip(&artifacts) {
+        let file = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default();
+        registered.push((name.as_str(), path.as_path(), file));
+        registered.push((zip_name.as_str(), zip.as_path(), "model.onnx"));
+    }
     let mut server = start_sandpit(sandpit, &scratch.join("sandpit-cold"), &registered)?;
     server.wait_ready(&client, Duration::from_secs(30)).await?;
 
     println!(
-        "model cold load (MLP with random weights; first infer = read + verify digest + load + \
-         run; {COLD_RUNS} runs, median):"
+        "model cold load (MLP with random weights; first infer = read + verify digest + \
+         [unzip] + load + run; {COLD_RUNS} runs, median):"
     );
     let mut rows = Vec::new();
-    for (name, path, width) in &files {
+    for ((name, path, width), (zip_name, _)) in files.iter().zip(&artifacts) {
         let body = serde_json::to_vec(&json!({
             "inputs": [{"name": "x", "shape": [1, width], "datatype": "FP32",
                         "data": (0..*width).map(|i| (i % 7) as f32 * 0.1).collect::<Vec<_>>()}]
         }))?;
-        let url = format!("{}/v2/models/{name}/infer", server.base);
-        let unload = format!("{}/v2/repository/models/{name}/unload", server.base);
-        let mut cold = Vec::new();
-        let mut warm = Vec::new();
-        for run in 0..COLD_RUNS {
-            if run > 0 {
-                let response = client.post(&unload).send().await?;
-                if !response.status().is_success() {
-                    bail!("unload of {name} answered {}", response.status());
-                }
-            }
-            let started = Instant::now();
-            infer_once(&client, &url, body.clone()).await?;
-            cold.push(started.elapsed());
-            for _ in 0..20 {
-                let started = Instant::now();
-                infer_once(&client, &url, body.clone()).await?;
-                warm.push(started.elapsed());
-            }
-        }
         let python = python_json(&[
             "load".as_ref(),
             path.as_os_str(),
             COLD_RUNS.to_string().as_ref(),
         ])?;
-        let create = Stats::new(seconds_list(&python["create"]), Duration::ZERO);
+        let create = Stats::new(seconds_list(&python["create"]), Duration::ZERO).p50();
         let create_run = Stats::new(
             seconds_list(&python["create_and_first_run"]),
             Duration::ZERO,
-        );
-        let cold = Stats::new(cold, Duration::ZERO);
-        let warm = Stats::new(warm, Duration::ZERO);
+        )
+        .p50();
         let mib = fs::metadata(path)?.len() as f64 / (1024.0 * 1024.0);
-        rows.push((mib, cold.p50(), warm.p50(), create.p50(), create_run.p50()));
+        for (kind, registered_as) in [(".onnx", name), ("zip", zip_name)] {
+            let measured = cold_and_warm(&client, &server.base, registered_as, &body).await?;
+            rows.push(ColdRow {
+                mib,
+                kind,
+                measured,
+                create,
+                create_run,
+            });
+        }
     }
     println!(
-        "  {:>9}  {:>12}  {:>12}  {:>10}  {:>18}  {:>16}",
+        "  {:>9}  {:>5}  {:>12}  {:>12}  {:>10}  {:>18}  {:>16}",
         "ONNX size",
+        "as",
         "sandpit cold",
         "sandpit warm",
         "cold/warm",
@@ -611,21 +650,144 @@ async fn cold_loads(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
         "sandpit cold /"
     );
     println!(
-        "  {:>9}  {:>12}  {:>12}  {:>10}  {:>18}  {:>16}",
-        "", "1st request", "request", "", "(+ first run)", "py create+run"
+        "  {:>9}  {:>5}  {:>12}  {:>12}  {:>10}  {:>18}  {:>16}",
+        "", "", "1st request", "request", "", "(+ first run)", "py create+run"
     );
-    for (mib, cold, warm, create, create_run) in rows {
+    for row in &rows {
+        let (cold, warm) = (row.measured.cold, row.measured.warm);
         println!(
-            "  {:>5.1} MiB  {:>9.1} ms  {:>9.2} ms  {:>9.0}x  {:>6.1} ms ({:>6.1} ms)  {:>15.2}x",
-            mib,
+            "  {:>5.1} MiB  {:>5}  {:>9.1} ms  {:>9.2} ms  {:>9.0}x  {:>6.1} ms ({:>6.1} ms)  {:>15.2}x",
+            row.mib,
+            row.kind,
             cold,
             warm,
             cold / warm,
-            create,
-            create_run,
-            cold / create_run
+            row.create,
+            row.create_run,
+            cold / row.create_run
+        );
+    }
+    println!(
+        "  where the cold request's time goes (the server's /metrics, median per phase; verify \
+         runs alongside extract + session):"
+    );
+    println!(
+        "  {:>9}  {:>5}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>12}",
+        "ONNX size", "as", "read", "verify", "extract", "session", "load", "HTTP + run"
+    );
+    for row in &rows {
+        let split = &row.measured.split;
+        let load = split[LOAD_SERIES.len() - 1];
+        println!(
+            "  {:>5.1} MiB  {:>5}  {:>5.1} ms  {:>5.1} ms  {:>5.1} ms  {:>5.1} ms  {:>5.1} ms  {:>9.1} ms",
+            row.mib,
+            row.kind,
+            split[0],
+            split[1],
+            split[2],
+            split[3],
+            load,
+            row.measured.cold - load
         );
     }
     drop(server);
     Ok(())
+}
+
+/// One line of the cold-load tables: a model size, as a plain file or a zip.
+struct ColdRow {
+    mib: f64,
+    kind: &'static str,
+    measured: ColdLoads,
+    /// Python's `InferenceSession` creation, and creation + first run (ms, median).
+    create: f64,
+    create_run: f64,
+}
+
+/// Medians (ms) of a registered model's first requests after an unload, of the requests
+/// after them, and of each of [`LOAD_SERIES`] the server recorded for those loads.
+struct ColdLoads {
+    cold: f64,
+    warm: f64,
+    split: Vec<f64>,
+}
+
+async fn cold_and_warm(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    body: &[u8],
+) -> anyhow::Result<ColdLoads> {
+    let url = format!("{base}/v2/models/{name}/infer");
+    let unload = format!("{base}/v2/repository/models/{name}/unload");
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    // Per run, the seconds of each of LOAD_SERIES the server recorded for this load.
+    let mut splits: Vec<Vec<Duration>> = Vec::new();
+    for run in 0..COLD_RUNS {
+        if run > 0 {
+            let response = client.post(&unload).send().await?;
+            if !response.status().is_success() {
+                bail!("unload of {name} answered {}", response.status());
+            }
+        }
+        let before = load_sums(client, base).await?;
+        let started = Instant::now();
+        infer_once(client, &url, body.to_vec()).await?;
+        cold.push(started.elapsed());
+        let after = load_sums(client, base).await?;
+        splits.push(
+            LOAD_SERIES
+                .iter()
+                .map(|series| Duration::from_secs_f64(after[*series] - before[*series]))
+                .collect(),
+        );
+        for _ in 0..20 {
+            let started = Instant::now();
+            infer_once(client, &url, body.to_vec()).await?;
+            warm.push(started.elapsed());
+        }
+    }
+    Ok(ColdLoads {
+        cold: Stats::new(cold, Duration::ZERO).p50(),
+        warm: Stats::new(warm, Duration::ZERO).p50(),
+        split: (0..LOAD_SERIES.len())
+            .map(|i| ms(crate::median(splits.iter().map(|run| run[i]).collect())))
+            .collect(),
+    })
+}
+
+/// The series of the server's `/metrics` a load's split is read from: its phases, then the
+/// whole load.
+const LOAD_SERIES: [&str; 5] = [
+    "sandpit_model_load_phase_seconds_sum{phase=\"read\"}",
+    "sandpit_model_load_phase_seconds_sum{phase=\"verify\"}",
+    "sandpit_model_load_phase_seconds_sum{phase=\"extract\"}",
+    "sandpit_model_load_phase_seconds_sum{phase=\"session\"}",
+    "sandpit_model_load_seconds_sum",
+];
+
+/// The value of each of [`LOAD_SERIES`] now (0 for one not exposed yet, before any load).
+async fn load_sums(
+    client: &reqwest::Client,
+    base: &str,
+) -> anyhow::Result<std::collections::HashMap<&'static str, f64>> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(LOAD_SERIES
+        .iter()
+        .map(|series| {
+            let value = text
+                .lines()
+                .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0.0);
+            (*series, value)
+        })
+        .collect())
 }

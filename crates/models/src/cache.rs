@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::artifact;
 use crate::engine::{Engine, LoadedModel};
 use crate::error::ModelError;
+use crate::load::{load_model, LoadPhases};
 use crate::metrics::Metrics;
 use crate::registry::ModelRef;
 
@@ -180,14 +180,10 @@ impl ModelCache {
             let engine = Arc::clone(&cache.engine);
             let limit = cache.config.max_memory_bytes;
             let reading = model_ref.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let bytes = artifact::read_verified(&reading).map_err(|reason| (reason, false))?;
-                let onnx = artifact::onnx_bytes(&reading, bytes, limit)
-                    .map_err(|reason| (reason, false))?;
-                engine.load(&onnx).map_err(|e| (e.to_string(), true))
-            })
-            .await
-            .unwrap_or_else(|panic| Err((format!("the load panicked: {panic}"), false)));
+            let result =
+                tokio::task::spawn_blocking(move || load_model(engine.as_ref(), &reading, limit))
+                    .await
+                    .unwrap_or_else(|panic| Err(format!("the load panicked: {panic}")));
             cache.finish_load(generation, &model, &model_ref.digest, result, started);
             drop(done_tx);
         });
@@ -199,7 +195,7 @@ impl ModelCache {
         generation: u64,
         model: &str,
         digest: &str,
-        result: Result<Box<dyn LoadedModel>, (String, bool)>,
+        result: Result<(Box<dyn LoadedModel>, LoadPhases), String>,
         started: Instant,
     ) {
         let mut state = self.lock();
@@ -207,7 +203,7 @@ impl ModelCache {
             Some(Slot::Loading { generation: g, .. }) if *g == generation => {}
             _ => return, // unloaded while loading: drop the result
         }
-        let outcome = result.map_err(|(reason, _)| ModelError::LoadFailed {
+        let outcome = result.map_err(|reason| ModelError::LoadFailed {
             model: model.to_string(),
             reason,
         });
@@ -220,7 +216,7 @@ impl ModelCache {
                     at: Instant::now(),
                 }
             }
-            Ok(loaded) => {
+            Ok((loaded, phases)) => {
                 let needed = loaded.memory_bytes();
                 if needed > self.config.max_memory_bytes || self.config.max_models == 0 {
                     let error = ModelError::InsufficientMemory {
@@ -236,11 +232,16 @@ impl ModelCache {
                     }
                 } else {
                     self.make_room(&mut state, needed);
-                    self.metrics.load_succeeded(model, started.elapsed());
+                    self.metrics
+                        .load_succeeded(model, started.elapsed(), &phases);
                     tracing::info!(
                         model,
                         digest,
                         seconds = started.elapsed().as_secs_f64(),
+                        read = phases.read.as_secs_f64(),
+                        verify = phases.verify.as_secs_f64(),
+                        extract = phases.extract.as_secs_f64(),
+                        session = phases.session.as_secs_f64(),
                         "model loaded"
                     );
                     state.clock += 1;

@@ -3,6 +3,8 @@
 //! - [`engine`]: the [`Engine`] interface and [`OrtEngine`] (ONNX Runtime, loaded at run time).
 //! - [`tensor`] / [`metadata`]: KServe v2 JSON tensors, typed tensors, and model metadata.
 //! - [`registry`] (pure): which artifact answers which name at the root and under `/biomes/<b>`.
+//! - [`load`]: one model's load from its artifact (read, digest checked alongside the session's
+//!   creation, extract, session), timed per phase.
 //! - [`cache`]: loaded models by digest, LRU under a memory budget, single-flight loads.
 //! - [`server`]: the HTTP API (Open Inference Protocol v2 REST, model repository, SageMaker
 //!   `/invocations`, sandpit's registration API, Prometheus `/metrics`), served within
@@ -20,6 +22,7 @@ pub mod cache;
 pub mod credential;
 pub mod engine;
 pub mod error;
+pub mod load;
 pub mod metadata;
 pub mod metrics;
 pub mod registry;

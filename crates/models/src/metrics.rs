@@ -5,6 +5,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::load::LoadPhases;
+
 /// Upper bounds (seconds) of the latency histograms' buckets.
 const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
@@ -53,6 +55,7 @@ struct Inner {
     loads: BTreeMap<String, u64>,
     load_failures: BTreeMap<String, u64>,
     load_seconds: Histogram,
+    load_phase_seconds: BTreeMap<&'static str, Histogram>,
     evictions: u64,
     hits: u64,
     requests: BTreeMap<(String, u16), u64>,
@@ -83,10 +86,16 @@ impl Metrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
-    pub fn load_succeeded(&self, model: &str, took: Duration) {
+    pub fn load_succeeded(&self, model: &str, took: Duration, phases: &LoadPhases) {
         self.with(|m| {
             *m.loads.entry(model.to_string()).or_default() += 1;
             m.load_seconds.observe(took.as_secs_f64());
+            for (phase, took) in phases.named() {
+                m.load_phase_seconds
+                    .entry(phase)
+                    .or_default()
+                    .observe(took.as_secs_f64());
+            }
         });
     }
 
@@ -134,6 +143,10 @@ impl Metrics {
             }
             out.push_str("# HELP sandpit_model_load_seconds Time to read, verify and load a model.\n# TYPE sandpit_model_load_seconds histogram\n");
             m.load_seconds.render(&mut out, "sandpit_model_load_seconds", "");
+            out.push_str("# HELP sandpit_model_load_phase_seconds Time of each phase of a successful load: read, verify (the digest, alongside extract and session), extract (from the zip), session (the engine's).\n# TYPE sandpit_model_load_phase_seconds histogram\n");
+            for (phase, histogram) in &m.load_phase_seconds {
+                histogram.render(&mut out, "sandpit_model_load_phase_seconds", &format!("phase=\"{phase}\""));
+            }
             out.push_str("# HELP sandpit_model_evictions_total Models evicted to stay under the budget.\n# TYPE sandpit_model_evictions_total counter\n");
             let _ = writeln!(out, "sandpit_model_evictions_total {}", m.evictions);
             out.push_str("# HELP sandpit_model_cache_hits_total Requests answered by an already loaded model.\n# TYPE sandpit_model_cache_hits_total counter\n");

@@ -212,6 +212,41 @@ async fn a_corrupt_artifact_fails_that_model_only_and_is_retried() {
 }
 
 #[tokio::test]
+async fn an_artifact_that_loads_but_has_another_digest_is_never_served() {
+    // The digest is checked alongside the session's creation: here the engine builds a session
+    // from the bytes without complaint, and the mismatch alone must keep it from answering.
+    let server = linear_server(config()).await;
+    let mut other = server.package(crate::support::V2, "other");
+    other.digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            b"the bytes that were registered"
+        ))
+    );
+    server.register("alice", &[("other", &other)]).await;
+
+    let (status, answer) = server.linear("", "alice.other", [1.0, 2.0, 3.0]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    let message = error(&answer);
+    assert!(
+        message.contains("does not match the digest it was registered with"),
+        "{message}"
+    );
+    assert!(message.contains(&other.digest), "{message}");
+    let (status, _) = server
+        .call("GET", "/v2/models/alice.other/ready", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        server
+            .metric("sandpit_model_loads_total{model=\"alice.other\"}")
+            .await,
+        0.0
+    );
+    assert_eq!(server.linear_y("", "linear", [1.0, 2.0, 3.0]).await, 14.5);
+}
+
+#[tokio::test]
 async fn an_unsupported_model_fails_to_load_naming_the_operator() {
     let server = linear_server(config()).await;
     // A raw ONNX file (not a zip) is accepted too; its digest is the file's.

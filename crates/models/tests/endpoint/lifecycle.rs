@@ -158,6 +158,22 @@ async fn repository_load_ready_and_unload() {
         1.0
     );
     assert!(server.metric("sandpit_model_load_seconds_count").await >= 1.0);
+    // Each phase of the load is timed: the artifact is a zip, so extracting takes time too.
+    let metrics = server.metrics().await;
+    for phase in ["read", "verify", "extract", "session"] {
+        let series = |suffix: &str| {
+            format!("sandpit_model_load_phase_seconds_{suffix}{{phase=\"{phase}\"}}")
+        };
+        assert_eq!(
+            crate::support::metric(&metrics, &series("count")),
+            1.0,
+            "{phase}\n{metrics}"
+        );
+        assert!(
+            crate::support::metric(&metrics, &series("sum")) > 0.0,
+            "{phase}\n{metrics}"
+        );
+    }
 
     let (status, _) = server
         .call("POST", "/v2/repository/models/linear/unload", None)
