@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -36,11 +35,15 @@ use crate::protocol::{
 use crate::secret_env::{self, ResolvedSecrets};
 use crate::state_file::{self, StateFileError};
 
+mod biome_state;
 mod fingerprint;
 mod instances;
+mod port_allocation;
+mod reconcile;
 mod waves;
 use fingerprint::fingerprint;
 use instances::{Instance, PersistedInstance};
+use reconcile::{Convergence, Held, JobAction};
 
 /// How the supervisor behaves; read once by the daemon from its settings.
 #[derive(Debug, Clone)]
@@ -100,6 +103,11 @@ struct Running {
 }
 
 impl Running {
+    /// Its watcher task is still running (one that returned after a stop or a replacement is not).
+    fn is_watched(&self) -> bool {
+        self.task.as_ref().is_some_and(|t| !t.handle.is_finished())
+    }
+
     fn new(state: ComponentState, process: Option<ProcessIdentity>, restarts: u32) -> Running {
         Running {
             state,
@@ -296,28 +304,21 @@ impl Supervisor {
                     key.biome, biome.spec.env, key.biome, spec.env
                 ));
             }
-            let mut ports = biome.ports.clone();
-            for component in spec
-                .components
-                .iter()
-                .filter(|c| c.kind == ComponentKind::Service)
-            {
-                if !ports.contains_key(&component.name) {
-                    let port = match free_port(&reserved) {
-                        Ok(port) => port,
-                        Err(error) => {
-                            if previous.is_none() {
-                                biomes.remove(&key);
-                            }
-                            return Err(format!("cannot find a free port: {error}"));
-                        }
-                    };
-                    reserved.insert(port);
-                    ports.insert(component.name.clone(), port);
+            let ports = port_allocation::allocate_ports(
+                &biome.ports,
+                &spec.components,
+                &reserved,
+                port_allocation::kernel_offer,
+            );
+            biome.ports = match ports {
+                Ok(ports) => ports,
+                Err(error) => {
+                    if previous.is_none() {
+                        biomes.remove(&key);
+                    }
+                    return Err(format!("cannot find a free port: {error}"));
                 }
-            }
-            ports.retain(|name, _| spec.components.iter().any(|c| &c.name == name));
-            biome.ports = ports;
+            };
             biome.spec = spec.clone();
         }
         // Desired state is saved before it is acted on; if it cannot be, nothing changes.
@@ -407,7 +408,7 @@ impl Supervisor {
                 tracing::warn!("could not remove {}: {error}", dir.display());
             }
         }
-        status.state = "stopped".into();
+        status.state = biome_state::BiomeState::Stopped.as_str().into();
         for component in &mut status.components {
             component.state = ComponentState::Stopped;
             component.pid = None;
@@ -576,20 +577,7 @@ impl Supervisor {
             .filter(|c| c.kind != ComponentKind::Model)
             .map(|c| c.state)
             .collect();
-        let state = if states.iter().all(|s| s.is_good()) {
-            "healthy"
-        } else if states.iter().any(|s| {
-            matches!(
-                s,
-                ComponentState::Crashed | ComponentState::Failed | ComponentState::Unhealthy
-            )
-        }) {
-            "degraded"
-        } else if states.iter().all(|s| *s == ComponentState::Stopped) {
-            "stopped"
-        } else {
-            "starting"
-        };
+        let state = biome_state::biome_state(&states).as_str();
         BiomeStatus {
             project: key.project.clone(),
             biome: key.biome.clone(),
@@ -621,12 +609,7 @@ impl Supervisor {
         let removed: Vec<Name> = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
             let biome = biomes.get(key).expect("checked above");
-            biome
-                .units
-                .keys()
-                .filter(|name| !spec.components.iter().any(|c| &c.name == *name))
-                .cloned()
-                .collect()
+            reconcile::removed_components(biome.units.keys(), &spec.components)
         };
         for name in removed {
             emit(events, Some(&name), "removed from the biome; stopping");
@@ -771,14 +754,15 @@ impl Supervisor {
     ) -> Result<Duration, String> {
         let secrets = resolve_secrets(component)?;
         let fingerprint = fingerprint(component, services, &secrets);
-        let already_done = {
+        let action = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
-            biomes
+            let succeeded_with = biomes
                 .get(key)
                 .and_then(|b| b.units.get(&component.name))
-                .is_some_and(|u| u.succeeded_fingerprint.as_deref() == Some(fingerprint.as_str()))
+                .and_then(|u| u.succeeded_fingerprint.as_deref());
+            reconcile::job_action(succeeded_with, &fingerprint)
         };
-        if already_done {
+        if action == JobAction::AlreadySucceeded {
             emit(
                 events,
                 Some(&component.name),
@@ -887,23 +871,20 @@ impl Supervisor {
         let secrets = resolve_secrets(component)?;
         let fingerprint = fingerprint(component, services, &secrets);
         // Running the same thing already (or adoptable after a daemon restart)?
-        let (unchanged, adoptable) = {
+        let action = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
             let unit = biomes.get(key).and_then(|b| b.units.get(&component.name));
-            match unit {
-                Some(unit) if unit.fingerprint == fingerprint => {
-                    let watched = unit
-                        .run
-                        .task
-                        .as_ref()
-                        .is_some_and(|t| !t.handle.is_finished());
-                    let alive = unit.run.process.filter(|p| process::is_running(*p));
-                    (watched, if watched { None } else { alive })
-                }
-                _ => (false, None),
-            }
+            reconcile::convergence(unit.map(|unit| Held {
+                unchanged: unit.fingerprint == fingerprint,
+                watched: unit.run.is_watched(),
+                alive: unit.run.process.filter(|p| process::is_running(*p)),
+            }))
         };
-        if !unchanged {
+        let adoptable = match action {
+            Convergence::Adopt(identity) => Some(identity),
+            _ => None,
+        };
+        if action != Convergence::Keep {
             let source = ArtifactSource::of(spec, component);
             let working_dir = self.working_dir(key, component);
             // Verify before stopping the old version, so a bad artifact leaves it running. The
@@ -1147,13 +1128,7 @@ impl Supervisor {
             process::stop_group_with(identity, None, self.config.stop_grace, polite).await;
         }
         self.with_running(slot, |run| {
-            // A finished job keeps its outcome: it decides whether the job runs again.
-            if !matches!(
-                run.state,
-                ComponentState::Succeeded | ComponentState::Failed
-            ) {
-                run.state = ComponentState::Stopped;
-            }
+            run.state = reconcile::state_after_stop(run.state);
             run.state_tx.send_replace(run.state);
         });
     }
@@ -1925,29 +1900,6 @@ fn check_spec(spec: &BiomeSpec) -> Result<(), String> {
     Ok(())
 }
 
-/// A port free now and not `reserved` (kept for a biome or instance whose process is down).
-fn free_port(reserved: &BTreeSet<u16>) -> io::Result<u16> {
-    choose_port(reserved, || {
-        Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-    })
-}
-
-/// The first port `offer` (the kernel) proposes that is not `reserved`, within a few tries.
-fn choose_port(
-    reserved: &BTreeSet<u16>,
-    mut offer: impl FnMut() -> io::Result<u16>,
-) -> io::Result<u16> {
-    for _ in 0..32 {
-        let port = offer()?;
-        if !reserved.contains(&port) {
-            return Ok(port);
-        }
-    }
-    Err(io::Error::other(
-        "every port the system offered is kept by another biome or instance",
-    ))
-}
-
 /// How often a healthy service is probed.
 const HEALTHY_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -2085,19 +2037,5 @@ mod tests {
                 (got, expected) => panic!("{wanted:?}: got {got:?}, expected {expected:?}"),
             }
         }
-    }
-
-    #[test]
-    fn a_port_kept_by_another_biome_is_never_handed_out_again() {
-        let reserved = BTreeSet::from([41000, 41001]);
-        let mut offers = [41000, 41001, 41000, 41002].into_iter();
-        let chosen = choose_port(&reserved, || Ok(offers.next().unwrap()));
-        assert_eq!(chosen.unwrap(), 41002);
-        let error = choose_port(&reserved, || Ok(41000)).unwrap_err();
-        assert!(
-            error.to_string().contains("kept by another biome"),
-            "{error}"
-        );
-        assert!(!reserved.contains(&free_port(&reserved).unwrap()));
     }
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::reconcile::{self, Convergence, Held};
 use super::{
     emit, with_log_tail, Events, Readiness, Running, ServiceWatcher, Slot, Supervisor, UnitTask,
 };
@@ -54,23 +55,19 @@ impl Supervisor {
         let _guard = self.instance_lock.lock().await;
         let key = spec.key.clone();
         let slot = Slot::Instance(key.clone());
-        let (watched, same_spec, adoptable) = {
+        let action = {
             let instances = self.instances.lock().expect("instances poisoned");
-            match instances.get(&key) {
-                Some(instance) => {
-                    let watched = instance
-                        .run
-                        .task
-                        .as_ref()
-                        .is_some_and(|t| !t.handle.is_finished());
-                    let alive = instance.run.process.filter(|p| process::is_running(*p));
-                    (watched, instance.spec == spec, alive)
-                }
-                None => (false, false, None),
-            }
+            reconcile::convergence(instances.get(&key).map(|instance| Held {
+                unchanged: instance.spec == spec,
+                watched: instance.run.is_watched(),
+                alive: instance.run.process.filter(|p| process::is_running(*p)),
+            }))
         };
-        if !(watched && same_spec) {
-            let adopt = if same_spec { adoptable } else { None };
+        if action != Convergence::Keep {
+            let adopt = match action {
+                Convergence::Adopt(identity) => Some(identity),
+                _ => None,
+            };
             // Desired state first: the instance is recorded before it is started or replaced.
             let previous = self.record_instance(&spec);
             if let Err(error) = self.persist() {
@@ -82,7 +79,7 @@ impl Supervisor {
                     error.remedy()
                 ));
             }
-            if !same_spec {
+            if action == Convergence::Replace {
                 self.stop_slot(&slot, polite_signal(&spec)).await;
             }
             emit(
