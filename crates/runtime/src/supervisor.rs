@@ -40,6 +40,7 @@ mod fingerprint;
 mod instances;
 mod port_allocation;
 mod reconcile;
+mod recovery;
 mod waves;
 use fingerprint::fingerprint;
 use instances::{Instance, PersistedInstance};
@@ -1240,60 +1241,44 @@ impl Supervisor {
         state_file::create_private_dir(&self.runtime_dir()).map_err(|e| e.to_string())?;
         let had_state = self.state_file().is_file();
         let persisted = self.load_state()?;
-        let mut known_groups = BTreeSet::new();
+        let recovery = recovery::recover_biomes(persisted.biomes, process::is_running);
+        let mut known_groups = recovery.adopted_groups;
         let mut removed_dirs = Vec::new();
+        for key in recovery.finish_removal {
+            tracing::info!(
+                "finishing the removal of biome {}/{}",
+                key.project,
+                key.biome
+            );
+            removed_dirs.push(self.biome_dir(&key));
+        }
         {
             let mut biomes = self.biomes.lock().expect("biomes poisoned");
-            for saved in persisted.biomes {
-                let key = BiomeKey {
-                    project: saved.spec.project.clone(),
-                    biome: saved.spec.biome.clone(),
-                };
-                if saved.removing {
-                    // `down` had begun: never restarted; what still runs of it is stopped below
-                    // with the other processes nobody supervises.
-                    tracing::info!(
-                        "finishing the removal of biome {}/{}",
-                        key.project,
-                        key.biome
-                    );
-                    removed_dirs.push(self.biome_dir(&key));
-                    continue;
-                }
-                let mut units = BTreeMap::new();
-                for (name, saved_unit) in saved.units {
-                    let alive = saved_unit.process.filter(|p| process::is_running(*p));
-                    // Only services are adopted; a job cut short by the crash is run again.
-                    let adopt = alive.filter(|_| saved_unit.spec.kind == ComponentKind::Service);
-                    if let Some(identity) = adopt {
-                        known_groups.insert(identity.pid);
-                    }
-                    let state = match (saved_unit.spec.kind, adopt) {
-                        (ComponentKind::Job, _)
-                            if saved_unit.state == ComponentState::Succeeded =>
-                        {
-                            ComponentState::Succeeded
-                        }
-                        (_, Some(_)) => ComponentState::Starting,
-                        _ => ComponentState::Stopped,
-                    };
-                    units.insert(
-                        name,
-                        Unit {
-                            spec: saved_unit.spec,
-                            fingerprint: saved_unit.fingerprint,
-                            working_dir: saved_unit.working_dir,
-                            succeeded_fingerprint: saved_unit.succeeded_fingerprint,
-                            run: Running::new(state, adopt, saved_unit.restarts),
-                        },
-                    );
-                }
+            for restored in recovery.restore {
+                let units = restored
+                    .units
+                    .into_iter()
+                    .map(|(name, saved, recovered)| {
+                        let unit = Unit {
+                            spec: saved.spec,
+                            fingerprint: saved.fingerprint,
+                            working_dir: saved.working_dir,
+                            succeeded_fingerprint: saved.succeeded_fingerprint,
+                            run: Running::new(
+                                recovered.state(),
+                                recovered.process(),
+                                saved.restarts,
+                            ),
+                        };
+                        (name, unit)
+                    })
+                    .collect();
                 biomes.insert(
-                    key,
+                    restored.key,
                     Biome {
-                        spec: saved.spec,
+                        spec: restored.spec,
                         units,
-                        ports: saved.ports,
+                        ports: restored.ports,
                         removing: false,
                     },
                 );
@@ -1304,12 +1289,9 @@ impl Supervisor {
         // group the way it asked to be stopped (PostgreSQL: SIGINT), all at once.
         let marked = process::processes_with_env_marker(&self.marker);
         let orphans = process::orphan_groups(&marked, &known_groups);
-        if !had_state && !orphans.is_empty() {
-            let notice = format!(
-                "the supervisor state {} was missing; stopped {} process group(s) of this SANDPIT_HOME that no state described",
-                self.state_file().display(),
-                orphans.len()
-            );
+        if let Some(notice) =
+            recovery::missing_state_notice(&self.state_file(), had_state, orphans.len())
+        {
             tracing::warn!("{notice}");
             self.notices.lock().expect("notices poisoned").push(notice);
         }

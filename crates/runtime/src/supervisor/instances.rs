@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::reconcile::{self, Convergence, Held};
+use super::recovery;
 use super::{
     emit, with_log_tail, Events, Readiness, Running, ServiceWatcher, Slot, Supervisor, UnitTask,
 };
@@ -372,20 +373,16 @@ impl Supervisor {
     ) {
         let mut instances = self.instances.lock().expect("instances poisoned");
         for saved in saved {
-            let alive = saved.process.filter(|p| process::is_running(*p));
-            if let Some(identity) = alive {
+            let recovered =
+                recovery::recover_instance(saved.process.filter(|p| process::is_running(*p)));
+            if let Some(identity) = recovered.process() {
                 known_groups.insert(identity.pid);
             }
-            let state = if alive.is_some() {
-                ComponentState::Starting
-            } else {
-                ComponentState::Stopped
-            };
             instances.insert(
                 saved.spec.key.clone(),
                 Instance {
                     spec: saved.spec,
-                    run: Running::new(state, alive, saved.restarts),
+                    run: Running::new(recovered.state(), recovered.process(), saved.restarts),
                     removing: false,
                 },
             );
