@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::health::{HealthProbe, ProbeResult};
 use crate::logs;
-use crate::ports::{self, Answering, Claim, Holder};
+use crate::ports::{self, Claim, Holder};
 use crate::process::{self, Launch, ProcessIdentity, Program};
 use crate::protocol::{
     default_component, BiomeSpec, BiomeStatus, ComponentEnv, ComponentSpec, ComponentStatus,
@@ -36,13 +36,17 @@ use crate::secret_env::{self, ResolvedSecrets};
 use crate::state_file::{self, StateFileError};
 
 mod biome_state;
+mod crash_restart;
 mod fingerprint;
+mod health_verdict;
 mod instances;
 mod port_allocation;
 mod reconcile;
 mod recovery;
 mod waves;
+use crash_restart::Ended;
 use fingerprint::fingerprint;
+use health_verdict::{Answer, ProbeHistory, ReadyWait, Verdict};
 use instances::{Instance, PersistedInstance};
 use reconcile::{Convergence, Held, JobAction};
 
@@ -975,12 +979,12 @@ impl Supervisor {
         let log_path = self.log_path(key, &component.name);
         loop {
             let state = *state_rx.borrow_and_update();
-            match state {
-                ComponentState::Healthy => {
+            match health_verdict::service_ready_wait(state) {
+                ReadyWait::Ready => {
                     emit(events, Some(&component.name), "healthy");
                     return Ok(());
                 }
-                ComponentState::Crashed | ComponentState::Unhealthy | ComponentState::Stopped => {
+                ReadyWait::GaveUp => {
                     let detail = self
                         .unit_detail(key, &component.name)
                         .unwrap_or_else(|| state.as_str().to_owned());
@@ -992,7 +996,7 @@ impl Supervisor {
                         &log_path,
                     ));
                 }
-                _ => {}
+                ReadyWait::Waiting => {}
             }
             match tokio::time::timeout_at(deadline, state_rx.changed()).await {
                 Ok(Ok(())) => continue,
@@ -1526,8 +1530,10 @@ impl ServiceWatcher {
             let (mut child, identity) = match started {
                 Ok(started) => started,
                 Err(why) => {
-                    failures += 1;
-                    let delay = backoff.delay(failures);
+                    let retry =
+                        crash_restart::retry_after(&backoff, failures, Ended::FailedToStart);
+                    failures = retry.failures;
+                    let delay = retry.delay;
                     tracing::warn!("{}: {why}; retrying in {delay:?}", self.slot);
                     self.mark(|_| {
                         format!("{why}; retrying in {}", humantime::format_duration(delay))
@@ -1583,8 +1589,15 @@ impl ServiceWatcher {
                         self.polite_signal,
                     )
                     .await;
-                    failures = backoff.next_failures(failures, started.elapsed());
-                    let delay = backoff.delay(failures);
+                    let retry = crash_restart::retry_after(
+                        &backoff,
+                        failures,
+                        Ended::Exited {
+                            uptime: started.elapsed(),
+                        },
+                    );
+                    failures = retry.failures;
+                    let delay = retry.delay;
                     tracing::info!("{} {how}; restarting in {delay:?}", self.slot);
                     // After the group is gone: the writer has written the last lines before it.
                     self.mark(|name| {
@@ -1596,7 +1609,9 @@ impl ServiceWatcher {
                     let still_ours = self.set(|run| {
                         run.state = ComponentState::Crashed;
                         run.process = None;
-                        run.restarts += 1;
+                        if retry.counts_as_restart {
+                            run.restarts += 1;
+                        }
                         run.detail = Some(format!("{how}; restarting in {}ms", delay.as_millis()));
                     });
                     if !still_ours {
@@ -1619,16 +1634,9 @@ impl ServiceWatcher {
         started: Instant,
         stop: &mut watch::Receiver<bool>,
     ) -> Watched {
-        let mut ever_healthy = false;
-        let mut consecutive_failures = 0u32;
-        let mut probes_before_healthy = 0u32;
+        let mut history = ProbeHistory::default();
         loop {
-            let interval = if ever_healthy {
-                HEALTHY_PROBE_INTERVAL
-            } else {
-                probes_before_healthy += 1;
-                startup_probe_delay(probes_before_healthy)
-            };
+            let interval = history.next_interval();
             let exited = async {
                 match child.as_mut() {
                     Some(child) => match child.wait().await {
@@ -1657,9 +1665,11 @@ impl ServiceWatcher {
                 // An answer counts only if it comes from this process group: on a port kept for
                 // the biome's life, a squatter's answers are not this service's health.
                 ProbeResult::Healthy => {
-                    match ports::answering(self.port, identity.pid, self.supervisor.marker()) {
-                        Answering::Group | Answering::Unknown => ProbeResult::Healthy,
-                        Answering::Other(holder) => {
+                    let answering =
+                        ports::answering(self.port, identity.pid, self.supervisor.marker());
+                    match health_verdict::answer(answering) {
+                        Answer::Counts => ProbeResult::Healthy,
+                        Answer::HeldBy(holder) => {
                             let why = self.held_by(&holder);
                             self.set(|run| {
                                 run.state = ComponentState::Unhealthy;
@@ -1667,34 +1677,28 @@ impl ServiceWatcher {
                             });
                             continue;
                         }
-                        // The listener changed hands between the probe and the look: ask again.
-                        Answering::Nobody => continue,
+                        Answer::ProbeAgain => continue,
                     }
                 }
                 unhealthy => unhealthy,
             };
-            match probed {
-                ProbeResult::Healthy => {
-                    ever_healthy = true;
-                    consecutive_failures = 0;
+            match history.record(probed, started.elapsed() >= self.start_timeout) {
+                Verdict::Healthy => {
                     self.set(|run| {
                         run.state = ComponentState::Healthy;
                         run.detail = None;
                     });
                 }
-                ProbeResult::Unhealthy(why) => {
-                    consecutive_failures += 1;
-                    let timed_out = !ever_healthy && started.elapsed() >= self.start_timeout;
-                    // A healthy service gets three chances before it is reported unhealthy.
-                    if timed_out || (ever_healthy && consecutive_failures >= 3) {
-                        self.set(|run| {
-                            run.state = ComponentState::Unhealthy;
-                            run.detail = Some(why.clone());
-                        });
-                    } else if !ever_healthy {
-                        self.set(|run| run.detail = Some(why.clone()));
-                    }
+                Verdict::Unhealthy(why) => {
+                    self.set(|run| {
+                        run.state = ComponentState::Unhealthy;
+                        run.detail = Some(why);
+                    });
                 }
+                Verdict::NotReadyYet(why) => {
+                    self.set(|run| run.detail = Some(why));
+                }
+                Verdict::Tolerated => {}
             }
         }
     }
@@ -1882,18 +1886,6 @@ fn check_spec(spec: &BiomeSpec) -> Result<(), String> {
     Ok(())
 }
 
-/// How often a healthy service is probed.
-const HEALTHY_PROBE_INTERVAL: Duration = Duration::from_secs(2);
-
-/// How long before the `attempt`th (1-based) probe of a service that has not been healthy yet:
-/// 2 ms, doubling up to 20 ms. Most services answer within tens of milliseconds of starting, and
-/// each probe step is time added to every `up` once per wave of components; a refused connection
-/// costs next to nothing, so frequent early probes are cheap.
-fn startup_probe_delay(attempt: u32) -> Duration {
-    let millis = 2u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
-    Duration::from_millis(millis.min(20))
-}
-
 fn describe_exit(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -1939,15 +1931,6 @@ async fn probe_tcp(port: u16) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn startup_probes_start_fast_and_back_off_to_a_cap() {
-        let delays: Vec<u64> = (1..=8)
-            .map(|attempt| startup_probe_delay(attempt).as_millis() as u64)
-            .collect();
-        assert_eq!(delays, [2, 4, 8, 16, 20, 20, 20, 20]);
-        assert_eq!(startup_probe_delay(u32::MAX), Duration::from_millis(20));
-    }
 
     fn biome_of(components: &[(&str, ComponentKind)]) -> BiomeSpec {
         let name = |n: &str| Name::parse(n).unwrap();

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::health_verdict::{self, ReadyWait};
 use super::reconcile::{self, Convergence, Held};
 use super::recovery;
 use super::{
@@ -232,11 +233,10 @@ impl Supervisor {
         let deadline = Instant::now() + Duration::from_secs(spec.start_timeout_secs);
         loop {
             let state = *state_rx.borrow_and_update();
-            match state {
-                ComponentState::Healthy => return Ok(()),
-                // A crash is waited through: the watcher restarts it, and a database that was
-                // killed a moment ago is usually back well within the timeout.
-                ComponentState::Stopped => {
+            // A crash is waited through: the watcher restarts it.
+            match health_verdict::instance_ready_wait(state) {
+                ReadyWait::Ready => return Ok(()),
+                ReadyWait::GaveUp => {
                     let detail = self
                         .instance_status(&spec.key)
                         .and_then(|s| s.detail)
@@ -249,7 +249,7 @@ impl Supervisor {
                         &spec.log,
                     ));
                 }
-                _ => {}
+                ReadyWait::Waiting => {}
             }
             match tokio::time::timeout_at(deadline, state_rx.changed()).await {
                 Ok(Ok(())) => continue,
