@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::health_verdict::{self, ReadyWait};
+use super::reconcile::{self, Convergence, Held};
+use super::recovery;
 use super::{
     emit, with_log_tail, Events, Readiness, Running, ServiceWatcher, Slot, Supervisor, UnitTask,
 };
@@ -54,23 +57,19 @@ impl Supervisor {
         let _guard = self.instance_lock.lock().await;
         let key = spec.key.clone();
         let slot = Slot::Instance(key.clone());
-        let (watched, same_spec, adoptable) = {
+        let action = {
             let instances = self.instances.lock().expect("instances poisoned");
-            match instances.get(&key) {
-                Some(instance) => {
-                    let watched = instance
-                        .run
-                        .task
-                        .as_ref()
-                        .is_some_and(|t| !t.handle.is_finished());
-                    let alive = instance.run.process.filter(|p| process::is_running(*p));
-                    (watched, instance.spec == spec, alive)
-                }
-                None => (false, false, None),
-            }
+            reconcile::convergence(instances.get(&key).map(|instance| Held {
+                unchanged: instance.spec == spec,
+                watched: instance.run.is_watched(),
+                alive: instance.run.process.filter(|p| process::is_running(*p)),
+            }))
         };
-        if !(watched && same_spec) {
-            let adopt = if same_spec { adoptable } else { None };
+        if action != Convergence::Keep {
+            let adopt = match action {
+                Convergence::Adopt(identity) => Some(identity),
+                _ => None,
+            };
             // Desired state first: the instance is recorded before it is started or replaced.
             let previous = self.record_instance(&spec);
             if let Err(error) = self.persist() {
@@ -82,7 +81,7 @@ impl Supervisor {
                     error.remedy()
                 ));
             }
-            if !same_spec {
+            if action == Convergence::Replace {
                 self.stop_slot(&slot, polite_signal(&spec)).await;
             }
             emit(
@@ -234,11 +233,10 @@ impl Supervisor {
         let deadline = Instant::now() + Duration::from_secs(spec.start_timeout_secs);
         loop {
             let state = *state_rx.borrow_and_update();
-            match state {
-                ComponentState::Healthy => return Ok(()),
-                // A crash is waited through: the watcher restarts it, and a database that was
-                // killed a moment ago is usually back well within the timeout.
-                ComponentState::Stopped => {
+            // A crash is waited through: the watcher restarts it.
+            match health_verdict::instance_ready_wait(state) {
+                ReadyWait::Ready => return Ok(()),
+                ReadyWait::GaveUp => {
                     let detail = self
                         .instance_status(&spec.key)
                         .and_then(|s| s.detail)
@@ -251,7 +249,7 @@ impl Supervisor {
                         &spec.log,
                     ));
                 }
-                _ => {}
+                ReadyWait::Waiting => {}
             }
             match tokio::time::timeout_at(deadline, state_rx.changed()).await {
                 Ok(Ok(())) => continue,
@@ -375,20 +373,16 @@ impl Supervisor {
     ) {
         let mut instances = self.instances.lock().expect("instances poisoned");
         for saved in saved {
-            let alive = saved.process.filter(|p| process::is_running(*p));
-            if let Some(identity) = alive {
+            let recovered =
+                recovery::recover_instance(saved.process.filter(|p| process::is_running(*p)));
+            if let Some(identity) = recovered.process() {
                 known_groups.insert(identity.pid);
             }
-            let state = if alive.is_some() {
-                ComponentState::Starting
-            } else {
-                ComponentState::Stopped
-            };
             instances.insert(
                 saved.spec.key.clone(),
                 Instance {
                     spec: saved.spec,
-                    run: Running::new(state, alive, saved.restarts),
+                    run: Running::new(recovered.state(), recovered.process(), saved.restarts),
                     removing: false,
                 },
             );
