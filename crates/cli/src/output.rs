@@ -32,14 +32,25 @@ pub fn print_error(error: &anyhow::Error) {
     eprintln!("error: {}", error_message(error));
 }
 
-/// A failure as JSON on stdout (`--json`): `{"error": {"message": …}}`, with the message and its
-/// causes as `print_error` shows them.
+/// A failure as JSON on stdout (`--json`): `{"error": {"code", "message", "hint"}}` — the kind
+/// of failure (`not_found`, `conflict`, … see `sandpit_ops::error::ErrorKind`), the message and
+/// its causes as `print_error` shows them up to the first hint, and the hints (or null).
 pub fn print_json_error(error: &anyhow::Error) {
-    let value = serde_json::json!({ "error": { "message": error_message(error) } });
+    let value = json_error(error);
     println!(
         "{}",
         serde_json::to_string_pretty(&value).expect("a JSON value always serialises")
     );
+}
+
+fn json_error(error: &anyhow::Error) -> serde_json::Value {
+    let text = error_message(error);
+    let (message, hint) = match text.split_once("\nhint: ") {
+        Some((message, hint)) => (message.to_owned(), Some(hint.replace("\nhint: ", "\n"))),
+        None => (text, None),
+    };
+    let code = sandpit_ops::error::kind_of(error).code();
+    serde_json::json!({ "error": { "code": code, "message": message, "hint": hint } })
 }
 
 /// A progress line from the daemon, on stderr so `--json` output stays clean.
@@ -851,6 +862,28 @@ pub fn print_deploy_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_error_has_its_kind_its_message_and_its_hints_apart() {
+        let lookup = sandpit_ops::error::failure(
+            sandpit_ops::error::ErrorKind::NotFound,
+            "there is no biome `nope` in project `p`\nhint: did you mean `nop`?\nhint: `sandpit ls` lists them",
+        );
+        let value = json_error(&lookup);
+        assert_eq!(value["error"]["code"], "not_found");
+        assert_eq!(
+            value["error"]["message"],
+            "there is no biome `nope` in project `p`"
+        );
+        assert_eq!(
+            value["error"]["hint"],
+            "did you mean `nop`?\n`sandpit ls` lists them"
+        );
+        let plain = json_error(&anyhow::anyhow!("disk on fire"));
+        assert_eq!(plain["error"]["code"], "internal");
+        assert_eq!(plain["error"]["message"], "disk on fire");
+        assert!(plain["error"]["hint"].is_null());
+    }
 
     #[test]
     fn versions_are_shortened_but_never_lose_their_dirty_suffix() {

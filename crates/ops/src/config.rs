@@ -445,7 +445,10 @@ fn check_components(spec: &Spec, change: &Change) -> anyhow::Result<()> {
                 let known = spec.components.keys().map(Name::as_str);
                 let hint = sandpit_domain::suggestion::did_you_mean(name.as_str(), known)
                     .unwrap_or_else(|| "sandpit.toml declares the components under [services.*] and [jobs.*]".to_owned());
-                bail!("there is no component `{name}` in sandpit.toml\nhint: {hint}");
+                crate::fail!(
+                    InvalidInput,
+                    "there is no component `{name}` in sandpit.toml\nhint: {hint}"
+                );
             }
         }
     }

@@ -1,6 +1,5 @@
 //! `sandpit history TARGET`: every deployment into an environment's base or a biome, newest first.
 
-use anyhow::bail;
 use sandpit_state::Deployment;
 
 use crate::deployment;
@@ -33,10 +32,11 @@ pub fn history(context: &Context, target: &str) -> anyhow::Result<Vec<Deployment
             .join(", ");
         if let Some(env) = &target.env {
             if !spec.environments.contains_key(env) {
-                bail!("there is no environment `{env}` in project `{}`; sandpit.toml declares: {environments}", spec.project.name);
+                crate::fail!(NotFound, "there is no environment `{env}` in project `{}`; sandpit.toml declares: {environments}", spec.project.name);
             }
         }
-        bail!(
+        crate::fail!(
+            NotFound,
             "nothing has ever been deployed to `{}` in project `{}`: it is neither an environment nor a biome that was brought up\nhint: environments: {environments}; `sandpit ls` lists the running biomes",
             target_text,
             spec.project.name

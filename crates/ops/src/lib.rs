@@ -16,6 +16,7 @@ pub mod destroy;
 pub mod doctor;
 pub mod down;
 pub mod env;
+pub mod error;
 pub mod exec;
 pub mod gc;
 pub mod history;

@@ -52,7 +52,12 @@ impl ProjectDir {
 
 /// Parses a `sandpit.toml`, turning diagnostics into one error that lists them all.
 pub fn parse_spec(source: &str) -> anyhow::Result<Spec> {
-    sandpit_spec::parse(source).map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))
+    sandpit_spec::parse(source).map_err(|diagnostics| {
+        crate::error::failure(
+            crate::error::ErrorKind::InvalidInput,
+            diagnostics.to_string(),
+        )
+    })
 }
 
 /// The environment biomes go into: the one asked for, or the first with `biomes = true`.

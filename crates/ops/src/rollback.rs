@@ -27,12 +27,18 @@ pub async fn rollback(
                 destroyed.id
             );
         }
-        bail!("nothing has been deployed to `{env}`, so there is nothing to roll back");
+        crate::fail!(
+            Conflict,
+            "nothing has been deployed to `{env}`, so there is nothing to roll back"
+        );
     };
     let restore = match to {
         Some(id) => {
             let Some(named) = state.get(id)? else {
-                bail!("there is no deployment #{id}; `sandpit history {env}` lists them");
+                crate::fail!(
+                    NotFound,
+                    "there is no deployment #{id}; `sandpit history {env}` lists them"
+                );
             };
             if named.target != env.as_str() {
                 bail!("deployment #{id} went to `{}`, not `{env}`", named.target);

@@ -34,7 +34,10 @@ pub async fn status(context: &Context, raw: Option<&str>) -> anyhow::Result<Biom
         let hint = crate::target::did_you_mean_biome(&known, &biome)
             .map(|s| format!("\nhint: {s}"))
             .unwrap_or_else(|| "\nhint: `sandpit ls` lists the biomes".to_owned());
-        anyhow::bail!("there is no biome `{biome}` in project `{project}`{hint}");
+        crate::fail!(
+            NotFound,
+            "there is no biome `{biome}` in project `{project}`{hint}"
+        );
     };
     target.check_env(&status.env)?;
     Ok(status.clone())

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::bail;
 use sandpit_artifact::provenance::Provenance;
 use sandpit_artifact::store::{ArtifactCheck, ArtifactStore};
 use sandpit_domain::ArtifactName;
@@ -66,7 +65,7 @@ impl Needle {
         } else if (7..=40).contains(&raw.len()) && hex(raw) {
             return Ok(Needle::Commit(raw.to_ascii_lowercase()));
         }
-        bail!("`{raw}` is not a commit (7 to 40 hex), a digest (sha256:<64 hex>) or an artifact name (<component>-<sha>.zip)")
+        crate::fail!(InvalidInput, "`{raw}` is not a commit (7 to 40 hex), a digest (sha256:<64 hex>) or an artifact name (<component>-<sha>.zip)")
     }
 
     fn matches(&self, artifact: &str, digest: &str, version: &str) -> bool {
@@ -180,7 +179,8 @@ pub async fn trace(context: &Context, raw: &str) -> anyhow::Result<TraceReport> 
         }
     }
     if running.is_empty() && deployments.is_empty() && stored.is_empty() {
-        bail!(
+        crate::fail!(
+            NotFound,
             "nothing in project `{project}` matches `{}`: no running component, no deployment and no stored artifact\nhint: `sandpit history ENV` lists deployments with their commits; `sandpit artifacts` lists artifacts and digests",
             raw.trim()
         );
