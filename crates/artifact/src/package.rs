@@ -733,3 +733,47 @@ pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
     }
     Ok((Digest::from_hasher(hasher), total))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(limit: u64, measured: u64) -> SizeBudget<'static> {
+        SizeBudget {
+            root: Path::new("tree"),
+            limit: ByteSize(limit),
+            measured,
+            grown: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn a_file_may_grow_into_what_the_limit_leaves() {
+        let budget = budget(100, 90);
+        assert_eq!(budget.allowance(40), 50);
+        budget.account(40, 45).unwrap();
+        // The growth is spent for every later file.
+        assert_eq!(budget.allowance(10), 15);
+        budget.account(10, 15).unwrap();
+        assert_eq!(budget.allowance(10), 10);
+    }
+
+    #[test]
+    fn growth_past_the_limit_is_refused_with_the_size_counted() {
+        let budget = budget(100, 90);
+        budget.account(40, 45).unwrap();
+        match budget.account(5, 11) {
+            Err(PackageError::TooLarge { size, limit, .. }) => {
+                assert_eq!((size, limit), (101, ByteSize(100)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn shrinking_files_change_nothing() {
+        let budget = budget(100, 100);
+        budget.account(50, 10).unwrap();
+        assert_eq!(budget.allowance(7), 7);
+    }
+}
