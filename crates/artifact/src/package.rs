@@ -95,7 +95,7 @@ impl Default for PackOptions {
 pub struct PackPhases {
     /// Listing and checking the tree.
     pub walk: Duration,
-    /// Reading and deflating, summed over the workers.
+    /// Reading and deflating: wall time inside the workers, summed over them.
     pub compress: Duration,
     /// Writing headers and compressed bytes, hashing them on the way.
     pub write_and_hash: Duration,
