@@ -12,12 +12,16 @@
 
 mod confinement;
 pub mod extract;
+mod ordered_pipeline;
 pub mod package;
 pub mod provenance;
 pub mod store;
+mod zip_records;
 
 pub use extract::{extract, ExtractError, ExtractSummary};
-pub use package::{package_dir, PackageError, PackageSummary};
+pub use package::{
+    package_dir, package_dir_with, PackOptions, PackPhases, PackageError, PackageSummary,
+};
 pub use provenance::Provenance;
 pub use store::{
     ArtifactCheck, ArtifactStore, GarbageReport, ImportMethod, Imported, Integrity, Retention,

@@ -3,25 +3,47 @@
 //!
 //! What is fixed: entry order (byte order of the `/`-separated path), timestamps (1980-01-01
 //! 00:00:00), permissions (0o644, or 0o755 when any exec bit is set; 0o755 for directories),
-//! compression (deflate, level 6), no extra fields, no comments. Directories are stored as
-//! entries so empty directories survive the round trip. Symlinks are stored only when they
-//! resolve inside the tree; special files are refused.
+//! compression (raw deflate by zlib-rs at level 6, each file its own stream), no extra fields
+//! beyond zip64 ones where sizes need them, no comments. Directories are stored as entries so
+//! empty directories survive the round trip. Symlinks are stored only when they resolve inside
+//! the tree; special files are refused.
+//!
+//! How: the walk lists and checks everything first (nothing is written for a tree that is
+//! refused); then files are deflated on every core while the calling thread writes the finished
+//! entries strictly in archive order, hashing the bytes as they go out. Each entry is compressed
+//! on its own, so the bytes do not depend on how many workers there are or which finishes first.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
+use std::num::NonZeroUsize;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use flate2::{Compress, Compression, FlushCompress, Status};
 use sandpit_domain::{ByteSize, Digest};
 use sha2::{Digest as _, Sha256};
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, DateTime, ZipWriter};
 
 use crate::confinement::resolve_link;
+use crate::ordered_pipeline::run_in_order;
+use crate::zip_records::{central_directory_and_end, EntryRecord, Method, MAX_NAME_BYTES};
 
-/// The deflate level every artifact is written with. Changing it changes every digest, so it is
-/// part of the packaging format (see `sandpit_build::plan::PACKAGING_FORMAT`).
-pub const DEFLATE_LEVEL: i64 = 6;
+/// The deflate level every artifact is written with. Changing it (or the deflate implementation)
+/// changes every digest, so it is part of the packaging format (see
+/// `sandpit_build::plan::PACKAGING_FORMAT`).
+pub const DEFLATE_LEVEL: u32 = 6;
+
+/// Compressed bytes held in memory by all entries waiting to be written, at most (roughly):
+/// an entry whose compressed form outgrows its share spills to an unnamed file beside the output.
+const IN_FLIGHT_BUDGET: u64 = 64 * 1024 * 1024;
+/// Entries claimed but not yet written, per worker: enough to keep every core busy while a large
+/// entry is being written.
+const WINDOW_PER_WORKER: usize = 4;
+/// Input read per deflate call; reads fill it completely, so the calls depend on the content
+/// alone.
+const READ_CHUNK: usize = 256 * 1024;
+const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// What [`package_dir`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +62,47 @@ pub struct PackageSummary {
     pub digest: Digest,
 }
 
+/// How [`package_dir_with`] spreads the work. Neither field changes the bytes written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackOptions {
+    /// Threads compressing entries (the calling thread writes).
+    pub workers: NonZeroUsize,
+    /// A compressed entry larger than this waits for its turn in a file beside the output
+    /// instead of in memory.
+    pub spill_above: u64,
+}
+
+impl PackOptions {
+    /// `workers` compressing threads, with the in-memory budget shared between their window.
+    pub fn with_workers(workers: NonZeroUsize) -> PackOptions {
+        let window = (workers.get() * WINDOW_PER_WORKER) as u64;
+        PackOptions {
+            workers,
+            spill_above: (IN_FLIGHT_BUDGET / window).max(1024 * 1024),
+        }
+    }
+}
+
+impl Default for PackOptions {
+    /// One worker per core.
+    fn default() -> PackOptions {
+        PackOptions::with_workers(std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN))
+    }
+}
+
+/// Where packaging spent its time, for benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PackPhases {
+    /// Listing and checking the tree.
+    pub walk: Duration,
+    /// Reading and deflating: wall time inside the workers, summed over them.
+    pub compress: Duration,
+    /// Writing headers and compressed bytes, hashing them on the way.
+    pub write_and_hash: Duration,
+    /// Making the written file durable.
+    pub sync: Duration,
+}
+
 /// Why a directory could not be packaged.
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
@@ -49,6 +112,11 @@ pub enum PackageError {
     ReadInput { path: PathBuf, source: io::Error },
     #[error("`{path}` has a name that is not valid UTF-8; rename it so the artifact can be unpacked anywhere")]
     NonUtf8Name { path: PathBuf },
+    #[error(
+        "`{path}` has a path of {length} bytes below the packaged directory, more than a zip \
+         entry name can hold ({MAX_NAME_BYTES}); shorten it"
+    )]
+    NameTooLong { path: PathBuf, length: usize },
     #[error(
         "`{path}` is a symlink to `{target}`, which leaves the packaged directory ({reason}); \
          replace it with a copy of what it points to or with a link inside the directory"
@@ -73,11 +141,6 @@ pub enum PackageError {
     OutputInsideInput { out: PathBuf, dir: PathBuf },
     #[error("could not write the artifact `{path}`: {source}")]
     WriteOutput { path: PathBuf, source: io::Error },
-    #[error("could not write the artifact `{path}`: {source}")]
-    WriteZip {
-        path: PathBuf,
-        source: zip::result::ZipError,
-    },
 }
 
 enum EntryKind {
@@ -87,20 +150,10 @@ enum EntryKind {
 }
 
 struct Entry {
-    /// `/`-separated path below the root, no trailing slash.
-    name: String,
+    /// The name as stored in the zip: `/`-separated, directories end with `/`.
+    zip_name: String,
     path: PathBuf,
     kind: EntryKind,
-}
-
-impl Entry {
-    /// The name as stored in the zip; directories end with `/`.
-    fn zip_name(&self) -> String {
-        match self.kind {
-            EntryKind::Directory => format!("{}/", self.name),
-            _ => self.name.clone(),
-        }
-    }
 }
 
 /// Writes a deterministic zip of everything below `dir` to `out`, refusing trees larger than
@@ -111,6 +164,17 @@ pub fn package_dir(
     out: &Path,
     limit: ByteSize,
 ) -> Result<PackageSummary, PackageError> {
+    package_dir_with(dir, out, limit, &PackOptions::default()).map(|(summary, _)| summary)
+}
+
+/// [`package_dir`] with the work spread as `options` says, also telling where the time went.
+pub fn package_dir_with(
+    dir: &Path,
+    out: &Path,
+    limit: ByteSize,
+    options: &PackOptions,
+) -> Result<(PackageSummary, PackPhases), PackageError> {
+    let walk_started = Instant::now();
     let metadata = fs::metadata(dir).map_err(|source| PackageError::ReadInput {
         path: dir.to_owned(),
         source,
@@ -126,7 +190,8 @@ pub fn package_dir(
     let mut counted = 0u64;
     collect(dir, dir, &mut Vec::new(), &mut entries, &mut counted, limit)?;
     // Byte order of the stored name: independent of the file system's directory order.
-    entries.sort_by_key(Entry::zip_name);
+    entries.sort_by(|a, b| a.zip_name.cmp(&b.zip_name));
+    let walk = walk_started.elapsed();
 
     let out_dir = match out.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
@@ -142,15 +207,28 @@ pub fn package_dir(
         .tempfile_in(&out_dir)
         .map_err(write_error)?;
 
-    let mut summary = write_zip(dir, &entries, temporary.as_file(), out, limit)?;
+    let budget = SizeBudget {
+        root: dir,
+        limit,
+        measured: counted,
+        grown: AtomicU64::new(0),
+    };
+    let packer = Packer {
+        entries: &entries,
+        budget: &budget,
+        spill_dir: &out_dir,
+        spill_above: options.spill_above,
+        out,
+    };
+    let (summary, mut phases) = packer.write(temporary.as_file(), options.workers)?;
+    phases.walk = walk;
+    let sync_started = Instant::now();
     temporary.as_file().sync_all().map_err(write_error)?;
-    let (digest, zip_bytes) = hash_file(temporary.path()).map_err(write_error)?;
-    summary.digest = digest;
-    summary.zip_bytes = zip_bytes;
+    phases.sync = sync_started.elapsed();
     temporary
         .persist(out)
         .map_err(|error| write_error(error.error))?;
-    Ok(summary)
+    Ok((summary, phases))
 }
 
 fn refuse_output_inside(dir: &Path, out: &Path) -> Result<(), PackageError> {
@@ -199,9 +277,16 @@ fn collect(
         let file_type = metadata.file_type();
         below_root.push(file_name);
         let name = below_root.join("/");
+        // Directories get a trailing `/`, so count it.
+        if name.len() + 1 > MAX_NAME_BYTES {
+            return Err(PackageError::NameTooLong {
+                path,
+                length: name.len(),
+            });
+        }
         if file_type.is_dir() {
             entries.push(Entry {
-                name,
+                zip_name: format!("{name}/"),
                 path: path.clone(),
                 kind: EntryKind::Directory,
             });
@@ -211,7 +296,7 @@ fn collect(
             add_to_size(counted, len, root, limit)?;
             let executable = metadata.permissions().mode() & 0o111 != 0;
             entries.push(Entry {
-                name,
+                zip_name: name,
                 path,
                 kind: EntryKind::File { executable, len },
             });
@@ -223,7 +308,7 @@ fn collect(
             check_link(root, &below_root[..below_root.len() - 1], &path, &target)?;
             add_to_size(counted, target.len() as u64, root, limit)?;
             entries.push(Entry {
-                name,
+                zip_name: name,
                 path,
                 kind: EntryKind::Symlink { target },
             });
@@ -290,94 +375,351 @@ fn check_link(
         })
 }
 
-fn write_zip(
-    root: &Path,
-    entries: &[Entry],
-    file: &File,
-    out: &Path,
+/// The size limit while files are read: the walk measured `measured` bytes; files that have
+/// grown since then spend what is left up to `limit`, shared between all workers.
+struct SizeBudget<'a> {
+    root: &'a Path,
     limit: ByteSize,
-) -> Result<PackageSummary, PackageError> {
-    let zip_error = |source| PackageError::WriteZip {
-        path: out.to_owned(),
-        source,
-    };
-    let mut writer = ZipWriter::new(BufWriter::new(file));
-    let base = SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Deflated)
-        .compression_level(Some(DEFLATE_LEVEL))
-        .last_modified_time(DateTime::default());
-    let mut summary = PackageSummary {
-        files: 0,
-        directories: 0,
-        symlinks: 0,
-        uncompressed_bytes: 0,
-        zip_bytes: 0,
-        digest: Digest::of(b""),
-    };
-    for entry in entries {
-        match &entry.kind {
-            EntryKind::Directory => {
-                writer
-                    .add_directory(entry.zip_name(), base.unix_permissions(0o755))
-                    .map_err(zip_error)?;
-                summary.directories += 1;
+    measured: u64,
+    grown: AtomicU64,
+}
+
+impl SizeBudget<'_> {
+    /// How many bytes a file measured at `len` may still yield.
+    fn allowance(&self, len: u64) -> u64 {
+        let spent = self
+            .measured
+            .saturating_add(self.grown.load(Ordering::SeqCst));
+        len.saturating_add(self.limit.0.saturating_sub(spent))
+    }
+
+    /// Records that a file measured at `len` yielded `read` bytes.
+    fn account(&self, len: u64, read: u64) -> Result<(), PackageError> {
+        let Some(growth) = read.checked_sub(len).filter(|growth| *growth > 0) else {
+            return Ok(());
+        };
+        let grown = self.grown.fetch_add(growth, Ordering::SeqCst) + growth;
+        let size = self.measured.saturating_add(grown);
+        if size > self.limit.0 {
+            return Err(PackageError::TooLarge {
+                dir: self.root.to_owned(),
+                limit: self.limit,
+                size,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One entry ready to be written: everything its local header says, and its data.
+struct ReadyEntry {
+    method: Method,
+    mode: u32,
+    crc32: u32,
+    uncompressed_size: u64,
+    data: Spool,
+}
+
+/// Compressed bytes waiting for their turn: in memory, or in an unnamed file once too large.
+enum Spool {
+    Memory(Vec<u8>),
+    Spilled { file: BufWriter<File>, len: u64 },
+}
+
+impl Spool {
+    fn len(&self) -> u64 {
+        match self {
+            Spool::Memory(bytes) => bytes.len() as u64,
+            Spool::Spilled { len, .. } => *len,
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8], spill_above: u64, spill_dir: &Path) -> io::Result<()> {
+        if let Spool::Memory(held) = self {
+            if (held.len() + bytes.len()) as u64 > spill_above {
+                let mut file = BufWriter::new(tempfile::tempfile_in(spill_dir)?);
+                file.write_all(held)?;
+                *self = Spool::Spilled {
+                    file,
+                    len: held.len() as u64,
+                };
             }
-            EntryKind::Symlink { target } => {
-                writer
-                    .add_symlink(entry.zip_name(), target, base.unix_permissions(0o777))
-                    .map_err(zip_error)?;
-                summary.symlinks += 1;
-                summary.uncompressed_bytes += target.len() as u64;
+        }
+        match self {
+            Spool::Memory(held) => held.extend_from_slice(bytes),
+            Spool::Spilled { file, len } => {
+                file.write_all(bytes)?;
+                *len += bytes.len() as u64;
             }
-            EntryKind::File { executable, len } => {
-                let mode = if *executable { 0o755 } else { 0o644 };
-                // Zip64 headers only when needed: the choice depends on the size alone, so it
-                // stays deterministic.
-                let options = base
-                    .unix_permissions(mode)
-                    .large_file(*len >= u64::from(u32::MAX));
-                writer
-                    .start_file(entry.zip_name(), options)
-                    .map_err(zip_error)?;
-                let source = File::open(&entry.path).map_err(|source| PackageError::ReadInput {
-                    path: entry.path.clone(),
-                    source,
-                })?;
-                // The file may have grown since it was measured: never copy past the limit.
-                let remaining = limit.0.saturating_sub(summary.uncompressed_bytes);
-                let copied = io::copy(
-                    &mut BufReader::new(source).take(remaining.saturating_add(1)),
-                    &mut writer,
-                )
-                .map_err(|source| PackageError::ReadInput {
-                    path: entry.path.clone(),
-                    source,
-                })?;
-                summary.uncompressed_bytes += copied;
-                if summary.uncompressed_bytes > limit.0 {
-                    return Err(PackageError::TooLarge {
-                        dir: root.to_owned(),
-                        limit,
-                        size: summary.uncompressed_bytes,
-                    });
+        }
+        Ok(())
+    }
+
+    fn copy_to(self, sink: &mut impl Write) -> io::Result<()> {
+        match self {
+            Spool::Memory(bytes) => sink.write_all(&bytes),
+            Spool::Spilled { file, len } => {
+                let mut file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
+                file.rewind()?;
+                let copied = io::copy(&mut file, sink)?;
+                if copied != len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("a spilled entry shrank from {len} to {copied} bytes"),
+                    ));
                 }
-                summary.files += 1;
+                Ok(())
             }
         }
     }
-    let mut buffered = writer.finish().map_err(zip_error)?;
-    buffered
-        .flush()
-        .map_err(|source| PackageError::WriteOutput {
-            path: out.to_owned(),
+}
+
+/// What each worker reuses from one entry to the next.
+struct Worker {
+    deflate: DeflateStream,
+    input: Vec<u8>,
+}
+
+impl Worker {
+    fn new() -> Worker {
+        Worker {
+            deflate: DeflateStream {
+                // Raw deflate (no zlib header), as zip entries hold it.
+                compress: Compress::new(Compression::new(DEFLATE_LEVEL), false),
+                output: Vec::with_capacity(READ_CHUNK),
+            },
+            input: vec![0; READ_CHUNK],
+        }
+    }
+}
+
+/// One deflate stream at a time, reset between entries (a reset stream writes what a new one
+/// would).
+struct DeflateStream {
+    compress: Compress,
+    output: Vec<u8>,
+}
+
+impl DeflateStream {
+    /// Deflates `input` into `spool`; `finish` ends the stream.
+    fn feed(
+        &mut self,
+        mut input: &[u8],
+        finish: bool,
+        spool: &mut Spool,
+        spill_above: u64,
+        spill_dir: &Path,
+    ) -> io::Result<()> {
+        let flush = if finish {
+            FlushCompress::Finish
+        } else {
+            FlushCompress::None
+        };
+        loop {
+            self.output.clear();
+            let before = self.compress.total_in();
+            let status = self
+                .compress
+                .compress_vec(input, &mut self.output, flush)
+                .map_err(io::Error::other)?;
+            input = &input[(self.compress.total_in() - before) as usize..];
+            spool.append(&self.output, spill_above, spill_dir)?;
+            let done = if finish {
+                status == Status::StreamEnd
+            } else {
+                input.is_empty()
+            };
+            if done {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Fills `buffer` as far as the reader allows, so chunk boundaries depend on the content only.
+fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+/// Counts and hashes every byte on its way to `inner`.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        self.written += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct Packer<'a> {
+    entries: &'a [Entry],
+    budget: &'a SizeBudget<'a>,
+    spill_dir: &'a Path,
+    spill_above: u64,
+    out: &'a Path,
+}
+
+impl Packer<'_> {
+    fn write_error(&self) -> impl Fn(io::Error) -> PackageError + '_ {
+        |source| PackageError::WriteOutput {
+            path: self.out.to_owned(),
             source,
-        })?;
-    Ok(summary)
+        }
+    }
+
+    /// Compresses the entries on `workers` threads and writes them to `file` in order.
+    fn write(
+        &self,
+        file: &File,
+        workers: NonZeroUsize,
+    ) -> Result<(PackageSummary, PackPhases), PackageError> {
+        let mut sink = HashingWriter {
+            inner: BufWriter::with_capacity(WRITE_BUFFER, file),
+            hasher: Sha256::new(),
+            written: 0,
+        };
+        let mut records = Vec::with_capacity(self.entries.len());
+        let mut summary = PackageSummary {
+            files: 0,
+            directories: 0,
+            symlinks: 0,
+            uncompressed_bytes: 0,
+            zip_bytes: 0,
+            digest: Digest::of(b""),
+        };
+        let times = run_in_order(
+            self.entries.len(),
+            workers.get(),
+            workers.get() * WINDOW_PER_WORKER,
+            Worker::new,
+            |worker, index, abandoned| self.prepare(worker, &self.entries[index], abandoned),
+            |index, ready| {
+                let entry = &self.entries[index];
+                match entry.kind {
+                    EntryKind::Directory => summary.directories += 1,
+                    EntryKind::File { .. } => summary.files += 1,
+                    EntryKind::Symlink { .. } => summary.symlinks += 1,
+                }
+                summary.uncompressed_bytes += ready.uncompressed_size;
+                let record = EntryRecord {
+                    name: entry.zip_name.clone(),
+                    method: ready.method,
+                    mode: ready.mode,
+                    crc32: ready.crc32,
+                    compressed_size: ready.data.len(),
+                    uncompressed_size: ready.uncompressed_size,
+                    offset: sink.written,
+                };
+                sink.write_all(&record.local_header())
+                    .and_then(|()| ready.data.copy_to(&mut sink))
+                    .map_err(self.write_error())?;
+                records.push(record);
+                Ok(())
+            },
+        )?;
+        let closing_started = Instant::now();
+        let central_start = sink.written;
+        sink.write_all(&central_directory_and_end(&records, central_start))
+            .and_then(|()| sink.flush())
+            .map_err(self.write_error())?;
+        summary.zip_bytes = sink.written;
+        summary.digest = Digest::from_hasher(sink.hasher);
+        let phases = PackPhases {
+            walk: Duration::ZERO,
+            compress: times.working,
+            write_and_hash: times.consuming + closing_started.elapsed(),
+            sync: Duration::ZERO,
+        };
+        Ok((summary, phases))
+    }
+
+    /// Reads and compresses one entry (on a worker thread).
+    fn prepare(
+        &self,
+        worker: &mut Worker,
+        entry: &Entry,
+        abandoned: &AtomicBool,
+    ) -> Result<ReadyEntry, PackageError> {
+        match &entry.kind {
+            EntryKind::Directory => Ok(ReadyEntry {
+                method: Method::Stored,
+                mode: 0o040755,
+                crc32: 0,
+                uncompressed_size: 0,
+                data: Spool::Memory(Vec::new()),
+            }),
+            // A link target is short and rarely compressible: stored as it is.
+            EntryKind::Symlink { target } => Ok(ReadyEntry {
+                method: Method::Stored,
+                mode: 0o120777,
+                crc32: crc32fast::hash(target.as_bytes()),
+                uncompressed_size: target.len() as u64,
+                data: Spool::Memory(target.as_bytes().to_vec()),
+            }),
+            EntryKind::File { executable, len } => {
+                let read_error = |source| PackageError::ReadInput {
+                    path: entry.path.clone(),
+                    source,
+                };
+                let source = File::open(&entry.path).map_err(read_error)?;
+                // The file may have grown since it was measured: never read past the limit.
+                let mut reader = source.take(self.budget.allowance(*len).saturating_add(1));
+                let mut crc = crc32fast::Hasher::new();
+                let mut spool = Spool::Memory(Vec::new());
+                let mut read_total = 0u64;
+                worker.deflate.compress.reset();
+                loop {
+                    if abandoned.load(Ordering::Relaxed) {
+                        return Err(read_error(io::Error::other("packaging was abandoned")));
+                    }
+                    let read = read_full(&mut reader, &mut worker.input).map_err(read_error)?;
+                    let chunk = &worker.input[..read];
+                    crc.update(chunk);
+                    read_total += read as u64;
+                    let last = read < worker.input.len();
+                    worker
+                        .deflate
+                        .feed(chunk, last, &mut spool, self.spill_above, self.spill_dir)
+                        .map_err(self.write_error())?;
+                    if last {
+                        break;
+                    }
+                }
+                self.budget.account(*len, read_total)?;
+                Ok(ReadyEntry {
+                    method: Method::Deflated,
+                    mode: if *executable { 0o100755 } else { 0o100644 },
+                    crc32: crc.finalize(),
+                    uncompressed_size: read_total,
+                    data: spool,
+                })
+            }
+        }
+    }
 }
 
 /// sha256 and length of a file, streamed.
 pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
-    let mut reader = BufReader::new(File::open(path)?);
+    let mut reader = io::BufReader::new(File::open(path)?);
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 64 * 1024];
     let mut total = 0u64;
@@ -390,4 +732,48 @@ pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
         total += read as u64;
     }
     Ok((Digest::from_hasher(hasher), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(limit: u64, measured: u64) -> SizeBudget<'static> {
+        SizeBudget {
+            root: Path::new("tree"),
+            limit: ByteSize(limit),
+            measured,
+            grown: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn a_file_may_grow_into_what_the_limit_leaves() {
+        let budget = budget(100, 90);
+        assert_eq!(budget.allowance(40), 50);
+        budget.account(40, 45).unwrap();
+        // The growth is spent for every later file.
+        assert_eq!(budget.allowance(10), 15);
+        budget.account(10, 15).unwrap();
+        assert_eq!(budget.allowance(10), 10);
+    }
+
+    #[test]
+    fn growth_past_the_limit_is_refused_with_the_size_counted() {
+        let budget = budget(100, 90);
+        budget.account(40, 45).unwrap();
+        match budget.account(5, 11) {
+            Err(PackageError::TooLarge { size, limit, .. }) => {
+                assert_eq!((size, limit), (101, ByteSize(100)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn shrinking_files_change_nothing() {
+        let budget = budget(100, 100);
+        budget.account(50, 10).unwrap();
+        assert_eq!(budget.allowance(7), 7);
+    }
 }

@@ -8,8 +8,9 @@ use sha2::{Digest as _, Sha256};
 
 /// Version of the packaging format and of the input-key encoding. Bump it whenever packaging
 /// changes the bytes it writes (compression level, entry metadata…) so that old artifacts stop
-/// matching new input keys.
-pub const PACKAGING_FORMAT: &str = "sandpit-zip-1";
+/// matching new input keys. 2: deflate by zlib-rs instead of miniz_oxide (same level, same
+/// record layout), entries compressed in parallel and written by hand.
+pub const PACKAGING_FORMAT: &str = "sandpit-zip-2";
 
 /// One component and the git tree id of its source subtree at the version being built.
 #[derive(Debug, Clone)]

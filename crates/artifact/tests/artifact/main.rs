@@ -3,5 +3,6 @@
 mod extract;
 mod fixtures;
 mod package;
+mod package_format;
 mod properties;
 mod store;
