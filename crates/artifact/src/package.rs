@@ -3,7 +3,8 @@
 //!
 //! What is fixed: entry order (byte order of the `/`-separated path), timestamps (1980-01-01
 //! 00:00:00), permissions (0o644, or 0o755 when any exec bit is set; 0o755 for directories),
-//! compression (raw deflate by zlib-rs at level 6, each file its own stream), no extra fields
+//! compression (raw deflate by zlib-rs at level 6, each file its own stream; a file whose first
+//! 256 KiB deflate saves less than 5% of is stored as it is, [`worth_deflating`]), no extra fields
 //! beyond zip64 ones where sizes need them, no comments. Directories are stored as entries so
 //! empty directories survive the round trip. Symlinks are stored only when they resolve inside
 //! the tree; special files are refused.
@@ -686,27 +687,64 @@ impl Packer<'_> {
                 let mut crc = crc32fast::Hasher::new();
                 let mut spool = Spool::Memory(Vec::new());
                 let mut read_total = 0u64;
+                // The first chunk decides how the whole file is kept (see `worth_deflating`):
+                // deflated as a finished stream of its own, which for a file of one chunk is
+                // already the entry's data.
+                let read = read_full(&mut reader, &mut worker.input).map_err(read_error)?;
+                let mut last = read < worker.input.len();
+                let mut trial = Spool::Memory(Vec::new());
                 worker.deflate.compress.reset();
-                loop {
-                    if abandoned.load(Ordering::Relaxed) {
-                        return Err(read_error(io::Error::other("packaging was abandoned")));
-                    }
-                    let read = read_full(&mut reader, &mut worker.input).map_err(read_error)?;
-                    let chunk = &worker.input[..read];
-                    crc.update(chunk);
+                worker
+                    .deflate
+                    .feed(
+                        &worker.input[..read],
+                        true,
+                        &mut trial,
+                        u64::MAX,
+                        self.spill_dir,
+                    )
+                    .map_err(self.write_error())?;
+                let deflate = worth_deflating(read as u64, trial.len());
+                let method = if deflate {
+                    Method::Deflated
+                } else {
+                    Method::Stored
+                };
+                let mut chunk_len = read;
+                if last && deflate {
+                    spool = trial;
+                    crc.update(&worker.input[..read]);
                     read_total += read as u64;
-                    let last = read < worker.input.len();
-                    worker
-                        .deflate
-                        .feed(chunk, last, &mut spool, self.spill_above, self.spill_dir)
-                        .map_err(self.write_error())?;
-                    if last {
-                        break;
+                } else {
+                    worker.deflate.compress.reset();
+                    loop {
+                        if abandoned.load(Ordering::Relaxed) {
+                            return Err(read_error(io::Error::other("packaging was abandoned")));
+                        }
+                        let chunk = &worker.input[..chunk_len];
+                        crc.update(chunk);
+                        read_total += chunk_len as u64;
+                        if deflate {
+                            worker
+                                .deflate
+                                .feed(chunk, last, &mut spool, self.spill_above, self.spill_dir)
+                                .map_err(self.write_error())?;
+                        } else {
+                            spool
+                                .append(chunk, self.spill_above, self.spill_dir)
+                                .map_err(self.write_error())?;
+                        }
+                        if last {
+                            break;
+                        }
+                        chunk_len =
+                            read_full(&mut reader, &mut worker.input).map_err(read_error)?;
+                        last = chunk_len < worker.input.len();
                     }
                 }
                 self.budget.account(*len, read_total)?;
                 Ok(ReadyEntry {
-                    method: Method::Deflated,
+                    method,
                     mode: if *executable { 0o100755 } else { 0o100644 },
                     crc32: crc.finalize(),
                     uncompressed_size: read_total,
@@ -716,6 +754,19 @@ impl Packer<'_> {
         }
     }
 }
+
+/// Whether a file is kept deflated: when deflating its first [`READ_CHUNK`] bytes (the whole
+/// file if smaller, `sample_len` of them) as a finished stream gives `deflated_len` bytes that
+/// save at least 5%. Otherwise it is stored as it is: weights, archives and media barely shrink,
+/// deflating them costs most of packaging, and inflating them most of a model's cold load. The
+/// decision depends on the content only, so the bytes stay a function of the tree. Part of the
+/// packaging format.
+pub fn worth_deflating(sample_len: u64, deflated_len: u64) -> bool {
+    deflated_len.saturating_mul(20) < sample_len.saturating_mul(19)
+}
+
+/// How many bytes of a file [`worth_deflating`] looks at.
+pub const DEFLATE_SAMPLE: usize = READ_CHUNK;
 
 /// sha256 and length of a file, streamed.
 pub(crate) fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {

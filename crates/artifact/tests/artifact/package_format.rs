@@ -6,6 +6,7 @@ use std::io::{Cursor, Write};
 use std::num::NonZeroUsize;
 use std::path::Path;
 
+use sandpit_artifact::package::{worth_deflating, DEFLATE_SAMPLE};
 use sandpit_artifact::{extract, package_dir, package_dir_with, PackOptions};
 use sandpit_domain::{ByteSize, Digest};
 use zip::write::SimpleFileOptions;
@@ -132,6 +133,16 @@ fn the_digest_is_the_sha256_of_the_file_written() {
     assert_eq!(summary.zip_bytes, written.len() as u64);
 }
 
+/// Whether deflating the first `DEFLATE_SAMPLE` bytes of `content` (as a finished raw stream
+/// at level 6, the way packaging tries it) saves enough to keep the file deflated.
+fn deflate_sample_helps(content: &[u8]) -> bool {
+    let sample = &content[..content.len().min(DEFLATE_SAMPLE)];
+    let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    deflater.write_all(sample).unwrap();
+    let deflated = deflater.finish().unwrap();
+    worth_deflating(sample.len() as u64, deflated.len() as u64)
+}
+
 /// The same tree written entry by entry through the `zip` crate's own writer.
 fn zip_crate_archive(tree: &Path) -> Vec<u8> {
     let mut names = Vec::new();
@@ -179,10 +190,18 @@ fn zip_crate_archive(tree: &Path) -> Vec<u8> {
             } else {
                 0o644
             };
+            let content = fs::read(&path).unwrap();
+            // The same content rule as packaging: stored when deflating the sample barely helps.
+            let options = if deflate_sample_helps(&content) {
+                base
+            } else {
+                base.compression_method(CompressionMethod::Stored)
+                    .compression_level(None)
+            };
             writer
-                .start_file(name, base.unix_permissions(mode))
+                .start_file(name, options.unix_permissions(mode))
                 .unwrap();
-            writer.write_all(&fs::read(&path).unwrap()).unwrap();
+            writer.write_all(&content).unwrap();
         }
     }
     writer.finish().unwrap().into_inner()
@@ -212,14 +231,61 @@ fn the_layout_is_what_the_zip_crate_writes() {
 fn the_packaging_format_is_pinned() {
     // If this digest changes, every artifact's digest changes: bump
     // `sandpit_build::plan::PACKAGING_FORMAT` and update the digest here. It changes with the
-    // deflate level, the deflate implementation (including a C zlib backend of flate2 enabled
-    // anywhere in the workspace, which takes precedence over zlib-rs) or the record layout.
+    // deflate level, the rule for storing what barely compresses (`worth_deflating`), the
+    // deflate implementation (including a C zlib backend of flate2 enabled anywhere in the
+    // workspace, which takes precedence over zlib-rs) or the record layout.
     let temp = tempfile::tempdir().unwrap();
     let tree = temp.path().join("tree");
     varied_tree(&tree);
     let summary = package_dir(&tree, &temp.path().join("out.zip"), BIG).unwrap();
     assert_eq!(
         summary.digest.hex(),
-        "cd81ae5d9a8b0abd61a3aa7c238a02fda061ed8486ef9f8265306cff84aa8fda"
+        "c086ef337e076f260c36634f5fd4fb083c8ab087daf8b00d268460eec8794b10"
     );
+}
+
+#[test]
+fn what_barely_compresses_is_stored_and_the_rest_deflated() {
+    // The rule itself: at least 5% saved keeps a file deflated.
+    assert!(worth_deflating(100, 94));
+    assert!(!worth_deflating(100, 95));
+    assert!(!worth_deflating(0, 0), "an empty file has nothing to save");
+    let temp = tempfile::tempdir().unwrap();
+    let tree = temp.path().join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    // Random bytes (weights, say) larger than the sample, random bytes in one chunk, text, and
+    // a file that is text for its first chunk and noise after (the sample decides).
+    fs::write(tree.join("weights.bin"), noise(3 * DEFLATE_SAMPLE + 17, 7)).unwrap();
+    fs::write(tree.join("small.bin"), noise(1000, 8)).unwrap();
+    fs::write(tree.join("app.py"), "print('hello')\n".repeat(5000)).unwrap();
+    let mut mixed = "x = 1\n".repeat(DEFLATE_SAMPLE / 6 + 1).into_bytes();
+    mixed.truncate(DEFLATE_SAMPLE);
+    mixed.extend(noise(DEFLATE_SAMPLE, 9));
+    fs::write(tree.join("mixed.dat"), &mixed).unwrap();
+    let out = temp.path().join("out.zip");
+    package_dir(&tree, &out, BIG).unwrap();
+    let mut archive = zip::ZipArchive::new(fs::File::open(&out).unwrap()).unwrap();
+    let method = |archive: &mut zip::ZipArchive<fs::File>, name: &str| {
+        archive.by_name(name).unwrap().compression()
+    };
+    assert_eq!(
+        method(&mut archive, "weights.bin"),
+        CompressionMethod::Stored
+    );
+    assert_eq!(method(&mut archive, "small.bin"), CompressionMethod::Stored);
+    assert_eq!(method(&mut archive, "app.py"), CompressionMethod::Deflated);
+    assert_eq!(
+        method(&mut archive, "mixed.dat"),
+        CompressionMethod::Deflated
+    );
+    // Whatever the method, the bytes come back as they were.
+    let unpacked = temp.path().join("unpacked");
+    extract(&out, &unpacked, BIG).unwrap();
+    for name in ["weights.bin", "small.bin", "app.py", "mixed.dat"] {
+        assert_eq!(
+            fs::read(unpacked.join(name)).unwrap(),
+            fs::read(tree.join(name)).unwrap(),
+            "{name}"
+        );
+    }
 }

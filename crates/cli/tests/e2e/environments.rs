@@ -655,7 +655,10 @@ fn lookups_that_find_nothing_exit_1_and_still_print_json() {
             "{value:#}"
         );
         // The kind of failure is told by its type, for scripts (and the server) to act on.
-        assert_eq!(value["error"]["code"], "not_found", "{with_json:?}: {value:#}");
+        assert_eq!(
+            value["error"]["code"], "not_found",
+            "{with_json:?}: {value:#}"
+        );
     }
     let nope = sandbox.fails(&["history", "nope"], 1);
     assert!(
