@@ -2,11 +2,13 @@
 //! example project, cold (build included) and warm (artifacts reused), `promote dev test` in
 //! parts against `cp --reflink=auto` and a redeploy (`promote.rs`), packaging+hashing throughput
 //! against `zip -q -r -X` + `sha256sum` run side by side on the same tree, and the model endpoint
-//! against onnxruntime from Python and KServe's Python server (`models.rs`).
+//! against onnxruntime from Python and KServe's Python server (`models.rs`), and a biome's
+//! database cloned from a template against a bare `CREATE DATABASE … TEMPLATE` (`database.rs`).
 //!
 //! Figures, not pass/fail: these machines are shared and noisy, so the useful number is the ratio
 //! against a baseline measured in the same run.
 
+mod database;
 mod models;
 mod promote;
 
@@ -24,7 +26,7 @@ pub(crate) const RUNS: usize = 5;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 && args.len() != 4 {
-        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models]");
+        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|database]");
     }
     let sandpit = PathBuf::from(&args[1]);
     let example = PathBuf::from(&args[2]);
@@ -42,6 +44,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("models") {
         models::run(&sandpit, &example, scratch.path())?;
+    }
+    if wanted("database") {
+        database::run()?;
     }
     Ok(())
 }

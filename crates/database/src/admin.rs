@@ -28,6 +28,7 @@ use crate::migrations::{MigrationFile, MigrationSet};
 use crate::names::{self, quote_identifier, quote_literal, TemplateName};
 use crate::plan::MigrationKind;
 use crate::secret::{RedactedUrl, Secret};
+use crate::steps::StepClock;
 use crate::timeouts::{setting_millis, Server, Timeouts, Watchdog};
 
 mod in_place;
@@ -275,13 +276,16 @@ impl Admin {
     ) -> Result<BiomeDatabase, DatabaseError> {
         let database = names::biome_database(project, biome);
         let role = names::biome_role(project, biome);
+        let mut clock = StepClock::start("create biome database");
         let lock = self
             .lock(&database, &format!("creating `{database}`"))
             .await?;
+        clock.lap("lock");
         let result = self
-            .ensure_biome_database_locked(&database, &role, template, password)
+            .ensure_biome_database_locked(&database, &role, template, password, &mut clock)
             .await;
         lock.close().await;
+        clock.lap("unlock");
         let template = result?;
         Ok(BiomeDatabase {
             database,
@@ -297,6 +301,7 @@ impl Admin {
         role: &str,
         template: &TemplateName,
         password: &Secret,
+        clock: &mut StepClock,
     ) -> Result<TemplateName, DatabaseError> {
         let quoted_role = quote_identifier(role);
         let quoted_database = quote_identifier(database);
@@ -315,6 +320,7 @@ impl Admin {
             format!("setting up role `{role}`"),
         )
         .await?;
+        clock.lap("role");
 
         let template = if self.database_exists(database).await? {
             self.template_of(database)
@@ -338,6 +344,7 @@ impl Admin {
             .await?;
             template.clone()
         };
+        clock.lap("clone");
         // Grants and comments are not copied from a template: set them on the clone.
         self.execute(
             &format!(
@@ -352,6 +359,7 @@ impl Admin {
             format!("granting `{role}` access to `{database}`"),
         )
         .await?;
+        clock.lap("grants");
         let session = self.open_database(database).await?;
         // One round trip per kind of object, however many the template has.
         let owned = session
@@ -364,6 +372,7 @@ impl Admin {
             .await;
         session.close().await;
         owned?;
+        clock.lap("hand over objects");
         Ok(template)
     }
 
@@ -379,6 +388,7 @@ impl Admin {
         // down at once (an expiry sweep, a CI cleanup) queue here instead of piling checkpoints
         // onto every other biome's traffic.
         let purpose = format!("dropping `{database}`");
+        let mut clock = StepClock::start("drop biome database");
         let queue = self.lock(TEARDOWN_QUEUE, &purpose).await?;
         let lock = match self.lock(&database, &purpose).await {
             Ok(lock) => lock,
@@ -387,11 +397,13 @@ impl Admin {
                 return Err(error);
             }
         };
+        clock.lap("lock");
         let result = self
-            .drop_biome_database_locked(project, &database, &role)
+            .drop_biome_database_locked(project, &database, &role, &mut clock)
             .await;
         lock.close().await;
         queue.close().await;
+        clock.lap("unlock");
         result
     }
 
@@ -400,6 +412,7 @@ impl Admin {
         project: &Name,
         database: &str,
         role: &str,
+        clock: &mut StepClock,
     ) -> Result<(), DatabaseError> {
         self.ask(
             &format!("disconnecting sessions from `{database}`"),
@@ -417,6 +430,7 @@ impl Admin {
             format!("dropping `{database}`"),
         )
         .await?;
+        clock.lap("drop database");
         if !self.role_exists(role).await? {
             return Ok(());
         }
@@ -447,7 +461,9 @@ impl Admin {
             &format!("DROP ROLE IF EXISTS {quoted_role}"),
             format!("dropping role `{role}`"),
         )
-        .await
+        .await?;
+        clock.lap("drop role");
+        Ok(())
     }
 
     /// Loads the project's read-only reference database `<project>_shared` from `sql`, once
