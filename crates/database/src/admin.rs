@@ -305,38 +305,48 @@ impl Admin {
     ) -> Result<TemplateName, DatabaseError> {
         let quoted_role = quote_identifier(role);
         let quoted_database = quote_identifier(database);
-        // Only a SCRAM verifier is sent, so the password never reaches the server's statement
-        // logs, even when the statement fails.
-        let role_exists = self.role_exists(role).await?;
-        let verb = if role_exists { "ALTER" } else { "CREATE" };
-        self.execute(
-            &format!(
-                "{verb} ROLE {quoted_role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE \
-                 NOREPLICATION NOBYPASSRLS PASSWORD {}",
-                quote_literal(&postgres_protocol::password::scram_sha_256(
-                    password.expose().as_bytes()
-                ))
-            ),
-            format!("setting up role `{role}`"),
-        )
-        .await?;
-        clock.lap("role");
-
-        let template = if self.database_exists(database).await? {
-            self.template_of(database)
-                .await?
+        // What is there already, in one round trip (under the lock, so it stays true).
+        let found = self
+            .ask(
+                &format!("looking up `{database}` and role `{role}`"),
+                self.client.query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1), \
+                     EXISTS (SELECT 1 FROM pg_database WHERE datname = $2), \
+                     (SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+                      WHERE datname = $2), \
+                     current_setting('server_version_num')::int",
+                    &[&role, &database],
+                ),
+            )
+            .await?;
+        let (role_exists, database_exists) = (found.get::<_, bool>(0), found.get::<_, bool>(1));
+        let template = if database_exists {
+            found
+                .get::<_, Option<String>>(2)
+                .and_then(|comment| {
+                    comment
+                        .strip_prefix(TEMPLATE_COMMENT)
+                        .map(TemplateName::from_existing)
+                })
                 .unwrap_or_else(|| template.clone())
         } else {
-            let strategy = if self.server_version_num().await? >= STRATEGY_SINCE {
+            // WAL_LOG copies the template block by block through the WAL. FILE_COPY copies its
+            // files but checkpoints the whole shared instance before and after, which took
+            // several times longer for a 10 MiB template (`bash scripts/bench.sh database`) and
+            // stalls every other biome's writes meanwhile.
+            let strategy = if found.get::<_, i32>(3) >= STRATEGY_SINCE {
                 " STRATEGY WAL_LOG"
             } else {
                 ""
             };
+            // Owned by the administrator until the role exists, which the next round trip
+            // creates together with the grants. A crash in between leaves a database without
+            // them, which the next call (this one, seeing it exists) finishes.
             // Copies the whole template, seed data included: as long as a migration may take.
             self.execute_within(
                 self.timeouts.migration,
                 &format!(
-                    "CREATE DATABASE {quoted_database} TEMPLATE {}{strategy} OWNER {quoted_role}",
+                    "CREATE DATABASE {quoted_database} TEMPLATE {}{strategy}",
                     quote_identifier(template.as_str())
                 ),
                 format!("cloning `{template}` into `{database}`"),
@@ -345,23 +355,43 @@ impl Admin {
             template.clone()
         };
         clock.lap("clone");
-        // Grants and comments are not copied from a template: set them on the clone.
-        self.execute(
-            &format!(
-                "BEGIN; \
-                 COMMENT ON DATABASE {quoted_database} IS {}; \
-                 ALTER DATABASE {quoted_database} OWNER TO {quoted_role}; \
-                 REVOKE ALL ON DATABASE {quoted_database} FROM PUBLIC; \
-                 GRANT CONNECT, TEMPORARY ON DATABASE {quoted_database} TO {quoted_role}; \
-                 COMMIT",
-                quote_literal(&format!("{TEMPLATE_COMMENT}{template}")),
+
+        // The role and its access in one transaction (one commit instead of two), while the
+        // session in the clone that hands the objects over connects. Only a SCRAM verifier is
+        // sent, so the password never reaches the server's statement logs, even when the
+        // statement fails. Grants and comments are not copied from a template: set them on the
+        // clone.
+        let verb = if role_exists { "ALTER" } else { "CREATE" };
+        let role_and_grants = format!(
+            "BEGIN; \
+             {verb} ROLE {quoted_role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE \
+             NOREPLICATION NOBYPASSRLS PASSWORD {}; \
+             COMMENT ON DATABASE {quoted_database} IS {}; \
+             ALTER DATABASE {quoted_database} OWNER TO {quoted_role}; \
+             REVOKE ALL ON DATABASE {quoted_database} FROM PUBLIC; \
+             GRANT CONNECT, TEMPORARY ON DATABASE {quoted_database} TO {quoted_role}; \
+             COMMIT",
+            quote_literal(&postgres_protocol::password::scram_sha_256(
+                password.expose().as_bytes()
+            )),
+            quote_literal(&format!("{TEMPLATE_COMMENT}{template}")),
+        );
+        let (granted, session) = tokio::join!(
+            self.execute(
+                &role_and_grants,
+                format!("setting up role `{role}` and its access to `{database}`"),
             ),
-            format!("granting `{role}` access to `{database}`"),
-        )
-        .await?;
-        clock.lap("grants");
-        let session = self.open_database(database).await?;
-        // One round trip per kind of object, however many the template has.
+            self.open_database(database),
+        );
+        let session = match (granted, session) {
+            (Ok(()), Ok(session)) => session,
+            (Err(error), Ok(session)) => {
+                session.close().await;
+                return Err(error);
+            }
+            (Err(error), Err(_)) | (Ok(()), Err(error)) => return Err(error),
+        };
+        clock.lap("role and grants");
         let owned = session
             .watchdog
             .ask(
@@ -389,20 +419,16 @@ impl Admin {
         // onto every other biome's traffic.
         let purpose = format!("dropping `{database}`");
         let mut clock = StepClock::start("drop biome database");
-        let queue = self.lock(TEARDOWN_QUEUE, &purpose).await?;
-        let lock = match self.lock(&database, &purpose).await {
-            Ok(lock) => lock,
-            Err(error) => {
-                queue.close().await;
-                return Err(error);
-            }
-        };
+        // The queue first, then the database, on one connection: the same order every drop
+        // takes them in, so two drops never wait on each other crosswise.
+        let locks = self
+            .lock_in_order(&[TEARDOWN_QUEUE, &database], &purpose)
+            .await?;
         clock.lap("lock");
         let result = self
             .drop_biome_database_locked(project, &database, &role, &mut clock)
             .await;
-        lock.close().await;
-        queue.close().await;
+        locks.close().await;
         clock.lap("unlock");
         result
     }
@@ -431,18 +457,22 @@ impl Admin {
         )
         .await?;
         clock.lap("drop database");
-        if !self.role_exists(role).await? {
+        let shared = names::shared_database(project);
+        let found = self
+            .ask(
+                &format!("looking up role `{role}` and `{shared}`"),
+                self.client.query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1), \
+                     EXISTS (SELECT 1 FROM pg_database WHERE datname = $2)",
+                    &[&role, &shared],
+                ),
+            )
+            .await?;
+        if !found.get::<_, bool>(0) {
             return Ok(());
         }
         let quoted_role = quote_identifier(role);
-        // Privileges on databases are shared objects: DROP OWNED in any database revokes them.
-        self.execute(
-            &format!("DROP OWNED BY {quoted_role}"),
-            format!("revoking what `{role}` was granted"),
-        )
-        .await?;
-        let shared = names::shared_database(project);
-        if self.database_exists(&shared).await? {
+        if found.get::<_, bool>(1) {
             let session = self.open_database(&shared).await?;
             let revoked = session
                 .watchdog
@@ -457,9 +487,11 @@ impl Admin {
             session.close().await;
             revoked?;
         }
+        // Privileges on databases are shared objects: DROP OWNED in any database revokes them.
+        // Both in one transaction (one commit).
         self.execute(
-            &format!("DROP ROLE IF EXISTS {quoted_role}"),
-            format!("dropping role `{role}`"),
+            &format!("DROP OWNED BY {quoted_role}; DROP ROLE IF EXISTS {quoted_role}"),
+            format!("revoking what `{role}` was granted and dropping it"),
         )
         .await?;
         clock.lap("drop role");
@@ -714,17 +746,6 @@ impl Admin {
         Ok(row.map(|row| row.get(0)))
     }
 
-    async fn role_exists(&self, role: &str) -> Result<bool, DatabaseError> {
-        let row = self
-            .ask(
-                &format!("looking up role `{role}`"),
-                self.client
-                    .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role]),
-            )
-            .await?;
-        Ok(row.is_some())
-    }
-
     async fn database_comment(&self, database: &str) -> Result<Option<String>, DatabaseError> {
         let row = self
             .ask(
@@ -753,17 +774,6 @@ impl Admin {
             )
             .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
-    }
-
-    async fn server_version_num(&self) -> Result<i32, DatabaseError> {
-        let row = self
-            .ask(
-                "reading the server version",
-                self.client
-                    .query_one("SELECT current_setting('server_version_num')::int", &[]),
-            )
-            .await?;
-        Ok(row.get(0))
     }
 
     /// One call on the administrator's connection, bounded by [`Timeouts::statement`].
@@ -801,6 +811,16 @@ impl Admin {
     /// ([`DatabaseError::LockBusy`]); a server that does not answer at all is cut off a
     /// statement's time after that ([`DatabaseError::Timeout`]).
     async fn lock(&self, name: &str, purpose: &str) -> Result<Session, DatabaseError> {
+        self.lock_in_order(&[name], purpose).await
+    }
+
+    /// [`Admin::lock`] for several names, taken one after the other in the order given on one
+    /// connection (one connection less per extra lock); closing it releases them all.
+    async fn lock_in_order(
+        &self,
+        lock_names: &[&str],
+        purpose: &str,
+    ) -> Result<Session, DatabaseError> {
         let wait = self.timeouts.advisory_lock;
         let config = with_settings(
             &self.config,
@@ -811,9 +831,30 @@ impl Admin {
             ],
         );
         let session = open(&config, self.watchdog.server.clone(), self.timeouts, || {
-            format!("{purpose} (connecting to take the lock on `{name}`)")
+            let all = lock_names
+                .iter()
+                .map(|name| format!("`{name}`"))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            format!("{purpose} (connecting to take the lock on {all})")
         })
         .await?;
+        for name in lock_names {
+            if let Err(error) = self.take_lock(&session, name, purpose).await {
+                session.close().await;
+                return Err(error);
+            }
+        }
+        Ok(session)
+    }
+
+    async fn take_lock(
+        &self,
+        session: &Session,
+        name: &str,
+        purpose: &str,
+    ) -> Result<(), DatabaseError> {
+        let wait = self.timeouts.advisory_lock;
         let key = names::advisory_lock_key(name);
         let locked = session
             .watchdog
@@ -825,21 +866,22 @@ impl Admin {
                     .execute("SELECT pg_advisory_lock($1)", &[&key]),
             )
             .await;
-        let error = match locked {
-            Ok(Ok(_)) => return Ok(session),
-            Err(timeout) => timeout,
+        match locked {
+            Ok(Ok(_)) => Ok(()),
+            Err(timeout) => Err(timeout),
             Ok(Err(error)) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
-                DatabaseError::LockBusy {
+                Err(DatabaseError::LockBusy {
                     purpose: purpose.to_owned(),
                     name: name.to_owned(),
                     after: wait,
                     url_redacted: self.watchdog.server.url_redacted.clone(),
-                }
+                })
             }
-            Ok(Err(error)) => DatabaseError::sql(format!("{purpose}: locking `{name}`"), &error),
-        };
-        session.close().await;
-        Err(error)
+            Ok(Err(error)) => Err(DatabaseError::sql(
+                format!("{purpose}: locking `{name}`"),
+                &error,
+            )),
+        }
     }
 
     /// An administrator's session in `database`, writable even in the read-only shared database
@@ -970,8 +1012,17 @@ async fn apply_file(
 /// Gives `role` every schema, relation, routine and type the administrator owns in the database
 /// `client` is connected to (what the template's migrations created). `REASSIGN OWNED BY
 /// sandpit_admin` cannot be used: the administrator also owns the system catalogs.
+///
+/// One `DO` block, so one round trip and (outside a transaction) one commit, however many
+/// objects there are; the server formats every name (`%I`, `regprocedure`, `regtype`).
 async fn hand_over_objects(client: &Client, role: &str) -> Result<(), tokio_postgres::Error> {
-    let to = quote_identifier(role);
+    client
+        .batch_execute(&format!("DO {}", quote_literal(&hand_over_block(role))))
+        .await
+}
+
+/// The PL/pgSQL body of [`hand_over_objects`].
+fn hand_over_block(role: &str) -> String {
     let user_schemas = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'";
     // Objects that belong to an extension stay with it (the extension is the administrator's).
     let not_in_extension = |class: &str, alias: &str| {
@@ -980,108 +1031,63 @@ async fn hand_over_objects(client: &Client, role: &str) -> Result<(), tokio_post
              AND d.objid = {alias}.oid AND d.deptype = 'e')"
         )
     };
-    let mut statements = vec![
-        "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
-        format!("ALTER SCHEMA public OWNER TO {to}"),
-    ];
-    for row in client
-        .query(
-            &format!(
-                "SELECT n.nspname::text FROM pg_namespace n \
-                 WHERE n.nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
-                 AND {user_schemas}"
-            ),
-            &[],
+    let relations = |kinds: &str| {
+        format!(
+            "SELECT n.nspname, c.relname, c.relkind FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relowner = administrator AND c.relkind IN {kinds} AND {user_schemas} \
+             AND {}",
+            not_in_extension("pg_class", "c")
         )
-        .await?
-    {
-        let schema: String = row.get(0);
-        statements.push(format!(
-            "ALTER SCHEMA {} OWNER TO {to}",
-            quote_identifier(&schema)
-        ));
-    }
-    client.batch_execute(&statements.join("; ")).await?;
-
-    // Tables first: that also hands over the sequences their columns own, which cannot be
-    // changed on their own; the second pass finds only free-standing sequences.
-    for sequences in [false, true] {
-        let kinds = if sequences {
-            "('S')"
-        } else {
-            "('r', 'p', 'v', 'm', 'f')"
-        };
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT n.nspname::text, c.relname::text, c.relkind::text \
-                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
-                     AND c.relkind IN {kinds} AND {user_schemas} AND {}",
-                    not_in_extension("pg_class", "c")
-                ),
-                &[],
-            )
-            .await?;
-        let statements: Vec<String> = rows
-            .iter()
-            .map(|row| {
-                let kind = match row.get::<_, String>(2).as_str() {
-                    "v" => "VIEW",
-                    "m" => "MATERIALIZED VIEW",
-                    "f" => "FOREIGN TABLE",
-                    "S" => "SEQUENCE",
-                    _ => "TABLE",
-                };
-                format!(
-                    "ALTER {kind} {}.{} OWNER TO {to}",
-                    quote_identifier(&row.get::<_, String>(0)),
-                    quote_identifier(&row.get::<_, String>(1))
-                )
-            })
-            .collect();
-        if !statements.is_empty() {
-            client.batch_execute(&statements.join("; ")).await?;
-        }
-    }
-
-    // Routines and free-standing types; the server formats their signatures (`regprocedure`,
-    // `regtype`), quoting included.
-    let rows = client
-        .query(
-            &format!(
-                "SELECT p.prokind::text, p.oid::regprocedure::text \
-                 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-                 WHERE p.proowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
-                 AND {user_schemas} AND {} \
-                 UNION ALL \
-                 SELECT CASE t.typtype WHEN 'd' THEN 'd' ELSE 't' END, t.oid::regtype::text \
-                 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
-                 WHERE t.typowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
-                 AND {user_schemas} AND {} \
-                 AND (t.typtype IN ('e', 'r', 'd') \
-                      OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))",
-                not_in_extension("pg_proc", "p"),
-                not_in_extension("pg_type", "t"),
-            ),
-            &[],
-        )
-        .await?;
-    let statements: Vec<String> = rows
-        .iter()
-        .map(|row| {
-            let kind = match row.get::<_, String>(0).as_str() {
-                "p" => "PROCEDURE",
-                "a" => "AGGREGATE",
-                "d" => "DOMAIN",
-                "t" => "TYPE",
-                _ => "FUNCTION",
-            };
-            format!("ALTER {kind} {} OWNER TO {to}", row.get::<_, String>(1))
-        })
-        .collect();
-    if !statements.is_empty() {
-        client.batch_execute(&statements.join("; ")).await?;
-    }
-    Ok(())
+    };
+    let relation_kind = "CASE item.relkind WHEN 'v' THEN 'VIEW' \
+                         WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' \
+                         WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END";
+    format!(
+        "DECLARE \
+           target text := {target}; \
+           administrator oid := (SELECT oid FROM pg_roles WHERE rolname = current_user); \
+           item record; \
+         BEGIN \
+           REVOKE CREATE ON SCHEMA public FROM PUBLIC; \
+           EXECUTE format('ALTER SCHEMA public OWNER TO %I', target); \
+           FOR item IN SELECT n.nspname FROM pg_namespace n \
+               WHERE n.nspowner = administrator AND {user_schemas} LOOP \
+             EXECUTE format('ALTER SCHEMA %I OWNER TO %I', item.nspname, target); \
+           END LOOP; \
+           /* Tables first: that also hands over the sequences their columns own, which \
+              cannot be changed on their own; the second pass finds only free-standing ones. */ \
+           FOR item IN {tables} LOOP \
+             EXECUTE format('ALTER %s %I.%I OWNER TO %I', {relation_kind}, \
+               item.nspname, item.relname, target); \
+           END LOOP; \
+           FOR item IN {sequences} LOOP \
+             EXECUTE format('ALTER %s %I.%I OWNER TO %I', {relation_kind}, \
+               item.nspname, item.relname, target); \
+           END LOOP; \
+           /* Routines and free-standing types. */ \
+           FOR item IN \
+               SELECT p.prokind::text AS kind, p.oid::regprocedure::text AS signature \
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+               WHERE p.proowner = administrator AND {user_schemas} AND {proc_not_in_extension} \
+               UNION ALL \
+               SELECT CASE t.typtype WHEN 'd' THEN 'd' ELSE 't' END, t.oid::regtype::text \
+               FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+               WHERE t.typowner = administrator AND {user_schemas} AND {type_not_in_extension} \
+               AND (t.typtype IN ('e', 'r', 'd') \
+                    OR (t.typtype = 'c' \
+                        AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')) \
+           LOOP \
+             EXECUTE format('ALTER %s %s OWNER TO %I', \
+               CASE item.kind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' \
+                 WHEN 'd' THEN 'DOMAIN' WHEN 't' THEN 'TYPE' ELSE 'FUNCTION' END, \
+               item.signature, target); \
+           END LOOP; \
+         END",
+        target = quote_literal(role),
+        tables = relations("('r', 'p', 'v', 'm', 'f')"),
+        sequences = relations("('S')"),
+        proc_not_in_extension = not_in_extension("pg_proc", "p"),
+        type_not_in_extension = not_in_extension("pg_type", "t"),
+    )
 }
