@@ -3,9 +3,12 @@
 //! through [`quote_literal`]; values that can be bound as parameters are.
 //!
 //! Operations on one database name are serialised across processes with a session-level
-//! `pg_advisory_lock` held on a connection of its own, so a crashed sandpit releases it with its
-//! connection and a second `Admin` on the same instance waits instead of racing (for at most
-//! [`Timeouts::advisory_lock`]).
+//! `pg_advisory_lock` held on the `Admin`'s own connection (no connection of its own to open, so
+//! taking it is one round trip), so a crashed sandpit releases it with its connection and a
+//! second `Admin` on the same instance waits instead of racing (for at most
+//! [`Timeouts::advisory_lock`]). Such locks are re-entrant within a session, so the operations
+//! that take them run one at a time on one `Admin`; an operation dropped before it released its
+//! locks closes the connection, which is what makes the server release them.
 //!
 //! Nothing waits on the server unbounded: connecting, every round trip and every lock wait has
 //! a limit from the [`Timeouts`] the `Admin` was made with (see [`crate::timeouts`]).
@@ -58,6 +61,9 @@ pub fn libpq_url(host: &str, port: u16, role: &str, password: &Secret, database:
     )
 }
 
+/// How often a drop looks whether the sessions it terminated have ended.
+const SESSION_END_POLL: Duration = Duration::from_millis(1);
+
 /// The advisory lock every teardown takes, so drops on one instance run one at a time.
 const TEARDOWN_QUEUE: &str = "sandpit teardown queue";
 
@@ -74,12 +80,16 @@ pub struct BiomeDatabase {
 /// An administrator's connection to the instance (the `postgres` maintenance database).
 ///
 /// After a [`DatabaseError::Timeout`] its connection is closed (so the server rolls back what it
-/// had open): connect again.
+/// had open and releases its locks): connect again. The same happens when a call that holds
+/// advisory locks is dropped before it finishes.
 pub struct Admin {
     config: Config,
     timeouts: Timeouts,
     client: Client,
     watchdog: Watchdog,
+    /// Held by the operation whose advisory locks this connection holds (see the module
+    /// documentation).
+    one_locked_operation_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Admin {
@@ -109,6 +119,51 @@ impl Session {
             .is_err()
         {
             connection.abort();
+        }
+    }
+}
+
+/// The advisory locks one operation holds on an [`Admin`]'s connection.
+struct HeldLocks<'a> {
+    admin: &'a Admin,
+    _one_at_a_time: tokio::sync::MutexGuard<'a, ()>,
+    released: bool,
+}
+
+impl HeldLocks<'_> {
+    /// Releases the locks after the operation under them ended with `error`. When that was a
+    /// [`DatabaseError::Timeout`] the server did not answer in time: rather than wait for it a
+    /// second time, the connection is closed (which releases them), as after any timeout.
+    async fn release_after(self, error: Option<&DatabaseError>) {
+        if !matches!(error, Some(DatabaseError::Timeout { .. })) {
+            self.release().await;
+        }
+        // Dropped unreleased: closes the connection.
+    }
+
+    /// Releases every advisory lock of the session (only this operation holds any); if the
+    /// server does not answer, closes the connection, which releases them too.
+    async fn release(mut self) {
+        let unlocked = self
+            .admin
+            .ask(
+                "releasing advisory locks",
+                self.admin
+                    .client
+                    .batch_execute("SELECT pg_advisory_unlock_all()"),
+            )
+            .await;
+        // Only now: a release cancelled half-way still closes the connection when dropped.
+        self.released = unlocked.is_ok();
+    }
+}
+
+impl Drop for HeldLocks<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            // The operation was dropped (cancelled) or its release failed: nothing else would
+            // let go of the locks before this Admin is dropped.
+            self.admin.watchdog.cut();
         }
     }
 }
@@ -146,6 +201,7 @@ impl Admin {
             timeouts,
             client: session.client,
             watchdog: session.watchdog,
+            one_locked_operation_at_a_time: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -203,26 +259,30 @@ impl Admin {
         if self.template_state(&template).await? == Some(true) {
             return Ok(template);
         }
-        let building = names::building_database(template.as_str());
         let lock = self
             .lock(
                 template.as_str(),
                 &format!("building template `{template}`"),
             )
             .await?;
-        match self.template_state(&template).await? {
-            Some(true) => {
-                lock.close().await;
-                return Ok(template);
-            }
-            Some(false) => {
-                // Only the final, atomic step creates this name, so the contents are complete.
-                let finished = self.finish_template(&template, None).await;
-                lock.close().await;
-                return finished.map(|()| template);
-            }
+        let built = self.ensure_template_locked(&template, set, &prepared).await;
+        lock.release_after(built.as_ref().err()).await;
+        built.map(|()| template)
+    }
+
+    async fn ensure_template_locked(
+        &self,
+        template: &TemplateName,
+        set: &MigrationSet,
+        prepared: &[Prepared<'_>],
+    ) -> Result<(), DatabaseError> {
+        match self.template_state(template).await? {
+            Some(true) => return Ok(()),
+            // Only the final, atomic step creates this name, so the contents are complete.
+            Some(false) => return self.finish_template(template, None).await,
             None => {}
         }
+        let building = names::building_database(template.as_str());
         let quoted_building = quote_identifier(&building);
         self.execute(
             &format!("DROP DATABASE IF EXISTS {quoted_building} WITH (FORCE)"),
@@ -240,9 +300,9 @@ impl Admin {
         )
         .await?;
 
-        let built = self.apply_migrations(&building, set, &prepared).await;
+        let built = self.apply_migrations(&building, set, prepared).await;
         let finished = match built {
-            Ok(()) => self.finish_template(&template, Some(&building)).await,
+            Ok(()) => self.finish_template(template, Some(&building)).await,
             Err(error) => Err(error),
         };
         if let Err(error) = finished {
@@ -253,12 +313,10 @@ impl Admin {
                     format!("removing `{building}` after a failed build"),
                 )
                 .await;
-            lock.close().await;
             return Err(error);
         }
-        lock.close().await;
         tracing::info!(%template, files = set.files.len(), "built database template");
-        Ok(template)
+        Ok(())
     }
 
     /// The biome's database and role, created from `template` when missing. The caller keeps
@@ -284,7 +342,7 @@ impl Admin {
         let result = self
             .ensure_biome_database_locked(&database, &role, template, password, &mut clock)
             .await;
-        lock.close().await;
+        lock.release_after(result.as_ref().err()).await;
         clock.lap("unlock");
         let template = result?;
         Ok(BiomeDatabase {
@@ -320,6 +378,7 @@ impl Admin {
             )
             .await?;
         let (role_exists, database_exists) = (found.get::<_, bool>(0), found.get::<_, bool>(1));
+
         let template = if database_exists {
             found
                 .get::<_, Option<String>>(2)
@@ -332,16 +391,16 @@ impl Admin {
         } else {
             // WAL_LOG copies the template block by block through the WAL. FILE_COPY copies its
             // files but checkpoints the whole shared instance before and after, which took
-            // several times longer for a 10 MiB template (`bash scripts/bench.sh database`) and
-            // stalls every other biome's writes meanwhile.
+            // several times longer for a 10 MiB template (`bash scripts/bench.sh database`)
+            // and stalls every other biome's writes meanwhile.
             let strategy = if found.get::<_, i32>(3) >= STRATEGY_SINCE {
                 " STRATEGY WAL_LOG"
             } else {
                 ""
             };
             // Owned by the administrator until the role exists, which the next round trip
-            // creates together with the grants. A crash in between leaves a database without
-            // them, which the next call (this one, seeing it exists) finishes.
+            // creates together with the grants: a crash in between leaves a clone without them,
+            // which the next call (seeing that the database exists) finishes.
             // Copies the whole template, seed data included: as long as a migration may take.
             self.execute_within(
                 self.timeouts.migration,
@@ -357,7 +416,7 @@ impl Admin {
         clock.lap("clone");
 
         // The role and its access in one transaction (one commit instead of two), while the
-        // session in the clone that hands the objects over connects. Only a SCRAM verifier is
+        // session that hands the objects over connects to the clone. Only a SCRAM verifier is
         // sent, so the password never reaches the server's statement logs, even when the
         // statement fails. Grants and comments are not copied from a template: set them on the
         // clone.
@@ -428,7 +487,7 @@ impl Admin {
         let result = self
             .drop_biome_database_locked(project, &database, &role, &mut clock)
             .await;
-        locks.close().await;
+        locks.release_after(result.as_ref().err()).await;
         clock.lap("unlock");
         result
     }
@@ -448,6 +507,7 @@ impl Admin {
             ),
         )
         .await?;
+        self.wait_for_sessions_to_end(database).await?;
         self.execute(
             &format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -498,6 +558,31 @@ impl Admin {
         Ok(())
     }
 
+    /// Waits (at most [`Timeouts::statement`]) until no session is connected to `database`,
+    /// polling every millisecond. `DROP DATABASE` waits for sessions that are still ending (the
+    /// ones just terminated, or the one that handed a fresh clone's objects over) itself, but
+    /// looks again only every 100 ms. After the limit the drop goes ahead and reports whoever
+    /// is still there.
+    async fn wait_for_sessions_to_end(&self, database: &str) -> Result<(), DatabaseError> {
+        let deadline = tokio::time::Instant::now() + self.timeouts.statement;
+        loop {
+            let connected: bool = self
+                .ask(
+                    &format!("waiting for the sessions of `{database}` to end"),
+                    self.client.query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = $1)",
+                        &[&database],
+                    ),
+                )
+                .await?
+                .get(0);
+            if !connected || tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(SESSION_END_POLL).await;
+        }
+    }
+
     /// Loads the project's read-only reference database `<project>_shared` from `sql`, once
     /// per content: it is rebuilt (as `<name>_building`, then swapped in) only when the checksum
     /// recorded on it differs. Roles that could read the old one can read the new one.
@@ -512,7 +597,7 @@ impl Admin {
         let result = self
             .ensure_shared_database_locked(project, &shared, &prepared)
             .await;
-        lock.close().await;
+        lock.release_after(result.as_ref().err()).await;
         result
     }
 
@@ -608,7 +693,7 @@ impl Admin {
             )
             .await?;
         let result = self.grant_shared_read_unlocked(project, role).await;
-        lock.close().await;
+        lock.release_after(result.as_ref().err()).await;
         result
     }
 
@@ -803,85 +888,72 @@ impl Admin {
             .await
     }
 
-    /// A new connection holding the advisory lock for `name`, taken for `purpose` (what the
-    /// caller is doing, for messages); closing it releases the lock.
+    /// The advisory lock for `name`, taken for `purpose` (what the caller is doing, for
+    /// messages) on this `Admin`'s connection; [`HeldLocks::release`] releases it.
     ///
     /// `pg_advisory_lock` waits in PostgreSQL's lock queue, so waiters are served in order, and
-    /// the session's `lock_timeout` makes it give up after [`Timeouts::advisory_lock`]
-    /// ([`DatabaseError::LockBusy`]); a server that does not answer at all is cut off a
-    /// statement's time after that ([`DatabaseError::Timeout`]).
-    async fn lock(&self, name: &str, purpose: &str) -> Result<Session, DatabaseError> {
+    /// `lock_timeout`, set for that statement alone, makes it give up after
+    /// [`Timeouts::advisory_lock`] ([`DatabaseError::LockBusy`]); a server that does not answer
+    /// at all is cut off a statement's time after that ([`DatabaseError::Timeout`]). Another
+    /// operation of this `Admin` holding locks is waited for as long.
+    async fn lock(&self, name: &str, purpose: &str) -> Result<HeldLocks<'_>, DatabaseError> {
         self.lock_in_order(&[name], purpose).await
     }
 
-    /// [`Admin::lock`] for several names, taken one after the other in the order given on one
-    /// connection (one connection less per extra lock); closing it releases them all.
+    /// [`Admin::lock`] for several names, taken one after the other in the order given.
     async fn lock_in_order(
         &self,
         lock_names: &[&str],
         purpose: &str,
-    ) -> Result<Session, DatabaseError> {
+    ) -> Result<HeldLocks<'_>, DatabaseError> {
         let wait = self.timeouts.advisory_lock;
-        let config = with_settings(
-            &self.config,
-            &[
-                ("lock_timeout", setting_millis(wait)),
-                // The lock wait is bounded by lock_timeout alone, whatever the role's settings.
-                ("statement_timeout", "0".to_owned()),
-            ],
-        );
-        let session = open(&config, self.watchdog.server.clone(), self.timeouts, || {
-            let all = lock_names
-                .iter()
-                .map(|name| format!("`{name}`"))
-                .collect::<Vec<_>>()
-                .join(" and ");
-            format!("{purpose} (connecting to take the lock on {all})")
-        })
-        .await?;
+        let busy = |name: &str| DatabaseError::LockBusy {
+            purpose: purpose.to_owned(),
+            name: name.to_owned(),
+            after: wait,
+            url_redacted: self.watchdog.server.url_redacted.clone(),
+        };
+        let first = lock_names.first().copied().unwrap_or_default();
+        let one_at_a_time = tokio::time::timeout(wait, self.one_locked_operation_at_a_time.lock())
+            .await
+            .map_err(|_elapsed| busy(first))?;
+        let held = HeldLocks {
+            admin: self,
+            _one_at_a_time: one_at_a_time,
+            released: false,
+        };
         for name in lock_names {
-            if let Err(error) = self.take_lock(&session, name, purpose).await {
-                session.close().await;
-                return Err(error);
-            }
+            // One simple query, so one implicit transaction: when the lock is not granted the
+            // settings roll back with it; when it is, they are reset to the session's own. The
+            // wait is bounded by lock_timeout alone, whatever the role's statement_timeout.
+            let statement = format!(
+                "SET lock_timeout = {}; SET statement_timeout = 0; \
+                 SELECT pg_advisory_lock({}); \
+                 RESET lock_timeout; RESET statement_timeout",
+                quote_literal(&setting_millis(wait)),
+                names::advisory_lock_key(name),
+            );
+            let locked = self
+                .watchdog
+                .answer(
+                    wait.saturating_add(self.timeouts.statement),
+                    || format!("{purpose} (waiting for the lock on `{name}`)"),
+                    self.client.batch_execute(&statement),
+                )
+                .await;
+            let error = match locked {
+                Ok(Ok(())) => continue,
+                Err(timeout) => timeout,
+                Ok(Err(error)) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => busy(name),
+                Ok(Err(error)) => {
+                    DatabaseError::sql(format!("{purpose}: locking `{name}`"), &error)
+                }
+            };
+            // Releases the ones taken before this one.
+            held.release_after(Some(&error)).await;
+            return Err(error);
         }
-        Ok(session)
-    }
-
-    async fn take_lock(
-        &self,
-        session: &Session,
-        name: &str,
-        purpose: &str,
-    ) -> Result<(), DatabaseError> {
-        let wait = self.timeouts.advisory_lock;
-        let key = names::advisory_lock_key(name);
-        let locked = session
-            .watchdog
-            .answer(
-                wait.saturating_add(self.timeouts.statement),
-                || format!("{purpose} (waiting for the lock on `{name}`)"),
-                session
-                    .client
-                    .execute("SELECT pg_advisory_lock($1)", &[&key]),
-            )
-            .await;
-        match locked {
-            Ok(Ok(_)) => Ok(()),
-            Err(timeout) => Err(timeout),
-            Ok(Err(error)) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
-                Err(DatabaseError::LockBusy {
-                    purpose: purpose.to_owned(),
-                    name: name.to_owned(),
-                    after: wait,
-                    url_redacted: self.watchdog.server.url_redacted.clone(),
-                })
-            }
-            Ok(Err(error)) => Err(DatabaseError::sql(
-                format!("{purpose}: locking `{name}`"),
-                &error,
-            )),
-        }
+        Ok(held)
     }
 
     /// An administrator's session in `database`, writable even in the read-only shared database
