@@ -29,9 +29,10 @@ use tokio_postgres::{Client, NoTls};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::Layer;
 
-/// Runs of each side. Each is a clone and a drop (a checkpoint) of about 20 MiB; eleven gives a
-/// p90 that is not simply the slowest run.
-const RUNS: usize = 11;
+/// Runs of each side. Each is a clone and a drop (a checkpoint) of about 20 MiB, which varies
+/// by half from run to run on a shared two-core machine; 21 give a steadier median and a p90 that
+/// is not simply the slowest run.
+const RUNS: usize = 21;
 
 /// Rows in the template's table: with its two indexes about 10 MiB of user data.
 const ROWS: u32 = 80_000;
@@ -399,6 +400,11 @@ fn median(samples: Vec<Duration>) -> Duration {
     crate::median(samples)
 }
 
+fn median_ratio(mut ratios: Vec<f64>) -> f64 {
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
+}
+
 impl Report {
     fn print(&self) {
         let mib = |bytes: i64| bytes as f64 / (1024.0 * 1024.0);
@@ -444,6 +450,19 @@ impl Report {
             ratio(self.sandpit.total(), self.wal_log.total()),
             ratio(self.sandpit.create(), self.wal_log.create()),
             ratio(self.sandpit.drop(), self.wal_log.drop()),
+        );
+        // Each sandpit cycle against the bare one next to it in time, which the machine's load
+        // drifting over the run affects least.
+        let paired: Vec<f64> = self
+            .sandpit
+            .total()
+            .iter()
+            .zip(self.wal_log.total())
+            .map(|(ours, bare)| ours.as_secs_f64() / bare.as_secs_f64())
+            .collect();
+        println!(
+            "  median of the per-run ratios (sandpit / bare, create + drop): {:.2}",
+            median_ratio(paired)
         );
         println!(
             "  FILE_COPY / WAL_LOG clone: {:.2} (create + drop {:.2})",
