@@ -11,7 +11,7 @@ if ! "$SANDPIT_PYTHON" -c "import kserve, onnx" >/dev/null 2>&1; then
     echo "bench: could not install kserve/onnx; the model sections say what they could not measure" >&2
 fi
 cargo build --release --quiet --bin sandpit -p sandpit-cli
-# Optional argument: one section (up, promote, packaging, models, or models-cold: only the
-# model cold loads); all of them by default.
+# Optional argument: one section (up, promote, packaging, models, models-cold: only the model
+# cold loads, database); all of them by default.
 cargo run --release --quiet -p sandpit-bench -- \
   "${CARGO_TARGET_DIR:-$PWD/target}/release/sandpit" "$PWD/examples/orewise" "$@"

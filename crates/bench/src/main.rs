@@ -2,11 +2,13 @@
 //! example project, cold (build included) and warm (artifacts reused), `promote dev test` in
 //! parts against `cp --reflink=auto` and a redeploy (`promote.rs`), packaging+hashing throughput
 //! against `zip -q -r -X` + `sha256sum` run side by side on the same tree, and the model endpoint
-//! against onnxruntime from Python and KServe's Python server (`models.rs`).
+//! against onnxruntime from Python and KServe's Python server (`models.rs`), and a biome's
+//! database cloned from a template against a bare `CREATE DATABASE … TEMPLATE` (`database.rs`).
 //!
 //! Figures, not pass/fail: these machines are shared and noisy, so the useful number is the ratio
 //! against a baseline measured in the same run.
 
+mod database;
 mod models;
 mod promote;
 
@@ -25,7 +27,7 @@ pub(crate) const RUNS: usize = 5;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 && args.len() != 4 {
-        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold]");
+        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold|database]");
     }
     let sandpit = PathBuf::from(&args[1]);
     let example = PathBuf::from(&args[2]);
@@ -45,6 +47,9 @@ fn main() -> anyhow::Result<()> {
         models::run(&sandpit, &example, scratch.path())?;
     } else if only == Some("models-cold") {
         models::run_cold_loads(&sandpit, scratch.path())?;
+    }
+    if wanted("database") {
+        database::run()?;
     }
     Ok(())
 }

@@ -3,9 +3,12 @@
 //! through [`quote_literal`]; values that can be bound as parameters are.
 //!
 //! Operations on one database name are serialised across processes with a session-level
-//! `pg_advisory_lock` held on a connection of its own, so a crashed sandpit releases it with its
-//! connection and a second `Admin` on the same instance waits instead of racing (for at most
-//! [`Timeouts::advisory_lock`]).
+//! `pg_advisory_lock` held on the `Admin`'s own connection (no connection of its own to open, so
+//! taking it is one round trip), so a crashed sandpit releases it with its connection and a
+//! second `Admin` on the same instance waits instead of racing (for at most
+//! [`Timeouts::advisory_lock`]). Such locks are re-entrant within a session, so the operations
+//! that take them run one at a time on one `Admin`; an operation dropped before it released its
+//! locks closes the connection, which is what makes the server release them.
 //!
 //! Nothing waits on the server unbounded: connecting, every round trip and every lock wait has
 //! a limit from the [`Timeouts`] the `Admin` was made with (see [`crate::timeouts`]).
@@ -28,6 +31,7 @@ use crate::migrations::{MigrationFile, MigrationSet};
 use crate::names::{self, quote_identifier, quote_literal, TemplateName};
 use crate::plan::MigrationKind;
 use crate::secret::{RedactedUrl, Secret};
+use crate::steps::StepClock;
 use crate::timeouts::{setting_millis, Server, Timeouts, Watchdog};
 
 mod in_place;
@@ -57,6 +61,9 @@ pub fn libpq_url(host: &str, port: u16, role: &str, password: &Secret, database:
     )
 }
 
+/// How often a drop looks whether the sessions it terminated have ended.
+const SESSION_END_POLL: Duration = Duration::from_millis(1);
+
 /// The advisory lock every teardown takes, so drops on one instance run one at a time.
 const TEARDOWN_QUEUE: &str = "sandpit teardown queue";
 
@@ -73,12 +80,16 @@ pub struct BiomeDatabase {
 /// An administrator's connection to the instance (the `postgres` maintenance database).
 ///
 /// After a [`DatabaseError::Timeout`] its connection is closed (so the server rolls back what it
-/// had open): connect again.
+/// had open and releases its locks): connect again. The same happens when a call that holds
+/// advisory locks is dropped before it finishes.
 pub struct Admin {
     config: Config,
     timeouts: Timeouts,
     client: Client,
     watchdog: Watchdog,
+    /// Held by the operation whose advisory locks this connection holds (see the module
+    /// documentation).
+    one_locked_operation_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Admin {
@@ -108,6 +119,51 @@ impl Session {
             .is_err()
         {
             connection.abort();
+        }
+    }
+}
+
+/// The advisory locks one operation holds on an [`Admin`]'s connection.
+struct HeldLocks<'a> {
+    admin: &'a Admin,
+    _one_at_a_time: tokio::sync::MutexGuard<'a, ()>,
+    released: bool,
+}
+
+impl HeldLocks<'_> {
+    /// Releases the locks after the operation under them ended with `error`. When that was a
+    /// [`DatabaseError::Timeout`] the server did not answer in time: rather than wait for it a
+    /// second time, the connection is closed (which releases them), as after any timeout.
+    async fn release_after(self, error: Option<&DatabaseError>) {
+        if !matches!(error, Some(DatabaseError::Timeout { .. })) {
+            self.release().await;
+        }
+        // Dropped unreleased: closes the connection.
+    }
+
+    /// Releases every advisory lock of the session (only this operation holds any); if the
+    /// server does not answer, closes the connection, which releases them too.
+    async fn release(mut self) {
+        let unlocked = self
+            .admin
+            .ask(
+                "releasing advisory locks",
+                self.admin
+                    .client
+                    .batch_execute("SELECT pg_advisory_unlock_all()"),
+            )
+            .await;
+        // Only now: a release cancelled half-way still closes the connection when dropped.
+        self.released = unlocked.is_ok();
+    }
+}
+
+impl Drop for HeldLocks<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            // The operation was dropped (cancelled) or its release failed: nothing else would
+            // let go of the locks before this Admin is dropped.
+            self.admin.watchdog.cut();
         }
     }
 }
@@ -145,6 +201,7 @@ impl Admin {
             timeouts,
             client: session.client,
             watchdog: session.watchdog,
+            one_locked_operation_at_a_time: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -202,26 +259,30 @@ impl Admin {
         if self.template_state(&template).await? == Some(true) {
             return Ok(template);
         }
-        let building = names::building_database(template.as_str());
         let lock = self
             .lock(
                 template.as_str(),
                 &format!("building template `{template}`"),
             )
             .await?;
-        match self.template_state(&template).await? {
-            Some(true) => {
-                lock.close().await;
-                return Ok(template);
-            }
-            Some(false) => {
-                // Only the final, atomic step creates this name, so the contents are complete.
-                let finished = self.finish_template(&template, None).await;
-                lock.close().await;
-                return finished.map(|()| template);
-            }
+        let built = self.ensure_template_locked(&template, set, &prepared).await;
+        lock.release_after(built.as_ref().err()).await;
+        built.map(|()| template)
+    }
+
+    async fn ensure_template_locked(
+        &self,
+        template: &TemplateName,
+        set: &MigrationSet,
+        prepared: &[Prepared<'_>],
+    ) -> Result<(), DatabaseError> {
+        match self.template_state(template).await? {
+            Some(true) => return Ok(()),
+            // Only the final, atomic step creates this name, so the contents are complete.
+            Some(false) => return self.finish_template(template, None).await,
             None => {}
         }
+        let building = names::building_database(template.as_str());
         let quoted_building = quote_identifier(&building);
         self.execute(
             &format!("DROP DATABASE IF EXISTS {quoted_building} WITH (FORCE)"),
@@ -239,9 +300,9 @@ impl Admin {
         )
         .await?;
 
-        let built = self.apply_migrations(&building, set, &prepared).await;
+        let built = self.apply_migrations(&building, set, prepared).await;
         let finished = match built {
-            Ok(()) => self.finish_template(&template, Some(&building)).await,
+            Ok(()) => self.finish_template(template, Some(&building)).await,
             Err(error) => Err(error),
         };
         if let Err(error) = finished {
@@ -252,12 +313,10 @@ impl Admin {
                     format!("removing `{building}` after a failed build"),
                 )
                 .await;
-            lock.close().await;
             return Err(error);
         }
-        lock.close().await;
         tracing::info!(%template, files = set.files.len(), "built database template");
-        Ok(template)
+        Ok(())
     }
 
     /// The biome's database and role, created from `template` when missing. The caller keeps
@@ -275,13 +334,16 @@ impl Admin {
     ) -> Result<BiomeDatabase, DatabaseError> {
         let database = names::biome_database(project, biome);
         let role = names::biome_role(project, biome);
+        let mut clock = StepClock::start("create biome database");
         let lock = self
             .lock(&database, &format!("creating `{database}`"))
             .await?;
+        clock.lap("lock");
         let result = self
-            .ensure_biome_database_locked(&database, &role, template, password)
+            .ensure_biome_database_locked(&database, &role, template, password, &mut clock)
             .await;
-        lock.close().await;
+        lock.release_after(result.as_ref().err()).await;
+        clock.lap("unlock");
         let template = result?;
         Ok(BiomeDatabase {
             database,
@@ -297,40 +359,53 @@ impl Admin {
         role: &str,
         template: &TemplateName,
         password: &Secret,
+        clock: &mut StepClock,
     ) -> Result<TemplateName, DatabaseError> {
         let quoted_role = quote_identifier(role);
         let quoted_database = quote_identifier(database);
-        // Only a SCRAM verifier is sent, so the password never reaches the server's statement
-        // logs, even when the statement fails.
-        let role_exists = self.role_exists(role).await?;
-        let verb = if role_exists { "ALTER" } else { "CREATE" };
-        self.execute(
-            &format!(
-                "{verb} ROLE {quoted_role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE \
-                 NOREPLICATION NOBYPASSRLS PASSWORD {}",
-                quote_literal(&postgres_protocol::password::scram_sha_256(
-                    password.expose().as_bytes()
-                ))
-            ),
-            format!("setting up role `{role}`"),
-        )
-        .await?;
+        // What is there already, in one round trip (under the lock, so it stays true).
+        let found = self
+            .ask(
+                &format!("looking up `{database}` and role `{role}`"),
+                self.client.query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1), \
+                     EXISTS (SELECT 1 FROM pg_database WHERE datname = $2), \
+                     (SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+                      WHERE datname = $2), \
+                     current_setting('server_version_num')::int",
+                    &[&role, &database],
+                ),
+            )
+            .await?;
+        let (role_exists, database_exists) = (found.get::<_, bool>(0), found.get::<_, bool>(1));
 
-        let template = if self.database_exists(database).await? {
-            self.template_of(database)
-                .await?
+        let template = if database_exists {
+            found
+                .get::<_, Option<String>>(2)
+                .and_then(|comment| {
+                    comment
+                        .strip_prefix(TEMPLATE_COMMENT)
+                        .map(TemplateName::from_existing)
+                })
                 .unwrap_or_else(|| template.clone())
         } else {
-            let strategy = if self.server_version_num().await? >= STRATEGY_SINCE {
+            // WAL_LOG copies the template block by block through the WAL. FILE_COPY copies its
+            // files but checkpoints the whole shared instance before and after, which took
+            // several times longer for a 10 MiB template (`bash scripts/bench.sh database`)
+            // and stalls every other biome's writes meanwhile.
+            let strategy = if found.get::<_, i32>(3) >= STRATEGY_SINCE {
                 " STRATEGY WAL_LOG"
             } else {
                 ""
             };
+            // Owned by the administrator until the role exists, which the next round trip
+            // creates together with the grants: a crash in between leaves a clone without them,
+            // which the next call (seeing that the database exists) finishes.
             // Copies the whole template, seed data included: as long as a migration may take.
             self.execute_within(
                 self.timeouts.migration,
                 &format!(
-                    "CREATE DATABASE {quoted_database} TEMPLATE {}{strategy} OWNER {quoted_role}",
+                    "CREATE DATABASE {quoted_database} TEMPLATE {}{strategy}",
                     quote_identifier(template.as_str())
                 ),
                 format!("cloning `{template}` into `{database}`"),
@@ -338,22 +413,44 @@ impl Admin {
             .await?;
             template.clone()
         };
-        // Grants and comments are not copied from a template: set them on the clone.
-        self.execute(
-            &format!(
-                "BEGIN; \
-                 COMMENT ON DATABASE {quoted_database} IS {}; \
-                 ALTER DATABASE {quoted_database} OWNER TO {quoted_role}; \
-                 REVOKE ALL ON DATABASE {quoted_database} FROM PUBLIC; \
-                 GRANT CONNECT, TEMPORARY ON DATABASE {quoted_database} TO {quoted_role}; \
-                 COMMIT",
-                quote_literal(&format!("{TEMPLATE_COMMENT}{template}")),
+        clock.lap("clone");
+
+        // The role and its access in one transaction (one commit instead of two), while the
+        // session that hands the objects over connects to the clone. Only a SCRAM verifier is
+        // sent, so the password never reaches the server's statement logs, even when the
+        // statement fails. Grants and comments are not copied from a template: set them on the
+        // clone.
+        let verb = if role_exists { "ALTER" } else { "CREATE" };
+        let role_and_grants = format!(
+            "BEGIN; \
+             {verb} ROLE {quoted_role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE \
+             NOREPLICATION NOBYPASSRLS PASSWORD {}; \
+             COMMENT ON DATABASE {quoted_database} IS {}; \
+             ALTER DATABASE {quoted_database} OWNER TO {quoted_role}; \
+             REVOKE ALL ON DATABASE {quoted_database} FROM PUBLIC; \
+             GRANT CONNECT, TEMPORARY ON DATABASE {quoted_database} TO {quoted_role}; \
+             COMMIT",
+            quote_literal(&postgres_protocol::password::scram_sha_256(
+                password.expose().as_bytes()
+            )),
+            quote_literal(&format!("{TEMPLATE_COMMENT}{template}")),
+        );
+        let (granted, session) = tokio::join!(
+            self.execute(
+                &role_and_grants,
+                format!("setting up role `{role}` and its access to `{database}`"),
             ),
-            format!("granting `{role}` access to `{database}`"),
-        )
-        .await?;
-        let session = self.open_database(database).await?;
-        // One round trip per kind of object, however many the template has.
+            self.open_database(database),
+        );
+        let session = match (granted, session) {
+            (Ok(()), Ok(session)) => session,
+            (Err(error), Ok(session)) => {
+                session.close().await;
+                return Err(error);
+            }
+            (Err(error), Err(_)) | (Ok(()), Err(error)) => return Err(error),
+        };
+        clock.lap("role and grants");
         let owned = session
             .watchdog
             .ask(
@@ -364,6 +461,7 @@ impl Admin {
             .await;
         session.close().await;
         owned?;
+        clock.lap("hand over objects");
         Ok(template)
     }
 
@@ -379,19 +477,18 @@ impl Admin {
         // down at once (an expiry sweep, a CI cleanup) queue here instead of piling checkpoints
         // onto every other biome's traffic.
         let purpose = format!("dropping `{database}`");
-        let queue = self.lock(TEARDOWN_QUEUE, &purpose).await?;
-        let lock = match self.lock(&database, &purpose).await {
-            Ok(lock) => lock,
-            Err(error) => {
-                queue.close().await;
-                return Err(error);
-            }
-        };
+        let mut clock = StepClock::start("drop biome database");
+        // The queue first, then the database, on one connection: the same order every drop
+        // takes them in, so two drops never wait on each other crosswise.
+        let locks = self
+            .lock_in_order(&[TEARDOWN_QUEUE, &database], &purpose)
+            .await?;
+        clock.lap("lock");
         let result = self
-            .drop_biome_database_locked(project, &database, &role)
+            .drop_biome_database_locked(project, &database, &role, &mut clock)
             .await;
-        lock.close().await;
-        queue.close().await;
+        locks.release_after(result.as_ref().err()).await;
+        clock.lap("unlock");
         result
     }
 
@@ -400,6 +497,7 @@ impl Admin {
         project: &Name,
         database: &str,
         role: &str,
+        clock: &mut StepClock,
     ) -> Result<(), DatabaseError> {
         self.ask(
             &format!("disconnecting sessions from `{database}`"),
@@ -409,6 +507,7 @@ impl Admin {
             ),
         )
         .await?;
+        self.wait_for_sessions_to_end(database).await?;
         self.execute(
             &format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -417,18 +516,23 @@ impl Admin {
             format!("dropping `{database}`"),
         )
         .await?;
-        if !self.role_exists(role).await? {
+        clock.lap("drop database");
+        let shared = names::shared_database(project);
+        let found = self
+            .ask(
+                &format!("looking up role `{role}` and `{shared}`"),
+                self.client.query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1), \
+                     EXISTS (SELECT 1 FROM pg_database WHERE datname = $2)",
+                    &[&role, &shared],
+                ),
+            )
+            .await?;
+        if !found.get::<_, bool>(0) {
             return Ok(());
         }
         let quoted_role = quote_identifier(role);
-        // Privileges on databases are shared objects: DROP OWNED in any database revokes them.
-        self.execute(
-            &format!("DROP OWNED BY {quoted_role}"),
-            format!("revoking what `{role}` was granted"),
-        )
-        .await?;
-        let shared = names::shared_database(project);
-        if self.database_exists(&shared).await? {
+        if found.get::<_, bool>(1) {
             let session = self.open_database(&shared).await?;
             let revoked = session
                 .watchdog
@@ -443,11 +547,40 @@ impl Admin {
             session.close().await;
             revoked?;
         }
+        // Privileges on databases are shared objects: DROP OWNED in any database revokes them.
+        // Both in one transaction (one commit).
         self.execute(
-            &format!("DROP ROLE IF EXISTS {quoted_role}"),
-            format!("dropping role `{role}`"),
+            &format!("DROP OWNED BY {quoted_role}; DROP ROLE IF EXISTS {quoted_role}"),
+            format!("revoking what `{role}` was granted and dropping it"),
         )
-        .await
+        .await?;
+        clock.lap("drop role");
+        Ok(())
+    }
+
+    /// Waits (at most [`Timeouts::statement`]) until no session is connected to `database`,
+    /// polling every millisecond. `DROP DATABASE` waits for sessions that are still ending (the
+    /// ones just terminated, or the one that handed a fresh clone's objects over) itself, but
+    /// looks again only every 100 ms. After the limit the drop goes ahead and reports whoever
+    /// is still there.
+    async fn wait_for_sessions_to_end(&self, database: &str) -> Result<(), DatabaseError> {
+        let deadline = tokio::time::Instant::now() + self.timeouts.statement;
+        loop {
+            let connected: bool = self
+                .ask(
+                    &format!("waiting for the sessions of `{database}` to end"),
+                    self.client.query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = $1)",
+                        &[&database],
+                    ),
+                )
+                .await?
+                .get(0);
+            if !connected || tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(SESSION_END_POLL).await;
+        }
     }
 
     /// Loads the project's read-only reference database `<project>_shared` from `sql`, once
@@ -464,7 +597,7 @@ impl Admin {
         let result = self
             .ensure_shared_database_locked(project, &shared, &prepared)
             .await;
-        lock.close().await;
+        lock.release_after(result.as_ref().err()).await;
         result
     }
 
@@ -560,7 +693,7 @@ impl Admin {
             )
             .await?;
         let result = self.grant_shared_read_unlocked(project, role).await;
-        lock.close().await;
+        lock.release_after(result.as_ref().err()).await;
         result
     }
 
@@ -698,17 +831,6 @@ impl Admin {
         Ok(row.map(|row| row.get(0)))
     }
 
-    async fn role_exists(&self, role: &str) -> Result<bool, DatabaseError> {
-        let row = self
-            .ask(
-                &format!("looking up role `{role}`"),
-                self.client
-                    .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role]),
-            )
-            .await?;
-        Ok(row.is_some())
-    }
-
     async fn database_comment(&self, database: &str) -> Result<Option<String>, DatabaseError> {
         let row = self
             .ask(
@@ -739,17 +861,6 @@ impl Admin {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    async fn server_version_num(&self) -> Result<i32, DatabaseError> {
-        let row = self
-            .ask(
-                "reading the server version",
-                self.client
-                    .query_one("SELECT current_setting('server_version_num')::int", &[]),
-            )
-            .await?;
-        Ok(row.get(0))
-    }
-
     /// One call on the administrator's connection, bounded by [`Timeouts::statement`].
     async fn ask<T>(
         &self,
@@ -777,53 +888,72 @@ impl Admin {
             .await
     }
 
-    /// A new connection holding the advisory lock for `name`, taken for `purpose` (what the
-    /// caller is doing, for messages); closing it releases the lock.
+    /// The advisory lock for `name`, taken for `purpose` (what the caller is doing, for
+    /// messages) on this `Admin`'s connection; [`HeldLocks::release`] releases it.
     ///
     /// `pg_advisory_lock` waits in PostgreSQL's lock queue, so waiters are served in order, and
-    /// the session's `lock_timeout` makes it give up after [`Timeouts::advisory_lock`]
-    /// ([`DatabaseError::LockBusy`]); a server that does not answer at all is cut off a
-    /// statement's time after that ([`DatabaseError::Timeout`]).
-    async fn lock(&self, name: &str, purpose: &str) -> Result<Session, DatabaseError> {
+    /// `lock_timeout`, set for that statement alone, makes it give up after
+    /// [`Timeouts::advisory_lock`] ([`DatabaseError::LockBusy`]); a server that does not answer
+    /// at all is cut off a statement's time after that ([`DatabaseError::Timeout`]). Another
+    /// operation of this `Admin` holding locks is waited for as long.
+    async fn lock(&self, name: &str, purpose: &str) -> Result<HeldLocks<'_>, DatabaseError> {
+        self.lock_in_order(&[name], purpose).await
+    }
+
+    /// [`Admin::lock`] for several names, taken one after the other in the order given.
+    async fn lock_in_order(
+        &self,
+        lock_names: &[&str],
+        purpose: &str,
+    ) -> Result<HeldLocks<'_>, DatabaseError> {
         let wait = self.timeouts.advisory_lock;
-        let config = with_settings(
-            &self.config,
-            &[
-                ("lock_timeout", setting_millis(wait)),
-                // The lock wait is bounded by lock_timeout alone, whatever the role's settings.
-                ("statement_timeout", "0".to_owned()),
-            ],
-        );
-        let session = open(&config, self.watchdog.server.clone(), self.timeouts, || {
-            format!("{purpose} (connecting to take the lock on `{name}`)")
-        })
-        .await?;
-        let key = names::advisory_lock_key(name);
-        let locked = session
-            .watchdog
-            .answer(
-                wait.saturating_add(self.timeouts.statement),
-                || format!("{purpose} (waiting for the lock on `{name}`)"),
-                session
-                    .client
-                    .execute("SELECT pg_advisory_lock($1)", &[&key]),
-            )
-            .await;
-        let error = match locked {
-            Ok(Ok(_)) => return Ok(session),
-            Err(timeout) => timeout,
-            Ok(Err(error)) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
-                DatabaseError::LockBusy {
-                    purpose: purpose.to_owned(),
-                    name: name.to_owned(),
-                    after: wait,
-                    url_redacted: self.watchdog.server.url_redacted.clone(),
-                }
-            }
-            Ok(Err(error)) => DatabaseError::sql(format!("{purpose}: locking `{name}`"), &error),
+        let busy = |name: &str| DatabaseError::LockBusy {
+            purpose: purpose.to_owned(),
+            name: name.to_owned(),
+            after: wait,
+            url_redacted: self.watchdog.server.url_redacted.clone(),
         };
-        session.close().await;
-        Err(error)
+        let first = lock_names.first().copied().unwrap_or_default();
+        let one_at_a_time = tokio::time::timeout(wait, self.one_locked_operation_at_a_time.lock())
+            .await
+            .map_err(|_elapsed| busy(first))?;
+        let held = HeldLocks {
+            admin: self,
+            _one_at_a_time: one_at_a_time,
+            released: false,
+        };
+        for name in lock_names {
+            // One simple query, so one implicit transaction: when the lock is not granted the
+            // settings roll back with it; when it is, they are reset to the session's own. The
+            // wait is bounded by lock_timeout alone, whatever the role's statement_timeout.
+            let statement = format!(
+                "SET lock_timeout = {}; SET statement_timeout = 0; \
+                 SELECT pg_advisory_lock({}); \
+                 RESET lock_timeout; RESET statement_timeout",
+                quote_literal(&setting_millis(wait)),
+                names::advisory_lock_key(name),
+            );
+            let locked = self
+                .watchdog
+                .answer(
+                    wait.saturating_add(self.timeouts.statement),
+                    || format!("{purpose} (waiting for the lock on `{name}`)"),
+                    self.client.batch_execute(&statement),
+                )
+                .await;
+            let error = match locked {
+                Ok(Ok(())) => continue,
+                Err(timeout) => timeout,
+                Ok(Err(error)) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => busy(name),
+                Ok(Err(error)) => {
+                    DatabaseError::sql(format!("{purpose}: locking `{name}`"), &error)
+                }
+            };
+            // Releases the ones taken before this one.
+            held.release_after(Some(&error)).await;
+            return Err(error);
+        }
+        Ok(held)
     }
 
     /// An administrator's session in `database`, writable even in the read-only shared database
@@ -954,8 +1084,17 @@ async fn apply_file(
 /// Gives `role` every schema, relation, routine and type the administrator owns in the database
 /// `client` is connected to (what the template's migrations created). `REASSIGN OWNED BY
 /// sandpit_admin` cannot be used: the administrator also owns the system catalogs.
+///
+/// One `DO` block, so one round trip and (outside a transaction) one commit, however many
+/// objects there are; the server formats every name (`%I`, `regprocedure`, `regtype`).
 async fn hand_over_objects(client: &Client, role: &str) -> Result<(), tokio_postgres::Error> {
-    let to = quote_identifier(role);
+    client
+        .batch_execute(&format!("DO {}", quote_literal(&hand_over_block(role))))
+        .await
+}
+
+/// The PL/pgSQL body of [`hand_over_objects`].
+fn hand_over_block(role: &str) -> String {
     let user_schemas = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'";
     // Objects that belong to an extension stay with it (the extension is the administrator's).
     let not_in_extension = |class: &str, alias: &str| {
@@ -964,108 +1103,63 @@ async fn hand_over_objects(client: &Client, role: &str) -> Result<(), tokio_post
              AND d.objid = {alias}.oid AND d.deptype = 'e')"
         )
     };
-    let mut statements = vec![
-        "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
-        format!("ALTER SCHEMA public OWNER TO {to}"),
-    ];
-    for row in client
-        .query(
-            &format!(
-                "SELECT n.nspname::text FROM pg_namespace n \
-                 WHERE n.nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
-                 AND {user_schemas}"
-            ),
-            &[],
+    let relations = |kinds: &str| {
+        format!(
+            "SELECT n.nspname, c.relname, c.relkind FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relowner = administrator AND c.relkind IN {kinds} AND {user_schemas} \
+             AND {}",
+            not_in_extension("pg_class", "c")
         )
-        .await?
-    {
-        let schema: String = row.get(0);
-        statements.push(format!(
-            "ALTER SCHEMA {} OWNER TO {to}",
-            quote_identifier(&schema)
-        ));
-    }
-    client.batch_execute(&statements.join("; ")).await?;
-
-    // Tables first: that also hands over the sequences their columns own, which cannot be
-    // changed on their own; the second pass finds only free-standing sequences.
-    for sequences in [false, true] {
-        let kinds = if sequences {
-            "('S')"
-        } else {
-            "('r', 'p', 'v', 'm', 'f')"
-        };
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT n.nspname::text, c.relname::text, c.relkind::text \
-                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
-                     AND c.relkind IN {kinds} AND {user_schemas} AND {}",
-                    not_in_extension("pg_class", "c")
-                ),
-                &[],
-            )
-            .await?;
-        let statements: Vec<String> = rows
-            .iter()
-            .map(|row| {
-                let kind = match row.get::<_, String>(2).as_str() {
-                    "v" => "VIEW",
-                    "m" => "MATERIALIZED VIEW",
-                    "f" => "FOREIGN TABLE",
-                    "S" => "SEQUENCE",
-                    _ => "TABLE",
-                };
-                format!(
-                    "ALTER {kind} {}.{} OWNER TO {to}",
-                    quote_identifier(&row.get::<_, String>(0)),
-                    quote_identifier(&row.get::<_, String>(1))
-                )
-            })
-            .collect();
-        if !statements.is_empty() {
-            client.batch_execute(&statements.join("; ")).await?;
-        }
-    }
-
-    // Routines and free-standing types; the server formats their signatures (`regprocedure`,
-    // `regtype`), quoting included.
-    let rows = client
-        .query(
-            &format!(
-                "SELECT p.prokind::text, p.oid::regprocedure::text \
-                 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-                 WHERE p.proowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
-                 AND {user_schemas} AND {} \
-                 UNION ALL \
-                 SELECT CASE t.typtype WHEN 'd' THEN 'd' ELSE 't' END, t.oid::regtype::text \
-                 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
-                 WHERE t.typowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
-                 AND {user_schemas} AND {} \
-                 AND (t.typtype IN ('e', 'r', 'd') \
-                      OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))",
-                not_in_extension("pg_proc", "p"),
-                not_in_extension("pg_type", "t"),
-            ),
-            &[],
-        )
-        .await?;
-    let statements: Vec<String> = rows
-        .iter()
-        .map(|row| {
-            let kind = match row.get::<_, String>(0).as_str() {
-                "p" => "PROCEDURE",
-                "a" => "AGGREGATE",
-                "d" => "DOMAIN",
-                "t" => "TYPE",
-                _ => "FUNCTION",
-            };
-            format!("ALTER {kind} {} OWNER TO {to}", row.get::<_, String>(1))
-        })
-        .collect();
-    if !statements.is_empty() {
-        client.batch_execute(&statements.join("; ")).await?;
-    }
-    Ok(())
+    };
+    let relation_kind = "CASE item.relkind WHEN 'v' THEN 'VIEW' \
+                         WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' \
+                         WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END";
+    format!(
+        "DECLARE \
+           target text := {target}; \
+           administrator oid := (SELECT oid FROM pg_roles WHERE rolname = current_user); \
+           item record; \
+         BEGIN \
+           REVOKE CREATE ON SCHEMA public FROM PUBLIC; \
+           EXECUTE format('ALTER SCHEMA public OWNER TO %I', target); \
+           FOR item IN SELECT n.nspname FROM pg_namespace n \
+               WHERE n.nspowner = administrator AND {user_schemas} LOOP \
+             EXECUTE format('ALTER SCHEMA %I OWNER TO %I', item.nspname, target); \
+           END LOOP; \
+           /* Tables first: that also hands over the sequences their columns own, which \
+              cannot be changed on their own; the second pass finds only free-standing ones. */ \
+           FOR item IN {tables} LOOP \
+             EXECUTE format('ALTER %s %I.%I OWNER TO %I', {relation_kind}, \
+               item.nspname, item.relname, target); \
+           END LOOP; \
+           FOR item IN {sequences} LOOP \
+             EXECUTE format('ALTER %s %I.%I OWNER TO %I', {relation_kind}, \
+               item.nspname, item.relname, target); \
+           END LOOP; \
+           /* Routines and free-standing types. */ \
+           FOR item IN \
+               SELECT p.prokind::text AS kind, p.oid::regprocedure::text AS signature \
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+               WHERE p.proowner = administrator AND {user_schemas} AND {proc_not_in_extension} \
+               UNION ALL \
+               SELECT CASE t.typtype WHEN 'd' THEN 'd' ELSE 't' END, t.oid::regtype::text \
+               FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+               WHERE t.typowner = administrator AND {user_schemas} AND {type_not_in_extension} \
+               AND (t.typtype IN ('e', 'r', 'd') \
+                    OR (t.typtype = 'c' \
+                        AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')) \
+           LOOP \
+             EXECUTE format('ALTER %s %s OWNER TO %I', \
+               CASE item.kind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' \
+                 WHEN 'd' THEN 'DOMAIN' WHEN 't' THEN 'TYPE' ELSE 'FUNCTION' END, \
+               item.signature, target); \
+           END LOOP; \
+         END",
+        target = quote_literal(role),
+        tables = relations("('r', 'p', 'v', 'm', 'f')"),
+        sequences = relations("('S')"),
+        proc_not_in_extension = not_in_extension("pg_proc", "p"),
+        type_not_in_extension = not_in_extension("pg_type", "t"),
+    )
 }

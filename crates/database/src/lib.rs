@@ -14,6 +14,7 @@
 //! - [`names`] (pure) turns validated project and biome names into PostgreSQL identifiers and
 //!   quotes every identifier and literal that goes into SQL.
 //! - [`timeouts`] bounds every wait on the server: connecting, each round trip, each lock.
+//! - [`steps`] reports how long each step of creating and dropping a biome database took.
 //! - [`admin`] talks SQL to the instance as its administrator: one template database per migration
 //!   content hash, a database and a login role per biome cloned from it, a read-only shared
 //!   reference database, and dropping all of it again. In place, it brings an existing database
@@ -34,6 +35,7 @@ pub mod names;
 pub mod plan;
 pub mod script;
 pub mod secret;
+pub mod steps;
 pub mod timeouts;
 
 pub use admin::{libpq_url, Admin, BiomeDatabase};

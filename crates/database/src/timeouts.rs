@@ -85,6 +85,12 @@ impl Watchdog {
         Watchdog { server, connection }
     }
 
+    /// Closes the connection now: the server rolls back what it had open and releases the
+    /// session's locks.
+    pub(crate) fn cut(&self) {
+        self.connection.abort();
+    }
+
     /// Runs `call` for at most `limit`. The outer error is a [`DatabaseError::Timeout`]: the
     /// server did not answer in time (the connection is then closed, so PostgreSQL rolls back
     /// what it had open), or it cancelled the statement itself (`statement_timeout`). The inner

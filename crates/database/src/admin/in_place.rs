@@ -56,7 +56,7 @@ impl Admin {
             )
             .await?;
         let applied = self.bring_forward_and_read(database, set).await;
-        lock.close().await;
+        lock.release_after(applied.as_ref().err()).await;
         Ok(plan::plan(&applied?, set))
     }
 
@@ -112,7 +112,7 @@ impl Admin {
         let result = self
             .rehearse_locked(database, &prepared, lock_timeout)
             .await;
-        lock.close().await;
+        lock.release_after(result.as_ref().err()).await;
         if result.is_ok() {
             tracing::info!(database, files = prepared.len(), "rehearsed migrations");
         }
@@ -171,7 +171,7 @@ impl Admin {
         let result = self
             .apply_in_place_locked(&database, &role, &prepared, lock_timeout)
             .await;
-        lock.close().await;
+        lock.release_after(result.as_ref().err()).await;
         if let Ok(applied) = &result {
             tracing::info!(%database, files = ?applied, "applied migrations in place");
         }

@@ -153,3 +153,122 @@ async fn unreachable_server_is_reported_without_the_password() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn the_role_gets_every_kind_of_object_the_migrations_made() {
+    let server = shared();
+    let admin = server.admin().await;
+    let project = name("handover");
+    let set = MigrationSet::from_files(
+        [(
+            "001_everything.sql",
+            "CREATE EXTENSION citext;\n\
+             CREATE SCHEMA reports;\n\
+             CREATE TABLE reports.grades (id serial PRIMARY KEY, tag citext);\n\
+             CREATE SEQUENCE free_standing;\n\
+             CREATE VIEW reports.v AS SELECT 1 AS one;\n\
+             CREATE MATERIALIZED VIEW m AS SELECT 1 AS one;\n\
+             CREATE DOMAIN positive AS int CHECK (VALUE > 0);\n\
+             CREATE TYPE mood AS ENUM ('ok');\n\
+             CREATE TYPE pair AS (a int, b int);\n\
+             CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS 'SELECT 42';\n\
+             CREATE PROCEDURE noop() LANGUAGE sql AS 'SELECT 1';\n\
+             CREATE AGGREGATE total(int) (SFUNC = int4pl, STYPE = int);\n",
+        )],
+        None,
+    );
+    let template = admin.ensure_template(&project, &set).await.unwrap();
+    let password = Secret::new("pw-handover");
+    let biome = admin
+        .ensure_biome_database(&project, &name("alice"), &template, &password)
+        .await
+        .unwrap();
+    let client = connect(&server.url(&biome.role, &password, &biome.database))
+        .await
+        .unwrap();
+    // Whatever is not the role's in the user schemas is an extension's (citext's own objects).
+    let left: Vec<String> = client
+        .query(
+            "WITH me AS (SELECT oid FROM pg_roles WHERE rolname = current_user), \
+             mine AS (SELECT oid FROM pg_namespace WHERE nspname IN ('public', 'reports')), \
+             extension AS (SELECT objid FROM pg_depend WHERE deptype = 'e') \
+             SELECT 'schema ' || nspname FROM pg_namespace \
+               WHERE oid IN (SELECT oid FROM mine) AND nspowner <> (SELECT oid FROM me) \
+             UNION ALL SELECT 'relation ' || c.oid::regclass::text FROM pg_class c \
+               WHERE c.relnamespace IN (SELECT oid FROM mine) AND c.relkind IN ('r', 'S', 'v', 'm') \
+               AND c.relowner <> (SELECT oid FROM me) AND c.oid NOT IN (SELECT objid FROM extension) \
+             UNION ALL SELECT 'routine ' || p.oid::regprocedure::text FROM pg_proc p \
+               WHERE p.pronamespace IN (SELECT oid FROM mine) \
+               AND p.proowner <> (SELECT oid FROM me) AND p.oid NOT IN (SELECT objid FROM extension) \
+             UNION ALL SELECT 'type ' || t.oid::regtype::text FROM pg_type t \
+               WHERE t.typnamespace IN (SELECT oid FROM mine) AND t.typtype IN ('e', 'd', 'c') \
+               AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c') \
+               AND t.typowner <> (SELECT oid FROM me) AND t.oid NOT IN (SELECT objid FROM extension) \
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+    // Owning them, the role can change each kind.
+    client
+        .batch_execute(
+            "ALTER TABLE reports.grades ADD COLUMN extra text; SELECT nextval('free_standing'); \
+             REFRESH MATERIALIZED VIEW m; ALTER DOMAIN positive SET DEFAULT 1; \
+             ALTER TYPE pair ADD ATTRIBUTE c int; DROP PROCEDURE noop(); \
+             DROP AGGREGATE total(int); CREATE TABLE reports.mine (id int);",
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_clone_left_without_its_role_and_grants_is_finished_by_the_next_call() {
+    let server = shared();
+    let admin = server.admin().await;
+    let project = name("halfway");
+    let template = admin.ensure_template(&project, &set()).await.unwrap();
+    // What a crash right after the clone leaves: the database, owned by the administrator,
+    // open to PUBLIC, without a comment, and no role.
+    let catalog = server.catalog().await;
+    catalog
+        .batch_execute(&format!(
+            "CREATE DATABASE halfway_alice TEMPLATE {}",
+            sandpit_database::quote_identifier(template.as_str())
+        ))
+        .await
+        .unwrap();
+    let password = Secret::new("pw-halfway");
+    let biome = admin
+        .ensure_biome_database(&project, &name("alice"), &template, &password)
+        .await
+        .unwrap();
+    assert_eq!(biome.template, template);
+    assert_eq!(
+        admin.template_of(&biome.database).await.unwrap(),
+        Some(template)
+    );
+    let row = catalog
+        .query_one(
+            "SELECT pg_get_userbyid(datdba)::text, \
+             has_database_privilege('public', oid, 'CONNECT') \
+             FROM pg_database WHERE datname = 'halfway_alice'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, bool>(1)),
+        (biome.role.clone(), false)
+    );
+    let client = connect(&server.url(&biome.role, &password, &biome.database))
+        .await
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO notes (body) VALUES ('mine')")
+        .await
+        .unwrap();
+}

@@ -9,6 +9,7 @@ mod cluster;
 mod crash;
 mod fixture;
 mod in_place;
+mod locks;
 mod shared;
 mod templates;
 mod timeouts;
