@@ -306,9 +306,13 @@ impl Admin {
             Err(error) => Err(error),
         };
         if let Err(error) = finished {
-            // Best effort: if the server is gone, the next attempt drops it instead.
+            // Best effort: if the server is gone, the next attempt drops it instead. The drop
+            // first ends the session that ran the failed migration, which may still be busy
+            // until the server notices its client went: it gets a migration's time, not a
+            // statement's.
             let _ = self
-                .execute(
+                .execute_within(
+                    self.timeouts.migration.max(self.timeouts.statement),
                     &format!("DROP DATABASE IF EXISTS {quoted_building} WITH (FORCE)"),
                     format!("removing `{building}` after a failed build"),
                 )
