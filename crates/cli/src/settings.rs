@@ -232,6 +232,9 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
             .filter(|v| !v.is_empty())
             .map(|dir| absolute(PathBuf::from(dir)))
             .transpose()?,
+        principal: sandpit_ops::principal::Principal::local(
+            env::var("SANDPIT_USER").ok().as_deref(),
+        ),
     })
 }
 

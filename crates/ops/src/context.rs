@@ -29,6 +29,8 @@ pub struct Context {
     /// `SANDPIT_PG_BIN`: the one directory PostgreSQL's server programs are taken from, instead
     /// of looking on `PATH` and under `/usr/lib/postgresql/*/bin`.
     pub pg_bin_dir: Option<PathBuf>,
+    /// Who is asking: recorded as the requester or approver of what they do.
+    pub principal: crate::principal::Principal,
 }
 
 impl Context {

@@ -89,14 +89,10 @@ pub fn target_label(env: &Name, biome: &Name) -> String {
     }
 }
 
-/// Who is asking: `SANDPIT_USER`, else git's `user.email`.
+/// Who is asking, by name: the principal's, or for the local user git's `user.email`.
 pub fn requester(context: &Context) -> anyhow::Result<String> {
-    if let Some(user) = context
-        .process_env
-        .get("SANDPIT_USER")
-        .filter(|u| !u.trim().is_empty())
-    {
-        return Ok(user.trim().to_owned());
+    if let crate::principal::Identity::Named(name) = &context.principal.identity {
+        return Ok(name.clone());
     }
     let email = Repository::discover_with_env(&context.project_dir, context.base_env.clone())
         .ok()

@@ -896,6 +896,7 @@ mod tests {
             },
             database_timeouts: Default::default(),
             pg_bin_dir: None,
+            principal: crate::principal::Principal::local(Some("test@example.com")),
         }
     }
 

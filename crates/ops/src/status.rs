@@ -17,27 +17,35 @@ pub async fn status(context: &Context, raw: Option<&str>) -> anyhow::Result<Biom
     let project = spec.project.name.clone();
     let target = crate::target::resolve(context, &spec, raw)?;
     let biome = target.name.clone();
-    // A read never starts the daemon (see `daemon_connection::query`).
-    let client = daemon_connection::running(context).await?;
-    let listed = daemon_connection::answer(client.list(Some(project.clone())).await)?;
-    let Some(status) = listed.iter().find(|b| b.biome == biome) else {
-        let mut known: Vec<String> = listed.iter().map(|b| b.biome.to_string()).collect();
-        let state = crate::deployment::state_store(context)?;
-        known.extend(
-            state
-                .history(project.as_str(), None)?
-                .into_iter()
-                .filter_map(|d| d.biome),
-        );
+    // Every biome (and environment base) the history knows of, for "is there such a thing".
+    let recorded: Vec<String> = crate::deployment::state_store(context)?
+        .history(project.as_str(), None)?
+        .into_iter()
+        .map(|d| d.biome.unwrap_or(d.env))
+        .collect();
+    let not_found = |running: &[BiomeStatus]| {
+        let mut known: Vec<String> = running.iter().map(|b| b.biome.to_string()).collect();
+        known.extend(recorded.iter().cloned());
         known.sort();
         known.dedup();
         let hint = crate::target::did_you_mean_biome(&known, &biome)
             .map(|s| format!("\nhint: {s}"))
             .unwrap_or_else(|| "\nhint: `sandpit ls` lists the biomes".to_owned());
-        crate::fail!(
-            NotFound,
-            "there is no biome `{biome}` in project `{project}`{hint}"
-        );
+        crate::error::failure(
+            crate::error::ErrorKind::NotFound,
+            format!("there is no biome `{biome}` in project `{project}`{hint}"),
+        )
+    };
+    // A read never starts the daemon (see `daemon_connection::running`); a biome nothing was
+    // ever brought up as is not found whether it runs or not.
+    let client = match daemon_connection::running(context).await {
+        Ok(client) => client,
+        Err(_) if !recorded.iter().any(|b| b == biome.as_str()) => return Err(not_found(&[])),
+        Err(not_running) => return Err(not_running),
+    };
+    let listed = daemon_connection::answer(client.list(Some(project.clone())).await)?;
+    let Some(status) = listed.iter().find(|b| b.biome == biome) else {
+        return Err(not_found(&listed));
     };
     target.check_env(&status.env)?;
     Ok(status.clone())
