@@ -246,9 +246,9 @@ fn the_packaging_format_is_pinned() {
 
 #[test]
 fn what_barely_compresses_is_stored_and_the_rest_deflated() {
-    // The rule itself: at least 5% saved keeps a file deflated.
-    assert!(worth_deflating(100, 94));
-    assert!(!worth_deflating(100, 95));
+    // The rule itself: saving at least a fifth keeps a file deflated.
+    assert!(worth_deflating(100, 79));
+    assert!(!worth_deflating(100, 80));
     assert!(!worth_deflating(0, 0), "an empty file has nothing to save");
     let temp = tempfile::tempdir().unwrap();
     let tree = temp.path().join("tree");
