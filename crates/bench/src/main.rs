@@ -209,15 +209,12 @@ fn print_up_runs(label: &str, runs: &[UpRun]) {
 /// costs ~90 ms per start here) would be timed as part of every component start, and the
 /// figure is meant to measure sandpit.
 fn path_without_python_shims() -> anyhow::Result<String> {
+    // Python answers both: where its real executable is, and the PATH it was started with.
     let output = run_for_output(Command::new("python3").args([
         "-c",
-        "import sys, os; print(os.path.dirname(os.path.realpath(sys.executable)))",
+        "import sys, os; print(os.path.dirname(os.path.realpath(sys.executable)) + ':' + os.environ.get('PATH', ''))",
     ]))?;
-    let python_dir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    Ok(format!(
-        "{python_dir}:{}",
-        std::env::var("PATH").unwrap_or_default()
-    ))
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 fn up_times(sandpit: &Path, example: &Path, scratch: &Path) -> anyhow::Result<()> {
