@@ -108,8 +108,10 @@ pub async fn start(context: &Context) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn into_user_error(error: ClientError) -> anyhow::Error {
-    anyhow::anyhow!("{error}")
+/// The daemon's failure as the error a user reads, keeping its type (its kind, for
+/// `error::kind_of`).
+pub fn into_user_error(error: ClientError) -> anyhow::Error {
+    anyhow::Error::new(error)
 }
 
 /// Connects to the daemon, starting it when no daemon answers.

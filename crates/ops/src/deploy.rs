@@ -1,7 +1,6 @@
 //! `sandpit deploy ENV [--sha REV] [--allow-older]`: build a commit (or reuse its artifacts) and
 //! deploy it into an environment's base — at once, or pending approvals when it is protected.
 
-use anyhow::bail;
 use sandpit_build::execute::BuildProgress;
 use sandpit_build::git::Repository;
 use sandpit_domain::{CommitId, Name};
@@ -39,7 +38,8 @@ pub fn environment(spec: &sandpit_spec::Spec, raw: &str) -> anyhow::Result<Name>
         )
     })?;
     if !spec.environments.contains_key(&name) {
-        bail!(
+        crate::fail!(
+            NotFound,
             "there is no environment `{name}`; sandpit.toml declares: {}",
             spec.environments
                 .keys()
@@ -54,7 +54,8 @@ pub fn environment(spec: &sandpit_spec::Spec, raw: &str) -> anyhow::Result<Name>
 /// An environment with `promote_from` only receives what ran in the one before it.
 fn refuse_promotion_only(spec: &sandpit_spec::Spec, env: &Name) -> anyhow::Result<()> {
     if let Some(source) = &spec.environments[env].promote_from {
-        bail!(
+        crate::fail!(
+            InvalidInput,
             "`{env}` only receives promotions from `{source}`: what runs there is what ran in `{source}`, byte for byte\nhint: `sandpit deploy {source}` (or further up the chain), then `sandpit promote {source} {env}`"
         );
     }
@@ -93,7 +94,8 @@ pub async fn deploy(
         let running = CommitId::parse(current.sha.get(..40).unwrap_or(&current.sha))?;
         let new = build.report.version.commit().clone();
         if new != running && repo.is_ancestor(&new, &running)? && !options.allow_older {
-            bail!(
+            crate::fail!(
+                Conflict,
                 "refusing to deploy {new} to `{env}`: it is older than {running} (deployment #{}), which runs there now\nhint: pass --allow-older to deploy it anyway, or use `sandpit rollback {env}`",
                 current.id
             );

@@ -6,7 +6,6 @@
 //! serve the biomes. Nothing runs in the target afterwards, `rollback` refuses to reach past the
 //! destroy, and the next `deploy` or `promote` starts it again with a new database.
 
-use anyhow::bail;
 use sandpit_build::git::Repository;
 use sandpit_domain::Name;
 use sandpit_state::{Deployment, DeploymentKind, NewDeployment};
@@ -25,7 +24,8 @@ pub async fn destroy(
     let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
     let env = environment(&spec, env)?;
     if confirm != env.as_str() {
-        bail!(
+        crate::fail!(
+            InvalidInput,
             "`--confirm {confirm}` does not name the environment being destroyed\nhint: repeat its name to confirm: `sandpit env destroy {env} --confirm {env}`"
         );
     }
@@ -35,7 +35,8 @@ pub async fn destroy(
         Some(current) => current.sha,
         None => {
             if let Some(destroyed) = state.destroyed(&project, env.as_str())? {
-                bail!(
+                crate::fail!(
+                    Conflict,
                     "`{env}` was destroyed already, by deployment #{}; nothing has been deployed to it since",
                     destroyed.id
                 );
@@ -44,7 +45,10 @@ pub async fn destroy(
             match state.history(&project, Some(env.as_str()))?.first() {
                 Some(last) => last.sha.clone(),
                 None => {
-                    bail!("nothing has been deployed to `{env}`, so there is nothing to destroy")
+                    crate::fail!(
+                        Conflict,
+                        "nothing has been deployed to `{env}`, so there is nothing to destroy"
+                    )
                 }
             }
         }

@@ -4,7 +4,6 @@
 //! does not answer) leaves the biome listed as `down-failed` with what is left, and running it
 //! again finishes the job.
 
-use anyhow::bail;
 use sandpit_domain::Name;
 use sandpit_runtime::protocol::BiomeStatus;
 use sandpit_state::{DeploymentKind, NewDeployment};
@@ -49,7 +48,8 @@ pub async fn down(
     if spec.environments.contains_key(&biome) {
         // An environment's base holds the environment's data: removing it is its own, deliberate
         // act, recorded and approved like a deployment.
-        bail!(
+        crate::fail!(
+            InvalidInput,
             "`{biome}` is an environment, not a biome: `sandpit down` only removes biomes\nhint: to stop `{biome}`'s deployment and drop its database, run `sandpit env destroy {biome} --confirm {biome}`"
         );
     }
@@ -66,7 +66,8 @@ pub async fn down(
     let (env, sha) = match (&running, &newest) {
         (Some(status), _) => (status.env.clone(), status.sha.clone()),
         (None, Some(d)) => (Name::parse(&d.env)?, d.sha.clone()),
-        (None, None) => bail!(
+        (None, None) => crate::fail!(
+            NotFound,
             "there is no biome `{biome}` in project `{project}`\nhint: `sandpit ls` lists the biomes"
         ),
     };
@@ -77,7 +78,8 @@ pub async fn down(
         })
         && left_behind(context, &project, &env, &biome).is_empty()
     {
-        bail!(
+        crate::fail!(
+            Conflict,
             "biome `{biome}` is already down (deployment #{})",
             newest.as_ref().map(|d| d.id).unwrap_or_default()
         );

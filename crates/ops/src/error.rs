@@ -82,6 +82,14 @@ fn kind_of_cause(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind>
     if cause.is::<crate::daemon_connection::DaemonNotRunning>() {
         return Some(ErrorKind::Unavailable);
     }
+    if let Some(error) = cause.downcast_ref::<sandpit_runtime::ClientError>() {
+        return Some(match error {
+            sandpit_runtime::ClientError::NotRunning(_)
+            | sandpit_runtime::ClientError::Disconnected(_) => ErrorKind::Unavailable,
+            sandpit_runtime::ClientError::Refused(_)
+            | sandpit_runtime::ClientError::UnexpectedAnswer { .. } => ErrorKind::Internal,
+        });
+    }
     if cause.is::<crate::build::UncommittedChanges>() {
         return Some(ErrorKind::Conflict);
     }

@@ -1,7 +1,6 @@
 //! `sandpit promote FROM TO`: the exact digests running in FROM's base, copied into TO's store,
 //! verified, and deployed — never rebuilt.
 
-use anyhow::bail;
 use sandpit_domain::Name;
 use sandpit_spec::Spec;
 use sandpit_state::{DeployedComponent, DeploymentKind, NewDeployment};
@@ -22,7 +21,7 @@ pub async fn promote(
     let from = environment(&spec, from)?;
     let to = environment(&spec, to)?;
     if let Some(refusal) = refusal(&spec, &from, &to) {
-        bail!("{refusal}");
+        crate::fail!(InvalidInput, "{refusal}");
     }
     let project = spec.project.name.clone();
     let asked = match daemon_connection::if_running(context).await {
@@ -32,17 +31,19 @@ pub async fn promote(
     let status = match asked {
         Some(Ok(status)) => status,
         Some(Err(error @ sandpit_runtime::ClientError::UnexpectedAnswer { .. })) => {
-            return Err(daemon_connection::answer::<()>(Err(error)).unwrap_err())
+            return Err(daemon_connection::into_user_error(error))
         }
-        None => bail!(
+        None => crate::fail!(
+            Unavailable,
             "the sandpit daemon is not running, so nothing runs in `{from}` to promote\nhint: `sandpit daemon start` brings `{from}` back; then promote again"
         ),
         Some(Err(_)) => {
-            bail!("nothing is deployed in `{from}`\nhint: `sandpit deploy {from}` first")
+            crate::fail!(Conflict, "nothing is deployed in `{from}`\nhint: `sandpit deploy {from}` first")
         }
     };
     if status.state != "healthy" {
-        bail!(
+        crate::fail!(
+            Conflict,
             "`{from}` is {}, not healthy: only what works is promoted\nhint: `sandpit status {from}` shows what is wrong",
             status.state
         );

@@ -1,7 +1,6 @@
 //! `sandpit rollback ENV [--to ID]`: redeploy the digests of the previous (or a named) successful
 //! deployment, with no rebuild, as a new deployment that says what it rolls back from and to.
 
-use anyhow::bail;
 use sandpit_domain::Name;
 use sandpit_state::{DeploymentKind, DeploymentState, NewDeployment};
 
@@ -22,7 +21,8 @@ pub async fn rollback(
     let mut state = deployment::state_store(context)?;
     let Some(current) = state.current(&project, env.as_str())? else {
         if let Some(destroyed) = state.destroyed(&project, env.as_str())? {
-            bail!(
+            crate::fail!(
+                Conflict,
                 "`{env}` was destroyed by deployment #{}, so there is nothing to roll back (what ran before had a database that is gone)\nhint: deploy or promote into `{env}` to start it again",
                 destroyed.id
             );
@@ -41,7 +41,11 @@ pub async fn rollback(
                 );
             };
             if named.target != env.as_str() {
-                bail!("deployment #{id} went to `{}`, not `{env}`", named.target);
+                crate::fail!(
+                    InvalidInput,
+                    "deployment #{id} went to `{}`, not `{env}`",
+                    named.target
+                );
             }
             // It must have run successfully once (it may have been rolled back since).
             if named.started_at.is_none()
@@ -51,7 +55,8 @@ pub async fn rollback(
                 )
                 || named.message.is_some()
             {
-                bail!(
+                crate::fail!(
+                    Conflict,
                     "deployment #{id} never succeeded ({}); only what once worked can be restored",
                     named.state.as_str()
                 );
@@ -67,7 +72,8 @@ pub async fn rollback(
                 } else {
                     format!("#{}'s artifacts (restored by #{})", origin.id, current.id)
                 };
-                bail!(
+                crate::fail!(
+                    Conflict,
                     "`{env}` runs {runs}, and no successful deployment older than #{} is left to roll back to\nhint: `sandpit history {env}` lists them; `sandpit rollback {env} --to ID` picks one",
                     origin.id
                 )
@@ -75,10 +81,15 @@ pub async fn rollback(
         },
     };
     if restore.id == current.id {
-        bail!("deployment #{} is what runs in `{env}` already", restore.id);
+        crate::fail!(
+            Conflict,
+            "deployment #{} is what runs in `{env}` already",
+            restore.id
+        );
     }
     if restore.kind.removes() {
-        bail!(
+        crate::fail!(
+            Conflict,
             "deployment #{} destroyed `{env}`; it cannot be restored",
             restore.id
         );
@@ -86,7 +97,8 @@ pub async fn rollback(
     if let Some(destroyed) =
         state.destroyed_between(&project, env.as_str(), restore.id, current.id)?
     {
-        bail!(
+        crate::fail!(
+            Conflict,
             "deployment #{} ran before `{env}` was destroyed by #{}, and its database is gone\nhint: pick a deployment made after #{}",
             restore.id,
             destroyed.id,

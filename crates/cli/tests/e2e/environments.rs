@@ -463,6 +463,21 @@ fn an_environment_is_removed_only_by_a_confirmed_recorded_and_approved_destroy()
             "{error}"
         );
     }
+    // Refusals have kinds a script can tell apart: a request that is wrong for its target, and
+    // one that clashes with what runs there.
+    let code = |args: &[&str]| {
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        let output = as_user(&sandbox, "alice@example.com", &with_json);
+        let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+        value["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(code(&["down", "prod"]), "invalid_input");
+    assert_eq!(code(&["deploy", "prod"]), "invalid_input");
+    assert_eq!(code(&["rollback", "prod", "--to", "999999"]), "not_found");
     // The confirmation must name the environment; without one it is a usage error.
     let typo = as_user(
         &sandbox,
