@@ -43,6 +43,8 @@ mod instances;
 mod port_allocation;
 mod reconcile;
 mod recovery;
+#[cfg(test)]
+mod test_support;
 mod waves;
 use crash_restart::Ended;
 use fingerprint::fingerprint;

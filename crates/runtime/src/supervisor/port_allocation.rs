@@ -57,23 +57,11 @@ fn choose_port(
 
 #[cfg(test)]
 mod tests {
-    use sandpit_domain::Digest;
 
     use super::*;
 
     fn component(name: &str, kind: ComponentKind) -> ComponentSpec {
-        ComponentSpec {
-            name: Name::parse(name).unwrap(),
-            kind,
-            artifact: format!("{name}.zip"),
-            digest: Digest::of(name.as_bytes()),
-            run: "true".into(),
-            health: None,
-            start_timeout_secs: 1,
-            env: Default::default(),
-            secret_env: Default::default(),
-            depends_on: Vec::new(),
-        }
+        super::super::test_support::component_spec(name, kind, &[])
     }
 
     fn ports(pairs: &[(&str, u16)]) -> BTreeMap<Name, u16> {

@@ -90,7 +90,7 @@ pub(super) fn state_after_stop(state: ComponentState) -> ComponentState {
 
 #[cfg(test)]
 mod tests {
-    use sandpit_domain::{ComponentKind, Digest};
+    use sandpit_domain::ComponentKind;
 
     use super::*;
 
@@ -168,18 +168,7 @@ mod tests {
     }
 
     fn component(name: &str) -> ComponentSpec {
-        ComponentSpec {
-            name: Name::parse(name).unwrap(),
-            kind: ComponentKind::Service,
-            artifact: format!("{name}.zip"),
-            digest: Digest::of(name.as_bytes()),
-            run: "true".into(),
-            health: None,
-            start_timeout_secs: 1,
-            env: Default::default(),
-            secret_env: Default::default(),
-            depends_on: Vec::new(),
-        }
+        super::super::test_support::component_spec(name, ComponentKind::Service, &[])
     }
 
     #[test]

@@ -38,21 +38,10 @@ pub(crate) fn convergence_waves(components: &[ComponentSpec]) -> Vec<Vec<usize>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sandpit_domain::{ComponentKind, Digest};
+    use sandpit_domain::ComponentKind;
 
     fn component(name: &str, depends_on: &[&str]) -> ComponentSpec {
-        ComponentSpec {
-            name: Name::parse(name).unwrap(),
-            kind: ComponentKind::Service,
-            artifact: format!("{name}.zip"),
-            digest: Digest::of(name.as_bytes()),
-            run: "true".into(),
-            health: None,
-            start_timeout_secs: 1,
-            env: Default::default(),
-            secret_env: Default::default(),
-            depends_on: depends_on.iter().map(|d| Name::parse(d).unwrap()).collect(),
-        }
+        super::super::test_support::component_spec(name, ComponentKind::Service, depends_on)
     }
 
     fn names(components: &[ComponentSpec]) -> Vec<Vec<&str>> {
