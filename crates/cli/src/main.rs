@@ -139,6 +139,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::LogWriter(args) => return commands::log_writer::exec(args).await,
         command => command,
     };
+    // The daemon and the model endpoint log to their own files, with their own filters.
+    if !matches!(command, Command::Daemon(_) | Command::ModelServer(_)) {
+        if let Some(filter) = settings::diagnostics_filter() {
+            let filter = tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| {
+                anyhow::anyhow!("SANDPIT_LOG `{filter}` is not a filter: {e}\nhint: e.g. SANDPIT_LOG=debug or SANDPIT_LOG=sandpit_database::steps=debug")
+            })?;
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .init();
+        }
+    }
     let context = settings::context(cli.directory.as_deref())?;
     let json = cli.json;
     match command {

@@ -50,6 +50,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "SANDPIT_PYTHON",
         "the Python whose `onnxruntime` package provides ONNX Runtime (default python3)",
     ),
+    (
+        "SANDPIT_LOG",
+        "sandpit's own diagnostics on stderr, as a tracing filter: `debug`, or `sandpit_database::steps=debug` for the time of each database step (default: none)",
+    ),
     ("NO_COLOR", "when set to anything, output has no colour"),
     (
         "TERM",
@@ -60,6 +64,13 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "passed on to builds and components; nothing else of sandpit's environment is",
     ),
 ];
+
+/// `SANDPIT_LOG`: which of sandpit's own diagnostics to print on stderr, if any.
+pub fn diagnostics_filter() -> Option<String> {
+    env::var("SANDPIT_LOG")
+        .ok()
+        .filter(|f| !f.trim().is_empty())
+}
 
 /// The "Environment variables" section of `sandpit --help`, from [`VARIABLES`].
 pub fn variables_help() -> String {

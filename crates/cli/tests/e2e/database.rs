@@ -79,7 +79,31 @@ fn with_database(url: &str, database: &str) -> String {
 fn biomes_get_isolated_databases_from_one_template_and_down_drops_them() {
     let sandbox = project(&[("001_samples.sql", SAMPLES)]);
     let alice = sandbox.json(&["up", "alice"]);
-    let bob = sandbox.json(&["up", "bob"]);
+    // SANDPIT_LOG shows sandpit's own diagnostics on stderr: here the time of each step of
+    // making bob's database; stdout stays the JSON answer.
+    let traced = sandbox
+        .command(&["up", "bob", "--json"])
+        .env("SANDPIT_LOG", "sandpit_database::steps=debug")
+        .output()
+        .unwrap();
+    assert!(traced.status.success(), "{traced:?}");
+    let diagnostics = String::from_utf8_lossy(&traced.stderr);
+    assert!(
+        diagnostics.contains("step=\"clone\"") && diagnostics.contains("micros="),
+        "{diagnostics}"
+    );
+    let bob: serde_json::Value = serde_json::from_slice(&traced.stdout).unwrap();
+    let typo = sandbox
+        .command(&["ls"])
+        .env("SANDPIT_LOG", "sandpit_database=loud")
+        .output()
+        .unwrap();
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&typo.stderr)
+            .contains("SANDPIT_LOG `sandpit_database=loud` is not a filter"),
+        "{typo:?}"
+    );
     assert_eq!(
         component(&alice, "check")["state"],
         "succeeded",
