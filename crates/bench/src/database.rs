@@ -11,9 +11,8 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,22 +74,7 @@ impl Server {
             .create(true)
             .append(true)
             .open(cluster.log_file())?;
-        let mut command = Command::new(&launch.program);
-        command
-            .args(&launch.args)
-            .env_clear()
-            .envs(launch.env.iter().map(|(key, value)| (key, value)))
-            .current_dir(&launch.working_dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0);
-        if let Some(uid) = launch.uid {
-            command.uid(uid);
-        }
-        if let Some(gid) = launch.gid {
-            command.gid(gid);
-        }
+        let mut command = launch.foreground(&log)?;
         let child = command
             .spawn()
             .with_context(|| format!("cannot start {}", launch.program.display()))?;

@@ -93,6 +93,32 @@ pub struct LaunchCommand {
     pub working_dir: PathBuf,
 }
 
+impl LaunchCommand {
+    /// The command that runs it in the foreground with exactly its environment, in its own
+    /// process group, writing to `log`: for a caller that runs the server itself instead of
+    /// handing it to the daemon (tests, benchmarks). Nothing is started here.
+    pub fn foreground(&self, log: &fs::File) -> std::io::Result<std::process::Command> {
+        use std::os::unix::process::CommandExt as _;
+        let mut command = std::process::Command::new(&self.program);
+        command
+            .args(&self.args)
+            .env_clear()
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
+            .current_dir(&self.working_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log.try_clone()?)
+            .process_group(0);
+        if let Some(uid) = self.uid {
+            command.uid(uid);
+        }
+        if let Some(gid) = self.gid {
+            command.gid(gid);
+        }
+        Ok(command)
+    }
+}
+
 impl EmbeddedCluster {
     /// Makes `state_dir` hold an initialised cluster, reusing whatever a previous call made.
     /// Blocking: `initdb` takes a second or two the first time (use `spawn_blocking` from async).

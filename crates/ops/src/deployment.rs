@@ -166,10 +166,7 @@ pub async fn record_and_apply(
     let layers = crate::config::load_layers(
         context,
         &release.spec.project.name,
-        &crate::config::ConfigTarget {
-            env: release.env.clone(),
-            biome: release.biome.clone(),
-        },
+        &release.config_target(),
     );
     timings.add(Phase::Record, recording.elapsed());
     let layers = match layers {
@@ -213,10 +210,7 @@ async fn roll_out(
     timings: &mut PhaseTimings,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> Result<BiomeStatus, RolloutFailure> {
-    let target = crate::config::ConfigTarget {
-        env: release.env.clone(),
-        biome: release.biome.clone(),
-    };
+    let target = release.config_target();
     let project = release.spec.project.name.clone();
     let result =
         roll_out_configured(context, &mut release, source, layers, id, timings, on_event).await;
@@ -241,10 +235,7 @@ async fn roll_out_configured(
     timings: &mut PhaseTimings,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> Result<BiomeStatus, RolloutFailure> {
-    let target = &crate::config::ConfigTarget {
-        env: release.env.clone(),
-        biome: release.biome.clone(),
-    };
+    let target = &release.config_target();
     let preparing = Instant::now();
     let seed = crate::database::seeds(release.spec, &release.env, &release.biome);
     let mut steps = |step: StepKind, message: &str| -> anyhow::Result<()> {
@@ -518,15 +509,8 @@ async fn apply_with(
     };
     let layers = match layers {
         Some(layers) => layers.clone(),
-        None => crate::config::load_layers(
-            context,
-            &spec.project.name,
-            &crate::config::ConfigTarget {
-                env: release.env.clone(),
-                biome: release.biome.clone(),
-            },
-        )
-        .map_err(before)?,
+        None => crate::config::load_layers(context, &spec.project.name, &release.config_target())
+            .map_err(before)?,
     };
     let mut timings = PhaseTimings::default();
     roll_out(

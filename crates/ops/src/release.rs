@@ -58,6 +58,14 @@ pub struct Release<'a> {
 }
 
 impl Release<'_> {
+    /// Whose configuration this release gets: its environment's, and its biome's.
+    pub(crate) fn config_target(&self) -> crate::config::ConfigTarget {
+        crate::config::ConfigTarget {
+            env: self.env.clone(),
+            biome: self.biome.clone(),
+        }
+    }
+
     /// The daemon's view: components in start order, with the configuration, database and
     /// model endpoint variables injected (see [`component_env`] for which wins).
     pub fn desired_state(&self) -> anyhow::Result<BiomeSpec> {

@@ -186,11 +186,7 @@ async fn already_up(
         {
             return Ok(false);
         }
-        let config_target = crate::config::ConfigTarget {
-            env: release.env.clone(),
-            biome: release.biome.clone(),
-        };
-        crate::config::unchanged_since(context, project, &config_target, latest.id)
+        crate::config::unchanged_since(context, project, &release.config_target(), latest.id)
     })?;
     if !recorded {
         return Ok(None);

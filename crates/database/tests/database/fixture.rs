@@ -155,22 +155,7 @@ impl Server {
             .append(true)
             .open(self.cluster.log_file())
             .unwrap();
-        let mut command = Command::new(&launch.program);
-        command
-            .args(&launch.args)
-            .env_clear()
-            .envs(launch.env.iter().map(|(key, value)| (key, value)))
-            .current_dir(&launch.working_dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0);
-        if let Some(uid) = launch.uid {
-            command.uid(uid);
-        }
-        if let Some(gid) = launch.gid {
-            command.gid(gid);
-        }
+        let mut command = launch.foreground(&log).unwrap();
         let child = command.spawn().expect("postgres starts");
         *self.child.lock().unwrap() = Some(child);
         let cluster = self.cluster.clone();
