@@ -230,7 +230,7 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
     }
     Ok(Context {
         home,
-        project_dir,
+        source: sandpit_ops::Source::Checkout { dir: project_dir },
         database_timeouts,
         base_env: base_env(),
         executable: env::current_exe()?,

@@ -3,12 +3,11 @@
 
 use sandpit_artifact::store::{ArtifactStore, StoreCheck};
 
-use crate::project::ProjectDir;
 use crate::Context;
 
 /// The build store's artifacts, or with `env` that environment's store.
 pub fn artifacts(context: &Context, env: Option<&str>) -> anyhow::Result<StoreCheck> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     let project = spec.project.name.clone();
     let root = match env {
         Some(env) => {

@@ -1,16 +1,18 @@
 //! `sandpit build`: resolve a commit (or snapshot a dirty working tree), read `sandpit.toml` as it
-//! is at that version, and build or reuse every component's artifact.
+//! is at that version, and build or reuse every component's artifact. A commit source builds
+//! exactly its commit.
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use sandpit_artifact::store::ArtifactStore;
 use sandpit_build::execute::{BuildProgress, BuildReport, BuildRequest};
 use sandpit_build::git::Repository;
 use sandpit_domain::{CommitId, Name, Version};
 use sandpit_spec::Spec;
 
-use crate::project::{parse_spec, ProjectDir};
+use crate::project::parse_spec;
+use crate::source::{spec_path, Source};
 use crate::timings::{Phase, PhaseTimings};
 use crate::Context;
 
@@ -98,17 +100,34 @@ pub fn build(
 ) -> anyhow::Result<BuildOutcome> {
     let started = std::time::Instant::now();
     let mut timings = PhaseTimings::default();
-    let project = ProjectDir::locate(&context.project_dir)?;
-    let repo = Repository::discover_with_env(&project.root, context.base_env.clone())?;
-    let (version, treeish) = match &options.rev {
-        Some(rev) => {
+    let repo = context.source.repository(&context.base_env)?;
+    let (version, treeish) = match (&context.source, &options.rev) {
+        (Source::Commit { commit, .. }, rev) => {
+            // A commit source builds exactly its commit, which must be in its repository.
+            let built = repo.resolve(commit.as_str())?;
+            // (No revision is looked up for a build refused anyway.)
+            let asked = match rev {
+                Some(rev) if !options.allow_dirty => Some((rev.as_str(), repo.resolve(rev)?)),
+                _ => None,
+            };
+            refuse_other_than_commit(
+                &built,
+                options.allow_dirty,
+                asked.as_ref().map(|(rev, id)| (*rev, id)),
+            )?;
+            (Version::clean(built.clone()), built.to_string())
+        }
+        (Source::Checkout { .. }, Some(rev)) => {
             if options.allow_dirty {
-                bail!("--allow-dirty applies to the working tree; it cannot be combined with --sha\nhint: drop --sha to build the working tree, or drop --allow-dirty to build {rev}");
+                crate::fail!(
+                    InvalidInput,
+                    "--allow-dirty applies to the working tree; it cannot be combined with --sha\nhint: drop --sha to build the working tree, or drop --allow-dirty to build {rev}"
+                );
             }
             let commit = repo.resolve(rev)?;
             (Version::clean(commit.clone()), commit.to_string())
         }
-        None => {
+        (Source::Checkout { .. }, None) => {
             let commit = repo.resolve("HEAD")?;
             let dirty = repo.dirty_files()?;
             if dirty.is_empty() {
@@ -126,12 +145,15 @@ pub fn build(
             }
         }
     };
-    let spec_path = join_prefix(repo.prefix(), sandpit_spec::FILE_NAME);
-    let source = repo.read_file(&treeish, &spec_path)?.with_context(|| {
-        format!("{spec_path} does not exist at {version}\nhint: commit sandpit.toml first")
-    })?;
+    let spec_path = spec_path(repo.prefix());
+    let Some(text) = repo.read_file(&treeish, &spec_path)? else {
+        crate::fail!(
+            NotFound,
+            "{spec_path} does not exist at {version}\nhint: commit sandpit.toml first"
+        );
+    };
     let spec =
-        parse_spec(&source).with_context(|| format!("sandpit.toml at {version} is invalid"))?;
+        parse_spec(&text).with_context(|| format!("sandpit.toml at {version} is invalid"))?;
     timings.add(Phase::Spec, started.elapsed());
     let planning = std::time::Instant::now();
     let store_root = context.artifact_store_root(spec.project.name.as_str());
@@ -165,17 +187,65 @@ pub fn build(
     })
 }
 
-fn join_prefix(prefix: &str, path: &str) -> String {
-    if prefix.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{prefix}/{path}")
+/// A commit source builds its commit and nothing else: not another revision (`asked`: the
+/// revision given and the commit it names), not uncommitted changes (it has no working tree).
+fn refuse_other_than_commit(
+    commit: &CommitId,
+    allow_dirty: bool,
+    asked: Option<(&str, &CommitId)>,
+) -> anyhow::Result<()> {
+    if allow_dirty {
+        crate::fail!(
+            InvalidInput,
+            "--allow-dirty builds a working tree's uncommitted changes, and this project is read from commit {commit}, which has none\nhint: drop --allow-dirty"
+        );
     }
+    if let Some((rev, asked)) = asked {
+        if asked != commit {
+            crate::fail!(
+                InvalidInput,
+                "`{rev}` is {asked}, and this project is read from commit {commit}, the only one it builds\nhint: drop --sha, or ask for a build of {asked} itself"
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_source_builds_its_commit_and_refuses_anything_else() {
+        let commit = CommitId::parse(&"a".repeat(40)).unwrap();
+        let other = CommitId::parse(&"b".repeat(40)).unwrap();
+        // (allow_dirty, asked, Ok or Err(words))
+        type Case<'a> = (bool, Option<(&'a str, &'a CommitId)>, Result<(), &'a str>);
+        let table: Vec<Case> = vec![
+            (false, None, Ok(())),
+            (false, Some(("HEAD", &commit)), Ok(())),
+            (false, Some(("main", &other)), Err("`main` is bbbb")),
+            (true, None, Err("--allow-dirty")),
+            (true, Some(("HEAD", &commit)), Err("--allow-dirty")),
+        ];
+        for (allow_dirty, asked, expected) in table {
+            let refused = refuse_other_than_commit(&commit, allow_dirty, asked);
+            match (refused, expected) {
+                (Ok(()), Ok(())) => {}
+                (Err(error), Err(words)) => {
+                    assert!(error.to_string().contains(words), "{error}");
+                    assert!(error.to_string().contains("\nhint: "), "{error}");
+                    assert_eq!(
+                        crate::error::kind_of(&error),
+                        crate::error::ErrorKind::InvalidInput
+                    );
+                }
+                (refused, expected) => {
+                    panic!("{allow_dirty} {asked:?}: {refused:?}, expected {expected:?}")
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_dirty_tree_hint_offers_only_what_the_command_takes() {

@@ -24,7 +24,7 @@ mod variables;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use sandpit_domain::{ComponentKind, Name};
 use sandpit_spec::Spec;
 use sandpit_state::{Deployment, DeploymentKind, DeploymentState, NewDeployment, StepKind};
@@ -35,7 +35,8 @@ pub use variables::{
 
 use crate::deploy::{run_unless_pending, DeployOutcome};
 use crate::deployment::{requester, state_store, target_label};
-use crate::project::{biome_environment, ProjectDir};
+use crate::error::{failure, ErrorKind};
+use crate::project::biome_environment;
 use crate::Context;
 use store::ConfigDirs;
 
@@ -78,7 +79,8 @@ pub fn resolve_target(
         });
     }
     if spec.environments.contains_key(&target.name) {
-        bail!(
+        crate::fail!(
+            InvalidInput,
             "`{}` is the name of an environment, so it cannot name a biome\nhint: `sandpit config {}` is the environment's",
             target.name,
             target.name
@@ -252,7 +254,8 @@ pub(crate) fn requested(context: &Context, deployment: &Deployment) -> anyhow::R
     let (project, target) = deployment_target(deployment)?;
     let dirs = ConfigDirs::new(context, &project);
     let Some(change) = dirs.load_pending(&target.env, deployment.id)? else {
-        bail!(
+        crate::fail!(
+            Conflict,
             "the change deployment #{} requested is no longer kept, so nothing was changed\nhint: request it again with `sandpit config set` or `unset`",
             deployment.id
         );
@@ -263,7 +266,8 @@ pub(crate) fn requested(context: &Context, deployment: &Deployment) -> anyhow::R
             || "nothing runs there".to_owned(),
             |d| format!("deployment #{} runs there", d.id),
         );
-        bail!(
+        crate::fail!(
+            Conflict,
             "what runs in `{}` changed since deployment #{} was requested ({now}), so its change ({}) was not made\nhint: request it again: `sandpit config {}` shows what is set",
             deployment.target,
             deployment.id,
@@ -295,9 +299,12 @@ pub(crate) fn commit(
     let (project, target) = deployment_target(deployment)?;
     let dirs = ConfigDirs::new(context, &project);
     dirs.update(&target.env, target.biome_level(), |level| {
-        change
-            .apply_to(level)
-            .map_err(|missing| anyhow::anyhow!("`{}` is no longer set", missing.key))
+        change.apply_to(level).map_err(|missing| {
+            failure(
+                ErrorKind::Conflict,
+                format!("`{}` is no longer set", missing.key),
+            )
+        })
     })?;
     dirs.remove_pending(&target.env, deployment.id)?;
     state_store(context)?.record_step(deployment.id, StepKind::Configured, &change.describe())?;
@@ -344,7 +351,7 @@ pub async fn change(
     change: &Change,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<Changed> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     let project = spec.project.name.clone();
     let target = resolve_target(context, &spec, raw_target)?;
     let label = target.label();
@@ -437,7 +444,8 @@ fn check_components(spec: &Spec, change: &Change) -> anyhow::Result<()> {
     };
     for name in components {
         match spec.components.get(name) {
-            Some(c) if c.kind == ComponentKind::Model => bail!(
+            Some(c) if c.kind == ComponentKind::Model => crate::fail!(
+                InvalidInput,
                 "`{name}` is a model: the environment's model endpoint serves it, and it gets no variables\nhint: name a service or a job"
             ),
             Some(_) => {}
@@ -468,13 +476,17 @@ fn not_set_error(target: &ConfigTarget, layers: &Layers, missing: &NotSet) -> an
             k == key && (missing.component.is_none() || s.is_none() || *s == missing.component)
         });
     if inherited {
-        anyhow::anyhow!(
+        failure(
+            ErrorKind::InvalidInput,
+            format!(
             "`{key}` is not set on `{label}`{scope}: it inherits it from `{env}`\nhint: a biome cannot remove what it inherits; override it (`sandpit config set {label} {key}=`), or unset it on `{env}`",
             env = target.env
+            ),
         )
     } else {
-        anyhow::anyhow!(
-            "`{key}` is not set on `{label}`{scope}, so there is nothing to unset\nhint: `sandpit config {label}` lists what is set"
+        failure(
+            ErrorKind::NotFound,
+            format!("`{key}` is not set on `{label}`{scope}, so there is nothing to unset\nhint: `sandpit config {label}` lists what is set"),
         )
     }
 }
@@ -526,7 +538,7 @@ pub fn show(
     raw_target: Option<&str>,
     show_secrets: bool,
 ) -> anyhow::Result<Listing> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     let project = spec.project.name.clone();
     let target = resolve_target(context, &spec, raw_target)?;
     let label = target.label();
@@ -585,4 +597,67 @@ pub fn show(
         up_to_date,
         pending,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{kind_of, ErrorKind};
+
+    #[test]
+    fn refused_config_changes_have_kinds() {
+        let spec = sandpit_spec::parse(
+            "[project]\nname = \"p\"\n[environments.dev]\nbiomes = true\n[jobs.j]\npath = \".\"\nrun = \"true\"\n[models.m]\npath = \"m\"\nfile = \"m.onnx\"\n",
+        )
+        .unwrap();
+        let unset = |component: &str| Change::Unset {
+            keys: vec![],
+            components: vec![Name::parse(component).unwrap()],
+        };
+        let target = ConfigTarget {
+            env: Name::parse("dev").unwrap(),
+            biome: Name::parse("alice").unwrap(),
+        };
+        let key = Key::parse("LOG_LEVEL").unwrap();
+        let not_set = NotSet {
+            key: key.clone(),
+            component: None,
+        };
+        let mut inheriting = Layers {
+            biome: Some(Variables::default()),
+            ..Layers::default()
+        };
+        inheriting.env.entries.insert(
+            (None, key),
+            Value {
+                secret: false,
+                text: "1".into(),
+            },
+        );
+        let table: Vec<(&str, anyhow::Error, ErrorKind)> = vec![
+            (
+                "a model gets no variables",
+                check_components(&spec, &unset("m")).unwrap_err(),
+                ErrorKind::InvalidInput,
+            ),
+            (
+                "an unknown component",
+                check_components(&spec, &unset("web")).unwrap_err(),
+                ErrorKind::InvalidInput,
+            ),
+            (
+                "nothing to unset",
+                not_set_error(&target, &Layers::default(), &not_set),
+                ErrorKind::NotFound,
+            ),
+            (
+                "an inherited variable",
+                not_set_error(&target, &inheriting, &not_set),
+                ErrorKind::InvalidInput,
+            ),
+        ];
+        for (what, error, kind) in table {
+            assert_eq!(kind_of(&error), kind, "{what}: {error:#}");
+        }
+    }
 }

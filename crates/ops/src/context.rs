@@ -10,8 +10,9 @@ use sandpit_runtime::SupervisorConfig;
 pub struct Context {
     /// `$SANDPIT_HOME`: all state, artifacts and runtime files live below it.
     pub home: PathBuf,
-    /// The directory the project is looked for from (`-C DIR`, or the current directory).
-    pub project_dir: PathBuf,
+    /// Where the project is read from: a checkout (`-C DIR`, or the current directory) or one
+    /// commit of a repository (a server's mirror).
+    pub source: crate::source::Source,
     /// The variables builds and components inherit (PATH, HOME, LANG, …); nothing else leaks in.
     pub base_env: Vec<(String, String)>,
     /// The `sandpit` executable, used to start the daemon in the background.

@@ -2,13 +2,11 @@
 //! deploy it into an environment's base — at once, or pending approvals when it is protected.
 
 use sandpit_build::execute::BuildProgress;
-use sandpit_build::git::Repository;
 use sandpit_domain::{CommitId, Name};
 use sandpit_state::{DeployedComponent, Deployment, DeploymentKind, NewDeployment};
 
 use crate::build::{BuildOptions, BuildOutcome};
 use crate::deployment::{self, requester, RolloutReport};
-use crate::project::ProjectDir;
 use crate::Context;
 
 #[derive(Debug, Clone, Default)]
@@ -30,11 +28,14 @@ pub struct DeployOutcome {
 /// Validates an environment name from the command line against the spec.
 pub fn environment(spec: &sandpit_spec::Spec, raw: &str) -> anyhow::Result<Name> {
     let name = Name::parse(raw).map_err(|e| {
-        anyhow::anyhow!(
-            "the environment name {} {}\nhint: {}",
-            sandpit_domain::quoted(raw),
-            e.problem(),
-            e.hint()
+        crate::error::failure(
+            crate::error::ErrorKind::InvalidInput,
+            format!(
+                "the environment name {} {}\nhint: {}",
+                sandpit_domain::quoted(raw),
+                e.problem(),
+                e.hint()
+            ),
         )
     })?;
     if !spec.environments.contains_key(&name) {
@@ -68,9 +69,8 @@ pub async fn deploy(
     progress: &mut dyn BuildProgress,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<(BuildOutcome, DeployOutcome)> {
-    let project = ProjectDir::locate(&context.project_dir)?;
     // Check the name and the environment's rules before spending time on a build.
-    let current_spec = project.load_spec()?;
+    let current_spec = context.source.spec()?;
     let env = environment(&current_spec, &options.env)?;
     refuse_promotion_only(&current_spec, &env)?;
     let build = crate::build::build(
@@ -90,7 +90,7 @@ pub async fn deploy(
     let mut state = deployment::state_store(context)?;
     let version = build.report.version.to_string();
     if let Some(current) = state.current(&project_name, env.as_str())? {
-        let repo = Repository::discover_with_env(&project.root, context.base_env.clone())?;
+        let repo = &build.repo;
         let running = CommitId::parse(current.sha.get(..40).unwrap_or(&current.sha))?;
         let new = build.report.version.commit().clone();
         if new != running && repo.is_ancestor(&new, &running)? && !options.allow_older {

@@ -17,10 +17,11 @@ use sandpit_state::{
     DeployedComponent, Deployment, DeploymentKind, NewDeployment, StateStore, StepKind,
 };
 
-use crate::project::{parse_spec, ProjectDir};
+use crate::error::{failure, ErrorKind};
+use crate::project::parse_spec;
 use crate::release::{Chosen, Release};
 use crate::timings::{Phase, PhaseTimings};
-use crate::Context;
+use crate::{Context, Source};
 
 /// How long a deployment waits for earlier ones on the same target before giving up.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -89,16 +90,29 @@ pub fn target_label(env: &Name, biome: &Name) -> String {
     }
 }
 
-/// Who is asking, by name: the principal's, or for the local user git's `user.email`.
+/// Who is asking, by name: the principal's, or for the local user in a checkout git's
+/// `user.email`. A commit source (a server) knows its requesters only by the principal's name:
+/// a mirror's git configuration says nothing about who asks.
 pub fn requester(context: &Context) -> anyhow::Result<String> {
     if let crate::principal::Identity::Named(name) = &context.principal.identity {
         return Ok(name.clone());
     }
-    let email = Repository::discover_with_env(&context.project_dir, context.base_env.clone())
+    if let Source::Commit { commit, .. } = &context.source {
+        crate::fail!(
+            InvalidInput,
+            "cannot tell who you are: the project is read from commit {commit}, whose repository does not say who asks\nhint: name the principal (SANDPIT_USER, or a server token's user)"
+        );
+    }
+    let email = context
+        .source
+        .repository(&context.base_env)
         .ok()
         .and_then(|repo| repo.user_email().ok().flatten());
     email.ok_or_else(|| {
-        anyhow::anyhow!("cannot tell who you are\nhint: set SANDPIT_USER, or `git config user.email you@example.com`")
+        crate::error::failure(
+            crate::error::ErrorKind::InvalidInput,
+            "cannot tell who you are\nhint: set SANDPIT_USER, or `git config user.email you@example.com`",
+        )
     })
 }
 
@@ -298,9 +312,10 @@ pub async fn execute(
     let mut state = state_store(context)?;
     let deployment = state
         .get(id)?
-        .ok_or_else(|| anyhow::anyhow!("there is no deployment #{id}"))?;
+        .ok_or_else(|| failure(ErrorKind::NotFound, format!("there is no deployment #{id}")))?;
     if deployment.approvals_missing() > 0 {
-        bail!(
+        crate::fail!(
+            NeedsApproval,
             "deployment #{id} still needs {} approval(s): `sandpit approve {id}` by someone other than {}",
             deployment.approvals_missing(),
             deployment.requested_by
@@ -481,9 +496,10 @@ async fn apply_with(
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> Result<BiomeStatus, RolloutFailure> {
     let before = RolloutFailure::BeforeRollout;
-    let project_dir = ProjectDir::locate(&context.project_dir).map_err(before)?;
-    let repo = Repository::discover_with_env(&project_dir.root, context.base_env.clone())
-        .map_err(|e| before(e.into()))?;
+    let repo = context
+        .source
+        .repository(&context.base_env)
+        .map_err(before)?;
     let (spec, artifacts, env, biome, store) =
         resolve_artifacts(context, &repo, deployment, on_event).map_err(before)?;
     let commit = deployment
@@ -531,11 +547,7 @@ pub(crate) fn spec_at(
     deployment: &Deployment,
 ) -> anyhow::Result<sandpit_spec::Spec> {
     let commit = deployment.sha.get(..40).unwrap_or(&deployment.sha);
-    let spec_path = if repo.prefix().is_empty() {
-        sandpit_spec::FILE_NAME.to_owned()
-    } else {
-        format!("{}/{}", repo.prefix(), sandpit_spec::FILE_NAME)
-    };
+    let spec_path = crate::source::spec_path(repo.prefix());
     let source = repo
         .read_file(commit, &spec_path)?
         .with_context(|| format!("{spec_path} does not exist at {commit}"))?;

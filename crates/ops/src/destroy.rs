@@ -6,13 +6,11 @@
 //! serve the biomes. Nothing runs in the target afterwards, `rollback` refuses to reach past the
 //! destroy, and the next `deploy` or `promote` starts it again with a new database.
 
-use sandpit_build::git::Repository;
 use sandpit_domain::Name;
 use sandpit_state::{Deployment, DeploymentKind, NewDeployment};
 
 use crate::deploy::{environment, run_unless_pending, DeployOutcome};
 use crate::deployment::{self, requester};
-use crate::project::ProjectDir;
 use crate::Context;
 
 pub async fn destroy(
@@ -21,7 +19,7 @@ pub async fn destroy(
     confirm: &str,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<DeployOutcome> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     let env = environment(&spec, env)?;
     if confirm != env.as_str() {
         crate::fail!(
@@ -80,13 +78,12 @@ pub(crate) async fn tear_down(
     deployment: &Deployment,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<()> {
-    let project_dir = ProjectDir::locate(&context.project_dir)?;
-    let repo = Repository::discover_with_env(&project_dir.root, context.base_env.clone())?;
+    let repo = context.source.repository(&context.base_env)?;
     // Where the environment's database is comes from the commit that ran there, falling back to
-    // the working tree's file when that commit is gone.
+    // the source's current file when that commit is gone.
     let spec = match deployment::spec_at(&repo, deployment) {
         Ok(spec) => spec,
-        Err(_) => project_dir.load_spec()?,
+        Err(_) => context.source.spec()?,
     };
     let env = Name::parse(&deployment.env)?;
     crate::down::tear_down(context, &spec, &env, &env, on_event).await?;

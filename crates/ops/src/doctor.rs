@@ -19,7 +19,6 @@ use sandpit_spec::model::DatabaseUrl;
 use sandpit_spec::Spec;
 use serde::Serialize;
 
-use crate::project::ProjectDir;
 use crate::{daemon_connection, Context};
 
 /// How a check came out. Only [`Status::Error`] makes `doctor` fail.
@@ -698,33 +697,32 @@ fn secrets(home: &Path) -> Check {
     )
 }
 
-/// The project around the directory sandpit runs in, if any.
+/// The project sandpit reads (around the directory it runs in, or a commit's), if any.
 struct Project {
-    root: PathBuf,
+    /// What to call its `sandpit.toml`: its path, or `sandpit.toml at <commit>`.
+    label: String,
     spec: Result<Spec, sandpit_spec::Diagnostics>,
 }
 
 fn project(context: &Context) -> Option<Project> {
-    let dir = ProjectDir::locate(&context.project_dir).ok()?;
-    let path = dir.root.join(sandpit_spec::FILE_NAME);
-    let source = std::fs::read_to_string(&path).ok()?;
+    let file = context.source.spec_file().ok()?;
     Some(Project {
-        spec: sandpit_spec::parse(&source),
-        root: dir.root,
+        spec: sandpit_spec::parse(&file.text),
+        label: file.label,
     })
 }
 
 fn project_checks(context: &Context, project: &Project) -> Vec<Check> {
-    let file = project.root.join(sandpit_spec::FILE_NAME);
+    let file = &project.label;
     let spec = match &project.spec {
         Ok(spec) => spec,
         Err(diagnostics) => {
             let count = diagnostics.errors.len();
-            let label = file.display().to_string();
+            let label = file;
             let listed: Vec<String> = diagnostics
                 .errors
                 .iter()
-                .map(|d| d.render(&label).replace('\n', ""))
+                .map(|d| d.render(label).replace('\n', ""))
                 .collect();
             return vec![Check::problem(
                 "project",
@@ -742,7 +740,7 @@ fn project_checks(context: &Context, project: &Project) -> Vec<Check> {
         "project",
         format!(
             "{} parses: project `{}`, {} components, {} environments, 0 problems",
-            file.display(),
+            file,
             spec.project.name,
             spec.components.len(),
             spec.environments.len()
@@ -878,7 +876,9 @@ mod tests {
     fn context(home: &Path, process_env: &[(&str, &str)]) -> Context {
         Context {
             home: home.to_path_buf(),
-            project_dir: home.to_path_buf(),
+            source: crate::Source::Checkout {
+                dir: home.to_path_buf(),
+            },
             base_env: Vec::new(),
             executable: home.join("target/debug/sandpit"),
             version: "test".to_owned(),
@@ -977,7 +977,7 @@ run = "true"
         )
         .unwrap();
         let project = Project {
-            root: root.clone(),
+            label: root.join(sandpit_spec::FILE_NAME).display().to_string(),
             spec: Ok(spec),
         };
         let statuses = |env: &[(&str, &str)]| -> Vec<(String, Status)> {
@@ -1009,7 +1009,7 @@ run = "true"
         );
 
         let broken = Project {
-            root: root.clone(),
+            label: root.join(sandpit_spec::FILE_NAME).display().to_string(),
             spec: sandpit_spec::parse("[project]\nname = \"geo\"\nheatlh = 1\n"),
         };
         let checks = project_checks(&context(home.path(), &[]), &broken);

@@ -10,7 +10,6 @@ use sandpit_state::{DeploymentKind, NewDeployment};
 
 use crate::daemon_connection;
 use crate::deployment::{requester, state_store, target_label};
-use crate::project::ProjectDir;
 use crate::Context;
 
 /// What a finished `down` reports.
@@ -41,7 +40,7 @@ pub async fn down(
     raw: Option<&str>,
     mut on_event: impl FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<DownOutcome> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     let project = spec.project.name.clone();
     let target = crate::target::resolve(context, &spec, raw)?;
     let biome = target.name.clone();

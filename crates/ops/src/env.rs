@@ -57,7 +57,7 @@ pub async fn environment(
 ) -> anyhow::Result<BiomeEnv> {
     let status = crate::status::status(context, biome).await?;
     let component = component
-        .map(|raw| Name::parse(raw).map_err(|e| anyhow::anyhow!("{e}\nhint: {}", e.hint())))
+        .map(|raw| Name::parse(raw).map_err(crate::error::name_refused))
         .transpose()?;
     let client = daemon_connection::running(context).await?;
     let env = daemon_connection::answer(

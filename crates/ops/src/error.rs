@@ -56,6 +56,14 @@ pub fn failure(kind: ErrorKind, message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
+/// A name typed on the command line that is not one, with its hint: invalid input.
+pub fn name_refused(error: sandpit_domain::NameError) -> anyhow::Error {
+    failure(
+        ErrorKind::InvalidInput,
+        format!("{error}\nhint: {}", error.hint()),
+    )
+}
+
 /// `bail!` with a kind: returns early with a [`Failure`] of that kind.
 #[macro_export]
 macro_rules! fail {
@@ -94,13 +102,26 @@ fn kind_of_cause(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind>
         return Some(ErrorKind::Conflict);
     }
     if let Some(error) = cause.downcast_ref::<sandpit_build::git::GitError>() {
-        return matches!(error, sandpit_build::git::GitError::UnknownRevision { .. })
-            .then_some(ErrorKind::NotFound);
+        return Some(git_error_kind(error));
     }
     if cause.is::<sandpit_domain::NameError>() || cause.is::<sandpit_spec::Diagnostics>() {
         return Some(ErrorKind::InvalidInput);
     }
     None
+}
+
+fn git_error_kind(error: &sandpit_build::git::GitError) -> ErrorKind {
+    use sandpit_build::git::GitError;
+    match error {
+        // A `--sha` (or a commit asked of a mirror) that names no commit there.
+        GitError::UnknownRevision { .. } => ErrorKind::NotFound,
+        // `-C DIR` pointed at a directory outside any repository.
+        GitError::NotARepository { .. } => ErrorKind::InvalidInput,
+        GitError::GitMissing { .. } => ErrorKind::Unavailable,
+        GitError::CommandFailed { .. }
+        | GitError::UnexpectedOutput { .. }
+        | GitError::Scratch { .. } => ErrorKind::Internal,
+    }
 }
 
 fn state_error_kind(error: &StateError) -> ErrorKind {
@@ -181,6 +202,103 @@ mod tests {
         ];
         for (error, kind) in table {
             assert_eq!(kind_of(&error), kind, "{error:#}");
+        }
+    }
+
+    /// The refusals a server answers with a status: each use case's own, told by type.
+    #[test]
+    fn refusals_of_use_cases_have_the_kind_a_server_answers_with() {
+        use crate::target::Target;
+        let spec = sandpit_spec::parse(
+            "[project]\nname = \"p\"\n[environments.dev]\nbiomes = true\n[environments.prod]\n[jobs.j]\npath = \".\"\nrun = \"true\"\n",
+        )
+        .unwrap();
+        let no_biomes =
+            sandpit_spec::parse("[project]\nname = \"p\"\n[environments.prod]\n").unwrap();
+        let dev = sandpit_domain::Name::parse("dev").unwrap();
+        let commit = sandpit_domain::CommitId::parse(&"a".repeat(40)).unwrap();
+        let table: Vec<(&str, anyhow::Error, ErrorKind)> = vec![
+            (
+                "unknown environment for biomes",
+                crate::project::biome_environment(&spec, Some("staging")).unwrap_err(),
+                ErrorKind::NotFound,
+            ),
+            (
+                "environment that hosts no biomes",
+                crate::project::biome_environment(&spec, Some("prod")).unwrap_err(),
+                ErrorKind::InvalidInput,
+            ),
+            (
+                "no environment hosts biomes",
+                crate::project::biome_environment(&no_biomes, None).unwrap_err(),
+                ErrorKind::InvalidInput,
+            ),
+            (
+                "malformed environment name",
+                crate::project::biome_environment(&spec, Some("Dev Env")).unwrap_err(),
+                ErrorKind::InvalidInput,
+            ),
+            (
+                "malformed target",
+                Target::parse("dev/Bad Name").unwrap_err(),
+                ErrorKind::InvalidInput,
+            ),
+            (
+                "biome in another environment",
+                Target::parse("prod/alice")
+                    .unwrap()
+                    .check_env(&dev)
+                    .unwrap_err(),
+                ErrorKind::NotFound,
+            ),
+            (
+                "malformed biome name",
+                crate::up::parse_biome_name("///").unwrap_err(),
+                ErrorKind::InvalidInput,
+            ),
+            (
+                "unknown environment to deploy to",
+                crate::deploy::environment(&spec, "staging").unwrap_err(),
+                ErrorKind::NotFound,
+            ),
+            (
+                "malformed environment to deploy to",
+                crate::deploy::environment(&spec, "Prod!").unwrap_err(),
+                ErrorKind::InvalidInput,
+            ),
+            (
+                "malformed component name",
+                name_refused(sandpit_domain::Name::parse("Web").unwrap_err()),
+                ErrorKind::InvalidInput,
+            ),
+            (
+                "uncommitted changes",
+                crate::build::UncommittedChanges {
+                    commit: commit.clone(),
+                    files: vec!["app.py".into()],
+                    deploying: None,
+                }
+                .into(),
+                ErrorKind::Conflict,
+            ),
+            (
+                "revision that names no commit",
+                anyhow::Error::new(sandpit_build::git::GitError::UnknownRevision {
+                    rev: "nope".into(),
+                    repo: "/r".into(),
+                    hint: "",
+                })
+                .context("cannot build"),
+                ErrorKind::NotFound,
+            ),
+            (
+                "directory outside any repository",
+                sandpit_build::git::GitError::NotARepository { dir: "/tmp".into() }.into(),
+                ErrorKind::InvalidInput,
+            ),
+        ];
+        for (what, error, kind) in table {
+            assert_eq!(kind_of(&error), kind, "{what}: {error:#}");
         }
     }
 

@@ -13,15 +13,16 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::Context;
 
 /// Runs `command` (a program and its arguments) with the environment of `component` of the
-/// biome `biome` names, in the project directory (`-C DIR`, else the current one); answers its
-/// exit code (128 + the signal for a child killed by one, as shells do).
+/// biome `biome` names, in the checkout's directory (`-C DIR`, else the current one); answers its
+/// exit code (128 + the signal for a child killed by one, as shells do). Local only: a commit
+/// source (a server) has no directory to run it in and is refused.
 ///
 /// The working directory is the user's, not the component's: that one holds the extracted
 /// artifact, is re-extracted from the verified blob on every start of the component (so whatever
@@ -33,17 +34,23 @@ pub async fn exec(
     component: Option<&str>,
     command: &[String],
 ) -> anyhow::Result<u8> {
+    // Local only: the command runs on this machine, in the user's checkout.
+    let dir = context.source.checkout_dir("exec")?;
     let Some((program, args)) = command.split_first() else {
-        bail!("no command to run\nhint: `sandpit exec [BIOME] -- CMD ARGS…`");
-    };
-    let env = crate::env::environment(context, biome, component).await?;
-    let Some(path) = find_program(context, program) else {
-        bail!(
-            "cannot run `{program}`: it is not {}\nhint: check the name, or give its path",
-            where_looked(context, program)
+        crate::fail!(
+            InvalidInput,
+            "no command to run\nhint: `sandpit exec [BIOME] -- CMD ARGS…`"
         );
     };
-    run_foreground(context, &path, args, &foreground_env(context, env.vars)).await
+    let env = crate::env::environment(context, biome, component).await?;
+    let Some(path) = find_program(context, dir, program) else {
+        crate::fail!(
+            NotFound,
+            "cannot run `{program}`: it is not {}\nhint: check the name, or give its path",
+            where_looked(context, dir, program)
+        );
+    };
+    run_foreground(dir, &path, args, &foreground_env(context, env.vars)).await
 }
 
 /// A component's variables for a command on the user's terminal: its `TERM` too, because that
@@ -58,23 +65,20 @@ pub fn foreground_env(
     vars
 }
 
-/// Where `program` is: a path (with a `/`) relative to the project directory, or the first
-/// executable of that name on the user's `PATH` — the one their shell would run.
-pub fn find_program(context: &Context, program: &str) -> Option<PathBuf> {
+/// Where `program` is: a path (with a `/`) relative to `dir` (the checkout's directory), or the
+/// first executable of that name on the user's `PATH` — the one their shell would run.
+pub fn find_program(context: &Context, dir: &Path, program: &str) -> Option<PathBuf> {
     if program.contains('/') {
-        let path = context.project_dir.join(program);
+        let path = dir.join(program);
         return is_executable(&path).then_some(path);
     }
     search_path(user_path(context), program, is_executable)
 }
 
 /// "on PATH (/usr/bin:/bin)" or "at /repo/./x (no such executable file)", for error messages.
-pub fn where_looked(context: &Context, program: &str) -> String {
+pub fn where_looked(context: &Context, dir: &Path, program: &str) -> String {
     if program.contains('/') {
-        format!(
-            "an executable file at {}",
-            context.project_dir.join(program).display()
-        )
+        format!("an executable file at {}", dir.join(program).display())
     } else {
         format!("on PATH ({})", user_path(context))
     }
@@ -101,7 +105,7 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Runs `program` in the project directory with exactly `env`, attached to this terminal, and
+/// Runs `program` in `dir` (the checkout's directory) with exactly `env`, attached to this terminal, and
 /// waits for it. Secrets travel in the environment only, never on a command line (which anyone
 /// on the machine can read in `/proc/<pid>/cmdline`).
 ///
@@ -109,7 +113,7 @@ fn is_executable(path: &Path) -> bool {
 /// which decides what they mean) and passes SIGTERM and SIGHUP on to it, so the exit code it
 /// answers is always the child's.
 pub async fn run_foreground(
-    context: &Context,
+    dir: &Path,
     program: &Path,
     args: &[String],
     env: &BTreeMap<String, String>,
@@ -124,7 +128,7 @@ pub async fn run_foreground(
         .args(args)
         .env_clear()
         .envs(env)
-        .current_dir(&context.project_dir)
+        .current_dir(dir)
         .kill_on_drop(false)
         .spawn()
         .with_context(|| format!("cannot run {}", program.display()))?;

@@ -19,7 +19,6 @@ use sandpit_domain::{Digest, Name};
 use crate::daemon_connection;
 use crate::deploy::environment;
 use crate::deployment;
-use crate::project::ProjectDir;
 use crate::Context;
 
 /// What was (or would be) collected in one store.
@@ -42,7 +41,7 @@ pub struct Collected {
 }
 
 pub async fn gc(context: &Context, env: Option<&str>, dry_run: bool) -> anyhow::Result<Collected> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     let project = spec.project.name.clone();
     let only = env.map(|raw| environment(&spec, raw)).transpose()?;
     let build_store = ArtifactStore::open(&context.artifact_store_root(project.as_str()))?;

@@ -3,13 +3,12 @@
 use sandpit_state::Deployment;
 
 use crate::deployment;
-use crate::project::ProjectDir;
 use crate::target::Target;
 use crate::Context;
 
 pub fn history(context: &Context, target: &str) -> anyhow::Result<Vec<Deployment>> {
     let target_text = target;
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     let target = Target::parse(target)?;
     let label = target.label(&spec);
     let mut state = deployment::state_store(context)?;

@@ -16,7 +16,7 @@ pub fn init(dir: &Path, name: Option<&str>) -> anyhow::Result<PathBuf> {
         );
     }
     let name = match name {
-        Some(raw) => Name::parse(raw).map_err(|e| anyhow::anyhow!("{e}\nhint: {}", e.hint()))?,
+        Some(raw) => Name::parse(raw).map_err(crate::error::name_refused)?,
         None => {
             let dir_name = dir
                 .canonicalize()

@@ -31,6 +31,7 @@ pub mod psql;
 pub mod release;
 pub mod restart;
 pub mod rollback;
+pub mod source;
 pub mod status;
 pub mod target;
 pub mod timings;
@@ -39,3 +40,4 @@ pub mod up;
 pub mod verify;
 
 pub use context::Context;
+pub use source::Source;

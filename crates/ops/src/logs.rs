@@ -10,7 +10,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use sandpit_domain::Name;
 use sandpit_runtime::logs::{self, Follower, Record, Window};
 
@@ -81,7 +81,8 @@ pub async fn sources(
             components: vec![found.clone()],
             whole_biome: false,
         }),
-        None => bail!(
+        None => crate::fail!(
+            NotFound,
             "biome `{}` has no component `{component}`; it has: {}\nhint: `sandpit logs {}` shows all of them",
             status.biome,
             all.iter()

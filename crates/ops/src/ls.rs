@@ -5,7 +5,6 @@ use sandpit_runtime::protocol::BiomeStatus;
 use sandpit_state::{DeploymentKind, DeploymentState};
 
 use crate::daemon_connection;
-use crate::project::ProjectDir;
 use crate::Context;
 
 /// What runs for the project, split into biomes and environment bases.
@@ -69,7 +68,7 @@ fn incomplete(context: &Context, project: &Name) -> anyhow::Result<Vec<Incomplet
 }
 
 pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     // A read never starts the daemon: that would bring stopped biomes back as a side effect.
     let incomplete = incomplete(context, &spec.project.name)?;
     match daemon_connection::list_if_running(context, &spec.project.name).await? {

@@ -677,7 +677,9 @@ mod tests {
     fn context(home: &Path) -> Context {
         Context {
             home: home.to_path_buf(),
-            project_dir: home.to_path_buf(),
+            source: crate::Source::Checkout {
+                dir: home.to_path_buf(),
+            },
             base_env: Vec::new(),
             executable: PathBuf::from("/nonexistent/sandpit"),
             version: "test".to_owned(),

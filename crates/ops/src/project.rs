@@ -1,11 +1,14 @@
-//! Finding the project: the directory with `sandpit.toml`, inside a git repository.
+//! A checkout's project: the directory with `sandpit.toml`, inside a git repository (see
+//! [`crate::source::Source::Checkout`]); and the checks of a parsed `sandpit.toml` every source shares.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use sandpit_domain::Name;
 use sandpit_spec::Spec;
+
+use crate::error::{failure, ErrorKind};
 
 /// A project found on disk.
 #[derive(Debug, Clone)]
@@ -29,7 +32,8 @@ impl ProjectDir {
             }
             dir = candidate.parent();
         }
-        bail!(
+        crate::fail!(
+            NotFound,
             "no {} in {} or any parent directory\nhint: run `sandpit init` to write a starter file, or pass `-C DIR`",
             sandpit_spec::FILE_NAME,
             start.display()
@@ -52,25 +56,23 @@ impl ProjectDir {
 
 /// Parses a `sandpit.toml`, turning diagnostics into one error that lists them all.
 pub fn parse_spec(source: &str) -> anyhow::Result<Spec> {
-    sandpit_spec::parse(source).map_err(|diagnostics| {
-        crate::error::failure(
-            crate::error::ErrorKind::InvalidInput,
-            diagnostics.to_string(),
-        )
-    })
+    sandpit_spec::parse(source)
+        .map_err(|diagnostics| failure(ErrorKind::InvalidInput, diagnostics.to_string()))
 }
 
 /// The environment biomes go into: the one asked for, or the first with `biomes = true`.
 pub fn biome_environment(spec: &Spec, requested: Option<&str>) -> anyhow::Result<Name> {
     match requested {
         Some(raw) => {
-            let name = Name::parse(raw).map_err(|e| anyhow::anyhow!("{e}\nhint: {}", e.hint()))?;
+            let name = Name::parse(raw).map_err(crate::error::name_refused)?;
             match spec.environments.get(&name) {
                 Some(env) if env.biomes => Ok(name),
-                Some(_) => bail!(
+                Some(_) => crate::fail!(
+                    InvalidInput,
                     "environment `{name}` does not host biomes\nhint: set `biomes = true` under [environments.{name}] in sandpit.toml"
                 ),
-                None => bail!(
+                None => crate::fail!(
+                    NotFound,
                     "there is no environment `{name}`; sandpit.toml declares: {}",
                     spec.environments.keys().map(Name::as_str).collect::<Vec<_>>().join(", ")
                 ),
@@ -82,8 +84,9 @@ pub fn biome_environment(spec: &Spec, requested: Option<&str>) -> anyhow::Result
             .find(|env| env.biomes)
             .map(|env| env.name.clone())
             .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no environment in sandpit.toml hosts biomes\nhint: add `biomes = true` under [environments.dev]"
+                failure(
+                    ErrorKind::InvalidInput,
+                    "no environment in sandpit.toml hosts biomes\nhint: add `biomes = true` under [environments.dev]",
                 )
             }),
     }

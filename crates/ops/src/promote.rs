@@ -8,7 +8,6 @@ use sandpit_state::{DeployedComponent, DeploymentKind, NewDeployment};
 use crate::daemon_connection;
 use crate::deploy::{environment, run_unless_pending, DeployOutcome};
 use crate::deployment::{self, requester};
-use crate::project::ProjectDir;
 use crate::Context;
 
 pub async fn promote(
@@ -17,7 +16,7 @@ pub async fn promote(
     to: &str,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<DeployOutcome> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     let from = environment(&spec, from)?;
     let to = environment(&spec, to)?;
     if let Some(refusal) = refusal(&spec, &from, &to) {

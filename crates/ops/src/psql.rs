@@ -13,7 +13,9 @@ use tokio_postgres::config::Host;
 use crate::Context;
 
 /// Runs psql on the biome's database; answers psql's exit code.
+/// Local only, like `exec`: a commit source (a server) is refused.
 pub async fn psql(context: &Context, biome: Option<&str>, args: &[String]) -> anyhow::Result<u8> {
+    let dir = context.source.checkout_dir("psql")?;
     let env = crate::env::environment(context, biome, None).await?;
     let biome = &env.status.biome;
     let url = match (&env.status.database, env.vars.get("DATABASE_URL")) {
@@ -26,10 +28,10 @@ pub async fn psql(context: &Context, biome: Option<&str>, args: &[String]) -> an
             "biome `{biome}` has no database\nhint: declare a `[database]` in sandpit.toml (see `sandpit init`), then `sandpit up {biome}`"
         ),
     };
-    let Some(psql) = crate::exec::find_program(context, "psql") else {
+    let Some(psql) = crate::exec::find_program(context, dir, "psql") else {
         bail!(
             "cannot run `psql`: it is not {}\nhint: install PostgreSQL's client (`apt-get install -y postgresql-client` on Debian and Ubuntu); run `sandpit doctor` to see what else is missing",
-            crate::exec::where_looked(context, "psql")
+            crate::exec::where_looked(context, dir, "psql")
         );
     };
     let mut vars = crate::exec::foreground_env(context, env.vars);
@@ -42,7 +44,7 @@ pub async fn psql(context: &Context, biome: Option<&str>, args: &[String]) -> an
             format!("the DATABASE_URL of biome `{biome}` is not a PostgreSQL URL")
         })?,
     );
-    crate::exec::run_foreground(context, &psql, args, &vars).await
+    crate::exec::run_foreground(dir, &psql, args, &vars).await
 }
 
 /// A libpq URL (`postgres://role:password@host:port/database`) as the `PG*` variables libpq

@@ -25,7 +25,7 @@ pub async fn restart(
         Err(error) => return Err(with_component_hint(context, biome, component, error).await),
     };
     let component = component
-        .map(|raw| Name::parse(raw).map_err(|e| anyhow::anyhow!("{e}\nhint: {}", e.hint())))
+        .map(|raw| Name::parse(raw).map_err(crate::error::name_refused))
         .transpose()?;
     let client = daemon_connection::started(context).await?;
     daemon_connection::answer(

@@ -6,7 +6,6 @@ use sandpit_state::{DeploymentKind, DeploymentState, NewDeployment};
 
 use crate::deploy::{environment, run_unless_pending, DeployOutcome};
 use crate::deployment::{self, requester};
-use crate::project::ProjectDir;
 use crate::Context;
 
 pub async fn rollback(
@@ -15,7 +14,7 @@ pub async fn rollback(
     to: Option<i64>,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<DeployOutcome> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     let env = environment(&spec, env)?;
     let project = spec.project.name.to_string();
     let mut state = deployment::state_store(context)?;

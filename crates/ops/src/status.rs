@@ -6,14 +6,13 @@ use sandpit_runtime::protocol::BiomeStatus;
 
 use crate::daemon_connection;
 use crate::models::ServedModel;
-use crate::project::ProjectDir;
 use crate::Context;
 
 /// The status of the biome `raw` names (the current branch's when `None`; see
 /// [`crate::target::resolve`]). An unknown biome is refused with a did-you-mean among the
 /// biomes the daemon runs and the ones in the history.
 pub async fn status(context: &Context, raw: Option<&str>) -> anyhow::Result<BiomeStatus> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     let project = spec.project.name.clone();
     let target = crate::target::resolve(context, &spec, raw)?;
     let biome = target.name.clone();

@@ -2,8 +2,6 @@
 //! `BIOME`. A bare name that is an environment's means its base, which is why biomes may not be
 //! named like environments.
 
-use anyhow::bail;
-use sandpit_build::git::Repository;
 use sandpit_domain::Name;
 use sandpit_spec::Spec;
 
@@ -21,12 +19,15 @@ impl Target {
     pub fn parse(raw: &str) -> anyhow::Result<Target> {
         let parse = |part: &str, what: &str| {
             Name::parse(part).map_err(|e| {
-                anyhow::anyhow!(
-                    "the {what} {} in target {} {}\nhint: {}",
-                    sandpit_domain::quoted(part),
-                    sandpit_domain::quoted(raw),
-                    e.problem(),
-                    e.hint()
+                crate::error::failure(
+                    crate::error::ErrorKind::InvalidInput,
+                    format!(
+                        "the {what} {} in target {} {}\nhint: {}",
+                        sandpit_domain::quoted(part),
+                        sandpit_domain::quoted(raw),
+                        e.problem(),
+                        e.hint()
+                    ),
                 )
             })
         };
@@ -71,7 +72,8 @@ impl Target {
     /// The environment must be the one the biome lives in, when the target names it.
     pub fn check_env(&self, actual: &Name) -> anyhow::Result<()> {
         match &self.env {
-            Some(env) if env != actual => bail!(
+            Some(env) if env != actual => crate::fail!(
+                NotFound,
                 "`{}` lives in environment `{actual}`, not `{env}`",
                 self.name
             ),
@@ -86,14 +88,10 @@ impl Target {
 /// - anything else that looks like a branch (`feature/Better_Model`): sanitised as `up` would.
 pub fn resolve(context: &Context, spec: &Spec, raw: Option<&str>) -> anyhow::Result<Target> {
     let Some(raw) = raw else {
-        let repo = Repository::discover_with_env(&context.project_dir, context.base_env.clone())?;
-        return match repo.current_branch()? {
-            Some(branch) => match Name::sanitize(&branch) {
-                Some(name) => Ok(Target { env: None, name }),
-                None => bail!("cannot make a biome name out of branch `{branch}`\nhint: name the biome"),
-            },
-            None => bail!("HEAD is detached, so there is no branch to name the biome after\nhint: name the biome"),
-        };
+        let name = context
+            .source
+            .default_biome_name(&context.base_env, "name the biome")?;
+        return Ok(Target { env: None, name });
     };
     interpret(spec, raw)
 }

@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use crate::daemon_connection;
 use crate::deployment::{self, target_label};
-use crate::project::ProjectDir;
 use crate::Context;
 
 #[derive(Debug, Serialize)]
@@ -79,7 +78,7 @@ impl Needle {
 
 pub async fn trace(context: &Context, raw: &str) -> anyhow::Result<TraceReport> {
     let needle = Needle::parse(raw.trim())?;
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     let project = spec.project.name.clone();
 
     let mut running = Vec::new();

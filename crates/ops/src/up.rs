@@ -1,9 +1,7 @@
 //! `sandpit up [BIOME]`: build at a commit, then hand the biome's desired state to the daemon and
 //! wait until it has converged.
 
-use anyhow::bail;
 use sandpit_build::execute::BuildProgress;
-use sandpit_build::git::Repository;
 use sandpit_domain::Name;
 use std::time::Instant;
 
@@ -13,7 +11,7 @@ use sandpit_state::DeploymentKind;
 
 use crate::build::{BuildOptions, BuildOutcome};
 use crate::deployment::DatabaseSource;
-use crate::project::{biome_environment, ProjectDir};
+use crate::project::biome_environment;
 use crate::release::{Chosen, Release};
 use crate::timings::{Phase, PhaseTimings};
 use crate::Context;
@@ -50,11 +48,14 @@ pub fn parse_biome_name(raw: &str) -> anyhow::Result<Name> {
         return Ok(name);
     }
     Name::parse(raw).map_err(|e| {
-        anyhow::anyhow!(
-            "the biome name {} {}\nhint: {}",
-            sandpit_domain::quoted(raw),
-            e.problem(),
-            e.hint()
+        crate::error::failure(
+            crate::error::ErrorKind::InvalidInput,
+            format!(
+                "the biome name {} {}\nhint: {}",
+                sandpit_domain::quoted(raw),
+                e.problem(),
+                e.hint()
+            ),
         )
     })
 }
@@ -62,7 +63,8 @@ pub fn parse_biome_name(raw: &str) -> anyhow::Result<Name> {
 /// Biomes may not be named like environments: a bare environment name means its base.
 fn refuse_environment_name(spec: &sandpit_spec::Spec, biome: &Name) -> anyhow::Result<()> {
     if spec.environments.contains_key(biome) {
-        bail!(
+        crate::fail!(
+            InvalidInput,
             "`{biome}` is the name of an environment, so it cannot name a biome\nhint: pick another name, e.g. `{biome}-mine`"
         );
     }
@@ -77,23 +79,16 @@ pub async fn up(
 ) -> anyhow::Result<UpOutcome> {
     let started = Instant::now();
     let mut timings = PhaseTimings::default();
-    let project = ProjectDir::locate(&context.project_dir)?;
     let biome = match &options.biome {
         Some(raw) => parse_biome_name(raw)?,
-        None => {
-            let repo = Repository::discover_with_env(&project.root, context.base_env.clone())?;
-            match repo.current_branch()? {
-                Some(branch) => Name::sanitize(&branch).ok_or_else(|| {
-                    anyhow::anyhow!("cannot make a biome name out of branch `{branch}`\nhint: name it: `sandpit up NAME`")
-                })?,
-                None => bail!("HEAD is detached, so there is no branch to name the biome after\nhint: name it: `sandpit up NAME`"),
-            }
-        }
+        None => context
+            .source
+            .default_biome_name(&context.base_env, "name it: `sandpit up NAME`")?,
     };
-    // The name and the environment are checked against the working tree's `sandpit.toml` before
-    // spending time on a build, and against the commit's after it.
-    // (A working tree whose file does not parse is left to the build to report, at its commit.)
-    if let Ok(current_spec) = project.load_spec() {
+    // The name and the environment are checked against the source's current `sandpit.toml`
+    // before spending time on a build, and against the built commit's after it.
+    // (A current file that does not parse is left to the build to report, at its commit.)
+    if let Ok(current_spec) = context.source.spec() {
         refuse_environment_name(&current_spec, &biome)?;
         biome_environment(&current_spec, options.env.as_deref())?;
     }

@@ -10,7 +10,6 @@ use sandpit_domain::{ArtifactName, Digest};
 
 use crate::daemon_connection;
 use crate::deployment::{env_store_root, target_label};
-use crate::project::ProjectDir;
 use crate::Context;
 
 /// One store, checked.
@@ -137,7 +136,7 @@ pub async fn repair(context: &Context, env: Option<&str>) -> anyhow::Result<Vec<
 }
 
 pub async fn verify(context: &Context, env: Option<&str>) -> anyhow::Result<VerifyReport> {
-    let spec = ProjectDir::locate(&context.project_dir)?.load_spec()?;
+    let spec = context.source.spec()?;
     let project = spec.project.name.clone();
     let only = env
         .map(|raw| crate::deploy::environment(&spec, raw))

@@ -12,7 +12,7 @@ pub struct Args {
 }
 
 pub fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    let path = sandpit_ops::init::init(&context.project_dir, args.name.as_deref())?;
+    let path = sandpit_ops::init::init(context.source.checkout_dir("init")?, args.name.as_deref())?;
     println!("wrote {}", path.display());
     println!("next: edit it, commit it, then run `sandpit up`");
     Ok(ExitCode::SUCCESS)
