@@ -278,3 +278,28 @@ async fn exec_and_psql_run_only_in_a_checkout() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn up_at_a_commit_needs_the_biome_named_before_anything_is_built() {
+    let (repo, alpha, _beta) = two_commits();
+    let at_alpha = repo.at_commit("home", &alpha, local());
+    let error = sandpit_ops::up::up(
+        &at_alpha,
+        &sandpit_ops::up::UpOptions::default(),
+        &mut NoProgress,
+        |_, _| {},
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(kind_of(&error), ErrorKind::InvalidInput, "{error:#}");
+    assert!(
+        error
+            .to_string()
+            .ends_with("hint: name it: `sandpit up NAME`"),
+        "{error}"
+    );
+    assert!(
+        !at_alpha.home.join("projects").exists(),
+        "nothing was built"
+    );
+}
