@@ -126,11 +126,12 @@ fn git_error_kind(error: &sandpit_build::git::GitError) -> ErrorKind {
 
 fn state_error_kind(error: &StateError) -> ErrorKind {
     match error {
-        StateError::NotFound { .. } => ErrorKind::NotFound,
+        StateError::NotFound { .. } | StateError::PipelineNotFound { .. } => ErrorKind::NotFound,
         StateError::NotPending { .. }
         | StateError::NoApprovalNeeded { .. }
         | StateError::AlreadyApproved { .. }
-        | StateError::QueueTimeout { .. } => ErrorKind::Conflict,
+        | StateError::QueueTimeout { .. }
+        | StateError::PipelineTransition { .. } => ErrorKind::Conflict,
         StateError::SelfApproval { .. } => ErrorKind::Forbidden,
         StateError::ApprovalsMissing { .. } => ErrorKind::NeedsApproval,
         StateError::BadQuery { .. } => ErrorKind::InvalidInput,

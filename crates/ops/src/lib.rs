@@ -24,6 +24,7 @@ pub mod init;
 pub mod logs;
 pub mod ls;
 pub mod models;
+pub mod pipeline;
 pub mod principal;
 pub mod project;
 pub mod promote;

@@ -33,6 +33,9 @@ pub struct Environment {
     /// `biomes = true`: biomes may be created in this environment.
     pub biomes: bool,
     pub promote_from: Option<Name>,
+    /// `auto_promote = true`: a pipeline promotes into this environment from `promote_from` once
+    /// the deployment there is healthy.
+    pub auto_promote: bool,
     pub protected: bool,
     /// Approvals needed when protected; 0 when not protected. Default 1 when protected.
     pub approvals: u32,

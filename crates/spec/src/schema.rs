@@ -192,6 +192,15 @@ pub(crate) static ENVIRONMENT: Section = Section {
         ),
         with_default(
             key(
+                "auto_promote",
+                Kind::Bool,
+                "Whether a pipeline promotes into this environment by itself once the deployment in `promote_from` is healthy (a protected environment's promotion still waits for approval).",
+                "true",
+            ),
+            DefaultValue::Bool(false),
+        ),
+        with_default(
+            key(
                 "protected",
                 Kind::Bool,
                 "Whether promotions into this environment need approval by someone else.",

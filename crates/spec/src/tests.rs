@@ -549,6 +549,35 @@ sandpit.toml:5:13: environment `test` requires 2 approvals but is not protected
 }
 
 #[test]
+fn auto_promote_needs_an_environment_to_promote_from() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[environments.dev]
+biomes = true
+auto_promote = true
+
+[environments.test]
+promote_from = "dev"
+auto_promote = true
+"#,
+        r#"
+sandpit.toml:6:16: environment `dev` sets auto_promote = true but promotes from no environment
+  hint: add promote_from = "ENV" naming where its artifacts come from, or remove `auto_promote`
+"#,
+    );
+    let spec = parse(
+        "[project]\nname = \"demo\"\n[environments.dev]\nbiomes = true\n[environments.test]\npromote_from = \"dev\"\nauto_promote = true\n[environments.prod]\npromote_from = \"test\"\n",
+    )
+    .unwrap();
+    assert!(spec.environments[&name("test")].auto_promote);
+    assert!(!spec.environments[&name("prod")].auto_promote);
+    assert!(!spec.environments[&name("dev")].auto_promote);
+}
+
+#[test]
 fn database_url_is_exactly_one_of_two() {
     check(
         r#"

@@ -54,6 +54,7 @@ fn environments(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Environmen
             name: dev.clone(),
             biomes: true,
             promote_from: None,
+            auto_promote: false,
             protected: false,
             approvals: 0,
             keep_deployments: DEFAULT_KEEP_DEPLOYMENTS,
@@ -93,6 +94,15 @@ fn environments(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Environmen
                     Some(hint),
                 );
             }
+        }
+
+        let auto_promote = fields.bool("auto_promote").unwrap_or(false);
+        if auto_promote && promote_from.is_none() {
+            sink.error(
+                fields.value_at("auto_promote"),
+                format!("{owner} sets auto_promote = true but promotes from no environment"),
+                Some("add promote_from = \"ENV\" naming where its artifacts come from, or remove `auto_promote`".to_owned()),
+            );
         }
 
         let protected = fields.bool("protected").unwrap_or(false);
@@ -146,6 +156,7 @@ fn environments(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Environmen
                 name: name.clone(),
                 biomes: fields.bool("biomes").unwrap_or(false),
                 promote_from,
+                auto_promote,
                 protected,
                 approvals,
                 keep_deployments: fields

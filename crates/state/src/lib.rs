@@ -15,6 +15,7 @@
 //! [`DeploymentState`] is derived from those events. Triggers in the schema make SQLite itself
 //! refuse any `UPDATE` or `DELETE` of these tables.
 
+mod pipelines;
 mod process;
 mod schema;
 mod store;
@@ -24,6 +25,9 @@ mod tests;
 
 use serde::Serialize;
 
+pub use pipelines::{
+    NewPipeline, NewStage, Outcome, Pipeline, PipelineState, Stage, StageKind, StageState, Trigger,
+};
 pub use store::StateStore;
 
 /// A deployment to be recorded by [`StateStore::create`].
@@ -290,6 +294,14 @@ pub enum StateError {
          nor an artifact name (`<component>-<sha>.zip`)"
     )]
     BadQuery { needle: String },
+    #[error("there is no pipeline #{id}; `sandpit pipelines` lists them")]
+    PipelineNotFound { id: i64 },
+    #[error("pipeline #{id} is {state} and cannot be marked {event}")]
+    PipelineTransition {
+        id: i64,
+        state: String,
+        event: &'static str,
+    },
     #[error("invalid deployment record: {detail}")]
     Invalid { detail: String },
     #[error(

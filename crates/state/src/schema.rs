@@ -139,4 +139,55 @@ BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
 CREATE TRIGGER deployment_events_append_only_delete BEFORE DELETE ON deployment_events
 BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
 "#,
+    // 3: pipelines (a commit built, deployed to the first environment and promoted onward as
+    // asked), their planned stages, and what happened to each as events.
+    r#"
+CREATE TABLE pipelines (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    project      TEXT    NOT NULL,
+    trigger      TEXT    NOT NULL CHECK (trigger IN ('manual', 'webhook', 'schedule')),
+    requested_by TEXT    NOT NULL,
+    -- the branch asked for; NULL when a commit was named
+    branch       TEXT,
+    sha          TEXT    NOT NULL,
+    retry_of     INTEGER REFERENCES pipelines (id),
+    created_at   TEXT    NOT NULL
+);
+CREATE INDEX pipelines_by_project ON pipelines (project, id);
+
+CREATE TABLE pipeline_stages (
+    pipeline_id INTEGER NOT NULL REFERENCES pipelines (id),
+    position    INTEGER NOT NULL,
+    kind        TEXT    NOT NULL CHECK (kind IN ('fetch', 'build', 'deploy', 'promote')),
+    env         TEXT,
+    PRIMARY KEY (pipeline_id, position)
+);
+
+CREATE TABLE pipeline_events (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline_id   INTEGER NOT NULL REFERENCES pipelines (id),
+    -- NULL for the pipeline's own events, else the stage's position
+    stage         INTEGER,
+    event         TEXT    NOT NULL CHECK (event IN
+                      ('queued', 'started', 'succeeded', 'failed', 'pending', 'superseded', 'skipped')),
+    at            TEXT    NOT NULL,
+    message       TEXT,
+    deployment_id INTEGER REFERENCES deployments (id),
+    pid           INTEGER
+);
+CREATE INDEX pipeline_events_by_pipeline ON pipeline_events (pipeline_id, id);
+
+CREATE TRIGGER pipelines_append_only_update BEFORE UPDATE ON pipelines
+BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
+CREATE TRIGGER pipelines_append_only_delete BEFORE DELETE ON pipelines
+BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
+CREATE TRIGGER pipeline_stages_append_only_update BEFORE UPDATE ON pipeline_stages
+BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
+CREATE TRIGGER pipeline_stages_append_only_delete BEFORE DELETE ON pipeline_stages
+BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
+CREATE TRIGGER pipeline_events_append_only_update BEFORE UPDATE ON pipeline_events
+BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
+CREATE TRIGGER pipeline_events_append_only_delete BEFORE DELETE ON pipeline_events
+BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
+"#,
 ];
