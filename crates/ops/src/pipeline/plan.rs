@@ -200,7 +200,8 @@ mod tests {
             branch: branch.map(str::to_owned),
         };
         // (queue, superseded as (id, by), runs)
-        let cases: Vec<(Vec<Queued>, Vec<(i64, i64)>, Option<i64>)> = vec![
+        type Case = (Vec<Queued>, Vec<(i64, i64)>, Option<i64>);
+        let cases: Vec<Case> = vec![
             (vec![], vec![], None),
             (vec![q(1, Some("main"))], vec![], Some(1)),
             (
