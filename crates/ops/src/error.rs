@@ -105,7 +105,8 @@ fn kind_of_cause(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind>
 
 fn state_error_kind(error: &StateError) -> ErrorKind {
     match error {
-        StateError::NotFound { .. } => ErrorKind::NotFound,
+        StateError::NotFound { .. } | StateError::ProjectNotFound { .. } => ErrorKind::NotFound,
+        StateError::ProjectExists { .. } => ErrorKind::Conflict,
         StateError::NotPending { .. }
         | StateError::NoApprovalNeeded { .. }
         | StateError::AlreadyApproved { .. }
