@@ -172,7 +172,7 @@ fn url_problem(raw: &str) -> Option<&'static str> {
 
 /// `text` with the user-information part of every `scheme://user:secret@host` in it replaced
 /// by `***`.
-fn redact_credentials(text: &str) -> String {
+pub fn redact_credentials(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {
@@ -244,6 +244,18 @@ fn branch_problem(branch: &str) -> Option<&'static str> {
         return Some("has a part starting with `.`");
     }
     None
+}
+
+/// Refuses a branch name git would not accept, or would read as an option or a revision, before
+/// anything is fetched.
+pub fn check_branch_name(branch: &str) -> Result<(), MirrorError> {
+    match branch_problem(branch) {
+        None => Ok(()),
+        Some(reason) => Err(MirrorError::InvalidBranch {
+            branch: quoted(branch).to_string(),
+            reason,
+        }),
+    }
 }
 
 /// Whether `rev` is written as a commit id: 7 to 40 hex digits.
@@ -458,12 +470,7 @@ impl Mirror {
 
     /// The commit `branch` names in the mirror (as of the last [`fetch`](Self::fetch)).
     pub fn resolve_branch(&self, branch: &str) -> Result<CommitId, MirrorError> {
-        if let Some(reason) = branch_problem(branch) {
-            return Err(MirrorError::InvalidBranch {
-                branch: quoted(branch).to_string(),
-                reason,
-            });
-        }
+        check_branch_name(branch)?;
         match self.repository.resolve(&format!("refs/heads/{branch}")) {
             Ok(commit) => Ok(commit),
             Err(GitError::UnknownRevision { .. }) => {

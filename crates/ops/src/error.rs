@@ -94,13 +94,36 @@ fn kind_of_cause(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind>
         return Some(ErrorKind::Conflict);
     }
     if let Some(error) = cause.downcast_ref::<sandpit_build::git::GitError>() {
-        return matches!(error, sandpit_build::git::GitError::UnknownRevision { .. })
-            .then_some(ErrorKind::NotFound);
+        return git_error_kind(error);
+    }
+    if let Some(error) = cause.downcast_ref::<sandpit_build::MirrorError>() {
+        return Some(mirror_error_kind(error));
     }
     if cause.is::<sandpit_domain::NameError>() || cause.is::<sandpit_spec::Diagnostics>() {
         return Some(ErrorKind::InvalidInput);
     }
     None
+}
+
+fn mirror_error_kind(error: &sandpit_build::MirrorError) -> ErrorKind {
+    use sandpit_build::MirrorError;
+    match error {
+        MirrorError::UnsafeUrl { .. }
+        | MirrorError::InvalidBranch { .. }
+        | MirrorError::InvalidCommitId { .. } => ErrorKind::InvalidInput,
+        MirrorError::BranchNotFound { .. } | MirrorError::CommitNotFound { .. } => {
+            ErrorKind::NotFound
+        }
+        // The project's repository cannot be reached (or read) now.
+        MirrorError::FetchFailed { .. } => ErrorKind::Unavailable,
+        MirrorError::NotAMirror { .. } | MirrorError::Io { .. } => ErrorKind::Internal,
+        MirrorError::Git(error) => git_error_kind(error).unwrap_or(ErrorKind::Internal),
+    }
+}
+
+fn git_error_kind(error: &sandpit_build::git::GitError) -> Option<ErrorKind> {
+    matches!(error, sandpit_build::git::GitError::UnknownRevision { .. })
+        .then_some(ErrorKind::NotFound)
 }
 
 fn state_error_kind(error: &StateError) -> ErrorKind {
@@ -173,6 +196,44 @@ mod tests {
             (
                 sandpit_domain::Name::parse("Bad Name").unwrap_err().into(),
                 ErrorKind::InvalidInput,
+            ),
+            (
+                sandpit_build::RemoteUrl::parse("ext::sh")
+                    .unwrap_err()
+                    .into(),
+                ErrorKind::InvalidInput,
+            ),
+            (
+                sandpit_build::MirrorError::CommitNotFound {
+                    commit: "abc1234".into(),
+                    url: "/srv/x.git".into(),
+                }
+                .into(),
+                ErrorKind::NotFound,
+            ),
+            (
+                sandpit_build::MirrorError::FetchFailed {
+                    url: "/srv/x.git".into(),
+                    stderr: "fatal".into(),
+                }
+                .into(),
+                ErrorKind::Unavailable,
+            ),
+            (
+                StateError::ProjectExists {
+                    name: "shop".into(),
+                    added_by: "a@x".into(),
+                    added_at: "t".into(),
+                }
+                .into(),
+                ErrorKind::Conflict,
+            ),
+            (
+                StateError::ProjectNotFound {
+                    name: "shop".into(),
+                }
+                .into(),
+                ErrorKind::NotFound,
             ),
             // Text that reads like a kind is not one: only types say.
             (

@@ -26,6 +26,7 @@ pub mod ls;
 pub mod models;
 pub mod principal;
 pub mod project;
+pub mod projects;
 pub mod promote;
 pub mod psql;
 pub mod release;
