@@ -1,6 +1,8 @@
 //! The repository as sandpit sees it: resolving revisions, finding uncommitted changes,
 //! snapshotting the working tree and checking out commits — all through `git` subprocesses that
-//! never touch the user's index or work tree (temporary index files do the staging).
+//! never touch the user's index or work tree (temporary index files do the staging). A bare
+//! repository (a server's mirror, [`crate::mirror`]) answers the same questions about commits;
+//! it has no working tree to be dirty, snapshot or be on a branch.
 
 use std::fs;
 use std::io;
@@ -22,6 +24,9 @@ const GIT_LOCATION_VARIABLES: &[&str] = &[
     "GIT_NAMESPACE",
     "GIT_PREFIX",
 ];
+
+/// The transports git may use from a bare repository (`GIT_ALLOW_PROTOCOL`).
+pub(crate) const ALLOWED_PROTOCOLS: &str = "file:git:http:https:ssh";
 
 /// What failed while talking to git.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +56,8 @@ pub enum GitError {
     },
     #[error("could not prepare `{path}` for git: {source}")]
     Scratch { path: PathBuf, source: io::Error },
+    #[error("`{repo}` is a bare repository: it has no working tree to {what}; build a commit of it instead")]
+    NoWorkingTree { repo: PathBuf, what: &'static str },
 }
 
 /// The result of [`Repository::snapshot_working_tree`].
@@ -71,12 +78,23 @@ enum GitEnvironment {
     Exactly(Vec<(String, String)>),
 }
 
-/// A git work tree and the project's place in it.
+/// Whether a repository has a working tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `root` is the top of a work tree; git finds the repository from there.
+    WorkTree,
+    /// `root` is the git directory itself (no working tree), as a server's mirror is.
+    Bare,
+}
+
+/// A git work tree and the project's place in it, or a bare repository (see
+/// [`Repository::open_bare`]).
 #[derive(Debug, Clone)]
 pub struct Repository {
     root: PathBuf,
     prefix: String,
     environment: GitEnvironment,
+    layout: Layout,
 }
 
 impl Repository {
@@ -100,6 +118,7 @@ impl Repository {
             root: dir.to_owned(),
             prefix: String::new(),
             environment,
+            layout: Layout::WorkTree,
         };
         let output = probe.run_raw(&["rev-parse", "--show-toplevel", "--show-prefix"], None)?;
         if !output.status.success() {
@@ -129,10 +148,45 @@ impl Repository {
             root: PathBuf::from(root),
             prefix,
             environment: probe.environment,
+            layout: Layout::WorkTree,
         })
     }
 
-    /// The top of the work tree.
+    /// The bare repository whose git directory is `git_dir` (e.g. `mirrors/<name>.git`); git sees
+    /// only `environment` (plus `LC_ALL=C`), as with [`Repository::discover_with_env`]. Its
+    /// [`root`](Self::root) is the git directory and its prefix is empty: a project served from
+    /// a mirror has its `sandpit.toml` at the top of the repository.
+    pub fn open_bare(
+        git_dir: &Path,
+        environment: Vec<(String, String)>,
+    ) -> Result<Repository, GitError> {
+        let repository = Repository::bare_unchecked(git_dir, environment);
+        let output = repository.run_raw(&["rev-parse", "--is-bare-repository"], None)?;
+        let answer = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() || answer.trim() != "true" {
+            return Err(GitError::NotARepository {
+                dir: git_dir.to_owned(),
+            });
+        }
+        Ok(repository)
+    }
+
+    /// A bare repository at `git_dir` that may not exist yet (for `git init --bare`).
+    pub(crate) fn bare_unchecked(git_dir: &Path, environment: Vec<(String, String)>) -> Repository {
+        Repository {
+            root: git_dir.to_owned(),
+            prefix: String::new(),
+            environment: GitEnvironment::Exactly(environment),
+            layout: Layout::Bare,
+        }
+    }
+
+    /// Whether this is a bare repository (no working tree).
+    pub fn is_bare(&self) -> bool {
+        self.layout == Layout::Bare
+    }
+
+    /// The top of the work tree (the git directory of a bare repository).
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -167,7 +221,11 @@ impl Repository {
 
     /// Uncommitted changes under the project: modified, added, deleted, renamed and untracked
     /// (not ignored) files, as paths relative to the repository root.
+    /// A bare repository has none.
     pub fn dirty_files(&self) -> Result<Vec<String>, GitError> {
+        if self.is_bare() {
+            return Ok(Vec::new());
+        }
         let pathspec = self.pathspec();
         let stdout = self.run(
             &[
@@ -202,7 +260,14 @@ impl Repository {
 
     /// A tree holding HEAD plus the project's uncommitted changes (untracked files included,
     /// ignored files not), built in a temporary index so the user's staging area is untouched.
+    /// A bare repository has no working tree to snapshot: [`GitError::NoWorkingTree`].
     pub fn snapshot_working_tree(&self) -> Result<WorkingTreeSnapshot, GitError> {
+        if self.is_bare() {
+            return Err(GitError::NoWorkingTree {
+                repo: self.root.clone(),
+                what: "snapshot",
+            });
+        }
         let scratch = scratch_dir()?;
         let index = scratch.path().join("index");
         let has_head = self.resolve("HEAD").is_ok();
@@ -374,26 +439,32 @@ impl Repository {
         self.run(&["read-tree", treeish], Some(&index))?;
         let mut prefix = dest.to_string_lossy().into_owned();
         prefix.push('/');
+        // git checks files out only into a work tree; a bare repository borrows `dest` as one.
+        let work_tree = format!("--work-tree={}", dest.to_string_lossy());
+        let borrowed_work_tree: &[&str] = if self.is_bare() { &[&work_tree] } else { &[] };
         // Line-ending conversion from the user's own configuration would make the checkout (and
         // so the artifact) depend on who builds it; `.gitattributes` in the commit still apply.
-        self.run(
-            &[
-                "-c",
-                "core.autocrlf=false",
-                "-c",
-                "core.symlinks=true",
-                "checkout-index",
-                "-a",
-                "-f",
-                &format!("--prefix={prefix}"),
-            ],
-            Some(&index),
-        )?;
+        let checkout = [
+            "-c",
+            "core.autocrlf=false",
+            "-c",
+            "core.symlinks=true",
+            "checkout-index",
+            "-a",
+            "-f",
+            &format!("--prefix={prefix}"),
+        ];
+        let args: Vec<&str> = borrowed_work_tree.iter().copied().chain(checkout).collect();
+        self.run(&args, Some(&index))?;
         Ok(())
     }
 
-    /// The branch HEAD is on; `None` when detached.
+    /// The branch HEAD is on; `None` when detached, and for a bare repository (whose HEAD names
+    /// no branch anyone is on).
     pub fn current_branch(&self) -> Result<Option<String>, GitError> {
+        if self.is_bare() {
+            return Ok(None);
+        }
         let output = self.run_raw(&["symbolic-ref", "--quiet", "--short", "HEAD"], None)?;
         if !output.status.success() {
             return Ok(None);
@@ -477,8 +548,23 @@ impl Repository {
         if let Some(index) = index {
             command.env("GIT_INDEX_FILE", index);
         }
-        command.arg("-C").arg(&self.root).stdin(Stdio::null());
+        match self.layout {
+            Layout::WorkTree => command.arg("-C").arg(&self.root),
+            // A bare repository here is a mirror of someone else's: whatever git is asked to
+            // do in it, it may only reach other repositories over these transports (no `ext::`
+            // running commands, no `fd::`).
+            Layout::Bare => command
+                .env("GIT_ALLOW_PROTOCOL", ALLOWED_PROTOCOLS)
+                .arg(format!("--git-dir={}", self.root.to_string_lossy())),
+        };
+        command.stdin(Stdio::null());
         command
+    }
+
+    /// A git command for this repository with sandpit's controlled environment, for the
+    /// modules of this crate that run git subcommands of their own ([`crate::mirror`]).
+    pub(crate) fn git_command(&self) -> Command {
+        self.command(None)
     }
 
     fn run_raw(&self, args: &[&str], index: Option<&Path>) -> Result<Output, GitError> {

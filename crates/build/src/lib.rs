@@ -3,6 +3,8 @@
 //!
 //! - [`git`] talks to `git` (as a subprocess, with a controlled environment and never touching
 //!   the user's index or work tree).
+//! - [`mirror`] keeps a server's bare mirror of a project's repository: fetches it, and says
+//!   which commit a branch or sha names in it (hostile URLs refused, credentials redacted).
 //! - [`plan`] is pure: from each component's input tree and what the store already holds, it
 //!   decides what is built and what is reused.
 //! - [`execute`] checks the commit out once into a temporary directory, runs the build commands
@@ -10,6 +12,7 @@
 
 pub mod execute;
 pub mod git;
+pub mod mirror;
 pub mod plan;
 
 pub use execute::{
@@ -17,4 +20,5 @@ pub use execute::{
     NoProgress, Outcome,
 };
 pub use git::{GitError, Repository, WorkingTreeSnapshot};
+pub use mirror::{FetchReport, HeadChange, Mirror, MirrorError, RemoteUrl};
 pub use plan::{input_key, plan, ComponentInput, PlannedStep, PACKAGING_FORMAT};

@@ -104,10 +104,29 @@ fn kind_of_cause(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind>
     if let Some(error) = cause.downcast_ref::<sandpit_build::git::GitError>() {
         return Some(git_error_kind(error));
     }
+    if let Some(error) = cause.downcast_ref::<sandpit_build::MirrorError>() {
+        return Some(mirror_error_kind(error));
+    }
     if cause.is::<sandpit_domain::NameError>() || cause.is::<sandpit_spec::Diagnostics>() {
         return Some(ErrorKind::InvalidInput);
     }
     None
+}
+
+fn mirror_error_kind(error: &sandpit_build::MirrorError) -> ErrorKind {
+    use sandpit_build::MirrorError;
+    match error {
+        MirrorError::UnsafeUrl { .. }
+        | MirrorError::InvalidBranch { .. }
+        | MirrorError::InvalidCommitId { .. } => ErrorKind::InvalidInput,
+        MirrorError::BranchNotFound { .. } | MirrorError::CommitNotFound { .. } => {
+            ErrorKind::NotFound
+        }
+        // The project's repository cannot be reached (or read) now.
+        MirrorError::FetchFailed { .. } => ErrorKind::Unavailable,
+        MirrorError::NotAMirror { .. } | MirrorError::Io { .. } => ErrorKind::Internal,
+        MirrorError::Git(error) => git_error_kind(error),
+    }
 }
 
 fn git_error_kind(error: &sandpit_build::git::GitError) -> ErrorKind {
@@ -118,6 +137,8 @@ fn git_error_kind(error: &sandpit_build::git::GitError) -> ErrorKind {
         // `-C DIR` pointed at a directory outside any repository.
         GitError::NotARepository { .. } => ErrorKind::InvalidInput,
         GitError::GitMissing { .. } => ErrorKind::Unavailable,
+        // Something that needs a working tree asked of a server's bare mirror.
+        GitError::NoWorkingTree { .. } => ErrorKind::InvalidInput,
         GitError::CommandFailed { .. }
         | GitError::UnexpectedOutput { .. }
         | GitError::Scratch { .. } => ErrorKind::Internal,
@@ -126,7 +147,10 @@ fn git_error_kind(error: &sandpit_build::git::GitError) -> ErrorKind {
 
 fn state_error_kind(error: &StateError) -> ErrorKind {
     match error {
-        StateError::NotFound { .. } | StateError::PipelineNotFound { .. } => ErrorKind::NotFound,
+        StateError::NotFound { .. }
+        | StateError::PipelineNotFound { .. }
+        | StateError::ProjectNotFound { .. } => ErrorKind::NotFound,
+        StateError::ProjectExists { .. } => ErrorKind::Conflict,
         StateError::NotPending { .. }
         | StateError::NoApprovalNeeded { .. }
         | StateError::AlreadyApproved { .. }
@@ -194,6 +218,44 @@ mod tests {
             (
                 sandpit_domain::Name::parse("Bad Name").unwrap_err().into(),
                 ErrorKind::InvalidInput,
+            ),
+            (
+                sandpit_build::RemoteUrl::parse("ext::sh")
+                    .unwrap_err()
+                    .into(),
+                ErrorKind::InvalidInput,
+            ),
+            (
+                sandpit_build::MirrorError::CommitNotFound {
+                    commit: "abc1234".into(),
+                    url: "/srv/x.git".into(),
+                }
+                .into(),
+                ErrorKind::NotFound,
+            ),
+            (
+                sandpit_build::MirrorError::FetchFailed {
+                    url: "/srv/x.git".into(),
+                    stderr: "fatal".into(),
+                }
+                .into(),
+                ErrorKind::Unavailable,
+            ),
+            (
+                StateError::ProjectExists {
+                    name: "shop".into(),
+                    added_by: "a@x".into(),
+                    added_at: "t".into(),
+                }
+                .into(),
+                ErrorKind::Conflict,
+            ),
+            (
+                StateError::ProjectNotFound {
+                    name: "shop".into(),
+                }
+                .into(),
+                ErrorKind::NotFound,
             ),
             // Text that reads like a kind is not one: only types say.
             (

@@ -27,6 +27,7 @@ pub mod models;
 pub mod pipeline;
 pub mod principal;
 pub mod project;
+pub mod projects;
 pub mod promote;
 pub mod psql;
 pub mod release;

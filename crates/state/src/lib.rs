@@ -14,9 +14,13 @@
 //! succeeded, failed, rolled back — is a row appended to `deployment_events`, and the current
 //! [`DeploymentState`] is derived from those events. Triggers in the schema make SQLite itself
 //! refuse any `UPDATE` or `DELETE` of these tables.
+//!
+//! The projects registry (`projects.rs`: which projects a server builds from git) is kept the
+//! same way: a row per registration, and `added`/`fetched`/`removed` events on it.
 
 mod pipelines;
 mod process;
+mod projects;
 mod schema;
 mod store;
 
@@ -28,6 +32,7 @@ use serde::Serialize;
 pub use pipelines::{
     NewPipeline, NewStage, Outcome, Pipeline, PipelineState, Stage, StageKind, StageState, Trigger,
 };
+pub use projects::{NewProject, ProjectRecord};
 pub use store::StateStore;
 
 /// A deployment to be recorded by [`StateStore::create`].
@@ -304,6 +309,17 @@ pub enum StateError {
     },
     #[error("invalid deployment record: {detail}")]
     Invalid { detail: String },
+    #[error(
+        "project `{name}` is already registered (added by {added_by} at {added_at})\nhint: remove it \
+         first to register it again with another URL or branch"
+    )]
+    ProjectExists {
+        name: String,
+        added_by: String,
+        added_at: String,
+    },
+    #[error("there is no project `{name}`\nhint: list the projects to see which are registered")]
+    ProjectNotFound { name: String },
     #[error(
         "the state database {path} is empty (0 bytes): its contents were lost, perhaps to a full disk \
          or a truncation, and sandpit will not start a new history over it\nhint: restore it from a \

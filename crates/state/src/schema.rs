@@ -139,7 +139,42 @@ BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
 CREATE TRIGGER deployment_events_append_only_delete BEFORE DELETE ON deployment_events
 BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
 "#,
-    // 3: pipelines (a commit built, deployed to the first environment and promoted onward as
+    // 3: the projects a server builds from git: a row per registration (name, URL, branch, who
+    // and when), and events on it — `added`, `fetched` (the branch head's sha), `removed`. A
+    // removed name may be registered again: that is a new row.
+    r#"
+CREATE TABLE projects (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    name     TEXT    NOT NULL,
+    git_url  TEXT    NOT NULL,
+    branch   TEXT    NOT NULL,
+    added_at TEXT    NOT NULL,
+    added_by TEXT    NOT NULL
+);
+CREATE INDEX projects_by_name ON projects (name, id);
+
+CREATE TABLE project_events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id INTEGER NOT NULL REFERENCES projects (id),
+    event      TEXT    NOT NULL CHECK (event IN ('added', 'removed', 'fetched')),
+    -- for `fetched`: the commit the registered branch named
+    sha        TEXT,
+    at         TEXT    NOT NULL,
+    actor      TEXT,
+    message    TEXT
+);
+CREATE INDEX project_events_by_project ON project_events (project_id, event, id);
+
+CREATE TRIGGER projects_append_only_update BEFORE UPDATE ON projects
+BEGIN SELECT RAISE(ABORT, 'project records are append-only'); END;
+CREATE TRIGGER projects_append_only_delete BEFORE DELETE ON projects
+BEGIN SELECT RAISE(ABORT, 'project records are append-only'); END;
+CREATE TRIGGER project_events_append_only_update BEFORE UPDATE ON project_events
+BEGIN SELECT RAISE(ABORT, 'project records are append-only'); END;
+CREATE TRIGGER project_events_append_only_delete BEFORE DELETE ON project_events
+BEGIN SELECT RAISE(ABORT, 'project records are append-only'); END;
+"#,
+    // 4: pipelines (a commit built, deployed to the first environment and promoted onward as
     // asked), their planned stages, and what happened to each as events.
     r#"
 CREATE TABLE pipelines (

@@ -1264,3 +1264,163 @@ fn latest_is_the_newest_deployment_of_the_target_in_any_state() {
     assert_eq!(store.current(PROJECT, "dev").unwrap().unwrap().id, first.id);
     assert!(store.latest("another-project", "dev").unwrap().is_none());
 }
+
+fn new_project(name: &str, url: &str) -> crate::NewProject {
+    crate::NewProject {
+        name: name.to_string(),
+        git_url: url.to_string(),
+        branch: "main".to_string(),
+        added_by: "admin@x".to_string(),
+    }
+}
+
+#[test]
+fn projects_are_registered_once_listed_fetched_and_removed() {
+    let (_dir, mut store) = open_temp();
+    assert!(store.projects().unwrap().is_empty());
+    let added = store
+        .add_project(&new_project("shop", "file:///srv/shop.git"))
+        .unwrap();
+    assert_eq!(
+        (
+            added.name.as_str(),
+            added.git_url.as_str(),
+            added.branch.as_str()
+        ),
+        ("shop", "file:///srv/shop.git", "main")
+    );
+    assert_eq!(added.added_by, "admin@x");
+    assert!(added.added_at.ends_with('Z'), "{}", added.added_at);
+    assert_eq!(
+        (added.head.as_deref(), added.removed_at.as_deref()),
+        (None, None)
+    );
+    store
+        .add_project(&new_project("api", "/srv/api.git"))
+        .unwrap();
+
+    // The same name again is a conflict that says who has it; nothing is recorded.
+    let err = store
+        .add_project(&new_project("shop", "file:///elsewhere.git"))
+        .unwrap_err();
+    assert!(matches!(err, StateError::ProjectExists { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("project `shop` is already registered (added by admin@x"),
+        "{err}"
+    );
+    let names: Vec<String> = store
+        .projects()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["api", "shop"]);
+
+    // Fetches record the branch head; the newest one counts.
+    store.record_fetch("shop", &sha("a1")).unwrap();
+    let fetched = store.record_fetch("shop", &sha("b2")).unwrap();
+    assert_eq!(fetched.head, Some(sha("b2")));
+    assert!(fetched.fetched_at.is_some());
+    assert_eq!(store.project("shop").unwrap(), Some(fetched.clone()));
+    let err = store.record_fetch("shop", "main").unwrap_err();
+    assert!(matches!(err, StateError::Invalid { .. }), "{err:?}");
+    let err = store.record_fetch("nope", &sha("a1")).unwrap_err();
+    assert!(matches!(err, StateError::ProjectNotFound { .. }), "{err:?}");
+
+    // Removed: gone from the list, its name free again (a new registration, fresh head).
+    let removed = store.remove_project("shop", "root@x").unwrap();
+    assert_eq!(removed.removed_by.as_deref(), Some("root@x"));
+    assert!(removed.removed_at.is_some());
+    assert_eq!(store.project("shop").unwrap(), None);
+    let err = store.remove_project("shop", "root@x").unwrap_err();
+    assert!(matches!(err, StateError::ProjectNotFound { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("there is no project `shop`"),
+        "{err}"
+    );
+    let again = store
+        .add_project(&new_project("shop", "file:///srv/shop2.git"))
+        .unwrap();
+    assert_ne!(again.id, fetched.id);
+    assert_eq!(
+        (again.head, again.git_url.as_str()),
+        (None, "file:///srv/shop2.git")
+    );
+    let names: Vec<String> = store
+        .projects()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["api", "shop"]);
+
+    let err = store.add_project(&new_project(" ", "/x")).unwrap_err();
+    assert!(matches!(err, StateError::Invalid { .. }), "{err:?}");
+}
+
+#[test]
+fn project_records_are_append_only_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    {
+        let mut store = StateStore::open(&path).unwrap();
+        store
+            .add_project(&new_project("shop", "/srv/shop.git"))
+            .unwrap();
+        store.record_fetch("shop", &sha("c3")).unwrap();
+        for sql in [
+            "UPDATE projects SET git_url = 'x'",
+            "DELETE FROM projects",
+            "UPDATE project_events SET sha = 'x'",
+            "DELETE FROM project_events",
+        ] {
+            let err = store.connection().execute(sql, []).unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+        let err = store
+            .connection()
+            .execute(
+                "INSERT INTO project_events (project_id, event, at) VALUES (1, 'renamed', 'now')",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("CHECK"), "{err}");
+    }
+    let store = StateStore::open(&path).unwrap();
+    assert_eq!(
+        store.project("shop").unwrap().unwrap().head,
+        Some(sha("c3"))
+    );
+}
+
+#[test]
+fn a_version_two_database_gains_the_projects_registry_and_keeps_its_deployments() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(crate::schema::MIGRATIONS[0]).unwrap();
+        tx.execute_batch(crate::schema::MIGRATIONS[1]).unwrap();
+        tx.pragma_update(None, "user_version", 2).unwrap();
+        tx.execute_batch(&format!(
+            "INSERT INTO deployments (project, target, env, biome, sha, kind, promoted_from,
+                 requested_by, approvals_required, rollback_of, restores, created_at)
+             VALUES ('orewise', 'prod', 'prod', NULL, '{}', 'config', NULL, 'dev@x', 0, NULL, NULL,
+                     '2026-01-01T00:00:00.000Z');
+             INSERT INTO deployment_events (deployment_id, event, at, actor, message, pid, ref_deployment)
+             VALUES (1, 'created', '2026-01-01T00:00:00.000Z', 'dev@x', NULL, 1, NULL);",
+            sha("d4")
+        ))
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let mut store = StateStore::open(&path).unwrap();
+    assert_eq!(store.get(1).unwrap().unwrap().sha, sha("d4"));
+    store
+        .add_project(&new_project("shop", "/srv/shop.git"))
+        .unwrap();
+    assert_eq!(store.projects().unwrap().len(), 1);
+}

@@ -15,7 +15,7 @@ use sandpit_spec::model::{Component, Project, Spec};
 
 use crate::fixtures::{TestRepo, PATH};
 
-fn component(name: &str, build: Option<&str>, output: &str) -> Component {
+pub(crate) fn component(name: &str, build: Option<&str>, output: &str) -> Component {
     Component {
         name: Name::parse(name).unwrap(),
         kind: ComponentKind::Service,
@@ -32,7 +32,7 @@ fn component(name: &str, build: Option<&str>, output: &str) -> Component {
     }
 }
 
-fn spec(components: Vec<Component>) -> Spec {
+pub(crate) fn spec(components: Vec<Component>) -> Spec {
     Spec {
         project: Project {
             name: Name::parse("demo").unwrap(),
@@ -120,7 +120,7 @@ fn run(
 
 /// Stands in for the model engine: refuses models that use `BadOp`.
 #[derive(Debug)]
-struct FakeEngine;
+pub(crate) struct FakeEngine;
 
 impl sandpit_build::execute::ModelInspector for FakeEngine {
     fn inspect(&self, onnx: &[u8]) -> Result<String, String> {

@@ -72,6 +72,25 @@ impl TestRepo {
         self.git(&["rev-parse", "HEAD"]).trim().to_owned()
     }
 
+    /// A new empty bare repository beside the work tree (a remote to push to), by path.
+    pub fn bare_remote(&self, name: &str) -> PathBuf {
+        let path = self.root.parent().unwrap().join(name);
+        let output = Command::new("git")
+            .env_clear()
+            .envs(self.env())
+            .args(["init", "-q", "--bare"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git init --bare: {output:?}");
+        path
+    }
+
+    /// A directory beside the work tree that does not exist yet.
+    pub fn scratch_path(&self, name: &str) -> PathBuf {
+        self.root.parent().unwrap().join(name)
+    }
+
     pub fn open(&self, dir: &Path) -> Repository {
         Repository::discover_with_env(dir, self.env()).unwrap()
     }

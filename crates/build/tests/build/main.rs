@@ -3,3 +3,4 @@
 mod execute;
 mod fixtures;
 mod git;
+mod mirror;
