@@ -1,4 +1,524 @@
-//! Pipelines: a commit fetched, built, deployed to the first environment and promoted onward,
-//! recorded stage by stage. `plan` holds the decisions (which stages, which queued pipeline runs).
+//! Pipelines: a pushed commit fetched, built, deployed to the first environment and promoted
+//! onward as `auto_promote` asks, recorded stage by stage with a log.
+//!
+//! [`request`] checks everything that can be checked at once (the role, the project, that the
+//! commit is pushed and its `sandpit.toml` valid) and records the pipeline as queued, so a bad
+//! request is refused and never queued. [`run_queue`] runs queued pipelines one after another,
+//! superseding older queued pipelines of a branch that has a newer one ([`plan::next_in_queue`]);
+//! [`recover`] marks pipelines whose server stopped while they ran as failed, to be retried.
+//! The builds a pipeline runs block their thread: a server runs the queue on a thread of its own.
 
 pub mod plan;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use sandpit_build::execute::{BuildProgress, ComponentOutcome, Outcome as BuildOutcomeKind};
+use sandpit_domain::{CommitId, Name};
+use sandpit_state::{
+    DeploymentState, NewPipeline, Outcome, Pipeline, PipelineState, StageKind, Trigger,
+};
+
+use crate::deploy::{DeployOptions, DeployOutcome};
+use crate::error::{failure, ErrorKind};
+use crate::principal::{Identity, Principal, Role};
+use crate::projects::Revision;
+use crate::source::Source;
+use crate::Context;
+
+/// What `sandpit pipeline run` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineRequest {
+    pub project: String,
+    pub revision: Revision,
+    pub trigger: Trigger,
+}
+
+/// The reason recorded for a pipeline whose server stopped while it ran.
+pub const INTERRUPTED: &str =
+    "the server stopped while this pipeline ran; `sandpit pipeline retry ID` runs it again";
+
+/// Where pipeline logs are kept.
+pub fn logs_dir(context: &Context) -> PathBuf {
+    context.home.join("server").join("pipelines")
+}
+
+/// The log of pipeline `id`.
+pub fn log_path(context: &Context, id: i64) -> PathBuf {
+    logs_dir(context).join(format!("{id}.log"))
+}
+
+fn principal_name(principal: &Principal) -> anyhow::Result<String> {
+    match &principal.identity {
+        Identity::Named(name) => Ok(name.clone()),
+        Identity::LocalGitUser => Err(failure(
+            ErrorKind::InvalidInput,
+            "a pipeline is requested by a named user\nhint: use a server token, or set SANDPIT_USER",
+        )),
+    }
+}
+
+fn require(principal: &Principal, role: Role, what: &str) -> anyhow::Result<()> {
+    if principal.may(role) {
+        return Ok(());
+    }
+    let held: Vec<&str> = principal.roles.iter().map(|r| r.as_str()).collect();
+    Err(failure(
+        ErrorKind::Forbidden,
+        format!(
+            "{what} needs the `{}` role; this token has {}",
+            role.as_str(),
+            if held.is_empty() {
+                "none".to_owned()
+            } else {
+                held.join(", ")
+            }
+        ),
+    ))
+}
+
+/// Fetches, checks and records a pipeline for `request`; it is queued until [`run_queue`] runs it.
+pub fn request(
+    context: &Context,
+    principal: &Principal,
+    request: &PipelineRequest,
+) -> anyhow::Result<Pipeline> {
+    require(principal, Role::Deployer, "running a pipeline")?;
+    let requested_by = principal_name(principal)?;
+    let project = crate::projects::show(context, principal, &request.project)?;
+    let (repo, commit) =
+        crate::projects::commit(context, &request.project, request.revision.clone())?;
+    let branch = match &request.revision {
+        Revision::Branch(branch) => Some(branch.clone()),
+        Revision::Default => Some(project.branch.clone()),
+        Revision::Sha(_) => None,
+    };
+    record(
+        context,
+        &Source::Commit { repo, commit },
+        NewPipelineFacts {
+            project: request.project.clone(),
+            trigger: request.trigger,
+            requested_by,
+            branch,
+            retry_of: None,
+        },
+    )
+}
+
+/// Records a new pipeline that runs pipeline `id`'s commit again (once it has finished).
+pub fn retry(context: &Context, principal: &Principal, id: i64) -> anyhow::Result<Pipeline> {
+    require(principal, Role::Deployer, "retrying a pipeline")?;
+    let requested_by = principal_name(principal)?;
+    let store = crate::deployment::state_store(context)?;
+    let earlier = store
+        .pipeline(id)?
+        .ok_or(sandpit_state::StateError::PipelineNotFound { id })?;
+    drop(store);
+    if !earlier.state.is_finished() {
+        crate::fail!(
+            Conflict,
+            "pipeline #{id} is {}; only a finished pipeline can be retried\nhint: `sandpit pipeline {id} -f` follows it",
+            earlier.state
+        );
+    }
+    let (repo, commit) = crate::projects::commit(
+        context,
+        &earlier.project,
+        Revision::Sha(earlier.sha.clone()),
+    )?;
+    record(
+        context,
+        &Source::Commit { repo, commit },
+        NewPipelineFacts {
+            project: earlier.project.clone(),
+            trigger: Trigger::Manual,
+            requested_by,
+            branch: earlier.branch.clone(),
+            retry_of: Some(id),
+        },
+    )
+}
+
+struct NewPipelineFacts {
+    project: String,
+    trigger: Trigger,
+    requested_by: String,
+    branch: Option<String>,
+    retry_of: Option<i64>,
+}
+
+fn record(context: &Context, source: &Source, facts: NewPipelineFacts) -> anyhow::Result<Pipeline> {
+    let spec = source.spec()?;
+    let stages = plan::stages(&spec)?;
+    let commit = source.commit().map(CommitId::to_string).unwrap_or_default();
+    let mut store = crate::deployment::state_store(context)?;
+    let pipeline = store.create_pipeline(&NewPipeline {
+        project: facts.project,
+        trigger: facts.trigger,
+        requested_by: facts.requested_by,
+        branch: facts.branch,
+        sha: commit,
+        stages,
+        retry_of: facts.retry_of,
+    })?;
+    Ok(pipeline)
+}
+
+/// Pipelines newest first, of one project or all (at most `limit`).
+pub fn list(
+    context: &Context,
+    project: Option<&str>,
+    limit: usize,
+) -> anyhow::Result<Vec<Pipeline>> {
+    Ok(crate::deployment::state_store(context)?.pipelines(project, limit)?)
+}
+
+/// Pipeline `id`.
+pub fn show(context: &Context, id: i64) -> anyhow::Result<Pipeline> {
+    let store = crate::deployment::state_store(context)?;
+    Ok(store
+        .pipeline(id)?
+        .ok_or(sandpit_state::StateError::PipelineNotFound { id })?)
+}
+
+/// Marks pipelines that were running when their server stopped as failed; returns their ids.
+pub fn recover(context: &Context) -> anyhow::Result<Vec<i64>> {
+    let mut store = crate::deployment::state_store(context)?;
+    let failed = store.fail_interrupted_pipelines(INTERRUPTED)?;
+    for id in &failed {
+        let _ = append_log(context, *id, INTERRUPTED);
+    }
+    Ok(failed)
+}
+
+/// Runs queued pipelines until none is left; returns the ids it ran, in order.
+pub async fn run_queue(context: &Context) -> anyhow::Result<Vec<i64>> {
+    let mut ran = Vec::new();
+    loop {
+        let mut store = crate::deployment::state_store(context)?;
+        let queued = store.pipelines_in_state(PipelineState::Queued)?;
+        let mut by_project: BTreeMap<&str, Vec<plan::Queued>> = BTreeMap::new();
+        for pipeline in &queued {
+            by_project
+                .entry(pipeline.project.as_str())
+                .or_default()
+                .push(plan::Queued {
+                    id: pipeline.id,
+                    branch: pipeline.branch.clone(),
+                });
+        }
+        let mut next: Option<i64> = None;
+        for pipelines in by_project.values() {
+            let decision = plan::next_in_queue(pipelines);
+            for (superseded, by) in decision.supersede {
+                store.supersede_pipeline(superseded, by)?;
+                let _ = append_log(
+                    context,
+                    superseded,
+                    &format!("superseded by pipeline #{by}, a newer one of the same branch"),
+                );
+            }
+            // The oldest pipeline of any project goes first.
+            next = match (next, decision.run) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        drop(store);
+        let Some(id) = next else {
+            return Ok(ran);
+        };
+        run(context, id).await?;
+        ran.push(id);
+    }
+}
+
+/// Runs queued pipeline `id` to its end (succeeded, failed, or pending an approval).
+pub async fn run(context: &Context, id: i64) -> anyhow::Result<Pipeline> {
+    let mut store = crate::deployment::state_store(context)?;
+    let pipeline = store.start_pipeline(id)?;
+    drop(store);
+    let mut log = PipelineLog::open(context, id)?;
+    log.line(&format!(
+        "pipeline #{id}: {} at {} ({}), requested by {}",
+        pipeline.project,
+        pipeline.sha,
+        pipeline
+            .branch
+            .as_deref()
+            .map_or("a named commit".to_owned(), |b| format!("branch {b}")),
+        pipeline.requested_by
+    ));
+    let mut outcome = Outcome::Succeeded;
+    let mut source: Option<Source> = None;
+    let mut previous_env: Option<String> = None;
+    for stage in &pipeline.stages {
+        if !matches!(outcome, Outcome::Succeeded) {
+            let reason = match &outcome {
+                Outcome::Pending(_) => "an earlier stage waits for approval",
+                _ => "an earlier stage failed",
+            };
+            crate::deployment::state_store(context)?.skip_stage(id, stage.position, reason)?;
+            log.line(&format!("{}: skipped ({reason})", stage.label()));
+            continue;
+        }
+        crate::deployment::state_store(context)?.start_stage(id, stage.position)?;
+        log.line(&format!("{}: started", stage.label()));
+        let result = run_stage(
+            context,
+            &pipeline,
+            stage,
+            &mut source,
+            &mut previous_env,
+            &mut log,
+        )
+        .await;
+        let (stage_outcome, deployment) = match result {
+            Ok(StageResult::Done(deployment)) => (Outcome::Succeeded, deployment),
+            Ok(StageResult::Pending(deployment, message)) => {
+                (Outcome::Pending(message), Some(deployment))
+            }
+            Err(error) => (Outcome::Failed(format!("{error:#}")), None),
+        };
+        match &stage_outcome {
+            Outcome::Succeeded => log.line(&format!("{}: succeeded", stage.label())),
+            Outcome::Pending(message) => {
+                log.line(&format!("{}: pending: {message}", stage.label()))
+            }
+            Outcome::Failed(message) => log.line(&format!("{}: failed: {message}", stage.label())),
+        }
+        crate::deployment::state_store(context)?.finish_stage(
+            id,
+            stage.position,
+            &stage_outcome,
+            deployment,
+        )?;
+        outcome = match stage_outcome {
+            Outcome::Failed(message) => {
+                Outcome::Failed(format!("stage `{}` failed: {message}", stage.label()))
+            }
+            other => other,
+        };
+    }
+    log.line(&match &outcome {
+        Outcome::Succeeded => format!("pipeline #{id}: succeeded"),
+        Outcome::Pending(message) => format!("pipeline #{id}: pending: {message}"),
+        Outcome::Failed(message) => format!("pipeline #{id}: failed: {message}"),
+    });
+    Ok(crate::deployment::state_store(context)?.finish_pipeline(id, &outcome)?)
+}
+
+enum StageResult {
+    /// Done; the deployment it made, if any.
+    Done(Option<i64>),
+    /// Its deployment waits for approval.
+    Pending(i64, String),
+}
+
+async fn run_stage(
+    context: &Context,
+    pipeline: &Pipeline,
+    stage: &sandpit_state::Stage,
+    source: &mut Option<Source>,
+    previous_env: &mut Option<String>,
+    log: &mut PipelineLog,
+) -> anyhow::Result<StageResult> {
+    let as_requester = |source: &Source| Context {
+        source: source.clone(),
+        principal: Principal::named(&pipeline.requested_by, [Role::Deployer]),
+        ..context.clone()
+    };
+    match stage.kind {
+        StageKind::Fetch => {
+            let (repo, commit) = crate::projects::commit(
+                context,
+                &pipeline.project,
+                Revision::Sha(pipeline.sha.clone()),
+            )?;
+            log.line(&format!("fetched; {commit} is in the project's repository"));
+            *source = Some(Source::Commit { repo, commit });
+            Ok(StageResult::Done(None))
+        }
+        StageKind::Build => {
+            let source = fetched(source)?;
+            let built = crate::build::build(
+                &as_requester(source),
+                &crate::build::BuildOptions::default(),
+                log,
+            )?;
+            log.line(&format!(
+                "built {} component(s) at {}",
+                built.report.components.len(),
+                built.report.version
+            ));
+            Ok(StageResult::Done(None))
+        }
+        StageKind::Deploy => {
+            let env = stage_env(stage)?;
+            let source = fetched(source)?;
+            let (_, deployed) = crate::deploy::deploy(
+                &as_requester(source),
+                &DeployOptions {
+                    env: env.clone(),
+                    rev: None,
+                    allow_older: false,
+                },
+                log,
+                &mut |biome: Option<&Name>, event: &str| log_event(biome, event),
+            )
+            .await?;
+            *previous_env = Some(env);
+            settle(deployed)
+        }
+        StageKind::Promote => {
+            let env = stage_env(stage)?;
+            let from = previous_env.clone().ok_or_else(|| {
+                failure(
+                    ErrorKind::Internal,
+                    "a promotion stage with nothing deployed before it",
+                )
+            })?;
+            let source = fetched(source)?;
+            let from = promote_source(source, &env).unwrap_or(from);
+            let promoted = crate::promote::promote(
+                &as_requester(source),
+                &from,
+                &env,
+                &mut |biome: Option<&Name>, event: &str| log_event(biome, event),
+            )
+            .await?;
+            *previous_env = Some(env);
+            settle(promoted)
+        }
+    }
+}
+
+/// Events of a rollout are not kept per line (the deployment records its steps).
+fn log_event(_biome: Option<&Name>, _event: &str) {}
+
+fn fetched(source: &Option<Source>) -> anyhow::Result<&Source> {
+    source
+        .as_ref()
+        .ok_or_else(|| failure(ErrorKind::Internal, "a stage ran before the fetch stage"))
+}
+
+fn stage_env(stage: &sandpit_state::Stage) -> anyhow::Result<String> {
+    stage.env.clone().ok_or_else(|| {
+        failure(
+            ErrorKind::Internal,
+            format!("stage {} names no environment", stage.position),
+        )
+    })
+}
+
+/// Where `env` promotes from, by the commit's `sandpit.toml` (a chain may branch).
+fn promote_source(source: &Source, env: &str) -> Option<String> {
+    let spec = source.spec().ok()?;
+    let name = Name::parse(env).ok()?;
+    spec.environments
+        .get(&name)?
+        .promote_from
+        .as_ref()
+        .map(Name::to_string)
+}
+
+fn settle(outcome: DeployOutcome) -> anyhow::Result<StageResult> {
+    let deployment = outcome.deployment;
+    match deployment.state {
+        DeploymentState::Pending => Ok(StageResult::Pending(
+            deployment.id,
+            format!(
+                "deployment #{} into `{}` waits for {} approval(s): `sandpit approve {}`",
+                deployment.id,
+                deployment.target,
+                deployment.approvals_missing(),
+                deployment.id
+            ),
+        )),
+        DeploymentState::Succeeded => Ok(StageResult::Done(Some(deployment.id))),
+        other => Err(failure(
+            ErrorKind::Conflict,
+            format!(
+                "deployment #{} into `{}` ended {other}{}",
+                deployment.id,
+                deployment.target,
+                deployment
+                    .message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+/// The log of one pipeline: every line timestamped, appended to its file, build output included.
+struct PipelineLog {
+    file: std::fs::File,
+}
+
+impl PipelineLog {
+    fn open(context: &Context, id: i64) -> anyhow::Result<PipelineLog> {
+        let dir = logs_dir(context);
+        create_private_dir(&dir)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path(context, id))?;
+        Ok(PipelineLog { file })
+    }
+
+    fn line(&mut self, text: &str) {
+        let now = humantime_now();
+        for line in text.lines() {
+            // A log that cannot be written must not fail the deployment it describes.
+            let _ = writeln!(self.file, "{now} {line}");
+        }
+    }
+}
+
+impl BuildProgress for PipelineLog {
+    fn started(&mut self, component: &Name, _log: &Path) {
+        self.line(&format!("build {component}: started"));
+    }
+
+    fn output_line(&mut self, component: &Name, line: &str) {
+        self.line(&format!("build {component}: {line}"));
+    }
+
+    fn finished(&mut self, component: &Name, outcome: &ComponentOutcome) {
+        let how = match outcome.outcome {
+            BuildOutcomeKind::Built => "built",
+            BuildOutcomeKind::Reused => "reused",
+        };
+        self.line(&format!(
+            "build {component}: {how} {} ({})",
+            outcome.artifact.name.file_name(),
+            outcome.artifact.digest
+        ));
+    }
+}
+
+fn append_log(context: &Context, id: i64, text: &str) -> anyhow::Result<()> {
+    let mut log = PipelineLog::open(context, id)?;
+    log.line(text);
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    Ok(())
+}
+
+fn humantime_now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}

@@ -415,3 +415,6 @@ impl Drop for Staged {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+pub(crate) mod fixtures;

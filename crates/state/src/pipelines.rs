@@ -441,12 +441,23 @@ impl StateStore {
         self.append_pipeline(id, Some(position), "skipped", Some(reason), None)
     }
 
-    /// Marks every running pipeline (and its running stage) failed with `reason`, e.g. after
-    /// the server that ran them stopped; returns their ids. Queued ones are left to run.
-    pub fn fail_running_pipelines(&mut self, reason: &str) -> Result<Vec<i64>, StateError> {
+    /// Records the events this handle appends from now on as appended by process `pid` (tests
+    /// use it to stand for a server that has stopped since).
+    #[doc(hidden)]
+    pub fn set_pid_for_tests(&mut self, pid: u32) {
+        self.pid = pid;
+    }
+
+    /// Marks every running pipeline whose process is gone (the server that ran it stopped)
+    /// failed with `reason`, and its running stage; returns their ids. Queued ones are left to
+    /// run, and one that a live process runs is left to it.
+    pub fn fail_interrupted_pipelines(&mut self, reason: &str) -> Result<Vec<i64>, StateError> {
         let running = self.pipelines_in_state(PipelineState::Running)?;
         let mut failed = Vec::new();
         for pipeline in running {
+            if pipeline.pid.is_some_and(crate::process::is_alive) {
+                continue;
+            }
             for stage in &pipeline.stages {
                 if stage.state == StageState::Running {
                     self.append_pipeline(

@@ -232,6 +232,16 @@ fn running_pipelines_fail_when_the_server_that_ran_them_stopped_and_queued_ones_
         .create_pipeline(&new_pipeline(Some("main"), 'd'))
         .unwrap()
         .id;
+    let alive = store
+        .create_pipeline(&new_pipeline(Some("other"), 'c'))
+        .unwrap()
+        .id;
+    // Started by this process, which is alive: another server's pipeline is not touched.
+    store.start_pipeline(alive).unwrap();
+    // The rest is recorded as by a process that has exited since.
+    let mut exited = std::process::Command::new("true").spawn().unwrap();
+    exited.wait().unwrap();
+    store.pid = exited.id();
     let queued = store
         .create_pipeline(&new_pipeline(Some("feature"), 'e'))
         .unwrap()
@@ -243,7 +253,14 @@ fn running_pipelines_fail_when_the_server_that_ran_them_stopped_and_queued_ones_
         .unwrap();
     store.start_stage(running, 1).unwrap();
     let reason = "the server stopped while it ran; `sandpit pipeline retry` runs it again";
-    assert_eq!(store.fail_running_pipelines(reason).unwrap(), vec![running]);
+    assert_eq!(
+        store.fail_interrupted_pipelines(reason).unwrap(),
+        vec![running]
+    );
+    assert_eq!(
+        store.pipeline(alive).unwrap().unwrap().state,
+        PipelineState::Running
+    );
     let failed = store.pipeline(running).unwrap().unwrap();
     assert_eq!(failed.state, PipelineState::Failed);
     assert_eq!(failed.stages[1].state, StageState::Failed);
