@@ -21,7 +21,10 @@ pub async fn approve(
             rollout: None,
         });
     }
-    let rollout = deployment::execute(context, id, on_event).await?;
+    let rollout = deployment::execute(context, id, on_event).await;
+    // A pipeline that stopped at this deployment ends with it, whichever way it went.
+    crate::pipeline::deployment_decided(context, id)?;
+    let rollout = rollout?;
     Ok(DeployOutcome {
         deployment: rollout.deployment.clone(),
         rollout: Some(rollout),
@@ -30,5 +33,7 @@ pub async fn approve(
 
 pub fn reject(context: &Context, id: i64, reason: Option<&str>) -> anyhow::Result<Deployment> {
     let user = requester(context)?;
-    Ok(deployment::state_store(context)?.reject(id, &user, reason)?)
+    let rejected = deployment::state_store(context)?.reject(id, &user, reason)?;
+    crate::pipeline::deployment_decided(context, id)?;
+    Ok(rejected)
 }

@@ -313,6 +313,46 @@ pub async fn run(context: &Context, id: i64) -> anyhow::Result<Pipeline> {
     Ok(crate::deployment::state_store(context)?.finish_pipeline(id, &outcome)?)
 }
 
+/// Finishes the pipeline stage (and the pipeline) that waited for `deployment`, once its
+/// approvals ran it or it was rejected; nothing when no pipeline waits for it or it has not
+/// finished.
+pub fn deployment_decided(context: &Context, deployment: i64) -> anyhow::Result<Option<Pipeline>> {
+    let mut store = crate::deployment::state_store(context)?;
+    let Some(decided) = store.get(deployment)? else {
+        return Ok(None);
+    };
+    if !decided.is_finished() {
+        return Ok(None);
+    }
+    let Some((id, position)) = store.pipeline_waiting_on(deployment)? else {
+        return Ok(None);
+    };
+    let outcome = match decided.state {
+        DeploymentState::Succeeded => Outcome::Succeeded,
+        other => Outcome::Failed(format!(
+            "deployment #{deployment} ended {other}{}",
+            decided
+                .message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        )),
+    };
+    store.finish_stage(id, position, &outcome, None)?;
+    let pipeline = store.finish_pipeline(id, &outcome)?;
+    let _ = append_log(
+        context,
+        id,
+        &match &outcome {
+            Outcome::Failed(message) => format!("pipeline #{id}: failed: {message}"),
+            _ => format!(
+                "deployment #{deployment} was approved and succeeded; pipeline #{id}: succeeded"
+            ),
+        },
+    );
+    Ok(Some(pipeline))
+}
+
 enum StageResult {
     /// Done; the deployment it made, if any.
     Done(Option<i64>),

@@ -441,6 +441,31 @@ impl StateStore {
         self.append_pipeline(id, Some(position), "skipped", Some(reason), None)
     }
 
+    /// The pipeline and stage waiting for deployment `deployment` (pending its approval), if any.
+    pub fn pipeline_waiting_on(&self, deployment: i64) -> Result<Option<(i64, u32)>, StateError> {
+        let found: Option<(i64, u32)> = self
+            .conn
+            .query_row(
+                "SELECT pipeline_id, stage FROM pipeline_events
+                 WHERE deployment_id = ?1 AND event = 'pending' AND stage IS NOT NULL
+                 ORDER BY id DESC LIMIT 1",
+                params![deployment],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .ctx("finding the pipeline waiting for a deployment")?;
+        let Some((id, position)) = found else {
+            return Ok(None);
+        };
+        let waiting = load(&self.conn, id)?.is_some_and(|pipeline| {
+            pipeline
+                .stages
+                .get(position as usize)
+                .is_some_and(|stage| stage.state == StageState::Pending)
+        });
+        Ok(waiting.then_some((id, position)))
+    }
+
     /// Records the events this handle appends from now on as appended by process `pid` (tests
     /// use it to stand for a server that has stopped since).
     #[doc(hidden)]

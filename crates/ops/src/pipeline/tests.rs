@@ -260,3 +260,72 @@ fn a_pipeline_that_was_running_when_its_server_stopped_is_failed_and_can_be_retr
         Some(queued.id)
     );
 }
+
+#[test]
+fn a_pipeline_pending_on_an_approval_ends_when_the_deployment_is_rejected() {
+    let world = World::new();
+    registered(&world, CHAIN);
+    let queued = request(&world.context, &deployer(), &asked(Revision::Default)).unwrap();
+    let mut store = crate::deployment::state_store(&world.context).unwrap();
+    let waiting_for = store
+        .create(&sandpit_state::NewDeployment {
+            project: "shop".into(),
+            target: "prod".into(),
+            env: "prod".into(),
+            biome: None,
+            sha: queued.sha.clone(),
+            components: vec![],
+            requested_by: "dora@example.com".into(),
+            approvals_required: 1,
+            kind: sandpit_state::DeploymentKind::Promote {
+                from: "test".into(),
+            },
+            rollback_of: None,
+            restores: None,
+        })
+        .unwrap();
+    store.start_pipeline(queued.id).unwrap();
+    for position in 0..4 {
+        store.start_stage(queued.id, position).unwrap();
+        store
+            .finish_stage(queued.id, position, &Outcome::Succeeded, None)
+            .unwrap();
+    }
+    store.start_stage(queued.id, 4).unwrap();
+    store
+        .finish_stage(
+            queued.id,
+            4,
+            &Outcome::Pending("waits".into()),
+            Some(waiting_for.id),
+        )
+        .unwrap();
+    store
+        .finish_pipeline(queued.id, &Outcome::Pending("waits".into()))
+        .unwrap();
+    assert_eq!(
+        store.pipeline_waiting_on(waiting_for.id).unwrap(),
+        Some((queued.id, 4))
+    );
+    drop(store);
+    // Nothing decided yet: nothing changes.
+    assert_eq!(
+        deployment_decided(&world.context, waiting_for.id).unwrap(),
+        None
+    );
+    let approver = Context {
+        principal: Principal::named("ann@example.com", [Role::Approver]),
+        ..world.context.clone()
+    };
+    crate::approve::reject(&approver, waiting_for.id, Some("not today")).unwrap();
+    let ended = show(&world.context, queued.id).unwrap();
+    assert_eq!(ended.state, PipelineState::Failed);
+    assert_eq!(ended.stages[4].state, StageState::Failed);
+    assert!(ended.message.unwrap().contains("rejected"));
+    let store = crate::deployment::state_store(&world.context).unwrap();
+    assert_eq!(
+        store.pipeline_waiting_on(waiting_for.id).unwrap(),
+        None,
+        "no longer waits"
+    );
+}
