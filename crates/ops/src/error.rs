@@ -105,11 +105,12 @@ fn kind_of_cause(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind>
 
 fn state_error_kind(error: &StateError) -> ErrorKind {
     match error {
-        StateError::NotFound { .. } => ErrorKind::NotFound,
+        StateError::NotFound { .. } | StateError::TokenNotFound { .. } => ErrorKind::NotFound,
         StateError::NotPending { .. }
         | StateError::NoApprovalNeeded { .. }
         | StateError::AlreadyApproved { .. }
-        | StateError::QueueTimeout { .. } => ErrorKind::Conflict,
+        | StateError::QueueTimeout { .. }
+        | StateError::TokenAlreadyRevoked { .. } => ErrorKind::Conflict,
         StateError::SelfApproval { .. } => ErrorKind::Forbidden,
         StateError::ApprovalsMissing { .. } => ErrorKind::NeedsApproval,
         StateError::BadQuery { .. } => ErrorKind::InvalidInput,

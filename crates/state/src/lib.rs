@@ -14,10 +14,14 @@
 //! succeeded, failed, rolled back — is a row appended to `deployment_events`, and the current
 //! [`DeploymentState`] is derived from those events. Triggers in the schema make SQLite itself
 //! refuse any `UPDATE` or `DELETE` of these tables.
+//!
+//! The control plane's API tokens live here too, in the same shape ([`Token`]: facts, and
+//! revocations as events).
 
 mod process;
 mod schema;
 mod store;
+mod tokens;
 
 #[cfg(test)]
 mod tests;
@@ -25,6 +29,7 @@ mod tests;
 use serde::Serialize;
 
 pub use store::StateStore;
+pub use tokens::{NewToken, Token};
 
 /// A deployment to be recorded by [`StateStore::create`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,6 +314,10 @@ pub enum StateError {
         found: i64,
         known: i64,
     },
+    #[error("there is no token {id}; `sandpit tokens list` lists them")]
+    TokenNotFound { id: String },
+    #[error("token {id} was already revoked at {at}")]
+    TokenAlreadyRevoked { id: String, at: String },
     #[error("cannot create the directory {path} for the state database: {source}")]
     Io {
         path: String,

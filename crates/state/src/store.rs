@@ -32,14 +32,14 @@ const TERMINAL_EVENTS_SQL: &str = "('rejected', 'succeeded', 'failed', 'rolled_b
 /// transaction, so ids are distinct and ordered and no check-then-append races another process.
 #[derive(Debug)]
 pub struct StateStore {
-    conn: Connection,
+    pub(crate) conn: Connection,
     /// Recorded with every event this handle appends, so a queued deployment whose process died
     /// can be told from one that is still waiting.
     pub(crate) pid: u32,
 }
 
 /// Attaches what was being done to a SQLite error.
-trait Context<T> {
+pub(crate) trait Context<T> {
     fn ctx(self, context: &str) -> Result<T, StateError>;
 }
 
@@ -52,7 +52,7 @@ impl<T> Context<T> for Result<T, rusqlite::Error> {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
