@@ -530,5 +530,14 @@ mod tests {
         assert_eq!(list(&context, &admin()).unwrap().len(), 1);
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no staged file is left behind");
+
+        // `sandpit doctor` watches it like every other secret.
+        assert!(crate::doctor::open_secrets(dir.path()).is_empty());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let open: Vec<PathBuf> = crate::doctor::open_secrets(dir.path())
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
+        assert_eq!(open, [path]);
     }
 }
