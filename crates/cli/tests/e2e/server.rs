@@ -103,9 +103,15 @@ impl Drop for Server {
     }
 }
 
-/// A sandbox whose `sandpit login` keeps credentials inside it.
+/// A sandbox whose `sandpit login` keeps credentials inside it, with a project of one job.
 fn sandbox() -> (Sandbox, PathBuf) {
-    let mut sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::with_files(&[
+        (
+            "sandpit.toml",
+            "[project]\nname = \"plane\"\n\n[jobs.hello]\npath = \"hello\"\nrun = \"echo hello\"\n",
+        ),
+        ("hello/README", "a job\n"),
+    ]);
     let config = sandbox.home.parent().unwrap().join("config");
     sandbox
         .extra_env
@@ -244,7 +250,22 @@ fn login_and_tokens_through_a_running_server_and_a_revoked_token_is_refused() {
     let twice = sandbox.fails(&["tokens", "revoke", &bob_id], 1);
     assert!(twice.contains("already revoked"), "{twice}");
 
-    // A second server over the same home keeps the admin token; the port in use is refused.
+    // The metrics count requests by route, and the biomes of the daemon the server started.
+    sandbox.ok(&["up", "alice"]);
+    let (status, metrics) = crate::harness::http_get(&format!("{}/metrics", server.url));
+    assert_eq!(status, 200);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sandpit_biomes{state=") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sandpit_server_requests_total{route=\"/api/v1/tokens/{id}\",method=\"DELETE\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+
+    // The port in use is refused; so is an address that is not one.
     let port_taken = sandbox.fails(
         &[
             "server",
