@@ -141,7 +141,13 @@ pub async fn label(request: Request, next: Next) -> Response {
 /// Around routing: counts the request and its time under its route (or `unmatched`).
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    // Methods outside HTTP's own set are counted together: a client inventing methods must not
+    // grow the series without bound.
+    let method = match request.method().as_str() {
+        known @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => known,
+        _ => "OTHER",
+    }
+    .to_owned();
     let response = next.run(request).await;
     let route = response
         .extensions()

@@ -17,7 +17,8 @@ use crate::settings::RemoteSettings;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Read the token from FILE (e.g. `$SANDPIT_HOME/server/admin-token`) instead of stdin.
+    /// Read the token from FILE (e.g. `$SANDPIT_HOME/server/admin-token`); without it the token
+    /// is --token or SANDPIT_TOKEN when given, else read from stdin.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
 }
@@ -35,14 +36,15 @@ pub async fn exec(settings: &RemoteSettings, args: Args, json: bool) -> anyhow::
     let Some(server) = &settings.server else {
         return Err(failure(
             ErrorKind::InvalidInput,
-            "which server? \nhint: `sandpit login --server http://HOST:PORT`",
+            "which server?\nhint: `sandpit login --server http://HOST:PORT`",
         ));
     };
     let server = remote::server_url(server)?;
-    let token = match &args.token_file {
-        Some(path) => std::fs::read_to_string(path)
+    let token = match (&args.token_file, &settings.token) {
+        (Some(path), _) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the token file {}", path.display()))?,
-        None => {
+        (None, Some(token)) => token.clone(),
+        (None, None) => {
             if std::io::stdin().is_terminal() {
                 eprint!("token for {server}: ");
             }
