@@ -99,3 +99,24 @@ fn unreadable_or_mismatched_pem_files_are_refused_with_their_path() {
     let error = Tls::from_pem_files(&cert, &other_key).unwrap_err();
     assert!(error.to_string().contains("does not go with"), "{error}");
 }
+
+#[test]
+fn the_workspace_has_one_rustls_backend_ring() {
+    // aws-lc-rs beside ring would make rustls' default provider ambiguous and doubles the C
+    // code built; the lock file shows whatever any crate of the workspace pulls in.
+    let lock = include_str!("../../../../Cargo.lock");
+    let packages: Vec<&str> = lock
+        .lines()
+        .filter_map(|line| line.strip_prefix("name = \""))
+        .map(|rest| rest.trim_end_matches('"'))
+        .collect();
+    assert!(packages.contains(&"ring"), "rustls runs on ring");
+    let aws: Vec<&&str> = packages
+        .iter()
+        .filter(|p| p.starts_with("aws-lc"))
+        .collect();
+    assert!(
+        aws.is_empty(),
+        "Cargo.lock has {aws:?}; use rustls' `ring` feature only"
+    );
+}
