@@ -5,6 +5,7 @@ mod arguments;
 mod commands;
 mod output;
 mod progress;
+mod remote;
 mod settings;
 
 use std::path::PathBuf;
@@ -38,6 +39,13 @@ struct Cli {
     /// Print machine-readable JSON instead of text (read commands).
     #[arg(long, global = true)]
     json: bool,
+    /// The control plane to talk to (`login`, `tokens`), e.g. http://127.0.0.1:7780.
+    #[arg(long, global = true, value_name = "URL")]
+    server: Option<String>,
+    /// The API token to send it (prefer `sandpit login` or SANDPIT_TOKEN: a command line is
+    /// visible to other users).
+    #[arg(long, global = true, value_name = "TOKEN")]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,6 +101,12 @@ enum Command {
     Daemon(commands::daemon::Args),
     /// Check every prerequisite; say what is missing and the command that fixes it.
     Doctor(commands::doctor::Args),
+    /// Run the team control plane's HTTP API in the foreground (tokens, roles, the use cases).
+    Server(commands::server::Args),
+    /// Check a token with a control plane and store it for `--server URL`.
+    Login(commands::login::Args),
+    /// Create, list and revoke the control plane's API tokens (admin).
+    Tokens(commands::tokens::Args),
     /// Run an environment's model endpoint (started by the daemon).
     #[command(hide = true)]
     ModelServer(commands::model_server::Args),
@@ -141,7 +155,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     // The daemon and the model endpoint log to their own files, with their own filters.
     if !matches!(command, Command::Daemon(_) | Command::ModelServer(_)) {
-        if let Some(filter) = settings::diagnostics_filter() {
+        // The server logs its faults (under request ids) even when nothing else is asked for.
+        let filter = settings::diagnostics_filter().or_else(|| {
+            matches!(command, Command::Server(_)).then(|| "warn,sandpit_server=info".to_owned())
+        });
+        if let Some(filter) = filter {
             let filter = tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| {
                 anyhow::anyhow!("SANDPIT_LOG `{filter}` is not a filter: {e}\nhint: e.g. SANDPIT_LOG=debug or SANDPIT_LOG=sandpit_database::steps=debug")
             })?;
@@ -152,8 +170,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .init();
         }
     }
-    let context = settings::context(cli.directory.as_deref())?;
     let json = cli.json;
+    // Clients of a control plane need no SANDPIT_HOME of their own.
+    match command {
+        Command::Login(args) => {
+            let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            return commands::login::exec(&remote, args, json).await;
+        }
+        Command::Tokens(args) => {
+            let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            return commands::tokens::exec(&remote, args, json).await;
+        }
+        command => run_local(cli.directory.as_deref(), command, json).await,
+    }
+}
+
+async fn run_local(
+    directory: Option<&std::path::Path>,
+    command: Command,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let context = settings::context(directory)?;
     match command {
         Command::Init(args) => commands::init::exec(&context, args),
         Command::Build(args) => commands::build::exec(&context, args, json),
@@ -180,6 +217,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Daemon(args) => commands::daemon::exec(&context, args, json).await,
         Command::Doctor(args) => commands::doctor::exec(&context, args, json).await,
         Command::ModelServer(args) => commands::model_server::exec(&context, args).await,
+        Command::Server(args) => commands::server::exec(&context, args).await,
+        Command::Login(_) | Command::Tokens(_) => {
+            unreachable!("clients of a control plane are run before the settings are read")
+        }
         Command::LogWriter(_) => {
             unreachable!("the log writer is started before the settings are read")
         }

@@ -54,6 +54,22 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "SANDPIT_LOG",
         "sandpit's own diagnostics on stderr, as a tracing filter: `debug`, or `sandpit_database::steps=debug` for the time of each database step (default: none)",
     ),
+    (
+        "SANDPIT_SERVER",
+        "the control plane `tokens` talks to, e.g. http://127.0.0.1:7780 (default: the one `sandpit login` stored; --server overrides)",
+    ),
+    (
+        "SANDPIT_TOKEN",
+        "the API token sent to the control plane (default: the one `sandpit login` stored for that server; --token overrides)",
+    ),
+    (
+        "SANDPIT_CA_CERT",
+        "a PEM file of the certificate authority an https control plane's certificate is checked against (default: none, so https needs it)",
+    ),
+    (
+        "XDG_CONFIG_HOME",
+        "where `sandpit login` keeps credentials: $XDG_CONFIG_HOME/sandpit/credentials.json (default ~/.config)",
+    ),
     ("NO_COLOR", "when set to anything, output has no colour"),
     (
         "TERM",
@@ -111,6 +127,42 @@ pub fn variables_help() -> String {
         "\nA `[environments.<env>.database] url_env` in sandpit.toml names one more variable: the\none holding that environment's PostgreSQL URL.",
     );
     help
+}
+
+/// How to reach the control plane: flags first, then `SANDPIT_SERVER`/`SANDPIT_TOKEN`; what
+/// `sandpit login` stored is read by `crate::remote` from `credentials`.
+#[derive(Debug, Clone)]
+pub struct RemoteSettings {
+    pub server: Option<String>,
+    pub token: Option<String>,
+    /// `$XDG_CONFIG_HOME/sandpit/credentials.json`, else `~/.config/sandpit/credentials.json`.
+    pub credentials: PathBuf,
+    /// `SANDPIT_CA_CERT`: the authority an https server's certificate must come from.
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// The control plane settings of this invocation; `server` and `token` are the global flags.
+pub fn remote(server: Option<&str>, token: Option<&str>) -> anyhow::Result<RemoteSettings> {
+    let non_empty = |name: &str| env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let config = match env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => absolute(PathBuf::from(dir))?,
+        None => match env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".config"),
+            None => bail!("cannot tell where to keep credentials: set XDG_CONFIG_HOME or HOME"),
+        },
+    };
+    Ok(RemoteSettings {
+        server: server
+            .map(str::to_owned)
+            .or_else(|| non_empty("SANDPIT_SERVER")),
+        token: token
+            .map(str::to_owned)
+            .or_else(|| non_empty("SANDPIT_TOKEN")),
+        credentials: config.join("sandpit").join("credentials.json"),
+        ca_cert: non_empty("SANDPIT_CA_CERT")
+            .map(|path| absolute(PathBuf::from(path)))
+            .transpose()?,
+    })
 }
 
 /// Variables passed through to builds and components. Everything else is scrubbed, so a secret in

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use crate::body::{DeadlineBody, TrackedBody};
-use crate::Limits;
+use crate::{Acceptor, Limits};
 
 /// Whether a request is in progress on the connection.
 #[derive(Debug, Clone, Copy)]
@@ -32,8 +32,9 @@ enum Activity {
 /// Serves one connection until it closes: the client leaves, a limit closes it, or `stopping`
 /// turns true (then in-progress requests finish and the connection closes). `_permit` is the
 /// connection's place under `max_connections`, given back when this returns.
-pub(crate) async fn serve(
+pub(crate) async fn serve<A: Acceptor>(
     stream: TcpStream,
+    acceptor: A,
     app: Router,
     limits: Arc<Limits>,
     mut stopping: watch::Receiver<bool>,
@@ -41,6 +42,24 @@ pub(crate) async fn serve(
 ) {
     // Answers are written whole; Nagle would only hold their last segment back.
     let _ = stream.set_nodelay(true);
+    // A handshake (TLS) counts against the header timeout: a client that opens a connection and
+    // says nothing is dropped either way.
+    let stream = tokio::select! {
+        handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.handshake(stream)) => {
+            match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!("handshake failed: {error}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("handshake timed out");
+                    return;
+                }
+            }
+        }
+        _ = stopping.wait_for(|stop| *stop) => return,
+    };
     let activity = Arc::new(watch::Sender::new(Activity::Idle(Instant::now())));
     let mut watched = activity.subscribe();
     let served = Arc::new(AtomicU64::new(0));

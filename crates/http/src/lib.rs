@@ -16,8 +16,11 @@
 //! - connections: a semaphore of `max_connections` permits taken *before* each accept, so past
 //!   the cap new connections wait in the kernel's backlog instead of being accepted forever.
 //!
-//! The model endpoint uses it; the control plane and the gateway are meant to.
+//! The stream is plain TCP or TLS ([`Acceptor`]: [`PlainTcp`], [`Tls`]); the TLS handshake runs
+//! in the connection's task within the header timeout. The model endpoint and the control plane
+//! use it; the gateway is meant to.
 
+mod acceptor;
 mod body;
 mod connection;
 mod limits;
@@ -33,6 +36,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+pub use acceptor::{Acceptor, PlainTcp, Tls};
 pub use body::BodyTimeout;
 pub use limits::Limits;
 
@@ -47,6 +51,17 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// `DefaultBodyLimit` inside `app` takes precedence below the hard limit.
 pub async fn serve(
     listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_with(listener, PlainTcp, app, limits, shutdown).await
+}
+
+/// [`serve`] over what `acceptor` makes of each connection (e.g. [`Tls`]).
+pub async fn serve_with<A: Acceptor>(
+    listener: TcpListener,
+    acceptor: A,
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
@@ -82,6 +97,7 @@ pub async fn serve(
         };
         tokio::spawn(connection::serve(
             stream,
+            acceptor.clone(),
             app.clone(),
             Arc::clone(&limits),
             stopping.clone(),

@@ -35,6 +35,33 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context over `home` that reads nothing from the process (no project, an empty
+    /// environment, a principal named `test@example.com`): for tests of use cases and handlers.
+    pub fn for_home(home: &std::path::Path) -> Context {
+        let executable = PathBuf::from("/nonexistent/sandpit");
+        Context {
+            home: home.to_path_buf(),
+            source: crate::Source::Checkout {
+                dir: home.to_path_buf(),
+            },
+            base_env: Vec::new(),
+            executable: executable.clone(),
+            version: "test".to_owned(),
+            process_env: BTreeMap::new(),
+            supervisor: SupervisorConfig {
+                home: home.to_path_buf(),
+                base_env: Vec::new(),
+                log_max_bytes: 1024 * 1024,
+                stop_grace: std::time::Duration::from_secs(1),
+                backoff: Default::default(),
+                executable,
+            },
+            database_timeouts: Default::default(),
+            pg_bin_dir: None,
+            principal: crate::principal::Principal::local(Some("test@example.com")),
+        }
+    }
+
     /// Where a project's artifacts are stored.
     pub fn artifact_store_root(&self, project: &str) -> PathBuf {
         self.home.join("projects").join(project).join("artifacts")

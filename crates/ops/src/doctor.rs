@@ -640,6 +640,8 @@ pub const PRIVATE_PATHS: &[&str] = &[
     "projects/*/postgres/*/admin-password",
     "projects/*/models/*",
     "projects/*/models/*/token",
+    "server",
+    "server/admin-token",
 ];
 
 /// Every existing path under `root` that `pattern` (from [`PRIVATE_PATHS`]) names.

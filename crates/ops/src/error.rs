@@ -14,6 +14,9 @@ pub enum ErrorKind {
     /// The request clashes with the current state (uncommitted changes, a deployment that is no
     /// longer pending, a queue that did not move).
     Conflict,
+    /// The caller did not say who they are, or a server did not accept who they said (a
+    /// missing, unknown, revoked or expired token).
+    Unauthorized,
     /// The caller may not do this (e.g. approve their own deployment).
     Forbidden,
     /// It will happen once someone else approves it.
@@ -31,6 +34,7 @@ impl ErrorKind {
             ErrorKind::InvalidInput => "invalid_input",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Conflict => "conflict",
+            ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::NeedsApproval => "needs_approval",
             ErrorKind::Unavailable => "unavailable",
@@ -149,13 +153,15 @@ fn state_error_kind(error: &StateError) -> ErrorKind {
     match error {
         StateError::NotFound { .. }
         | StateError::PipelineNotFound { .. }
-        | StateError::ProjectNotFound { .. } => ErrorKind::NotFound,
+        | StateError::ProjectNotFound { .. }
+        | StateError::TokenNotFound { .. } => ErrorKind::NotFound,
         StateError::ProjectExists { .. } => ErrorKind::Conflict,
         StateError::NotPending { .. }
         | StateError::NoApprovalNeeded { .. }
         | StateError::AlreadyApproved { .. }
         | StateError::QueueTimeout { .. }
-        | StateError::PipelineTransition { .. } => ErrorKind::Conflict,
+        | StateError::PipelineTransition { .. }
+        | StateError::TokenAlreadyRevoked { .. } => ErrorKind::Conflict,
         StateError::SelfApproval { .. } => ErrorKind::Forbidden,
         StateError::ApprovalsMissing { .. } => ErrorKind::NeedsApproval,
         StateError::BadQuery { .. } => ErrorKind::InvalidInput,
@@ -371,6 +377,7 @@ mod tests {
             ErrorKind::InvalidInput,
             ErrorKind::NotFound,
             ErrorKind::Conflict,
+            ErrorKind::Unauthorized,
             ErrorKind::Forbidden,
             ErrorKind::NeedsApproval,
             ErrorKind::Unavailable,
@@ -385,6 +392,7 @@ mod tests {
                 "invalid_input",
                 "not_found",
                 "conflict",
+                "unauthorized",
                 "forbidden",
                 "needs_approval",
                 "unavailable",

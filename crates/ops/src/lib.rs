@@ -5,6 +5,7 @@
 
 pub mod approve;
 pub mod artifacts;
+pub mod authorization;
 pub mod build;
 pub mod config;
 pub mod context;
@@ -37,6 +38,7 @@ pub mod source;
 pub mod status;
 pub mod target;
 pub mod timings;
+pub mod tokens;
 pub mod trace;
 pub mod up;
 pub mod verify;

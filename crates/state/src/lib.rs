@@ -17,12 +17,15 @@
 //!
 //! The projects registry (`projects.rs`: which projects a server builds from git) is kept the
 //! same way: a row per registration, and `added`/`fetched`/`removed` events on it.
+//! The control plane's API tokens live here too, in the same shape ([`Token`]: facts, and
+//! revocations as events).
 
 mod pipelines;
 mod process;
 mod projects;
 mod schema;
 mod store;
+mod tokens;
 
 #[cfg(test)]
 mod tests;
@@ -34,6 +37,7 @@ pub use pipelines::{
 };
 pub use projects::{NewProject, ProjectRecord};
 pub use store::StateStore;
+pub use tokens::{NewToken, Token};
 
 /// A deployment to be recorded by [`StateStore::create`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,6 +341,10 @@ pub enum StateError {
         found: i64,
         known: i64,
     },
+    #[error("there is no token {id}; `sandpit tokens list` lists them")]
+    TokenNotFound { id: String },
+    #[error("token {id} was already revoked at {at}")]
+    TokenAlreadyRevoked { id: String, at: String },
     #[error("cannot create the directory {path} for the state database: {source}")]
     Io {
         path: String,

@@ -225,4 +225,37 @@ BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
 CREATE TRIGGER pipeline_events_append_only_delete BEFORE DELETE ON pipeline_events
 BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
 "#,
+    // 5: the control plane's API tokens (immutable facts: who, which roles, the secret's sha256,
+    // when it expires) and what happened to them later (revoked) as events. A token is revoked at
+    // most once, which the partial unique index keeps true across processes.
+    r#"
+CREATE TABLE tokens (
+    id            TEXT PRIMARY KEY CHECK (id GLOB 'tok_[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+    user          TEXT NOT NULL CHECK (user <> ''),
+    -- role names separated by commas, e.g. `viewer,deployer`
+    roles         TEXT NOT NULL CHECK (roles <> ''),
+    secret_sha256 TEXT NOT NULL UNIQUE CHECK (length(secret_sha256) = 64),
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT,
+    created_by    TEXT NOT NULL
+);
+
+CREATE TABLE token_events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    token_id TEXT NOT NULL REFERENCES tokens (id),
+    event    TEXT NOT NULL CHECK (event IN ('revoked')),
+    at       TEXT NOT NULL,
+    actor    TEXT NOT NULL
+);
+CREATE UNIQUE INDEX token_events_revoked_once ON token_events (token_id) WHERE event = 'revoked';
+
+CREATE TRIGGER tokens_append_only_update BEFORE UPDATE ON tokens
+BEGIN SELECT RAISE(ABORT, 'token records are append-only'); END;
+CREATE TRIGGER tokens_append_only_delete BEFORE DELETE ON tokens
+BEGIN SELECT RAISE(ABORT, 'token records are append-only'); END;
+CREATE TRIGGER token_events_append_only_update BEFORE UPDATE ON token_events
+BEGIN SELECT RAISE(ABORT, 'token records are append-only'); END;
+CREATE TRIGGER token_events_append_only_delete BEFORE DELETE ON token_events
+BEGIN SELECT RAISE(ABORT, 'token records are append-only'); END;
+"#,
 ];

@@ -1424,3 +1424,132 @@ fn a_version_two_database_gains_the_projects_registry_and_keeps_its_deployments(
         .unwrap();
     assert_eq!(store.projects().unwrap().len(), 1);
 }
+
+fn new_token(id: &str, secret_hash_digit: char) -> crate::NewToken {
+    crate::NewToken {
+        id: id.to_owned(),
+        user: "alice@x".to_owned(),
+        roles: vec!["viewer".to_owned(), "deployer".to_owned()],
+        secret_sha256: secret_hash_digit.to_string().repeat(64),
+        expires_at: Some("2030-01-01T00:00:00.000Z".to_owned()),
+        created_by: "admin".to_owned(),
+    }
+}
+
+#[test]
+fn tokens_are_created_found_by_secret_hash_listed_and_revoked_once() {
+    let (_dir, mut store) = open_temp();
+    let first = store
+        .create_token(&new_token("tok_0123456789ab", 'a'))
+        .unwrap();
+    assert_eq!(first.roles, ["viewer", "deployer"]);
+    assert_eq!(
+        first.expires_at.as_deref(),
+        Some("2030-01-01T00:00:00.000Z")
+    );
+    assert_eq!(first.revoked_at, None);
+    let mut second = new_token("tok_ba9876543210", 'b');
+    second.expires_at = None;
+    store.create_token(&second).unwrap();
+
+    let found = store.token_by_secret_hash(&"a".repeat(64)).unwrap();
+    assert_eq!(
+        found.as_ref().map(|t| t.id.as_str()),
+        Some("tok_0123456789ab")
+    );
+    assert_eq!(store.token_by_secret_hash(&"c".repeat(64)).unwrap(), None);
+    let ids: Vec<String> = store.tokens().unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, ["tok_0123456789ab", "tok_ba9876543210"]);
+
+    let revoked = store.revoke_token("tok_0123456789ab", "root").unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(revoked.revoked_by.as_deref(), Some("root"));
+    // Revoked tokens are still found, so a server can say "revoked" rather than "unknown".
+    let found = store
+        .token_by_secret_hash(&"a".repeat(64))
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.revoked_at, revoked.revoked_at);
+
+    let again = store.revoke_token("tok_0123456789ab", "root").unwrap_err();
+    assert!(
+        matches!(again, StateError::TokenAlreadyRevoked { .. }),
+        "{again}"
+    );
+    let unknown = store.revoke_token("tok_000000000000", "root").unwrap_err();
+    assert!(
+        matches!(unknown, StateError::TokenNotFound { .. }),
+        "{unknown}"
+    );
+    assert!(
+        unknown.to_string().contains("sandpit tokens list"),
+        "{unknown}"
+    );
+}
+
+#[test]
+fn malformed_or_duplicate_tokens_are_refused() {
+    let (_dir, mut store) = open_temp();
+    store
+        .create_token(&new_token("tok_0123456789ab", 'a'))
+        .unwrap();
+    let same_secret = store
+        .create_token(&new_token("tok_111111111111", 'a'))
+        .unwrap_err();
+    assert!(
+        matches!(same_secret, StateError::Sqlite { .. }),
+        "{same_secret}"
+    );
+    let mut cases = Vec::new();
+    let mut bad_id = new_token("token-1", 'b');
+    cases.push(("id", bad_id.clone()));
+    bad_id.id = "tok_0123456789AB".to_owned();
+    cases.push(("upper-case id", bad_id));
+    let mut no_roles = new_token("tok_222222222222", 'b');
+    no_roles.roles.clear();
+    cases.push(("roles", no_roles));
+    let mut comma = new_token("tok_222222222222", 'b');
+    comma.roles = vec!["viewer,admin".to_owned()];
+    cases.push(("comma in a role", comma));
+    let mut short_hash = new_token("tok_222222222222", 'b');
+    short_hash.secret_sha256 = "ab".to_owned();
+    cases.push(("hash", short_hash));
+    let mut no_user = new_token("tok_222222222222", 'b');
+    no_user.user = " ".to_owned();
+    cases.push(("user", no_user));
+    for (what, token) in cases {
+        let error = store.create_token(&token).unwrap_err();
+        assert!(
+            matches!(error, StateError::Invalid { .. }),
+            "{what}: {error}"
+        );
+    }
+    assert_eq!(store.tokens().unwrap().len(), 1);
+}
+
+#[test]
+fn token_records_are_append_only() {
+    let (_dir, mut store) = open_temp();
+    store
+        .create_token(&new_token("tok_0123456789ab", 'a'))
+        .unwrap();
+    store.revoke_token("tok_0123456789ab", "root").unwrap();
+    for sql in [
+        "UPDATE tokens SET roles = 'admin'",
+        "DELETE FROM tokens",
+        "UPDATE token_events SET actor = 'x'",
+        "DELETE FROM token_events",
+    ] {
+        let err = store.connection().execute(sql, []).unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    // A second revocation cannot slip in beside the checks either: the index refuses it.
+    let err = store
+        .connection()
+        .execute(
+            "INSERT INTO token_events (token_id, event, at, actor) VALUES ('tok_0123456789ab', 'revoked', 'now', 'x')",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("UNIQUE"), "{err}");
+}

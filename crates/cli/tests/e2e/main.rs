@@ -15,3 +15,4 @@ mod faults;
 mod models;
 mod runtime;
 mod security;
+mod server;

@@ -12,6 +12,8 @@ use sandpit_http::{serve, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod tls;
+
 /// Longest any test waits for something that should happen; a failing test fails, not hangs.
 const GUARD: Duration = Duration::from_secs(20);
 

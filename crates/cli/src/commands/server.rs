@@ -1,0 +1,111 @@
+//! `sandpit server [--listen ADDR] [--tls-cert F --tls-key F]`: the team control plane's HTTP
+//! API in the foreground, over this `$SANDPIT_HOME`, until Ctrl-C or SIGTERM.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use sandpit_ops::error::{failure, ErrorKind};
+use sandpit_ops::Context;
+use sandpit_server::AppState;
+use tokio::net::TcpListener;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The address to listen on; port 0 picks a free one (the address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7780")]
+    listen: SocketAddr,
+    /// Serve https with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            sandpit_http::Tls::from_pem_files(cert, key)
+                .map_err(|e| failure(ErrorKind::InvalidInput, e.to_string()))?,
+        ),
+        _ => None,
+    };
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| cannot_listen(args.listen, &error))?;
+    let address = listener.local_addr()?;
+    let mut stop = shutdown_signal()?;
+
+    // The server supervises this machine's biomes as the CLI does: through the daemon, started
+    // now (if none runs) so that what ran before comes back and stays supervised.
+    sandpit_ops::daemon_connection::started(context)
+        .await
+        .context("cannot start the supervisor daemon")?;
+
+    let admin_token = sandpit_ops::tokens::admin_token_path(&context.home);
+    match sandpit_ops::tokens::first_admin_token(context)? {
+        Some(path) => println!(
+            "admin token written to {} (read it once: `sandpit login --server URL --token-file {}`)",
+            path.display(),
+            path.display()
+        ),
+        None => println!("admin token: {} (from an earlier start)", admin_token.display()),
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{address}");
+    std::io::stdout().flush()?;
+
+    let app = sandpit_server::app(AppState::new(context.clone()));
+    let limits = sandpit_server::limits();
+    let shutdown = async move {
+        stop.as_mut().await;
+        tracing::info!("stopping: requests in progress finish, no new ones are taken");
+    };
+    match tls {
+        Some(tls) => sandpit_http::serve_with(listener, tls, app, limits, shutdown).await,
+        None => sandpit_http::serve(listener, app, limits, shutdown).await,
+    }
+    .context("the server failed")?;
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cannot_listen(address: SocketAddr, error: &std::io::Error) -> anyhow::Error {
+    let hint = match error.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "another process listens on port {} (an earlier `sandpit server`?); stop it or pick another with --listen {}:PORT",
+            address.port(),
+            address.ip()
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this machine; e.g. --listen 127.0.0.1:{}",
+            address.ip(),
+            address.port()
+        ),
+        std::io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges; pick a port from 1024 up".to_owned()
+        }
+        _ => "pick another address with --listen HOST:PORT".to_owned(),
+    };
+    failure(
+        ErrorKind::Unavailable,
+        format!("cannot listen on {address}: {error}\nhint: {hint}"),
+    )
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+fn shutdown_signal(
+) -> anyhow::Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(Box::pin(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    }))
+}

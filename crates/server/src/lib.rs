@@ -1,0 +1,141 @@
+//! The team control plane's HTTP API (`sandpit server`): tokens and roles, then the use cases
+//! of `sandpit-ops` over HTTP. The contract is `docs/openapi.json`, generated from this crate.
+//!
+//! [`app`] builds the whole [`Router`] from an [`AppState`], so handlers are tested with
+//! `tower::ServiceExt::oneshot` without a socket; `sandpit_http::serve_with` serves it with
+//! its limits, over plain TCP or TLS. Around every route, outermost first: the request id
+//! ([`request_id`]: `x-request-id`, internal faults logged under it), the metrics, the body
+//! limit, and inside routing the per-request deadline ([`timeout`]).
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod request_id;
+pub mod routes;
+pub mod timeout;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::middleware;
+use axum::Router;
+use sandpit_ops::Context;
+
+use crate::error::{ApiError, Code};
+use crate::metrics::Metrics;
+
+/// The largest request body read (1 MiB); more is answered 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// How long one request may take to be handled before it is answered 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// The `$SANDPIT_HOME` served, and the settings the use cases need.
+    context: Arc<Context>,
+    /// The counters `/metrics` shows.
+    metrics: Metrics,
+    /// See [`REQUEST_TIMEOUT`].
+    request_timeout: Duration,
+}
+
+impl AppState {
+    pub fn new(context: Context) -> AppState {
+        AppState::with_timeout(context, REQUEST_TIMEOUT)
+    }
+
+    pub fn with_timeout(context: Context, request_timeout: Duration) -> AppState {
+        AppState {
+            inner: Arc::new(Shared {
+                context: Arc::new(context),
+                metrics: Metrics::default(),
+                request_timeout,
+            }),
+        }
+    }
+
+    pub fn context(&self) -> &Context {
+        &self.inner.context
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Runs a use case that blocks (SQLite, files) off the async threads.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Context) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let context = Arc::clone(&self.inner.context);
+        match tokio::task::spawn_blocking(move || work(&context)).await {
+            Ok(result) => Ok(result?),
+            Err(error) => Err(ApiError::internal(format!(
+                "a request's work panicked: {error}"
+            ))),
+        }
+    }
+}
+
+/// The limits the server is served with: `sandpit_http`'s defaults, with [`BODY_LIMIT`].
+pub fn limits() -> sandpit_http::Limits {
+    sandpit_http::Limits {
+        max_body_bytes: BODY_LIMIT,
+        ..sandpit_http::Limits::default()
+    }
+}
+
+/// The whole API.
+pub fn app(state: AppState) -> Router {
+    let request_timeout = state.inner.request_timeout;
+    Router::new()
+        .merge(routes::service::router())
+        .merge(routes::whoami::router())
+        .merge(routes::tokens::router())
+        .route_layer(middleware::from_fn_with_state(
+            request_timeout,
+            timeout::limit,
+        ))
+        .route_layer(middleware::from_fn(metrics::label))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        Code::NotFound,
+        format!(
+            "there is no route {method} {}\nhint: GET /api/v1/openapi.json lists the routes",
+            uri.path()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        Code::InvalidRequest,
+        format!(
+            "{} does not take {method}\nhint: GET /api/v1/openapi.json lists each route's methods",
+            uri.path()
+        ),
+    )
+    .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)
+}

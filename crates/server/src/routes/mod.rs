@@ -1,0 +1,7 @@
+//! The routes, one module per resource; each module's `router` is merged by [`crate::app`].
+//! A new resource (projects, biomes, history) is a module here plus its paths in
+//! [`crate::openapi`].
+
+pub mod service;
+pub mod tokens;
+pub mod whoami;
