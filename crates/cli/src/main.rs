@@ -46,6 +46,14 @@ struct Cli {
     /// visible to other users).
     #[arg(long, global = true, value_name = "TOKEN")]
     token: Option<String>,
+    /// With a control plane: the project to act on (default: the `[project] name` of the
+    /// sandpit.toml here).
+    #[arg(long, global = true, value_name = "NAME")]
+    project: Option<String>,
+    /// Act on this machine even when a control plane is configured (`sandpit login`,
+    /// SANDPIT_SERVER): unpushed work, this machine's own biomes.
+    #[arg(long, global = true)]
+    local: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -181,7 +189,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
             return commands::tokens::exec(&remote, args, json).await;
         }
-        command => run_local(cli.directory.as_deref(), command, json).await,
+        command => {
+            if !cli.local {
+                let settings = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+                if settings.configured() {
+                    if let Some(remote_command) = RemoteCommand::of(&command) {
+                        let remote = remote::Remote::from_settings(&settings)?;
+                        let project =
+                            remote::project_name(cli.project.as_deref(), cli.directory.as_deref())?;
+                        return run_remote(&remote, &project, remote_command, json).await;
+                    }
+                }
+            }
+            run_local(cli.directory.as_deref(), command, json).await
+        }
+    }
+}
+
+/// The commands that act on a control plane's project when one is configured.
+enum RemoteCommand {
+    Ls,
+}
+
+impl RemoteCommand {
+    fn of(command: &Command) -> Option<RemoteCommand> {
+        match command {
+            Command::Ls => Some(RemoteCommand::Ls),
+            _ => None,
+        }
+    }
+}
+
+async fn run_remote(
+    remote: &remote::Remote,
+    project: &str,
+    command: RemoteCommand,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        RemoteCommand::Ls => commands::ls::exec_remote(remote, project, json).await,
     }
 }
 

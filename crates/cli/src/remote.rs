@@ -223,6 +223,40 @@ impl Remote {
     }
 }
 
+/// The project a remote command acts on: `--project NAME`, else the `[project] name` of the
+/// `sandpit.toml` found from `directory` (or the current directory) upwards.
+pub fn project_name(explicit: Option<&str>, directory: Option<&Path>) -> anyhow::Result<String> {
+    if let Some(name) = explicit {
+        return Ok(name.trim().to_owned());
+    }
+    let dir = match directory {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::current_dir().context("cannot tell the current directory")?,
+    };
+    let spec = sandpit_ops::Source::Checkout { dir }.spec().map_err(|error| {
+        failure(
+            ErrorKind::InvalidInput,
+            format!("{error:#}\nhint: name the server's project with --project NAME, or pass --local to act on this machine"),
+        )
+    })?;
+    Ok(spec.project.name.to_string())
+}
+
+/// `/api/v1/projects/<project>` with the name percent-encoded for a path.
+pub fn project_path(project: &str) -> String {
+    format!("/api/v1/projects/{}", path_segment(project))
+}
+
+/// `raw` as one path segment: everything but RFC 3986's unreserved characters percent-encoded.
+pub fn path_segment(raw: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(raw, SEGMENT).to_string()
+}
+
 /// A transport error with its causes (reqwest's own message alone says only "error sending request").
 fn describe(error: &reqwest::Error) -> String {
     let mut text = error.to_string();

@@ -12,6 +12,7 @@ pub mod body;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod project;
 pub mod request_id;
 pub mod routes;
 pub mod timeout;
@@ -103,6 +104,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::service::router())
         .merge(routes::whoami::router())
         .merge(routes::tokens::router())
+        .merge(routes::biomes::router())
         .route_layer(middleware::from_fn_with_state(
             request_timeout,
             timeout::limit,

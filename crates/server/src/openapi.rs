@@ -26,6 +26,7 @@ use crate::wire;
         routes::tokens::create,
         routes::tokens::list,
         routes::tokens::revoke,
+        routes::biomes::list,
     ),
     components(schemas(wire::ErrorBody, wire::ErrorDetail)),
     modifiers(&BearerToken),
