@@ -25,6 +25,7 @@ pub mod init;
 pub mod logs;
 pub mod ls;
 pub mod models;
+pub mod ownership;
 pub mod pipeline;
 pub mod principal;
 pub mod project;

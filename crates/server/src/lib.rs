@@ -5,7 +5,8 @@
 //! `tower::ServiceExt::oneshot` without a socket; `sandpit_http::serve_with` serves it with
 //! its limits, over plain TCP or TLS. Around every route, outermost first: the request id
 //! ([`request_id`]: `x-request-id`, internal faults logged under it), the metrics, the body
-//! limit, and inside routing the per-request deadline ([`timeout`]).
+//! limit, and inside routing the per-request deadline ([`timeout`]): [`REQUEST_TIMEOUT`] for
+//! reads, [`CHANGE_TIMEOUT`] for the routes that build and roll out (`up`, `deploy`, …).
 
 pub mod auth;
 pub mod body;
@@ -34,6 +35,9 @@ use crate::metrics::Metrics;
 pub const BODY_LIMIT: usize = 1024 * 1024;
 /// How long one request may take to be handled before it is answered 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a change (`up`, `down`, `restart`, `deploy`, `promote`, `rollback`, `config`) may
+/// take: it builds, migrates a database and waits for health, which takes minutes, not seconds.
+pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -49,6 +53,8 @@ struct Shared {
     metrics: Metrics,
     /// See [`REQUEST_TIMEOUT`].
     request_timeout: Duration,
+    /// See [`CHANGE_TIMEOUT`].
+    change_timeout: Duration,
 }
 
 impl AppState {
@@ -62,6 +68,7 @@ impl AppState {
                 context: Arc::new(context),
                 metrics: Metrics::default(),
                 request_timeout,
+                change_timeout: CHANGE_TIMEOUT,
             }),
         }
     }
@@ -100,6 +107,15 @@ pub fn limits() -> sandpit_http::Limits {
 /// The whole API.
 pub fn app(state: AppState) -> Router {
     let request_timeout = state.inner.request_timeout;
+    let change_timeout = state.inner.change_timeout;
+    let changes = Router::new()
+        .merge(routes::biomes::changes())
+        .merge(routes::environments::changes())
+        .merge(routes::config::changes())
+        .route_layer(middleware::from_fn_with_state(
+            change_timeout,
+            timeout::limit,
+        ));
     Router::new()
         .merge(routes::service::router())
         .merge(routes::whoami::router())
@@ -109,6 +125,8 @@ pub fn app(state: AppState) -> Router {
             request_timeout,
             timeout::limit,
         ))
+        // Merged after the reads' deadline, so only their own applies to them.
+        .merge(changes)
         .route_layer(middleware::from_fn(metrics::label))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

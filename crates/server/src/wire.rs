@@ -2,7 +2,10 @@
 //! schemas derived here. They are converted by hand from the use cases' types, so a change in
 //! `sandpit-ops` never changes the wire by accident.
 
+pub mod biome;
 pub mod biomes;
+pub mod changes;
+pub mod deployments;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -1,18 +1,40 @@
-//! `GET /api/v1/projects/{project}/biomes`: `sandpit ls` over HTTP.
+//! `/api/v1/projects/{project}/biomes…`: `sandpit ls` over HTTP, and the changes of one biome —
+//! `up` (POST), `down` (DELETE), `restart`.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use sandpit_build::execute::NoProgress;
 use sandpit_ops::authorization::Action;
+use sandpit_ops::build::BuildOptions;
+use sandpit_ops::ownership;
+use sandpit_ops::projects::Revision;
+use sandpit_ops::up::UpOptions;
 
 use crate::auth::Caller;
+use crate::body::ApiJson;
 use crate::error::ApiError;
+use crate::project::{changing, reading, revision, run_change};
+use crate::wire::biome::BiomeDocument;
 use crate::wire::biomes::BiomeList;
+use crate::wire::changes::{DownResult, RestartRequest, RestartResult, UpRequest, UpResult};
+use crate::wire::deployments::ProgressLog;
 use crate::wire::ErrorBody;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/projects/{project}/biomes", get(list))
+}
+
+/// The routes that change biomes (under the long deadline of [`crate::CHANGE_TIMEOUT`]).
+pub fn changes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/projects/{project}/biomes", post(up))
+        .route("/api/v1/projects/{project}/biomes/{biome}", delete(down))
+        .route(
+            "/api/v1/projects/{project}/biomes/{biome}/restart",
+            post(restart),
+        )
 }
 
 /// The project's biomes and environment bases on this server's machine (`sandpit ls --json`).
@@ -29,7 +51,131 @@ pub async fn list(
     Path(project): Path<String>,
 ) -> Result<Json<BiomeList>, ApiError> {
     caller.require(Action::Read)?;
-    let context = crate::project::reading(&state, &caller, &project).await?;
+    let context = reading(&state, &caller, &project).await?;
     let listing = sandpit_ops::ls::ls(&context).await?;
     Ok(Json(BiomeList::from(&listing)))
+}
+
+/// `sandpit up`: builds exactly a pushed commit (`sha`, `branch`, or the project's branch) and
+/// brings the biome up at it, requested by the token's user, who then owns the biome. Waits
+/// until the biome has converged, for up to 15 minutes (this route's deadline; reads have 30 s).
+#[utoipa::path(post, path = "/api/v1/projects/{project}/biomes", tag = "biomes", security(("bearer" = [])),
+    params(("project" = String, Path, description = "The project's name")),
+    request_body = UpRequest,
+    responses(
+        (status = 200, description = "The biome runs the commit (the answer's `events` are the rollout's progress)", body = UpResult),
+        (status = 400, description = "Malformed JSON or a body of the wrong shape", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a developer, or the biome is someone else's and the caller no deployer", body = ErrorBody),
+        (status = 404, description = "No such project, branch or commit (\"commit … is not in <url>; push it first\")", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "Both `sha` and `branch`, a bad name, or an invalid sandpit.toml at the commit", body = ErrorBody),
+        (status = 503, description = "The repository or the daemon cannot be reached, or the 15-minute deadline passed", body = ErrorBody),
+    ))]
+pub async fn up(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    ApiJson(request): ApiJson<UpRequest>,
+) -> Result<Json<UpResult>, ApiError> {
+    caller.require(Action::ChangeOwnBiome)?;
+    let revision = revision(request.sha.clone(), request.branch.clone())?;
+    let biome = sandpit_ops::up::parse_biome_name(&request.biome)?;
+    let context = changing(&state, &caller, &project, revision).await?;
+    let answer = run_change(move || async move {
+        ownership::authorize_biome(&context, &biome)?;
+        let options = UpOptions {
+            biome: Some(biome.to_string()),
+            env: request.env,
+            build: BuildOptions::default(),
+            reset_db: request.reset_db,
+        };
+        let mut log = ProgressLog::default();
+        let outcome =
+            sandpit_ops::up::up(&context, &options, &mut NoProgress, |c, m| log.record(c, m))
+                .await?;
+        let mut answer = UpResult::from(&outcome);
+        answer.events = log.take();
+        Ok(answer)
+    })
+    .await?;
+    Ok(Json(answer))
+}
+
+/// `sandpit down BIOME`: stops the biome and drops its database, as the token's user.
+#[utoipa::path(delete, path = "/api/v1/projects/{project}/biomes/{biome}", tag = "biomes", security(("bearer" = [])),
+    params(
+        ("project" = String, Path, description = "The project's name"),
+        ("biome" = String, Path, description = "`BIOME` or `ENV/BIOME`, percent-encoded"),
+    ),
+    responses(
+        (status = 200, body = DownResult),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a developer, or the biome is someone else's and the caller no deployer", body = ErrorBody),
+        (status = 404, description = "No such project or biome", body = ErrorBody),
+        (status = 409, description = "Already down", body = ErrorBody),
+        (status = 422, description = "A bad name, or an environment's (use `env destroy`, local only)", body = ErrorBody),
+        (status = 503, description = "The daemon or the database cannot be reached, or the 15-minute deadline passed", body = ErrorBody),
+    ))]
+pub async fn down(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, biome)): Path<(String, String)>,
+) -> Result<Json<DownResult>, ApiError> {
+    caller.require(Action::ChangeOwnBiome)?;
+    let context = changing(&state, &caller, &project, Revision::Default).await?;
+    let answer = run_change(move || async move {
+        ownership::authorize_biome_target(&context, &biome)?;
+        let mut log = ProgressLog::default();
+        let outcome =
+            sandpit_ops::down::down(&context, Some(&biome), |c, m| log.record(c, m)).await?;
+        let mut answer = DownResult::from(&outcome);
+        answer.events = log.take();
+        Ok(answer)
+    })
+    .await?;
+    Ok(Json(answer))
+}
+
+/// `sandpit restart BIOME [COMPONENT]`: restarts one component or every service, and waits
+/// until they are healthy.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/biomes/{biome}/restart", tag = "biomes", security(("bearer" = [])),
+    params(
+        ("project" = String, Path, description = "The project's name"),
+        ("biome" = String, Path, description = "`BIOME` or `ENV/BIOME`, percent-encoded"),
+    ),
+    request_body = RestartRequest,
+    responses(
+        (status = 200, body = RestartResult),
+        (status = 400, description = "Malformed JSON or a body of the wrong shape", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a developer, or the biome is someone else's and the caller no deployer", body = ErrorBody),
+        (status = 404, description = "No such project, biome or component", body = ErrorBody),
+        (status = 503, description = "The daemon cannot be reached, or the 15-minute deadline passed", body = ErrorBody),
+    ))]
+pub async fn restart(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, biome)): Path<(String, String)>,
+    ApiJson(request): ApiJson<RestartRequest>,
+) -> Result<Json<RestartResult>, ApiError> {
+    caller.require(Action::ChangeOwnBiome)?;
+    let context = changing(&state, &caller, &project, Revision::Default).await?;
+    let answer = run_change(move || async move {
+        ownership::authorize_biome_target(&context, &biome)?;
+        let mut log = ProgressLog::default();
+        let status = sandpit_ops::restart::restart(
+            &context,
+            Some(&biome),
+            request.component.as_deref(),
+            |c, m| log.record(c, m),
+        )
+        .await?;
+        Ok(RestartResult {
+            biome: BiomeDocument::new(&status, None),
+            events: log.take(),
+        })
+    })
+    .await?;
+    Ok(Json(answer))
 }

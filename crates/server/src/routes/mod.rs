@@ -3,6 +3,8 @@
 //! [`crate::openapi`].
 
 pub mod biomes;
+pub mod config;
+pub mod environments;
 pub mod service;
 pub mod tokens;
 pub mod whoami;

@@ -1,0 +1,78 @@
+//! `POST /api/v1/projects/{project}/config/{target}`: `sandpit config set|unset`. The values
+//! (secrets among them) come in the body only, and are never logged or echoed: errors name
+//! keys, never values.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use sandpit_ops::authorization::Action;
+use sandpit_ops::config::Changed;
+use sandpit_ops::ownership;
+use sandpit_ops::projects::Revision;
+
+use crate::auth::Caller;
+use crate::body::ApiJson;
+use crate::error::ApiError;
+use crate::project::{changing, run_change};
+use crate::wire::changes::{ConfigChangeRequest, ConfigResult};
+use crate::wire::deployments::ProgressLog;
+use crate::wire::ErrorBody;
+use crate::AppState;
+
+/// The route (under the long deadline of [`crate::CHANGE_TIMEOUT`]: a change of what runs
+/// restarts components).
+pub fn changes() -> Router<AppState> {
+    Router::new().route("/api/v1/projects/{project}/config/{target}", post(change))
+}
+
+/// Sets or unsets variables of a target: deployed at once (a `config` deployment; 202 while a
+/// protected environment's waits for approvals) when it runs, else stored for its next
+/// deployment. Waits for the restart, for up to 15 minutes.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/config/{target}", tag = "config", security(("bearer" = [])),
+    params(
+        ("project" = String, Path, description = "The project's name"),
+        ("target" = String, Path, description = "`ENV`, `ENV/BIOME` or `BIOME`, percent-encoded"),
+    ),
+    request_body = ConfigChangeRequest,
+    responses(
+        (status = 200, description = "Deployed, or stored for the next deployment", body = ConfigResult),
+        (status = 202, description = "A `config` deployment that waits for approvals", body = ConfigResult),
+        (status = 400, description = "Malformed JSON or a body of the wrong shape", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a developer; a biome someone else owns; an environment without the deployer role", body = ErrorBody),
+        (status = 404, description = "No such project, or a variable that is not set", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "A bad or reserved key, or an unknown component", body = ErrorBody),
+        (status = 503, description = "The daemon cannot be reached, or the 15-minute deadline passed", body = ErrorBody),
+    ))]
+pub async fn change(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, target)): Path<(String, String)>,
+    ApiJson(request): ApiJson<ConfigChangeRequest>,
+) -> Result<(StatusCode, Json<ConfigResult>), ApiError> {
+    caller.require(Action::ChangeOwnBiome)?;
+    let change = request.change()?;
+    let context = changing(&state, &caller, &project, Revision::Default).await?;
+    run_change(move || async move {
+        ownership::authorize_config(&context, &target)?;
+        let mut log = ProgressLog::default();
+        let changed = sandpit_ops::config::change(&context, Some(&target), &change, &mut |c, m| {
+            log.record(c, m)
+        })
+        .await?;
+        let pending = matches!(&changed, Changed::Deployed(outcome) if outcome.rollout.is_none());
+        let mut answer = ConfigResult::from(&changed);
+        if let ConfigResult::Deployed(deployed) = &mut answer {
+            deployed.events = log.take();
+        }
+        let status = if pending {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, Json(answer)))
+    })
+    .await
+}
