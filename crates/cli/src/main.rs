@@ -2,6 +2,7 @@
 //! outcome to an exit code (0 success, 1 failure, 2 usage error).
 
 mod arguments;
+mod checkout;
 mod commands;
 mod output;
 mod progress;
@@ -193,11 +194,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !cli.local {
                 let settings = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
                 if settings.configured() {
-                    if let Some(remote_command) = RemoteCommand::of(&command) {
-                        let remote = remote::Remote::from_settings(&settings)?;
-                        let project =
-                            remote::project_name(cli.project.as_deref(), cli.directory.as_deref())?;
-                        return run_remote(&remote, &project, remote_command, json).await;
+                    match RemoteCommand::of(command) {
+                        Ok(remote_command) => {
+                            let remote = remote::Remote::from_settings(&settings)?;
+                            let project = remote::project_name(
+                                cli.project.as_deref(),
+                                cli.directory.as_deref(),
+                            )?;
+                            return run_remote(
+                                &remote,
+                                &project,
+                                cli.directory.as_deref(),
+                                remote_command,
+                                json,
+                            )
+                            .await;
+                        }
+                        Err(command) => {
+                            return run_local(cli.directory.as_deref(), *command, json).await
+                        }
                     }
                 }
             }
@@ -209,13 +224,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The commands that act on a control plane's project when one is configured.
 enum RemoteCommand {
     Ls,
+    Up(commands::up::Args),
+    Down(commands::down::Args),
+    Restart(commands::restart::Args),
+    Deploy(commands::deploy::Args),
+    Promote(commands::promote::Args),
+    Rollback(commands::rollback::Args),
+    Config(commands::config::Args),
 }
 
 impl RemoteCommand {
-    fn of(command: &Command) -> Option<RemoteCommand> {
+    /// `command` as a remote one, or back when it runs on this machine anyway.
+    fn of(command: Command) -> Result<RemoteCommand, Box<Command>> {
         match command {
-            Command::Ls => Some(RemoteCommand::Ls),
-            _ => None,
+            Command::Ls => Ok(RemoteCommand::Ls),
+            Command::Up(args) => Ok(RemoteCommand::Up(args)),
+            Command::Down(args) => Ok(RemoteCommand::Down(args)),
+            Command::Restart(args) => Ok(RemoteCommand::Restart(args)),
+            Command::Deploy(args) => Ok(RemoteCommand::Deploy(args)),
+            Command::Promote(args) => Ok(RemoteCommand::Promote(args)),
+            Command::Rollback(args) => Ok(RemoteCommand::Rollback(args)),
+            Command::Config(args) if commands::config::changes(&args) => {
+                Ok(RemoteCommand::Config(args))
+            }
+            other => Err(Box::new(other)),
         }
     }
 }
@@ -223,11 +255,28 @@ impl RemoteCommand {
 async fn run_remote(
     remote: &remote::Remote,
     project: &str,
+    directory: Option<&std::path::Path>,
     command: RemoteCommand,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    use commands::*;
     match command {
-        RemoteCommand::Ls => commands::ls::exec_remote(remote, project, json).await,
+        RemoteCommand::Ls => ls::exec_remote(remote, project, json).await,
+        RemoteCommand::Up(args) => up::exec_remote(remote, project, directory, args, json).await,
+        RemoteCommand::Down(args) => {
+            down::exec_remote(remote, project, directory, args, json).await
+        }
+        RemoteCommand::Restart(args) => {
+            restart::exec_remote(remote, project, directory, args, json).await
+        }
+        RemoteCommand::Deploy(args) => {
+            deploy::exec_remote(remote, project, directory, args, json).await
+        }
+        RemoteCommand::Promote(args) => promote::exec_remote(remote, project, args, json).await,
+        RemoteCommand::Rollback(args) => rollback::exec_remote(remote, project, args, json).await,
+        RemoteCommand::Config(args) => {
+            config::exec_remote(remote, project, directory, args, json).await
+        }
     }
 }
 

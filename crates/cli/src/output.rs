@@ -5,7 +5,6 @@
 
 use sandpit_artifact::store::{ArtifactCheck, Integrity, StoreCheck};
 use sandpit_domain::Name;
-use sandpit_runtime::protocol::BiomeStatus;
 use sandpit_state::Deployment;
 use serde::Serialize;
 
@@ -85,122 +84,17 @@ impl LogLineJson {
     }
 }
 
-/// `status BIOME --json`
-#[derive(Debug, Serialize)]
-pub struct BiomeJson {
-    pub biome: String,
-    pub project: String,
-    pub env: String,
-    pub sha: String,
-    pub state: String,
-    pub data_dir: String,
-    pub components: Vec<ComponentJson>,
-    pub database: Option<DatabaseJson>,
-    /// What the environment's model endpoint answers for the biome under plain model names
-    /// (`status` only; empty when the biome is not registered with an endpoint).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub models: Option<Vec<ModelJson>>,
-}
+/// `status BIOME --json`, and what `up`, `restart` and a rollout report: the API's document.
+pub use sandpit_server::wire::biome::BiomeDocument as BiomeJson;
 
-/// One model a biome is answered with (`status --json`'s `models`).
-#[derive(Debug, Serialize)]
-pub struct ModelJson {
-    /// The model's (component's) name, as requests name it.
-    pub name: String,
-    /// `<component>-<version>.zip`.
-    pub artifact: String,
-    pub digest: String,
-    /// `biome` (the biome's own version) or `environment` (the base's, which a biome without a
-    /// version of its own falls back to; the base's own models are the environment's).
-    pub source: &'static str,
-    /// The biome's `SANDPIT_MODELS_URL`, under which plain model names resolve; `null` when the
-    /// endpoint's port is not known.
-    pub endpoint: Option<String>,
-    /// The model's Open Inference Protocol route: `<endpoint>/v2/models/<name>`.
-    pub url: Option<String>,
-}
-
-impl From<&sandpit_ops::status::BiomeModel> for ModelJson {
-    fn from(model: &sandpit_ops::status::BiomeModel) -> ModelJson {
-        ModelJson {
-            name: model.name.clone(),
-            artifact: model.artifact.clone(),
-            digest: model.digest.clone(),
-            source: model.source.as_str(),
-            endpoint: model.endpoint.clone(),
-            url: model
-                .endpoint
-                .as_ref()
-                .map(|endpoint| format!("{endpoint}/v2/models/{}", model.name)),
+/// The progress lines a control plane collected for a change, printed after its answer as they
+/// are printed while it happens locally.
+pub fn print_events(events: &[sandpit_server::wire::deployments::ProgressLine]) {
+    for event in events {
+        match &event.component {
+            Some(component) => eprintln!("  {component}: {}", event.message),
+            None => eprintln!("  {}", event.message),
         }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct DatabaseJson {
-    pub name: String,
-    pub template: String,
-    /// The variable components read the URL from.
-    pub url_env: &'static str,
-    /// Only with `--show-secrets`: it carries the biome role's password.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ComponentJson {
-    pub name: String,
-    pub kind: String,
-    pub state: String,
-    pub pid: Option<u32>,
-    pub url: Option<String>,
-    pub restarts: u32,
-    pub artifact: String,
-    pub digest: String,
-    pub log: String,
-    pub detail: Option<String>,
-}
-
-impl BiomeJson {
-    /// `database_url` only with `--show-secrets` (read by `ops::database::read_url`).
-    pub fn new(status: &BiomeStatus, database_url: Option<String>) -> BiomeJson {
-        BiomeJson {
-            database: status.database.as_ref().map(|d| DatabaseJson {
-                name: d.name.clone(),
-                template: d.template.clone(),
-                url_env: "DATABASE_URL",
-                url: database_url,
-            }),
-            biome: status.biome.to_string(),
-            project: status.project.to_string(),
-            env: status.env.to_string(),
-            sha: status.sha.clone(),
-            state: status.state.clone(),
-            data_dir: status.data_dir.display().to_string(),
-            components: status
-                .components
-                .iter()
-                .map(|c| ComponentJson {
-                    name: c.name.to_string(),
-                    kind: c.kind.to_string(),
-                    state: c.state.to_string(),
-                    pid: c.pid,
-                    url: c.url.clone(),
-                    restarts: c.restarts,
-                    artifact: c.artifact.clone(),
-                    digest: c.digest.to_string(),
-                    log: c.log.display().to_string(),
-                    detail: c.detail.clone(),
-                })
-                .collect(),
-            models: None,
-        }
-    }
-
-    /// With the models the biome is answered with (what `status` shows).
-    pub fn with_models(mut self, models: &[sandpit_ops::status::BiomeModel]) -> BiomeJson {
-        self.models = Some(models.iter().map(ModelJson::from).collect());
-        self
     }
 }
 
@@ -457,11 +351,8 @@ impl Table {
 }
 
 /// `database_url` only with `--show-secrets`; `models` as `sandpit_ops::status::models` found them.
-pub fn print_biome(
-    status: &BiomeStatus,
-    database_url: Option<&str>,
-    models: &[sandpit_ops::status::BiomeModel],
-) {
+pub fn print_biome(status: &BiomeJson) {
+    let models = status.models.as_deref().unwrap_or_default();
     println!(
         "biome {}  env {}  at {}  {}",
         status.biome,
@@ -470,7 +361,10 @@ pub fn print_biome(
         status.state
     );
     if let Some(database) = &status.database {
-        let url = database_url.unwrap_or("in DATABASE_URL (--show-secrets shows it)");
+        let url = database
+            .url
+            .as_deref()
+            .unwrap_or("in DATABASE_URL (--show-secrets shows it)");
         println!(
             "database {} (from {}): {url}",
             database.name, database.template
@@ -486,15 +380,15 @@ pub fn print_biome(
     ]);
     for c in &status.components {
         table.row(vec![
-            c.name.to_string(),
-            c.kind.to_string(),
-            c.state.to_string(),
+            c.name.clone(),
+            c.kind.clone(),
+            c.state.clone(),
             c.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             c.restarts.to_string(),
             c.url.clone().unwrap_or_else(|| "-".into()),
         ]);
         if let Some(detail) = &c.detail {
-            if !c.state.is_good() {
+            if !c.is_good() {
                 table.note(detail.clone());
             }
         }
@@ -516,14 +410,10 @@ pub fn print_biome(
     ]);
     let is_base = status.biome == status.env;
     for m in models {
-        let source = match m.source {
-            sandpit_ops::status::ModelSource::Biome => "this biome's own".to_owned(),
-            sandpit_ops::status::ModelSource::Environment if is_base => {
-                format!("environment {}", status.env)
-            }
-            sandpit_ops::status::ModelSource::Environment => {
-                format!("environment {} (fallback)", status.env)
-            }
+        let source = match m.source.as_str() {
+            "biome" => "this biome's own".to_owned(),
+            _ if is_base => format!("environment {}", status.env),
+            _ => format!("environment {} (fallback)", status.env),
         };
         table.row(vec![
             m.name.clone(),
@@ -660,88 +550,8 @@ pub fn print_garbage<'a>(
     }
 }
 
-/// One deployment, as `history --json` and `trace --json` list it.
-#[derive(Debug, Serialize)]
-pub struct DeploymentJson {
-    pub id: i64,
-    pub target: String,
-    pub sha: String,
-    pub state: String,
-    pub kind: String,
-    pub requested_by: String,
-    pub approved_by: Vec<String>,
-    pub approvals_required: u32,
-    pub rejected_by: Option<String>,
-    pub rollback_of: Option<i64>,
-    pub restores: Option<i64>,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    pub message: Option<String>,
-    pub components: Vec<DeployedComponentJson>,
-    /// `promote`: the environment promoted from.
-    pub promoted_from: Option<String>,
-    /// What happened on the way: `rehearsed`, `rehearsal_failed`, `migrated`.
-    pub steps: Vec<DeploymentStepJson>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DeploymentStepJson {
-    pub step: String,
-    pub at: String,
-    pub message: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DeployedComponentJson {
-    pub name: String,
-    pub artifact: String,
-    pub digest: String,
-}
-
-impl From<&Deployment> for DeploymentJson {
-    fn from(d: &Deployment) -> DeploymentJson {
-        DeploymentJson {
-            id: d.id,
-            target: d.target.clone(),
-            sha: d.sha.clone(),
-            state: d.state.as_str().to_owned(),
-            kind: d.kind.as_str().to_owned(),
-            requested_by: d.requested_by.clone(),
-            approved_by: d.approved_by.clone(),
-            approvals_required: d.approvals_required,
-            rejected_by: d.rejected_by.clone(),
-            rollback_of: d.rollback_of,
-            restores: d.restores,
-            created_at: d.created_at.clone(),
-            started_at: d.started_at.clone(),
-            finished_at: d.finished_at.clone(),
-            message: d.message.clone(),
-            components: d
-                .components
-                .iter()
-                .map(|c| DeployedComponentJson {
-                    name: c.name.clone(),
-                    artifact: c.artifact.clone(),
-                    digest: c.digest.clone(),
-                })
-                .collect(),
-            promoted_from: match &d.kind {
-                sandpit_state::DeploymentKind::Promote { from } => Some(from.clone()),
-                _ => None,
-            },
-            steps: d
-                .steps
-                .iter()
-                .map(|s| DeploymentStepJson {
-                    step: s.step.as_str().to_owned(),
-                    at: s.at.clone(),
-                    message: s.message.clone(),
-                })
-                .collect(),
-        }
-    }
-}
+/// One deployment, as `history --json` and `trace --json` list it: the API's document.
+pub use sandpit_server::wire::deployments::DeploymentRecord as DeploymentJson;
 
 pub fn print_deployments(deployments: &[Deployment]) {
     let mut table = Table::new(&[
@@ -791,40 +601,57 @@ fn first_line(text: &str) -> &str {
 
 /// What `deploy`, `promote`, `approve` and `rollback` print.
 pub fn print_deploy_outcome(
-    outcome: &sandpit_ops::deploy::DeployOutcome,
+    outcome: &sandpit_server::wire::deployments::DeploymentResult,
     json: bool,
 ) -> anyhow::Result<()> {
-    let d = &outcome.deployment;
+    print_events(&outcome.events);
     if json {
-        let mut value = serde_json::to_value(DeploymentJson::from(d))?;
-        if let Some(status) = outcome.rollout.as_ref().and_then(|r| r.status.as_ref()) {
-            value["status"] = serde_json::to_value(BiomeJson::new(status, None))?;
-        }
-        return print_json(&value);
+        let mut outcome = outcome.clone();
+        outcome.events.clear();
+        return print_json(&outcome);
     }
-    match &outcome.rollout {
-        None => println!(
+    let d = &outcome.deployment;
+    if outcome.is_pending() {
+        println!(
             "deployment #{} to {} is pending: it needs {} more approval(s) from someone other than {} (`sandpit approve {}`)",
             d.id,
             d.target,
             d.approvals_missing(),
             d.requested_by,
             d.id
-        ),
-        Some(rollout) => match &rollout.status {
-            Some(status) => {
-                println!("deployment #{} to {} {}: {} at {}", d.id, d.target, d.state.as_str(), status.state, d.sha);
-                for step in &d.steps {
-                    println!("  {}: {}", step.step.as_str().replace('_', " "), first_line(&step.message));
-                }
-                let mut urls = Table::new(&[("COMPONENT", Align::Left), ("URL", Align::Left)]).without_header();
-                for component in status.components.iter().filter(|c| c.url.is_some()) {
-                    urls.row(vec![format!("  {}", component.name), component.url.clone().unwrap_or_default()]);
-                }
-                urls.print();
+        );
+        return Ok(());
+    }
+    match &outcome.status {
+        Some(status) => {
+            println!(
+                "deployment #{} to {} {}: {} at {}",
+                d.id, d.target, d.state, status.state, d.sha
+            );
+            for step in &d.steps {
+                println!(
+                    "  {}: {}",
+                    step.step.replace('_', " "),
+                    first_line(&step.message)
+                );
             }
-            None => println!("deployment #{} ({}) to {} {}", d.id, d.kind, d.target, d.state.as_str()),
-        },
+            let mut urls =
+                Table::new(&[("COMPONENT", Align::Left), ("URL", Align::Left)]).without_header();
+            for component in status.components.iter().filter(|c| c.url.is_some()) {
+                urls.row(vec![
+                    format!("  {}", component.name),
+                    component.url.clone().unwrap_or_default(),
+                ]);
+            }
+            urls.print();
+        }
+        None => println!(
+            "deployment #{} ({}) to {} {}",
+            d.id,
+            d.kind_described(),
+            d.target,
+            d.state
+        ),
     }
     Ok(())
 }

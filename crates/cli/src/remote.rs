@@ -15,6 +15,10 @@ use crate::settings::RemoteSettings;
 
 /// How long one request may take, connection included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a change (`up`, `deploy`, …) may take: a minute past the server's own deadline for
+/// it, so the server's answer (even its 503) arrives rather than a client-side timeout.
+const CHANGE_TIMEOUT: Duration =
+    sandpit_server::CHANGE_TIMEOUT.saturating_add(Duration::from_secs(60));
 
 /// What `sandpit login` stores: one server and the token for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,8 +144,32 @@ impl Remote {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> anyhow::Result<T> {
+        self.send(method, path, body, REQUEST_TIMEOUT).await
+    }
+
+    /// [`Remote::call`] for a change that builds and rolls out, which may take minutes.
+    pub async fn change<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> anyhow::Result<T> {
+        self.send(method, path, body, CHANGE_TIMEOUT).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        timeout: Duration,
+    ) -> anyhow::Result<T> {
         let url = format!("{}{path}", self.server);
-        let mut request = self.client.request(method, &url).bearer_auth(&self.token);
+        let mut request = self
+            .client
+            .request(method, &url)
+            .timeout(timeout)
+            .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -206,7 +206,8 @@ pub fn colour_allowed() -> bool {
     env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-fn base_env() -> Vec<(String, String)> {
+/// The variables git and builds see: the passed-through ones, with PATH and LANG defaulted.
+pub fn base_env() -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = PASSED_THROUGH
         .iter()
         .filter_map(|name| env::var(name).ok().map(|value| (name.to_string(), value)))

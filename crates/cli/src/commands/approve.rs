@@ -28,7 +28,7 @@ pub async fn approve(context: &Context, args: ApproveArgs, json: bool) -> anyhow
         }
     })
     .await?;
-    output::print_deploy_outcome(&outcome, json)?;
+    output::print_deploy_outcome(&(&outcome).into(), json)?;
     Ok(ExitCode::SUCCESS)
 }
 

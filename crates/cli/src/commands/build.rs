@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use sandpit_build::execute::{BuildReport, Outcome};
 use sandpit_ops::build::BuildOptions;
 use sandpit_ops::Context;
-use serde::Serialize;
 
 use crate::output;
 use crate::progress::TerminalProgress;
@@ -21,6 +19,14 @@ pub struct BuildArgs {
 }
 
 impl BuildArgs {
+    pub fn sha(&self) -> Option<&str> {
+        self.sha.as_deref()
+    }
+
+    pub fn allow_dirty(&self) -> bool {
+        self.allow_dirty
+    }
+
     pub fn options(&self) -> BuildOptions {
         BuildOptions {
             rev: self.sha.clone(),
@@ -29,47 +35,8 @@ impl BuildArgs {
     }
 }
 
-/// `build --json`
-#[derive(Debug, Serialize)]
-pub struct BuildJson {
-    pub version: String,
-    pub components: Vec<BuiltComponentJson>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct BuiltComponentJson {
-    pub name: String,
-    pub kind: String,
-    /// `built` or `reused`
-    pub outcome: String,
-    pub artifact: String,
-    pub digest: String,
-    pub size: u64,
-    pub path: String,
-    pub log: Option<String>,
-}
-
-impl From<&BuildReport> for BuildJson {
-    fn from(report: &BuildReport) -> BuildJson {
-        BuildJson {
-            version: report.version.to_string(),
-            components: report
-                .components
-                .iter()
-                .map(|c| BuiltComponentJson {
-                    name: c.name.to_string(),
-                    kind: c.kind.to_string(),
-                    outcome: outcome_word(c.outcome).to_owned(),
-                    artifact: c.artifact.name.file_name(),
-                    digest: c.artifact.digest.to_string(),
-                    size: c.artifact.size,
-                    path: c.artifact.file_path.display().to_string(),
-                    log: c.log.as_ref().map(|l| l.display().to_string()),
-                })
-                .collect(),
-        }
-    }
-}
+/// `build --json`: the API's document.
+pub use sandpit_server::wire::changes::BuildSummary as BuildJson;
 
 pub fn exec(context: &Context, args: BuildArgs, json: bool) -> anyhow::Result<ExitCode> {
     let mut progress = TerminalProgress::new(json);
@@ -94,9 +61,4 @@ pub fn exec(context: &Context, args: BuildArgs, json: bool) -> anyhow::Result<Ex
 }
 
 /// `built` or `reused`, as printed and as in `--json`.
-pub fn outcome_word(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Built => "built",
-        Outcome::Reused => "reused",
-    }
-}
+pub use sandpit_server::wire::changes::outcome_word;

@@ -6,12 +6,16 @@ use std::io::{IsTerminal as _, Read as _};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
+use reqwest::Method;
 use sandpit_domain::Name;
-use sandpit_ops::config::{Change, Changed, Deferred, Key, Level, Listing};
+use sandpit_ops::config::{Change, Key, Level, Listing};
 use sandpit_ops::Context;
+use sandpit_server::wire::changes::{ConfigChangeRequest, ConfigResult};
 use serde::Serialize;
 
+use crate::checkout::Checkout;
 use crate::output;
+use crate::remote::{path_segment, project_path, Remote};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -259,50 +263,64 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         },
     )
     .await?;
+    print_changed(&ConfigResult::from(&changed), json)
+}
+
+/// Whether `config` runs on the control plane when one is configured: `set` and `unset` do;
+/// listing stays on this machine.
+pub fn changes(args: &Args) -> bool {
+    args.action.is_some()
+}
+
+/// `config set|unset` on the control plane: the values (secrets too) go in the request body
+/// only, never in its URL.
+pub async fn exec_remote(
+    remote: &Remote,
+    project: &str,
+    directory: Option<&std::path::Path>,
+    args: Args,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (target, change) = match &args.action {
+        Some(Action::Set(set)) => set_change(set)?,
+        Some(Action::Unset(unset)) => unset_change(unset)?,
+        None => unreachable!("only changes are sent to the control plane (see `changes`)"),
+    };
+    let target = super::restart::biome_or_branch(target, Checkout::find(directory).as_ref())?;
+    let path = format!("{}/config/{}", project_path(project), path_segment(&target));
+    let request = ConfigChangeRequest::from(&change);
+    let mut answer: ConfigResult = remote.change(Method::POST, &path, Some(&request)).await?;
+    if let ConfigResult::Deployed(deployed) = &mut answer {
+        output::print_events(&deployed.events);
+        deployed.events.clear();
+    }
+    print_changed(&answer, json)
+}
+
+fn print_changed(changed: &ConfigResult, json: bool) -> anyhow::Result<ExitCode> {
     match changed {
-        Changed::Deployed(outcome) => output::print_deploy_outcome(&outcome, json)?,
-        Changed::Stored {
-            target,
-            change,
-            applies,
-        } => {
+        ConfigResult::Deployed(outcome) => output::print_deploy_outcome(outcome, json)?,
+        ConfigResult::Stored(stored) => {
             if json {
-                output::print_json(&StoredJson {
-                    target: &target,
-                    change: &change,
-                    stored: true,
-                    applies: match applies {
-                        Deferred::NextDeployment => "next_deployment",
-                        Deferred::NextUp | Deferred::DirtySnapshot => "next_up",
-                    },
-                })?;
+                output::print_json(stored)?;
             } else {
-                let when = match applies {
-                    Deferred::NextDeployment => format!(
+                let target = &stored.target;
+                let when = match (stored.applies.as_str(), stored.reason.as_deref()) {
+                    ("next_deployment", _) => format!(
                         "nothing runs in `{target}`, so it applies at the next `sandpit deploy` or `promote` into it"
                     ),
-                    Deferred::NextUp => format!(
-                        "`{target}` does not run, so it applies at its next `sandpit up`"
-                    ),
-                    Deferred::DirtySnapshot => format!(
+                    (_, Some("dirty_snapshot")) => format!(
                         "`{target}` runs uncommitted changes, whose sandpit.toml cannot be read again, so it applies at its next `sandpit up`"
                     ),
+                    _ => format!(
+                        "`{target}` does not run, so it applies at its next `sandpit up`"
+                    ),
                 };
-                println!("stored for `{target}` ({change}): {when}");
+                println!("stored for `{target}` ({}): {when}", stored.change);
             }
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `config set|unset --json` of a change that was stored, not deployed.
-#[derive(Debug, Serialize)]
-struct StoredJson<'a> {
-    target: &'a str,
-    change: &'a str,
-    stored: bool,
-    /// `next_deployment` (a base) or `next_up` (a biome).
-    applies: &'static str,
 }
 
 /// `config --json`

@@ -1,10 +1,14 @@
-//! `sandpit down BIOME`
+//! `sandpit down BIOME`: on this machine, or with a control plane, on the server's.
 
 use std::process::ExitCode;
 
+use reqwest::Method;
 use sandpit_ops::Context;
+use sandpit_server::wire::changes::DownResult;
 
+use crate::checkout::Checkout;
 use crate::output;
+use crate::remote::{path_segment, project_path, Remote};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,18 +24,27 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         }
     })
     .await?;
+    print(&DownResult::from(&outcome), json)
+}
+
+pub async fn exec_remote(
+    remote: &Remote,
+    project: &str,
+    directory: Option<&std::path::Path>,
+    args: Args,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let biome = super::restart::biome_or_branch(args.biome, Checkout::find(directory).as_ref())?;
+    let path = format!("{}/biomes/{}", project_path(project), path_segment(&biome));
+    let mut answer: DownResult = remote.change(Method::DELETE, &path, None::<&()>).await?;
+    output::print_events(&answer.events);
+    answer.events.clear();
+    print(&answer, json)
+}
+
+fn print(outcome: &DownResult, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        let mut value = match &outcome.stopped {
-            Some(status) => serde_json::to_value(output::BiomeJson::new(status, None))?,
-            None => serde_json::json!({
-                "biome": outcome.biome.as_str(),
-                "env": outcome.env.as_str(),
-                "state": "stopped",
-                "components": [],
-            }),
-        };
-        value["deployment"] = outcome.deployment.into();
-        output::print_json(&value)?;
+        output::print_json(outcome)?;
     } else {
         println!(
             "biome `{}` is down (deployment #{})",

@@ -76,7 +76,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
                 },
             )
             .await?;
-            output::print_deploy_outcome(&outcome, json)?;
+            output::print_deploy_outcome(&(&outcome).into(), json)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,10 +1,16 @@
-//! `sandpit restart [BIOME] [COMPONENT] [--json]`
+//! `sandpit restart [BIOME] [COMPONENT] [--json]`: on this machine, or with a control plane, on
+//! the server's.
 
 use std::process::ExitCode;
 
+use reqwest::Method;
+use sandpit_ops::error::{failure, ErrorKind};
 use sandpit_ops::Context;
+use sandpit_server::wire::changes::{RestartRequest, RestartResult};
 
+use crate::checkout::Checkout;
 use crate::output;
+use crate::remote::{path_segment, project_path, Remote};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,10 +35,58 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         },
     )
     .await?;
+    print(
+        &RestartResult {
+            biome: output::BiomeJson::new(&status, None),
+            events: Vec::new(),
+        },
+        json,
+    )
+}
+
+pub async fn exec_remote(
+    remote: &Remote,
+    project: &str,
+    directory: Option<&std::path::Path>,
+    args: Args,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let biome = biome_or_branch(args.biome, Checkout::find(directory).as_ref())?;
+    let path = format!(
+        "{}/biomes/{}/restart",
+        project_path(project),
+        path_segment(&biome)
+    );
+    let request = RestartRequest {
+        component: args.component,
+    };
+    let mut answer: RestartResult = remote.change(Method::POST, &path, Some(&request)).await?;
+    output::print_events(&answer.events);
+    answer.events.clear();
+    print(&answer, json)
+}
+
+/// The biome named, else the one named after the checkout's branch (a remote command has no
+/// other way to know it).
+pub fn biome_or_branch(
+    named: Option<String>,
+    checkout: Option<&Checkout>,
+) -> anyhow::Result<String> {
+    match (named, checkout) {
+        (Some(biome), _) => Ok(biome),
+        (None, Some(checkout)) => checkout.default_biome("name the biome"),
+        (None, None) => Err(failure(
+            ErrorKind::InvalidInput,
+            "there is no checkout here to name the biome after its branch\nhint: name the biome",
+        )),
+    }
+}
+
+fn print(outcome: &RestartResult, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        output::print_json(&output::BiomeJson::new(&status, None))?;
+        output::print_json(outcome)?;
     } else {
-        output::print_biome(&status, None, &[]);
+        output::print_biome(&outcome.biome);
     }
     Ok(ExitCode::SUCCESS)
 }

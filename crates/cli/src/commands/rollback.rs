@@ -1,10 +1,15 @@
-//! `sandpit rollback ENV [--to ID] [--json]`
+//! `sandpit rollback ENV [--to ID] [--json]`: on this machine, or with a control plane, on the
+//! server's.
 
 use std::process::ExitCode;
 
+use reqwest::Method;
 use sandpit_ops::Context;
+use sandpit_server::wire::changes::RollbackRequest;
+use sandpit_server::wire::deployments::DeploymentResult;
 
 use crate::output;
+use crate::remote::{path_segment, project_path, Remote};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,6 +29,23 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
             }
         })
         .await?;
-    output::print_deploy_outcome(&outcome, json)?;
+    output::print_deploy_outcome(&DeploymentResult::from(&outcome), json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn exec_remote(
+    remote: &Remote,
+    project: &str,
+    args: Args,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let path = format!(
+        "{}/environments/{}/rollbacks",
+        project_path(project),
+        path_segment(&args.env)
+    );
+    let request = RollbackRequest { to: args.to };
+    let answer: DeploymentResult = remote.change(Method::POST, &path, Some(&request)).await?;
+    output::print_deploy_outcome(&answer, json)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -26,10 +26,11 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         _ => None,
     };
     let models = sandpit_ops::status::models(context, &status)?;
+    let document = output::BiomeJson::new(&status, database_url).with_models(&models);
     if json {
-        output::print_json(&output::BiomeJson::new(&status, database_url).with_models(&models))?;
+        output::print_json(&document)?;
     } else {
-        output::print_biome(&status, database_url.as_deref(), &models);
+        output::print_biome(&document);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -244,7 +244,7 @@ pub struct RestartResult {
 #[serde(untagged)]
 pub enum ConfigResult {
     Stored(StoredChange),
-    Deployed(DeploymentResult),
+    Deployed(Box<DeploymentResult>),
 }
 
 /// A change stored, not deployed: nothing runs in the target (or it runs uncommitted changes).
@@ -336,7 +336,7 @@ impl From<&sandpit_ops::config::Changed> for ConfigResult {
         use sandpit_ops::config::{Changed, Deferred};
         match changed {
             Changed::Deployed(outcome) => {
-                ConfigResult::Deployed(DeploymentResult::from(outcome.as_ref()))
+                ConfigResult::Deployed(Box::new(DeploymentResult::from(outcome.as_ref())))
             }
             Changed::Stored {
                 target,
