@@ -18,6 +18,15 @@ pub async fn rollback(
     let env = environment(&spec, env)?;
     let project = spec.project.name.to_string();
     let mut state = deployment::state_store(context)?;
+    // A deployment that does not exist is that, whatever runs (or does not) in `env`.
+    if let Some(id) = to {
+        if state.get(id)?.is_none() {
+            crate::fail!(
+                NotFound,
+                "there is no deployment #{id}; `sandpit history {env}` lists them"
+            );
+        }
+    }
     let Some(current) = state.current(&project, env.as_str())? else {
         if let Some(destroyed) = state.destroyed(&project, env.as_str())? {
             crate::fail!(

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 
+mod changes;
 mod openapi;
 
 /// A server over a fresh home, and an admin's secret.
