@@ -13,6 +13,7 @@ mod doctor;
 mod environments;
 mod faults;
 mod models;
+mod remote_writes;
 mod runtime;
 mod security;
 mod server;
