@@ -251,7 +251,8 @@ fn login_and_tokens_through_a_running_server_and_a_revoked_token_is_refused() {
     assert!(twice.contains("already revoked"), "{twice}");
 
     // The metrics count requests by route, and the biomes of the daemon the server started.
-    sandbox.ok(&["up", "alice"]);
+    // Logged in, `up` would go to the server, whose registry has no `plane`: this machine.
+    sandbox.ok(&["--local", "up", "alice"]);
     let (status, metrics) = crate::harness::http_get(&format!("{}/metrics", server.url));
     assert_eq!(status, 200);
     assert!(
