@@ -48,6 +48,11 @@ fn root() -> Principal {
 
 impl World {
     fn new() -> World {
+        World::with_read_timeout(sandpit_server::REQUEST_TIMEOUT)
+    }
+
+    /// A world whose reads are answered 503 past `read_timeout` (changes keep theirs).
+    fn with_read_timeout(read_timeout: std::time::Duration) -> World {
         let temp = tempfile::tempdir().unwrap();
         let home = temp.path().join("home");
         let git_home = temp.path().join("git-home");
@@ -66,7 +71,7 @@ impl World {
         let world = World {
             _temp: temp,
             work,
-            app: app(AppState::new(context.clone())),
+            app: app(AppState::with_timeout(context.clone(), read_timeout)),
             context,
         };
         world.git(
@@ -507,4 +512,25 @@ async fn a_secret_set_through_the_api_is_in_no_answer() {
         body["change"].as_str().unwrap().contains("API_KEY"),
         "{body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_is_held_to_its_own_deadline_not_to_the_reads_one() {
+    // Reads are given up after a millisecond here; a change (a fetch, a build) takes longer.
+    let world = World::with_read_timeout(std::time::Duration::from_millis(1));
+    let (admin, _) = world.token("admin@x", &[Role::Admin]);
+    let read = world
+        .send(Method::GET, &format!("{P}/biomes"), &admin, None)
+        .await;
+    let message = read.error(503, "unavailable");
+    assert!(message.contains("took longer than 1 ms"), "{message}");
+    let change = world
+        .send(
+            Method::POST,
+            &format!("{P}/config/mine"),
+            &admin,
+            Some(json!({"action": "set", "assignments": [{"key": "A", "value": "1"}]}).to_string()),
+        )
+        .await;
+    assert_eq!(change.status, StatusCode::OK, "{}", change.text);
 }
