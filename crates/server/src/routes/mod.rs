@@ -2,6 +2,9 @@
 //! A new resource (projects, biomes, history) is a module here plus its paths in
 //! [`crate::openapi`].
 
+pub mod decisions;
+pub mod pipelines;
+pub mod projects;
 pub mod service;
 pub mod tokens;
 pub mod whoami;
