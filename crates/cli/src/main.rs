@@ -107,6 +107,12 @@ enum Command {
     Login(commands::login::Args),
     /// Create, list and revoke the control plane's API tokens (admin).
     Tokens(commands::tokens::Args),
+    /// Register, list, show and remove the projects a control plane builds (through the server).
+    Projects(commands::projects::Args),
+    /// Run a pipeline for a pushed commit, show one (`pipeline ID [--logs] [-f]`), or retry one.
+    Pipeline(commands::pipeline::Args),
+    /// List a control plane's pipelines, newest first.
+    Pipelines(commands::pipeline::ListArgs),
     /// Run an environment's model endpoint (started by the daemon).
     #[command(hide = true)]
     ModelServer(commands::model_server::Args),
@@ -181,7 +187,47 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
             return commands::tokens::exec(&remote, args, json).await;
         }
+        Command::Projects(args) => {
+            let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            return commands::projects::exec(&remote, args, json).await;
+        }
+        Command::Pipeline(args) => {
+            let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            let directory = cli.directory.as_deref();
+            return commands::pipeline::exec(&remote, directory, args, json).await;
+        }
+        Command::Pipelines(args) => {
+            let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            return commands::pipeline::list(&remote, args, json).await;
+        }
+        // With a control plane configured, a decision is the server's (as the token's user).
+        Command::Approve(args) => {
+            if let Some(remote) = configured_remote(cli.server.as_deref(), cli.token.as_deref())? {
+                return commands::approve::approve_remote(&remote, args, json).await;
+            }
+            run_local(cli.directory.as_deref(), Command::Approve(args), json).await
+        }
+        Command::Reject(args) => {
+            if let Some(remote) = configured_remote(cli.server.as_deref(), cli.token.as_deref())? {
+                return commands::approve::reject_remote(&remote, args, json).await;
+            }
+            run_local(cli.directory.as_deref(), Command::Reject(args), json).await
+        }
         command => run_local(cli.directory.as_deref(), command, json).await,
+    }
+}
+
+/// The control plane this invocation talks to, when one is configured (`--server`,
+/// `SANDPIT_SERVER`, or what `sandpit login` stored); `None`: work locally.
+fn configured_remote(
+    server: Option<&str>,
+    token: Option<&str>,
+) -> anyhow::Result<Option<remote::Remote>> {
+    match settings::remote(server, token) {
+        Ok(settings) => remote::Remote::configured(&settings),
+        // Nowhere credentials could be stored, and no server named: nothing is configured.
+        Err(_) if server.is_none() => Ok(None),
+        Err(error) => Err(error),
     }
 }
 
@@ -218,7 +264,11 @@ async fn run_local(
         Command::Doctor(args) => commands::doctor::exec(&context, args, json).await,
         Command::ModelServer(args) => commands::model_server::exec(&context, args).await,
         Command::Server(args) => commands::server::exec(&context, args).await,
-        Command::Login(_) | Command::Tokens(_) => {
+        Command::Login(_)
+        | Command::Tokens(_)
+        | Command::Projects(_)
+        | Command::Pipeline(_)
+        | Command::Pipelines(_) => {
             unreachable!("clients of a control plane are run before the settings are read")
         }
         Command::LogWriter(_) => {

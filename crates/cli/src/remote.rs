@@ -124,6 +124,15 @@ impl Remote {
         Remote::new(settings, server, token)
     }
 
+    /// The server and token when one is configured (a flag, a variable, or what `sandpit
+    /// login` stored); `None` when this invocation works locally.
+    pub fn configured(settings: &RemoteSettings) -> anyhow::Result<Option<Remote>> {
+        if settings.server.is_none() && stored(&settings.credentials)?.is_none() {
+            return Ok(None);
+        }
+        Remote::from_settings(settings).map(Some)
+    }
+
     pub fn new(settings: &RemoteSettings, server: String, token: String) -> anyhow::Result<Remote> {
         Ok(Remote {
             server,
@@ -140,8 +149,24 @@ impl Remote {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> anyhow::Result<T> {
+        self.call_within(method, path, body, REQUEST_TIMEOUT).await
+    }
+
+    /// [`Remote::call`] for a request that may take longer than most (an approval runs the
+    /// deployment before it is answered): waits up to `timeout`.
+    pub async fn call_within<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        timeout: Duration,
+    ) -> anyhow::Result<T> {
         let url = format!("{}{path}", self.server);
-        let mut request = self.client.request(method, &url).bearer_auth(&self.token);
+        let mut request = self
+            .client
+            .request(method, &url)
+            .bearer_auth(&self.token)
+            .timeout(timeout);
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
