@@ -18,16 +18,16 @@ use crate::harness::Sandbox;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running `sandpit server`, stopped (SIGTERM, then waited for) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
-    url: String,
+    pub(crate) url: String,
     /// Every line it printed on stdout, as they come.
     stdout: mpsc::Receiver<String>,
     printed: Vec<String>,
 }
 
 impl Server {
-    fn start(sandbox: &Sandbox, extra: &[&str]) -> Server {
+    pub(crate) fn start(sandbox: &Sandbox, extra: &[&str]) -> Server {
         let mut args = vec!["server", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let mut child = sandbox
@@ -73,8 +73,15 @@ impl Server {
         }
     }
 
+    /// SIGKILL, as a crash or an OOM kill would stop it; waits until it is gone.
+    pub(crate) fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// SIGTERM; returns whether it exited 0, and everything it printed (stdout, stderr).
-    fn stop(mut self) -> (bool, String, String) {
+    pub(crate) fn stop(mut self) -> (bool, String, String) {
         let child = self.child.take().unwrap();
         terminate(&child);
         let output = child.wait_with_output().unwrap();
