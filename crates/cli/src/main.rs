@@ -39,7 +39,8 @@ struct Cli {
     /// Print machine-readable JSON instead of text (read commands).
     #[arg(long, global = true)]
     json: bool,
-    /// The control plane to talk to (`login`, `tokens`), e.g. http://127.0.0.1:7780.
+    /// The control plane to talk to (`login`, `tokens`, `projects`, `pipeline`; `approve` and
+    /// `reject` go through it when one is set), e.g. http://127.0.0.1:7780.
     #[arg(long, global = true, value_name = "URL")]
     server: Option<String>,
     /// The API token to send it (prefer `sandpit login` or SANDPIT_TOKEN: a command line is
