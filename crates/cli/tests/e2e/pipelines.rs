@@ -3,7 +3,8 @@
 //! to dev, promoting it to test and stopping at protected prod, an approver (never the
 //! requester) approving it through the server so prod runs the same bytes as dev; commits that
 //! are not pushed or whose sandpit.toml is invalid refused; and a server killed while a
-//! pipeline builds failing it on its next start, `sandpit pipeline retry` running it again.
+//! pipeline builds failing it on its next start, `sandpit pipeline retry` running it again,
+//! and a rejection through the server ending the pipeline that waited for it.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -338,31 +339,8 @@ fn a_pipeline_deploys_promotes_waits_for_approval_and_survives_a_killed_server()
     assert!(refused.contains("invalid"), "{refused}");
 
     // A build that waits for the test: the server is killed while it runs.
-    let gate = sandbox.home.parent().unwrap().join("gate");
-    std::fs::create_dir_all(&gate).unwrap();
-    let building = gate.join("building");
-    let release = gate.join("release");
-    let build = format!(
-        "touch {}; while [ ! -e {} ]; do sleep 0.05; done",
-        building.display(),
-        release.display()
-    );
-    sandbox.git(&["checkout", "-q", "main"]);
-    sandbox.git(&["checkout", "-q", "-b", "slow"]);
-    sandbox.write("sandpit.toml", &definition(Some(&build)));
-    sandbox.commit("a build that waits");
-    team.push("slow");
-    let slow = team.json(
-        &server,
-        &dora,
-        &["pipeline", "run", "--project", "flow", "--branch", "slow"],
-    );
-    let slow_id = slow["id"].as_i64().unwrap();
-    let deadline = Instant::now() + PIPELINE_TIMEOUT;
-    while !building.exists() {
-        assert!(Instant::now() < deadline, "the slow build never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let gate = Gate::on_branch(&team, "slow");
+    let slow_id = gate.run(&team, &server, &dora);
     server.kill();
 
     let server = Server::start(sandbox, &[]);
@@ -377,7 +355,7 @@ fn a_pipeline_deploys_promotes_waits_for_approval_and_survives_a_killed_server()
     );
     assert_eq!(stages(&failed)[1], "build failed", "{failed:#}");
 
-    std::fs::write(&release, "").unwrap();
+    gate.open();
     let retried = team.json(&server, &dora, &["pipeline", "retry", &slow_id.to_string()]);
     assert_eq!(retried["retry_of"], slow_id);
     let retry_id = retried["id"].as_i64().unwrap();
@@ -396,4 +374,98 @@ fn a_pipeline_deploys_promotes_waits_for_approval_and_survives_a_killed_server()
         log.contains(&format!("pipeline #{retry_id}: pending")),
         "{log}"
     );
+
+    // Rejected through the server: the pipeline that waited for it ends failed.
+    let waiting = stage_deployment(&done, "promote prod").to_string();
+    let rejected = team.ok(
+        &server,
+        &ann,
+        &["reject", &waiting, "--reason", "not today"],
+    );
+    assert!(rejected.contains("is rejected"), "{rejected}");
+    let ended = team.json(&server, &dora, &["pipeline", &retry_id.to_string()]);
+    assert_eq!(ended["state"], "failed", "{ended:#}");
+    assert!(
+        ended["message"].as_str().unwrap().contains("rejected"),
+        "{ended:#}"
+    );
+
+    // Stopping the server never waits for the build its queue runs; the next start fails it.
+    let gate = Gate::on_branch(&team, "slower");
+    let stopped_id = gate.run(&team, &server, &dora);
+    assert!(
+        server.stop_within(Duration::from_secs(30)),
+        "SIGTERM stops the server while a pipeline builds"
+    );
+    let server = Server::start(sandbox, &[]);
+    let failed = team.json(&server, &dora, &["pipeline", &stopped_id.to_string()]);
+    assert_eq!(failed["state"], "failed", "{failed:#}");
+    gate.open();
+}
+
+/// A branch whose build says it started, then waits until the test opens the gate.
+struct Gate {
+    building: PathBuf,
+    release: PathBuf,
+    branch: &'static str,
+}
+
+impl Gate {
+    /// Commits the waiting build on a new `branch` from main, and pushes it.
+    fn on_branch(team: &Team, branch: &'static str) -> Gate {
+        let dir = team
+            .sandbox
+            .home
+            .parent()
+            .unwrap()
+            .join(format!("gate-{branch}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let gate = Gate {
+            building: dir.join("building"),
+            release: dir.join("release"),
+            branch,
+        };
+        let build = format!(
+            "touch {}; while [ ! -e {} ]; do sleep 0.05; done",
+            gate.building.display(),
+            gate.release.display()
+        );
+        team.sandbox.git(&["checkout", "-q", "main"]);
+        team.sandbox.git(&["checkout", "-q", "-b", branch]);
+        team.sandbox
+            .write("sandpit.toml", &definition(Some(&build)));
+        team.sandbox.commit("a build that waits");
+        team.push(branch);
+        gate
+    }
+
+    /// Runs the branch's pipeline; returns its id once its build waits at the gate.
+    fn run(&self, team: &Team, server: &Server, token: &str) -> i64 {
+        let queued = team.json(
+            server,
+            token,
+            &[
+                "pipeline",
+                "run",
+                "--project",
+                "flow",
+                "--branch",
+                self.branch,
+            ],
+        );
+        let deadline = Instant::now() + PIPELINE_TIMEOUT;
+        while !self.building.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the {} build never started",
+                self.branch
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        queued["id"].as_i64().unwrap()
+    }
+
+    fn open(&self) {
+        std::fs::write(&self.release, "").unwrap();
+    }
 }
