@@ -47,6 +47,14 @@ struct Cli {
     /// visible to other users).
     #[arg(long, global = true, value_name = "TOKEN")]
     token: Option<String>,
+    /// With a control plane: the project to act on (default: the `[project] name` of the
+    /// sandpit.toml here).
+    #[arg(long, global = true, value_name = "NAME")]
+    project: Option<String>,
+    /// Act on this machine even when a control plane is configured (`sandpit login`,
+    /// SANDPIT_SERVER): unpushed work, this machine's own biomes.
+    #[arg(long, global = true)]
+    local: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -194,41 +202,65 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pipeline(args) => {
             let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            let project = cli.project.as_deref();
             let directory = cli.directory.as_deref();
-            return commands::pipeline::exec(&remote, directory, args, json).await;
+            return commands::pipeline::exec(&remote, project, directory, args, json).await;
         }
         Command::Pipelines(args) => {
             let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
-            return commands::pipeline::list(&remote, args, json).await;
+            return commands::pipeline::list(&remote, cli.project.as_deref(), args, json).await;
         }
-        // With a control plane configured, a decision is the server's (as the token's user).
-        Command::Approve(args) => {
-            if let Some(remote) = configured_remote(cli.server.as_deref(), cli.token.as_deref())? {
-                return commands::approve::approve_remote(&remote, args, json).await;
+        command => {
+            if !cli.local {
+                let settings = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+                if settings.configured() {
+                    // A decision through the server is the token's user's; it needs no project.
+                    match command {
+                        Command::Approve(args) => {
+                            let remote = remote::Remote::from_settings(&settings)?;
+                            return commands::approve::approve_remote(&remote, args, json).await;
+                        }
+                        Command::Reject(args) => {
+                            let remote = remote::Remote::from_settings(&settings)?;
+                            return commands::approve::reject_remote(&remote, args, json).await;
+                        }
+                        _ => {}
+                    }
+                    if let Some(remote_command) = RemoteCommand::of(&command) {
+                        let remote = remote::Remote::from_settings(&settings)?;
+                        let project =
+                            remote::project_name(cli.project.as_deref(), cli.directory.as_deref())?;
+                        return run_remote(&remote, &project, remote_command, json).await;
+                    }
+                }
             }
-            run_local(cli.directory.as_deref(), Command::Approve(args), json).await
+            run_local(cli.directory.as_deref(), command, json).await
         }
-        Command::Reject(args) => {
-            if let Some(remote) = configured_remote(cli.server.as_deref(), cli.token.as_deref())? {
-                return commands::approve::reject_remote(&remote, args, json).await;
-            }
-            run_local(cli.directory.as_deref(), Command::Reject(args), json).await
-        }
-        command => run_local(cli.directory.as_deref(), command, json).await,
     }
 }
 
-/// The control plane this invocation talks to, when one is configured (`--server`,
-/// `SANDPIT_SERVER`, or what `sandpit login` stored); `None`: work locally.
-fn configured_remote(
-    server: Option<&str>,
-    token: Option<&str>,
-) -> anyhow::Result<Option<remote::Remote>> {
-    match settings::remote(server, token) {
-        Ok(settings) => remote::Remote::configured(&settings),
-        // Nowhere credentials could be stored, and no server named: nothing is configured.
-        Err(_) if server.is_none() => Ok(None),
-        Err(error) => Err(error),
+/// The commands that act on a control plane's project when one is configured.
+enum RemoteCommand {
+    Ls,
+}
+
+impl RemoteCommand {
+    fn of(command: &Command) -> Option<RemoteCommand> {
+        match command {
+            Command::Ls => Some(RemoteCommand::Ls),
+            _ => None,
+        }
+    }
+}
+
+async fn run_remote(
+    remote: &remote::Remote,
+    project: &str,
+    command: RemoteCommand,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        RemoteCommand::Ls => commands::ls::exec_remote(remote, project, json).await,
     }
 }
 

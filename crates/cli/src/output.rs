@@ -204,36 +204,6 @@ impl BiomeJson {
     }
 }
 
-/// `ls --json`
-#[derive(Debug, Serialize)]
-pub struct BiomeListJson {
-    pub biomes: Vec<BiomeSummaryJson>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct BiomeSummaryJson {
-    pub name: String,
-    pub env: String,
-    pub sha: String,
-    pub state: String,
-}
-
-impl From<&[BiomeStatus]> for BiomeListJson {
-    fn from(biomes: &[BiomeStatus]) -> BiomeListJson {
-        BiomeListJson {
-            biomes: biomes
-                .iter()
-                .map(|b| BiomeSummaryJson {
-                    name: b.biome.to_string(),
-                    env: b.env.to_string(),
-                    sha: b.sha.clone(),
-                    state: b.state.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
 /// `artifacts --json`
 #[derive(Debug, Serialize)]
 pub struct ArtifactListJson {
@@ -577,7 +547,7 @@ fn artifact_shown(artifact: &str) -> String {
     }
 }
 
-pub fn print_biome_list(biomes: &[BiomeStatus]) {
+pub fn print_biome_list(biomes: &[sandpit_server::wire::biomes::BiomeSummary]) {
     let mut table = Table::new(&[
         ("BIOME", Align::Left),
         ("ENV", Align::Left),
@@ -586,8 +556,8 @@ pub fn print_biome_list(biomes: &[BiomeStatus]) {
     ]);
     for b in biomes {
         table.row(vec![
-            b.biome.to_string(),
-            b.env.to_string(),
+            b.name.clone(),
+            b.env.clone(),
             short_version(&b.sha),
             b.state.clone(),
         ]);

@@ -124,15 +124,6 @@ impl Remote {
         Remote::new(settings, server, token)
     }
 
-    /// The server and token when one is configured (a flag, a variable, or what `sandpit
-    /// login` stored); `None` when this invocation works locally.
-    pub fn configured(settings: &RemoteSettings) -> anyhow::Result<Option<Remote>> {
-        if settings.server.is_none() && stored(&settings.credentials)?.is_none() {
-            return Ok(None);
-        }
-        Remote::from_settings(settings).map(Some)
-    }
-
     pub fn new(settings: &RemoteSettings, server: String, token: String) -> anyhow::Result<Remote> {
         Ok(Remote {
             server,
@@ -246,6 +237,40 @@ impl Remote {
         };
         failure(kind, message)
     }
+}
+
+/// The project a remote command acts on: `--project NAME`, else the `[project] name` of the
+/// `sandpit.toml` found from `directory` (or the current directory) upwards.
+pub fn project_name(explicit: Option<&str>, directory: Option<&Path>) -> anyhow::Result<String> {
+    if let Some(name) = explicit {
+        return Ok(name.trim().to_owned());
+    }
+    let dir = match directory {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::current_dir().context("cannot tell the current directory")?,
+    };
+    let spec = sandpit_ops::Source::Checkout { dir }.spec().map_err(|error| {
+        failure(
+            ErrorKind::InvalidInput,
+            format!("{error:#}\nhint: name the server's project with --project NAME, or pass --local to act on this machine"),
+        )
+    })?;
+    Ok(spec.project.name.to_string())
+}
+
+/// `/api/v1/projects/<project>` with the name percent-encoded for a path.
+pub fn project_path(project: &str) -> String {
+    format!("/api/v1/projects/{}", path_segment(project))
+}
+
+/// `raw` as one path segment: everything but RFC 3986's unreserved characters percent-encoded.
+pub fn path_segment(raw: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(raw, SEGMENT).to_string()
 }
 
 /// A transport error with its causes (reqwest's own message alone says only "error sending request").

@@ -141,6 +141,14 @@ pub struct RemoteSettings {
     pub ca_cert: Option<PathBuf>,
 }
 
+impl RemoteSettings {
+    /// Whether a control plane is configured: named (`--server`, `SANDPIT_SERVER`) or logged
+    /// in to (`sandpit login`). Then the commands that act on a project act on the server's.
+    pub fn configured(&self) -> bool {
+        self.server.is_some() || self.credentials.is_file()
+    }
+}
+
 /// The control plane settings of this invocation; `server` and `token` are the global flags.
 pub fn remote(server: Option<&str>, token: Option<&str>) -> anyhow::Result<RemoteSettings> {
     let non_empty = |name: &str| env::var(name).ok().filter(|v| !v.trim().is_empty());

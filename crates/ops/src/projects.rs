@@ -252,6 +252,24 @@ pub fn commit(
     Ok((fetched.mirror.repository().clone(), commit))
 }
 
+/// Project `name` as of its newest fetch, for reads: its mirror at the branch head recorded then
+/// (no fetch, so a read never waits on the remote). Writes use [`commit`], which fetches.
+pub fn at_last_fetch(context: &Context, name: &str) -> anyhow::Result<crate::Source> {
+    let name = project_name(name)?;
+    let record = registered(context, &name)?;
+    let Some(head) = record.head.as_deref() else {
+        fail!(
+            Unavailable,
+            "project `{name}` has not been fetched yet\nhint: run a pipeline, or ask an admin to check its repository"
+        );
+    };
+    let repo = Repository::open_bare(&mirror_dir(context, &name), context.base_env.clone())?;
+    Ok(crate::Source::Commit {
+        repo,
+        commit: CommitId::parse(head)?,
+    })
+}
+
 /// A fetched mirror, its registration and its branch head.
 struct Fetched {
     mirror: Mirror,

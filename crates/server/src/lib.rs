@@ -13,6 +13,7 @@ pub mod body;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod project;
 pub mod query;
 pub mod queue;
 pub mod request_id;
@@ -156,6 +157,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::tokens::router())
         .merge(routes::projects::router())
         .merge(routes::pipelines::router())
+        .merge(routes::biomes::router())
         .route_layer(middleware::from_fn_with_state(
             request_timeout,
             timeout::limit,

@@ -37,6 +37,7 @@ use crate::wire;
         routes::pipelines::retry,
         routes::decisions::approve,
         routes::decisions::reject,
+        routes::biomes::list,
     ),
     components(schemas(wire::ErrorBody, wire::ErrorDetail)),
     modifiers(&BearerToken),

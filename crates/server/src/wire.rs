@@ -2,6 +2,8 @@
 //! schemas derived here. They are converted by hand from the use cases' types, so a change in
 //! `sandpit-ops` never changes the wire by accident.
 
+pub mod biomes;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -1,31 +1,28 @@
-//! `sandpit ls [--json]`
+//! `sandpit ls [--json]`: on this machine, or with a control plane, on the server's.
 
 use std::process::ExitCode;
 
+use reqwest::Method;
 use sandpit_ops::Context;
+use sandpit_server::wire::biomes::BiomeList;
 
 use crate::output;
+use crate::remote::{project_path, Remote};
 
 pub async fn exec(context: &Context, json: bool) -> anyhow::Result<ExitCode> {
     let listing = sandpit_ops::ls::ls(context).await?;
+    print(&BiomeList::from(&listing), json)
+}
+
+pub async fn exec_remote(remote: &Remote, project: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let path = format!("{}/biomes", project_path(project));
+    let listing: BiomeList = remote.call(Method::GET, &path, None::<&()>).await?;
+    print(&listing, json)
+}
+
+fn print(listing: &BiomeList, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        let mut value =
-            serde_json::to_value(output::BiomeListJson::from(listing.biomes.as_slice()))?;
-        value["environments"] = serde_json::to_value(
-            output::BiomeListJson::from(listing.environments.as_slice()).biomes,
-        )?;
-        value["daemon_running"] = listing.daemon_running.into();
-        value["incomplete"] = listing
-            .incomplete
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "biome": f.biome.as_str(), "env": f.env.as_str(), "state": f.state,
-                    "deployment": f.deployment, "message": f.message, "left": f.left,
-                })
-            })
-            .collect();
-        output::print_json(&value)?;
+        output::print_json(listing)?;
         return Ok(ExitCode::SUCCESS);
     }
     for failed in &listing.incomplete {
@@ -39,7 +36,7 @@ pub async fn exec(context: &Context, json: bool) -> anyhow::Result<ExitCode> {
         };
         println!(
             "{:<20} {} (deployment #{}): left behind {}; {next}",
-            failed.biome.as_str(),
+            failed.biome,
             failed.state,
             failed.deployment,
             if failed.left.is_empty() {

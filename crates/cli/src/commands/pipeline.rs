@@ -6,14 +6,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context as _;
 use reqwest::Method;
-use sandpit_ops::error::{failure, ErrorKind};
 use sandpit_server::wire::{Pipeline, PipelineList, PipelineLogChunk, RunPipelineRequest};
 
-use crate::commands::projects::segment;
 use crate::output::{self, Align, Table};
-use crate::remote::Remote;
+use crate::remote::{self, Remote};
 use crate::settings::RemoteSettings;
 
 /// How often `-f` asks for more of the log.
@@ -39,10 +36,9 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Action {
     /// Queue a pipeline for a pushed commit (default: the head of the project's branch).
+    ///
+    /// The project is `--project NAME`, else the `[project] name` of the sandpit.toml here.
     Run {
-        /// The project (default: the `[project] name` of sandpit.toml here).
-        #[arg(long, value_name = "NAME")]
-        project: Option<String>,
         /// A pushed commit: its sha, or at least 7 hex digits of it.
         #[arg(long, value_name = "SHA", conflicts_with = "branch")]
         sha: Option<String>,
@@ -57,12 +53,9 @@ enum Action {
     },
 }
 
-/// `sandpit pipelines [--project P]`
+/// `sandpit pipelines [--project P]` (the global `--project`: only that project's pipelines)
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
-    /// Only this project's pipelines.
-    #[arg(long, value_name = "NAME")]
-    project: Option<String>,
     /// At most this many, newest first.
     #[arg(long, value_name = "N", default_value_t = 20)]
     limit: usize,
@@ -70,25 +63,16 @@ pub struct ListArgs {
 
 pub async fn exec(
     settings: &RemoteSettings,
+    project: Option<&str>,
     directory: Option<&Path>,
     args: Args,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let remote = Remote::from_settings(settings)?;
     match (args.action, args.id) {
-        (
-            Some(Action::Run {
-                project,
-                sha,
-                branch,
-            }),
-            _,
-        ) => {
-            let project = match project {
-                Some(project) => project,
-                None => project_here(directory)?,
-            };
-            let path = format!("/api/v1/projects/{}/pipelines", segment(&project));
+        (Some(Action::Run { sha, branch }), _) => {
+            let project = remote::project_name(project, directory)?;
+            let path = format!("{}/pipelines", remote::project_path(&project));
             let request = RunPipelineRequest { sha, branch };
             let queued: Pipeline = remote.call(Method::POST, &path, Some(&request)).await?;
             print_queued(&queued, json)
@@ -105,13 +89,14 @@ pub async fn exec(
 
 pub async fn list(
     settings: &RemoteSettings,
+    project: Option<&str>,
     args: ListArgs,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let remote = Remote::from_settings(settings)?;
     let mut path = format!("/api/v1/pipelines?limit={}", args.limit);
-    if let Some(project) = &args.project {
-        path.push_str(&format!("&project={}", segment(project)));
+    if let Some(project) = project {
+        path.push_str(&format!("&project={}", remote::path_segment(project)));
     }
     let list: PipelineList = remote.call(Method::GET, &path, None::<&()>).await?;
     if json {
@@ -147,38 +132,6 @@ pub async fn list(
     }
     table.print();
     Ok(ExitCode::SUCCESS)
-}
-
-/// The project named by `sandpit.toml` in `directory` (default: here).
-fn project_here(directory: Option<&Path>) -> anyhow::Result<String> {
-    let file = directory
-        .unwrap_or(Path::new("."))
-        .join(sandpit_spec::FILE_NAME);
-    let source = match std::fs::read_to_string(&file) {
-        Ok(source) => source,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(failure(
-                ErrorKind::InvalidInput,
-                format!(
-                    "there is no {} here to take the project's name from\nhint: name it with `--project NAME` (`sandpit projects list` lists them)",
-                    sandpit_spec::FILE_NAME
-                ),
-            ))
-        }
-        Err(error) => {
-            return Err(error).with_context(|| format!("cannot read {}", file.display()))
-        }
-    };
-    let spec = sandpit_ops::project::parse_spec(&source).map_err(|error| {
-        failure(
-            ErrorKind::InvalidInput,
-            format!(
-                "{} here is invalid, so it cannot name the project:\n{error:#}\nhint: name it with `--project NAME`",
-                file.display()
-            ),
-        )
-    })?;
-    Ok(spec.project.name.to_string())
 }
 
 fn print_queued(pipeline: &Pipeline, json: bool) -> anyhow::Result<ExitCode> {

@@ -7,7 +7,7 @@ use reqwest::Method;
 use sandpit_server::wire::{AddProjectRequest, Project, ProjectList, RemovedProject};
 
 use crate::output::{self, Align, Table};
-use crate::remote::Remote;
+use crate::remote::{self, Remote};
 use crate::settings::RemoteSettings;
 
 #[derive(Debug, clap::Args)]
@@ -79,7 +79,7 @@ pub async fn exec(settings: &RemoteSettings, args: Args, json: bool) -> anyhow::
             }
         }
         Action::Show { name } => {
-            let path = format!("/api/v1/projects/{}", segment(&name));
+            let path = remote::project_path(&name);
             let project: Project = remote.call(Method::GET, &path, None::<&()>).await?;
             if json {
                 output::print_json(&project)?;
@@ -88,7 +88,7 @@ pub async fn exec(settings: &RemoteSettings, args: Args, json: bool) -> anyhow::
             }
         }
         Action::Remove { name } => {
-            let path = format!("/api/v1/projects/{}", segment(&name));
+            let path = remote::project_path(&name);
             let removed: RemovedProject = remote.call(Method::DELETE, &path, None::<&()>).await?;
             if json {
                 output::print_json(&removed)?;
@@ -123,17 +123,4 @@ fn print_projects(projects: &[Project]) {
         ]);
     }
     table.print();
-}
-
-/// `raw` as one path segment: anything but letters, digits, `_`, `-` and `.` escaped.
-pub fn segment(raw: &str) -> String {
-    raw.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

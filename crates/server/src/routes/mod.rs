@@ -2,6 +2,7 @@
 //! A new resource (projects, biomes, history) is a module here plus its paths in
 //! [`crate::openapi`].
 
+pub mod biomes;
 pub mod decisions;
 pub mod pipelines;
 pub mod projects;

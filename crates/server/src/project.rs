@@ -1,0 +1,46 @@
+//! The `Context` a project route runs its use case in: the server's settings, the caller as
+//! principal, and the project read from the server's own mirror — as of its last fetch for
+//! reads, at a freshly fetched commit for changes.
+
+use sandpit_ops::projects::{self, Revision};
+use sandpit_ops::{Context, Source};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// For a read of `project`: its mirror at the branch head of its last fetch.
+pub async fn reading(
+    state: &AppState,
+    caller: &Caller,
+    project: &str,
+) -> Result<Context, ApiError> {
+    let project = project.to_owned();
+    let source = state
+        .blocking(move |context| projects::at_last_fetch(context, &project))
+        .await?;
+    Ok(as_caller(state, caller, source))
+}
+
+/// For a change of `project` at `revision`: fetched first, refused unless the commit is pushed
+/// and its definition valid.
+pub async fn changing(
+    state: &AppState,
+    caller: &Caller,
+    project: &str,
+    revision: Revision,
+) -> Result<Context, ApiError> {
+    let project = project.to_owned();
+    let (repo, commit) = state
+        .blocking(move |context| projects::commit(context, &project, revision))
+        .await?;
+    Ok(as_caller(state, caller, Source::Commit { repo, commit }))
+}
+
+fn as_caller(state: &AppState, caller: &Caller, source: Source) -> Context {
+    Context {
+        source,
+        principal: caller.0.principal.clone(),
+        ..state.context().clone()
+    }
+}
