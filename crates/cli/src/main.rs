@@ -120,7 +120,7 @@ enum Command {
     Projects(commands::projects::Args),
     /// Run a pipeline for a pushed commit, show one (`pipeline ID [--logs] [-f]`), or retry one.
     Pipeline(commands::pipeline::Args),
-    /// List a control plane's pipelines, newest first.
+    /// List a control plane's pipelines, newest first: every project's, or `--project`'s.
     Pipelines(commands::pipeline::ListArgs),
     /// Run an environment's model endpoint (started by the daemon).
     #[command(hide = true)]
