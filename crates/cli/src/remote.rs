@@ -144,7 +144,7 @@ impl Remote {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> anyhow::Result<T> {
-        self.send(method, path, body, REQUEST_TIMEOUT).await
+        self.call_within(method, path, body, REQUEST_TIMEOUT).await
     }
 
     /// [`Remote::call`] for a change that builds and rolls out, which may take minutes.
@@ -154,10 +154,12 @@ impl Remote {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> anyhow::Result<T> {
-        self.send(method, path, body, CHANGE_TIMEOUT).await
+        self.call_within(method, path, body, CHANGE_TIMEOUT).await
     }
 
-    async fn send<T: DeserializeOwned>(
+    /// [`Remote::call`] for a request that may take longer than most (an approval runs the
+    /// deployment before it is answered): waits up to `timeout`.
+    pub async fn call_within<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -168,8 +170,8 @@ impl Remote {
         let mut request = self
             .client
             .request(method, &url)
-            .timeout(timeout)
-            .bearer_auth(&self.token);
+            .bearer_auth(&self.token)
+            .timeout(timeout);
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -6,7 +6,8 @@
 //! its limits, over plain TCP or TLS. Around every route, outermost first: the request id
 //! ([`request_id`]: `x-request-id`, internal faults logged under it), the metrics, the body
 //! limit, and inside routing the per-request deadline ([`timeout`]): [`REQUEST_TIMEOUT`] for
-//! reads, [`CHANGE_TIMEOUT`] for the routes that build and roll out (`up`, `deploy`, …).
+//! reads, [`CHANGE_TIMEOUT`] for the routes that build, roll out or approve (`up`, `deploy`,
+//! `approve`, …). [`queue`] runs the pipelines handlers queue.
 
 pub mod auth;
 pub mod body;
@@ -14,6 +15,8 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod project;
+pub mod query;
+pub mod queue;
 pub mod request_id;
 pub mod routes;
 pub mod timeout;
@@ -35,8 +38,10 @@ use crate::metrics::Metrics;
 pub const BODY_LIMIT: usize = 1024 * 1024;
 /// How long one request may take to be handled before it is answered 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a change (`up`, `down`, `restart`, `deploy`, `promote`, `rollback`, `config`) may
-/// take: it builds, migrates a database and waits for health, which takes minutes, not seconds.
+/// How long a change (`up`, `down`, `restart`, `deploy`, `promote`, `rollback`, `config`, and
+/// an approval, whose last one runs the deployment) may take: it builds, migrates a database
+/// and waits for health, which takes minutes, not seconds. Past it the client gets 503 while
+/// the change goes on; `sandpit history` shows its end.
 pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// What every handler shares.
@@ -53,8 +58,9 @@ struct Shared {
     metrics: Metrics,
     /// See [`REQUEST_TIMEOUT`].
     request_timeout: Duration,
-    /// See [`CHANGE_TIMEOUT`].
-    change_timeout: Duration,
+    /// The pipeline queue's worker, told when a pipeline is queued (none in handler tests:
+    /// pipelines stay queued).
+    queue: Option<queue::Queue>,
 }
 
 impl AppState {
@@ -63,13 +69,29 @@ impl AppState {
     }
 
     pub fn with_timeout(context: Context, request_timeout: Duration) -> AppState {
+        AppState::build(context, request_timeout, None)
+    }
+
+    /// What `sandpit server` serves: with the pipeline queue's worker.
+    pub fn serving(context: Context, queue: queue::Queue) -> AppState {
+        AppState::build(context, REQUEST_TIMEOUT, Some(queue))
+    }
+
+    fn build(context: Context, request_timeout: Duration, queue: Option<queue::Queue>) -> AppState {
         AppState {
             inner: Arc::new(Shared {
                 context: Arc::new(context),
                 metrics: Metrics::default(),
                 request_timeout,
-                change_timeout: CHANGE_TIMEOUT,
+                queue,
             }),
+        }
+    }
+
+    /// Tells the queue's worker a pipeline was queued.
+    pub fn pipeline_queued(&self) {
+        if let Some(queue) = &self.inner.queue {
+            queue.wake();
         }
     }
 
@@ -94,6 +116,26 @@ impl AppState {
             ))),
         }
     }
+
+    /// Runs a use case whose future cannot move between threads (it reports progress through
+    /// a `&mut dyn FnMut`) on a blocking thread, driven by the server's runtime.
+    pub async fn blocking_async<T, F>(
+        &self,
+        work: impl FnOnce(Arc<Context>) -> F + Send + 'static,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        let context = Arc::clone(&self.inner.context);
+        let runtime = tokio::runtime::Handle::current();
+        match tokio::task::spawn_blocking(move || runtime.block_on(work(context))).await {
+            Ok(result) => Ok(result?),
+            Err(error) => Err(ApiError::internal(format!(
+                "a request's work panicked: {error}"
+            ))),
+        }
+    }
 }
 
 /// The limits the server is served with: `sandpit_http`'s defaults, with [`BODY_LIMIT`].
@@ -107,19 +149,21 @@ pub fn limits() -> sandpit_http::Limits {
 /// The whole API.
 pub fn app(state: AppState) -> Router {
     let request_timeout = state.inner.request_timeout;
-    let change_timeout = state.inner.change_timeout;
     let changes = Router::new()
         .merge(routes::biomes::changes())
         .merge(routes::environments::changes())
         .merge(routes::config::changes())
+        .merge(routes::decisions::router())
         .route_layer(middleware::from_fn_with_state(
-            change_timeout,
+            request_timeout.max(CHANGE_TIMEOUT),
             timeout::limit,
         ));
     Router::new()
         .merge(routes::service::router())
         .merge(routes::whoami::router())
         .merge(routes::tokens::router())
+        .merge(routes::projects::router())
+        .merge(routes::pipelines::router())
         .merge(routes::biomes::router())
         .route_layer(middleware::from_fn_with_state(
             request_timeout,

@@ -45,24 +45,6 @@ fn as_caller(state: &AppState, caller: &Caller, source: Source) -> Context {
     }
 }
 
-/// Runs a change's use case on a thread where blocking is fine (builds, SQLite, files, waiting
-/// on the daemon), driving its future there: it need not be `Send`, and the async threads stay
-/// free. A change cut short by the request deadline still finishes here, and is recorded.
-pub async fn run_change<T, F, Fut>(work: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let runtime = tokio::runtime::Handle::current();
-    match tokio::task::spawn_blocking(move || runtime.block_on(work())).await {
-        Ok(result) => Ok(result?),
-        Err(error) => Err(ApiError::internal(format!(
-            "a change's work panicked: {error}"
-        ))),
-    }
-}
-
 /// The commit a change names: `sha` or `branch` (not both), else the project's branch.
 pub fn revision(sha: Option<String>, branch: Option<String>) -> Result<Revision, ApiError> {
     let given = |value: Option<String>| value.filter(|v| !v.trim().is_empty());

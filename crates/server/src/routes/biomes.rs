@@ -14,7 +14,7 @@ use sandpit_ops::up::UpOptions;
 use crate::auth::Caller;
 use crate::body::ApiJson;
 use crate::error::ApiError;
-use crate::project::{changing, reading, revision, run_change};
+use crate::project::{changing, reading, revision};
 use crate::wire::biome::BiomeDocument;
 use crate::wire::biomes::BiomeList;
 use crate::wire::changes::{DownResult, RestartRequest, RestartResult, UpRequest, UpResult};
@@ -82,23 +82,24 @@ pub async fn up(
     let revision = revision(request.sha.clone(), request.branch.clone())?;
     let biome = sandpit_ops::up::parse_biome_name(&request.biome)?;
     let context = changing(&state, &caller, &project, revision).await?;
-    let answer = run_change(move || async move {
-        ownership::authorize_biome(&context, &biome)?;
-        let options = UpOptions {
-            biome: Some(biome.to_string()),
-            env: request.env,
-            build: BuildOptions::default(),
-            reset_db: request.reset_db,
-        };
-        let mut log = ProgressLog::default();
-        let outcome =
-            sandpit_ops::up::up(&context, &options, &mut NoProgress, |c, m| log.record(c, m))
-                .await?;
-        let mut answer = UpResult::from(&outcome);
-        answer.events = log.take();
-        Ok(answer)
-    })
-    .await?;
+    let answer = state
+        .blocking_async(move |_| async move {
+            ownership::authorize_biome(&context, &biome)?;
+            let options = UpOptions {
+                biome: Some(biome.to_string()),
+                env: request.env,
+                build: BuildOptions::default(),
+                reset_db: request.reset_db,
+            };
+            let mut log = ProgressLog::default();
+            let outcome =
+                sandpit_ops::up::up(&context, &options, &mut NoProgress, |c, m| log.record(c, m))
+                    .await?;
+            let mut answer = UpResult::from(&outcome);
+            answer.events = log.take();
+            Ok(answer)
+        })
+        .await?;
     Ok(Json(answer))
 }
 
@@ -124,16 +125,17 @@ pub async fn down(
 ) -> Result<Json<DownResult>, ApiError> {
     caller.require(Action::ChangeOwnBiome)?;
     let context = changing(&state, &caller, &project, Revision::Default).await?;
-    let answer = run_change(move || async move {
-        ownership::authorize_biome_target(&context, &biome)?;
-        let mut log = ProgressLog::default();
-        let outcome =
-            sandpit_ops::down::down(&context, Some(&biome), |c, m| log.record(c, m)).await?;
-        let mut answer = DownResult::from(&outcome);
-        answer.events = log.take();
-        Ok(answer)
-    })
-    .await?;
+    let answer = state
+        .blocking_async(move |_| async move {
+            ownership::authorize_biome_target(&context, &biome)?;
+            let mut log = ProgressLog::default();
+            let outcome =
+                sandpit_ops::down::down(&context, Some(&biome), |c, m| log.record(c, m)).await?;
+            let mut answer = DownResult::from(&outcome);
+            answer.events = log.take();
+            Ok(answer)
+        })
+        .await?;
     Ok(Json(answer))
 }
 
@@ -161,21 +163,22 @@ pub async fn restart(
 ) -> Result<Json<RestartResult>, ApiError> {
     caller.require(Action::ChangeOwnBiome)?;
     let context = changing(&state, &caller, &project, Revision::Default).await?;
-    let answer = run_change(move || async move {
-        ownership::authorize_biome_target(&context, &biome)?;
-        let mut log = ProgressLog::default();
-        let status = sandpit_ops::restart::restart(
-            &context,
-            Some(&biome),
-            request.component.as_deref(),
-            |c, m| log.record(c, m),
-        )
-        .await?;
-        Ok(RestartResult {
-            biome: BiomeDocument::new(&status, None),
-            events: log.take(),
+    let answer = state
+        .blocking_async(move |_| async move {
+            ownership::authorize_biome_target(&context, &biome)?;
+            let mut log = ProgressLog::default();
+            let status = sandpit_ops::restart::restart(
+                &context,
+                Some(&biome),
+                request.component.as_deref(),
+                |c, m| log.record(c, m),
+            )
+            .await?;
+            Ok(RestartResult {
+                biome: BiomeDocument::new(&status, None),
+                events: log.take(),
+            })
         })
-    })
-    .await?;
+        .await?;
     Ok(Json(answer))
 }

@@ -14,7 +14,7 @@ use sandpit_ops::projects::Revision;
 use crate::auth::Caller;
 use crate::body::ApiJson;
 use crate::error::ApiError;
-use crate::project::{changing, run_change};
+use crate::project::changing;
 use crate::wire::changes::{ConfigChangeRequest, ConfigResult};
 use crate::wire::deployments::ProgressLog;
 use crate::wire::ErrorBody;
@@ -55,24 +55,27 @@ pub async fn change(
     caller.require(Action::ChangeOwnBiome)?;
     let change = request.change()?;
     let context = changing(&state, &caller, &project, Revision::Default).await?;
-    run_change(move || async move {
-        ownership::authorize_config(&context, &target)?;
-        let mut log = ProgressLog::default();
-        let changed = sandpit_ops::config::change(&context, Some(&target), &change, &mut |c, m| {
-            log.record(c, m)
+    state
+        .blocking_async(move |_| async move {
+            ownership::authorize_config(&context, &target)?;
+            let mut log = ProgressLog::default();
+            let changed =
+                sandpit_ops::config::change(&context, Some(&target), &change, &mut |c, m| {
+                    log.record(c, m)
+                })
+                .await?;
+            let pending =
+                matches!(&changed, Changed::Deployed(outcome) if outcome.rollout.is_none());
+            let mut answer = ConfigResult::from(&changed);
+            if let ConfigResult::Deployed(deployed) = &mut answer {
+                deployed.events = log.take();
+            }
+            let status = if pending {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            Ok((status, Json(answer)))
         })
-        .await?;
-        let pending = matches!(&changed, Changed::Deployed(outcome) if outcome.rollout.is_none());
-        let mut answer = ConfigResult::from(&changed);
-        if let ConfigResult::Deployed(deployed) = &mut answer {
-            deployed.events = log.take();
-        }
-        let status = if pending {
-            StatusCode::ACCEPTED
-        } else {
-            StatusCode::OK
-        };
-        Ok((status, Json(answer)))
-    })
-    .await
+        .await
 }

@@ -15,7 +15,7 @@ use sandpit_ops::projects::Revision;
 use crate::auth::Caller;
 use crate::body::ApiJson;
 use crate::error::ApiError;
-use crate::project::{changing, revision, run_change};
+use crate::project::{changing, revision};
 use crate::wire::changes::{DeployRequest, PromoteRequest, RollbackRequest};
 use crate::wire::deployments::{DeploymentResult, ProgressLog};
 use crate::wire::ErrorBody;
@@ -82,22 +82,23 @@ pub async fn deploy(
     caller.require(Action::DeployUnprotected)?;
     let revision = revision(request.sha.clone(), request.branch.clone())?;
     let context = changing(&state, &caller, &project, revision).await?;
-    run_change(move || async move {
-        ownership::authorize_environment(&context, &env, false)?;
-        let options = DeployOptions {
-            env,
-            rev: None,
-            allow_older: request.allow_older,
-        };
-        let mut log = ProgressLog::default();
-        let (_, outcome) =
-            sandpit_ops::deploy::deploy(&context, &options, &mut NoProgress, &mut |c, m| {
-                log.record(c, m)
-            })
-            .await?;
-        Ok(answered(&outcome, &mut log))
-    })
-    .await
+    state
+        .blocking_async(move |_| async move {
+            ownership::authorize_environment(&context, &env, false)?;
+            let options = DeployOptions {
+                env,
+                rev: None,
+                allow_older: request.allow_older,
+            };
+            let mut log = ProgressLog::default();
+            let (_, outcome) =
+                sandpit_ops::deploy::deploy(&context, &options, &mut NoProgress, &mut |c, m| {
+                    log.record(c, m)
+                })
+                .await?;
+            Ok(answered(&outcome, &mut log))
+        })
+        .await
 }
 
 /// `sandpit promote FROM ENV`: the exact artifacts running in `from` deployed into `env`,
@@ -127,16 +128,18 @@ pub async fn promote(
 ) -> Result<(StatusCode, Json<DeploymentResult>), ApiError> {
     caller.require(Action::PromoteUnprotected)?;
     let context = changing(&state, &caller, &project, Revision::Default).await?;
-    run_change(move || async move {
-        ownership::authorize_environment(&context, &env, true)?;
-        let mut log = ProgressLog::default();
-        let outcome = sandpit_ops::promote::promote(&context, &request.from, &env, &mut |c, m| {
-            log.record(c, m)
+    state
+        .blocking_async(move |_| async move {
+            ownership::authorize_environment(&context, &env, true)?;
+            let mut log = ProgressLog::default();
+            let outcome =
+                sandpit_ops::promote::promote(&context, &request.from, &env, &mut |c, m| {
+                    log.record(c, m)
+                })
+                .await?;
+            Ok(answered(&outcome, &mut log))
         })
-        .await?;
-        Ok(answered(&outcome, &mut log))
-    })
-    .await
+        .await
 }
 
 /// `sandpit rollback ENV [--to ID]`: the artifacts of an earlier successful deployment,
@@ -165,14 +168,16 @@ pub async fn rollback(
 ) -> Result<(StatusCode, Json<DeploymentResult>), ApiError> {
     caller.require(Action::DeployUnprotected)?;
     let context = changing(&state, &caller, &project, Revision::Default).await?;
-    run_change(move || async move {
-        ownership::authorize_environment(&context, &env, false)?;
-        let mut log = ProgressLog::default();
-        let outcome = sandpit_ops::rollback::rollback(&context, &env, request.to, &mut |c, m| {
-            log.record(c, m)
+    state
+        .blocking_async(move |_| async move {
+            ownership::authorize_environment(&context, &env, false)?;
+            let mut log = ProgressLog::default();
+            let outcome =
+                sandpit_ops::rollback::rollback(&context, &env, request.to, &mut |c, m| {
+                    log.record(c, m)
+                })
+                .await?;
+            Ok(answered(&outcome, &mut log))
         })
-        .await?;
-        Ok(answered(&outcome, &mut log))
-    })
-    .await
+        .await
 }

@@ -4,7 +4,10 @@
 
 pub mod biomes;
 pub mod config;
+pub mod decisions;
 pub mod environments;
+pub mod pipelines;
+pub mod projects;
 pub mod service;
 pub mod tokens;
 pub mod whoami;
