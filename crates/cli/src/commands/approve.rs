@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use reqwest::Method;
 use sandpit_ops::Context;
-use sandpit_server::wire::{Decision, Deployment, RejectRequest};
+use sandpit_server::wire::deployments::{DeploymentRecord, DeploymentResult};
+use sandpit_server::wire::RejectRequest;
 
-use crate::output::{self, Align, Table};
+use crate::output;
 use crate::remote::Remote;
 
 /// How long a remote approval is waited for: the server runs the deployment before it
@@ -39,13 +40,13 @@ pub async fn approve(context: &Context, args: ApproveArgs, json: bool) -> anyhow
         }
     })
     .await?;
-    print_decision(&Decision::from(&outcome), json)?;
+    output::print_deploy_outcome(&DeploymentResult::from(&outcome), json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn reject(context: &Context, args: RejectArgs, json: bool) -> anyhow::Result<ExitCode> {
     let deployment = sandpit_ops::approve::reject(context, args.id, args.reason.as_deref())?;
-    print_rejected(&Deployment::from(&deployment), json)?;
+    print_rejected(&DeploymentRecord::from(&deployment), json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -61,10 +62,10 @@ pub async fn approve_remote(
         );
     }
     let path = format!("/api/v1/deployments/{}/approve", args.id);
-    let decision: Decision = remote
+    let decision: DeploymentResult = remote
         .call_within(Method::POST, &path, None::<&()>, DECISION_WAIT)
         .await?;
-    print_decision(&decision, json)?;
+    output::print_deploy_outcome(&decision, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -77,12 +78,12 @@ pub async fn reject_remote(
     let request = RejectRequest {
         reason: args.reason,
     };
-    let deployment: Deployment = remote.call(Method::POST, &path, Some(&request)).await?;
+    let deployment: DeploymentRecord = remote.call(Method::POST, &path, Some(&request)).await?;
     print_rejected(&deployment, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_rejected(deployment: &Deployment, json: bool) -> anyhow::Result<()> {
+fn print_rejected(deployment: &DeploymentRecord, json: bool) -> anyhow::Result<()> {
     if json {
         output::print_json(deployment)
     } else {
@@ -92,54 +93,4 @@ fn print_rejected(deployment: &Deployment, json: bool) -> anyhow::Result<()> {
         );
         Ok(())
     }
-}
-
-/// What `approve` prints: that it waits for more approvals, or how its rollout went.
-fn print_decision(decision: &Decision, json: bool) -> anyhow::Result<()> {
-    if json {
-        return output::print_json(decision);
-    }
-    let d = &decision.deployment;
-    if d.state == "pending" && d.approvals_missing() > 0 {
-        println!(
-            "deployment #{} to {} is pending: it needs {} more approval(s) from someone other than {} (`sandpit approve {}`)",
-            d.id,
-            d.target,
-            d.approvals_missing(),
-            d.requested_by,
-            d.id
-        );
-        return Ok(());
-    }
-    match &decision.status {
-        Some(status) => {
-            println!(
-                "deployment #{} to {} {}: {} at {}",
-                d.id, d.target, d.state, status.state, d.sha
-            );
-            for step in &d.steps {
-                println!(
-                    "  {}: {}",
-                    step.step.replace('_', " "),
-                    step.message.lines().next().unwrap_or_default()
-                );
-            }
-            let mut urls =
-                Table::new(&[("COMPONENT", Align::Left), ("URL", Align::Left)]).without_header();
-            for component in &status.components {
-                if let Some(url) = &component.url {
-                    urls.row(vec![format!("  {}", component.name), url.clone()]);
-                }
-            }
-            urls.print();
-        }
-        None => {
-            let kind = match &d.promoted_from {
-                Some(from) => format!("promote from {from}"),
-                None => d.kind.clone(),
-            };
-            println!("deployment #{} ({kind}) to {} {}", d.id, d.target, d.state);
-        }
-    }
-    Ok(())
 }

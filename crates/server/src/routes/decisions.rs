@@ -13,7 +13,8 @@ use sandpit_ops::Context;
 use crate::auth::Caller;
 use crate::body::ApiJson;
 use crate::error::ApiError;
-use crate::wire::{Decision, Deployment, ErrorBody, RejectRequest};
+use crate::wire::deployments::{DeploymentRecord, DeploymentResult, ProgressLog};
+use crate::wire::{ErrorBody, RejectRequest};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -26,7 +27,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(post, path = "/api/v1/deployments/{id}/approve", tag = "deployments", security(("bearer" = [])),
     params(("id" = i64, Path, description = "The pending deployment's number")),
     responses(
-        (status = 200, description = "The deployment: ran (with what its target runs now), or still waiting for more approvals", body = Decision),
+        (status = 200, description = "The deployment: ran (with what its target runs now), or still waiting for more approvals", body = DeploymentResult),
         (status = 401, body = ErrorBody),
         (status = 403, description = "The caller is not an approver, or requested this deployment", body = ErrorBody),
         (status = 404, description = "No deployment has this number", body = ErrorBody),
@@ -37,19 +38,24 @@ pub async fn approve(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-) -> Result<Json<Decision>, ApiError> {
+) -> Result<Json<DeploymentResult>, ApiError> {
     caller.require(Action::Approve)?;
     let principal = caller.0.principal;
-    let outcome = state
+    let answer = state
         .blocking_async(move |context| async move {
             let context = Context {
                 principal,
                 ..(*context).clone()
             };
-            sandpit_ops::approve::approve(&context, id, &mut |_, _| {}).await
+            let mut log = ProgressLog::default();
+            let outcome =
+                sandpit_ops::approve::approve(&context, id, &mut |c, m| log.record(c, m)).await?;
+            let mut answer = DeploymentResult::from(&outcome);
+            answer.events = log.take();
+            Ok(answer)
         })
         .await?;
-    Ok(Json(Decision::from(&outcome)))
+    Ok(Json(answer))
 }
 
 /// Rejects a pending deployment.
@@ -57,7 +63,7 @@ pub async fn approve(
     params(("id" = i64, Path, description = "The pending deployment's number")),
     request_body = RejectRequest,
     responses(
-        (status = 200, description = "The rejected deployment", body = Deployment),
+        (status = 200, description = "The rejected deployment", body = DeploymentRecord),
         (status = 400, description = "Malformed JSON or a body of the wrong shape", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "The caller is not an approver", body = ErrorBody),
@@ -69,7 +75,7 @@ pub async fn reject(
     caller: Caller,
     Path(id): Path<i64>,
     ApiJson(request): ApiJson<RejectRequest>,
-) -> Result<Json<Deployment>, ApiError> {
+) -> Result<Json<DeploymentRecord>, ApiError> {
     caller.require(Action::Reject)?;
     let principal = caller.0.principal;
     let rejected = state
@@ -81,5 +87,5 @@ pub async fn reject(
             sandpit_ops::approve::reject(&context, id, request.reason.as_deref())
         })
         .await?;
-    Ok(Json(Deployment::from(&rejected)))
+    Ok(Json(DeploymentRecord::from(&rejected)))
 }
