@@ -192,12 +192,18 @@ impl ModelCache {
         // hop through an async task between the session being ready and the first inference.
         tokio::task::spawn_blocking(move || {
             let limit = cache.config.max_memory_bytes;
-            let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
                 load_model(cache.engine.as_ref(), &model_ref, limit)
             }))
             .unwrap_or_else(|panic| Err(format!("the load panicked: {}", panic_message(&*panic))));
+            let (result, buffers) = match outcome {
+                Ok(loaded) => (Ok((loaded.model, loaded.phases)), Some(loaded.buffers)),
+                Err(error) => (Err(error), None),
+            };
             cache.finish_load(generation, &model, &model_ref.digest, result, started);
             drop(done_tx);
+            // Freed once the first request is on its way (see `Loaded::buffers`).
+            drop(buffers);
         });
         done
     }

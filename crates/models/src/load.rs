@@ -11,6 +11,7 @@
 //! replaced artifact is refused — with the digest error, whatever the engine made of the bytes —
 //! and the session built from it is dropped, never served.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -53,20 +54,29 @@ fn timed<T>(work: impl FnOnce() -> T) -> (T, Duration) {
     (out, started.elapsed())
 }
 
+/// A model just loaded, how long each phase took, and the buffers it was loaded from.
+pub struct Loaded {
+    pub model: Box<dyn LoadedModel>,
+    pub phases: LoadPhases,
+    /// The artifact's bytes and the inflated ONNX file, which the engine has copied what it
+    /// needs from: the caller drops them once the model is published, since freeing them takes
+    /// milliseconds for a large model (the pages go back to the kernel).
+    pub buffers: Buffers,
+}
+
+/// Buffers a load no longer needs (see [`Loaded::buffers`]); held only to be dropped.
+pub struct Buffers(#[allow(dead_code)] Vec<Vec<u8>>);
+
 /// Loads the model of `model_ref` with `engine` (its ONNX file at most `limit` bytes); returns it
 /// with the time each phase took, or why it cannot be loaded. Blocking: call it on a blocking
 /// thread.
 ///
 /// The verifier thread is started before the file is read, so that starting it (tens of
 /// microseconds, more on a busy machine) overlaps the read instead of delaying the check.
-pub fn load_model(
-    engine: &dyn Engine,
-    model_ref: &ModelRef,
-    limit: u64,
-) -> Result<(Box<dyn LoadedModel>, LoadPhases), String> {
+pub fn load_model(engine: &dyn Engine, model_ref: &ModelRef, limit: u64) -> Result<Loaded, String> {
     // Set exactly once, read or not, so the verifier never waits for bytes that will not come.
-    let read_result: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
-    let read_result = &read_result;
+    let read_cell: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+    let read_result = &read_cell;
     let verify_digest = move || match read_result.wait() {
         Ok(bytes) => timed(|| {
             artifact::verify(model_ref, bytes)?;
@@ -86,7 +96,11 @@ pub fn load_model(
         let onnx = onnx?;
         let (loaded, session) = timed(|| engine.load(&onnx));
         let loaded = loaded.map_err(|e| e.to_string())?;
-        Ok((loaded, extract, session))
+        let inflated = match onnx {
+            Cow::Owned(inflated) => Some(inflated),
+            Cow::Borrowed(_) => None,
+        };
+        Ok((loaded, extract, session, inflated))
     };
     let (read, (verified, verify), built) = thread::scope(|scope| {
         // Without a second thread (none can be started), the digest is simply checked first.
@@ -117,21 +131,21 @@ pub fn load_model(
             }
         }
     });
-    if let Some(Err(read_error)) = read_result.get() {
-        return Err(read_error.clone());
-    }
+    // Always set: both arms above read the file.
+    let bytes = read_cell.into_inner().unwrap_or_else(|| Ok(Vec::new()))?;
     // The digest decides first: an engine error about corrupt bytes would hide the real cause.
     verified?;
-    let (loaded, extract, session) = built?;
-    Ok((
-        loaded,
-        LoadPhases {
+    let (model, extract, session, inflated) = built?;
+    Ok(Loaded {
+        model,
+        phases: LoadPhases {
             read,
             verify,
             extract,
             session,
         },
-    ))
+        buffers: Buffers(std::iter::once(bytes).chain(inflated).collect()),
+    })
 }
 
 #[cfg(test)]
@@ -200,8 +214,14 @@ mod tests {
         let bytes = vec![7u8; 4 << 20];
         let model_ref = artifact_with(dir.path(), &bytes, &bytes);
         let engine = AcceptingEngine::default();
-        let (loaded, phases) = load_model(&engine, &model_ref, u64::MAX).unwrap();
-        assert_eq!(loaded.memory_bytes(), bytes.len() as u64);
+        let Loaded {
+            model,
+            phases,
+            buffers,
+        } = load_model(&engine, &model_ref, u64::MAX).unwrap();
+        assert_eq!(model.memory_bytes(), bytes.len() as u64);
+        // The bytes read come back to be freed after the model is published.
+        assert_eq!(buffers.0, std::slice::from_ref(&bytes));
         assert!(phases.read > Duration::ZERO, "{phases:?}");
         assert!(phases.verify > Duration::ZERO, "{phases:?}");
         assert!(phases.session > Duration::ZERO, "{phases:?}");
