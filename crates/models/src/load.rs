@@ -6,13 +6,16 @@
 //! a core free the overlap takes all of it off the load (on a saturated machine it saves nothing,
 //! and costs nothing either). That thread is started before the file is read, and also checks
 //! the CRC-32 of a stored ONNX file (the usual case: weights do not deflate), which the session
-//! side borrows from the zip unchecked, so neither its start nor the CRC delays the session.
-//! Both work on the one buffer read from the file, so what is hashed is what the engine saw. The model is returned only once the digest matches: a corrupt or
+//! side borrows from the zip unchecked, so neither its start nor the CRC delays the session; when
+//! it has not started by the time the session is ready (no core free), the loading thread does
+//! the check itself instead of waiting for it. Both work on the one buffer read from the file,
+//! so what is hashed is what the engine saw. The model is returned only once the digest matches: a corrupt or
 //! replaced artifact is refused — with the digest error, whatever the engine made of the bytes —
 //! and the session built from it is dropped, never served.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -65,86 +68,127 @@ pub struct Loaded {
 }
 
 /// Buffers a load no longer needs (see [`Loaded::buffers`]); held only to be dropped.
-pub struct Buffers(#[allow(dead_code)] Vec<Vec<u8>>);
+pub struct Buffers {
+    _read: Arc<Shared>,
+    _inflated: Option<Vec<u8>>,
+}
+
+/// What the loading thread and the verifier thread share.
+struct Shared {
+    model_ref: ModelRef,
+    /// The artifact's bytes, or why they could not be read: set exactly once, read or not, so
+    /// the verifier never waits for bytes that will not come.
+    read: OnceLock<Result<Vec<u8>, String>>,
+    /// Set by whichever thread starts checking the bytes first.
+    claimed: AtomicBool,
+}
+
+impl Shared {
+    /// Checks the bytes (digest, and a stored ONNX file's CRC-32) unless another thread has
+    /// started to: `None` when one has.
+    fn verify_unless_claimed(&self) -> Option<(Result<(), String>, Duration)> {
+        if self.claimed.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some(match self.read.wait() {
+            Ok(bytes) => timed(|| {
+                artifact::verify(&self.model_ref, bytes)?;
+                artifact::check_stored_onnx(&self.model_ref, bytes)
+            }),
+            // The read error is what is reported; there is nothing to check.
+            Err(_) => (Ok(()), Duration::ZERO),
+        })
+    }
+}
 
 /// Loads the model of `model_ref` with `engine` (its ONNX file at most `limit` bytes); returns it
 /// with the time each phase took, or why it cannot be loaded. Blocking: call it on a blocking
 /// thread.
 ///
 /// The verifier thread is started before the file is read, so that starting it (tens of
-/// microseconds, more on a busy machine) overlaps the read instead of delaying the check.
+/// microseconds) overlaps the read. On a busy machine a new thread can wait milliseconds for a
+/// core: when the session is ready and the verifier has not begun, this thread checks the bytes
+/// itself rather than wait for it (the verifier, when it runs, finds the check taken and ends).
 pub fn load_model(engine: &dyn Engine, model_ref: &ModelRef, limit: u64) -> Result<Loaded, String> {
-    // Set exactly once, read or not, so the verifier never waits for bytes that will not come.
-    let read_cell: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
-    let read_result = &read_cell;
-    let verify_digest = move || match read_result.wait() {
-        Ok(bytes) => timed(|| {
-            artifact::verify(model_ref, bytes)?;
-            artifact::check_stored_onnx(model_ref, bytes)
-        }),
-        // The read error is what is reported; there is nothing to check.
-        Err(_) => (Ok(()), Duration::ZERO),
-    };
-    let read_file = move || {
-        let (bytes, read) = timed(|| artifact::read(model_ref));
-        // `set` cannot fail: this is the only place the cell is written.
-        let _ = read_result.set(bytes);
-        read
-    };
-    let build_session = move |bytes: &[u8]| {
-        let (onnx, extract) = timed(|| artifact::onnx_bytes(model_ref, bytes, limit));
-        let onnx = onnx?;
-        let (loaded, session) = timed(|| engine.load(&onnx));
-        let loaded = loaded.map_err(|e| e.to_string())?;
-        let inflated = match onnx {
-            Cow::Owned(inflated) => Some(inflated),
-            Cow::Borrowed(_) => None,
-        };
-        Ok((loaded, extract, session, inflated))
-    };
-    let (read, (verified, verify), built) = thread::scope(|scope| {
-        // Without a second thread (none can be started), the digest is simply checked first.
-        match thread::Builder::new()
-            .name("sandpit-verify".to_owned())
-            .spawn_scoped(scope, verify_digest)
-        {
-            Ok(verifier) => {
-                let read = read_file();
-                let built = match read_result.wait() {
-                    Ok(bytes) => build_session(bytes),
-                    Err(_) => Err(String::new()),
-                };
-                let verified = verifier.join().unwrap_or_else(|_| {
-                    (Err("the digest check panicked".to_owned()), Duration::ZERO)
-                });
-                (read, verified, built)
-            }
-            Err(_) => {
-                let read = read_file();
-                let verified = verify_digest();
-                let built = match (&verified.0, read_result.wait()) {
-                    (Ok(()), Ok(bytes)) => build_session(bytes),
-                    // Not attempted: the read or digest error below is what is reported.
-                    _ => Err(String::new()),
-                };
-                (read, verified, built)
+    let shared = Arc::new(Shared {
+        model_ref: model_ref.clone(),
+        read: OnceLock::new(),
+        claimed: AtomicBool::new(false),
+    });
+    let (sender, receiver) = mpsc::sync_channel(1);
+    let verifier = {
+        let shared = Arc::clone(&shared);
+        move || {
+            if let Some(verified) = shared.verify_unless_claimed() {
+                let _ = sender.send(verified);
             }
         }
+    };
+    // Without a second thread (none can be started), this one checks the bytes after the session.
+    let _ = thread::Builder::new()
+        .name("sandpit-verify".to_owned())
+        .spawn(verifier);
+
+    let (bytes, read) = timed(|| artifact::read(model_ref));
+    // `set` cannot fail: this is the only place the cell is written.
+    let _ = shared.read.set(bytes);
+    let built = match shared.read.wait() {
+        Ok(bytes) => build_session(engine, model_ref, bytes, limit),
+        Err(read_error) => return Err(read_error.clone()),
+    };
+    let (verified, verify) = shared.verify_unless_claimed().unwrap_or_else(|| {
+        // The verifier has claimed the check: it sends its result, or panicked and sends none.
+        receiver
+            .recv()
+            .unwrap_or_else(|_| (Err("the digest check panicked".to_owned()), Duration::ZERO))
     });
-    // Always set: both arms above read the file.
-    let bytes = read_cell.into_inner().unwrap_or_else(|| Ok(Vec::new()))?;
     // The digest decides first: an engine error about corrupt bytes would hide the real cause.
     verified?;
-    let (model, extract, session, inflated) = built?;
+    let built = built?;
     Ok(Loaded {
-        model,
+        model: built.model,
         phases: LoadPhases {
             read,
             verify,
-            extract,
-            session,
+            extract: built.extract,
+            session: built.session,
         },
-        buffers: Buffers(std::iter::once(bytes).chain(inflated).collect()),
+        buffers: Buffers {
+            _read: shared,
+            _inflated: built.inflated,
+        },
+    })
+}
+
+/// A session built from an artifact's bytes, not yet verified.
+struct Built {
+    model: Box<dyn LoadedModel>,
+    extract: Duration,
+    session: Duration,
+    /// The ONNX file, when it had to be inflated (a stored one is borrowed).
+    inflated: Option<Vec<u8>>,
+}
+
+/// Takes the ONNX file out of `bytes` and has `engine` load it.
+fn build_session(
+    engine: &dyn Engine,
+    model_ref: &ModelRef,
+    bytes: &[u8],
+    limit: u64,
+) -> Result<Built, String> {
+    let (onnx, extract) = timed(|| artifact::onnx_bytes(model_ref, bytes, limit));
+    let onnx = onnx?;
+    let (loaded, session) = timed(|| engine.load(&onnx));
+    let loaded = loaded.map_err(|e| e.to_string())?;
+    let inflated = match onnx {
+        Cow::Owned(inflated) => Some(inflated),
+        Cow::Borrowed(_) => None,
+    };
+    Ok(Built {
+        model: loaded,
+        extract,
+        session,
+        inflated,
     })
 }
 
@@ -221,12 +265,28 @@ mod tests {
         } = load_model(&engine, &model_ref, u64::MAX).unwrap();
         assert_eq!(model.memory_bytes(), bytes.len() as u64);
         // The bytes read come back to be freed after the model is published.
-        assert_eq!(buffers.0, std::slice::from_ref(&bytes));
+        assert_eq!(buffers._read.read.get(), Some(&Ok(bytes.clone())));
+        assert_eq!(buffers._inflated, None);
         assert!(phases.read > Duration::ZERO, "{phases:?}");
         assert!(phases.verify > Duration::ZERO, "{phases:?}");
         assert!(phases.session > Duration::ZERO, "{phases:?}");
         // Not a zip: nothing to extract, but the phase is still measured.
         assert!(phases.extract < phases.verify, "{phases:?}");
+    }
+
+    #[test]
+    fn the_bytes_are_checked_once_by_whichever_thread_claims_them_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let model_ref = artifact_with(dir.path(), b"bytes", b"other bytes");
+        let shared = Shared {
+            model_ref,
+            read: OnceLock::new(),
+            claimed: AtomicBool::new(false),
+        };
+        let _ = shared.read.set(Ok(b"bytes".to_vec()));
+        let (first, _) = shared.verify_unless_claimed().expect("unclaimed");
+        assert!(first.unwrap_err().contains("does not match the digest"));
+        assert!(shared.verify_unless_claimed().is_none());
     }
 
     #[test]
