@@ -6,6 +6,10 @@ Usage:
       through ROWS_JSON (a JSON list of rows); prints one JSON object with per-call seconds.
   python direct.py load ONNX_PATH RUNS
       times `InferenceSession(...)` creation plus the first run on a zero input; prints JSON.
+  python direct.py load-steps ONNX_PATH
+      the same, one load per line read from stdin, each answered with a line of JSON
+      (`{"create": s, "create_and_first_run": s}`): the caller interleaves them with its own
+      loads, so both see the same machine.
 """
 
 import json
@@ -46,16 +50,27 @@ def zero_feed(sess):
     return feeds
 
 
+def load_once(path):
+    t = time.perf_counter()
+    sess = session(path)
+    created = time.perf_counter()
+    sess.run(None, zero_feed(sess))
+    return created - t, time.perf_counter() - t
+
+
 def load(path, runs):
     creates, firsts = [], []
     for _ in range(runs):
-        t = time.perf_counter()
-        sess = session(path)
-        created = time.perf_counter()
-        sess.run(None, zero_feed(sess))
-        creates.append(created - t)
-        firsts.append(time.perf_counter() - t)
+        create, first = load_once(path)
+        creates.append(create)
+        firsts.append(first)
     print(json.dumps({"create": creates, "create_and_first_run": firsts}))
+
+
+def load_steps(path):
+    for _ in sys.stdin:
+        create, first = load_once(path)
+        print(json.dumps({"create": create, "create_and_first_run": first}), flush=True)
 
 
 if __name__ == "__main__":
@@ -63,5 +78,7 @@ if __name__ == "__main__":
         infer(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif sys.argv[1] == "load":
         load(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "load-steps":
+        load_steps(sys.argv[2])
     else:
         sys.exit(__doc__)

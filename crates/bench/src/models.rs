@@ -29,7 +29,7 @@ const CONCURRENCY: [usize; 3] = [1, 8, 32];
 const DIRECT_CALLS: usize = 5_000;
 /// Model sizes (MiB of weights, roughly) for cold loads, and loads per size.
 const SIZES_MIB: [u32; 3] = [1, 10, 50];
-const COLD_RUNS: usize = 5;
+const COLD_RUNS: usize = 11;
 
 /// Feature rows of the example model (grade, depth, ...): a few plausible ones, cycled through.
 const ROWS: [[f32; 5]; 4] = [
@@ -608,7 +608,8 @@ async fn cold_loads(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
 
     println!(
         "model cold load (MLP with random weights; first infer = read + verify digest + \
-         [unzip] + load + run; {COLD_RUNS} runs, median):"
+         [unzip] + load + run; {COLD_RUNS} runs, each a Python load then a sandpit one of each \
+         kind, median):"
     );
     let mut rows = Vec::new();
     for ((name, path, width), (zip_name, _)) in files.iter().zip(&artifacts) {
@@ -616,24 +617,37 @@ async fn cold_loads(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
             "inputs": [{"name": "x", "shape": [1, width], "datatype": "FP32",
                         "data": (0..*width).map(|i| (i % 7) as f32 * 0.1).collect::<Vec<_>>()}]
         }))?;
-        let python = python_json(&[
-            "load".as_ref(),
-            path.as_os_str(),
-            COLD_RUNS.to_string().as_ref(),
-        ])?;
-        let create = Stats::new(seconds_list(&python["create"]), Duration::ZERO).p50();
-        let create_run = Stats::new(
-            seconds_list(&python["create_and_first_run"]),
-            Duration::ZERO,
-        )
-        .p50();
+        let mut python = PythonLoads::start(path)?;
+        let kinds = [(".onnx", name.as_str()), ("zip", zip_name.as_str())];
+        let mut samples: Vec<ColdSamples> = kinds.iter().map(|_| ColdSamples::default()).collect();
+        let (mut creates, mut create_runs) = (Vec::new(), Vec::new());
+        // In turns, one Python load and one cold request of each kind: on a shared machine the
+        // load changes from second to second, and each ratio compares loads made under the same.
+        for run in 0..COLD_RUNS {
+            let (create, create_run) = python.once()?;
+            creates.push(create);
+            create_runs.push(create_run);
+            for ((_, registered_as), samples) in kinds.iter().zip(&mut samples) {
+                let unload_first = run > 0;
+                cold_once(
+                    &client,
+                    &server.base,
+                    registered_as,
+                    &body,
+                    unload_first,
+                    samples,
+                )
+                .await?;
+            }
+        }
+        let create = Stats::new(creates, Duration::ZERO).p50();
+        let create_run = Stats::new(create_runs, Duration::ZERO).p50();
         let mib = fs::metadata(path)?.len() as f64 / (1024.0 * 1024.0);
-        for (kind, registered_as) in [(".onnx", name), ("zip", zip_name)] {
-            let measured = cold_and_warm(&client, &server.base, registered_as, &body).await?;
+        for ((kind, _), samples) in kinds.into_iter().zip(samples) {
             rows.push(ColdRow {
                 mib,
                 kind,
-                measured,
+                measured: samples.summary(),
                 create,
                 create_run,
             });
@@ -712,49 +726,121 @@ struct ColdLoads {
     split: Vec<f64>,
 }
 
-async fn cold_and_warm(
+/// A registered model's cold requests (each after an unload), the warm requests after them,
+/// and per cold request the seconds of each of [`LOAD_SERIES`] the server recorded.
+#[derive(Default)]
+struct ColdSamples {
+    cold: Vec<Duration>,
+    warm: Vec<Duration>,
+    splits: Vec<Vec<Duration>>,
+}
+
+impl ColdSamples {
+    fn summary(self) -> ColdLoads {
+        let splits = self.splits;
+        ColdLoads {
+            cold: Stats::new(self.cold, Duration::ZERO).p50(),
+            warm: Stats::new(self.warm, Duration::ZERO).p50(),
+            split: (0..LOAD_SERIES.len())
+                .map(|i| ms(crate::median(splits.iter().map(|run| run[i]).collect())))
+                .collect(),
+        }
+    }
+}
+
+/// One cold request of `name` (unloaded first unless this is its first), then 20 warm ones.
+async fn cold_once(
     client: &reqwest::Client,
     base: &str,
     name: &str,
     body: &[u8],
-) -> anyhow::Result<ColdLoads> {
+    unload_first: bool,
+    samples: &mut ColdSamples,
+) -> anyhow::Result<()> {
     let url = format!("{base}/v2/models/{name}/infer");
-    let unload = format!("{base}/v2/repository/models/{name}/unload");
-    let mut cold = Vec::new();
-    let mut warm = Vec::new();
-    // Per run, the seconds of each of LOAD_SERIES the server recorded for this load.
-    let mut splits: Vec<Vec<Duration>> = Vec::new();
-    for run in 0..COLD_RUNS {
-        if run > 0 {
-            let response = client.post(&unload).send().await?;
-            if !response.status().is_success() {
-                bail!("unload of {name} answered {}", response.status());
-            }
-        }
-        let before = load_sums(client, base).await?;
-        let started = Instant::now();
-        infer_once(client, &url, body.to_vec()).await?;
-        cold.push(started.elapsed());
-        let after = load_sums(client, base).await?;
-        splits.push(
-            LOAD_SERIES
-                .iter()
-                .map(|series| Duration::from_secs_f64(after[*series] - before[*series]))
-                .collect(),
-        );
-        for _ in 0..20 {
-            let started = Instant::now();
-            infer_once(client, &url, body.to_vec()).await?;
-            warm.push(started.elapsed());
+    if unload_first {
+        let unload = format!("{base}/v2/repository/models/{name}/unload");
+        let response = client.post(&unload).send().await?;
+        if !response.status().is_success() {
+            bail!("unload of {name} answered {}", response.status());
         }
     }
-    Ok(ColdLoads {
-        cold: Stats::new(cold, Duration::ZERO).p50(),
-        warm: Stats::new(warm, Duration::ZERO).p50(),
-        split: (0..LOAD_SERIES.len())
-            .map(|i| ms(crate::median(splits.iter().map(|run| run[i]).collect())))
+    let before = load_sums(client, base).await?;
+    let started = Instant::now();
+    infer_once(client, &url, body.to_vec()).await?;
+    samples.cold.push(started.elapsed());
+    let after = load_sums(client, base).await?;
+    samples.splits.push(
+        LOAD_SERIES
+            .iter()
+            .map(|series| Duration::from_secs_f64(after[*series] - before[*series]))
             .collect(),
-    })
+    );
+    for _ in 0..20 {
+        let started = Instant::now();
+        infer_once(client, &url, body.to_vec()).await?;
+        samples.warm.push(started.elapsed());
+    }
+    Ok(())
+}
+
+/// `direct.py load-steps` on one model: a Python process that makes one `InferenceSession` and
+/// runs it once per line it is sent, answering with the seconds each took.
+struct PythonLoads {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl PythonLoads {
+    fn start(model: &Path) -> anyhow::Result<PythonLoads> {
+        let mut command = Command::new(python());
+        command
+            .arg(scripts_dir().join("direct.py"))
+            .arg("load-steps")
+            .arg(model)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot run {command:?}"))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("no stdout from direct.py")?;
+        Ok(PythonLoads {
+            child,
+            stdin,
+            stdout: std::io::BufReader::new(stdout),
+        })
+    }
+
+    /// One load: (creation, creation + first run).
+    fn once(&mut self) -> anyhow::Result<(Duration, Duration)> {
+        use std::io::{BufRead as _, Write as _};
+        let stdin = self.stdin.as_mut().context("direct.py's stdin is closed")?;
+        stdin.write_all(b"\n")?;
+        stdin.flush()?;
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            bail!("direct.py load-steps ended before answering (see its stderr above)");
+        }
+        let answer: Value = serde_json::from_str(&line)
+            .with_context(|| format!("direct.py load-steps printed {line:?}"))?;
+        let seconds = |key: &str| {
+            answer[key]
+                .as_f64()
+                .map(Duration::from_secs_f64)
+                .with_context(|| format!("no `{key}` in {line:?}"))
+        };
+        Ok((seconds("create")?, seconds("create_and_first_run")?))
+    }
+}
+
+impl Drop for PythonLoads {
+    fn drop(&mut self) {
+        // End of input ends the script's loop.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 /// The series of the server's `/metrics` a load's split is read from: its phases, then the

@@ -2,10 +2,13 @@
 //! under a memory budget and a maximum count by evicting the least recently used.
 //!
 //! Concurrent first requests for one digest share one load (single flight); the load runs on a
-//! blocking thread and no lock is held across it, so other models keep answering. A failed load
-//! is remembered with its time and retried by the first request after `retry_after`.
+//! blocking thread, which also publishes the result and wakes the waiters, and no lock is held
+//! across it, so other models keep answering. A failed load is remembered with its time and
+//! retried by the first request after `retry_after`.
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +19,15 @@ use crate::error::ModelError;
 use crate::load::{load_model, LoadPhases};
 use crate::metrics::Metrics;
 use crate::registry::ModelRef;
+
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}
 
 /// The budget of the cache.
 #[derive(Debug, Clone)]
@@ -175,17 +187,23 @@ impl ModelCache {
         let cache = Arc::clone(self);
         let model = model.to_string();
         let model_ref = model_ref.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let engine = Arc::clone(&cache.engine);
+        let started = Instant::now();
+        // The blocking thread that loads also publishes, and the waiters are woken from it: no
+        // hop through an async task between the session being ready and the first inference.
+        tokio::task::spawn_blocking(move || {
             let limit = cache.config.max_memory_bytes;
-            let reading = model_ref.clone();
-            let result =
-                tokio::task::spawn_blocking(move || load_model(engine.as_ref(), &reading, limit))
-                    .await
-                    .unwrap_or_else(|panic| Err(format!("the load panicked: {panic}")));
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+                load_model(cache.engine.as_ref(), &model_ref, limit)
+            }))
+            .unwrap_or_else(|panic| Err(format!("the load panicked: {}", panic_message(&*panic))));
+            let (result, buffers) = match outcome {
+                Ok(loaded) => (Ok((loaded.model, loaded.phases)), Some(loaded.buffers)),
+                Err(error) => (Err(error), None),
+            };
             cache.finish_load(generation, &model, &model_ref.digest, result, started);
             drop(done_tx);
+            // Freed once the first request is on its way (see `Loaded::buffers`).
+            drop(buffers);
         });
         done
     }
@@ -311,5 +329,51 @@ impl ModelCache {
     /// (loaded models, memory charged for them).
     pub fn usage(&self) -> (usize, u64) {
         self.lock().usage()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest as _, Sha256};
+
+    use super::*;
+
+    /// An engine whose loads panic, as a bug in an engine binding would.
+    struct PanickingEngine;
+
+    impl Engine for PanickingEngine {
+        fn load(&self, _onnx: &[u8]) -> Result<Box<dyn LoadedModel>, ModelError> {
+            panic!("the engine fell over");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_load_that_panics_fails_with_the_panics_message_and_wakes_every_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        std::fs::write(&path, b"onnx bytes").unwrap();
+        let model_ref = ModelRef {
+            artifact: "model.onnx".to_owned(),
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(b"onnx bytes"))),
+            path,
+            file: "model.onnx".to_owned(),
+        };
+        let cache = ModelCache::new(
+            Arc::new(PanickingEngine),
+            CacheConfig::default(),
+            Arc::new(Metrics::default()),
+        );
+        let (first, second) = tokio::join!(cache.get("m", &model_ref), cache.get("m", &model_ref));
+        for result in [first, second] {
+            let error = result.err().expect("the load failed").to_string();
+            assert!(
+                error.contains("the load panicked: the engine fell over"),
+                "{error}"
+            );
+        }
+        assert!(matches!(
+            cache.state(&model_ref.digest),
+            LoadState::Failed(_)
+        ));
     }
 }
