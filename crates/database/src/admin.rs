@@ -443,7 +443,17 @@ impl Admin {
             .await?;
         let (role_exists, database_exists) = (found.get::<_, bool>(0), found.get::<_, bool>(1));
 
-        let (template, hand_over) = if database_exists {
+        let verb = if role_exists { "ALTER" } else { "CREATE" };
+        let role_statement = |verifier: &str| {
+            format!(
+                "{verb} ROLE {quoted_role} WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE \
+                 NOREPLICATION NOBYPASSRLS PASSWORD {}",
+                quote_literal(verifier)
+            )
+        };
+        let setting_up = format!("setting up role `{role}` and its access to `{database}`");
+
+        let (template, hand_over, sql) = if database_exists {
             let recorded = found
                 .get::<_, Option<String>>(2)
                 .and_then(|comment| {
@@ -452,10 +462,13 @@ impl Admin {
                         .map(TemplateName::from_existing)
                 })
                 .unwrap_or_else(|| template.clone());
+            clock.lap("clone");
             // Whatever made it (this sandpit, an older one, a call that crashed half-way),
             // what the administrator still owns in it goes to the role, as after an in-place
-            // migration.
-            (recorded, true)
+            // migration. The role and its access in one transaction (one commit).
+            let role_sql = role_statement(&scram_verifier(verifier, password).await);
+            let sql = access_statements(database, role, &recorded, Some(&role_sql));
+            (recorded, true, sql)
         } else {
             // WAL_LOG copies the template block by block through the WAL. FILE_COPY copies its
             // files but checkpoints the whole shared instance before and after, which took
@@ -466,59 +479,55 @@ impl Admin {
             } else {
                 ""
             };
-            // Owned by the administrator until the role exists, which the next round trip
-            // creates together with the grants: a crash in between leaves a clone without them,
-            // which the next call (seeing that the database exists) finishes.
             // Copies the whole template, seed data included: as long as a migration may take.
-            self.execute_within(
+            let clone_sql = format!(
+                "CREATE DATABASE {quoted_database} TEMPLATE {}{strategy}",
+                quote_identifier(template.as_str())
+            );
+            let clone = self.execute_within(
                 self.timeouts.migration,
-                &format!(
-                    "CREATE DATABASE {quoted_database} TEMPLATE {}{strategy}",
-                    quote_identifier(template.as_str())
-                ),
+                &clone_sql,
                 format!("cloning `{template}` into `{database}`"),
-            )
-            .await?;
+            );
+            // The role is made meanwhile, on a session of its own: creating one with a
+            // password costs the server thousands of hash rounds (it checks that the password
+            // is not empty) and a commit. The clone is the administrator's until the grants
+            // that follow: a crash in between leaves a clone without them (or a role without a
+            // database), which the next call, or the biome's drop, finishes.
+            let role_made = async {
+                let session = self.open_maintenance().await?;
+                let sql = role_statement(&scram_verifier(verifier, password).await);
+                let made = session
+                    .watchdog
+                    .ask(
+                        self.timeouts.statement,
+                        &setting_up,
+                        session.client.batch_execute(&sql),
+                    )
+                    .await;
+                session.close().await;
+                made
+            };
+            let (cloned, role_made) = tokio::join!(clone, role_made);
+            cloned?;
+            role_made?;
+            clock.lap("clone and role");
             // A current template's objects belong to `pg_database_owner`, so the clone's belong
             // to whoever owns the clone: the role, a moment from now. One an older sandpit (or
             // an older server) built left them to the administrator: they are handed over, in a
             // session of the clone's own.
-            (template.clone(), !found.get::<_, bool>(4))
+            let sql = access_statements(database, role, template, None);
+            (template.clone(), !found.get::<_, bool>(4), sql)
         };
-        clock.lap("clone");
 
-        // Only fails if the blocking thread pool is gone, which happens with the runtime.
-        let verifier = match verifier.await {
-            Ok(verifier) => verifier,
-            Err(_) => postgres_protocol::password::scram_sha_256(password.expose().as_bytes()),
-        };
-        // The role and its access in one transaction (one commit). Grants and comments are not
-        // copied from a template: set them on the clone. The database is the role's, and so is
-        // CONNECT on it and on nothing else: the role owns the objects of no other database.
-        let verb = if role_exists { "ALTER" } else { "CREATE" };
-        let role_and_grants = format!(
-            "BEGIN; \
-             {verb} ROLE {quoted_role} WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE \
-             NOREPLICATION NOBYPASSRLS PASSWORD {}; \
-             COMMENT ON DATABASE {quoted_database} IS {}; \
-             ALTER DATABASE {quoted_database} OWNER TO {quoted_role}; \
-             REVOKE ALL ON DATABASE {quoted_database} FROM PUBLIC; \
-             GRANT CONNECT, TEMPORARY ON DATABASE {quoted_database} TO {quoted_role}; \
-             COMMIT",
-            quote_literal(&verifier),
-            quote_literal(&format!("{TEMPLATE_COMMENT}{template}")),
-        );
-        let setting_up = format!("setting up role `{role}` and its access to `{database}`");
         if !hand_over {
-            self.execute(&role_and_grants, setting_up).await?;
-            clock.lap("role and grants");
+            self.execute(&sql, setting_up).await?;
+            clock.lap("grants");
             return Ok(template);
         }
         // The session that hands the objects over connects to the clone meanwhile.
-        let (granted, session) = tokio::join!(
-            self.execute(&role_and_grants, setting_up),
-            self.open_database(database),
-        );
+        let (granted, session) =
+            tokio::join!(self.execute(&sql, setting_up), self.open_database(database),);
         let session = match (granted, session) {
             (Ok(()), Ok(session)) => session,
             (Err(error), Ok(session)) => {
@@ -527,7 +536,7 @@ impl Admin {
             }
             (Err(error), Err(_)) | (Ok(()), Err(error)) => return Err(error),
         };
-        clock.lap("role and grants");
+        clock.lap("grants");
         let owned = session
             .watchdog
             .ask(
@@ -1065,6 +1074,18 @@ impl Admin {
         Ok(held)
     }
 
+    /// A second administrator's session in the maintenance database this `Admin` is connected
+    /// to, for work that overlaps with what its own connection is busy with.
+    async fn open_maintenance(&self) -> Result<Session, DatabaseError> {
+        open(
+            &self.config,
+            self.watchdog.server.clone(),
+            self.timeouts,
+            || "connecting a second session".to_owned(),
+        )
+        .await
+    }
+
     /// An administrator's session in `database`, writable even in the read-only shared database
     /// (a session option, since a `SET` in the same query string would come too late).
     async fn open_database(&self, database: &str) -> Result<Session, DatabaseError> {
@@ -1188,6 +1209,41 @@ async fn apply_file(
         .await
         .map_err(Failure::unanswered)?
         .map_err(|error| Failure::after_statements("committing it", &error))
+}
+
+/// The transaction that gives `database` to `role`: the record of its template, ownership
+/// (which makes the role `pg_database_owner` there) and `CONNECT` for the role alone, after
+/// `role_statement` when given. Grants and comments are not copied from a template: they are
+/// set on each clone.
+fn access_statements(
+    database: &str,
+    role: &str,
+    template: &TemplateName,
+    role_statement: Option<&str>,
+) -> String {
+    let role_statement = role_statement
+        .map(|statement| format!("{statement};"))
+        .unwrap_or_default();
+    let quoted_database = quote_identifier(database);
+    let quoted_role = quote_identifier(role);
+    format!(
+        "BEGIN; {role_statement} \
+         COMMENT ON DATABASE {quoted_database} IS {}; \
+         ALTER DATABASE {quoted_database} OWNER TO {quoted_role}; \
+         REVOKE ALL ON DATABASE {quoted_database} FROM PUBLIC; \
+         GRANT CONNECT, TEMPORARY ON DATABASE {quoted_database} TO {quoted_role}; \
+         COMMIT",
+        quote_literal(&format!("{TEMPLATE_COMMENT}{template}")),
+    )
+}
+
+/// The SCRAM verifier `verifier` (a blocking task) worked out for `password`, or, if that task
+/// is gone (which happens only with the runtime's blocking pool), one worked out here.
+async fn scram_verifier(verifier: JoinHandle<String>, password: &Secret) -> String {
+    match verifier.await {
+        Ok(verifier) => verifier,
+        Err(_) => postgres_protocol::password::scram_sha_256(password.expose().as_bytes()),
+    }
 }
 
 /// Gives `role` every schema, relation, routine and type the administrator owns in the database
