@@ -266,7 +266,9 @@ impl Admin {
     /// checksum and kind (`migration`, or `seed` for `set.seed`) in `sandpit_migrations`. The
     /// same rules as in place apply: a wrapping `BEGIN; … COMMIT;` is dropped, any other
     /// transaction control refused ([`DatabaseError::TransactionControl`]) before anything runs.
-    /// Each statement may take up to [`Timeouts::migration`].
+    /// Each statement may take up to [`Timeouts::migration`]. What the files made is then given
+    /// to `pg_database_owner`, so that in each clone it is the clone's owner's. A template an
+    /// older sandpit built (without the comment that says so) is built again.
     pub async fn ensure_template(
         &self,
         project: &Name,
@@ -374,7 +376,9 @@ impl Admin {
     /// (again). An existing database is kept with its data even if it came from another template:
     /// compare [`BiomeDatabase::template`] and drop it to start over.
     ///
-    /// Privileges are (re)applied on every call, so a crash half-way is finished by the next one.
+    /// The role owns the database, and so, as its `pg_database_owner`, the objects cloned from
+    /// the template. Privileges are (re)applied on every call, so a crash half-way is finished by
+    /// the next one.
     pub async fn ensure_biome_database(
         &self,
         project: &Name,
