@@ -515,7 +515,8 @@ impl Admin {
             let (cloned, role_made) = tokio::join!(clone, role_made);
             cloned?;
             role_made?;
-            clock.lap("clone and role");
+            // The role was made during the clone: one step.
+            clock.lap("clone");
             // A current template's objects belong to `pg_database_owner`, so the clone's belong
             // to whoever owns the clone: the role, a moment from now. One an older sandpit (or
             // an older server) built left them to the administrator: they are handed over, in a
