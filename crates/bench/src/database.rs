@@ -3,7 +3,9 @@
 //! the same template on the same server, interleaved in the same run.
 //!
 //! Sandpit's side is exactly what `up` and `down` call: `Admin::ensure_biome_database` (advisory
-//! lock, role, clone, grants, objects handed over to the role) and `Admin::drop_biome_database`.
+//! lock, the clone with the role made alongside on a second session, the grants; the clone's
+//! objects are the template's `pg_database_owner`'s, so nothing is handed over) and
+//! `Admin::drop_biome_database`.
 //! Where its time goes comes from the crate's own step events (`sandpit_database::steps`).
 //! The bare clone is measured with both strategies, `WAL_LOG` (PostgreSQL 15's default) and
 //! `FILE_COPY` (which checkpoints the whole instance before and after copying).

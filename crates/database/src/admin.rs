@@ -38,6 +38,16 @@ mod in_place;
 
 /// Prefix of the `COMMENT ON DATABASE` that records which template a biome database came from.
 const TEMPLATE_COMMENT: &str = "sandpit template=";
+/// The comment on a finished template whose objects belong to `pg_database_owner`: in every
+/// clone that is whoever owns the clone, so its biome role owns them without anything being
+/// handed over. A template without it was built by an older sandpit, which left its objects to
+/// the administrator: it is built again.
+const DATABASE_OWNER_COMMENT: &str = "sandpit template objects=pg_database_owner";
+/// The comment on a finished template whose objects stay the administrator's because the server
+/// predates `pg_database_owner`: each clone's are handed over to its biome role.
+const ADMINISTRATOR_COMMENT: &str = "sandpit template objects=administrator";
+/// PostgreSQL 14 added the `pg_database_owner` role.
+const DATABASE_OWNER_SINCE: i32 = 140_000;
 /// Prefix of the comment that records the content hash a shared database was loaded from.
 const SHARED_COMMENT: &str = "sandpit shared sha256=";
 /// PostgreSQL 15 added `CREATE DATABASE … STRATEGY`.
@@ -75,6 +85,15 @@ pub struct BiomeDatabase {
     pub role: String,
     pub password: Secret,
     pub template: TemplateName,
+}
+
+/// What is under a template's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TemplateState {
+    /// Finished by this sandpit: ready to clone.
+    Current,
+    /// Built by an older sandpit (no record of who owns its objects) or not marked finished.
+    Outdated,
 }
 
 /// An administrator's connection to the instance (the `postgres` maintenance database).
@@ -247,7 +266,9 @@ impl Admin {
     /// checksum and kind (`migration`, or `seed` for `set.seed`) in `sandpit_migrations`. The
     /// same rules as in place apply: a wrapping `BEGIN; … COMMIT;` is dropped, any other
     /// transaction control refused ([`DatabaseError::TransactionControl`]) before anything runs.
-    /// Each statement may take up to [`Timeouts::migration`].
+    /// Each statement may take up to [`Timeouts::migration`]. What the files made is then given
+    /// to `pg_database_owner`, so that in each clone it is the clone's owner's. A template an
+    /// older sandpit built (without the comment that says so) is built again.
     pub async fn ensure_template(
         &self,
         project: &Name,
@@ -256,7 +277,7 @@ impl Admin {
         let prepared = execute::prepare(set.in_order())?;
         let template = names::template_database(project, &set.content_hash());
         // The common case, without taking the lock: the template is there and finished.
-        if self.template_state(&template).await? == Some(true) {
+        if self.template_state(&template).await? == Some(TemplateState::Current) {
             return Ok(template);
         }
         let lock = self
@@ -276,10 +297,24 @@ impl Admin {
         set: &MigrationSet,
         prepared: &[Prepared<'_>],
     ) -> Result<(), DatabaseError> {
+        let quoted_template = quote_identifier(template.as_str());
         match self.template_state(template).await? {
-            Some(true) => return Ok(()),
-            // Only the final, atomic step creates this name, so the contents are complete.
-            Some(false) => return self.finish_template(template, None).await,
+            Some(TemplateState::Current) => return Ok(()),
+            // Built by an older sandpit: its objects are the administrator's, so every clone
+            // would need them handed over. Built again under the same name; the biome databases
+            // cloned from it keep theirs (they were handed over when they were made).
+            Some(TemplateState::Outdated) => {
+                self.execute(
+                    &format!("ALTER DATABASE {quoted_template} IS_TEMPLATE false"),
+                    format!("retiring `{template}`, built by an older sandpit"),
+                )
+                .await?;
+                self.execute(
+                    &format!("DROP DATABASE IF EXISTS {quoted_template} WITH (FORCE)"),
+                    format!("dropping `{template}`, built by an older sandpit"),
+                )
+                .await?;
+            }
             None => {}
         }
         let building = names::building_database(template.as_str());
@@ -289,6 +324,19 @@ impl Admin {
             format!("removing `{building}` left by an interrupted build"),
         )
         .await?;
+        let version: i32 = self
+            .ask(
+                "reading the server's version",
+                self.client
+                    .query_one("SELECT current_setting('server_version_num')::int", &[]),
+            )
+            .await?
+            .get(0);
+        let owner = if version >= DATABASE_OWNER_SINCE {
+            Some("pg_database_owner")
+        } else {
+            None
+        };
         self.execute(
             &format!("CREATE DATABASE {quoted_building} TEMPLATE template0 ENCODING 'UTF8'"),
             format!("creating `{building}`"),
@@ -300,9 +348,9 @@ impl Admin {
         )
         .await?;
 
-        let built = self.apply_migrations(&building, set, prepared).await;
+        let built = self.apply_migrations(&building, owner, set, prepared).await;
         let finished = match built {
-            Ok(()) => self.finish_template(template, Some(&building)).await,
+            Ok(()) => self.finish_template(template, &building, owner).await,
             Err(error) => Err(error),
         };
         if let Err(error) = finished {
@@ -328,7 +376,9 @@ impl Admin {
     /// (again). An existing database is kept with its data even if it came from another template:
     /// compare [`BiomeDatabase::template`] and drop it to start over.
     ///
-    /// Privileges are (re)applied on every call, so a crash half-way is finished by the next one.
+    /// The role owns the database, and so, as its `pg_database_owner`, the objects cloned from
+    /// the template. Privileges are (re)applied on every call, so a crash half-way is finished by
+    /// the next one.
     pub async fn ensure_biome_database(
         &self,
         project: &Name,
@@ -365,6 +415,13 @@ impl Admin {
         password: &Secret,
         clock: &mut StepClock,
     ) -> Result<TemplateName, DatabaseError> {
+        // Only a SCRAM verifier is sent, so the password never reaches the server's statement
+        // logs, even when the statement fails. It takes thousands of hash rounds: worked out on
+        // a blocking thread while the server looks up and clones.
+        let verifier = tokio::task::spawn_blocking({
+            let password = password.clone();
+            move || postgres_protocol::password::scram_sha_256(password.expose().as_bytes())
+        });
         let quoted_role = quote_identifier(role);
         let quoted_database = quote_identifier(database);
         // What is there already, in one round trip (under the lock, so it stays true).
@@ -376,22 +433,46 @@ impl Admin {
                      EXISTS (SELECT 1 FROM pg_database WHERE datname = $2), \
                      (SELECT shobj_description(oid, 'pg_database') FROM pg_database \
                       WHERE datname = $2), \
-                     current_setting('server_version_num')::int",
-                    &[&role, &database],
+                     current_setting('server_version_num')::int, \
+                     COALESCE((SELECT shobj_description(oid, 'pg_database') = $4 \
+                      FROM pg_database WHERE datname = $3), false)",
+                    &[
+                        &role,
+                        &database,
+                        &template.as_str(),
+                        &DATABASE_OWNER_COMMENT,
+                    ],
                 ),
             )
             .await?;
         let (role_exists, database_exists) = (found.get::<_, bool>(0), found.get::<_, bool>(1));
 
-        let template = if database_exists {
-            found
+        let verb = if role_exists { "ALTER" } else { "CREATE" };
+        let role_statement = |verifier: &str| {
+            format!(
+                "{verb} ROLE {quoted_role} WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE \
+                 NOREPLICATION NOBYPASSRLS PASSWORD {}",
+                quote_literal(verifier)
+            )
+        };
+        let setting_up = format!("setting up role `{role}` and its access to `{database}`");
+
+        let (template, hand_over, sql) = if database_exists {
+            let recorded = found
                 .get::<_, Option<String>>(2)
                 .and_then(|comment| {
                     comment
                         .strip_prefix(TEMPLATE_COMMENT)
                         .map(TemplateName::from_existing)
                 })
-                .unwrap_or_else(|| template.clone())
+                .unwrap_or_else(|| template.clone());
+            clock.lap("clone");
+            // Whatever made it (this sandpit, an older one, a call that crashed half-way),
+            // what the administrator still owns in it goes to the role, as after an in-place
+            // migration. The role and its access in one transaction (one commit).
+            let role_sql = role_statement(&scram_verifier(verifier, password).await);
+            let sql = access_statements(database, role, &recorded, Some(&role_sql));
+            (recorded, true, sql)
         } else {
             // WAL_LOG copies the template block by block through the WAL. FILE_COPY copies its
             // files but checkpoints the whole shared instance before and after, which took
@@ -402,50 +483,56 @@ impl Admin {
             } else {
                 ""
             };
-            // Owned by the administrator until the role exists, which the next round trip
-            // creates together with the grants: a crash in between leaves a clone without them,
-            // which the next call (seeing that the database exists) finishes.
             // Copies the whole template, seed data included: as long as a migration may take.
-            self.execute_within(
+            let clone_sql = format!(
+                "CREATE DATABASE {quoted_database} TEMPLATE {}{strategy}",
+                quote_identifier(template.as_str())
+            );
+            let clone = self.execute_within(
                 self.timeouts.migration,
-                &format!(
-                    "CREATE DATABASE {quoted_database} TEMPLATE {}{strategy}",
-                    quote_identifier(template.as_str())
-                ),
+                &clone_sql,
                 format!("cloning `{template}` into `{database}`"),
-            )
-            .await?;
-            template.clone()
+            );
+            // The role is made meanwhile, on a session of its own: creating one with a
+            // password costs the server thousands of hash rounds (it checks that the password
+            // is not empty) and a commit. The clone is the administrator's until the grants
+            // that follow: a crash in between leaves a clone without them (or a role without a
+            // database), which the next call, or the biome's drop, finishes.
+            let role_made = async {
+                let session = self.open_maintenance().await?;
+                let sql = role_statement(&scram_verifier(verifier, password).await);
+                let made = session
+                    .watchdog
+                    .ask(
+                        self.timeouts.statement,
+                        &setting_up,
+                        session.client.batch_execute(&sql),
+                    )
+                    .await;
+                session.close().await;
+                made
+            };
+            let (cloned, role_made) = tokio::join!(clone, role_made);
+            cloned?;
+            role_made?;
+            // The role was made during the clone: one step.
+            clock.lap("clone");
+            // A current template's objects belong to `pg_database_owner`, so the clone's belong
+            // to whoever owns the clone: the role, a moment from now. One an older sandpit (or
+            // an older server) built left them to the administrator: they are handed over, in a
+            // session of the clone's own.
+            let sql = access_statements(database, role, template, None);
+            (template.clone(), !found.get::<_, bool>(4), sql)
         };
-        clock.lap("clone");
 
-        // The role and its access in one transaction (one commit instead of two), while the
-        // session that hands the objects over connects to the clone. Only a SCRAM verifier is
-        // sent, so the password never reaches the server's statement logs, even when the
-        // statement fails. Grants and comments are not copied from a template: set them on the
-        // clone.
-        let verb = if role_exists { "ALTER" } else { "CREATE" };
-        let role_and_grants = format!(
-            "BEGIN; \
-             {verb} ROLE {quoted_role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE \
-             NOREPLICATION NOBYPASSRLS PASSWORD {}; \
-             COMMENT ON DATABASE {quoted_database} IS {}; \
-             ALTER DATABASE {quoted_database} OWNER TO {quoted_role}; \
-             REVOKE ALL ON DATABASE {quoted_database} FROM PUBLIC; \
-             GRANT CONNECT, TEMPORARY ON DATABASE {quoted_database} TO {quoted_role}; \
-             COMMIT",
-            quote_literal(&postgres_protocol::password::scram_sha_256(
-                password.expose().as_bytes()
-            )),
-            quote_literal(&format!("{TEMPLATE_COMMENT}{template}")),
-        );
-        let (granted, session) = tokio::join!(
-            self.execute(
-                &role_and_grants,
-                format!("setting up role `{role}` and its access to `{database}`"),
-            ),
-            self.open_database(database),
-        );
+        if !hand_over {
+            self.execute(&sql, setting_up).await?;
+            clock.lap("grants");
+            return Ok(template);
+        }
+        // The session that hands the objects over connects to the clone meanwhile.
+        let (granted, session) =
+            tokio::join!(self.execute(&sql, setting_up), self.open_database(database),);
         let session = match (granted, session) {
             (Ok(()), Ok(session)) => session,
             (Err(error), Ok(session)) => {
@@ -454,7 +541,7 @@ impl Admin {
             }
             (Err(error), Err(_)) | (Ok(()), Err(error)) => return Err(error),
         };
-        clock.lap("role and grants");
+        clock.lap("grants");
         let owned = session
             .watchdog
             .ask(
@@ -503,15 +590,25 @@ impl Admin {
         role: &str,
         clock: &mut StepClock,
     ) -> Result<(), DatabaseError> {
-        self.ask(
-            &format!("disconnecting sessions from `{database}`"),
-            self.client.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-                &[&database],
-            ),
-        )
-        .await?;
-        self.wait_for_sessions_to_end(database).await?;
+        let shared = names::shared_database(project);
+        // Ends the database's sessions (the terminations in the aggregate, so only for the rows
+        // the filter kept) and looks up the rest, in one round trip. Without sessions there is
+        // nothing to wait for; a fresh clone has none, since nothing connects to hand it over.
+        let found = self
+            .ask(
+                &format!("disconnecting sessions from `{database}`"),
+                self.client.query_one(
+                    "SELECT (SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                      WHERE datname = $1), \
+                     EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2), \
+                     EXISTS (SELECT 1 FROM pg_database WHERE datname = $3)",
+                    &[&database, &role, &shared],
+                ),
+            )
+            .await?;
+        if found.get::<_, i64>(0) > 0 {
+            self.wait_for_sessions_to_end(database).await?;
+        }
         self.execute(
             &format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -521,22 +618,12 @@ impl Admin {
         )
         .await?;
         clock.lap("drop database");
-        let shared = names::shared_database(project);
-        let found = self
-            .ask(
-                &format!("looking up role `{role}` and `{shared}`"),
-                self.client.query_one(
-                    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1), \
-                     EXISTS (SELECT 1 FROM pg_database WHERE datname = $2)",
-                    &[&role, &shared],
-                ),
-            )
-            .await?;
-        if !found.get::<_, bool>(0) {
+        // Nobody else creates or drops this role: it is the database's, and its lock is held.
+        if !found.get::<_, bool>(1) {
             return Ok(());
         }
         let quoted_role = quote_identifier(role);
-        if found.get::<_, bool>(1) {
+        if found.get::<_, bool>(2) {
             let session = self.open_database(&shared).await?;
             let revoked = session
                 .watchdog
@@ -749,9 +836,11 @@ impl Admin {
         .await
     }
 
+    /// Runs the template's files in `building`, then gives what they made to `owner` (if any).
     async fn apply_migrations(
         &self,
         building: &str,
+        owner: Option<&str>,
         set: &MigrationSet,
         prepared: &[Prepared<'_>],
     ) -> Result<(), DatabaseError> {
@@ -786,53 +875,83 @@ impl Admin {
                 .await
                 .map_err(|failure| failure.into_build_error(building, prepared.file))?;
             }
-            Ok(())
+            match owner {
+                Some(owner) => {
+                    session
+                        .watchdog
+                        .ask(
+                            limit,
+                            &format!("giving `{owner}` the objects in `{building}`"),
+                            hand_over_objects(&session.client, owner),
+                        )
+                        .await
+                }
+                None => Ok(()),
+            }
         }
         .await;
         session.close().await;
         applied
     }
 
-    /// Renames `building` (when given) to `template` and marks it as a template nobody may
-    /// connect to, in one transaction.
+    /// Renames `building` to `template`, marks it as a template nobody may connect to and
+    /// records who owns its objects (`owner`, or still the administrator), in one transaction.
     async fn finish_template(
         &self,
         template: &TemplateName,
-        building: Option<&str>,
+        building: &str,
+        owner: Option<&str>,
     ) -> Result<(), DatabaseError> {
+        let comment = match owner {
+            Some(_) => DATABASE_OWNER_COMMENT,
+            None => ADMINISTRATOR_COMMENT,
+        };
         let quoted_template = quote_identifier(template.as_str());
-        let rename = building
-            .map(|building| {
-                format!(
-                    "ALTER DATABASE {} RENAME TO {quoted_template};",
-                    quote_identifier(building)
-                )
-            })
-            .unwrap_or_default();
         self.execute(
             &format!(
-                "BEGIN; {rename} \
+                "BEGIN; \
+                 ALTER DATABASE {} RENAME TO {quoted_template}; \
                  ALTER DATABASE {quoted_template} IS_TEMPLATE true ALLOW_CONNECTIONS false; \
                  REVOKE ALL ON DATABASE {quoted_template} FROM PUBLIC; \
-                 COMMIT"
+                 COMMENT ON DATABASE {quoted_template} IS {}; \
+                 COMMIT",
+                quote_identifier(building),
+                quote_literal(comment),
             ),
             format!("marking `{template}` as a template"),
         )
         .await
     }
 
-    /// `None` when there is no such database, `Some(true)` when it is a finished template.
-    async fn template_state(&self, template: &TemplateName) -> Result<Option<bool>, DatabaseError> {
+    /// `None` when there is no such database.
+    async fn template_state(
+        &self,
+        template: &TemplateName,
+    ) -> Result<Option<TemplateState>, DatabaseError> {
         let row = self
             .ask(
                 &format!("looking up template `{template}`"),
                 self.client.query_opt(
-                    "SELECT datistemplate AND NOT datallowconn FROM pg_database WHERE datname = $1",
-                    &[&template.as_str()],
+                    "SELECT datistemplate AND NOT datallowconn, \
+                     shobj_description(oid, 'pg_database') IN ($2, $3) \
+                     FROM pg_database WHERE datname = $1",
+                    &[
+                        &template.as_str(),
+                        &DATABASE_OWNER_COMMENT,
+                        &ADMINISTRATOR_COMMENT,
+                    ],
                 ),
             )
             .await?;
-        Ok(row.map(|row| row.get(0)))
+        Ok(row.map(|row| {
+            let finished: bool = row.get(0);
+            let owned: Option<bool> = row.get(1);
+            if finished && owned == Some(true) {
+                TemplateState::Current
+            } else {
+                TemplateState::Outdated
+            }
+        }))
     }
 
     async fn database_comment(&self, database: &str) -> Result<Option<String>, DatabaseError> {
@@ -960,6 +1079,18 @@ impl Admin {
         Ok(held)
     }
 
+    /// A second administrator's session in the maintenance database this `Admin` is connected
+    /// to, for work that overlaps with what its own connection is busy with.
+    async fn open_maintenance(&self) -> Result<Session, DatabaseError> {
+        open(
+            &self.config,
+            self.watchdog.server.clone(),
+            self.timeouts,
+            || "connecting a second session".to_owned(),
+        )
+        .await
+    }
+
     /// An administrator's session in `database`, writable even in the read-only shared database
     /// (a session option, since a `SET` in the same query string would come too late).
     async fn open_database(&self, database: &str) -> Result<Session, DatabaseError> {
@@ -1083,6 +1214,41 @@ async fn apply_file(
         .await
         .map_err(Failure::unanswered)?
         .map_err(|error| Failure::after_statements("committing it", &error))
+}
+
+/// The transaction that gives `database` to `role`: the record of its template, ownership
+/// (which makes the role `pg_database_owner` there) and `CONNECT` for the role alone, after
+/// `role_statement` when given. Grants and comments are not copied from a template: they are
+/// set on each clone.
+fn access_statements(
+    database: &str,
+    role: &str,
+    template: &TemplateName,
+    role_statement: Option<&str>,
+) -> String {
+    let role_statement = role_statement
+        .map(|statement| format!("{statement};"))
+        .unwrap_or_default();
+    let quoted_database = quote_identifier(database);
+    let quoted_role = quote_identifier(role);
+    format!(
+        "BEGIN; {role_statement} \
+         COMMENT ON DATABASE {quoted_database} IS {}; \
+         ALTER DATABASE {quoted_database} OWNER TO {quoted_role}; \
+         REVOKE ALL ON DATABASE {quoted_database} FROM PUBLIC; \
+         GRANT CONNECT, TEMPORARY ON DATABASE {quoted_database} TO {quoted_role}; \
+         COMMIT",
+        quote_literal(&format!("{TEMPLATE_COMMENT}{template}")),
+    )
+}
+
+/// The SCRAM verifier `verifier` (a blocking task) worked out for `password`, or, if that task
+/// is gone (which happens only with the runtime's blocking pool), one worked out here.
+async fn scram_verifier(verifier: JoinHandle<String>, password: &Secret) -> String {
+    match verifier.await {
+        Ok(verifier) => verifier,
+        Err(_) => postgres_protocol::password::scram_sha_256(password.expose().as_bytes()),
+    }
 }
 
 /// Gives `role` every schema, relation, routine and type the administrator owns in the database

@@ -21,8 +21,8 @@
 //!   forward to a commit's migrations after a rehearsal on its live data that is rolled back.
 //!
 //! Isolation is PostgreSQL's own: `CONNECT` is revoked from `PUBLIC` on every database sandpit
-//! creates, each biome role owns exactly its own database, and the shared database only grants
-//! `SELECT`. Passwords are carried as [`Secret`] so they never reach errors, `Debug` output or logs.
+//! creates, each biome role owns exactly its own database (and, as its `pg_database_owner`, the
+//! objects cloned into it from a template), and the shared database only grants `SELECT`. Passwords are carried as [`Secret`] so they never reach errors, `Debug` output or logs.
 
 pub mod admin;
 pub mod binaries;

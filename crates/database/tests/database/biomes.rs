@@ -186,24 +186,24 @@ async fn the_role_gets_every_kind_of_object_the_migrations_made() {
     let client = connect(&server.url(&biome.role, &password, &biome.database))
         .await
         .unwrap();
-    // Whatever is not the role's in the user schemas is an extension's (citext's own objects).
+    // Whatever the role has no owner's rights to in the user schemas is an extension's
+    // (citext's own objects). Those rights come from membership in the template's owner role.
     let left: Vec<String> = client
         .query(
-            "WITH me AS (SELECT oid FROM pg_roles WHERE rolname = current_user), \
-             mine AS (SELECT oid FROM pg_namespace WHERE nspname IN ('public', 'reports')), \
+            "WITH mine AS (SELECT oid FROM pg_namespace WHERE nspname IN ('public', 'reports')), \
              extension AS (SELECT objid FROM pg_depend WHERE deptype = 'e') \
              SELECT 'schema ' || nspname FROM pg_namespace \
-               WHERE oid IN (SELECT oid FROM mine) AND nspowner <> (SELECT oid FROM me) \
+               WHERE oid IN (SELECT oid FROM mine) AND NOT pg_has_role(nspowner, 'USAGE') \
              UNION ALL SELECT 'relation ' || c.oid::regclass::text FROM pg_class c \
                WHERE c.relnamespace IN (SELECT oid FROM mine) AND c.relkind IN ('r', 'S', 'v', 'm') \
-               AND c.relowner <> (SELECT oid FROM me) AND c.oid NOT IN (SELECT objid FROM extension) \
+               AND NOT pg_has_role(c.relowner, 'USAGE') AND c.oid NOT IN (SELECT objid FROM extension) \
              UNION ALL SELECT 'routine ' || p.oid::regprocedure::text FROM pg_proc p \
                WHERE p.pronamespace IN (SELECT oid FROM mine) \
-               AND p.proowner <> (SELECT oid FROM me) AND p.oid NOT IN (SELECT objid FROM extension) \
+               AND NOT pg_has_role(p.proowner, 'USAGE') AND p.oid NOT IN (SELECT objid FROM extension) \
              UNION ALL SELECT 'type ' || t.oid::regtype::text FROM pg_type t \
                WHERE t.typnamespace IN (SELECT oid FROM mine) AND t.typtype IN ('e', 'd', 'c') \
                AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c') \
-               AND t.typowner <> (SELECT oid FROM me) AND t.oid NOT IN (SELECT objid FROM extension) \
+               AND NOT pg_has_role(t.typowner, 'USAGE') AND t.oid NOT IN (SELECT objid FROM extension) \
              ORDER BY 1",
             &[],
         )

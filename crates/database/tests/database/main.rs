@@ -10,6 +10,7 @@ mod crash;
 mod fixture;
 mod in_place;
 mod locks;
+mod ownership;
 mod shared;
 mod templates;
 mod timeouts;
