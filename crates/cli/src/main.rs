@@ -190,18 +190,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return commands::tokens::exec(&remote, args, json).await;
         }
         command => {
-            if !cli.local {
-                let settings = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
-                if settings.configured() {
-                    if let Some(remote_command) = RemoteCommand::of(&command) {
-                        let remote = remote::Remote::from_settings(&settings)?;
-                        let project =
-                            remote::project_name(cli.project.as_deref(), cli.directory.as_deref())?;
-                        return run_remote(&remote, &project, remote_command, json).await;
-                    }
-                }
+            if cli.local {
+                return run_local(cli.directory.as_deref(), command, json).await;
             }
-            run_local(cli.directory.as_deref(), command, json).await
+            let settings = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            if !settings.configured() {
+                return run_local(cli.directory.as_deref(), command, json).await;
+            }
+            if let Command::Exec(_) = command {
+                return Err(commands::exec::local_only());
+            }
+            match RemoteCommand::of(command) {
+                Ok(remote_command) => {
+                    let remote = remote::Remote::from_settings(&settings)?;
+                    let project =
+                        remote::project_name(cli.project.as_deref(), cli.directory.as_deref())?;
+                    run_remote(
+                        &remote,
+                        &project,
+                        cli.directory.as_deref(),
+                        remote_command,
+                        json,
+                    )
+                    .await
+                }
+                Err(command) => run_local(cli.directory.as_deref(), *command, json).await,
+            }
         }
     }
 }
@@ -209,13 +223,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The commands that act on a control plane's project when one is configured.
 enum RemoteCommand {
     Ls,
+    Status(commands::status::Args),
+    History(commands::history::Args),
+    Trace(commands::trace::Args),
+    Artifacts(commands::artifacts::Args),
+    Logs(commands::logs::Args),
 }
 
 impl RemoteCommand {
-    fn of(command: &Command) -> Option<RemoteCommand> {
+    /// The remote form of `command`, or it back when it runs on this machine only.
+    fn of(command: Command) -> Result<RemoteCommand, Box<Command>> {
         match command {
-            Command::Ls => Some(RemoteCommand::Ls),
-            _ => None,
+            Command::Ls => Ok(RemoteCommand::Ls),
+            Command::Status(args) => Ok(RemoteCommand::Status(args)),
+            Command::History(args) => Ok(RemoteCommand::History(args)),
+            Command::Trace(args) => Ok(RemoteCommand::Trace(args)),
+            Command::Artifacts(args) => Ok(RemoteCommand::Artifacts(args)),
+            Command::Logs(args) => Ok(RemoteCommand::Logs(args)),
+            command => Err(Box::new(command)),
         }
     }
 }
@@ -223,11 +248,27 @@ impl RemoteCommand {
 async fn run_remote(
     remote: &remote::Remote,
     project: &str,
+    directory: Option<&std::path::Path>,
     command: RemoteCommand,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     match command {
         RemoteCommand::Ls => commands::ls::exec_remote(remote, project, json).await,
+        RemoteCommand::Status(args) => {
+            commands::status::exec_remote(remote, project, directory, args, json).await
+        }
+        RemoteCommand::History(args) => {
+            commands::history::exec_remote(remote, project, args, json).await
+        }
+        RemoteCommand::Trace(args) => {
+            commands::trace::exec_remote(remote, project, args, json).await
+        }
+        RemoteCommand::Artifacts(args) => {
+            commands::artifacts::exec_remote(remote, project, args, json).await
+        }
+        RemoteCommand::Logs(args) => {
+            commands::logs::exec_remote(remote, project, directory, args, json).await
+        }
     }
 }
 

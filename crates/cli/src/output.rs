@@ -1,12 +1,13 @@
 //! How results are shown: the stable `--json` shapes and the human tables.
 //!
-//! The JSON types here are the CLI's documented contract; they are converted by hand from the
-//! use cases' types so that an internal change cannot silently change the output.
+//! The `--json` documents are the API's wire types (`sandpit_server::wire`), converted by hand
+//! from the use cases' types; the text is printed from the same documents, so a command's output
+//! is the same whether it ran here or on a control plane.
 
-use sandpit_artifact::store::{ArtifactCheck, Integrity, StoreCheck};
 use sandpit_domain::Name;
-use sandpit_runtime::protocol::BiomeStatus;
-use sandpit_state::Deployment;
+use sandpit_server::wire::artifacts::{Artifact, ArtifactList};
+use sandpit_server::wire::deployments::Deployment;
+use sandpit_server::wire::status::BiomeDetail;
 use serde::Serialize;
 
 pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
@@ -58,262 +59,6 @@ pub fn print_event(component: Option<&Name>, message: &str) {
     match component {
         Some(component) => eprintln!("  {component}: {message}"),
         None => eprintln!("  {message}"),
-    }
-}
-
-/// `logs --json`: one object per line, printed as JSON lines.
-#[derive(Debug, Serialize)]
-pub struct LogLineJson {
-    /// When the line was written (read from the component's pipe), RFC 3339 UTC, microseconds.
-    pub ts: String,
-    pub component: String,
-    /// `stdout`, `stderr`, `sandpit` (the supervisor's marks: starts, restarts, stops), or
-    /// `unknown` (a line from before logs had timestamps).
-    pub stream: &'static str,
-    /// The line without its newline; bytes that are not UTF-8 are replaced.
-    pub line: String,
-}
-
-impl LogLineJson {
-    pub fn new(line: &sandpit_ops::logs::Line) -> LogLineJson {
-        LogLineJson {
-            ts: sandpit_runtime::logs::format_time(line.record.time),
-            component: line.component.to_string(),
-            stream: line.record.stream.as_str(),
-            line: line.record.text.clone(),
-        }
-    }
-}
-
-/// `status BIOME --json`
-#[derive(Debug, Serialize)]
-pub struct BiomeJson {
-    pub biome: String,
-    pub project: String,
-    pub env: String,
-    pub sha: String,
-    pub state: String,
-    pub data_dir: String,
-    pub components: Vec<ComponentJson>,
-    pub database: Option<DatabaseJson>,
-    /// What the environment's model endpoint answers for the biome under plain model names
-    /// (`status` only; empty when the biome is not registered with an endpoint).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub models: Option<Vec<ModelJson>>,
-}
-
-/// One model a biome is answered with (`status --json`'s `models`).
-#[derive(Debug, Serialize)]
-pub struct ModelJson {
-    /// The model's (component's) name, as requests name it.
-    pub name: String,
-    /// `<component>-<version>.zip`.
-    pub artifact: String,
-    pub digest: String,
-    /// `biome` (the biome's own version) or `environment` (the base's, which a biome without a
-    /// version of its own falls back to; the base's own models are the environment's).
-    pub source: &'static str,
-    /// The biome's `SANDPIT_MODELS_URL`, under which plain model names resolve; `null` when the
-    /// endpoint's port is not known.
-    pub endpoint: Option<String>,
-    /// The model's Open Inference Protocol route: `<endpoint>/v2/models/<name>`.
-    pub url: Option<String>,
-}
-
-impl From<&sandpit_ops::status::BiomeModel> for ModelJson {
-    fn from(model: &sandpit_ops::status::BiomeModel) -> ModelJson {
-        ModelJson {
-            name: model.name.clone(),
-            artifact: model.artifact.clone(),
-            digest: model.digest.clone(),
-            source: model.source.as_str(),
-            endpoint: model.endpoint.clone(),
-            url: model
-                .endpoint
-                .as_ref()
-                .map(|endpoint| format!("{endpoint}/v2/models/{}", model.name)),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct DatabaseJson {
-    pub name: String,
-    pub template: String,
-    /// The variable components read the URL from.
-    pub url_env: &'static str,
-    /// Only with `--show-secrets`: it carries the biome role's password.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ComponentJson {
-    pub name: String,
-    pub kind: String,
-    pub state: String,
-    pub pid: Option<u32>,
-    pub url: Option<String>,
-    pub restarts: u32,
-    pub artifact: String,
-    pub digest: String,
-    pub log: String,
-    pub detail: Option<String>,
-}
-
-impl BiomeJson {
-    /// `database_url` only with `--show-secrets` (read by `ops::database::read_url`).
-    pub fn new(status: &BiomeStatus, database_url: Option<String>) -> BiomeJson {
-        BiomeJson {
-            database: status.database.as_ref().map(|d| DatabaseJson {
-                name: d.name.clone(),
-                template: d.template.clone(),
-                url_env: "DATABASE_URL",
-                url: database_url,
-            }),
-            biome: status.biome.to_string(),
-            project: status.project.to_string(),
-            env: status.env.to_string(),
-            sha: status.sha.clone(),
-            state: status.state.clone(),
-            data_dir: status.data_dir.display().to_string(),
-            components: status
-                .components
-                .iter()
-                .map(|c| ComponentJson {
-                    name: c.name.to_string(),
-                    kind: c.kind.to_string(),
-                    state: c.state.to_string(),
-                    pid: c.pid,
-                    url: c.url.clone(),
-                    restarts: c.restarts,
-                    artifact: c.artifact.clone(),
-                    digest: c.digest.to_string(),
-                    log: c.log.display().to_string(),
-                    detail: c.detail.clone(),
-                })
-                .collect(),
-            models: None,
-        }
-    }
-
-    /// With the models the biome is answered with (what `status` shows).
-    pub fn with_models(mut self, models: &[sandpit_ops::status::BiomeModel]) -> BiomeJson {
-        self.models = Some(models.iter().map(ModelJson::from).collect());
-        self
-    }
-}
-
-/// `artifacts --json`
-#[derive(Debug, Serialize)]
-pub struct ArtifactListJson {
-    pub artifacts: Vec<ArtifactJson>,
-    /// Name records that could not be read: the name is known, what it refers to is not.
-    pub unreadable_records: Vec<UnreadableRecordJson>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ArtifactJson {
-    pub name: String,
-    pub component: String,
-    pub sha: String,
-    /// The digest the name records (what the bytes must hash to).
-    pub digest: String,
-    /// `intact|modified|missing|unreadable`
-    pub integrity: &'static str,
-    /// What the stored bytes hash to when they no longer match `digest`.
-    pub actual_digest: Option<String>,
-    /// Why the blob could not be read (`unreadable`).
-    pub detail: Option<String>,
-    /// Bytes, when intact.
-    pub size: Option<u64>,
-    pub path: String,
-    pub blob: String,
-    pub reused_from: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct UnreadableRecordJson {
-    pub name: String,
-    pub record: String,
-    pub message: String,
-}
-
-/// The stable spelling of an integrity state.
-pub fn integrity_word(integrity: &Integrity) -> &'static str {
-    match integrity {
-        Integrity::Intact { .. } => "intact",
-        Integrity::Modified { .. } => "modified",
-        Integrity::Missing => "missing",
-        Integrity::Unreadable { .. } => "unreadable",
-    }
-}
-
-impl From<&ArtifactCheck> for ArtifactJson {
-    fn from(artifact: &ArtifactCheck) -> ArtifactJson {
-        let (actual_digest, detail, size) = match &artifact.integrity {
-            Integrity::Intact { size } => (None, None, Some(*size)),
-            Integrity::Modified { actual } => (Some(actual.to_string()), None, None),
-            Integrity::Missing => (None, None, None),
-            Integrity::Unreadable { message } => (None, Some(message.clone()), None),
-        };
-        let file = artifact
-            .record_path
-            .parent()
-            .and_then(|names| names.parent())
-            .map(|root| root.join("files").join(artifact.name.file_name()))
-            .unwrap_or_default();
-        ArtifactJson {
-            name: artifact.name.file_name(),
-            component: artifact.name.component.to_string(),
-            sha: artifact.name.version.to_string(),
-            digest: artifact.provenance.digest.to_string(),
-            integrity: integrity_word(&artifact.integrity),
-            actual_digest,
-            detail,
-            size,
-            path: file.display().to_string(),
-            blob: artifact.blob_path.display().to_string(),
-            reused_from: artifact.provenance.reused_from.clone(),
-        }
-    }
-}
-
-impl From<&StoreCheck> for ArtifactListJson {
-    fn from(check: &StoreCheck) -> ArtifactListJson {
-        ArtifactListJson {
-            artifacts: check.artifacts.iter().map(ArtifactJson::from).collect(),
-            unreadable_records: check
-                .unreadable_records
-                .iter()
-                .map(|r| UnreadableRecordJson {
-                    name: r.name.file_name(),
-                    record: r.record_path.display().to_string(),
-                    message: r.message.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// One line about an artifact whose bytes are not what its name records, or `None` when intact.
-pub fn integrity_problem(artifact: &ArtifactCheck) -> Option<String> {
-    let expected = &artifact.provenance.digest;
-    let blob = artifact.blob_path.display();
-    match &artifact.integrity {
-        Integrity::Intact { .. } => None,
-        Integrity::Modified { actual } => Some(format!(
-            "{} is MODIFIED: `{blob}` should be {expected} but is {actual}",
-            artifact.name.file_name()
-        )),
-        Integrity::Missing => Some(format!(
-            "{} is MISSING: no blob `{blob}` for {expected}",
-            artifact.name.file_name()
-        )),
-        Integrity::Unreadable { message } => Some(format!(
-            "{} is UNREADABLE ({expected}): {message}",
-            artifact.name.file_name()
-        )),
     }
 }
 
@@ -456,12 +201,9 @@ impl Table {
     }
 }
 
-/// `database_url` only with `--show-secrets`; `models` as `sandpit_ops::status::models` found them.
-pub fn print_biome(
-    status: &BiomeStatus,
-    database_url: Option<&str>,
-    models: &[sandpit_ops::status::BiomeModel],
-) {
+/// One biome as `status` shows it; the database URL only when the document carries it
+/// (`--show-secrets` on this machine).
+pub fn print_biome(status: &BiomeDetail) {
     println!(
         "biome {}  env {}  at {}  {}",
         status.biome,
@@ -470,7 +212,10 @@ pub fn print_biome(
         status.state
     );
     if let Some(database) = &status.database {
-        let url = database_url.unwrap_or("in DATABASE_URL (--show-secrets shows it)");
+        let url = database
+            .url
+            .as_deref()
+            .unwrap_or("in DATABASE_URL (--show-secrets shows it)");
         println!(
             "database {} (from {}): {url}",
             database.name, database.template
@@ -486,20 +231,21 @@ pub fn print_biome(
     ]);
     for c in &status.components {
         table.row(vec![
-            c.name.to_string(),
-            c.kind.to_string(),
-            c.state.to_string(),
+            c.name.clone(),
+            c.kind.clone(),
+            c.state.clone(),
             c.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             c.restarts.to_string(),
             c.url.clone().unwrap_or_else(|| "-".into()),
         ]);
         if let Some(detail) = &c.detail {
-            if !c.state.is_good() {
+            if !c.is_good() {
                 table.note(detail.clone());
             }
         }
     }
     table.print();
+    let models = status.models.as_deref().unwrap_or_default();
     if models.is_empty() {
         return;
     }
@@ -516,14 +262,10 @@ pub fn print_biome(
     ]);
     let is_base = status.biome == status.env;
     for m in models {
-        let source = match m.source {
-            sandpit_ops::status::ModelSource::Biome => "this biome's own".to_owned(),
-            sandpit_ops::status::ModelSource::Environment if is_base => {
-                format!("environment {}", status.env)
-            }
-            sandpit_ops::status::ModelSource::Environment => {
-                format!("environment {} (fallback)", status.env)
-            }
+        let source = match m.source.as_str() {
+            "biome" => "this biome's own".to_owned(),
+            _ if is_base => format!("environment {}", status.env),
+            _ => format!("environment {} (fallback)", status.env),
         };
         table.row(vec![
             m.name.clone(),
@@ -565,44 +307,44 @@ pub fn print_biome_list(biomes: &[sandpit_server::wire::biomes::BiomeSummary]) {
     table.print();
 }
 
-pub fn print_artifacts(check: &StoreCheck) {
+pub fn print_artifacts(list: &ArtifactList) {
     let mut table = Table::new(&[
         ("ARTIFACT", Align::Left),
         ("SIZE", Align::Right),
         ("DIGEST", Align::Left),
         ("INTEGRITY", Align::Left),
     ]);
-    for a in &check.artifacts {
-        let size = match &a.integrity {
-            Integrity::Intact { size } => size.to_string(),
+    for a in &list.artifacts {
+        let size = match (a.integrity.as_str(), a.size) {
+            ("intact", Some(size)) => size.to_string(),
             _ => "-".to_owned(),
         };
         table.row(vec![
-            a.name.file_name(),
+            a.name.clone(),
             size,
-            short_digest(&a.provenance.digest.to_string()),
-            integrity_word(&a.integrity).to_owned(),
+            short_digest(&a.digest),
+            a.integrity.clone(),
         ]);
     }
     table.print();
-    let problems: Vec<String> = check
+    let problems: Vec<String> = list
         .artifacts
         .iter()
-        .filter_map(integrity_problem)
+        .filter_map(Artifact::integrity_problem)
         .collect();
     for problem in &problems {
         eprintln!("warning: {problem}");
     }
-    for record in &check.unreadable_records {
-        eprintln!("warning: {}: {}", record.name.file_name(), record.message);
+    for record in &list.unreadable_records {
+        eprintln!("warning: {}: {}", record.name, record.message);
     }
-    if !problems.is_empty() || !check.unreadable_records.is_empty() {
+    if !problems.is_empty() || !list.unreadable_records.is_empty() {
         eprintln!("hint: `sandpit verify` checks every store and what runs; `sandpit verify --repair` replaces a damaged artifact with an intact copy from another store");
     }
 }
 
 /// `trace`'s "running now": where an artifact runs, one aligned line each.
-pub fn print_running(running: &[sandpit_ops::trace::Running]) {
+pub fn print_running(running: &[sandpit_server::wire::trace::Running]) {
     let mut table = Table::new(&[
         ("TARGET", Align::Left),
         ("COMPONENT", Align::Left),
@@ -614,7 +356,7 @@ pub fn print_running(running: &[sandpit_ops::trace::Running]) {
         table.row(vec![
             format!("  {}", r.target),
             r.component.clone(),
-            r.served_as.to_owned(),
+            r.served_as.clone(),
             artifact_shown(&r.artifact),
             r.digest.clone(),
         ]);
@@ -660,89 +402,6 @@ pub fn print_garbage<'a>(
     }
 }
 
-/// One deployment, as `history --json` and `trace --json` list it.
-#[derive(Debug, Serialize)]
-pub struct DeploymentJson {
-    pub id: i64,
-    pub target: String,
-    pub sha: String,
-    pub state: String,
-    pub kind: String,
-    pub requested_by: String,
-    pub approved_by: Vec<String>,
-    pub approvals_required: u32,
-    pub rejected_by: Option<String>,
-    pub rollback_of: Option<i64>,
-    pub restores: Option<i64>,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    pub message: Option<String>,
-    pub components: Vec<DeployedComponentJson>,
-    /// `promote`: the environment promoted from.
-    pub promoted_from: Option<String>,
-    /// What happened on the way: `rehearsed`, `rehearsal_failed`, `migrated`.
-    pub steps: Vec<DeploymentStepJson>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DeploymentStepJson {
-    pub step: String,
-    pub at: String,
-    pub message: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DeployedComponentJson {
-    pub name: String,
-    pub artifact: String,
-    pub digest: String,
-}
-
-impl From<&Deployment> for DeploymentJson {
-    fn from(d: &Deployment) -> DeploymentJson {
-        DeploymentJson {
-            id: d.id,
-            target: d.target.clone(),
-            sha: d.sha.clone(),
-            state: d.state.as_str().to_owned(),
-            kind: d.kind.as_str().to_owned(),
-            requested_by: d.requested_by.clone(),
-            approved_by: d.approved_by.clone(),
-            approvals_required: d.approvals_required,
-            rejected_by: d.rejected_by.clone(),
-            rollback_of: d.rollback_of,
-            restores: d.restores,
-            created_at: d.created_at.clone(),
-            started_at: d.started_at.clone(),
-            finished_at: d.finished_at.clone(),
-            message: d.message.clone(),
-            components: d
-                .components
-                .iter()
-                .map(|c| DeployedComponentJson {
-                    name: c.name.clone(),
-                    artifact: c.artifact.clone(),
-                    digest: c.digest.clone(),
-                })
-                .collect(),
-            promoted_from: match &d.kind {
-                sandpit_state::DeploymentKind::Promote { from } => Some(from.clone()),
-                _ => None,
-            },
-            steps: d
-                .steps
-                .iter()
-                .map(|s| DeploymentStepJson {
-                    step: s.step.as_str().to_owned(),
-                    at: s.at.clone(),
-                    message: s.message.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
 pub fn print_deployments(deployments: &[Deployment]) {
     let mut table = Table::new(&[
         ("ID", Align::Right),
@@ -758,8 +417,8 @@ pub fn print_deployments(deployments: &[Deployment]) {
             d.id.to_string(),
             d.target.clone(),
             short_version(&d.sha),
-            d.state.as_str().to_owned(),
-            d.kind.as_str().to_owned(),
+            d.state.clone(),
+            d.kind.clone(),
             d.requested_by.clone(),
             d.approved_by.join(", "),
         ]);
@@ -767,18 +426,14 @@ pub fn print_deployments(deployments: &[Deployment]) {
         for step in &d.steps {
             table.note(format!(
                 "{}: {}",
-                step.step.as_str().replace('_', " "),
+                step.step.replace('_', " "),
                 first_line(&step.message)
             ));
         }
-        if let (
-            sandpit_state::DeploymentState::Failed | sandpit_state::DeploymentState::Rejected,
-            Some(message),
-        ) = (d.state, &d.message)
-        {
+        if let ("failed" | "rejected", Some(message)) = (d.state.as_str(), &d.message) {
             let said = d.steps.last().map(|s| first_line(&s.message));
             if said != Some(first_line(message)) {
-                table.note(format!("{}: {}", d.state.as_str(), first_line(message)));
+                table.note(format!("{}: {}", d.state, first_line(message)));
             }
         }
     }
@@ -796,9 +451,9 @@ pub fn print_deploy_outcome(
 ) -> anyhow::Result<()> {
     let d = &outcome.deployment;
     if json {
-        let mut value = serde_json::to_value(DeploymentJson::from(d))?;
+        let mut value = serde_json::to_value(Deployment::from(d))?;
         if let Some(status) = outcome.rollout.as_ref().and_then(|r| r.status.as_ref()) {
-            value["status"] = serde_json::to_value(BiomeJson::new(status, None))?;
+            value["status"] = serde_json::to_value(BiomeDetail::new(status, None))?;
         }
         return print_json(&value);
     }

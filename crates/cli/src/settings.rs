@@ -201,6 +201,19 @@ fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// The biome a read names when given none, as `up` names it: after the current branch of the
+/// checkout at `directory` (or the current directory). A control plane is sent this name: it
+/// never sees the working tree.
+pub fn default_biome(directory: Option<&Path>) -> anyhow::Result<String> {
+    let dir = match directory {
+        Some(dir) => absolute(dir.to_path_buf())?,
+        None => env::current_dir().context("cannot tell the current directory")?,
+    };
+    let name =
+        sandpit_ops::Source::Checkout { dir }.default_biome_name(&base_env(), "name the biome")?;
+    Ok(name.to_string())
+}
+
 /// Whether output may use colour: not when `NO_COLOR` is set to anything non-empty.
 pub fn colour_allowed() -> bool {
     env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())

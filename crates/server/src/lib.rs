@@ -13,6 +13,7 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod project;
+pub mod query;
 pub mod request_id;
 pub mod routes;
 pub mod timeout;
@@ -105,6 +106,11 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::whoami::router())
         .merge(routes::tokens::router())
         .merge(routes::biomes::router())
+        .merge(routes::status::router())
+        .merge(routes::history::router())
+        .merge(routes::trace::router())
+        .merge(routes::artifacts::router())
+        .merge(routes::logs::router())
         .route_layer(middleware::from_fn_with_state(
             request_timeout,
             timeout::limit,

@@ -2,7 +2,12 @@
 //! schemas derived here. They are converted by hand from the use cases' types, so a change in
 //! `sandpit-ops` never changes the wire by accident.
 
+pub mod artifacts;
 pub mod biomes;
+pub mod deployments;
+pub mod logs;
+pub mod status;
+pub mod trace;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

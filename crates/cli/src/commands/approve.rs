@@ -35,7 +35,9 @@ pub async fn approve(context: &Context, args: ApproveArgs, json: bool) -> anyhow
 pub fn reject(context: &Context, args: RejectArgs, json: bool) -> anyhow::Result<ExitCode> {
     let deployment = sandpit_ops::approve::reject(context, args.id, args.reason.as_deref())?;
     if json {
-        output::print_json(&output::DeploymentJson::from(&deployment))?;
+        output::print_json(&sandpit_server::wire::deployments::Deployment::from(
+            &deployment,
+        ))?;
     } else {
         println!(
             "deployment #{} to {} is rejected",

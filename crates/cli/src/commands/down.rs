@@ -22,7 +22,9 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     .await?;
     if json {
         let mut value = match &outcome.stopped {
-            Some(status) => serde_json::to_value(output::BiomeJson::new(status, None))?,
+            Some(status) => {
+                serde_json::to_value(sandpit_server::wire::status::BiomeDetail::new(status, None))?
+            }
             None => serde_json::json!({
                 "biome": outcome.biome.as_str(),
                 "env": outcome.env.as_str(),

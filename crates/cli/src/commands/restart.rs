@@ -29,10 +29,11 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         },
     )
     .await?;
+    let detail = sandpit_server::wire::status::BiomeDetail::new(&status, None);
     if json {
-        output::print_json(&output::BiomeJson::new(&status, None))?;
+        output::print_json(&detail)?;
     } else {
-        output::print_biome(&status, None, &[]);
+        output::print_biome(&detail);
     }
     Ok(ExitCode::SUCCESS)
 }

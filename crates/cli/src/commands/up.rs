@@ -7,8 +7,9 @@ use sandpit_ops::Context;
 use serde::Serialize;
 
 use crate::commands::build::BuildJson;
-use crate::output::{self, BiomeJson};
+use crate::output;
 use crate::progress::TerminalProgress;
+use sandpit_server::wire::status::BiomeDetail;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,7 +31,7 @@ pub struct Args {
 struct UpJson {
     build: BuildJson,
     #[serde(flatten)]
-    biome: BiomeJson,
+    biome: BiomeDetail,
     /// `false` when the biome already ran exactly this and nothing was done.
     changed: bool,
     /// Milliseconds per phase of the `up`, in the order they ran.
@@ -54,7 +55,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     if json {
         output::print_json(&UpJson {
             build: BuildJson::from(&outcome.build.report),
-            biome: BiomeJson::new(&outcome.status, None),
+            biome: BiomeDetail::new(&outcome.status, None),
             changed: outcome.changed,
             timings: outcome
                 .timings

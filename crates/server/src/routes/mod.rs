@@ -2,7 +2,12 @@
 //! A new resource (projects, biomes, history) is a module here plus its paths in
 //! [`crate::openapi`].
 
+pub mod artifacts;
 pub mod biomes;
+pub mod history;
+pub mod logs;
 pub mod service;
+pub mod status;
 pub mod tokens;
+pub mod trace;
 pub mod whoami;

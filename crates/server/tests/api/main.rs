@@ -14,6 +14,7 @@ use tempfile::TempDir;
 use tower::ServiceExt as _;
 
 mod openapi;
+mod reads;
 
 /// A server over a fresh home, and an admin's secret.
 struct Api {
