@@ -18,16 +18,16 @@ use crate::harness::Sandbox;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running `sandpit server`, stopped (SIGTERM, then waited for) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
-    url: String,
+    pub(crate) url: String,
     /// Every line it printed on stdout, as they come.
     stdout: mpsc::Receiver<String>,
     printed: Vec<String>,
 }
 
 impl Server {
-    fn start(sandbox: &Sandbox, extra: &[&str]) -> Server {
+    pub(crate) fn start(sandbox: &Sandbox, extra: &[&str]) -> Server {
         let mut args = vec!["server", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let mut child = sandbox
