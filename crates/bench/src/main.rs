@@ -3,13 +3,16 @@
 //! parts against `cp --reflink=auto` and a redeploy (`promote.rs`), packaging+hashing throughput
 //! against `zip -q -r -X` + `sha256sum` run side by side on the same tree, and the model endpoint
 //! against onnxruntime from Python and KServe's Python server (`models.rs`), and a biome's
-//! database cloned from a template against a bare `CREATE DATABASE … TEMPLATE` (`database.rs`).
+//! database cloned from a template against a bare `CREATE DATABASE … TEMPLATE` (`database.rs`),
+//! and a pipeline's start through `sandpit server` against the `git fetch` it performs
+//! (`pipeline.rs`).
 //!
 //! Figures, not pass/fail: these machines are shared and noisy, so the useful number is the ratio
 //! against a baseline measured in the same run.
 
 mod database;
 mod models;
+mod pipeline;
 mod promote;
 
 use std::fs;
@@ -27,7 +30,7 @@ pub(crate) const RUNS: usize = 5;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 && args.len() != 4 {
-        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold|database]");
+        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold|database|pipeline]");
     }
     let sandpit = PathBuf::from(&args[1]);
     let example = PathBuf::from(&args[2]);
@@ -50,6 +53,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("database") {
         database::run()?;
+    }
+    if wanted("pipeline") {
+        pipeline::run_all(&sandpit, scratch.path())?;
     }
     Ok(())
 }

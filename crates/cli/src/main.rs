@@ -39,7 +39,8 @@ struct Cli {
     /// Print machine-readable JSON instead of text (read commands).
     #[arg(long, global = true)]
     json: bool,
-    /// The control plane to talk to (`login`, `tokens`), e.g. http://127.0.0.1:7780.
+    /// The control plane to talk to (`login`, `tokens`, `projects`, `pipeline`; `approve` and
+    /// `reject` go through it when one is set), e.g. http://127.0.0.1:7780.
     #[arg(long, global = true, value_name = "URL")]
     server: Option<String>,
     /// The API token to send it (prefer `sandpit login` or SANDPIT_TOKEN: a command line is
@@ -115,6 +116,12 @@ enum Command {
     Login(commands::login::Args),
     /// Create, list and revoke the control plane's API tokens (admin).
     Tokens(commands::tokens::Args),
+    /// Register, list, show and remove the projects a control plane builds (through the server).
+    Projects(commands::projects::Args),
+    /// Run a pipeline for a pushed commit, show one (`pipeline ID [--logs] [-f]`), or retry one.
+    Pipeline(commands::pipeline::Args),
+    /// List a control plane's pipelines, newest first: every project's, or `--project`'s.
+    Pipelines(commands::pipeline::ListArgs),
     /// Run an environment's model endpoint (started by the daemon).
     #[command(hide = true)]
     ModelServer(commands::model_server::Args),
@@ -189,6 +196,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
             return commands::tokens::exec(&remote, args, json).await;
         }
+        Command::Projects(args) => {
+            let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            return commands::projects::exec(&remote, args, json).await;
+        }
+        Command::Pipeline(args) => {
+            let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            let project = cli.project.as_deref();
+            let directory = cli.directory.as_deref();
+            return commands::pipeline::exec(&remote, project, directory, args, json).await;
+        }
+        Command::Pipelines(args) => {
+            let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            return commands::pipeline::list(&remote, cli.project.as_deref(), args, json).await;
+        }
         command => {
             if cli.local {
                 return run_local(cli.directory.as_deref(), command, json).await;
@@ -197,9 +218,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !settings.configured() {
                 return run_local(cli.directory.as_deref(), command, json).await;
             }
-            if let Command::Exec(_) = command {
-                return Err(commands::exec::local_only());
-            }
+            // A decision through the server is the token's user's; it needs no project.
+            let command = match command {
+                Command::Approve(args) => {
+                    let remote = remote::Remote::from_settings(&settings)?;
+                    return commands::approve::approve_remote(&remote, args, json).await;
+                }
+                Command::Reject(args) => {
+                    let remote = remote::Remote::from_settings(&settings)?;
+                    return commands::approve::reject_remote(&remote, args, json).await;
+                }
+                Command::Exec(_) => return Err(commands::exec::local_only()),
+                command => command,
+            };
             match RemoteCommand::of(command) {
                 Ok(remote_command) => {
                     let remote = remote::Remote::from_settings(&settings)?;
@@ -305,7 +336,11 @@ async fn run_local(
         Command::Doctor(args) => commands::doctor::exec(&context, args, json).await,
         Command::ModelServer(args) => commands::model_server::exec(&context, args).await,
         Command::Server(args) => commands::server::exec(&context, args).await,
-        Command::Login(_) | Command::Tokens(_) => {
+        Command::Login(_)
+        | Command::Tokens(_)
+        | Command::Projects(_)
+        | Command::Pipeline(_)
+        | Command::Pipelines(_) => {
             unreachable!("clients of a control plane are run before the settings are read")
         }
         Command::LogWriter(_) => {

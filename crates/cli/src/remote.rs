@@ -140,8 +140,24 @@ impl Remote {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> anyhow::Result<T> {
+        self.call_within(method, path, body, REQUEST_TIMEOUT).await
+    }
+
+    /// [`Remote::call`] for a request that may take longer than most (an approval runs the
+    /// deployment before it is answered): waits up to `timeout`.
+    pub async fn call_within<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        timeout: Duration,
+    ) -> anyhow::Result<T> {
         let url = format!("{}{path}", self.server);
-        let mut request = self.client.request(method, &url).bearer_auth(&self.token);
+        let mut request = self
+            .client
+            .request(method, &url)
+            .bearer_auth(&self.token)
+            .timeout(timeout);
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")

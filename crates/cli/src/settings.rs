@@ -56,7 +56,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     (
         "SANDPIT_SERVER",
-        "the control plane `tokens` talks to, e.g. http://127.0.0.1:7780 (default: the one `sandpit login` stored; --server overrides)",
+        "the control plane `tokens`, `projects` and `pipeline` talk to, and `approve`/`reject` when set, e.g. http://127.0.0.1:7780 (default: the one `sandpit login` stored; --server overrides)",
     ),
     (
         "SANDPIT_TOKEN",

@@ -27,10 +27,12 @@ pub enum Action {
     ManageTokens,
     /// Add or remove projects.
     ManageProjects,
+    /// Run a project's pipeline, or retry one.
+    RunPipeline,
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::Read,
         Action::ChangeOwnBiome,
         Action::ChangeOthersBiome,
@@ -41,6 +43,7 @@ impl Action {
         Action::Reject,
         Action::ManageTokens,
         Action::ManageProjects,
+        Action::RunPipeline,
     ];
 }
 
@@ -49,9 +52,10 @@ pub fn required_role(action: Action) -> Role {
     match action {
         Action::Read => Role::Viewer,
         Action::ChangeOwnBiome => Role::Developer,
-        Action::DeployUnprotected | Action::PromoteUnprotected | Action::RequestIntoProtected => {
-            Role::Deployer
-        }
+        Action::DeployUnprotected
+        | Action::PromoteUnprotected
+        | Action::RequestIntoProtected
+        | Action::RunPipeline => Role::Deployer,
         Action::Approve | Action::Reject => Role::Approver,
         Action::ChangeOthersBiome | Action::ManageTokens | Action::ManageProjects => Role::Admin,
     }
@@ -88,7 +92,7 @@ mod tests {
 
     /// Every role × every action: allowed or not. Columns: viewer, developer, deployer,
     /// approver, admin.
-    const MATRIX: [(Action, [bool; 5]); 10] = [
+    const MATRIX: [(Action, [bool; 5]); 11] = [
         (Read, [true, true, true, true, true]),
         (ChangeOwnBiome, [false, true, true, false, true]),
         (ChangeOthersBiome, [false, false, false, false, true]),
@@ -99,6 +103,7 @@ mod tests {
         (Reject, [false, false, false, true, true]),
         (ManageTokens, [false, false, false, false, true]),
         (ManageProjects, [false, false, false, false, true]),
+        (RunPipeline, [false, false, true, false, true]),
     ];
 
     #[test]

@@ -5,7 +5,8 @@
 //! `tower::ServiceExt::oneshot` without a socket; `sandpit_http::serve_with` serves it with
 //! its limits, over plain TCP or TLS. Around every route, outermost first: the request id
 //! ([`request_id`]: `x-request-id`, internal faults logged under it), the metrics, the body
-//! limit, and inside routing the per-request deadline ([`timeout`]).
+//! limit, and inside routing the per-request deadline ([`timeout`]; [`DECISION_TIMEOUT`] for
+//! approvals, which run the deployment). [`queue`] runs the pipelines handlers queue.
 
 pub mod auth;
 pub mod body;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod project;
 pub mod query;
+pub mod queue;
 pub mod request_id;
 pub mod routes;
 pub mod timeout;
@@ -35,6 +37,10 @@ use crate::metrics::Metrics;
 pub const BODY_LIMIT: usize = 1024 * 1024;
 /// How long one request may take to be handled before it is answered 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an approval may take: the last approval needed runs the deployment (rehearsal,
+/// migrations, rollout and health checks) before it is answered, and its answer says how that
+/// went. Past it the client gets 503 while the rollout goes on; `sandpit history` shows its end.
+pub const DECISION_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -50,6 +56,9 @@ struct Shared {
     metrics: Metrics,
     /// See [`REQUEST_TIMEOUT`].
     request_timeout: Duration,
+    /// The pipeline queue's worker, told when a pipeline is queued (none in handler tests:
+    /// pipelines stay queued).
+    queue: Option<queue::Queue>,
 }
 
 impl AppState {
@@ -58,12 +67,29 @@ impl AppState {
     }
 
     pub fn with_timeout(context: Context, request_timeout: Duration) -> AppState {
+        AppState::build(context, request_timeout, None)
+    }
+
+    /// What `sandpit server` serves: with the pipeline queue's worker.
+    pub fn serving(context: Context, queue: queue::Queue) -> AppState {
+        AppState::build(context, REQUEST_TIMEOUT, Some(queue))
+    }
+
+    fn build(context: Context, request_timeout: Duration, queue: Option<queue::Queue>) -> AppState {
         AppState {
             inner: Arc::new(Shared {
                 context: Arc::new(context),
                 metrics: Metrics::default(),
                 request_timeout,
+                queue,
             }),
+        }
+    }
+
+    /// Tells the queue's worker a pipeline was queued.
+    pub fn pipeline_queued(&self) {
+        if let Some(queue) = &self.inner.queue {
+            queue.wake();
         }
     }
 
@@ -88,6 +114,26 @@ impl AppState {
             ))),
         }
     }
+
+    /// Runs a use case whose future cannot move between threads (it reports progress through
+    /// a `&mut dyn FnMut`) on a blocking thread, driven by the server's runtime.
+    pub async fn blocking_async<T, F>(
+        &self,
+        work: impl FnOnce(Arc<Context>) -> F + Send + 'static,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        let context = Arc::clone(&self.inner.context);
+        let runtime = tokio::runtime::Handle::current();
+        match tokio::task::spawn_blocking(move || runtime.block_on(work(context))).await {
+            Ok(result) => Ok(result?),
+            Err(error) => Err(ApiError::internal(format!(
+                "a request's work panicked: {error}"
+            ))),
+        }
+    }
 }
 
 /// The limits the server is served with: `sandpit_http`'s defaults, with [`BODY_LIMIT`].
@@ -101,10 +147,16 @@ pub fn limits() -> sandpit_http::Limits {
 /// The whole API.
 pub fn app(state: AppState) -> Router {
     let request_timeout = state.inner.request_timeout;
+    let decisions = routes::decisions::router().route_layer(middleware::from_fn_with_state(
+        request_timeout.max(DECISION_TIMEOUT),
+        timeout::limit,
+    ));
     Router::new()
         .merge(routes::service::router())
         .merge(routes::whoami::router())
         .merge(routes::tokens::router())
+        .merge(routes::projects::router())
+        .merge(routes::pipelines::router())
         .merge(routes::biomes::router())
         .merge(routes::status::router())
         .merge(routes::history::router())
@@ -115,6 +167,7 @@ pub fn app(state: AppState) -> Router {
             request_timeout,
             timeout::limit,
         ))
+        .merge(decisions)
         .route_layer(middleware::from_fn(metrics::label))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -19,8 +19,6 @@ const BUCKETS: [f64; 11] = [
 ];
 /// The route label of a request no route matched.
 const UNMATCHED: &str = "unmatched";
-/// The states a pipeline can be in (none run yet: they are all zero).
-const PIPELINE_STATES: [&str; 4] = ["pending", "running", "succeeded", "failed"];
 
 /// The matched route of a request, carried on its response to [`record`].
 #[derive(Debug, Clone)]
@@ -61,8 +59,13 @@ impl Metrics {
         histogram.sum += seconds;
     }
 
-    /// The text exposition, with `biomes` (state → count) from the daemon when it runs.
-    pub fn render(&self, biomes: &BTreeMap<String, u64>) -> String {
+    /// The text exposition, with `biomes` (state → count) from the daemon when it runs and
+    /// `pipelines` (state → count, every state) from the state store.
+    pub fn render(
+        &self,
+        biomes: &BTreeMap<String, u64>,
+        pipelines: &BTreeMap<String, u64>,
+    ) -> String {
         let recorded = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         out.push_str("# HELP sandpit_server_requests_total Requests answered, by matched route, method and status.\n");
@@ -110,8 +113,12 @@ impl Metrics {
         }
         out.push_str("# HELP sandpit_pipelines Pipeline runs, by state.\n");
         out.push_str("# TYPE sandpit_pipelines gauge\n");
-        for state in PIPELINE_STATES {
-            let _ = writeln!(out, "sandpit_pipelines{{state=\"{state}\"}} 0");
+        for (state, count) in pipelines {
+            let _ = writeln!(
+                out,
+                "sandpit_pipelines{{state=\"{}\"}} {count}",
+                escape(state)
+            );
         }
         out
     }
@@ -173,7 +180,8 @@ mod tests {
         metrics.observe("/healthz", "GET", 200, 0.2);
         metrics.observe(UNMATCHED, "GET", 404, 0.001);
         let biomes = BTreeMap::from([("healthy".to_owned(), 2)]);
-        let text = metrics.render(&biomes);
+        let pipelines = BTreeMap::from([("running".to_owned(), 0), ("queued".to_owned(), 3)]);
+        let text = metrics.render(&biomes, &pipelines);
         for line in [
             "sandpit_server_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2",
             "sandpit_server_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1",
@@ -183,6 +191,7 @@ mod tests {
             "sandpit_server_request_duration_seconds_count{route=\"/healthz\"} 2",
             "sandpit_biomes{state=\"healthy\"} 2",
             "sandpit_pipelines{state=\"running\"} 0",
+            "sandpit_pipelines{state=\"queued\"} 3",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

@@ -12,7 +12,11 @@ pub mod trace;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use sandpit_ops::deploy::DeployOutcome;
+use sandpit_ops::projects::{ProjectView, RemovedProject as OpsRemovedProject};
 use sandpit_ops::tokens::{CreatedToken as OpsCreatedToken, TokenRecord};
+use sandpit_runtime::protocol::BiomeStatus;
+use sandpit_state::{Deployment as OpsDeployment, DeploymentKind, Pipeline as OpsPipeline};
 
 /// Every failure: `{"error": {...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -123,6 +127,398 @@ impl From<&OpsCreatedToken> for CreatedToken {
             created_at: created.record.created_at.clone(),
             expires_at: created.record.expires_at.clone(),
             secret: created.secret.expose().to_owned(),
+        }
+    }
+}
+
+/// `POST /api/v1/projects`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddProjectRequest {
+    /// The project's name, as its `sandpit.toml` `[project] name` says.
+    pub name: String,
+    /// Where to fetch it from: a git URL (`https://…`, `ssh://…`, `file://…` or a path).
+    pub git: String,
+    /// The branch pipelines build by default (absent: `main`).
+    #[serde(default = "default_branch")]
+    pub branch: String,
+}
+
+fn default_branch() -> String {
+    "main".to_owned()
+}
+
+/// A registered project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Project {
+    pub name: String,
+    /// The git URL, credentials replaced by `***`.
+    pub git: String,
+    pub branch: String,
+    /// The branch head at the last fetch.
+    pub head: Option<String>,
+    pub fetched_at: Option<String>,
+    pub added_by: String,
+    pub added_at: String,
+}
+
+/// `GET /api/v1/projects`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectList {
+    pub projects: Vec<Project>,
+}
+
+/// `DELETE /api/v1/projects/{name}`: the project as it was, and what was kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RemovedProject {
+    pub name: String,
+    pub git: String,
+    pub branch: String,
+    pub head: Option<String>,
+    pub fetched_at: Option<String>,
+    pub added_by: String,
+    pub added_at: String,
+    pub removed_at: String,
+    pub removed_by: String,
+    /// Where its artifacts and deployment history stay, relative to `$SANDPIT_HOME`.
+    pub kept: String,
+    pub message: String,
+}
+
+impl From<&ProjectView> for Project {
+    fn from(view: &ProjectView) -> Project {
+        Project {
+            name: view.name.clone(),
+            git: view.git.clone(),
+            branch: view.branch.clone(),
+            head: view.head.clone(),
+            fetched_at: view.fetched_at.clone(),
+            added_by: view.added_by.clone(),
+            added_at: view.added_at.clone(),
+        }
+    }
+}
+
+impl From<&OpsRemovedProject> for RemovedProject {
+    fn from(removed: &OpsRemovedProject) -> RemovedProject {
+        let project = Project::from(&removed.project);
+        RemovedProject {
+            name: project.name,
+            git: project.git,
+            branch: project.branch,
+            head: project.head,
+            fetched_at: project.fetched_at,
+            added_by: project.added_by,
+            added_at: project.added_at,
+            removed_at: removed.removed_at.clone(),
+            removed_by: removed.removed_by.clone(),
+            kept: removed.kept.clone(),
+            message: removed.message.clone(),
+        }
+    }
+}
+
+/// `POST /api/v1/projects/{project}/pipelines`: which commit (neither: the project's branch head).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunPipelineRequest {
+    /// A pushed commit: its full sha, or at least 7 hex digits of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+    /// The head of this branch of the project's repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+}
+
+/// A pipeline: a commit fetched, built, deployed and promoted, stage by stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Pipeline {
+    pub id: i64,
+    pub project: String,
+    /// `manual`, `webhook` or `schedule`.
+    pub trigger: String,
+    pub requested_by: String,
+    /// The branch asked for; `null` for a commit asked for by its sha.
+    pub branch: Option<String>,
+    /// The commit, 40 hex digits.
+    pub sha: String,
+    /// The pipeline this one runs again.
+    pub retry_of: Option<i64>,
+    /// `queued`, `running`, `succeeded`, `failed`, `pending` (a promotion waits for approval)
+    /// or `superseded`.
+    pub state: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Why it failed, what it waits for, or which pipeline superseded it.
+    pub message: Option<String>,
+    pub stages: Vec<PipelineStage>,
+}
+
+/// One stage of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PipelineStage {
+    pub position: u32,
+    /// `fetch`, `build`, `deploy` or `promote`.
+    pub kind: String,
+    /// The environment deployed or promoted into.
+    pub env: Option<String>,
+    /// `waiting`, `running`, `succeeded`, `failed`, `pending` or `skipped`.
+    pub state: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub message: Option<String>,
+    /// The deployment it made (`sandpit approve ID` takes a pending one's).
+    pub deployment: Option<i64>,
+}
+
+/// `GET /api/v1/pipelines`: newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PipelineList {
+    pub pipelines: Vec<Pipeline>,
+}
+
+/// `GET /api/v1/pipelines/{id}/log?offset=N`: the log from byte `offset` on, in chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PipelineLogChunk {
+    /// The log's text from `offset` (at most 256 KiB of it, whole characters only).
+    pub text: String,
+    /// The offset to ask for next.
+    pub next_offset: u64,
+    /// The pipeline is finished (or waits for an approval) and `text` reaches the log's end:
+    /// nothing more will be written.
+    pub finished: bool,
+}
+
+impl From<&OpsPipeline> for Pipeline {
+    fn from(pipeline: &OpsPipeline) -> Pipeline {
+        Pipeline {
+            id: pipeline.id,
+            project: pipeline.project.clone(),
+            trigger: pipeline.trigger.as_str().to_owned(),
+            requested_by: pipeline.requested_by.clone(),
+            branch: pipeline.branch.clone(),
+            sha: pipeline.sha.clone(),
+            retry_of: pipeline.retry_of,
+            state: pipeline.state.as_str().to_owned(),
+            created_at: pipeline.created_at.clone(),
+            started_at: pipeline.started_at.clone(),
+            finished_at: pipeline.finished_at.clone(),
+            message: pipeline.message.clone(),
+            stages: pipeline
+                .stages
+                .iter()
+                .map(|stage| PipelineStage {
+                    position: stage.position,
+                    kind: stage.kind.as_str().to_owned(),
+                    env: stage.env.clone(),
+                    state: stage.state.as_str().to_owned(),
+                    started_at: stage.started_at.clone(),
+                    finished_at: stage.finished_at.clone(),
+                    message: stage.message.clone(),
+                    deployment: stage.deployment,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `POST /api/v1/deployments/{id}/reject`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectRequest {
+    /// Why, for the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A deployment, as `sandpit history --json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Deployment {
+    pub id: i64,
+    /// `ENV` or `ENV/BIOME`.
+    pub target: String,
+    pub sha: String,
+    /// `pending`, `running`, `succeeded`, `failed`, `rejected`, …
+    pub state: String,
+    pub kind: String,
+    pub requested_by: String,
+    pub approved_by: Vec<String>,
+    pub approvals_required: u32,
+    pub rejected_by: Option<String>,
+    pub rollback_of: Option<i64>,
+    pub restores: Option<i64>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub message: Option<String>,
+    pub components: Vec<DeployedComponent>,
+    /// `promote`: the environment promoted from.
+    pub promoted_from: Option<String>,
+    /// What happened on the way: `rehearsed`, `rehearsal_failed`, `migrated`.
+    pub steps: Vec<DeploymentStep>,
+}
+
+/// One component of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeployedComponent {
+    pub name: String,
+    pub artifact: String,
+    /// `sha256:` and 64 hex digits.
+    pub digest: String,
+}
+
+/// A step of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentStep {
+    pub step: String,
+    pub at: String,
+    pub message: String,
+}
+
+impl Deployment {
+    /// How many more approvals it waits for.
+    pub fn approvals_missing(&self) -> u32 {
+        let approved = u32::try_from(self.approved_by.len()).unwrap_or(u32::MAX);
+        self.approvals_required.saturating_sub(approved)
+    }
+}
+
+impl From<&OpsDeployment> for Deployment {
+    fn from(d: &OpsDeployment) -> Deployment {
+        Deployment {
+            id: d.id,
+            target: d.target.clone(),
+            sha: d.sha.clone(),
+            state: d.state.as_str().to_owned(),
+            kind: d.kind.as_str().to_owned(),
+            requested_by: d.requested_by.clone(),
+            approved_by: d.approved_by.clone(),
+            approvals_required: d.approvals_required,
+            rejected_by: d.rejected_by.clone(),
+            rollback_of: d.rollback_of,
+            restores: d.restores,
+            created_at: d.created_at.clone(),
+            started_at: d.started_at.clone(),
+            finished_at: d.finished_at.clone(),
+            message: d.message.clone(),
+            components: d
+                .components
+                .iter()
+                .map(|c| DeployedComponent {
+                    name: c.name.clone(),
+                    artifact: c.artifact.clone(),
+                    digest: c.digest.clone(),
+                })
+                .collect(),
+            promoted_from: match &d.kind {
+                DeploymentKind::Promote { from } => Some(from.clone()),
+                _ => None,
+            },
+            steps: d
+                .steps
+                .iter()
+                .map(|s| DeploymentStep {
+                    step: s.step.as_str().to_owned(),
+                    at: s.at.clone(),
+                    message: s.message.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `POST /api/v1/deployments/{id}/approve`: the deployment, and what its target runs now when
+/// the approval ran it (the same JSON as `sandpit approve ID --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Decision {
+    #[serde(flatten)]
+    pub deployment: Deployment,
+    /// What the target runs after the rollout; absent while more approvals are needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TargetStatus>,
+}
+
+/// What a target runs (the same JSON as `sandpit status TARGET --json`, without models).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TargetStatus {
+    pub biome: String,
+    pub project: String,
+    pub env: String,
+    pub sha: String,
+    pub state: String,
+    pub data_dir: String,
+    pub components: Vec<TargetComponent>,
+    pub database: Option<TargetDatabase>,
+}
+
+/// One component of a target, running or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TargetComponent {
+    pub name: String,
+    pub kind: String,
+    pub state: String,
+    pub pid: Option<u32>,
+    pub url: Option<String>,
+    pub restarts: u32,
+    pub artifact: String,
+    pub digest: String,
+    pub log: String,
+    pub detail: Option<String>,
+}
+
+/// A target's database (its URL is a secret and never shown here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TargetDatabase {
+    pub name: String,
+    pub template: String,
+    /// The variable components read the URL from.
+    pub url_env: String,
+}
+
+impl From<&BiomeStatus> for TargetStatus {
+    fn from(status: &BiomeStatus) -> TargetStatus {
+        TargetStatus {
+            biome: status.biome.to_string(),
+            project: status.project.to_string(),
+            env: status.env.to_string(),
+            sha: status.sha.clone(),
+            state: status.state.clone(),
+            data_dir: status.data_dir.display().to_string(),
+            components: status
+                .components
+                .iter()
+                .map(|c| TargetComponent {
+                    name: c.name.to_string(),
+                    kind: c.kind.to_string(),
+                    state: c.state.to_string(),
+                    pid: c.pid,
+                    url: c.url.clone(),
+                    restarts: c.restarts,
+                    artifact: c.artifact.clone(),
+                    digest: c.digest.to_string(),
+                    log: c.log.display().to_string(),
+                    detail: c.detail.clone(),
+                })
+                .collect(),
+            database: status.database.as_ref().map(|d| TargetDatabase {
+                name: d.name.clone(),
+                template: d.template.clone(),
+                url_env: "DATABASE_URL".to_owned(),
+            }),
+        }
+    }
+}
+
+impl From<&DeployOutcome> for Decision {
+    fn from(outcome: &DeployOutcome) -> Decision {
+        Decision {
+            deployment: Deployment::from(&outcome.deployment),
+            status: outcome
+                .rollout
+                .as_ref()
+                .and_then(|rollout| rollout.status.as_ref())
+                .map(TargetStatus::from),
         }
     }
 }

@@ -18,6 +18,8 @@ pub mod login;
 pub mod logs;
 pub mod ls;
 pub mod model_server;
+pub mod pipeline;
+pub mod projects;
 pub mod promote;
 pub mod psql;
 pub mod restart;

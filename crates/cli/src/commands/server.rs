@@ -1,5 +1,6 @@
 //! `sandpit server [--listen ADDR] [--tls-cert F --tls-key F]`: the team control plane's HTTP
-//! API in the foreground, over this `$SANDPIT_HOME`, until Ctrl-C or SIGTERM.
+//! API in the foreground, over this `$SANDPIT_HOME`, until Ctrl-C or SIGTERM, with the
+//! pipeline queue's worker (`sandpit_server::queue`) on a thread of its own.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -45,6 +46,11 @@ pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot start the supervisor daemon")?;
 
+    // Pipelines an earlier server left running are failed now, before any is queued.
+    let (queue, recovered) = sandpit_server::queue::Queue::start(context.clone())?;
+    for id in recovered {
+        println!("pipeline #{id} was running when the server stopped: marked failed (`sandpit pipeline retry {id}` runs it again)");
+    }
     let admin_token = sandpit_ops::tokens::admin_token_path(&context.home);
     match sandpit_ops::tokens::first_admin_token(context)? {
         Some(path) => println!(
@@ -58,7 +64,7 @@ pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     println!("listening on {scheme}://{address}");
     std::io::stdout().flush()?;
 
-    let app = sandpit_server::app(AppState::new(context.clone()));
+    let app = sandpit_server::app(AppState::serving(context.clone(), queue));
     let limits = sandpit_server::limits();
     let shutdown = async move {
         stop.as_mut().await;

@@ -102,6 +102,9 @@ impl Sandbox {
             .env("SANDPIT_HOME", &self.home)
             .env("NO_COLOR", "1")
             .env("SANDPIT_STOP_GRACE_MS", "3000")
+            // Never the real user's `sandpit login` credentials: with them, `approve` and
+            // `reject` would go to their server.
+            .env("XDG_CONFIG_HOME", self.home.with_file_name("config"))
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         command
     }

@@ -13,6 +13,7 @@ mod doctor;
 mod environments;
 mod faults;
 mod models;
+mod pipelines;
 mod remote_reads;
 mod runtime;
 mod security;

@@ -73,8 +73,33 @@ impl Server {
         }
     }
 
+    /// SIGKILL, as a crash or an OOM kill would stop it; waits until it is gone.
+    pub(crate) fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM; whether it exited 0 within `limit` (killed otherwise, so a test never hangs).
+    pub(crate) fn stop_within(mut self, limit: Duration) -> bool {
+        let mut child = self.child.take().unwrap();
+        terminate(&child);
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.success();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM; returns whether it exited 0, and everything it printed (stdout, stderr).
-    fn stop(mut self) -> (bool, String, String) {
+    pub(crate) fn stop(mut self) -> (bool, String, String) {
         let child = self.child.take().unwrap();
         terminate(&child);
         let output = child.wait_with_output().unwrap();

@@ -4,8 +4,11 @@
 
 pub mod artifacts;
 pub mod biomes;
+pub mod decisions;
 pub mod history;
 pub mod logs;
+pub mod pipelines;
+pub mod projects;
 pub mod service;
 pub mod status;
 pub mod tokens;

@@ -43,12 +43,28 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             Err(error) => tracing::warn!("metrics: cannot list the daemon's biomes: {error}"),
         }
     }
+    let pipelines = state
+        .blocking(|context| {
+            let store = sandpit_ops::deployment::state_store(context)?;
+            Ok(store.pipeline_counts()?)
+        })
+        .await;
+    let pipelines: BTreeMap<String, u64> = match pipelines {
+        Ok(counts) => counts
+            .into_iter()
+            .map(|(state, count)| (state.as_str().to_owned(), count))
+            .collect(),
+        Err(error) => {
+            tracing::warn!("metrics: cannot count pipelines: {}", error.message);
+            BTreeMap::new()
+        }
+    };
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics().render(&biomes),
+        state.metrics().render(&biomes, &pipelines),
     )
 }
 

@@ -14,11 +14,13 @@ use tempfile::TempDir;
 use tower::ServiceExt as _;
 
 mod openapi;
+mod pipelines;
 mod reads;
 
 /// A server over a fresh home, and an admin's secret.
 struct Api {
     home: TempDir,
+    context: Context,
     app: Router,
     admin: String,
 }
@@ -26,9 +28,16 @@ struct Api {
 impl Api {
     fn new() -> Api {
         let home = tempfile::tempdir().unwrap();
-        let app = app(AppState::new(Context::for_home(home.path())));
+        let context = Context::for_home(home.path());
+        Api::over(home, context)
+    }
+
+    /// A server over `context`, whose home is in `home`.
+    fn over(home: TempDir, context: Context) -> Api {
+        let app = app(AppState::new(context.clone()));
         let mut api = Api {
             home,
+            context,
             app,
             admin: String::new(),
         };
@@ -37,13 +46,18 @@ impl Api {
     }
 
     fn context(&self) -> Context {
-        Context::for_home(self.home.path())
+        self.context.clone()
     }
 
     /// A new token's secret, made through the use case.
     fn token_with(&self, roles: &[Role]) -> String {
+        self.token_for("user@x", roles)
+    }
+
+    /// A new token of `user`'s.
+    fn token_for(&self, user: &str, roles: &[Role]) -> String {
         let root = Principal::named("root@x", [Role::Admin]);
-        let created = tokens::create(&self.context(), &root, "user@x", roles, None).unwrap();
+        let created = tokens::create(&self.context(), &root, user, roles, None).unwrap();
         created.secret.expose().to_owned()
     }
 
@@ -67,6 +81,18 @@ impl Api {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    /// `POST path` with `body` sent as it is, as JSON.
+    async fn post_raw(&self, path: &str, token: &str, body: &str) -> Answer {
+        self.send(
+            Request::post(path)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_owned()))
+                .unwrap(),
+        )
+        .await
     }
 
     async fn post_json(&self, path: &str, token: &str, body: &Value) -> Answer {

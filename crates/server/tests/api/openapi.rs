@@ -39,6 +39,17 @@ async fn the_served_document_is_openapi_3_1_and_names_every_route() {
         ("/api/v1/tokens", "get"),
         ("/api/v1/tokens", "post"),
         ("/api/v1/tokens/{id}", "delete"),
+        ("/api/v1/projects", "post"),
+        ("/api/v1/projects", "get"),
+        ("/api/v1/projects/{project}", "get"),
+        ("/api/v1/projects/{project}", "delete"),
+        ("/api/v1/projects/{project}/pipelines", "post"),
+        ("/api/v1/pipelines", "get"),
+        ("/api/v1/pipelines/{id}", "get"),
+        ("/api/v1/pipelines/{id}/log", "get"),
+        ("/api/v1/pipelines/{id}/retry", "post"),
+        ("/api/v1/deployments/{id}/approve", "post"),
+        ("/api/v1/deployments/{id}/reject", "post"),
     ] {
         assert!(
             document["paths"][path][method].is_object(),
