@@ -259,6 +259,7 @@ enum RemoteCommand {
     Trace(commands::trace::Args),
     Artifacts(commands::artifacts::Args),
     Logs(commands::logs::Args),
+    Config(commands::config::Args),
 }
 
 impl RemoteCommand {
@@ -271,6 +272,7 @@ impl RemoteCommand {
             Command::Trace(args) => Ok(RemoteCommand::Trace(args)),
             Command::Artifacts(args) => Ok(RemoteCommand::Artifacts(args)),
             Command::Logs(args) => Ok(RemoteCommand::Logs(args)),
+            Command::Config(args) => Ok(RemoteCommand::Config(args)),
             command => Err(Box::new(command)),
         }
     }
@@ -299,6 +301,9 @@ async fn run_remote(
         }
         RemoteCommand::Logs(args) => {
             commands::logs::exec_remote(remote, project, directory, args, json).await
+        }
+        RemoteCommand::Config(args) => {
+            commands::config::exec_remote(remote, project, directory, args, json).await
         }
     }
 }

@@ -163,6 +163,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::trace::router())
         .merge(routes::artifacts::router())
         .merge(routes::logs::router())
+        .merge(routes::config::router())
         .route_layer(middleware::from_fn_with_state(
             request_timeout,
             timeout::limit,

@@ -43,6 +43,7 @@ use crate::wire;
         routes::trace::trace,
         routes::artifacts::list,
         routes::logs::page,
+        routes::config::list,
     ),
     components(schemas(wire::ErrorBody, wire::ErrorDetail)),
     modifiers(&BearerToken),

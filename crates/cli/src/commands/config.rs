@@ -7,11 +7,16 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use sandpit_domain::Name;
-use sandpit_ops::config::{Change, Changed, Deferred, Key, Level, Listing};
+use std::path::Path;
+
+use reqwest::Method;
+use sandpit_ops::config::{Change, Changed, Deferred, Key};
 use sandpit_ops::Context;
+use sandpit_server::wire::config::ConfigListing;
 use serde::Serialize;
 
 use crate::output;
+use crate::remote::{path_segment, project_path, Remote};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -238,12 +243,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         None => {
             let listing =
                 sandpit_ops::config::show(context, args.target.as_deref(), args.show_secrets)?;
-            if json {
-                output::print_json(&ListingJson::from(&listing))?;
-            } else {
-                print_listing(&listing);
-            }
-            return Ok(ExitCode::SUCCESS);
+            return print(&ConfigListing::from(&listing), json);
         }
         Some(Action::Set(set)) => set_change(set)?,
         Some(Action::Unset(unset)) => unset_change(unset)?,
@@ -295,6 +295,45 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// `config [TARGET]` with a control plane: the server's listing, secrets masked. Changes
+/// (`set`, `unset`) are not sent yet: they are refused with what to do instead.
+pub async fn exec_remote(
+    remote: &Remote,
+    project: &str,
+    directory: Option<&Path>,
+    args: Args,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if args.action.is_some() {
+        sandpit_ops::fail!(
+            InvalidInput,
+            "`sandpit config set` and `unset` act on this machine only for now\nhint: pass --local to change this machine's biome"
+        );
+    }
+    if args.show_secrets {
+        sandpit_ops::fail!(
+            InvalidInput,
+            "a control plane never sends secrets, so `config --show-secrets` works only on the machine that runs the target\nhint: there, run `sandpit config --show-secrets --local`"
+        );
+    }
+    let target = match args.target {
+        Some(target) => target,
+        None => crate::settings::default_biome(directory)?,
+    };
+    let path = format!("{}/config/{}", project_path(project), path_segment(&target));
+    let listing: ConfigListing = remote.call(Method::GET, &path, None::<&()>).await?;
+    print(&listing, json)
+}
+
+fn print(listing: &ConfigListing, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        output::print_json(listing)?;
+    } else {
+        print_listing(listing);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `config set|unset --json` of a change that was stored, not deployed.
 #[derive(Debug, Serialize)]
 struct StoredJson<'a> {
@@ -305,86 +344,7 @@ struct StoredJson<'a> {
     applies: &'static str,
 }
 
-/// `config --json`
-#[derive(Debug, Serialize)]
-struct ListingJson {
-    target: String,
-    env: String,
-    biome: Option<String>,
-    /// The deployment that runs in the target, or `null`.
-    deployment: Option<i64>,
-    /// Whether what runs was started with these values.
-    up_to_date: bool,
-    variables: Vec<VariableJson>,
-    pending: Vec<PendingJson>,
-}
-
-#[derive(Debug, Serialize)]
-struct VariableJson {
-    key: String,
-    /// The component it is set for; `null`: every one.
-    component: Option<String>,
-    /// Where it is set: the environment (`dev`) or the biome (`dev/alice`).
-    from: String,
-    /// `environment` or `biome`.
-    level: &'static str,
-    secret: bool,
-    /// `null` for a secret without `--show-secrets`.
-    value: Option<String>,
-    /// The components that get this value.
-    applies_to: Vec<String>,
-    /// Every component it was meant for gets another value.
-    overridden: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct PendingJson {
-    deployment: i64,
-    requested_by: String,
-    approvals_missing: u32,
-    change: String,
-}
-
-impl From<&Listing> for ListingJson {
-    fn from(listing: &Listing) -> ListingJson {
-        ListingJson {
-            target: listing.target.clone(),
-            env: listing.env.to_string(),
-            biome: listing.biome.as_ref().map(Name::to_string),
-            deployment: listing.deployment,
-            up_to_date: listing.up_to_date,
-            variables: listing
-                .variables
-                .iter()
-                .map(|v| VariableJson {
-                    key: v.key.to_string(),
-                    component: v.component.as_ref().map(Name::to_string),
-                    from: v.from.clone(),
-                    level: match v.level {
-                        Level::Environment => "environment",
-                        Level::Biome => "biome",
-                    },
-                    secret: v.secret,
-                    value: v.value.clone(),
-                    applies_to: v.applies_to.iter().map(Name::to_string).collect(),
-                    overridden: v.applies_to.is_empty(),
-                })
-                .collect(),
-            pending: listing
-                .pending
-                .iter()
-                .map(|p| PendingJson {
-                    deployment: p.deployment,
-                    requested_by: p.requested_by.clone(),
-                    approvals_missing: p.approvals_missing,
-                    change: p.change.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
-fn print_listing(listing: &Listing) {
+fn print_listing(listing: &ConfigListing) {
     let target = &listing.target;
     let next = match &listing.biome {
         Some(biome) => format!("`sandpit up {biome}`"),
@@ -421,16 +381,14 @@ fn print_listing(listing: &Listing) {
                         }
                     }
                 };
-                let value = if v.applies_to.is_empty() {
+                let value = if v.overridden {
                     format!("{value}  (overridden)")
                 } else {
                     value
                 };
                 [
-                    v.key.to_string(),
-                    v.component
-                        .as_ref()
-                        .map_or_else(|| "all".to_owned(), Name::to_string),
+                    v.key.clone(),
+                    v.component.clone().unwrap_or_else(|| "all".to_owned()),
                     v.from.clone(),
                     value,
                 ]

@@ -107,6 +107,16 @@ fn the_read_verbs_answer_through_a_server_as_on_its_machine() {
     let up = sandbox.json(&["--local", "up", "alice"]);
     assert_eq!(component(&up, "web")["state"], "healthy", "{up}");
     sandbox.ok(&["--local", "deploy", "dev"]);
+    sandbox.ok(&["--local", "config", "set", "alice", "GREETING=hello"]);
+    sandbox.ok(&[
+        "--local",
+        "config",
+        "set",
+        "dev",
+        "--secret",
+        "API_KEY=s3cr3t-value",
+    ]);
+    let up = sandbox.json(&["--local", "status", "alice"]);
     let web_url = component(&up, "web")["url"].as_str().unwrap().to_owned();
     let (answered, _) = crate::harness::http_get(&format!("{web_url}/first"));
     assert_eq!(answered, 200);
@@ -137,6 +147,8 @@ fn the_read_verbs_answer_through_a_server_as_on_its_machine() {
         vec!["logs", "alice"],
         vec!["logs", "alice", "web", "--tail", "1"],
         vec!["logs", "alice", "--since", "1h"],
+        vec!["config", "alice"],
+        vec!["config", "dev"],
     ];
     for read in &reads {
         for json in [false, true] {
@@ -229,6 +241,16 @@ fn the_read_verbs_answer_through_a_server_as_on_its_machine() {
     );
 
     // Secrets are never sent; exec runs here only.
+    for args in [vec!["config", "dev"], vec!["config", "dev", "--json"]] {
+        let listed = text(&remote(&args)).1;
+        assert!(
+            listed.contains("API_KEY") && !listed.contains("s3cr3t"),
+            "{listed}"
+        );
+    }
+    let secrets = text(&remote(&["config", "dev", "--show-secrets"]));
+    assert_eq!(secrets.0, Some(1));
+    assert!(secrets.2.contains("never sends secrets"), "{}", secrets.2);
     let secrets = text(&remote(&["status", "alice", "--show-secrets"]));
     assert_eq!(secrets.0, Some(1));
     assert!(secrets.2.contains("never sends secrets"), "{}", secrets.2);

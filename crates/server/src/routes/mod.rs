@@ -4,6 +4,7 @@
 
 pub mod artifacts;
 pub mod biomes;
+pub mod config;
 pub mod decisions;
 pub mod history;
 pub mod logs;

@@ -1,4 +1,4 @@
-//! The read routes of a project (status, history, trace, artifacts, logs): a token is needed,
+//! The read routes of a project (status, history, trace, artifacts, logs, config): a token is needed,
 //! a viewer's suffices, an unknown project is 404, and malformed queries are refused in the
 //! error shape before anything is looked up.
 
@@ -6,12 +6,13 @@ use sandpit_ops::principal::Role;
 
 use crate::Api;
 
-const READS: [&str; 5] = [
+const READS: [&str; 6] = [
     "/api/v1/projects/nope/status/alice",
     "/api/v1/projects/nope/history?target=dev",
     "/api/v1/projects/nope/trace/0123456",
     "/api/v1/projects/nope/artifacts?env=dev",
     "/api/v1/projects/nope/logs/alice?tail=5",
+    "/api/v1/projects/nope/config/dev",
 ];
 
 #[tokio::test]
