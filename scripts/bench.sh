@@ -12,6 +12,7 @@ if ! "$SANDPIT_PYTHON" -c "import kserve, onnx" >/dev/null 2>&1; then
 fi
 cargo build --release --quiet --bin sandpit -p sandpit-cli
 # Optional argument: one section (up, promote, packaging, models, models-cold: only the model
-# cold loads, database, pipeline); all of them by default.
+# cold loads, database, pipeline, server [BIOMES]: the API under load and ls of 1,000 biomes by
+# default); all of them by default. The server section's 50 clients are tokio tasks.
 cargo run --release --quiet -p sandpit-bench -- \
   "${CARGO_TARGET_DIR:-$PWD/target}/release/sandpit" "$PWD/examples/orewise" "$@"

@@ -4,8 +4,9 @@
 //! against `zip -q -r -X` + `sha256sum` run side by side on the same tree, and the model endpoint
 //! against onnxruntime from Python and KServe's Python server (`models.rs`), and a biome's
 //! database cloned from a template against a bare `CREATE DATABASE … TEMPLATE` (`database.rs`),
-//! and a pipeline's start through `sandpit server` against the `git fetch` it performs
-//! (`pipeline.rs`).
+//! a pipeline's start through `sandpit server` against the `git fetch` it performs
+//! (`pipeline.rs`), and the control plane's API under 50 concurrent clients and with 1,000
+//! biomes (`server.rs`).
 //!
 //! Figures, not pass/fail: these machines are shared and noisy, so the useful number is the ratio
 //! against a baseline measured in the same run.
@@ -14,6 +15,7 @@ mod database;
 mod models;
 mod pipeline;
 mod promote;
+mod server;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,8 +31,8 @@ pub(crate) const RUNS: usize = 5;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 3 && args.len() != 4 {
-        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold|database|pipeline]");
+    if !(3..=5).contains(&args.len()) {
+        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold|database|pipeline|server [BIOMES]]");
     }
     let sandpit = PathBuf::from(&args[1]);
     let example = PathBuf::from(&args[2]);
@@ -56,6 +58,16 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("pipeline") {
         pipeline::run_all(&sandpit, scratch.path())?;
+    }
+    if wanted("server") {
+        // `server N`: fewer biomes for a quick look (1,000 by default).
+        let biomes = match args.get(4) {
+            Some(n) => n
+                .parse()
+                .with_context(|| format!("`{n}` is not a number of biomes"))?,
+            None => 1000,
+        };
+        server::run(&sandpit, scratch.path(), biomes)?;
     }
     Ok(())
 }

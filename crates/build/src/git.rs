@@ -161,6 +161,15 @@ impl Repository {
         environment: Vec<(String, String)>,
     ) -> Result<Repository, GitError> {
         let repository = Repository::bare_unchecked(git_dir, environment);
+        // A server opens its mirrors on every request: git is asked once per directory, then a
+        // look at its HEAD file tells that it is still there.
+        let verified = || {
+            let known = VERIFIED_BARE.lock().unwrap_or_else(|e| e.into_inner());
+            known.contains(git_dir) && git_dir.join("HEAD").is_file()
+        };
+        if verified() {
+            return Ok(repository);
+        }
         let output = repository.run_raw(&["rev-parse", "--is-bare-repository"], None)?;
         let answer = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() || answer.trim() != "true" {
@@ -168,6 +177,10 @@ impl Repository {
                 dir: git_dir.to_owned(),
             });
         }
+        VERIFIED_BARE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(git_dir.to_owned());
         Ok(repository)
     }
 
@@ -356,6 +369,16 @@ impl Repository {
 
     /// The text of the file `path_in_repo` at `treeish`; `None` when it does not exist there.
     pub fn read_file(&self, treeish: &str, path_in_repo: &str) -> Result<Option<String>, GitError> {
+        // A file at a full commit id never changes: a server reading its project's sandpit.toml
+        // on every request asks git once (see `FileAtCommit`).
+        let memo_key = CommitId::parse(treeish).ok().map(|commit| FileAtCommit {
+            git_dir: self.root.clone(),
+            commit: commit.to_string(),
+            path: path_in_repo.to_owned(),
+        });
+        if let Some(text) = memo_key.as_ref().and_then(FileAtCommit::recalled) {
+            return Ok(Some(text));
+        }
         let spec = format!("{treeish}:{path_in_repo}");
         let output = self.run_raw(&["cat-file", "blob", &spec], None)?;
         if !output.status.success() {
@@ -364,7 +387,11 @@ impl Repository {
             self.check_treeish(treeish)?;
             return Ok(None);
         }
-        Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if let Some(key) = memo_key {
+            key.remember(&text);
+        }
+        Ok(Some(text))
     }
 
     /// Whether `ancestor` is an ancestor of (or the same commit as) `descendant`.
@@ -649,3 +676,37 @@ fn scratch_dir() -> Result<tempfile::TempDir, GitError> {
             source,
         })
 }
+
+/// A file's text at a full commit id, remembered for the process: content-addressed, so never
+/// stale. Bounded: past [`FileAtCommit::CAPACITY`] entries the memo starts over.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FileAtCommit {
+    git_dir: PathBuf,
+    commit: String,
+    path: String,
+}
+
+type FileMemo = std::sync::Mutex<std::collections::HashMap<FileAtCommit, String>>;
+
+static FILES_AT_COMMITS: std::sync::LazyLock<FileMemo> = std::sync::LazyLock::new(Default::default);
+
+impl FileAtCommit {
+    const CAPACITY: usize = 256;
+
+    fn recalled(&self) -> Option<String> {
+        let memo = FILES_AT_COMMITS.lock().unwrap_or_else(|e| e.into_inner());
+        memo.get(self).cloned()
+    }
+
+    fn remember(self, text: &str) {
+        let mut memo = FILES_AT_COMMITS.lock().unwrap_or_else(|e| e.into_inner());
+        if memo.len() >= Self::CAPACITY {
+            memo.clear();
+        }
+        memo.insert(self, text.to_owned());
+    }
+}
+
+/// The bare repositories [`Repository::open_bare`] has checked with git in this process.
+static VERIFIED_BARE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> =
+    std::sync::LazyLock::new(Default::default);

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use sandpit_build::git::Repository;
+use sandpit_ops::error::{failure, ErrorKind};
 use sandpit_ops::Source;
 
 /// A checkout of the project on this machine.
@@ -84,5 +85,18 @@ pub fn requested_commit(
         (None, Some(branch), _) => Ok((None, Some(branch.to_owned()))),
         (None, None, Some(checkout)) => Ok((Some(checkout.head()?), None)),
         (None, None, None) => Ok((None, None)),
+    }
+}
+
+/// The biome named, else the one named after the branch of the checkout at `directory` (or the
+/// current directory): a control plane is sent this name, it never sees the working tree.
+pub fn biome_or_branch(named: Option<String>, directory: Option<&Path>) -> anyhow::Result<String> {
+    match (named, Checkout::find(directory)) {
+        (Some(biome), _) => Ok(biome),
+        (None, Some(checkout)) => checkout.default_biome("name the biome"),
+        (None, None) => Err(failure(
+            ErrorKind::InvalidInput,
+            "there is no checkout here to name the biome after its branch\nhint: name the biome",
+        )),
     }
 }

@@ -212,44 +212,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return commands::pipeline::list(&remote, cli.project.as_deref(), args, json).await;
         }
         command => {
-            if !cli.local {
-                let settings = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
-                if settings.configured() {
-                    // A decision through the server is the token's user's; it needs no project.
-                    let command = match command {
-                        Command::Approve(args) => {
-                            let remote = remote::Remote::from_settings(&settings)?;
-                            return commands::approve::approve_remote(&remote, args, json).await;
-                        }
-                        Command::Reject(args) => {
-                            let remote = remote::Remote::from_settings(&settings)?;
-                            return commands::approve::reject_remote(&remote, args, json).await;
-                        }
-                        command => command,
-                    };
-                    match RemoteCommand::of(command) {
-                        Ok(remote_command) => {
-                            let remote = remote::Remote::from_settings(&settings)?;
-                            let project = remote::project_name(
-                                cli.project.as_deref(),
-                                cli.directory.as_deref(),
-                            )?;
-                            return run_remote(
-                                &remote,
-                                &project,
-                                cli.directory.as_deref(),
-                                remote_command,
-                                json,
-                            )
-                            .await;
-                        }
-                        Err(command) => {
-                            return run_local(cli.directory.as_deref(), *command, json).await
-                        }
-                    }
-                }
+            if cli.local {
+                return run_local(cli.directory.as_deref(), command, json).await;
             }
-            run_local(cli.directory.as_deref(), command, json).await
+            let settings = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            if !settings.configured() {
+                return run_local(cli.directory.as_deref(), command, json).await;
+            }
+            // A decision through the server is the token's user's; it needs no project.
+            let command = match command {
+                Command::Approve(args) => {
+                    let remote = remote::Remote::from_settings(&settings)?;
+                    return commands::approve::approve_remote(&remote, args, json).await;
+                }
+                Command::Reject(args) => {
+                    let remote = remote::Remote::from_settings(&settings)?;
+                    return commands::approve::reject_remote(&remote, args, json).await;
+                }
+                Command::Exec(_) => return Err(commands::exec::local_only()),
+                command => command,
+            };
+            match RemoteCommand::of(command) {
+                Ok(remote_command) => {
+                    let remote = remote::Remote::from_settings(&settings)?;
+                    let project =
+                        remote::project_name(cli.project.as_deref(), cli.directory.as_deref())?;
+                    run_remote(
+                        &remote,
+                        &project,
+                        cli.directory.as_deref(),
+                        remote_command,
+                        json,
+                    )
+                    .await
+                }
+                Err(command) => run_local(cli.directory.as_deref(), *command, json).await,
+            }
         }
     }
 }
@@ -263,6 +261,11 @@ enum RemoteCommand {
     Deploy(commands::deploy::Args),
     Promote(commands::promote::Args),
     Rollback(commands::rollback::Args),
+    Status(commands::status::Args),
+    History(commands::history::Args),
+    Trace(commands::trace::Args),
+    Artifacts(commands::artifacts::Args),
+    Logs(commands::logs::Args),
     Config(commands::config::Args),
 }
 
@@ -277,9 +280,13 @@ impl RemoteCommand {
             Command::Deploy(args) => Ok(RemoteCommand::Deploy(args)),
             Command::Promote(args) => Ok(RemoteCommand::Promote(args)),
             Command::Rollback(args) => Ok(RemoteCommand::Rollback(args)),
-            Command::Config(args) if commands::config::changes(&args) => {
-                Ok(RemoteCommand::Config(args))
-            }
+            Command::Status(args) => Ok(RemoteCommand::Status(args)),
+            Command::History(args) => Ok(RemoteCommand::History(args)),
+            Command::Trace(args) => Ok(RemoteCommand::Trace(args)),
+            Command::Artifacts(args) => Ok(RemoteCommand::Artifacts(args)),
+            Command::Logs(args) => Ok(RemoteCommand::Logs(args)),
+            // Listing and changing alike.
+            Command::Config(args) => Ok(RemoteCommand::Config(args)),
             other => Err(Box::new(other)),
         }
     }
@@ -307,6 +314,21 @@ async fn run_remote(
         }
         RemoteCommand::Promote(args) => promote::exec_remote(remote, project, args, json).await,
         RemoteCommand::Rollback(args) => rollback::exec_remote(remote, project, args, json).await,
+        RemoteCommand::Status(args) => {
+            commands::status::exec_remote(remote, project, directory, args, json).await
+        }
+        RemoteCommand::History(args) => {
+            commands::history::exec_remote(remote, project, args, json).await
+        }
+        RemoteCommand::Trace(args) => {
+            commands::trace::exec_remote(remote, project, args, json).await
+        }
+        RemoteCommand::Artifacts(args) => {
+            commands::artifacts::exec_remote(remote, project, args, json).await
+        }
+        RemoteCommand::Logs(args) => {
+            commands::logs::exec_remote(remote, project, directory, args, json).await
+        }
         RemoteCommand::Config(args) => {
             config::exec_remote(remote, project, directory, args, json).await
         }

@@ -1,11 +1,13 @@
 //! How results are shown: the stable `--json` shapes and the human tables.
 //!
-//! The JSON types here are the CLI's documented contract; they are converted by hand from the
-//! use cases' types so that an internal change cannot silently change the output.
+//! The `--json` documents are the API's wire types (`sandpit_server::wire`), converted by hand
+//! from the use cases' types; the text is printed from the same documents, so a command's output
+//! is the same whether it ran here or on a control plane.
 
-use sandpit_artifact::store::{ArtifactCheck, Integrity, StoreCheck};
 use sandpit_domain::Name;
-use sandpit_state::Deployment;
+use sandpit_server::wire::artifacts::{Artifact, ArtifactList};
+use sandpit_server::wire::biome::BiomeDocument;
+use sandpit_server::wire::deployments::DeploymentRecord;
 use serde::Serialize;
 
 pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
@@ -60,30 +62,6 @@ pub fn print_event(component: Option<&Name>, message: &str) {
     }
 }
 
-/// `logs --json`: one object per line, printed as JSON lines.
-#[derive(Debug, Serialize)]
-pub struct LogLineJson {
-    /// When the line was written (read from the component's pipe), RFC 3339 UTC, microseconds.
-    pub ts: String,
-    pub component: String,
-    /// `stdout`, `stderr`, `sandpit` (the supervisor's marks: starts, restarts, stops), or
-    /// `unknown` (a line from before logs had timestamps).
-    pub stream: &'static str,
-    /// The line without its newline; bytes that are not UTF-8 are replaced.
-    pub line: String,
-}
-
-impl LogLineJson {
-    pub fn new(line: &sandpit_ops::logs::Line) -> LogLineJson {
-        LogLineJson {
-            ts: sandpit_runtime::logs::format_time(line.record.time),
-            component: line.component.to_string(),
-            stream: line.record.stream.as_str(),
-            line: line.record.text.clone(),
-        }
-    }
-}
-
 /// `status BIOME --json`, and what `up`, `restart` and a rollout report: the API's document.
 pub use sandpit_server::wire::biome::BiomeDocument as BiomeJson;
 
@@ -95,119 +73,6 @@ pub fn print_events(events: &[sandpit_server::wire::deployments::ProgressLine]) 
             Some(component) => eprintln!("  {component}: {}", event.message),
             None => eprintln!("  {}", event.message),
         }
-    }
-}
-
-/// `artifacts --json`
-#[derive(Debug, Serialize)]
-pub struct ArtifactListJson {
-    pub artifacts: Vec<ArtifactJson>,
-    /// Name records that could not be read: the name is known, what it refers to is not.
-    pub unreadable_records: Vec<UnreadableRecordJson>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ArtifactJson {
-    pub name: String,
-    pub component: String,
-    pub sha: String,
-    /// The digest the name records (what the bytes must hash to).
-    pub digest: String,
-    /// `intact|modified|missing|unreadable`
-    pub integrity: &'static str,
-    /// What the stored bytes hash to when they no longer match `digest`.
-    pub actual_digest: Option<String>,
-    /// Why the blob could not be read (`unreadable`).
-    pub detail: Option<String>,
-    /// Bytes, when intact.
-    pub size: Option<u64>,
-    pub path: String,
-    pub blob: String,
-    pub reused_from: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct UnreadableRecordJson {
-    pub name: String,
-    pub record: String,
-    pub message: String,
-}
-
-/// The stable spelling of an integrity state.
-pub fn integrity_word(integrity: &Integrity) -> &'static str {
-    match integrity {
-        Integrity::Intact { .. } => "intact",
-        Integrity::Modified { .. } => "modified",
-        Integrity::Missing => "missing",
-        Integrity::Unreadable { .. } => "unreadable",
-    }
-}
-
-impl From<&ArtifactCheck> for ArtifactJson {
-    fn from(artifact: &ArtifactCheck) -> ArtifactJson {
-        let (actual_digest, detail, size) = match &artifact.integrity {
-            Integrity::Intact { size } => (None, None, Some(*size)),
-            Integrity::Modified { actual } => (Some(actual.to_string()), None, None),
-            Integrity::Missing => (None, None, None),
-            Integrity::Unreadable { message } => (None, Some(message.clone()), None),
-        };
-        let file = artifact
-            .record_path
-            .parent()
-            .and_then(|names| names.parent())
-            .map(|root| root.join("files").join(artifact.name.file_name()))
-            .unwrap_or_default();
-        ArtifactJson {
-            name: artifact.name.file_name(),
-            component: artifact.name.component.to_string(),
-            sha: artifact.name.version.to_string(),
-            digest: artifact.provenance.digest.to_string(),
-            integrity: integrity_word(&artifact.integrity),
-            actual_digest,
-            detail,
-            size,
-            path: file.display().to_string(),
-            blob: artifact.blob_path.display().to_string(),
-            reused_from: artifact.provenance.reused_from.clone(),
-        }
-    }
-}
-
-impl From<&StoreCheck> for ArtifactListJson {
-    fn from(check: &StoreCheck) -> ArtifactListJson {
-        ArtifactListJson {
-            artifacts: check.artifacts.iter().map(ArtifactJson::from).collect(),
-            unreadable_records: check
-                .unreadable_records
-                .iter()
-                .map(|r| UnreadableRecordJson {
-                    name: r.name.file_name(),
-                    record: r.record_path.display().to_string(),
-                    message: r.message.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// One line about an artifact whose bytes are not what its name records, or `None` when intact.
-pub fn integrity_problem(artifact: &ArtifactCheck) -> Option<String> {
-    let expected = &artifact.provenance.digest;
-    let blob = artifact.blob_path.display();
-    match &artifact.integrity {
-        Integrity::Intact { .. } => None,
-        Integrity::Modified { actual } => Some(format!(
-            "{} is MODIFIED: `{blob}` should be {expected} but is {actual}",
-            artifact.name.file_name()
-        )),
-        Integrity::Missing => Some(format!(
-            "{} is MISSING: no blob `{blob}` for {expected}",
-            artifact.name.file_name()
-        )),
-        Integrity::Unreadable { message } => Some(format!(
-            "{} is UNREADABLE ({expected}): {message}",
-            artifact.name.file_name()
-        )),
     }
 }
 
@@ -350,9 +215,9 @@ impl Table {
     }
 }
 
-/// `database_url` only with `--show-secrets`; `models` as `sandpit_ops::status::models` found them.
-pub fn print_biome(status: &BiomeJson) {
-    let models = status.models.as_deref().unwrap_or_default();
+/// One biome as `status` shows it; the database URL only when the document carries it
+/// (`--show-secrets` on this machine).
+pub fn print_biome(status: &BiomeDocument) {
     println!(
         "biome {}  env {}  at {}  {}",
         status.biome,
@@ -394,6 +259,7 @@ pub fn print_biome(status: &BiomeJson) {
         }
     }
     table.print();
+    let models = status.models.as_deref().unwrap_or_default();
     if models.is_empty() {
         return;
     }
@@ -455,44 +321,44 @@ pub fn print_biome_list(biomes: &[sandpit_server::wire::biomes::BiomeSummary]) {
     table.print();
 }
 
-pub fn print_artifacts(check: &StoreCheck) {
+pub fn print_artifacts(list: &ArtifactList) {
     let mut table = Table::new(&[
         ("ARTIFACT", Align::Left),
         ("SIZE", Align::Right),
         ("DIGEST", Align::Left),
         ("INTEGRITY", Align::Left),
     ]);
-    for a in &check.artifacts {
-        let size = match &a.integrity {
-            Integrity::Intact { size } => size.to_string(),
+    for a in &list.artifacts {
+        let size = match (a.integrity.as_str(), a.size) {
+            ("intact", Some(size)) => size.to_string(),
             _ => "-".to_owned(),
         };
         table.row(vec![
-            a.name.file_name(),
+            a.name.clone(),
             size,
-            short_digest(&a.provenance.digest.to_string()),
-            integrity_word(&a.integrity).to_owned(),
+            short_digest(&a.digest),
+            a.integrity.clone(),
         ]);
     }
     table.print();
-    let problems: Vec<String> = check
+    let problems: Vec<String> = list
         .artifacts
         .iter()
-        .filter_map(integrity_problem)
+        .filter_map(Artifact::integrity_problem)
         .collect();
     for problem in &problems {
         eprintln!("warning: {problem}");
     }
-    for record in &check.unreadable_records {
-        eprintln!("warning: {}: {}", record.name.file_name(), record.message);
+    for record in &list.unreadable_records {
+        eprintln!("warning: {}: {}", record.name, record.message);
     }
-    if !problems.is_empty() || !check.unreadable_records.is_empty() {
+    if !problems.is_empty() || !list.unreadable_records.is_empty() {
         eprintln!("hint: `sandpit verify` checks every store and what runs; `sandpit verify --repair` replaces a damaged artifact with an intact copy from another store");
     }
 }
 
 /// `trace`'s "running now": where an artifact runs, one aligned line each.
-pub fn print_running(running: &[sandpit_ops::trace::Running]) {
+pub fn print_running(running: &[sandpit_server::wire::trace::Running]) {
     let mut table = Table::new(&[
         ("TARGET", Align::Left),
         ("COMPONENT", Align::Left),
@@ -504,7 +370,7 @@ pub fn print_running(running: &[sandpit_ops::trace::Running]) {
         table.row(vec![
             format!("  {}", r.target),
             r.component.clone(),
-            r.served_as.to_owned(),
+            r.served_as.clone(),
             artifact_shown(&r.artifact),
             r.digest.clone(),
         ]);
@@ -550,10 +416,7 @@ pub fn print_garbage<'a>(
     }
 }
 
-/// One deployment, as `history --json` and `trace --json` list it: the API's document.
-pub use sandpit_server::wire::deployments::DeploymentRecord as DeploymentJson;
-
-pub fn print_deployments(deployments: &[Deployment]) {
+pub fn print_deployments(deployments: &[DeploymentRecord]) {
     let mut table = Table::new(&[
         ("ID", Align::Right),
         ("TARGET", Align::Left),
@@ -568,8 +431,8 @@ pub fn print_deployments(deployments: &[Deployment]) {
             d.id.to_string(),
             d.target.clone(),
             short_version(&d.sha),
-            d.state.as_str().to_owned(),
-            d.kind.as_str().to_owned(),
+            d.state.clone(),
+            d.kind.clone(),
             d.requested_by.clone(),
             d.approved_by.join(", "),
         ]);
@@ -577,18 +440,14 @@ pub fn print_deployments(deployments: &[Deployment]) {
         for step in &d.steps {
             table.note(format!(
                 "{}: {}",
-                step.step.as_str().replace('_', " "),
+                step.step.replace('_', " "),
                 first_line(&step.message)
             ));
         }
-        if let (
-            sandpit_state::DeploymentState::Failed | sandpit_state::DeploymentState::Rejected,
-            Some(message),
-        ) = (d.state, &d.message)
-        {
+        if let ("failed" | "rejected", Some(message)) = (d.state.as_str(), &d.message) {
             let said = d.steps.last().map(|s| first_line(&s.message));
             if said != Some(first_line(message)) {
-                table.note(format!("{}: {}", d.state.as_str(), first_line(message)));
+                table.note(format!("{}: {}", d.state, first_line(message)));
             }
         }
     }

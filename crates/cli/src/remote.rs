@@ -287,6 +287,11 @@ pub fn path_segment(raw: &str) -> String {
     percent_encoding::utf8_percent_encode(raw, SEGMENT).to_string()
 }
 
+/// `raw` as a query string value (the same encoding as a path segment: safe in both).
+pub fn query_value(raw: &str) -> String {
+    path_segment(raw)
+}
+
 /// A transport error with its causes (reqwest's own message alone says only "error sending request").
 fn describe(error: &reqwest::Error) -> String {
     let mut text = error.to_string();

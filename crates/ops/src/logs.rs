@@ -168,6 +168,124 @@ pub async fn show(
     }
 }
 
+/// Where a reader of a log page got to, for the next page (`logs -f` against a server, which
+/// keeps no state between requests): the time of the last line read and how many lines of that
+/// very time were read. Spelled `<microseconds since the epoch>.<count>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub time: SystemTime,
+    pub seen_at_time: usize,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        let micros = self
+            .time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros();
+        format!("{micros}.{}", self.seen_at_time)
+    }
+
+    pub fn parse(raw: &str) -> anyhow::Result<Cursor> {
+        let parsed = raw.split_once('.').and_then(|(micros, seen)| {
+            Some((micros.parse::<u64>().ok()?, seen.parse::<usize>().ok()?))
+        });
+        let Some((micros, seen_at_time)) = parsed else {
+            crate::fail!(
+                InvalidInput,
+                "`{raw}` is not a log cursor (`<microseconds>.<count>`)\nhint: pass back the `cursor` of the previous page"
+            );
+        };
+        Ok(Cursor {
+            time: SystemTime::UNIX_EPOCH + Duration::from_micros(micros),
+            seen_at_time,
+        })
+    }
+}
+
+/// One page of a biome's logs: the lines, and the cursor the next page starts from.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub lines: Vec<Line>,
+    pub cursor: Cursor,
+}
+
+/// The lines within `window` (no `after`), or the lines written after `after`, and the cursor
+/// after them. Reads the files from the window's (or cursor's) time on, rotated generations
+/// included; a line is returned once as long as each log is in time order.
+pub fn page(sources: &Sources, window: Window, after: Option<Cursor>) -> anyhow::Result<Page> {
+    let read_window = match after {
+        Some(cursor) => Window {
+            since: Some(cursor.time),
+            tail: None,
+        },
+        None => window,
+    };
+    let mut all = Vec::new();
+    for (name, log) in &sources.components {
+        let records = Follower::at_end(log)
+            .backlog(read_window)
+            .with_context(|| format!("cannot read {}", log.display()))?;
+        all.push((name.clone(), records));
+    }
+    let merged = into_lines(logs::merge(all));
+    Ok(select_page(
+        merged,
+        window.tail.filter(|_| after.is_none()),
+        after,
+        SystemTime::now(),
+    ))
+}
+
+/// [`page`]'s choice among the lines read (in time order): those after the cursor (skipping the
+/// ones of its very time already read), of those the last `tail`; and the next cursor, which
+/// counts every line of the last line's time (the tail may have cut some: they were read too).
+/// With nothing to show the cursor stays, or starts at `now` for a first page.
+fn select_page(
+    mut lines: Vec<Line>,
+    tail: Option<usize>,
+    after: Option<Cursor>,
+    now: SystemTime,
+) -> Page {
+    if let Some(cursor) = after {
+        let mut skipped = 0;
+        lines.retain(|line| {
+            if line.record.time < cursor.time {
+                return false;
+            }
+            if line.record.time == cursor.time && skipped < cursor.seen_at_time {
+                skipped += 1;
+                return false;
+            }
+            true
+        });
+    }
+    let cursor = match lines.last() {
+        None => after.unwrap_or(Cursor {
+            time: now,
+            seen_at_time: 0,
+        }),
+        Some(last) => {
+            let time = last.record.time;
+            let new_at_time = lines.iter().filter(|l| l.record.time == time).count();
+            let earlier = after
+                .filter(|c| c.time == time)
+                .map_or(0, |c| c.seen_at_time);
+            Cursor {
+                time,
+                seen_at_time: earlier + new_at_time,
+            }
+        }
+    };
+    if let Some(tail) = tail {
+        if lines.len() > tail {
+            lines.drain(..lines.len() - tail);
+        }
+    }
+    Page { lines, cursor }
+}
+
 fn into_lines(merged: Vec<(Name, Record)>) -> Vec<Line> {
     merged
         .into_iter()
@@ -285,6 +403,90 @@ mod tests {
             ["web w3", "worker k4"]
         );
         assert_eq!(shown(window(Some(since), Some(1))).await, ["worker k4"]);
+    }
+
+    #[test]
+    fn a_cursor_reads_back_as_itself_and_refuses_what_it_is_not() {
+        let cursor = Cursor {
+            time: SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
+            seen_at_time: 3,
+        };
+        assert_eq!(cursor.encode(), "1700000000123456.3");
+        assert_eq!(Cursor::parse(&cursor.encode()).unwrap(), cursor);
+        for bad in ["", "12", "a.b", "1.-1", "1.2.3"] {
+            let error = Cursor::parse(bad).unwrap_err();
+            assert_eq!(
+                crate::error::kind_of(&error),
+                crate::error::ErrorKind::InvalidInput,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn pages_after_a_cursor_show_each_line_once_even_with_equal_times() {
+        let at = |seconds: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+        let line = |seconds: u64, text: &str| Line {
+            component: name("web"),
+            record: Record {
+                time: at(seconds),
+                stream: Stream::Stdout,
+                text: text.to_owned(),
+            },
+        };
+        let texts = |page: &Page| -> Vec<String> {
+            page.lines.iter().map(|l| l.record.text.clone()).collect()
+        };
+        let cursor = |seconds: u64, seen_at_time: usize| Cursor {
+            time: at(seconds),
+            seen_at_time,
+        };
+        let now = at(100);
+        // (lines read, tail, after) → (shown, next cursor)
+        type Case<'a> = (
+            Vec<Line>,
+            Option<usize>,
+            Option<Cursor>,
+            Vec<&'a str>,
+            Cursor,
+        );
+        let cases: Vec<Case> = vec![
+            (vec![], Some(10), None, vec![], cursor(100, 0)),
+            (vec![], None, Some(cursor(5, 1)), vec![], cursor(5, 1)),
+            (
+                vec![line(1, "a"), line(2, "b"), line(2, "c")],
+                Some(1),
+                None,
+                vec!["c"],
+                cursor(2, 2),
+            ),
+            (
+                vec![line(2, "b"), line(2, "c"), line(2, "d"), line(3, "e")],
+                None,
+                Some(cursor(2, 2)),
+                vec!["d", "e"],
+                cursor(3, 1),
+            ),
+            (
+                vec![line(2, "b"), line(2, "c"), line(2, "d")],
+                None,
+                Some(cursor(2, 2)),
+                vec!["d"],
+                cursor(2, 3),
+            ),
+            (
+                vec![line(1, "old"), line(4, "new")],
+                None,
+                Some(cursor(2, 0)),
+                vec!["new"],
+                cursor(4, 1),
+            ),
+        ];
+        for (lines, tail, after, shown, next) in cases {
+            let page = select_page(lines, tail, after, now);
+            assert_eq!(texts(&page), shown, "{after:?}");
+            assert_eq!(page.cursor, next, "{after:?}");
+        }
     }
 
     #[tokio::test]

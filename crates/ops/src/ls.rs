@@ -2,7 +2,7 @@
 
 use sandpit_domain::Name;
 use sandpit_runtime::protocol::BiomeStatus;
-use sandpit_state::{DeploymentKind, DeploymentState};
+use sandpit_state::DeploymentKind;
 
 use crate::daemon_connection;
 use crate::Context;
@@ -37,16 +37,9 @@ pub struct Incomplete {
 fn incomplete(context: &Context, project: &Name) -> anyhow::Result<Vec<Incomplete>> {
     let mut state = crate::deployment::state_store(context)?;
     state.fail_interrupted(project.as_str())?;
-    let mut seen = std::collections::BTreeSet::new();
     let mut found = Vec::new();
-    for d in state.history(project.as_str(), None)? {
-        if !seen.insert(d.target.clone()) {
-            continue;
-        }
+    for d in state.newest_failed_biome_deployments(project.as_str())? {
         let Some(biome) = &d.biome else { continue };
-        if d.state != DeploymentState::Failed {
-            continue;
-        }
         let (biome, env) = (Name::parse(biome)?, Name::parse(&d.env)?);
         let left = crate::down::left_behind(context, project, &env, &biome);
         let state = match d.kind {

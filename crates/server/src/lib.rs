@@ -165,6 +165,12 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::projects::router())
         .merge(routes::pipelines::router())
         .merge(routes::biomes::router())
+        .merge(routes::status::router())
+        .merge(routes::history::router())
+        .merge(routes::trace::router())
+        .merge(routes::artifacts::router())
+        .merge(routes::logs::router())
+        .merge(routes::config::router())
         .route_layer(middleware::from_fn_with_state(
             request_timeout,
             timeout::limit,

@@ -58,3 +58,17 @@ pub fn revision(sha: Option<String>, branch: Option<String>) -> Result<Revision,
         (None, None) => Ok(Revision::Default),
     }
 }
+
+/// Runs a use case that blocks (SQLite, files) in `context` (a request's, from [`reading`] or
+/// [`changing`]) off the async workers.
+pub async fn blocking_in<T: Send + 'static>(
+    context: Context,
+    work: impl FnOnce(&Context) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(move || work(&context)).await {
+        Ok(result) => Ok(result?),
+        Err(error) => Err(ApiError::internal(format!(
+            "a request's work panicked: {error}"
+        ))),
+    }
+}

@@ -2,10 +2,15 @@
 //! schemas derived here. They are converted by hand from the use cases' types, so a change in
 //! `sandpit-ops` never changes the wire by accident.
 
+pub mod artifacts;
 pub mod biome;
 pub mod biomes;
 pub mod changes;
+pub mod config;
 pub mod deployments;
+pub mod logs;
+
+pub mod trace;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -873,6 +873,32 @@ impl StateStore {
         self.load_all(found)
     }
 
+    /// The newest deployment of each biome of `project` when it failed, newest first: what `ls`
+    /// reports as left behind. The filter is SQL, so only failed ones are loaded (a listing of a
+    /// thousand biomes reads none of their histories).
+    pub fn newest_failed_biome_deployments(
+        &self,
+        project: &str,
+    ) -> Result<Vec<Deployment>, StateError> {
+        let found = ids(
+            &self.conn,
+            "SELECT d.id FROM deployments d
+             WHERE d.project = ?1 AND d.biome IS NOT NULL
+               AND d.id = (SELECT MAX(n.id) FROM deployments n
+                           WHERE n.project = d.project AND n.target = d.target)
+               AND EXISTS (SELECT 1 FROM deployment_events e
+                           WHERE e.deployment_id = d.id AND e.event = 'failed')
+             ORDER BY d.id DESC",
+            params![project],
+            "looking for failed biome deployments",
+        )?;
+        Ok(self
+            .load_all(found)?
+            .into_iter()
+            .filter(|d| d.state == DeploymentState::Failed)
+            .collect())
+    }
+
     /// The deployment whose artifacts run in the target now: the newest with state succeeded
     /// (a later rollback that succeeded is itself the current one). `None` when nothing was
     /// deployed, or when the newest is a destroy: nothing runs there then.

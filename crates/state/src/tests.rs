@@ -1553,3 +1553,27 @@ fn token_records_are_append_only() {
         .unwrap_err();
     assert!(err.to_string().contains("UNIQUE"), "{err}");
 }
+
+#[test]
+fn the_newest_failed_deployment_of_each_biome_is_found_without_the_rest() {
+    let (_dir, mut store) = open_temp();
+    // alice: failed, then succeeded (not left behind); bob: succeeded, then failed; the base
+    // failed but is no biome; carol only succeeded.
+    fail(&mut store, &new("dev/alice", &sha("a1"), &[("api", 'a')]));
+    succeed(&mut store, &new("dev/alice", &sha("a2"), &[("api", 'a')]));
+    succeed(&mut store, &new("dev/bob", &sha("b1"), &[("api", 'b')]));
+    let bob = fail(&mut store, &new("dev/bob", &sha("b2"), &[("api", 'b')]));
+    fail(&mut store, &new("dev", &sha("c1"), &[("api", 'c')]));
+    succeed(&mut store, &new("dev/carol", &sha("d1"), &[("api", 'd')]));
+    let found: Vec<i64> = store
+        .newest_failed_biome_deployments(PROJECT)
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(found, [bob.id]);
+    assert!(store
+        .newest_failed_biome_deployments("another")
+        .unwrap()
+        .is_empty());
+}

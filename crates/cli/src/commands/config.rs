@@ -8,12 +8,11 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use reqwest::Method;
 use sandpit_domain::Name;
-use sandpit_ops::config::{Change, Key, Level, Listing};
+use sandpit_ops::config::{Change, Key};
 use sandpit_ops::Context;
 use sandpit_server::wire::changes::{ConfigChangeRequest, ConfigResult};
-use serde::Serialize;
+use sandpit_server::wire::config::ConfigListing;
 
-use crate::checkout::Checkout;
 use crate::output;
 use crate::remote::{path_segment, project_path, Remote};
 
@@ -242,12 +241,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         None => {
             let listing =
                 sandpit_ops::config::show(context, args.target.as_deref(), args.show_secrets)?;
-            if json {
-                output::print_json(&ListingJson::from(&listing))?;
-            } else {
-                print_listing(&listing);
-            }
-            return Ok(ExitCode::SUCCESS);
+            return print(&ConfigListing::from(&listing), json);
         }
         Some(Action::Set(set)) => set_change(set)?,
         Some(Action::Unset(unset)) => unset_change(unset)?,
@@ -266,14 +260,8 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     print_changed(&ConfigResult::from(&changed), json)
 }
 
-/// Whether `config` runs on the control plane when one is configured: `set` and `unset` do;
-/// listing stays on this machine.
-pub fn changes(args: &Args) -> bool {
-    args.action.is_some()
-}
-
-/// `config set|unset` on the control plane: the values (secrets too) go in the request body
-/// only, never in its URL.
+/// `config` on the control plane: the listing (secrets masked: a server never sends them), or
+/// `set|unset`, whose values (secrets too) go in the request body only, never in its URL.
 pub async fn exec_remote(
     remote: &Remote,
     project: &str,
@@ -284,9 +272,9 @@ pub async fn exec_remote(
     let (target, change) = match &args.action {
         Some(Action::Set(set)) => set_change(set)?,
         Some(Action::Unset(unset)) => unset_change(unset)?,
-        None => unreachable!("only changes are sent to the control plane (see `changes`)"),
+        None => return list_remote(remote, project, directory, args, json).await,
     };
-    let target = super::restart::biome_or_branch(target, Checkout::find(directory).as_ref())?;
+    let target = crate::checkout::biome_or_branch(target, directory)?;
     let path = format!("{}/config/{}", project_path(project), path_segment(&target));
     let request = ConfigChangeRequest::from(&change);
     let mut answer: ConfigResult = remote.change(Method::POST, &path, Some(&request)).await?;
@@ -323,86 +311,36 @@ fn print_changed(changed: &ConfigResult, json: bool) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// `config --json`
-#[derive(Debug, Serialize)]
-struct ListingJson {
-    target: String,
-    env: String,
-    biome: Option<String>,
-    /// The deployment that runs in the target, or `null`.
-    deployment: Option<i64>,
-    /// Whether what runs was started with these values.
-    up_to_date: bool,
-    variables: Vec<VariableJson>,
-    pending: Vec<PendingJson>,
-}
-
-#[derive(Debug, Serialize)]
-struct VariableJson {
-    key: String,
-    /// The component it is set for; `null`: every one.
-    component: Option<String>,
-    /// Where it is set: the environment (`dev`) or the biome (`dev/alice`).
-    from: String,
-    /// `environment` or `biome`.
-    level: &'static str,
-    secret: bool,
-    /// `null` for a secret without `--show-secrets`.
-    value: Option<String>,
-    /// The components that get this value.
-    applies_to: Vec<String>,
-    /// Every component it was meant for gets another value.
-    overridden: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct PendingJson {
-    deployment: i64,
-    requested_by: String,
-    approvals_missing: u32,
-    change: String,
-}
-
-impl From<&Listing> for ListingJson {
-    fn from(listing: &Listing) -> ListingJson {
-        ListingJson {
-            target: listing.target.clone(),
-            env: listing.env.to_string(),
-            biome: listing.biome.as_ref().map(Name::to_string),
-            deployment: listing.deployment,
-            up_to_date: listing.up_to_date,
-            variables: listing
-                .variables
-                .iter()
-                .map(|v| VariableJson {
-                    key: v.key.to_string(),
-                    component: v.component.as_ref().map(Name::to_string),
-                    from: v.from.clone(),
-                    level: match v.level {
-                        Level::Environment => "environment",
-                        Level::Biome => "biome",
-                    },
-                    secret: v.secret,
-                    value: v.value.clone(),
-                    applies_to: v.applies_to.iter().map(Name::to_string).collect(),
-                    overridden: v.applies_to.is_empty(),
-                })
-                .collect(),
-            pending: listing
-                .pending
-                .iter()
-                .map(|p| PendingJson {
-                    deployment: p.deployment,
-                    requested_by: p.requested_by.clone(),
-                    approvals_missing: p.approvals_missing,
-                    change: p.change.clone(),
-                })
-                .collect(),
-        }
+/// `config [TARGET]` on the control plane: its listing, secrets masked.
+async fn list_remote(
+    remote: &Remote,
+    project: &str,
+    directory: Option<&std::path::Path>,
+    args: Args,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if args.show_secrets {
+        sandpit_ops::fail!(
+            InvalidInput,
+            "a control plane never sends secrets, so `config --show-secrets` works only on the machine that runs the target\nhint: there, run `sandpit config --show-secrets --local`"
+        );
     }
+    let target = crate::checkout::biome_or_branch(args.target, directory)?;
+    let path = format!("{}/config/{}", project_path(project), path_segment(&target));
+    let listing: ConfigListing = remote.call(Method::GET, &path, None::<&()>).await?;
+    print(&listing, json)
 }
 
-fn print_listing(listing: &Listing) {
+fn print(listing: &ConfigListing, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        output::print_json(listing)?;
+    } else {
+        print_listing(listing);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_listing(listing: &ConfigListing) {
     let target = &listing.target;
     let next = match &listing.biome {
         Some(biome) => format!("`sandpit up {biome}`"),
@@ -439,16 +377,14 @@ fn print_listing(listing: &Listing) {
                         }
                     }
                 };
-                let value = if v.applies_to.is_empty() {
+                let value = if v.overridden {
                     format!("{value}  (overridden)")
                 } else {
                     value
                 };
                 [
-                    v.key.to_string(),
-                    v.component
-                        .as_ref()
-                        .map_or_else(|| "all".to_owned(), Name::to_string),
+                    v.key.clone(),
+                    v.component.clone().unwrap_or_else(|| "all".to_owned()),
                     v.from.clone(),
                     value,
                 ]

@@ -6,7 +6,6 @@ use reqwest::Method;
 use sandpit_ops::Context;
 use sandpit_server::wire::changes::DownResult;
 
-use crate::checkout::Checkout;
 use crate::output;
 use crate::remote::{path_segment, project_path, Remote};
 
@@ -34,7 +33,7 @@ pub async fn exec_remote(
     args: Args,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let biome = super::restart::biome_or_branch(args.biome, Checkout::find(directory).as_ref())?;
+    let biome = crate::checkout::biome_or_branch(args.biome, directory)?;
     let path = format!("{}/biomes/{}", project_path(project), path_segment(&biome));
     let mut answer: DownResult = remote.change(Method::DELETE, &path, None::<&()>).await?;
     output::print_events(&answer.events);

@@ -1,4 +1,5 @@
-//! `sandpit exec [BIOME] [--component C] -- CMD ARGS…`
+//! `sandpit exec [BIOME] [--component C] -- CMD ARGS…`: local only (with a control plane
+//! configured it needs `--local`).
 
 use std::process::ExitCode;
 
@@ -19,6 +20,15 @@ pub struct Args {
     /// SANDPIT_MODELS_URL) plus your TERM; its exit code is sandpit's.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
+}
+
+/// The refusal of `exec` with a control plane configured: the command runs here, in the
+/// user's checkout, with a biome's secrets, so it needs the biome on this machine.
+pub fn local_only() -> anyhow::Error {
+    sandpit_ops::error::failure(
+        sandpit_ops::error::ErrorKind::InvalidInput,
+        "`sandpit exec` runs a command on this machine with a biome's environment (its secrets included), so it works only with biomes of this machine, never through a control plane\nhint: pass --local to run it against this machine's biome",
+    )
 }
 
 pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {

@@ -4,18 +4,27 @@
 //! with its component's name (coloured on a terminal unless `NO_COLOR`); with one, that
 //! component's lines as it wrote them. The supervisor's marks (starts, restarts and how the
 //! previous run ended, stops) read `sandpit: …`. `--json` prints one JSON object per line
-//! (see `output::LogLineJson`).
+//! (`sandpit_server::wire::logs::LogLine`).
+//!
+//! With a control plane the lines come from the server's machine in pages; `-f` polls for the
+//! lines after the last page's cursor.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use sandpit_domain::Name;
-use sandpit_ops::logs::Line;
-use sandpit_ops::Context;
+use std::path::Path;
+use std::time::Duration;
 
-use crate::output;
+use reqwest::Method;
+use sandpit_ops::Context;
+use sandpit_server::wire::logs::{LogLine, LogPage};
+
+use crate::remote::{path_segment, project_path, query_value, Remote};
+
+/// How often `logs -f` asks a control plane for new lines.
+const REMOTE_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -46,24 +55,69 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     let sources =
         sandpit_ops::logs::sources(context, args.biome.as_deref(), args.component.as_deref())
             .await?;
-    let mut printer = Printer {
-        json,
-        prefixed: sources.whole_biome,
-        colour: std::io::stdout().is_terminal() && crate::settings::colour_allowed(),
-        width: sources
-            .components
-            .iter()
-            .map(|(name, _)| name.as_str().len())
-            .max()
-            .unwrap_or(0),
-        colours: BTreeMap::new(),
-    };
-    for (name, _) in &sources.components {
-        printer.colour_of(name);
-    }
+    let components: Vec<String> = sources
+        .components
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let mut printer = Printer::new(json, sources.whole_biome, &components);
     let window = sandpit_ops::logs::window(args.since, args.tail);
-    sandpit_ops::logs::show(sources, window, args.follow, |lines| printer.print(lines)).await?;
+    sandpit_ops::logs::show(sources, window, args.follow, |lines| {
+        let lines: Vec<LogLine> = lines.iter().map(LogLine::from).collect();
+        printer.print(&lines)
+    })
+    .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+pub async fn exec_remote(
+    remote: &Remote,
+    project: &str,
+    directory: Option<&Path>,
+    args: Args,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let biome = crate::checkout::biome_or_branch(args.biome, directory)?;
+    let base = format!("{}/logs/{}", project_path(project), path_segment(&biome));
+    let component = args
+        .component
+        .as_deref()
+        .map(|c| format!("component={}&", query_value(c)))
+        .unwrap_or_default();
+    let mut first = format!("{base}?{component}");
+    if let Some(since) = args.since {
+        let since = sandpit_runtime::logs::format_time(since);
+        first.push_str(&format!("since={}&", query_value(&since)));
+    }
+    if let Some(tail) = args.tail {
+        first.push_str(&format!("tail={tail}&"));
+    }
+    let page: LogPage = remote
+        .call(Method::GET, first.trim_end_matches(['&', '?']), None::<&()>)
+        .await?;
+    let mut printer = Printer::new(json, page.whole_biome, &page.components);
+    if !printed(printer.print(&page.lines))? || !args.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut cursor = page.cursor;
+    loop {
+        tokio::time::sleep(REMOTE_POLL_INTERVAL).await;
+        let next = format!("{base}?{component}after={}", query_value(&cursor));
+        let page: LogPage = remote.call(Method::GET, &next, None::<&()>).await?;
+        if !printed(printer.print(&page.lines))? {
+            return Ok(ExitCode::SUCCESS);
+        }
+        cursor = page.cursor;
+    }
+}
+
+/// Whether printing worked; a reader that went away (`logs -f | head`) is not an error.
+fn printed(result: std::io::Result<()>) -> anyhow::Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(anyhow::Error::from(error).context("cannot write the logs")),
+    }
 }
 
 /// The colours prefixes take in turn (ANSI: cyan, yellow, green, magenta, blue, red).
@@ -76,25 +130,39 @@ struct Printer {
     colour: bool,
     /// The longest component name so far, so the lines line up.
     width: usize,
-    colours: BTreeMap<Name, u8>,
+    colours: BTreeMap<String, u8>,
 }
 
 impl Printer {
-    fn colour_of(&mut self, name: &Name) -> u8 {
-        let next = COLOURS[self.colours.len() % COLOURS.len()];
-        *self.colours.entry(name.clone()).or_insert(next)
+    /// For the lines of `components` (their colours assigned in that order).
+    fn new(json: bool, prefixed: bool, components: &[String]) -> Printer {
+        let mut printer = Printer {
+            json,
+            prefixed,
+            colour: std::io::stdout().is_terminal() && crate::settings::colour_allowed(),
+            width: components.iter().map(String::len).max().unwrap_or(0),
+            colours: BTreeMap::new(),
+        };
+        for name in components {
+            printer.colour_of(name);
+        }
+        printer
     }
 
-    fn print(&mut self, lines: &[Line]) -> std::io::Result<()> {
+    fn colour_of(&mut self, name: &str) -> u8 {
+        let next = COLOURS[self.colours.len() % COLOURS.len()];
+        *self.colours.entry(name.to_owned()).or_insert(next)
+    }
+
+    fn print(&mut self, lines: &[LogLine]) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
         for line in lines {
             if self.json {
-                let json = output::LogLineJson::new(line);
-                serde_json::to_writer(&mut out, &json)?;
+                serde_json::to_writer(&mut out, line)?;
                 writeln!(out)?;
                 continue;
             }
-            let text = line.record.display_text();
+            let text = line.display_text();
             if !self.prefixed {
                 writeln!(out, "{text}")?;
                 continue;

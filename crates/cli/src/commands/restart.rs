@@ -4,11 +4,9 @@
 use std::process::ExitCode;
 
 use reqwest::Method;
-use sandpit_ops::error::{failure, ErrorKind};
 use sandpit_ops::Context;
 use sandpit_server::wire::changes::{RestartRequest, RestartResult};
 
-use crate::checkout::Checkout;
 use crate::output;
 use crate::remote::{path_segment, project_path, Remote};
 
@@ -51,7 +49,7 @@ pub async fn exec_remote(
     args: Args,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let biome = biome_or_branch(args.biome, Checkout::find(directory).as_ref())?;
+    let biome = crate::checkout::biome_or_branch(args.biome, directory)?;
     let path = format!(
         "{}/biomes/{}/restart",
         project_path(project),
@@ -64,22 +62,6 @@ pub async fn exec_remote(
     output::print_events(&answer.events);
     answer.events.clear();
     print(&answer, json)
-}
-
-/// The biome named, else the one named after the checkout's branch (a remote command has no
-/// other way to know it).
-pub fn biome_or_branch(
-    named: Option<String>,
-    checkout: Option<&Checkout>,
-) -> anyhow::Result<String> {
-    match (named, checkout) {
-        (Some(biome), _) => Ok(biome),
-        (None, Some(checkout)) => checkout.default_biome("name the biome"),
-        (None, None) => Err(failure(
-            ErrorKind::InvalidInput,
-            "there is no checkout here to name the biome after its branch\nhint: name the biome",
-        )),
-    }
 }
 
 fn print(outcome: &RestartResult, json: bool) -> anyhow::Result<ExitCode> {

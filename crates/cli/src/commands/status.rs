@@ -1,10 +1,15 @@
-//! `sandpit status [BIOME] [--show-secrets] [--json]`
+//! `sandpit status [BIOME] [--show-secrets] [--json]`: on this machine, or with a control plane,
+//! on the server's (never with secrets).
 
+use std::path::Path;
 use std::process::ExitCode;
 
+use reqwest::Method;
 use sandpit_ops::Context;
+use sandpit_server::wire::biome::BiomeDocument;
 
 use crate::output;
+use crate::remote::{path_segment, project_path, Remote};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,11 +31,36 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         _ => None,
     };
     let models = sandpit_ops::status::models(context, &status)?;
-    let document = output::BiomeJson::new(&status, database_url).with_models(&models);
+    print(
+        &BiomeDocument::new(&status, database_url).with_models(&models),
+        json,
+    )
+}
+
+pub async fn exec_remote(
+    remote: &Remote,
+    project: &str,
+    directory: Option<&Path>,
+    args: Args,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if args.show_secrets {
+        sandpit_ops::fail!(
+            InvalidInput,
+            "a control plane never sends secrets, so `status --show-secrets` works only on the machine that runs the biome\nhint: there, run `sandpit status --show-secrets --local`"
+        );
+    }
+    let biome = crate::checkout::biome_or_branch(args.biome, directory)?;
+    let path = format!("{}/status/{}", project_path(project), path_segment(&biome));
+    let detail: BiomeDocument = remote.call(Method::GET, &path, None::<&()>).await?;
+    print(&detail, json)
+}
+
+fn print(detail: &BiomeDocument, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        output::print_json(&document)?;
+        output::print_json(detail)?;
     } else {
-        output::print_biome(&document);
+        output::print_biome(detail);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,14 @@
-//! `sandpit trace SHA|DIGEST|ARTIFACT [--json]`
+//! `sandpit trace SHA|DIGEST|ARTIFACT [--json]`: on this machine, or with a control plane, on
+//! the server's.
 
 use std::process::ExitCode;
 
+use reqwest::Method;
 use sandpit_ops::Context;
+use sandpit_server::wire::trace::Trace;
 
 use crate::output;
+use crate::remote::{path_segment, project_path, Remote};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -14,47 +18,49 @@ pub struct Args {
 
 pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
     let report = sandpit_ops::trace::trace(context, &args.needle).await?;
+    print(&Trace::from(&report), json)
+}
+
+pub async fn exec_remote(
+    remote: &Remote,
+    project: &str,
+    args: Args,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let path = format!(
+        "{}/trace/{}",
+        project_path(project),
+        path_segment(args.needle.trim())
+    );
+    let trace: Trace = remote.call(Method::GET, &path, None::<&()>).await?;
+    print(&trace, json)
+}
+
+fn print(trace: &Trace, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        let stored: Vec<serde_json::Value> = report
-            .stored
-            .iter()
-            .map(|copy| {
-                let mut value = serde_json::to_value(output::ArtifactJson::from(&copy.check))
-                    .expect("artifact JSON always serialises");
-                value["store"] = copy.store.clone().into();
-                value
-            })
-            .collect();
-        output::print_json(&serde_json::json!({
-            "running": report.running,
-            "deployments": report.deployments.iter().map(output::DeploymentJson::from).collect::<Vec<_>>(),
-            "provenance": report.provenance,
-            "stored": stored,
-        }))?;
+        output::print_json(trace)?;
         return Ok(ExitCode::SUCCESS);
     }
-    if report.running.is_empty() {
+    if trace.running.is_empty() {
         println!("running nowhere now");
     } else {
         println!("running now:");
-        output::print_running(&report.running);
+        output::print_running(&trace.running);
     }
-    if !report.deployments.is_empty() {
+    if !trace.deployments.is_empty() {
         println!("deployments that included it:");
-        output::print_deployments(&report.deployments);
+        output::print_deployments(&trace.deployments);
     }
-    for copy in &report.stored {
-        match output::integrity_problem(&copy.check) {
+    for copy in &trace.stored {
+        match copy.artifact.integrity_problem() {
             Some(problem) => println!("stored in {}: {problem}", copy.store),
             None => println!(
                 "stored in {}: {} {} intact",
-                copy.store,
-                copy.check.name.file_name(),
-                copy.check.provenance.digest
+                copy.store, copy.artifact.name, copy.artifact.digest
             ),
         }
     }
-    for p in &report.provenance {
+    for p in &trace.provenance {
         println!(
             "provenance: {}-{}.zip  {}  built from tree {} by {} at {}",
             p.component,

@@ -36,7 +36,7 @@ struct StoreJson {
     store: String,
     root: String,
     #[serde(flatten)]
-    artifacts: output::ArtifactListJson,
+    artifacts: sandpit_server::wire::artifacts::ArtifactList,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,7 +104,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
                 .map(|s| StoreJson {
                     store: s.store.clone(),
                     root: s.root.display().to_string(),
-                    artifacts: output::ArtifactListJson::from(&s.check),
+                    artifacts: sandpit_server::wire::artifacts::ArtifactList::from(&s.check),
                 })
                 .collect(),
             running: report
@@ -119,7 +119,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
                     integrity: r
                         .integrity
                         .as_ref()
-                        .map(output::integrity_word)
+                        .map(sandpit_server::wire::artifacts::integrity_word)
                         .unwrap_or("missing"),
                     actual_digest: match &r.integrity {
                         Some(Integrity::Modified { actual }) => Some(actual.to_string()),
@@ -135,7 +135,9 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
                 .check
                 .artifacts
                 .iter()
-                .filter_map(output::integrity_problem)
+                .filter_map(|a| {
+                    sandpit_server::wire::artifacts::Artifact::from(a).integrity_problem()
+                })
                 .chain(
                     store
                         .check

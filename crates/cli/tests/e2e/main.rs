@@ -14,6 +14,7 @@ mod environments;
 mod faults;
 mod models;
 mod pipelines;
+mod remote_reads;
 mod remote_writes;
 mod runtime;
 mod security;

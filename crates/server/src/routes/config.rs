@@ -1,10 +1,9 @@
-//! `POST /api/v1/projects/{project}/config/{target}`: `sandpit config set|unset`. The values
-//! (secrets among them) come in the body only, and are never logged or echoed: errors name
-//! keys, never values.
+//! `/api/v1/projects/{project}/config/{target}`: the `sandpit config [TARGET]` listing (GET,
+//! secrets masked: a secret's value is never sent) and `config set|unset` (POST).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use sandpit_ops::authorization::Action;
 use sandpit_ops::config::Changed;
@@ -16,6 +15,7 @@ use crate::body::ApiJson;
 use crate::error::ApiError;
 use crate::project::changing;
 use crate::wire::changes::{ConfigChangeRequest, ConfigResult};
+use crate::wire::config::ConfigListing;
 use crate::wire::deployments::ProgressLog;
 use crate::wire::ErrorBody;
 use crate::AppState;
@@ -78,4 +78,35 @@ pub async fn change(
             Ok((status, Json(answer)))
         })
         .await
+}
+
+/// The read route (under the reads' deadline).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/projects/{project}/config/{target}", get(list))
+}
+
+/// A target's variables and secrets (values of secrets `null`), whether what runs has them, and
+/// the changes waiting for approvals (`sandpit config TARGET --json`).
+#[utoipa::path(get, path = "/api/v1/projects/{project}/config/{target}", tag = "config", security(("bearer" = [])),
+    params(
+        ("project" = String, Path, description = "The project's name"),
+        ("target" = String, Path, description = "`ENV`, `ENV/BIOME` or `BIOME`, as one (percent-encoded) segment"),
+    ),
+    responses(
+        (status = 200, body = ConfigListing),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such project, environment or biome", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, target)): Path<(String, String)>,
+) -> Result<Json<ConfigListing>, ApiError> {
+    caller.require(Action::Read)?;
+    let context = crate::project::reading(&state, &caller, &project).await?;
+    let listing = crate::project::blocking_in(context, move |context| {
+        sandpit_ops::config::show(context, Some(&target), false)
+    })
+    .await?;
+    Ok(Json(ConfigListing::from(&listing)))
 }

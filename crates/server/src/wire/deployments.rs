@@ -177,3 +177,17 @@ impl ProgressLog {
         std::mem::take(&mut self.lines)
     }
 }
+
+/// `sandpit history TARGET --json` and `GET /api/v1/projects/{project}/history`: newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentList {
+    pub deployments: Vec<DeploymentRecord>,
+}
+
+impl From<&[Deployment]> for DeploymentList {
+    fn from(deployments: &[Deployment]) -> DeploymentList {
+        DeploymentList {
+            deployments: deployments.iter().map(DeploymentRecord::from).collect(),
+        }
+    }
+}

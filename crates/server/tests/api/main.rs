@@ -16,6 +16,7 @@ use tower::ServiceExt as _;
 mod changes;
 mod openapi;
 mod pipelines;
+mod reads;
 
 /// A server over a fresh home, and an admin's secret.
 struct Api {
