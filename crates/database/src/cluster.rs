@@ -492,10 +492,9 @@ fn read_or_choose_port(path: &Path) -> Result<u16, DatabaseError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(DatabaseError::io("read", path, error)),
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map_err(|error| DatabaseError::io("find a free loopback port for", path, error))?
-        .port();
+    // Outside the ephemeral range, so no outgoing connection takes it before PostgreSQL binds it.
+    let port = sandpit_runtime::port_offer::offer()
+        .map_err(|error| DatabaseError::io("find a free loopback port for", path, error))?;
     write_atomically(path, format!("{port}\n").as_bytes())?;
     Ok(port)
 }

@@ -288,9 +288,7 @@ fn read_or_choose_port(path: &Path) -> anyhow::Result<u16> {
     {
         return Ok(port);
     }
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
-        .local_addr()?
-        .port();
+    let port = sandpit_runtime::port_offer::offer()?;
     fs::write(path, format!("{port}\n"))
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(port)

@@ -10,6 +10,7 @@ pub mod health;
 pub mod log_writer;
 pub mod logs;
 pub mod owner_only;
+pub mod port_offer;
 pub mod ports;
 pub mod process;
 pub mod protocol;

@@ -315,7 +315,7 @@ impl Supervisor {
                 &biome.ports,
                 &spec.components,
                 &reserved,
-                port_allocation::kernel_offer,
+                port_allocation::system_offer,
             );
             biome.ports = match ports {
                 Ok(ports) => ports,

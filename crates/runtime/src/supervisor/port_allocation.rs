@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::net::TcpListener;
 
 use sandpit_domain::{ComponentKind, Name};
 
@@ -34,9 +33,9 @@ pub(super) fn allocate_ports(
     Ok(ports)
 }
 
-/// What the kernel offers: a port free right now (bound to port 0, then let go).
-pub(super) fn kernel_offer() -> io::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+/// A port free right now, outside the kernel's ephemeral range ([`crate::port_offer`]).
+pub(super) fn system_offer() -> io::Result<u16> {
+    crate::port_offer::offer()
 }
 
 /// The first port `offer` (the kernel) proposes that is not `reserved`, within a few tries.
@@ -169,7 +168,7 @@ mod tests {
             error.to_string().contains("kept by another biome"),
             "{error}"
         );
-        assert!(!reserved.contains(&choose_port(&reserved, kernel_offer).unwrap()));
+        assert!(!reserved.contains(&choose_port(&reserved, system_offer).unwrap()));
     }
 
     #[test]
