@@ -39,6 +39,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "how long one PostgreSQL statement may go unanswered before sandpit gives up (default 30000)",
     ),
     (
+        "SANDPIT_REPORT_BACKOFF_MS",
+        "the first wait before a report to GitLab that failed is sent again, doubling after each failure (default 2000)",
+    ),
+    (
         "SANDPIT_PG_BIN",
         "the only directory to take PostgreSQL's server programs from (default: PATH, then /usr/lib/postgresql/*/bin)",
     ),
@@ -307,6 +311,15 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
         principal: sandpit_ops::principal::Principal::local(
             env::var("SANDPIT_USER").ok().as_deref(),
         ),
+        reporting: sandpit_ops::report::Reporting {
+            // Tests shrink the retry schedule to milliseconds.
+            retry: number_from_env("SANDPIT_REPORT_BACKOFF_MS")
+                .filter(|m| *m > 0)
+                .map_or_else(Default::default, |millis| {
+                    sandpit_ops::report::RetryPolicy::with_base(Duration::from_millis(millis))
+                }),
+            ..Default::default()
+        },
     })
 }
 

@@ -107,6 +107,19 @@ pub fn resolve_target(
     })
 }
 
+/// The value of `key` set on environment `env`'s base for every component, if any (the
+/// reporter's API token).
+pub(crate) fn base_value(
+    context: &Context,
+    project: &Name,
+    env: &Name,
+    key: &str,
+) -> anyhow::Result<Option<Value>> {
+    let key = Key::parse(key)?;
+    let variables = ConfigDirs::new(context, project).load(env, None)?;
+    Ok(variables.entries.get(&(None, key)).cloned())
+}
+
 /// The variables `target`'s components get, as stored.
 pub(crate) fn load_layers(
     context: &Context,

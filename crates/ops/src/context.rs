@@ -32,6 +32,8 @@ pub struct Context {
     pub pg_bin_dir: Option<PathBuf>,
     /// Who is asking: recorded as the requester or approver of what they do.
     pub principal: crate::principal::Principal,
+    /// How pipelines report back to a forge (`sandpit server` rings the report worker).
+    pub reporting: crate::report::Reporting,
 }
 
 impl Context {
@@ -59,6 +61,7 @@ impl Context {
             database_timeouts: Default::default(),
             pg_bin_dir: None,
             principal: crate::principal::Principal::local(Some("test@example.com")),
+            reporting: Default::default(),
         }
     }
 

@@ -33,6 +33,7 @@ pub mod projects;
 pub mod promote;
 pub mod psql;
 pub mod release;
+pub mod report;
 pub mod restart;
 pub mod rollback;
 pub mod source;

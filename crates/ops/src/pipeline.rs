@@ -166,6 +166,8 @@ fn record(context: &Context, source: &Source, facts: NewPipelineFacts) -> anyhow
         stages,
         retry_of: facts.retry_of,
     })?;
+    drop(store);
+    crate::report::pipeline_changed(context, &pipeline);
     Ok(pipeline)
 }
 
@@ -192,6 +194,9 @@ pub fn recover(context: &Context) -> anyhow::Result<Vec<i64>> {
     let failed = store.fail_interrupted_pipelines(INTERRUPTED)?;
     for id in &failed {
         let _ = append_log(context, *id, INTERRUPTED);
+        if let Some(pipeline) = store.pipeline(*id)? {
+            crate::report::pipeline_changed(context, &pipeline);
+        }
     }
     Ok(failed)
 }
@@ -216,7 +221,8 @@ pub async fn run_queue(context: &Context) -> anyhow::Result<Vec<i64>> {
         for pipelines in by_project.values() {
             let decision = plan::next_in_queue(pipelines);
             for (superseded, by) in decision.supersede {
-                store.supersede_pipeline(superseded, by)?;
+                let pipeline = store.supersede_pipeline(superseded, by)?;
+                crate::report::pipeline_changed(context, &pipeline);
                 let _ = append_log(
                     context,
                     superseded,
@@ -243,6 +249,7 @@ pub async fn run(context: &Context, id: i64) -> anyhow::Result<Pipeline> {
     let mut store = crate::deployment::state_store(context)?;
     let pipeline = store.start_pipeline(id)?;
     drop(store);
+    crate::report::pipeline_changed(context, &pipeline);
     let mut log = PipelineLog::open(context, id)?;
     log.line(&format!(
         "pipeline #{id}: {} at {} ({}), requested by {}",
@@ -310,7 +317,9 @@ pub async fn run(context: &Context, id: i64) -> anyhow::Result<Pipeline> {
         Outcome::Pending(message) => format!("pipeline #{id}: pending: {message}"),
         Outcome::Failed(message) => format!("pipeline #{id}: failed: {message}"),
     });
-    Ok(crate::deployment::state_store(context)?.finish_pipeline(id, &outcome)?)
+    let finished = crate::deployment::state_store(context)?.finish_pipeline(id, &outcome)?;
+    crate::report::pipeline_changed(context, &finished);
+    Ok(finished)
 }
 
 /// Finishes the pipeline stage (and the pipeline) that waited for `deployment`, once its
@@ -340,6 +349,8 @@ pub fn deployment_decided(context: &Context, deployment: i64) -> anyhow::Result<
     };
     store.finish_stage(id, position, &outcome, None)?;
     let pipeline = store.finish_pipeline(id, &outcome)?;
+    drop(store);
+    crate::report::pipeline_changed(context, &pipeline);
     let _ = append_log(
         context,
         id,
@@ -542,6 +553,12 @@ impl BuildProgress for PipelineLog {
             outcome.artifact.digest
         ));
     }
+}
+
+/// Appends `text` to pipeline `id`'s log; a log that cannot be written is let go (it describes
+/// the pipeline, it is not part of it).
+pub fn note_in_log(context: &Context, id: i64, text: &str) {
+    let _ = append_log(context, id, text);
 }
 
 fn append_log(context: &Context, id: i64, text: &str) -> anyhow::Result<()> {

@@ -270,6 +270,17 @@ pub fn at_last_fetch(context: &Context, name: &str) -> anyhow::Result<crate::Sou
     })
 }
 
+/// Project `name` at commit `sha` of its mirror, without fetching: for a commit a pipeline
+/// already fetched.
+pub fn at_commit(context: &Context, name: &str, sha: &str) -> anyhow::Result<crate::Source> {
+    let name = project_name(name)?;
+    let repo = Repository::open_bare(&mirror_dir(context, &name), context.base_env.clone())?;
+    Ok(crate::Source::Commit {
+        repo,
+        commit: CommitId::parse(sha)?,
+    })
+}
+
 /// A fetched mirror, its registration and its branch head.
 struct Fetched {
     mirror: Mirror,

@@ -7,7 +7,8 @@
 //! ([`request_id`]: `x-request-id`, internal faults logged under it), the metrics, the body
 //! limit, and inside routing the per-request deadline ([`timeout`]): [`REQUEST_TIMEOUT`] for
 //! reads, [`CHANGE_TIMEOUT`] for the routes that build, roll out or approve (`up`, `deploy`,
-//! `approve`, …). [`queue`] runs the pipelines handlers queue.
+//! `approve`, …). [`queue`] runs the pipelines handlers queue; [`reports`] sends what they
+//! report back to GitLab.
 
 pub mod auth;
 pub mod body;
@@ -17,6 +18,7 @@ pub mod openapi;
 pub mod project;
 pub mod query;
 pub mod queue;
+pub mod reports;
 pub mod request_id;
 pub mod routes;
 pub mod timeout;

@@ -17,6 +17,19 @@ pub struct Spec {
     /// Services, jobs and models, keyed by name; names are unique across all three kinds.
     pub components: BTreeMap<Name, Component>,
     pub database: Option<Database>,
+    /// `[gitlab]`: where pipelines report back; `None`: nowhere.
+    pub gitlab: Option<Gitlab>,
+}
+
+/// `[gitlab]`: the commit status API and merge request notes of one GitLab project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gitlab {
+    /// `api_url`, checked to be http(s), without a trailing `/`.
+    pub api_url: String,
+    /// `project`: a path (`group/app`) or a numeric id, as written (encoded when put in a path).
+    pub project: String,
+    /// `token_secret`: the configuration secret holding the API token. Default `GITLAB_TOKEN`.
+    pub token_secret: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -391,6 +391,34 @@ pub(crate) static DATABASE: Section = Section {
     ],
 };
 
+pub(crate) static GITLAB: Section = Section {
+    label: "gitlab",
+    description: "Reporting back to GitLab: each pipeline's commit status, and one note per merge request on its biome. Read from the pipeline's commit; without this section nothing is reported.",
+    keys: &[
+        required(key(
+            "api_url",
+            Kind::String,
+            "The GitLab API's root, http(s) and ending in `/api/v4`.",
+            "\"https://gitlab.example/api/v4\"",
+        )),
+        required(key(
+            "project",
+            Kind::String,
+            "The GitLab project: its path (`group/app`) or its numeric id.",
+            "\"group/app\"",
+        )),
+        with_default(
+            key(
+                "token_secret",
+                Kind::EnvVarName,
+                "The configuration secret holding the API token (`sandpit config ENV set --secret GITLAB_TOKEN=…`), set on the base of the environment the pipeline deploys into first (a biome pipeline: its biome's environment).",
+                "\"GITLAB_TOKEN\"",
+            ),
+            DefaultValue::String("GITLAB_TOKEN"),
+        ),
+    ],
+};
+
 /// The whole file.
 pub(crate) static ROOT: Section = Section {
     label: "file",
@@ -415,6 +443,12 @@ pub(crate) static ROOT: Section = Section {
             "database",
             Kind::Table(&DATABASE),
             "The project's database: how each environment's template database is built.",
+            "",
+        ),
+        key(
+            "gitlab",
+            Kind::Table(&GITLAB),
+            "Reporting back to GitLab: each pipeline's commit status, and one note per merge request on its biome. Read from the pipeline's commit; without this section nothing is reported.",
             "",
         ),
     ],

@@ -239,12 +239,12 @@ fn unknown_keys_are_refused_in_every_kind_of_table() {
         (
             "unknown section with nothing close",
             "[project]\nname = \"demo\"\n[pipelines]\n",
-            "sandpit.toml:3:2: unknown section `pipelines`\n  hint: sections are `project`, `environments`, `services`, `jobs`, `models`, `database`",
+            "sandpit.toml:3:2: unknown section `pipelines`\n  hint: sections are `project`, `environments`, `services`, `jobs`, `models`, `database`, `gitlab`",
         ),
         (
             "unknown key at the top level",
             "version = 2\n[project]\nname = \"demo\"\n",
-            "sandpit.toml:1:1: unknown key `version` at the top of the file\n  hint: keys belong in a section; sections are `project`, `environments`, `services`, `jobs`, `models`, `database`",
+            "sandpit.toml:1:1: unknown key `version` at the top of the file\n  hint: keys belong in a section; sections are `project`, `environments`, `services`, `jobs`, `models`, `database`, `gitlab`",
         ),
         (
             "[project]",
@@ -1129,4 +1129,61 @@ name = "demo"
 sandpit.toml:4:1: invalid TOML: duplicate key `a\0` in table `project`
 "#,
     );
+}
+
+#[test]
+fn gitlab_reporting_is_read_with_its_default_token_secret() {
+    let spec = parse(
+        "[project]\nname = \"demo\"\n[gitlab]\napi_url = \"https://gitlab.example/api/v4/\"\nproject = \"group/app\"\n",
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        spec.gitlab,
+        Some(Gitlab {
+            api_url: "https://gitlab.example/api/v4".to_owned(),
+            project: "group/app".to_owned(),
+            token_secret: "GITLAB_TOKEN".to_owned(),
+        }),
+        "the trailing `/` is dropped, the token's secret defaults"
+    );
+    let spec = parse(
+        "[project]\nname = \"demo\"\n[gitlab]\napi_url = \"http://127.0.0.1:9/api/v4\"\nproject = \"42\"\ntoken_secret = \"CI_TOKEN\"\n",
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(spec.gitlab.unwrap().token_secret, "CI_TOKEN");
+    assert_eq!(parse("[project]\nname = \"demo\"\n").unwrap().gitlab, None);
+}
+
+#[test]
+fn gitlab_api_url_must_be_http_and_the_rest_usable() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "api_url = \"ftp://gitlab.example/api/v4\"\nproject = \"g/a\"\n",
+            "sandpit.toml:4:11: `api_url` \"ftp://gitlab.example/api/v4\": is not an http(s) URL\n  hint: write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"",
+        ),
+        (
+            "api_url = \"https:///api/v4\"\nproject = \"g/a\"\n",
+            "sandpit.toml:4:11: `api_url` \"https:///api/v4\": names no host\n  hint: write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"",
+        ),
+        (
+            "api_url = \"https://gitlab.example/api/v4?x=1\"\nproject = \"g/a\"\n",
+            "sandpit.toml:4:11: `api_url` \"https://gitlab.example/api/v4?x=1\": has a query or fragment, which the API paths cannot follow\n  hint: write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"",
+        ),
+        (
+            "api_url = \"https://gitlab.example/api/v4\"\nproject = \"/g\"\n",
+            "sandpit.toml:5:11: `project` \"/g\" is not a GitLab project\n  hint: write its path (project = \"group/app\") or its numeric id (project = \"42\")",
+        ),
+        (
+            "api_url = \"https://gitlab.example/api/v4\"\nproject = \"g/a\"\ntoken_secret = \"gitlab_token\"\n",
+            "sandpit.toml:6:16: `token_secret` \"gitlab_token\" cannot name a configuration secret, whose names are upper case\n  hint: write token_secret = \"GITLAB_TOKEN\"",
+        ),
+        (
+            "project = \"g/a\"\n",
+            "sandpit.toml:3:1: missing required key `api_url` in `[gitlab]`\n  hint: add api_url = \"https://gitlab.example/api/v4\"",
+        ),
+    ];
+    for (body, expect) in cases {
+        let input = format!("[project]\nname = \"demo\"\n[gitlab]\n{body}");
+        assert_eq!(rendered(&input), *expect, "input:\n{input}");
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sandpit_domain::{quoted, ComponentKind, Name};
 
 use crate::diagnostic::{did_you_mean, Sink};
-use crate::model::{Component, Database, DatabaseUrl, Environment, Project, Spec};
+use crate::model::{Component, Database, DatabaseUrl, Environment, Gitlab, Project, Spec};
 use crate::typecheck::{Fields, Located};
 
 /// Models have no `start_timeout` key; this is how long the model endpoint may take to load one.
@@ -26,12 +26,80 @@ pub(crate) fn build_spec(sink: &mut Sink<'_>, root: &Fields) -> Option<Spec> {
             shared: fields.string("shared"),
         })
     });
+    let gitlab = root.table("gitlab").and_then(|fields| gitlab(sink, fields));
     Some(Spec {
         project: project?,
         environments,
         components,
         database,
+        gitlab,
     })
+}
+
+fn gitlab(sink: &mut Sink<'_>, fields: &Fields) -> Option<Gitlab> {
+    let api_url = fields.string("api_url")?;
+    let project = fields.string("project")?;
+    let token_secret = fields.string("token_secret")?;
+    let mut valid = true;
+    if let Err(problem) = check_api_url(&api_url) {
+        sink.error(
+            fields.value_at("api_url"),
+            format!("`api_url` {}: {problem}", quoted(&api_url)),
+            Some("write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"".to_owned()),
+        );
+        valid = false;
+    }
+    if project.trim().is_empty() || project.starts_with('/') || project.ends_with('/') {
+        sink.error(
+            fields.value_at("project"),
+            format!("`project` {} is not a GitLab project", quoted(&project)),
+            Some("write its path (project = \"group/app\") or its numeric id (project = \"42\")".to_owned()),
+        );
+        valid = false;
+    }
+    // A configuration variable's name is upper case (`sandpit config set` refuses others), so
+    // any other name could never be set.
+    if !token_secret
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    {
+        sink.error(
+            fields.value_at("token_secret"),
+            format!(
+                "`token_secret` {} cannot name a configuration secret, whose names are upper case",
+                quoted(&token_secret)
+            ),
+            Some(format!(
+                "write token_secret = \"{}\"",
+                token_secret.to_ascii_uppercase().replace('-', "_")
+            )),
+        );
+        valid = false;
+    }
+    valid.then(|| Gitlab {
+        api_url: api_url.trim_end_matches('/').to_owned(),
+        project,
+        token_secret,
+    })
+}
+
+/// Why `raw` cannot be the root of an HTTP API: only `http://HOST…` and `https://HOST…` can.
+fn check_api_url(raw: &str) -> Result<(), &'static str> {
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))
+        .ok_or("is not an http(s) URL")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err("names no host");
+    }
+    if raw.contains(['?', '#']) {
+        return Err("has a query or fragment, which the API paths cannot follow");
+    }
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("has whitespace or control characters");
+    }
+    Ok(())
 }
 
 fn project(fields: &Fields) -> Option<Project> {

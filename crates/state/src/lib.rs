@@ -23,6 +23,7 @@
 mod pipelines;
 mod process;
 mod projects;
+mod reports;
 mod schema;
 mod store;
 mod tokens;
@@ -36,6 +37,7 @@ pub use pipelines::{
     NewPipeline, NewStage, Outcome, Pipeline, PipelineState, Stage, StageKind, StageState, Trigger,
 };
 pub use projects::{NewProject, ProjectRecord};
+pub use reports::{NewReport, Report, ReportCounts, ReportKind, ReportState};
 pub use store::StateStore;
 pub use tokens::{NewToken, Token};
 

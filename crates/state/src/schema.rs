@@ -258,4 +258,52 @@ BEGIN SELECT RAISE(ABORT, 'token records are append-only'); END;
 CREATE TRIGGER token_events_append_only_delete BEFORE DELETE ON token_events
 BEGIN SELECT RAISE(ABORT, 'token records are append-only'); END;
 "#,
+    // 8 (after the pipelines' biomes, 6, and the webhooks' deliveries, 7): the outbox of reports
+    // to a forge — each commit status or merge request note to send and its delivery's state —
+    // and the one note kept per merge request. Unlike the records above, an outbox row changes
+    // (attempts, next attempt, result): it is a work queue, not history, and the pipeline's own
+    // events stay the record of what happened.
+    REPORTS_OUTBOX,
 ];
+
+/// Migration 8: see [`MIGRATIONS`].
+const REPORTS_OUTBOX: &str = r#"
+CREATE TABLE reports (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline_id     INTEGER REFERENCES pipelines (id),
+    kind            TEXT    NOT NULL CHECK (kind IN ('commit_status', 'merge_request_note')),
+    -- rows with the same key are delivered one after another, in id order
+    ordering_key    TEXT    NOT NULL,
+    api_url         TEXT    NOT NULL,
+    -- the forge's project: a path or a numeric id, as `sandpit.toml` wrote it
+    forge_project   TEXT    NOT NULL,
+    -- where the API token is: configuration secret `token_secret` of sandpit project
+    -- `project`, environment `token_env` (its base); the token itself is never stored here
+    project         TEXT    NOT NULL,
+    token_env       TEXT    NOT NULL,
+    token_secret    TEXT    NOT NULL,
+    -- commit_status: the commit; merge_request_note: the merge request's iid
+    sha             TEXT,
+    merge_request   INTEGER,
+    -- a status's JSON body, or a note's Markdown
+    body            TEXT    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN ('waiting', 'delivered', 'failed', 'superseded')),
+    attempts        INTEGER NOT NULL CHECK (attempts >= 0),
+    -- milliseconds since the Unix epoch
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    created_at      TEXT    NOT NULL,
+    finished_at     TEXT
+);
+CREATE INDEX reports_by_state ON reports (state, id);
+CREATE INDEX reports_by_pipeline ON reports (pipeline_id, id);
+
+CREATE TABLE merge_request_notes (
+    api_url       TEXT    NOT NULL,
+    forge_project TEXT    NOT NULL,
+    merge_request INTEGER NOT NULL,
+    note_id       INTEGER NOT NULL,
+    created_at    TEXT    NOT NULL,
+    PRIMARY KEY (api_url, forge_project, merge_request)
+);
+"#;

@@ -1,6 +1,7 @@
-//! `sandpit server [--listen ADDR] [--tls-cert F --tls-key F]`: the team control plane's HTTP
-//! API in the foreground, over this `$SANDPIT_HOME`, until Ctrl-C or SIGTERM, with the
-//! pipeline queue's worker (`sandpit_server::queue`) on a thread of its own.
+//! `sandpit server [--listen ADDR] [--tls-cert F --tls-key F] [--public-url URL]`: the team
+//! control plane's HTTP API in the foreground, over this `$SANDPIT_HOME`, until Ctrl-C or
+//! SIGTERM, with the pipeline queue's worker (`sandpit_server::queue`) and the report worker
+//! (`sandpit_server::reports`) on threads of their own.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -24,6 +25,10 @@ pub struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The server's address as its users reach it, for the links reports to GitLab carry to
+    /// pipelines (default: the address it listens on).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
 }
 
 pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
@@ -39,12 +44,24 @@ pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .map_err(|error| cannot_listen(args.listen, &error))?;
     let address = listener.local_addr()?;
     let mut stop = shutdown_signal()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = match &args.public_url {
+        Some(url) => public_url(url)?,
+        None => format!("{scheme}://{address}"),
+    };
 
     // The server supervises this machine's biomes as the CLI does: through the daemon, started
     // now (if none runs) so that what ran before comes back and stays supervised.
     sandpit_ops::daemon_connection::started(context)
         .await
         .context("cannot start the supervisor daemon")?;
+
+    // Reports are sent by a worker of their own; every context that runs or decides a
+    // pipeline rings it when it enqueues one.
+    let mut context = context.clone();
+    context.reporting.public_url = Some(public_url);
+    context.reporting.bell = sandpit_server::reports::start(context.clone())?;
+    let context = &context;
 
     // Pipelines an earlier server left running are failed now, before any is queued.
     let (queue, recovered) = sandpit_server::queue::Queue::start(context.clone())?;
@@ -60,7 +77,6 @@ pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         ),
         None => println!("admin token: {} (from an earlier start)", admin_token.display()),
     }
-    let scheme = if tls.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{address}");
     std::io::stdout().flush()?;
 
@@ -77,6 +93,25 @@ pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     .context("the server failed")?;
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--public-url`, checked: an http(s) URL, kept without a trailing `/`.
+fn public_url(raw: &str) -> anyhow::Result<String> {
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !raw.contains(['?', '#', ' ']) => {
+            Ok(raw.trim_end_matches('/').to_owned())
+        }
+        _ => Err(failure(
+            ErrorKind::InvalidInput,
+            format!(
+                "--public-url {} is not an http(s) URL of this server\nhint: e.g. --public-url https://sandpit.example.com",
+                sandpit_domain::quoted(raw)
+            ),
+        )),
+    }
 }
 
 fn cannot_listen(address: SocketAddr, error: &std::io::Error) -> anyhow::Error {

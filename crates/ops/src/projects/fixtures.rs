@@ -55,6 +55,7 @@ impl World {
             database_timeouts: Default::default(),
             pg_bin_dir: None,
             principal: admin(),
+            reporting: Default::default(),
         };
         let world = World {
             _temp: temp,

@@ -1,0 +1,343 @@
+//! Reporting back to GitLab, against a recorder: a local HTTP server started by the test that
+//! keeps every call (method, path, headers, body) and answers as scripted (GitLab itself cannot
+//! run here). A pipeline's commit statuses arrive pending → running → success with the link to
+//! the pipeline and the token; a failing pipeline's end failed; a forge that fails twice gets
+//! the status on the third attempt and the pipeline never notices; an unreachable forge never
+//! fails a pipeline.
+
+use std::collections::VecDeque;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::pipelines::Team;
+use crate::server::Server;
+
+/// What the forge's token is in these tests; it must never show up in a log.
+const TOKEN: &str = "glpat-test-secret-0123456789";
+
+/// How long reports may take to arrive once their pipeline ended.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
+
+const WEB: &str = r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+/// One call the recorder received.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    /// Header names in lower case.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
+}
+
+impl Call {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// A stand-in for GitLab's API: records every call, answers the scripted statuses first, then
+/// 201 (with `{"id": N}`, a new N per created note).
+pub(crate) struct Recorder {
+    pub(crate) api_url: String,
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl Recorder {
+    pub(crate) fn start(script: &[u16]) -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let api_url = format!("http://{}/api/v4", listener.local_addr().unwrap());
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<u16>>()));
+        let recorded = Arc::clone(&calls);
+        std::thread::spawn(move || {
+            let mut next_note = 9000;
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let Some(call) = read_call(&stream) else {
+                    continue;
+                };
+                let status = script.lock().unwrap().pop_front().unwrap_or(201);
+                let body = if call.method == "POST" && call.path.ends_with("/notes") {
+                    next_note += 1;
+                    format!(r#"{{"id": {next_note}, "body": "…"}}"#)
+                } else {
+                    r#"{"id": 1}"#.to_owned()
+                };
+                recorded.lock().unwrap().push(call);
+                let _ = write!(
+                    &stream,
+                    "HTTP/1.1 {status} Scripted\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Recorder { api_url, calls }
+    }
+
+    pub(crate) fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// Polls until `done` holds of the calls so far; panics with them after the deadline.
+    pub(crate) fn wait_until(&self, what: &str, done: impl Fn(&[Call]) -> bool) -> Vec<Call> {
+        let deadline = Instant::now() + REPORT_TIMEOUT;
+        loop {
+            let calls = self.calls();
+            if done(&calls) {
+                return calls;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the recorder never saw {what}; it saw {calls:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn read_call(stream: &TcpStream) -> Option<Call> {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).ok()?;
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Call {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// `sandpit.toml` of project `demo`: dev only, one web service (whose build is `build`), and
+/// `[gitlab]` pointing at `api_url`.
+pub(crate) fn definition(api_url: &str, build: Option<&str>) -> String {
+    let build = build
+        .map(|b| format!("build = {b:?}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"[project]
+name = "demo"
+
+[environments.dev]
+biomes = true
+
+[services.web]
+path = "web"
+{build}run = "python3 server.py"
+health = "/health"
+start_timeout = 10
+
+[gitlab]
+api_url = "{api_url}"
+project = "group/demo"
+"#
+    )
+}
+
+/// A team whose project reports to `api_url`, its server (retries after milliseconds, logging
+/// at info level), the token set as dev's secret, and the admin token.
+pub(crate) fn reporting_team(api_url: &str) -> (Team, Server, String) {
+    let mut team = Team::with_files(&[
+        ("sandpit.toml", &definition(api_url, None)),
+        ("web/server.py", WEB),
+    ]);
+    team.sandbox
+        .extra_env
+        .push(("SANDPIT_REPORT_BACKOFF_MS".to_owned(), "20".to_owned()));
+    team.sandbox
+        .extra_env
+        .push(("SANDPIT_LOG".to_owned(), "info".to_owned()));
+    // The token is a secret of dev's base, set before anything runs there.
+    team.sandbox
+        .ok(&["config", "set", "dev", "--secret", &format!("GITLAB_TOKEN={TOKEN}")]);
+    let server = Server::start(&team.sandbox, &[]);
+    let admin = std::fs::read_to_string(team.sandbox.home.join("server/admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    team.ok(
+        &server,
+        &admin,
+        &["projects", "add", "demo", "--git", &team.url()],
+    );
+    (team, server, admin)
+}
+
+/// Runs a pipeline of the project's branch head and waits for it to end; returns it.
+fn run_pipeline(team: &Team, server: &Server, token: &str) -> Value {
+    let queued = team.json(server, token, &["pipeline", "run"]);
+    let id = queued["id"].as_i64().unwrap();
+    team.wait_for(server, token, id, &["succeeded", "failed"])
+}
+
+/// The commit statuses among `calls`, for commit `sha`: each call's body.
+fn statuses(calls: &[Call], sha: &str) -> Vec<Value> {
+    let path = format!("/api/v4/projects/group%2Fdemo/statuses/{sha}");
+    calls
+        .iter()
+        .filter(|c| c.path == path)
+        .map(Call::json)
+        .collect()
+}
+
+fn states(statuses: &[Value]) -> Vec<String> {
+    statuses
+        .iter()
+        .map(|s| s["state"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_pipeline_reports_pending_running_success_and_a_failing_one_failed() {
+    let recorder = Recorder::start(&[]);
+    let (team, server, admin) = reporting_team(&recorder.api_url);
+    let sha = team.sandbox.git(&["rev-parse", "HEAD"]);
+
+    let pipeline = run_pipeline(&team, &server, &admin);
+    assert_eq!(pipeline["state"], "succeeded", "{pipeline:#}");
+    let id = pipeline["id"].as_i64().unwrap();
+    let calls = recorder.wait_until("three statuses", |calls| statuses(calls, &sha).len() >= 3);
+    let sent = statuses(&calls, &sha);
+    assert_eq!(states(&sent), ["pending", "running", "success"], "{sent:#?}");
+    for (call, status) in calls.iter().zip(&sent) {
+        assert_eq!(call.method, "POST");
+        assert_eq!(call.header("private-token"), Some(TOKEN), "{call:#?}");
+        assert_eq!(call.header("content-type"), Some("application/json"));
+        assert_eq!(status["name"], "sandpit");
+        assert_eq!(status["ref"], "main");
+        assert_eq!(
+            status["target_url"],
+            format!("{}/api/v1/pipelines/{id}", server.url),
+            "{status:#}"
+        );
+        assert!(status["description"].is_string(), "{status:#}");
+    }
+
+    // A commit whose build fails: its status ends `failed`, saying why.
+    team.sandbox.write(
+        "sandpit.toml",
+        &definition(&recorder.api_url, Some("echo broken >&2; exit 3")),
+    );
+    let broken = team.sandbox.commit("a build that fails");
+    team.push("main");
+    let failed = run_pipeline(&team, &server, &admin);
+    assert_eq!(failed["state"], "failed", "{failed:#}");
+    let calls = recorder.wait_until("the failed status", |calls| {
+        statuses(calls, &broken).len() >= 3
+    });
+    let sent = statuses(&calls, &broken);
+    assert_eq!(states(&sent), ["pending", "running", "failed"], "{sent:#?}");
+    assert!(
+        sent[2]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed: stage `build` failed"),
+        "{:#}",
+        sent[2]
+    );
+    let log = team.ok(
+        &server,
+        &admin,
+        &["pipeline", &failed["id"].to_string(), "--logs"],
+    );
+    assert!(
+        log.contains("reported to GitLab: commit status failed"),
+        "{log}"
+    );
+
+    // The token travelled in its header only: not in the server's output, nor in a log.
+    let (_, stdout, stderr) = server.stop();
+    assert!(stderr.contains("reported to GitLab"), "{stderr}");
+    for text in [&stdout, &stderr, &log] {
+        assert!(!text.contains(TOKEN), "the token was printed:\n{text}");
+    }
+}
+
+#[test]
+fn a_forge_that_fails_twice_gets_the_status_after_retries_and_the_pipeline_never_notices() {
+    // The first call answers 500, the second 429 (rate limited), then every one 201.
+    let recorder = Recorder::start(&[500, 429]);
+    let (team, server, admin) = reporting_team(&recorder.api_url);
+    let sha = team.sandbox.git(&["rev-parse", "HEAD"]);
+
+    let pipeline = run_pipeline(&team, &server, &admin);
+    assert_eq!(pipeline["state"], "succeeded", "{pipeline:#}");
+    let calls = recorder.wait_until("five statuses", |calls| statuses(calls, &sha).len() >= 5);
+    assert_eq!(
+        states(&statuses(&calls, &sha)),
+        ["pending", "pending", "pending", "running", "success"],
+        "pending is sent again until it is taken, and only then running"
+    );
+    let log = team.ok(
+        &server,
+        &admin,
+        &["pipeline", &pipeline["id"].to_string(), "--logs"],
+    );
+    assert!(
+        log.contains("commit status pending of")
+            && log.contains("not delivered (GitLab answered 500); trying again in")
+            && log.contains("not delivered (GitLab answered 429)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unreachable_forge_never_fails_a_pipeline() {
+    // A port nobody listens on: bound, then let go.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let api_url = format!("http://{}/api/v4", closed.local_addr().unwrap());
+    drop(closed);
+    let (team, server, admin) = reporting_team(&api_url);
+
+    let pipeline = run_pipeline(&team, &server, &admin);
+    assert_eq!(pipeline["state"], "succeeded", "{pipeline:#}");
+    let id = pipeline["id"].to_string();
+    let deadline = Instant::now() + REPORT_TIMEOUT;
+    loop {
+        let log = team.ok(&server, &admin, &["pipeline", &id, "--logs"]);
+        if log.contains("not delivered (cannot connect") {
+            assert!(log.contains(&format!("pipeline #{id}: succeeded")), "{log}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed attempt logged:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
