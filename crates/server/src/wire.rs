@@ -6,6 +6,7 @@ pub mod artifacts;
 pub mod biome;
 pub mod biomes;
 pub mod changes;
+pub mod ci;
 pub mod config;
 pub mod deployments;
 pub mod logs;

@@ -3,6 +3,7 @@
 pub mod approve;
 pub mod artifacts;
 pub mod build;
+pub mod ci;
 pub mod config;
 pub mod daemon;
 pub mod deploy;
