@@ -230,6 +230,12 @@ pub struct RunPipelineRequest {
     /// The head of this branch of the project's repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// Bring this biome up at the commit instead of deploying to the environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub biome: Option<String>,
+    /// With `biome`: take it down instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub down: bool,
 }
 
 /// A pipeline: a commit fetched, built, deployed and promoted, stage by stage.
@@ -237,8 +243,12 @@ pub struct RunPipelineRequest {
 pub struct Pipeline {
     pub id: i64,
     pub project: String,
-    /// `manual`, `webhook` or `schedule`.
+    /// `manual`, `webhook`, `schedule` or `ci`.
     pub trigger: String,
+    /// `environments` (deploy, then promote), `biome` (bring `biome` up) or `biome_down`.
+    pub target: String,
+    /// The biome a `biome` or `biome_down` pipeline acts on.
+    pub biome: Option<String>,
     pub requested_by: String,
     /// The branch asked for; `null` for a commit asked for by its sha.
     pub branch: Option<String>,
@@ -261,7 +271,7 @@ pub struct Pipeline {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PipelineStage {
     pub position: u32,
-    /// `fetch`, `build`, `deploy` or `promote`.
+    /// `fetch`, `build`, `deploy`, `promote`, `up` or `down`.
     pub kind: String,
     /// The environment deployed or promoted into.
     pub env: Option<String>,
@@ -298,6 +308,8 @@ impl From<&OpsPipeline> for Pipeline {
             id: pipeline.id,
             project: pipeline.project.clone(),
             trigger: pipeline.trigger.as_str().to_owned(),
+            target: pipeline.target.as_str().to_owned(),
+            biome: pipeline.biome.clone(),
             requested_by: pipeline.requested_by.clone(),
             branch: pipeline.branch.clone(),
             sha: pipeline.sha.clone(),

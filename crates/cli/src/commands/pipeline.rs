@@ -45,6 +45,13 @@ enum Action {
         /// The head of this branch of the project's repository.
         #[arg(long, value_name = "BRANCH")]
         branch: Option<String>,
+        /// Bring this biome up at the commit (fetch, build, up) instead of deploying to the
+        /// environments.
+        #[arg(long, value_name = "BIOME")]
+        biome: Option<String>,
+        /// With --biome: take that biome down.
+        #[arg(long, requires = "biome")]
+        down: bool,
     },
     /// Queue a finished pipeline's commit again.
     Retry {
@@ -70,10 +77,23 @@ pub async fn exec(
 ) -> anyhow::Result<ExitCode> {
     let remote = Remote::from_settings(settings)?;
     match (args.action, args.id) {
-        (Some(Action::Run { sha, branch }), _) => {
+        (
+            Some(Action::Run {
+                sha,
+                branch,
+                biome,
+                down,
+            }),
+            _,
+        ) => {
             let project = remote::project_name(project, directory)?;
             let path = format!("{}/pipelines", remote::project_path(&project));
-            let request = RunPipelineRequest { sha, branch };
+            let request = RunPipelineRequest {
+                sha,
+                branch,
+                biome,
+                down,
+            };
             let queued: Pipeline = remote.call(Method::POST, &path, Some(&request)).await?;
             print_queued(&queued, json)
         }
@@ -288,9 +308,14 @@ fn print_pipeline(pipeline: &Pipeline, now: SystemTime) {
 /// `main@0123456789ab`, or the commit alone when it was asked for by its sha.
 fn revision(pipeline: &Pipeline) -> String {
     let sha = output::short_version(&pipeline.sha);
-    match &pipeline.branch {
+    let revision = match &pipeline.branch {
         Some(branch) => format!("{branch}@{sha}"),
         None => sha,
+    };
+    match (pipeline.target.as_str(), &pipeline.biome) {
+        ("biome", Some(biome)) => format!("{revision} → biome {biome}"),
+        ("biome_down", Some(biome)) => format!("biome {biome} down"),
+        _ => revision,
     }
 }
 
