@@ -17,6 +17,7 @@ pub mod destroy;
 pub mod doctor;
 pub mod down;
 pub mod env;
+pub mod forge;
 pub mod error;
 pub mod exec;
 pub mod gc;
