@@ -126,6 +126,8 @@ enum Command {
     /// Inside a GitLab CI job: do what the matching webhook would (docs/gitlab-ci.yml), follow
     /// the pipeline's log and exit with its result.
     Ci(commands::ci::Args),
+    /// List a control plane's webhook deliveries, newest first: what each started, or why not.
+    Hooks(commands::hooks::Args),
     /// Run an environment's model endpoint (started by the daemon).
     #[command(hide = true)]
     ModelServer(commands::model_server::Args),
@@ -213,6 +215,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pipelines(args) => {
             let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
             return commands::pipeline::list(&remote, cli.project.as_deref(), args, json).await;
+        }
+        Command::Hooks(args) => {
+            let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            return commands::hooks::exec(&remote, cli.project.as_deref(), args, json).await;
         }
         Command::Ci(args) => {
             let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
@@ -382,7 +388,8 @@ async fn run_local(
         | Command::Projects(_)
         | Command::Pipeline(_)
         | Command::Pipelines(_)
-        | Command::Ci(_) => {
+        | Command::Ci(_)
+        | Command::Hooks(_) => {
             unreachable!("clients of a control plane are run before the settings are read")
         }
         Command::LogWriter(_) => {

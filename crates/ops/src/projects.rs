@@ -515,3 +515,11 @@ mod tests;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
+
+/// Project `name`'s webhook secret, for the server to check a delivery against (no role: the
+/// secret is the delivery's credential); `None` for a project registered before webhooks
+/// existed. [`StateError::ProjectNotFound`] when it is not registered.
+pub fn webhook_secret(context: &Context, name: &str) -> anyhow::Result<Option<String>> {
+    let record = registered(context, &project_name(name)?)?;
+    Ok(record.webhook_secret)
+}

@@ -6,7 +6,7 @@ pub mod artifacts;
 pub mod biome;
 pub mod biomes;
 pub mod changes;
-pub mod ci;
+pub mod hooks;
 pub mod config;
 pub mod deployments;
 pub mod logs;
@@ -144,6 +144,13 @@ pub struct AddProjectRequest {
     /// The branch pipelines build by default (absent: `main`).
     #[serde(default = "default_branch")]
     pub branch: String,
+    /// The secret its webhooks carry (GitLab's `X-Gitlab-Token`) or sign with (GitHub):
+    /// 16 to 256 printable characters. Absent: one is generated and answered once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// Run merge requests from forks (their code on the team's machines). Absent: no.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_forks: bool,
 }
 
 fn default_branch() -> String {
@@ -162,6 +169,22 @@ pub struct Project {
     pub fetched_at: Option<String>,
     pub added_by: String,
     pub added_at: String,
+    /// Whether merge requests from forks run.
+    pub allow_forks: bool,
+    /// Where its webhooks go, relative to the server's URL.
+    pub hooks: ProjectHooks,
+    /// The webhook secret: only in the answer of `POST /api/v1/projects`, never again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+}
+
+/// A project's webhook paths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectHooks {
+    /// `/hooks/gitlab/<name>`: the URL to give GitLab (Settings → Webhooks).
+    pub gitlab: String,
+    /// `/hooks/github/<name>`.
+    pub github: String,
 }
 
 /// `GET /api/v1/projects`
@@ -197,6 +220,12 @@ impl From<&ProjectView> for Project {
             fetched_at: view.fetched_at.clone(),
             added_by: view.added_by.clone(),
             added_at: view.added_at.clone(),
+            allow_forks: view.allow_forks,
+            hooks: ProjectHooks {
+                gitlab: view.hooks.gitlab.clone(),
+                github: view.hooks.github.clone(),
+            },
+            webhook_secret: view.webhook_secret.clone(),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use reqwest::Method;
 use sandpit_ops::error::{failure, ErrorKind};
-use sandpit_server::wire::ci::{CiJobAnswer, CiJobRequest};
+use sandpit_server::wire::hooks::{CiJobRequest, HookAnswer};
 
 use crate::output;
 use crate::remote::{self, Remote};
@@ -61,7 +61,7 @@ pub async fn exec(
     let remote = Remote::from_settings(settings)?;
     let project = remote::project_name(project, directory)?;
     let path = format!("{}/ci", remote::project_path(&project));
-    let answer: CiJobAnswer = remote.change(Method::POST, &path, Some(&job)).await?;
+    let answer: HookAnswer = remote.change(Method::POST, &path, Some(&job)).await?;
     if json && args.no_follow {
         output::print_json(&answer)?;
         return Ok(ExitCode::SUCCESS);

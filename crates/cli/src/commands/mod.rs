@@ -13,6 +13,7 @@ pub mod env;
 pub mod exec;
 pub mod gc;
 pub mod history;
+pub mod hooks;
 pub mod init;
 pub mod log_writer;
 pub mod login;
