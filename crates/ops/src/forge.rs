@@ -11,10 +11,10 @@
 //! project's own repository and fails when the commit is not in it.
 
 pub mod ci;
-#[doc(hidden)]
-pub mod samples;
 pub mod github;
 pub mod gitlab;
+#[doc(hidden)]
+pub mod samples;
 mod time;
 
 use std::sync::Mutex;
@@ -79,7 +79,9 @@ pub enum ForgeEvent {
     },
     MergeRequest(MergeRequestEvent),
     /// Anything else: answered with why it is ignored.
-    Other { why: String },
+    Other {
+        why: String,
+    },
 }
 
 /// A merge (pull) request's event.
@@ -126,16 +128,26 @@ pub struct Rules {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// A pipeline of `branch` at `sha`.
-    Pipeline { sha: String, branch: String },
+    Pipeline {
+        sha: String,
+        branch: String,
+    },
     /// Merge request `number`'s biome brought up at `sha`.
-    BiomeUp { number: u64, sha: String },
+    BiomeUp {
+        number: u64,
+        sha: String,
+    },
     /// Merge request `number`'s biome taken down.
     BiomeDown {
         number: u64,
         last_commit: Option<String>,
     },
     /// A tag's commit put into `env`.
-    Promotion { sha: String, tag: String, env: String },
+    Promotion {
+        sha: String,
+        tag: String,
+        env: String,
+    },
     Ignored(String),
 }
 
@@ -220,9 +232,9 @@ pub fn decide(event: &ForgeEvent, rules: &Rules) -> Decision {
                         mr.number
                     )),
                 },
-                MergeRequestAction::Other(action) => Decision::Ignored(format!(
-                    "merge request action `{action}` changes no biome"
-                )),
+                MergeRequestAction::Other(action) => {
+                    Decision::Ignored(format!("merge request action `{action}` changes no biome"))
+                }
             }
         }
     }
@@ -256,7 +268,9 @@ static APPLYING: Mutex<()> = Mutex::new(());
 
 /// Records `delivered` and starts what it asks for (see the module's comment).
 pub fn apply(context: &Context, delivered: &Delivered) -> anyhow::Result<Applied> {
-    let _turn = APPLYING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = APPLYING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let store = crate::deployment::state_store(context)?;
     if let Some(key) = &delivered.delivery_key {
         if let Some(earlier) = store.delivery_by_key(&delivered.project, key)? {
@@ -487,8 +501,10 @@ fn forge_user(forge: Forge, user: &str) -> String {
 /// A commit id from a payload: 40 hex digits (lowercased), or nothing.
 pub(crate) fn commit_id(raw: Option<&str>) -> Option<String> {
     let raw = raw?.trim();
-    (raw.len() == 40 && raw.bytes().all(|b| b.is_ascii_hexdigit()) && raw.bytes().any(|b| b != b'0'))
-        .then(|| raw.to_ascii_lowercase())
+    (raw.len() == 40
+        && raw.bytes().all(|b| b.is_ascii_hexdigit())
+        && raw.bytes().any(|b| b != b'0'))
+    .then(|| raw.to_ascii_lowercase())
 }
 
 #[cfg(test)]

@@ -359,7 +359,9 @@ pub async fn run_queue(context: &Context) -> anyhow::Result<Vec<i64>> {
                 let _ = append_log(
                     context,
                     superseded,
-                    &format!("superseded by pipeline #{by}, a newer one for the same branch or biome"),
+                    &format!(
+                        "superseded by pipeline #{by}, a newer one for the same branch or biome"
+                    ),
                 );
             }
             // The oldest pipeline of any project goes first.

@@ -6,9 +6,9 @@ pub mod artifacts;
 pub mod biome;
 pub mod biomes;
 pub mod changes;
-pub mod hooks;
 pub mod config;
 pub mod deployments;
+pub mod hooks;
 pub mod logs;
 
 pub mod trace;

@@ -1146,11 +1146,23 @@ fn pipelines_list_branch_patterns_and_the_environment_tags_go_to() {
     )
     .unwrap_err()
     .to_string();
-    assert!(refused.contains("`bad name` is not a branch name or pattern"), "{refused}");
-    assert!(refused.contains("must list branches as strings"), "{refused}");
-    assert!(refused.contains("`tag_promotes_to` names environment `tset`, which is not declared"), "{refused}");
+    assert!(
+        refused.contains("`bad name` is not a branch name or pattern"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("must list branches as strings"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("`tag_promotes_to` names environment `tset`, which is not declared"),
+        "{refused}"
+    );
     let unknown = parse("[project]\nname = \"demo\"\n[pipelines]\nbranch = [\"x\"]\n")
         .unwrap_err()
         .to_string();
-    assert!(unknown.contains("branches"), "a did-you-mean for `branch`: {unknown}");
+    assert!(
+        unknown.contains("branches"),
+        "a did-you-mean for `branch`: {unknown}"
+    );
 }

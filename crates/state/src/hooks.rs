@@ -133,7 +133,11 @@ impl StateStore {
     }
 
     /// The delivery recorded under `key` for `project`, if any.
-    pub fn delivery_by_key(&self, project: &str, key: &str) -> Result<Option<Delivery>, StateError> {
+    pub fn delivery_by_key(
+        &self,
+        project: &str,
+        key: &str,
+    ) -> Result<Option<Delivery>, StateError> {
         by_key(&self.conn, project, key)
     }
 

@@ -33,11 +33,11 @@ mod tests;
 
 use serde::Serialize;
 
+pub use hooks::{Delivery, NewDelivery, Recorded};
 pub use pipelines::{
     NewPipeline, NewStage, Outcome, Pipeline, PipelineState, PipelineTarget, Stage, StageKind,
     StageState, Trigger,
 };
-pub use hooks::{Delivery, NewDelivery, Recorded};
 pub use projects::{NewProject, ProjectRecord};
 pub use store::StateStore;
 pub use tokens::{NewToken, Token};

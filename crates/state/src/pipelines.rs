@@ -43,7 +43,7 @@ impl Trigger {
             Trigger::Ci,
         ]
         .into_iter()
-            .find(|t| t.as_str() == stored)
+        .find(|t| t.as_str() == stored)
     }
 }
 
@@ -334,7 +334,11 @@ impl StateStore {
             return invalid(format!(
                 "a pipeline of target `{}` {} a biome",
                 new.target.as_str(),
-                if new.biome.is_some() { "with" } else { "without" }
+                if new.biome.is_some() {
+                    "with"
+                } else {
+                    "without"
+                }
             ));
         }
         let pid = self.pid;
@@ -499,7 +503,8 @@ impl StateStore {
 
     /// Records that a queued pipeline will never run because `by`, newer, replaces it.
     pub fn supersede_pipeline(&mut self, id: i64, by: i64) -> Result<Pipeline, StateError> {
-        let message = format!("superseded by pipeline #{by}, a newer one for the same branch or biome");
+        let message =
+            format!("superseded by pipeline #{by}, a newer one for the same branch or biome");
         self.append_pipeline(id, None, "superseded", Some(&message), None)
     }
 
@@ -709,8 +714,8 @@ fn load(conn: &Connection, id: i64) -> Result<Option<Pipeline>, StateError> {
     else {
         return Ok(None);
     };
-    let target = PipelineTarget::parse(&target)
-        .ok_or_else(|| corrupt(id, format!("target `{target}`")))?;
+    let target =
+        PipelineTarget::parse(&target).ok_or_else(|| corrupt(id, format!("target `{target}`")))?;
     let trigger =
         Trigger::parse(&trigger).ok_or_else(|| corrupt(id, format!("trigger `{trigger}`")))?;
     let mut stages = Vec::new();

@@ -363,5 +363,4 @@ BEGIN SELECT RAISE(ABORT, 'hook deliveries are append-only'); END;
 CREATE TRIGGER hook_deliveries_append_only_delete BEFORE DELETE ON hook_deliveries
 BEGIN SELECT RAISE(ABORT, 'hook deliveries are append-only'); END;
 "#,
-
 ];

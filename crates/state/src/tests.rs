@@ -1601,7 +1601,11 @@ fn delivery(key: Option<&str>, action: &str, mr: Option<(u64, &str)>) -> crate::
 fn a_delivery_key_is_recorded_once_and_a_redelivery_gets_the_first_answer() {
     let (_dir, mut store) = open_temp();
     let first = match store
-        .record_delivery(&delivery(Some("uuid-1"), "biome_up", Some((1, "2026-01-01T00:00:01Z"))))
+        .record_delivery(&delivery(
+            Some("uuid-1"),
+            "biome_up",
+            Some((1, "2026-01-01T00:00:01Z")),
+        ))
         .unwrap()
     {
         crate::Recorded::New(first) => first,
@@ -1616,13 +1620,18 @@ fn a_delivery_key_is_recorded_once_and_a_redelivery_gets_the_first_answer() {
     // Without a key, every delivery is its own.
     for _ in 0..2 {
         assert!(matches!(
-            store.record_delivery(&delivery(None, "ignored", None)).unwrap(),
+            store
+                .record_delivery(&delivery(None, "ignored", None))
+                .unwrap(),
             crate::Recorded::New(_)
         ));
     }
     assert_eq!(store.deliveries(Some("shop"), 10).unwrap().len(), 3);
     assert!(store.deliveries(Some("other"), 10).unwrap().is_empty());
-    assert_eq!(store.delivery_by_key("shop", "uuid-1").unwrap(), Some(first));
+    assert_eq!(
+        store.delivery_by_key("shop", "uuid-1").unwrap(),
+        Some(first)
+    );
 }
 
 #[test]
@@ -1660,7 +1669,9 @@ fn deliveries_and_webhook_settings_are_append_only() {
     store
         .record_delivery(&delivery(Some("k"), "ignored", None))
         .unwrap();
-    store.add_project(&new_project("shop", "file:///x")).unwrap();
+    store
+        .add_project(&new_project("shop", "file:///x"))
+        .unwrap();
     drop(store);
     let conn = rusqlite::Connection::open(db_path(dir.path())).unwrap();
     for statement in [

@@ -107,10 +107,7 @@ pub fn job(variables: &BTreeMap<String, String>, stop: bool) -> anyhow::Result<C
                 raw.parse::<u64>().map_err(|_| {
                     failure(
                         ErrorKind::InvalidInput,
-                        format!(
-                            "{name} is {}, not a number",
-                            sandpit_domain::quoted(&raw)
-                        ),
+                        format!("{name} is {}, not a number", sandpit_domain::quoted(&raw)),
                     )
                 })
             })

@@ -127,8 +127,16 @@ pub async fn exec(settings: &RemoteSettings, args: Args, json: bool) -> anyhow::
 }
 
 fn print_hooks(remote: &Remote, project: &Project) {
-    println!("  GitLab webhook: {}{}", remote.server(), project.hooks.gitlab);
-    println!("  GitHub webhook: {}{}", remote.server(), project.hooks.github);
+    println!(
+        "  GitLab webhook: {}{}",
+        remote.server(),
+        project.hooks.gitlab
+    );
+    println!(
+        "  GitHub webhook: {}{}",
+        remote.server(),
+        project.hooks.github
+    );
     println!(
         "  merge requests from forks: {}",
         if project.allow_forks {

@@ -12,6 +12,7 @@ mod database;
 mod doctor;
 mod environments;
 mod faults;
+mod hooks;
 mod models;
 mod pipelines;
 mod remote_reads;

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::harness::Sandbox;
 use crate::server::Server;
 
-const SERVER: &str = r#"import http.server, os
+pub(crate) const SERVER: &str = r#"import http.server, os
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
@@ -55,19 +55,24 @@ start_timeout = 10
 }
 
 /// The project, its bare remote, and the config directories of each person.
-struct Team {
-    sandbox: Sandbox,
-    remote: PathBuf,
+pub(crate) struct Team {
+    pub(crate) sandbox: Sandbox,
+    pub(crate) remote: PathBuf,
     /// Where nobody logged in: commands here work locally unless told of a server.
-    no_config: PathBuf,
+    pub(crate) no_config: PathBuf,
 }
 
 impl Team {
     fn new() -> Team {
-        let sandbox = Sandbox::with_files(&[
+        Team::with_files(&[
             ("sandpit.toml", &definition(None)),
             ("web/server.py", SERVER),
-        ]);
+        ])
+    }
+
+    /// A team whose project is `files`, committed and pushed to `main` of a bare remote.
+    pub(crate) fn with_files(files: &[(&str, &str)]) -> Team {
+        let sandbox = Sandbox::with_files(files);
         let root = sandbox.home.parent().unwrap().to_path_buf();
         let remote = root.join("remote.git");
         let output = std::process::Command::new("git")
@@ -87,17 +92,22 @@ impl Team {
         team
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("file://{}", self.remote.display())
     }
 
-    fn push(&self, branch: &str) {
+    pub(crate) fn push(&self, branch: &str) {
         let remote = self.remote.display().to_string();
         self.sandbox.git(&["push", "-q", "-f", &remote, branch]);
     }
 
     /// `sandpit ARGS` with `config` as XDG_CONFIG_HOME and, when given, `server` and `token`.
-    fn run(&self, config: &Path, remote: Option<(&Server, &str)>, args: &[&str]) -> Output {
+    pub(crate) fn run(
+        &self,
+        config: &Path,
+        remote: Option<(&Server, &str)>,
+        args: &[&str],
+    ) -> Output {
         let mut command = self.sandbox.command(args);
         command.env("XDG_CONFIG_HOME", config);
         if let Some((server, token)) = remote {
@@ -109,7 +119,7 @@ impl Team {
     }
 
     /// `sandpit ARGS` with `token`, expected to succeed; its stdout.
-    fn ok(&self, server: &Server, token: &str, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, server: &Server, token: &str, args: &[&str]) -> String {
         let output = self.run(&self.no_config, Some((server, token)), args);
         assert!(
             output.status.success(),
@@ -121,7 +131,7 @@ impl Team {
     }
 
     /// `sandpit ARGS --json` with `token`, expected to succeed.
-    fn json(&self, server: &Server, token: &str, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, server: &Server, token: &str, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.push("--json");
         let stdout = self.ok(server, token, &args);
@@ -129,7 +139,7 @@ impl Team {
     }
 
     /// `sandpit ARGS` with `token`, expected to exit 1; its stderr.
-    fn fails(&self, server: &Server, token: &str, args: &[&str]) -> String {
+    pub(crate) fn fails(&self, server: &Server, token: &str, args: &[&str]) -> String {
         let output = self.run(&self.no_config, Some((server, token)), args);
         assert_eq!(
             output.status.code(),
@@ -142,7 +152,7 @@ impl Team {
     }
 
     /// Polls pipeline `id` until its state is one of `states`; panics with it after the deadline.
-    fn wait_for(&self, server: &Server, token: &str, id: i64, states: &[&str]) -> Value {
+    pub(crate) fn wait_for(&self, server: &Server, token: &str, id: i64, states: &[&str]) -> Value {
         let deadline = Instant::now() + PIPELINE_TIMEOUT;
         loop {
             let pipeline = self.json(server, token, &["pipeline", &id.to_string()]);
@@ -160,7 +170,7 @@ impl Team {
 }
 
 /// Each stage as `kind[ env] state`.
-fn stages(pipeline: &Value) -> Vec<String> {
+pub(crate) fn stages(pipeline: &Value) -> Vec<String> {
     pipeline["stages"]
         .as_array()
         .unwrap()

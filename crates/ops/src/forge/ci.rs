@@ -62,7 +62,10 @@ pub fn event(job: &CiJob) -> Result<ForgeEvent, String> {
         }));
     }
     if job.stop {
-        return Err("`--stop` takes a merge request's biome down, and CI_MERGE_REQUEST_IID is not set".to_owned());
+        return Err(
+            "`--stop` takes a merge request's biome down, and CI_MERGE_REQUEST_IID is not set"
+                .to_owned(),
+        );
     }
     if job.pipeline_source == "merge_request_event" {
         return Err(

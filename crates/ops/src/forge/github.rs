@@ -60,26 +60,28 @@ pub fn parse(header: &str, body: &[u8]) -> Result<ForgeEvent, PayloadError> {
             let push: Push = serde_json::from_slice(body).map_err(malformed)?;
             let sha = commit_id(push.after.as_deref()).filter(|_| !push.deleted);
             let user = push.sender.and_then(|s| s.login).unwrap_or_default();
-            Ok(if let Some(branch) = push.reference.strip_prefix("refs/heads/") {
-                ForgeEvent::Push {
-                    branch: branch.to_owned(),
-                    sha,
-                    user,
-                }
-            } else if let Some(tag) = push.reference.strip_prefix("refs/tags/") {
-                ForgeEvent::Tag {
-                    tag: tag.to_owned(),
-                    sha,
-                    user,
-                }
-            } else {
-                ForgeEvent::Other {
-                    why: format!(
-                        "a push to {}, which is neither a branch nor a tag",
-                        sandpit_domain::quoted(&push.reference)
-                    ),
-                }
-            })
+            Ok(
+                if let Some(branch) = push.reference.strip_prefix("refs/heads/") {
+                    ForgeEvent::Push {
+                        branch: branch.to_owned(),
+                        sha,
+                        user,
+                    }
+                } else if let Some(tag) = push.reference.strip_prefix("refs/tags/") {
+                    ForgeEvent::Tag {
+                        tag: tag.to_owned(),
+                        sha,
+                        user,
+                    }
+                } else {
+                    ForgeEvent::Other {
+                        why: format!(
+                            "a push to {}, which is neither a branch nor a tag",
+                            sandpit_domain::quoted(&push.reference)
+                        ),
+                    }
+                },
+            )
         }
         "pull_request" => {
             let event: PullRequestEvent = serde_json::from_slice(body).map_err(malformed)?;

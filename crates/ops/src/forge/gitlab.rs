@@ -103,7 +103,10 @@ pub fn parse(header: &str, body: &[u8]) -> Result<ForgeEvent, PayloadError> {
             if expected == "push" {
                 let Some(branch) = push.reference.strip_prefix("refs/heads/") else {
                     return Ok(ForgeEvent::Other {
-                        why: format!("a push to `{}`, which is not a branch", short(&push.reference)),
+                        why: format!(
+                            "a push to `{}`, which is not a branch",
+                            short(&push.reference)
+                        ),
                     });
                 };
                 ForgeEvent::Push {
@@ -154,5 +157,8 @@ pub fn parse(header: &str, body: &[u8]) -> Result<ForgeEvent, PayloadError> {
 
 /// Untrusted text as it may appear in an answer: escaped and cut.
 fn short(raw: &str) -> String {
-    sandpit_domain::quoted(raw).to_string().trim_matches('`').to_owned()
+    sandpit_domain::quoted(raw)
+        .to_string()
+        .trim_matches('`')
+        .to_owned()
 }

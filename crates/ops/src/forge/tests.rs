@@ -44,8 +44,13 @@ fn gitlab_pushes_start_pipelines_for_the_branches_the_rules_name() {
         samples::GITLAB_PUSH,
         &[("BRANCH", "main"), ("SHA", ZEROS), ("BEFORE", SHA)],
     )
-    .replace(&format!("\"checkout_sha\": \"{ZEROS}\""), "\"checkout_sha\": null");
-    assert!(matches!(gitlab("Push Hook", &deleted), Decision::Ignored(why) if why.contains("deleted")));
+    .replace(
+        &format!("\"checkout_sha\": \"{ZEROS}\""),
+        "\"checkout_sha\": null",
+    );
+    assert!(
+        matches!(gitlab("Push Hook", &deleted), Decision::Ignored(why) if why.contains("deleted"))
+    );
 }
 
 #[test]
@@ -72,7 +77,9 @@ fn gitlab_tags_follow_tag_promotes_to_by_the_commit_not_the_tag_object() {
         ..rules()
     };
     let event = gitlab::parse("Tag Push Hook", tag.as_bytes()).unwrap();
-    assert!(matches!(decide(&event, &no_rule), Decision::Ignored(why) if why.contains("tag_promotes_to")));
+    assert!(
+        matches!(decide(&event, &no_rule), Decision::Ignored(why) if why.contains("tag_promotes_to"))
+    );
 }
 
 #[test]
@@ -91,14 +98,18 @@ fn gitlab_merge_requests_bring_their_biome_up_move_it_and_take_it_down() {
     assert_eq!(mr("open", false, 15), up);
     assert_eq!(mr("reopen", false, 15), up);
     assert_eq!(mr("update", true, 15), up);
-    assert!(matches!(mr("update", false, 15), Decision::Ignored(why) if why.contains("without new commits")));
+    assert!(
+        matches!(mr("update", false, 15), Decision::Ignored(why) if why.contains("without new commits"))
+    );
     let down = Decision::BiomeDown {
         number: 7,
         last_commit: Some(SHA.into()),
     };
     assert_eq!(mr("close", false, 15), down);
     assert_eq!(mr("merge", false, 15), down);
-    assert!(matches!(mr("approved", false, 15), Decision::Ignored(why) if why.contains("`approved`")));
+    assert!(
+        matches!(mr("approved", false, 15), Decision::Ignored(why) if why.contains("`approved`"))
+    );
     // A fork's merge request runs only where forks are allowed.
     assert!(matches!(mr("open", false, 99), Decision::Ignored(why) if why.contains("fork")));
     let event = gitlab::parse(
@@ -114,7 +125,10 @@ fn gitlab_merge_requests_bring_their_biome_up_move_it_and_take_it_down() {
     let ForgeEvent::MergeRequest(parsed) = event else {
         panic!("{event:?}")
     };
-    assert_eq!(parsed.updated_at.as_deref(), Some("2026-12-02T10:00:00.000Z"));
+    assert_eq!(
+        parsed.updated_at.as_deref(),
+        Some("2026-12-02T10:00:00.000Z")
+    );
     assert_eq!(parsed.user, "alice");
 }
 
@@ -125,13 +139,15 @@ fn gitlab_payloads_that_do_not_fit_are_refused_and_other_events_ignored() {
         matches!(&malformed, gitlab::PayloadError::Malformed { detail, .. } if detail.contains("line 1")),
         "{malformed}"
     );
-    let mismatch =
-        gitlab::parse(
-            "Push Hook",
-            samples::gitlab_merge_request(1, "open", SHA, "2026-12-02T10:00:00Z", false, 15).as_bytes(),
-        )
-        .unwrap_err();
-    assert!(matches!(mismatch, gitlab::PayloadError::Mismatch { .. }), "{mismatch}");
+    let mismatch = gitlab::parse(
+        "Push Hook",
+        samples::gitlab_merge_request(1, "open", SHA, "2026-12-02T10:00:00Z", false, 15).as_bytes(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(mismatch, gitlab::PayloadError::Mismatch { .. }),
+        "{mismatch}"
+    );
     let no_ref = gitlab::parse("Push Hook", br#"{"object_kind": "push"}"#).unwrap_err();
     assert!(no_ref.to_string().contains("ref"), "{no_ref}");
     let other = gitlab::parse("Pipeline Hook", b"not even json").unwrap();
@@ -153,7 +169,11 @@ fn github_pushes_and_pull_requests_mean_the_same() {
     assert_eq!(decided.action(), "pipeline");
     let deleted = push.replace("\"deleted\": false", "\"deleted\": true");
     assert_eq!(
-        decide(&github::parse("push", deleted.as_bytes()).unwrap(), &rules()).action(),
+        decide(
+            &github::parse("push", deleted.as_bytes()).unwrap(),
+            &rules()
+        )
+        .action(),
         "ignored"
     );
     let pr = |action: &str, head_repo: &str| {
@@ -170,7 +190,10 @@ fn github_pushes_and_pull_requests_mean_the_same() {
                 ("SOURCE_PROJECT", head_repo),
             ],
         );
-        decide(&github::parse("pull_request", body.as_bytes()).unwrap(), &rules())
+        decide(
+            &github::parse("pull_request", body.as_bytes()).unwrap(),
+            &rules(),
+        )
     };
     let up = Decision::BiomeUp {
         number: 12,
@@ -199,13 +222,19 @@ fn a_ci_job_is_the_event_its_variables_describe() {
         received_at: "2026-12-02T10:00:00.000Z".into(),
         ..Default::default()
     };
-    assert_eq!(decide(&ci::event(&job).unwrap(), &rules()).action(), "pipeline");
+    assert_eq!(
+        decide(&ci::event(&job).unwrap(), &rules()).action(),
+        "pipeline"
+    );
     let tag = ci::CiJob {
         commit_tag: Some("v1".into()),
         commit_ref_name: "v1".into(),
         ..job.clone()
     };
-    assert_eq!(decide(&ci::event(&tag).unwrap(), &rules()).action(), "promotion");
+    assert_eq!(
+        decide(&ci::event(&tag).unwrap(), &rules()).action(),
+        "promotion"
+    );
     let mr = ci::CiJob {
         pipeline_source: "merge_request_event".into(),
         merge_request_iid: Some(5),
@@ -224,12 +253,18 @@ fn a_ci_job_is_the_event_its_variables_describe() {
         stop: true,
         ..mr.clone()
     };
-    assert_eq!(decide(&ci::event(&stop).unwrap(), &rules()).action(), "biome_down");
+    assert_eq!(
+        decide(&ci::event(&stop).unwrap(), &rules()).action(),
+        "biome_down"
+    );
     let fork = ci::CiJob {
         merge_request_source_project_id: Some(99),
         ..mr.clone()
     };
-    assert_eq!(decide(&ci::event(&fork).unwrap(), &rules()).action(), "ignored");
+    assert_eq!(
+        decide(&ci::event(&fork).unwrap(), &rules()).action(),
+        "ignored"
+    );
     for bad in [
         ci::CiJob {
             commit_sha: "abc".into(),
@@ -272,8 +307,14 @@ fn an_older_merge_request_event_never_undoes_a_newer_one() {
     assert!(why.contains("took the biome down"), "{why}");
     let why = older_than_mark(Some(older), Some(&mark("biome_up", newer))).unwrap();
     assert!(why.contains(SHA), "{why}");
-    assert_eq!(older_than_mark(Some(newer), Some(&mark("biome_up", older))), None);
-    assert_eq!(older_than_mark(Some(newer), Some(&mark("biome_up", newer))), None);
+    assert_eq!(
+        older_than_mark(Some(newer), Some(&mark("biome_up", older))),
+        None
+    );
+    assert_eq!(
+        older_than_mark(Some(newer), Some(&mark("biome_up", newer))),
+        None
+    );
     assert_eq!(older_than_mark(None, Some(&mark("biome_up", newer))), None);
     assert_eq!(older_than_mark(Some(older), None), None);
 }

@@ -235,8 +235,14 @@ mod tests {
             supersede_key(None, Some("main"))
         );
         let decision = next_in_queue(&[
-            Queued { id: 1, key: up.clone() },
-            Queued { id: 2, key: supersede_key(None, Some("feature")) },
+            Queued {
+                id: 1,
+                key: up.clone(),
+            },
+            Queued {
+                id: 2,
+                key: supersede_key(None, Some("feature")),
+            },
             Queued { id: 3, key: down },
         ]);
         assert_eq!(decision.supersede, vec![(1, 3)]);
@@ -245,9 +251,17 @@ mod tests {
 
     #[test]
     fn a_tag_goes_into_one_environment_by_promotion_or_by_deploy() {
-        let spec = spec("[environments.dev]\nbiomes = true\n[environments.test]\npromote_from = \"dev\"\n");
-        assert_eq!(labels(&into_environment(&spec, "test").unwrap()), ["promote test"]);
-        assert_eq!(labels(&into_environment(&spec, "dev").unwrap()), ["build", "deploy dev"]);
+        let spec = spec(
+            "[environments.dev]\nbiomes = true\n[environments.test]\npromote_from = \"dev\"\n",
+        );
+        assert_eq!(
+            labels(&into_environment(&spec, "test").unwrap()),
+            ["promote test"]
+        );
+        assert_eq!(
+            labels(&into_environment(&spec, "dev").unwrap()),
+            ["build", "deploy dev"]
+        );
         let missing = into_environment(&spec, "prod").unwrap_err().to_string();
         assert!(missing.contains("no environment `prod`"), "{missing}");
     }

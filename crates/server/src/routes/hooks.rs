@@ -100,6 +100,15 @@ pub fn secret_matches(given: &str, secret: &str) -> bool {
     given.ct_eq(&secret).into()
 }
 
+/// `sha256=<hex>`: the signature GitHub sends for `body` under `secret` (for tests and the
+/// benchmark, which deliver as GitHub does).
+pub fn github_signature(body: &[u8], secret: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
 /// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under `secret`, checked
 /// in constant time.
 pub fn signature_matches(signature: &str, body: &[u8], secret: &str) -> bool {
@@ -146,9 +155,13 @@ pub async fn gitlab(
         return Err(unauthorized("the delivery has no X-Gitlab-Token header"));
     }
     if !secret_matches(token, &secret) {
-        return Err(unauthorized("the delivery's X-Gitlab-Token is not this project's webhook secret"));
+        return Err(unauthorized(
+            "the delivery's X-Gitlab-Token is not this project's webhook secret",
+        ));
     }
-    let event_name = header(&headers, "x-gitlab-event").unwrap_or_default().to_owned();
+    let event_name = header(&headers, "x-gitlab-event")
+        .unwrap_or_default()
+        .to_owned();
     let event = forge::gitlab::parse(&event_name, &body).map_err(payload_refused)?;
     let key = delivery_key(&headers, "x-gitlab-event-uuid")?;
     deliver(&state, project, Forge::Gitlab, event_name, key, event, None).await
@@ -180,14 +193,18 @@ pub async fn github(
 ) -> Result<(StatusCode, Json<HookAnswer>), ApiError> {
     let secret = secret_of(&state, &project).await?;
     let Some(signature) = header(&headers, "x-hub-signature-256") else {
-        return Err(unauthorized("the delivery has no X-Hub-Signature-256 header"));
+        return Err(unauthorized(
+            "the delivery has no X-Hub-Signature-256 header",
+        ));
     };
     if !signature_matches(signature, &body, &secret) {
         return Err(unauthorized(
             "the delivery's X-Hub-Signature-256 is not the body's HMAC under this project's webhook secret",
         ));
     }
-    let event_name = header(&headers, "x-github-event").unwrap_or_default().to_owned();
+    let event_name = header(&headers, "x-github-event")
+        .unwrap_or_default()
+        .to_owned();
     let event = forge::github::parse(&event_name, &body).map_err(payload_refused)?;
     let key = delivery_key(&headers, "x-github-delivery")?;
     deliver(&state, project, Forge::Github, event_name, key, event, None).await
@@ -275,7 +292,16 @@ pub async fn ci(
         sandpit_ops::principal::Identity::LocalGitUser => None,
     };
     let event_name = request.pipeline_source.clone();
-    deliver(&state, project, Forge::GitlabCi, event_name, key, event, requested_by).await
+    deliver(
+        &state,
+        project,
+        Forge::GitlabCi,
+        event_name,
+        key,
+        event,
+        requested_by,
+    )
+    .await
 }
 
 /// `GET /api/v1/hooks`'s query.
@@ -322,7 +348,12 @@ mod tests {
     fn a_secret_matches_only_itself() {
         let secret = "0123456789abcdef0123";
         assert!(secret_matches(secret, secret));
-        for wrong in ["", "0123456789abcdef012", "0123456789abcdef01234", "x123456789abcdef0123"] {
+        for wrong in [
+            "",
+            "0123456789abcdef012",
+            "0123456789abcdef01234",
+            "x123456789abcdef0123",
+        ] {
             assert!(!secret_matches(wrong, secret), "{wrong}");
         }
     }
@@ -334,6 +365,7 @@ mod tests {
         let body = b"Hello, World!";
         let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
         assert!(signature_matches(good, body, secret));
+        assert_eq!(github_signature(body, secret), good);
         assert!(!signature_matches(good, b"Hello, World?", secret));
         assert!(!signature_matches(good, body, "another secret"));
         for malformed in ["", "sha1=757107", "sha256=zz", &good[7..]] {
