@@ -4,8 +4,8 @@
 //! against `zip -q -r -X` + `sha256sum` run side by side on the same tree, and the model endpoint
 //! against onnxruntime from Python and KServe's Python server (`models.rs`), and a biome's
 //! database cloned from a template against a bare `CREATE DATABASE … TEMPLATE` (`database.rs`),
-//! a pipeline's start through `sandpit server` against the `git fetch` it performs
-//! (`pipeline.rs`), and the control plane's API under 50 concurrent clients and with 1,000
+//! a pipeline's start through `sandpit server` against the `git fetch` it performs, and a
+//! webhook delivery's (`pipeline.rs`), and the control plane's API under 50 concurrent clients and with 1,000
 //! biomes (`server.rs`).
 //!
 //! Figures, not pass/fail: these machines are shared and noisy, so the useful number is the ratio

@@ -3,6 +3,11 @@
 //! pipeline's `started` event (`started_at`, same machine clock), with the part spent answering
 //! the POST (the request fetches the mirror and checks the commit's `sandpit.toml`) apart.
 //! Baseline: the bare `git fetch` into the server's mirror that the request performs.
+//!
+//! Then webhooks: [`HOOK_RUNS`] GitLab push deliveries (`POST /hooks/gitlab/bench`, each its
+//! own event UUID), each timed from sending to its pipeline's `started` event, median and p99
+//! against the goal of 100 ms, with the part spent answering the delivery apart. Each pipeline
+//! finishes before the next delivery, so the figure is the path, not a queue.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -78,10 +83,28 @@ pub fn run_all(sandpit: &Path, scratch: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How many webhook deliveries are timed.
+const HOOK_RUNS: usize = 100;
+/// What a delivery → started p99 should stay under.
+const HOOK_GOAL: Duration = Duration::from_millis(100);
+const HOOK_SECRET: &str = "bench-webhook-secret-0123456789";
+
 struct Report {
     started: Vec<Duration>,
     answered: Vec<Duration>,
     fetch: Vec<Duration>,
+    hook_started: Vec<Duration>,
+    hook_answered: Vec<Duration>,
+}
+
+/// The `share` quantile of `samples` (nearest rank).
+fn quantile(mut samples: Vec<Duration>, share: f64) -> Duration {
+    samples.sort();
+    let rank = ((samples.len() as f64) * share).ceil() as usize;
+    samples
+        .get(rank.saturating_sub(1).min(samples.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
 }
 
 impl Report {
@@ -108,6 +131,26 @@ impl Report {
             ms(fetch),
             started.as_secs_f64() / fetch.as_secs_f64().max(1e-9)
         );
+        let p50 = quantile(self.hook_started.clone(), 0.5);
+        let p99 = quantile(self.hook_started, 0.99);
+        println!("webhook: GitLab push delivery → pipeline `started` ({HOOK_RUNS} deliveries):");
+        println!(
+            "  median {:>8.1} ms   p99 {:>8.1} ms   goal ≤ {} ms: {}",
+            ms(p50),
+            ms(p99),
+            HOOK_GOAL.as_millis(),
+            if p99 <= HOOK_GOAL { "met" } else { "NOT met" }
+        );
+        println!(
+            "    of which the delivery's answer: median {:>6.1} ms   p99 {:>6.1} ms",
+            ms(quantile(self.hook_answered.clone(), 0.5)),
+            ms(quantile(self.hook_answered, 0.99))
+        );
+        println!(
+            "  baseline: `POST …/pipelines` → started (median above) {:>6.1} ms   (ratio {:.2}×)",
+            ms(started),
+            p50.as_secs_f64() / started.as_secs_f64().max(1e-9)
+        );
     }
 }
 
@@ -128,11 +171,16 @@ fn measure(server: &mut Child, home: &Path, remote: &Path) -> anyhow::Result<Rep
     let git_url = format!("file://{}", remote.display());
     runtime
         .block_on(async {
-            api.post(
-                "/api/v1/projects",
-                &json!({"name": "bench", "git": git_url}),
-            )
-            .await?;
+            let project = api
+                .post(
+                    "/api/v1/projects",
+                    &json!({"name": "bench", "git": git_url, "webhook_secret": HOOK_SECRET}),
+                )
+                .await?;
+            let head = project["head"]
+                .as_str()
+                .context("a project without a head")?
+                .to_owned();
             let mut started = Vec::new();
             let mut answered = Vec::new();
             for _ in 0..RUNS {
@@ -150,9 +198,39 @@ fn measure(server: &mut Child, home: &Path, remote: &Path) -> anyhow::Result<Rep
                 let at = humantime::parse_rfc3339_weak(at)?;
                 started.push(at.duration_since(sent_at).unwrap_or_default());
             }
-            anyhow::Ok((started, answered))
+            let push = sandpit_ops::forge::samples::gitlab_push("main", &head);
+            let mut hook_started = Vec::new();
+            let mut hook_answered = Vec::new();
+            for run in 0..HOOK_RUNS {
+                let sent_at = SystemTime::now();
+                let sent = Instant::now();
+                let response = api
+                    .client
+                    .post(format!("{}/hooks/gitlab/bench", api.url))
+                    .header("content-type", "application/json")
+                    .header("X-Gitlab-Token", HOOK_SECRET)
+                    .header("X-Gitlab-Event", "Push Hook")
+                    .header("X-Gitlab-Event-UUID", format!("bench-{run}"))
+                    .body(push.clone())
+                    .send()
+                    .await?;
+                let status = response.status();
+                let answer: Value = serde_json::from_slice(&response.bytes().await?)?;
+                hook_answered.push(sent.elapsed());
+                if status.as_u16() != 202 {
+                    bail!("a delivery was answered {status}: {answer}");
+                }
+                let id = answer["pipeline"].as_i64().context("a delivery that started nothing")?;
+                let finished = api.wait_until_finished(id).await?;
+                let at = finished["started_at"]
+                    .as_str()
+                    .context("a finished pipeline that never started")?;
+                let at = humantime::parse_rfc3339_weak(at)?;
+                hook_started.push(at.duration_since(sent_at).unwrap_or_default());
+            }
+            anyhow::Ok((started, answered, hook_started, hook_answered))
         })
-        .map(|(started, answered)| -> anyhow::Result<Report> {
+        .map(|(started, answered, hook_started, hook_answered)| -> anyhow::Result<Report> {
             let mirror = home.join("server/mirrors/bench.git");
             let mut fetch = Vec::new();
             for _ in 0..RUNS {
@@ -170,6 +248,8 @@ fn measure(server: &mut Child, home: &Path, remote: &Path) -> anyhow::Result<Rep
                 started,
                 answered,
                 fetch,
+                hook_started,
+                hook_answered,
             })
         })?
 }

@@ -123,6 +123,11 @@ enum Command {
     Pipeline(commands::pipeline::Args),
     /// List a control plane's pipelines, newest first: every project's, or `--project`'s.
     Pipelines(commands::pipeline::ListArgs),
+    /// Inside a GitLab CI job: do what the matching webhook would (docs/gitlab-ci.yml), follow
+    /// the pipeline's log and exit with its result.
+    Ci(commands::ci::Args),
+    /// List a control plane's webhook deliveries, newest first: what each started, or why not.
+    Hooks(commands::hooks::Args),
     /// Run an environment's model endpoint (started by the daemon).
     #[command(hide = true)]
     ModelServer(commands::model_server::Args),
@@ -210,6 +215,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pipelines(args) => {
             let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
             return commands::pipeline::list(&remote, cli.project.as_deref(), args, json).await;
+        }
+        Command::Hooks(args) => {
+            let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            return commands::hooks::exec(&remote, cli.project.as_deref(), args, json).await;
+        }
+        Command::Ci(args) => {
+            let remote = settings::remote(cli.server.as_deref(), cli.token.as_deref())?;
+            let variables = settings::gitlab_ci_variables();
+            let (project, directory) = (cli.project.as_deref(), cli.directory.as_deref());
+            return commands::ci::exec(&remote, project, directory, &variables, args, json).await;
         }
         command => {
             if cli.local {
@@ -372,7 +387,9 @@ async fn run_local(
         | Command::Tokens(_)
         | Command::Projects(_)
         | Command::Pipeline(_)
-        | Command::Pipelines(_) => {
+        | Command::Pipelines(_)
+        | Command::Ci(_)
+        | Command::Hooks(_) => {
             unreachable!("clients of a control plane are run before the settings are read")
         }
         Command::LogWriter(_) => {

@@ -128,6 +128,11 @@ impl Remote {
         Remote::new(settings, server, token)
     }
 
+    /// The server's URL (no trailing slash).
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
     pub fn new(settings: &RemoteSettings, server: String, token: String) -> anyhow::Result<Remote> {
         Ok(Remote {
             server,

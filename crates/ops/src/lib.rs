@@ -19,6 +19,7 @@ pub mod down;
 pub mod env;
 pub mod error;
 pub mod exec;
+pub mod forge;
 pub mod gc;
 pub mod history;
 pub mod init;

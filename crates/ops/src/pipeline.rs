@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use sandpit_build::execute::{BuildProgress, ComponentOutcome, Outcome as BuildOutcomeKind};
 use sandpit_domain::{CommitId, Name};
 use sandpit_state::{
-    DeploymentState, NewPipeline, Outcome, Pipeline, PipelineState, StageKind, Trigger,
+    DeploymentState, NewPipeline, NewStage, Outcome, Pipeline, PipelineState, PipelineTarget,
+    StageKind, Trigger,
 };
 
 use crate::deploy::{DeployOptions, DeployOutcome};
@@ -36,6 +37,88 @@ pub struct PipelineRequest {
     pub project: String,
     pub revision: Revision,
     pub trigger: Trigger,
+    pub target: Target,
+}
+
+/// What a pipeline acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Deploy to the first environment, then promote as `auto_promote` asks.
+    Environments,
+    /// Bring biome `name` up at the commit (a merge request's `mr-<iid>`).
+    Biome { name: String },
+    /// Take biome `name` down.
+    BiomeDown { name: String },
+    /// Put the commit into environment `env` alone: promoted from the environment it
+    /// `promote_from`s (which must run this commit), or deployed when it promotes from none
+    /// (a tag's `[pipelines] tag_promotes_to`).
+    Environment { env: String },
+}
+
+impl Target {
+    fn state(&self) -> (PipelineTarget, Option<String>) {
+        match self {
+            Target::Environments | Target::Environment { .. } => {
+                (PipelineTarget::Environments, None)
+            }
+            Target::Biome { name } => (PipelineTarget::Biome, Some(name.clone())),
+            Target::BiomeDown { name } => (PipelineTarget::BiomeDown, Some(name.clone())),
+        }
+    }
+}
+
+/// A pipeline to record at once, before anything is fetched ([`enqueue`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueue {
+    pub project: String,
+    /// The commit, 40 hex digits; whether the repository has it is found out by the fetch.
+    pub sha: String,
+    /// For superseding and display.
+    pub branch: Option<String>,
+    pub target: Target,
+    pub trigger: Trigger,
+    /// Who asked, e.g. `gitlab:alice`.
+    pub requested_by: String,
+}
+
+/// Records a queued pipeline without fetching or reading `sandpit.toml` (a webhook is answered
+/// before any of that): its fetch stage fetches the mirror, checks the commit is there and its
+/// definition valid, and plans the stages after it. A [`Target::Environment`] is planned now,
+/// from the project's definition at its last fetch.
+pub fn enqueue(context: &Context, request: &Enqueue) -> anyhow::Result<Pipeline> {
+    if request.sha.len() != 40 || !request.sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        crate::fail!(
+            InvalidInput,
+            "{} is not a commit's 40 hex digits",
+            sandpit_domain::quoted(&request.sha)
+        );
+    }
+    let fetch = NewStage {
+        kind: StageKind::Fetch,
+        env: None,
+    };
+    let stages = match &request.target {
+        Target::Environment { env } => {
+            let spec = crate::projects::at_last_fetch(context, &request.project)?.spec()?;
+            let mut stages = vec![fetch];
+            stages.extend(plan::into_environment(&spec, env)?);
+            stages
+        }
+        _ => vec![fetch],
+    };
+    let (target, biome) = request.target.state();
+    let mut store = crate::deployment::state_store(context)?;
+    Ok(store.create_pipeline(&NewPipeline {
+        project: request.project.clone(),
+        trigger: request.trigger,
+        requested_by: request.requested_by.clone(),
+        branch: request.branch.clone(),
+        sha: request.sha.to_ascii_lowercase(),
+        stages,
+        retry_of: None,
+        target,
+        biome,
+    })?)
 }
 
 /// The reason recorded for a pipeline whose server stopped while it ran.
@@ -97,6 +180,9 @@ pub fn request(
         Revision::Default => Some(project.branch.clone()),
         Revision::Sha(_) => None,
     };
+    if let Target::Biome { name } | Target::BiomeDown { name } = &request.target {
+        crate::up::parse_biome_name(name)?;
+    }
     record(
         context,
         &Source::Commit { repo, commit },
@@ -106,6 +192,7 @@ pub fn request(
             requested_by,
             branch,
             retry_of: None,
+            target: request.target.clone(),
         },
     )
 }
@@ -140,6 +227,11 @@ pub fn retry(context: &Context, principal: &Principal, id: i64) -> anyhow::Resul
             requested_by,
             branch: earlier.branch.clone(),
             retry_of: Some(id),
+            target: match (earlier.target, earlier.biome.clone()) {
+                (PipelineTarget::Biome, Some(name)) => Target::Biome { name },
+                (PipelineTarget::BiomeDown, Some(name)) => Target::BiomeDown { name },
+                _ => Target::Environments,
+            },
         },
     )
 }
@@ -150,11 +242,17 @@ struct NewPipelineFacts {
     requested_by: String,
     branch: Option<String>,
     retry_of: Option<i64>,
+    target: Target,
 }
 
 fn record(context: &Context, source: &Source, facts: NewPipelineFacts) -> anyhow::Result<Pipeline> {
     let spec = source.spec()?;
-    let stages = plan::stages(&spec)?;
+    let mut stages = vec![NewStage {
+        kind: StageKind::Fetch,
+        env: None,
+    }];
+    stages.extend(plan_after_fetch(&spec, &facts.target)?);
+    let (target, biome) = facts.target.state();
     let commit = source.commit().map(CommitId::to_string).unwrap_or_default();
     let mut store = crate::deployment::state_store(context)?;
     let pipeline = store.create_pipeline(&NewPipeline {
@@ -165,10 +263,51 @@ fn record(context: &Context, source: &Source, facts: NewPipelineFacts) -> anyhow
         sha: commit,
         stages,
         retry_of: facts.retry_of,
+        target,
+        biome,
     })?;
     drop(store);
     crate::report::pipeline_changed(context, &pipeline);
     Ok(pipeline)
+}
+
+/// The stages after the fetch, for `target`, by the commit's definition.
+fn plan_after_fetch(spec: &sandpit_spec::Spec, target: &Target) -> anyhow::Result<Vec<NewStage>> {
+    Ok(match target {
+        Target::Environments => plan::stages(spec)?.split_off(1),
+        Target::Biome { name } => {
+            let env = crate::project::biome_environment(spec, None)?;
+            refuse_environment_name(spec, name)?;
+            vec![
+                NewStage {
+                    kind: StageKind::Build,
+                    env: None,
+                },
+                NewStage {
+                    kind: StageKind::Up,
+                    env: Some(env.to_string()),
+                },
+            ]
+        }
+        Target::BiomeDown { .. } => {
+            let env = crate::project::biome_environment(spec, None)?;
+            vec![NewStage {
+                kind: StageKind::Down,
+                env: Some(env.to_string()),
+            }]
+        }
+        Target::Environment { env } => plan::into_environment(spec, env)?,
+    })
+}
+
+fn refuse_environment_name(spec: &sandpit_spec::Spec, biome: &str) -> anyhow::Result<()> {
+    if Name::parse(biome).is_ok_and(|name| spec.environments.contains_key(&name)) {
+        crate::fail!(
+            InvalidInput,
+            "`{biome}` is the name of an environment, so it cannot name a biome"
+        );
+    }
+    Ok(())
 }
 
 /// Pipelines newest first, of one project or all (at most `limit`).
@@ -214,7 +353,7 @@ pub async fn run_queue(context: &Context) -> anyhow::Result<Vec<i64>> {
                 .or_default()
                 .push(plan::Queued {
                     id: pipeline.id,
-                    branch: pipeline.branch.clone(),
+                    key: plan::supersede_key(pipeline.biome.as_deref(), pipeline.branch.as_deref()),
                 });
         }
         let mut next: Option<i64> = None;
@@ -226,7 +365,9 @@ pub async fn run_queue(context: &Context) -> anyhow::Result<Vec<i64>> {
                 let _ = append_log(
                     context,
                     superseded,
-                    &format!("superseded by pipeline #{by}, a newer one of the same branch"),
+                    &format!(
+                        "superseded by pipeline #{by}, a newer one for the same branch or biome"
+                    ),
                 );
             }
             // The oldest pipeline of any project goes first.
@@ -264,13 +405,19 @@ pub async fn run(context: &Context, id: i64) -> anyhow::Result<Pipeline> {
     let mut outcome = Outcome::Succeeded;
     let mut source: Option<Source> = None;
     let mut previous_env: Option<String> = None;
-    for stage in &pipeline.stages {
+    let mut pipeline = pipeline;
+    let mut position = 0;
+    // The stages are read again after each one: the fetch may plan those after it.
+    while let Some(stage) = pipeline.stages.get(position).cloned() {
+        position += 1;
+        let stage = &stage;
         if !matches!(outcome, Outcome::Succeeded) {
             let reason = match &outcome {
                 Outcome::Pending(_) => "an earlier stage waits for approval",
                 _ => "an earlier stage failed",
             };
-            crate::deployment::state_store(context)?.skip_stage(id, stage.position, reason)?;
+            pipeline =
+                crate::deployment::state_store(context)?.skip_stage(id, stage.position, reason)?;
             log.line(&format!("{}: skipped ({reason})", stage.label()));
             continue;
         }
@@ -299,7 +446,7 @@ pub async fn run(context: &Context, id: i64) -> anyhow::Result<Pipeline> {
             }
             Outcome::Failed(message) => log.line(&format!("{}: failed: {message}", stage.label())),
         }
-        crate::deployment::state_store(context)?.finish_stage(
+        pipeline = crate::deployment::state_store(context)?.finish_stage(
             id,
             stage.position,
             &stage_outcome,
@@ -386,14 +533,92 @@ async fn run_stage(
     };
     match stage.kind {
         StageKind::Fetch => {
-            let (repo, commit) = crate::projects::commit(
-                context,
-                &pipeline.project,
-                Revision::Sha(pipeline.sha.clone()),
-            )?;
+            let fetched = if pipeline.target == PipelineTarget::BiomeDown {
+                // Taking a biome down needs the definition, not the commit it ran (whose
+                // branch a merge may have deleted): the project branch's head gives it.
+                crate::projects::commit(context, &pipeline.project, Revision::Default)
+            } else {
+                crate::projects::commit(
+                    context,
+                    &pipeline.project,
+                    Revision::Sha(pipeline.sha.clone()),
+                )
+            };
+            let (repo, commit) = fetched.map_err(|error| {
+                if crate::error::kind_of(&error) == ErrorKind::NotFound {
+                    failure(
+                        ErrorKind::NotFound,
+                        format!(
+                            "commit {} is not in the project's repository: {error:#}\nhint: push it, then run the pipeline again",
+                            pipeline.sha
+                        ),
+                    )
+                } else {
+                    error
+                }
+            })?;
             log.line(&format!("fetched; {commit} is in the project's repository"));
-            *source = Some(Source::Commit { repo, commit });
+            let fetched = Source::Commit { repo, commit };
+            if pipeline.stages.len() == 1 {
+                let target = match (pipeline.target, pipeline.biome.clone()) {
+                    (PipelineTarget::Biome, Some(name)) => Target::Biome { name },
+                    (PipelineTarget::BiomeDown, Some(name)) => Target::BiomeDown { name },
+                    _ => Target::Environments,
+                };
+                let planned = plan_after_fetch(&fetched.spec()?, &target)?;
+                let pipeline =
+                    crate::deployment::state_store(context)?.plan_stages(pipeline.id, &planned)?;
+                log.line(&format!(
+                    "planned: {}",
+                    pipeline
+                        .stages
+                        .iter()
+                        .map(sandpit_state::Stage::label)
+                        .collect::<Vec<_>>()
+                        .join(" → ")
+                ));
+            }
+            *source = Some(fetched);
             Ok(StageResult::Done(None))
+        }
+        StageKind::Up => {
+            let source = fetched(source)?;
+            let biome = pipeline_biome(pipeline)?;
+            let outcome = crate::up::up(
+                &as_requester(source),
+                &crate::up::UpOptions {
+                    biome: Some(biome.clone()),
+                    env: stage.env.clone(),
+                    build: crate::build::BuildOptions::default(),
+                    reset_db: false,
+                },
+                log,
+                |_, _| {},
+            )
+            .await?;
+            log.line(&format!(
+                "biome {biome} is {} at {}",
+                outcome.status.state, outcome.status.sha
+            ));
+            Ok(StageResult::Done(None))
+        }
+        StageKind::Down => {
+            let source = fetched(source)?;
+            let biome = pipeline_biome(pipeline)?;
+            match crate::down::down(&as_requester(source), Some(&biome), |_, _| {}).await {
+                Ok(outcome) => {
+                    log.line(&format!(
+                        "biome {biome} is down: its processes stopped, its database dropped, its models unregistered (deployment #{})",
+                        outcome.deployment
+                    ));
+                    Ok(StageResult::Done(Some(outcome.deployment)))
+                }
+                Err(error) if crate::error::kind_of(&error) == ErrorKind::NotFound => {
+                    log.line(&format!("biome {biome} is not there; nothing to take down"));
+                    Ok(StageResult::Done(None))
+                }
+                Err(error) => Err(error),
+            }
         }
         StageKind::Build => {
             let source = fetched(source)?;
@@ -428,14 +653,22 @@ async fn run_stage(
         }
         StageKind::Promote => {
             let env = stage_env(stage)?;
-            let from = previous_env.clone().ok_or_else(|| {
-                failure(
-                    ErrorKind::Internal,
-                    "a promotion stage with nothing deployed before it",
-                )
-            })?;
             let source = fetched(source)?;
-            let from = promote_source(source, &env).unwrap_or(from);
+            let from = match (promote_source(source, &env), previous_env.clone()) {
+                (Some(from), Some(_)) => from,
+                (None, Some(previous)) => previous,
+                // The pipeline's first rollout: what it promotes must be its own commit.
+                (Some(from), None) => {
+                    check_runs_commit(context, source, &from, &pipeline.sha).await?;
+                    from
+                }
+                (None, None) => {
+                    return Err(failure(
+                        ErrorKind::Internal,
+                        "a promotion stage with nothing deployed before it",
+                    ))
+                }
+            };
             let promoted = crate::promote::promote(
                 &as_requester(source),
                 &from,
@@ -446,6 +679,40 @@ async fn run_stage(
             *previous_env = Some(env);
             settle(promoted)
         }
+    }
+}
+
+fn pipeline_biome(pipeline: &Pipeline) -> anyhow::Result<String> {
+    pipeline.biome.clone().ok_or_else(|| {
+        failure(
+            ErrorKind::Internal,
+            format!("pipeline #{} targets no biome", pipeline.id),
+        )
+    })
+}
+
+/// Refuses to promote out of `from` unless it runs `sha`: a pipeline for a commit (a tag's)
+/// promotes that commit or nothing.
+async fn check_runs_commit(
+    context: &Context,
+    source: &Source,
+    from: &str,
+    sha: &str,
+) -> anyhow::Result<()> {
+    let project = source.spec()?.project.name;
+    let from_name = Name::parse(from)?;
+    let running = crate::daemon_connection::status_if_running(context, &project, &from_name).await;
+    match running {
+        Some(status) if status.sha == sha => Ok(()),
+        Some(status) => crate::fail!(
+            Conflict,
+            "`{from}` runs {}, not {sha}: a promotion moves what runs there, so this commit is not promoted\nhint: deploy {sha} to `{from}` first (push it to the project's branch), then push the tag again or `sandpit promote`",
+            status.sha
+        ),
+        None => crate::fail!(
+            Conflict,
+            "nothing runs in `{from}`, so {sha} cannot be promoted out of it\nhint: deploy it to `{from}` first"
+        ),
     }
 }
 

@@ -43,6 +43,47 @@ pub struct ProjectView {
     pub fetched_at: Option<String>,
     pub added_by: String,
     pub added_at: String,
+    /// Whether merge requests from forks run (their code on the team's machines).
+    pub allow_forks: bool,
+    /// The paths webhooks are delivered to, relative to the server's URL.
+    pub hooks: HookPaths,
+    /// The webhook secret: only in the answer of `add`, once — it is never shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+}
+
+/// Where a project's webhooks go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HookPaths {
+    pub gitlab: String,
+    pub github: String,
+}
+
+/// A project's webhook settings when it is added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// The secret to expect; `None` generates one (shown once in the answer).
+    pub secret: Option<String>,
+    pub allow_forks: bool,
+}
+
+/// The shortest webhook secret accepted: GitLab and GitHub send what they are given, so a
+/// short one is guessable by anyone who can reach the server.
+pub const MIN_WEBHOOK_SECRET: usize = 16;
+
+/// A webhook secret as given: printable ASCII without spaces, at least [`MIN_WEBHOOK_SECRET`]
+/// characters (HTTP headers carry it).
+pub fn check_webhook_secret(secret: &str) -> anyhow::Result<()> {
+    if secret.len() < MIN_WEBHOOK_SECRET
+        || secret.len() > 256
+        || !secret.bytes().all(|b| b.is_ascii_graphic())
+    {
+        fail!(
+            InvalidInput,
+            "a webhook secret is {MIN_WEBHOOK_SECRET} to 256 printable characters without spaces\nhint: leave --webhook-secret out and sandpit generates one"
+        );
+    }
+    Ok(())
 }
 
 impl From<&ProjectRecord> for ProjectView {
@@ -55,6 +96,12 @@ impl From<&ProjectRecord> for ProjectView {
             fetched_at: record.fetched_at.clone(),
             added_by: record.added_by.clone(),
             added_at: record.added_at.clone(),
+            allow_forks: record.allow_forks,
+            hooks: HookPaths {
+                gitlab: format!("/hooks/gitlab/{}", record.name),
+                github: format!("/hooks/github/{}", record.name),
+            },
+            webhook_secret: None,
         }
     }
 }
@@ -96,7 +143,34 @@ pub fn add(
     git_url: &str,
     branch: &str,
 ) -> anyhow::Result<ProjectView> {
+    add_with(
+        context,
+        principal,
+        name,
+        git_url,
+        branch,
+        &WebhookSettings::default(),
+    )
+}
+
+/// [`add`] with webhook settings; the answer carries the webhook secret, the only time it is
+/// shown.
+pub fn add_with(
+    context: &Context,
+    principal: &Principal,
+    name: &str,
+    git_url: &str,
+    branch: &str,
+    webhook: &WebhookSettings,
+) -> anyhow::Result<ProjectView> {
     require(principal, Role::Admin, "adding a project")?;
+    let webhook_secret = match &webhook.secret {
+        Some(secret) => {
+            check_webhook_secret(secret)?;
+            secret.clone()
+        }
+        None => crate::tokens::random_hex::<32>()?,
+    };
     let name = project_name(name)?;
     let url = RemoteUrl::parse(git_url)?;
     check_branch_name(branch)?;
@@ -156,6 +230,8 @@ pub fn add(
         git_url: url.as_str().to_owned(),
         branch: branch.to_owned(),
         added_by,
+        webhook_secret: webhook_secret.clone(),
+        allow_forks: webhook.allow_forks,
     });
     let added = match added {
         Ok(added) => added,
@@ -165,7 +241,10 @@ pub fn add(
         }
     };
     let fetched = store.record_fetch(&added.name, head.as_str())?;
-    Ok(ProjectView::from(&fetched))
+    Ok(ProjectView {
+        webhook_secret: Some(webhook_secret),
+        ..ProjectView::from(&fetched)
+    })
 }
 
 /// Every registered project, by name: any role.
@@ -447,3 +526,11 @@ mod tests;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
+
+/// Project `name`'s webhook secret, for the server to check a delivery against (no role: the
+/// secret is the delivery's credential); `None` for a project registered before webhooks
+/// existed. [`StateError::ProjectNotFound`] when it is not registered.
+pub fn webhook_secret(context: &Context, name: &str) -> anyhow::Result<Option<String>> {
+    let record = registered(context, &project_name(name)?)?;
+    Ok(record.webhook_secret)
+}

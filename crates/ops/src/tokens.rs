@@ -121,6 +121,11 @@ fn actor(principal: &Principal) -> String {
     }
 }
 
+/// `N` random bytes from the operating system, as lowercase hex.
+pub(crate) fn random_hex<const N: usize>() -> anyhow::Result<String> {
+    Ok(hex::encode(random_bytes::<N>()?))
+}
+
 fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes)

@@ -140,10 +140,11 @@ impl AppState {
     }
 }
 
-/// The limits the server is served with: `sandpit_http`'s defaults, with [`BODY_LIMIT`].
+/// The limits the server is served with: `sandpit_http`'s defaults, with the webhooks' body
+/// limit ([`routes::hooks::HOOK_BODY_LIMIT`]); the API's routes keep [`BODY_LIMIT`].
 pub fn limits() -> sandpit_http::Limits {
     sandpit_http::Limits {
-        max_body_bytes: BODY_LIMIT,
+        max_body_bytes: routes::hooks::HOOK_BODY_LIMIT,
         ..sandpit_http::Limits::default()
     }
 }
@@ -173,6 +174,8 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::artifacts::router())
         .merge(routes::logs::router())
         .merge(routes::config::router())
+        .merge(routes::hooks::router())
+        .merge(routes::hooks::hooks())
         .route_layer(middleware::from_fn_with_state(
             request_timeout,
             timeout::limit,

@@ -8,6 +8,7 @@ pub mod biomes;
 pub mod changes;
 pub mod config;
 pub mod deployments;
+pub mod hooks;
 pub mod logs;
 
 pub mod trace;
@@ -143,6 +144,13 @@ pub struct AddProjectRequest {
     /// The branch pipelines build by default (absent: `main`).
     #[serde(default = "default_branch")]
     pub branch: String,
+    /// The secret its webhooks carry (GitLab's `X-Gitlab-Token`) or sign with (GitHub):
+    /// 16 to 256 printable characters. Absent: one is generated and answered once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// Run merge requests from forks (their code on the team's machines). Absent: no.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_forks: bool,
 }
 
 fn default_branch() -> String {
@@ -161,6 +169,22 @@ pub struct Project {
     pub fetched_at: Option<String>,
     pub added_by: String,
     pub added_at: String,
+    /// Whether merge requests from forks run.
+    pub allow_forks: bool,
+    /// Where its webhooks go, relative to the server's URL.
+    pub hooks: ProjectHooks,
+    /// The webhook secret: only in the answer of `POST /api/v1/projects`, never again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+}
+
+/// A project's webhook paths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectHooks {
+    /// `/hooks/gitlab/<name>`: the URL to give GitLab (Settings → Webhooks).
+    pub gitlab: String,
+    /// `/hooks/github/<name>`.
+    pub github: String,
 }
 
 /// `GET /api/v1/projects`
@@ -196,6 +220,12 @@ impl From<&ProjectView> for Project {
             fetched_at: view.fetched_at.clone(),
             added_by: view.added_by.clone(),
             added_at: view.added_at.clone(),
+            allow_forks: view.allow_forks,
+            hooks: ProjectHooks {
+                gitlab: view.hooks.gitlab.clone(),
+                github: view.hooks.github.clone(),
+            },
+            webhook_secret: view.webhook_secret.clone(),
         }
     }
 }
@@ -229,6 +259,12 @@ pub struct RunPipelineRequest {
     /// The head of this branch of the project's repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// Bring this biome up at the commit instead of deploying to the environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub biome: Option<String>,
+    /// With `biome`: take it down instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub down: bool,
 }
 
 /// A pipeline: a commit fetched, built, deployed and promoted, stage by stage.
@@ -236,8 +272,12 @@ pub struct RunPipelineRequest {
 pub struct Pipeline {
     pub id: i64,
     pub project: String,
-    /// `manual`, `webhook` or `schedule`.
+    /// `manual`, `webhook`, `schedule` or `ci`.
     pub trigger: String,
+    /// `environments` (deploy, then promote), `biome` (bring `biome` up) or `biome_down`.
+    pub target: String,
+    /// The biome a `biome` or `biome_down` pipeline acts on.
+    pub biome: Option<String>,
     pub requested_by: String,
     /// The branch asked for; `null` for a commit asked for by its sha.
     pub branch: Option<String>,
@@ -260,7 +300,7 @@ pub struct Pipeline {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PipelineStage {
     pub position: u32,
-    /// `fetch`, `build`, `deploy` or `promote`.
+    /// `fetch`, `build`, `deploy`, `promote`, `up` or `down`.
     pub kind: String,
     /// The environment deployed or promoted into.
     pub env: Option<String>,
@@ -297,6 +337,8 @@ impl From<&OpsPipeline> for Pipeline {
             id: pipeline.id,
             project: pipeline.project.clone(),
             trigger: pipeline.trigger.as_str().to_owned(),
+            target: pipeline.target.as_str().to_owned(),
+            biome: pipeline.biome.clone(),
             requested_by: pipeline.requested_by.clone(),
             branch: pipeline.branch.clone(),
             sha: pipeline.sha.clone(),

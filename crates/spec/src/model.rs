@@ -17,6 +17,8 @@ pub struct Spec {
     /// Services, jobs and models, keyed by name; names are unique across all three kinds.
     pub components: BTreeMap<Name, Component>,
     pub database: Option<Database>,
+    /// `[pipelines]`: what pushes and tags start on a control plane.
+    pub pipelines: Pipelines,
     /// `[gitlab]`: where pipelines report back; `None`: nowhere.
     pub gitlab: Option<Gitlab>,
 }
@@ -30,6 +32,64 @@ pub struct Gitlab {
     pub project: String,
     /// `token_secret`: the configuration secret holding the API token. Default `GITLAB_TOKEN`.
     pub token_secret: String,
+}
+
+/// `[pipelines]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pipelines {
+    /// `branches`: branches besides the project's own whose pushes start a pipeline (`*`
+    /// matches any run of characters).
+    pub branches: Vec<String>,
+    /// `tag_promotes_to`: the environment a pushed tag's commit goes into.
+    pub tag_promotes_to: Option<Name>,
+}
+
+impl Pipelines {
+    /// Whether a push to `branch` starts a pipeline, the project's own branch aside.
+    pub fn lists_branch(&self, branch: &str) -> bool {
+        self.branches
+            .iter()
+            .any(|pattern| glob_matches(pattern.as_bytes(), branch.as_bytes()))
+    }
+}
+
+/// `*` matches any run of bytes (slashes included, as GitLab's protected-branch wildcards do);
+/// everything else matches itself.
+fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|skip| glob_matches(rest, &text[skip..])),
+        Some((first, rest)) => text
+            .split_first()
+            .is_some_and(|(t, text)| t == first && glob_matches(rest, text)),
+    }
+}
+
+#[cfg(test)]
+mod pipelines_tests {
+    use super::*;
+
+    #[test]
+    fn branch_patterns_match_whole_names_with_star_for_any_run() {
+        let rules = Pipelines {
+            branches: vec!["release/*".into(), "hotfix".into(), "*-rc".into()],
+            tag_promotes_to: None,
+        };
+        for (branch, listed) in [
+            ("release/1.2", true),
+            ("release/1.2/fix", true),
+            ("release/", true),
+            ("release", false),
+            ("hotfix", true),
+            ("hotfix2", false),
+            ("v3-rc", true),
+            ("v3-rc1", false),
+            ("feature/x", false),
+        ] {
+            assert_eq!(rules.lists_branch(branch), listed, "{branch}");
+        }
+        assert!(!Pipelines::default().lists_branch("main"));
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

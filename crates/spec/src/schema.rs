@@ -43,6 +43,8 @@ pub(crate) enum Kind {
     Names,
     /// An array of relative paths that stay inside the project; stored normalised.
     Paths,
+    /// An array of branch names or glob patterns (`release/*`).
+    BranchPatterns,
     /// A table of environment variables (`NAME = "value"`) handed to a component.
     EnvVars,
     /// A fixed sub-table.
@@ -391,6 +393,25 @@ pub(crate) static DATABASE: Section = Section {
     ],
 };
 
+pub(crate) static PIPELINES: Section = Section {
+    label: "pipelines",
+    description: "What pushes and tags start on a control plane (`sandpit server`).",
+    keys: &[
+        key(
+            "branches",
+            Kind::BranchPatterns,
+            "Branches besides the project's own whose pushes start a pipeline: names or patterns where `*` matches any run of characters.",
+            "[\"release/*\"]",
+        ),
+        key(
+            "tag_promotes_to",
+            Kind::Name,
+            "The environment a pushed tag's commit goes into: promoted from the environment it `promote_from`s (which must run that commit), or deployed when it promotes from none.",
+            "\"test\"",
+        ),
+    ],
+};
+
 pub(crate) static GITLAB: Section = Section {
     label: "gitlab",
     description: "Reporting back to GitLab: each pipeline's commit status, and one note per merge request on its biome. Read from the pipeline's commit; without this section nothing is reported.",
@@ -443,6 +464,12 @@ pub(crate) static ROOT: Section = Section {
             "database",
             Kind::Table(&DATABASE),
             "The project's database: how each environment's template database is built.",
+            "",
+        ),
+        key(
+            "pipelines",
+            Kind::Table(&PIPELINES),
+            "What pushes and tags start on a control plane (`sandpit server`).",
             "",
         ),
         key(
@@ -537,6 +564,10 @@ fn kind_schema(kind: Kind) -> Json {
             "items": { "type": "string", "pattern": NAME_PATTERN }
         }),
         Kind::Paths => json!({ "type": "array", "items": { "type": "string" } }),
+        Kind::BranchPatterns => json!({
+            "type": "array",
+            "items": { "type": "string", "minLength": 1, "pattern": "^[^\\s~^:?\\[\\\\]+$" }
+        }),
         Kind::EnvVars => json!({
             "type": "object",
             "propertyNames": { "pattern": ENV_VAR_PATTERN, "not": { "pattern": "^(SANDPIT_.*|PORT|DATABASE_URL)$" } },

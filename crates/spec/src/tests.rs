@@ -238,13 +238,13 @@ fn unknown_keys_are_refused_in_every_kind_of_table() {
         ),
         (
             "unknown section with nothing close",
-            "[project]\nname = \"demo\"\n[pipelines]\n",
-            "sandpit.toml:3:2: unknown section `pipelines`\n  hint: sections are `project`, `environments`, `services`, `jobs`, `models`, `database`, `gitlab`",
+            "[project]\nname = \"demo\"\n[workflows]\n",
+            "sandpit.toml:3:2: unknown section `workflows`\n  hint: sections are `project`, `environments`, `services`, `jobs`, `models`, `database`, `pipelines`, `gitlab`",
         ),
         (
             "unknown key at the top level",
             "version = 2\n[project]\nname = \"demo\"\n",
-            "sandpit.toml:1:1: unknown key `version` at the top of the file\n  hint: keys belong in a section; sections are `project`, `environments`, `services`, `jobs`, `models`, `database`, `gitlab`",
+            "sandpit.toml:1:1: unknown key `version` at the top of the file\n  hint: keys belong in a section; sections are `project`, `environments`, `services`, `jobs`, `models`, `database`, `pipelines`, `gitlab`",
         ),
         (
             "[project]",
@@ -1186,4 +1186,37 @@ fn gitlab_api_url_must_be_http_and_the_rest_usable() {
         let input = format!("[project]\nname = \"demo\"\n[gitlab]\n{body}");
         assert_eq!(rendered(&input), *expect, "input:\n{input}");
     }
+fn pipelines_list_branch_patterns_and_the_environment_tags_go_to() {
+    let spec = parse(
+        "[project]\nname = \"demo\"\n[environments.dev]\nbiomes = true\n[environments.test]\npromote_from = \"dev\"\n[pipelines]\nbranches = [\"release/*\"]\ntag_promotes_to = \"test\"\n",
+    )
+    .unwrap();
+    assert_eq!(spec.pipelines.branches, ["release/*"]);
+    assert_eq!(spec.pipelines.tag_promotes_to, Some(name("test")));
+    assert!(spec.pipelines.lists_branch("release/2"));
+
+    let refused = parse(
+        "[project]\nname = \"demo\"\n[environments.dev]\n[pipelines]\nbranches = [\"ok\", \"bad name\", 3]\ntag_promotes_to = \"tset\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("`bad name` is not a branch name or pattern"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("must list branches as strings"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("`tag_promotes_to` names environment `tset`, which is not declared"),
+        "{refused}"
+    );
+    let unknown = parse("[project]\nname = \"demo\"\n[pipelines]\nbranch = [\"x\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains("branches"),
+        "a did-you-mean for `branch`: {unknown}"
+    );
 }

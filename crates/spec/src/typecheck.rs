@@ -17,6 +17,19 @@ pub(crate) struct Located<T> {
     pub at: usize,
 }
 
+/// A branch name or pattern git could name: not empty, no whitespace, control characters or
+/// the characters git refuses in ref names (`~^:?[\\`), no `..`, no leading `-` or `/`.
+fn branch_pattern_is_valid(raw: &str) -> bool {
+    !raw.is_empty()
+        && raw.len() <= 255
+        && !raw.starts_with(['-', '/'])
+        && !raw.ends_with('/')
+        && !raw.contains("..")
+        && !raw
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "~^:?[\\".contains(c))
+}
+
 #[derive(Debug)]
 pub(crate) enum Typed {
     String(String),
@@ -26,6 +39,7 @@ pub(crate) enum Typed {
     Name(Name),
     Names(Vec<Located<Name>>),
     Paths(Vec<String>),
+    Strings(Vec<Located<String>>),
     EnvVars(BTreeMap<String, String>),
     Table(Fields),
     Named(Vec<(Located<Name>, Fields)>),
@@ -126,6 +140,13 @@ impl Fields {
         match self.typed(key) {
             Some(Typed::Paths(value)) => value.clone(),
             _ => Vec::new(),
+        }
+    }
+
+    pub fn strings(&self, key: &str) -> &[Located<String>] {
+        match self.typed(key) {
+            Some(Typed::Strings(value)) => value,
+            _ => &[],
         }
     }
 
@@ -443,6 +464,40 @@ impl Check<'_, '_, '_> {
                     }
                 }
                 Some(Typed::Names(names))
+            }
+            Kind::BranchPatterns => {
+                let Some(array) = self.item.as_array() else {
+                    return self.wrong_type("an array of branch names or patterns");
+                };
+                let mut patterns = Vec::new();
+                for element in array.iter() {
+                    let at = element.span().map_or(self.value_at, |span| span.start);
+                    match element.as_str() {
+                        Some(raw) if branch_pattern_is_valid(raw) => patterns.push(Located {
+                            value: raw.to_owned(),
+                            at,
+                        }),
+                        Some(raw) => self.sink.error(
+                            at,
+                            format!(
+                                "`{}` entry {} is not a branch name or pattern",
+                                spec.name,
+                                sandpit_domain::quoted(raw)
+                            ),
+                            Some("write a branch name, with `*` for any run of characters: \"release/*\"".to_owned()),
+                        ),
+                        None => self.sink.error(
+                            at,
+                            format!(
+                                "`{}` must list branches as strings, found {}",
+                                spec.name,
+                                value_type(element)
+                            ),
+                            Some(format!("write {} = {}", spec.name, spec.example)),
+                        ),
+                    }
+                }
+                Some(Typed::Strings(patterns))
             }
             Kind::Paths => {
                 let Some(array) = self.item.as_array() else {

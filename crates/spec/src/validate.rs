@@ -7,7 +7,9 @@ use std::time::Duration;
 use sandpit_domain::{quoted, ComponentKind, Name};
 
 use crate::diagnostic::{did_you_mean, Sink};
-use crate::model::{Component, Database, DatabaseUrl, Environment, Gitlab, Project, Spec};
+use crate::model::{
+    Component, Database, DatabaseUrl, Environment, Gitlab, Pipelines, Project, Spec,
+};
 use crate::typecheck::{Fields, Located};
 
 /// Models have no `start_timeout` key; this is how long the model endpoint may take to load one.
@@ -26,12 +28,17 @@ pub(crate) fn build_spec(sink: &mut Sink<'_>, root: &Fields) -> Option<Spec> {
             shared: fields.string("shared"),
         })
     });
+    let pipelines = root
+        .table("pipelines")
+        .map(|fields| pipelines(sink, fields, &environments))
+        .unwrap_or_default();
     let gitlab = root.table("gitlab").and_then(|fields| gitlab(sink, fields));
     Some(Spec {
         project: project?,
         environments,
         components,
         database,
+        pipelines,
         gitlab,
     })
 }
@@ -100,6 +107,34 @@ fn check_api_url(raw: &str) -> Result<(), &'static str> {
         return Err("has whitespace or control characters");
     }
     Ok(())
+}
+
+fn pipelines(
+    sink: &mut Sink<'_>,
+    fields: &Fields,
+    environments: &BTreeMap<Name, Environment>,
+) -> Pipelines {
+    let tag_promotes_to = fields.name("tag_promotes_to").cloned();
+    if let Some(env) = &tag_promotes_to {
+        if !environments.contains_key(env) {
+            let names = environments.keys().map(Name::as_str);
+            let hint = did_you_mean(env.as_str(), names.clone())
+                .unwrap_or_else(|| format!("name one of {}", list(names)));
+            sink.error(
+                fields.value_at("tag_promotes_to"),
+                format!("`tag_promotes_to` names environment `{env}`, which is not declared"),
+                Some(hint),
+            );
+        }
+    }
+    Pipelines {
+        branches: fields
+            .strings("branches")
+            .iter()
+            .map(|l| l.value.clone())
+            .collect(),
+        tag_promotes_to,
+    }
 }
 
 fn project(fields: &Fields) -> Option<Project> {

@@ -20,6 +20,7 @@
 //! The control plane's API tokens live here too, in the same shape ([`Token`]: facts, and
 //! revocations as events).
 
+mod hooks;
 mod pipelines;
 mod process;
 mod projects;
@@ -33,8 +34,10 @@ mod tests;
 
 use serde::Serialize;
 
+pub use hooks::{Delivery, NewDelivery, Recorded};
 pub use pipelines::{
-    NewPipeline, NewStage, Outcome, Pipeline, PipelineState, Stage, StageKind, StageState, Trigger,
+    NewPipeline, NewStage, Outcome, Pipeline, PipelineState, PipelineTarget, Stage, StageKind,
+    StageState, Trigger,
 };
 pub use projects::{NewProject, ProjectRecord};
 pub use reports::{NewReport, Report, ReportCounts, ReportKind, ReportState};

@@ -21,6 +21,8 @@ pub enum Trigger {
     Webhook,
     /// A schedule.
     Schedule,
+    /// `sandpit ci` in a forge's CI job.
+    Ci,
 }
 
 impl Trigger {
@@ -29,13 +31,19 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Webhook => "webhook",
             Trigger::Schedule => "schedule",
+            Trigger::Ci => "ci",
         }
     }
 
     fn parse(stored: &str) -> Option<Trigger> {
-        [Trigger::Manual, Trigger::Webhook, Trigger::Schedule]
-            .into_iter()
-            .find(|t| t.as_str() == stored)
+        [
+            Trigger::Manual,
+            Trigger::Webhook,
+            Trigger::Schedule,
+            Trigger::Ci,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == stored)
     }
 }
 
@@ -51,6 +59,10 @@ pub enum StageKind {
     Deploy,
     /// Promote what runs in the previous environment into this one.
     Promote,
+    /// Bring the pipeline's biome up at the commit, in the environment that hosts biomes.
+    Up,
+    /// Take the pipeline's biome down (processes, database, model registrations).
+    Down,
 }
 
 impl StageKind {
@@ -60,6 +72,8 @@ impl StageKind {
             StageKind::Build => "build",
             StageKind::Deploy => "deploy",
             StageKind::Promote => "promote",
+            StageKind::Up => "up",
+            StageKind::Down => "down",
         }
     }
 
@@ -69,9 +83,43 @@ impl StageKind {
             StageKind::Build,
             StageKind::Deploy,
             StageKind::Promote,
+            StageKind::Up,
+            StageKind::Down,
         ]
         .into_iter()
         .find(|k| k.as_str() == stored)
+    }
+}
+
+/// What a pipeline acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PipelineTarget {
+    /// The environments: deploy to the first, promote onward.
+    Environments,
+    /// A biome, brought up at the commit (a merge request's `mr-<iid>`).
+    Biome,
+    /// A biome, taken down.
+    BiomeDown,
+}
+
+impl PipelineTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipelineTarget::Environments => "environments",
+            PipelineTarget::Biome => "biome",
+            PipelineTarget::BiomeDown => "biome_down",
+        }
+    }
+
+    fn parse(stored: &str) -> Option<PipelineTarget> {
+        [
+            PipelineTarget::Environments,
+            PipelineTarget::Biome,
+            PipelineTarget::BiomeDown,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == stored)
     }
 }
 
@@ -169,9 +217,14 @@ pub struct NewPipeline {
     pub branch: Option<String>,
     /// The commit: 40 hex digits.
     pub sha: String,
+    /// The stages; a pipeline recorded before its commit is read has only its `fetch` stage,
+    /// and [`StateStore::plan_stages`] adds the rest once.
     pub stages: Vec<NewStage>,
     /// The pipeline this one runs again.
     pub retry_of: Option<i64>,
+    pub target: PipelineTarget,
+    /// The biome a biome target acts on; `None` exactly for [`PipelineTarget::Environments`].
+    pub biome: Option<String>,
 }
 
 /// A recorded stage and its derived state.
@@ -209,6 +262,8 @@ pub struct Pipeline {
     pub branch: Option<String>,
     pub sha: String,
     pub retry_of: Option<i64>,
+    pub target: PipelineTarget,
+    pub biome: Option<String>,
     pub state: PipelineState,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -275,6 +330,17 @@ impl StateStore {
         if new.stages.is_empty() {
             return invalid("a pipeline with no stages".into());
         }
+        if (new.target == PipelineTarget::Environments) != new.biome.is_none() {
+            return invalid(format!(
+                "a pipeline of target `{}` {} a biome",
+                new.target.as_str(),
+                if new.biome.is_some() {
+                    "with"
+                } else {
+                    "without"
+                }
+            ));
+        }
         let pid = self.pid;
         let tx = self
             .conn
@@ -286,8 +352,8 @@ impl StateStore {
             }
         }
         tx.execute(
-            "INSERT INTO pipelines (project, trigger, requested_by, branch, sha, retry_of, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO pipelines (project, trigger, requested_by, branch, sha, retry_of, created_at, target, biome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 new.project,
                 new.trigger.as_str(),
@@ -296,6 +362,8 @@ impl StateStore {
                 new.sha.to_ascii_lowercase(),
                 new.retry_of,
                 now(),
+                new.target.as_str(),
+                new.biome,
             ],
         )
         .ctx("recording a pipeline")?;
@@ -310,6 +378,31 @@ impl StateStore {
         insert(&tx, id, None, "queued", None, None, pid)?;
         let pipeline = load(&tx, id)?.ok_or(StateError::PipelineNotFound { id })?;
         tx.commit().ctx("recording a pipeline")?;
+        Ok(pipeline)
+    }
+
+    /// Adds the stages planned once the commit was read after a pipeline recorded with its
+    /// `fetch` stage alone; refused when it has more stages already (they are planned once).
+    pub fn plan_stages(&mut self, id: i64, stages: &[NewStage]) -> Result<Pipeline, StateError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx("planning a pipeline's stages")?;
+        let pipeline = load(&tx, id)?.ok_or(StateError::PipelineNotFound { id })?;
+        if pipeline.stages.len() != 1 || pipeline.stages[0].kind != StageKind::Fetch {
+            return Err(StateError::Invalid {
+                detail: format!("pipeline #{id}'s stages are planned already"),
+            });
+        }
+        for (offset, stage) in stages.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO pipeline_stages (pipeline_id, position, kind, env) VALUES (?1, ?2, ?3, ?4)",
+                params![id, offset as i64 + 1, stage.kind.as_str(), stage.env],
+            )
+            .ctx("planning a pipeline's stages")?;
+        }
+        let pipeline = load(&tx, id)?.ok_or(StateError::PipelineNotFound { id })?;
+        tx.commit().ctx("planning a pipeline's stages")?;
         Ok(pipeline)
     }
 
@@ -410,7 +503,8 @@ impl StateStore {
 
     /// Records that a queued pipeline will never run because `by`, newer, replaces it.
     pub fn supersede_pipeline(&mut self, id: i64, by: i64) -> Result<Pipeline, StateError> {
-        let message = format!("superseded by pipeline #{by}, a newer one of the same branch");
+        let message =
+            format!("superseded by pipeline #{by}, a newer one for the same branch or biome");
         self.append_pipeline(id, None, "superseded", Some(&message), None)
     }
 
@@ -596,7 +690,7 @@ fn load(conn: &Connection, id: i64) -> Result<Option<Pipeline>, StateError> {
     let context = "reading a pipeline";
     let facts = conn
         .query_row(
-            "SELECT project, trigger, requested_by, branch, sha, retry_of, created_at
+            "SELECT project, trigger, requested_by, branch, sha, retry_of, created_at, target, biome
              FROM pipelines WHERE id = ?1",
             params![id],
             |row| {
@@ -608,14 +702,20 @@ fn load(conn: &Connection, id: i64) -> Result<Option<Pipeline>, StateError> {
                     row.get::<_, String>(4)?,
                     row.get::<_, Option<i64>>(5)?,
                     row.get::<_, String>(6)?,
+                    row.get::<_, String>(7)?,
+                    row.get::<_, Option<String>>(8)?,
                 ))
             },
         )
         .optional()
         .ctx(context)?;
-    let Some((project, trigger, requested_by, branch, sha, retry_of, created_at)) = facts else {
+    let Some((project, trigger, requested_by, branch, sha, retry_of, created_at, target, biome)) =
+        facts
+    else {
         return Ok(None);
     };
+    let target =
+        PipelineTarget::parse(&target).ok_or_else(|| corrupt(id, format!("target `{target}`")))?;
     let trigger =
         Trigger::parse(&trigger).ok_or_else(|| corrupt(id, format!("trigger `{trigger}`")))?;
     let mut stages = Vec::new();
@@ -661,6 +761,8 @@ fn load(conn: &Connection, id: i64) -> Result<Option<Pipeline>, StateError> {
         branch,
         sha,
         retry_of,
+        target,
+        biome,
         state: PipelineState::Queued,
         created_at,
         started_at: None,

@@ -17,6 +17,10 @@ pub struct NewProject {
     pub git_url: String,
     pub branch: String,
     pub added_by: String,
+    /// The secret its webhooks must carry (GitLab) or sign with (GitHub).
+    pub webhook_secret: String,
+    /// Whether merge requests from forks may run (their code on the team's machines).
+    pub allow_forks: bool,
 }
 
 /// A registration and what its events say.
@@ -35,13 +39,18 @@ pub struct ProjectRecord {
     pub fetched_at: Option<String>,
     pub removed_at: Option<String>,
     pub removed_by: Option<String>,
+    /// `None` for a project registered before webhooks existed.
+    #[serde(skip)]
+    pub webhook_secret: Option<String>,
+    pub allow_forks: bool,
 }
 
 /// The columns [`record`] reads, in order: the registration and its newest fetch and removal.
 const RECORD_SELECT: &str = "
 SELECT p.id, p.name, p.git_url, p.branch, p.added_at, p.added_by,
-       f.sha, f.at, r.at, r.actor
+       f.sha, f.at, r.at, r.actor, w.secret, coalesce(w.allow_forks, 0)
 FROM projects p
+LEFT JOIN project_webhooks w ON w.project_id = p.id
 LEFT JOIN project_events f ON f.id = (
     SELECT max(id) FROM project_events WHERE project_id = p.id AND event = 'fetched')
 LEFT JOIN project_events r ON r.id = (
@@ -59,6 +68,8 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectRecord> {
         fetched_at: row.get(7)?,
         removed_at: row.get(8)?,
         removed_by: row.get(9)?,
+        webhook_secret: row.get(10)?,
+        allow_forks: row.get::<_, i64>(11)? != 0,
     })
 }
 
@@ -129,6 +140,11 @@ impl StateStore {
         )
         .ctx("registering a project")?;
         let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO project_webhooks (project_id, secret, allow_forks) VALUES (?1, ?2, ?3)",
+            params![id, new.webhook_secret, i64::from(new.allow_forks)],
+        )
+        .ctx("registering a project's webhook secret")?;
         insert_event(&tx, id, "added", None, Some(&new.added_by))?;
         let added = existing(&tx, &new.name)?;
         tx.commit().ctx("registering a project")?;

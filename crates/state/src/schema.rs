@@ -258,15 +258,119 @@ BEGIN SELECT RAISE(ABORT, 'token records are append-only'); END;
 CREATE TRIGGER token_events_append_only_delete BEFORE DELETE ON token_events
 BEGIN SELECT RAISE(ABORT, 'token records are append-only'); END;
 "#,
-    // 8 (after the pipelines' biomes, 6, and the webhooks' deliveries, 7): the outbox of reports
-    // to a forge — each commit status or merge request note to send and its delivery's state —
+    // 6: pipelines can target a biome (fetch, build, `up` it at the commit) or take one down,
+    // are started by `sandpit ci` too, and may have their stages after the fetch planned once
+    // the commit's sandpit.toml is read (a webhook records the pipeline before anything is
+    // fetched). Projects get their webhook settings, and every webhook delivery is recorded
+    // (once per delivery key, which a partial unique index keeps true across processes).
+    // The pipeline tables are rebuilt as migration 2 rebuilt the deployment tables.
+    r#"
+CREATE TABLE pipelines_v6 (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    project      TEXT    NOT NULL,
+    trigger      TEXT    NOT NULL CHECK (trigger IN ('manual', 'webhook', 'schedule', 'ci')),
+    requested_by TEXT    NOT NULL,
+    branch       TEXT,
+    sha          TEXT    NOT NULL,
+    retry_of     INTEGER REFERENCES pipelines_v6 (id),
+    created_at   TEXT    NOT NULL,
+    target       TEXT    NOT NULL CHECK (target IN ('environments', 'biome', 'biome_down')),
+    -- the biome a `biome` or `biome_down` pipeline acts on
+    biome        TEXT,
+    CHECK ((target = 'environments') = (biome IS NULL))
+);
+CREATE TABLE pipeline_stages_v6 (
+    pipeline_id INTEGER NOT NULL REFERENCES pipelines_v6 (id),
+    position    INTEGER NOT NULL,
+    kind        TEXT    NOT NULL CHECK (kind IN ('fetch', 'build', 'deploy', 'promote', 'up', 'down')),
+    env         TEXT,
+    PRIMARY KEY (pipeline_id, position)
+);
+CREATE TABLE pipeline_events_v6 (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline_id   INTEGER NOT NULL REFERENCES pipelines_v6 (id),
+    stage         INTEGER,
+    event         TEXT    NOT NULL CHECK (event IN
+                      ('queued', 'started', 'succeeded', 'failed', 'pending', 'superseded', 'skipped')),
+    at            TEXT    NOT NULL,
+    message       TEXT,
+    deployment_id INTEGER REFERENCES deployments (id),
+    pid           INTEGER
+);
+INSERT INTO pipelines_v6
+    SELECT id, project, trigger, requested_by, branch, sha, retry_of, created_at, 'environments', NULL
+    FROM pipelines ORDER BY id;
+INSERT INTO pipeline_stages_v6 SELECT * FROM pipeline_stages;
+INSERT INTO pipeline_events_v6 SELECT * FROM pipeline_events ORDER BY id;
+DROP TABLE pipeline_events;
+DROP TABLE pipeline_stages;
+DROP TABLE pipelines;
+ALTER TABLE pipelines_v6 RENAME TO pipelines;
+ALTER TABLE pipeline_stages_v6 RENAME TO pipeline_stages;
+ALTER TABLE pipeline_events_v6 RENAME TO pipeline_events;
+CREATE INDEX pipelines_by_project ON pipelines (project, id);
+CREATE INDEX pipeline_events_by_pipeline ON pipeline_events (pipeline_id, id);
+
+CREATE TRIGGER pipelines_append_only_update BEFORE UPDATE ON pipelines
+BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
+CREATE TRIGGER pipelines_append_only_delete BEFORE DELETE ON pipelines
+BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
+CREATE TRIGGER pipeline_stages_append_only_update BEFORE UPDATE ON pipeline_stages
+BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
+CREATE TRIGGER pipeline_stages_append_only_delete BEFORE DELETE ON pipeline_stages
+BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
+CREATE TRIGGER pipeline_events_append_only_update BEFORE UPDATE ON pipeline_events
+BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
+CREATE TRIGGER pipeline_events_append_only_delete BEFORE DELETE ON pipeline_events
+BEGIN SELECT RAISE(ABORT, 'pipeline records are append-only'); END;
+
+CREATE TABLE project_webhooks (
+    project_id  INTEGER PRIMARY KEY REFERENCES projects (id),
+    -- the shared secret: GitLab sends it as is, GitHub signs the body with it
+    secret      TEXT    NOT NULL CHECK (length(secret) >= 16),
+    allow_forks INTEGER NOT NULL CHECK (allow_forks IN (0, 1))
+);
+
+CREATE TABLE hook_deliveries (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    project       TEXT    NOT NULL,
+    forge         TEXT    NOT NULL CHECK (forge IN ('gitlab', 'github', 'gitlab_ci')),
+    event         TEXT    NOT NULL,
+    -- X-Gitlab-Event-UUID, X-GitHub-Delivery or Idempotency-Key
+    delivery_key  TEXT,
+    received_at   TEXT    NOT NULL,
+    status        INTEGER NOT NULL,
+    action        TEXT    NOT NULL CHECK (action IN ('pipeline', 'biome_up', 'biome_down', 'promotion', 'ignored')),
+    summary       TEXT    NOT NULL,
+    pipeline_id   INTEGER REFERENCES pipelines (id),
+    biome         TEXT,
+    sha           TEXT,
+    -- for merge request events: which one, and the event's own time (the watermark)
+    merge_request INTEGER,
+    mr_updated_at TEXT
+);
+CREATE UNIQUE INDEX hook_deliveries_once ON hook_deliveries (project, delivery_key)
+    WHERE delivery_key IS NOT NULL;
+CREATE INDEX hook_deliveries_by_project ON hook_deliveries (project, id);
+CREATE INDEX hook_deliveries_by_merge_request ON hook_deliveries (project, forge, merge_request, id);
+
+CREATE TRIGGER project_webhooks_append_only_update BEFORE UPDATE ON project_webhooks
+BEGIN SELECT RAISE(ABORT, 'project records are append-only'); END;
+CREATE TRIGGER project_webhooks_append_only_delete BEFORE DELETE ON project_webhooks
+BEGIN SELECT RAISE(ABORT, 'project records are append-only'); END;
+CREATE TRIGGER hook_deliveries_append_only_update BEFORE UPDATE ON hook_deliveries
+BEGIN SELECT RAISE(ABORT, 'hook deliveries are append-only'); END;
+CREATE TRIGGER hook_deliveries_append_only_delete BEFORE DELETE ON hook_deliveries
+BEGIN SELECT RAISE(ABORT, 'hook deliveries are append-only'); END;
+"#,
+    // 7: the outbox of reports to a forge — each commit status or merge request note to send and its delivery's state —
     // and the one note kept per merge request. Unlike the records above, an outbox row changes
     // (attempts, next attempt, result): it is a work queue, not history, and the pipeline's own
     // events stay the record of what happened.
     REPORTS_OUTBOX,
 ];
 
-/// Migration 8: see [`MIGRATIONS`].
+/// Migration 7: see [`MIGRATIONS`].
 const REPORTS_OUTBOX: &str = r#"
 CREATE TABLE reports (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,

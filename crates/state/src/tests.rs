@@ -1271,6 +1271,8 @@ fn new_project(name: &str, url: &str) -> crate::NewProject {
         git_url: url.to_string(),
         branch: "main".to_string(),
         added_by: "admin@x".to_string(),
+        webhook_secret: "0123456789abcdef-secret".to_string(),
+        allow_forks: false,
     }
 }
 
@@ -1576,4 +1578,109 @@ fn the_newest_failed_deployment_of_each_biome_is_found_without_the_rest() {
         .newest_failed_biome_deployments("another")
         .unwrap()
         .is_empty());
+}
+
+fn delivery(key: Option<&str>, action: &str, mr: Option<(u64, &str)>) -> crate::NewDelivery {
+    crate::NewDelivery {
+        project: "shop".into(),
+        forge: "gitlab".into(),
+        event: "Merge Request Hook".into(),
+        delivery_key: key.map(str::to_owned),
+        status: 202,
+        action: action.into(),
+        summary: "something".into(),
+        pipeline_id: None,
+        biome: mr.map(|(iid, _)| format!("mr-{iid}")),
+        sha: None,
+        merge_request: mr.map(|(iid, _)| iid),
+        mr_updated_at: mr.map(|(_, at)| at.to_owned()),
+    }
+}
+
+#[test]
+fn a_delivery_key_is_recorded_once_and_a_redelivery_gets_the_first_answer() {
+    let (_dir, mut store) = open_temp();
+    let first = match store
+        .record_delivery(&delivery(
+            Some("uuid-1"),
+            "biome_up",
+            Some((1, "2026-01-01T00:00:01Z")),
+        ))
+        .unwrap()
+    {
+        crate::Recorded::New(first) => first,
+        other => panic!("{other:?}"),
+    };
+    let mut again = delivery(Some("uuid-1"), "ignored", None);
+    again.summary = "would be different".into();
+    assert_eq!(
+        store.record_delivery(&again).unwrap(),
+        crate::Recorded::Earlier(first.clone())
+    );
+    // Without a key, every delivery is its own.
+    for _ in 0..2 {
+        assert!(matches!(
+            store
+                .record_delivery(&delivery(None, "ignored", None))
+                .unwrap(),
+            crate::Recorded::New(_)
+        ));
+    }
+    assert_eq!(store.deliveries(Some("shop"), 10).unwrap().len(), 3);
+    assert!(store.deliveries(Some("other"), 10).unwrap().is_empty());
+    assert_eq!(
+        store.delivery_by_key("shop", "uuid-1").unwrap(),
+        Some(first)
+    );
+}
+
+#[test]
+fn the_watermark_of_a_merge_request_is_its_newest_acting_event_by_the_event_time() {
+    let (_dir, mut store) = open_temp();
+    for (key, action, at) in [
+        ("a", "biome_up", "2026-01-01T00:00:05Z"),
+        ("b", "biome_up", "2026-01-01T00:00:09Z"),
+        // Arrived later, happened earlier.
+        ("c", "biome_down", "2026-01-01T00:00:07Z"),
+        ("d", "ignored", "2026-01-01T00:00:30Z"),
+    ] {
+        store
+            .record_delivery(&delivery(Some(key), action, Some((4, at))))
+            .unwrap();
+    }
+    let mark = store
+        .merge_request_watermark("shop", "gitlab", 4)
+        .unwrap()
+        .unwrap();
+    assert_eq!(mark.delivery_key.as_deref(), Some("b"));
+    assert!(store
+        .merge_request_watermark("shop", "gitlab", 5)
+        .unwrap()
+        .is_none());
+    assert!(store
+        .merge_request_watermark("shop", "github", 4)
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn deliveries_and_webhook_settings_are_append_only() {
+    let (dir, mut store) = open_temp();
+    store
+        .record_delivery(&delivery(Some("k"), "ignored", None))
+        .unwrap();
+    store
+        .add_project(&new_project("shop", "file:///x"))
+        .unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(db_path(dir.path())).unwrap();
+    for statement in [
+        "UPDATE hook_deliveries SET summary = 'x'",
+        "DELETE FROM hook_deliveries",
+        "UPDATE project_webhooks SET allow_forks = 1",
+        "DELETE FROM project_webhooks",
+    ] {
+        let error = conn.execute(statement, []).unwrap_err().to_string();
+        assert!(error.contains("append-only"), "{statement}: {error}");
+    }
 }

@@ -3,6 +3,7 @@
 pub mod approve;
 pub mod artifacts;
 pub mod build;
+pub mod ci;
 pub mod config;
 pub mod daemon;
 pub mod deploy;
@@ -12,6 +13,7 @@ pub mod env;
 pub mod exec;
 pub mod gc;
 pub mod history;
+pub mod hooks;
 pub mod init;
 pub mod log_writer;
 pub mod login;

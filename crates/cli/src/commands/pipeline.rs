@@ -45,6 +45,13 @@ enum Action {
         /// The head of this branch of the project's repository.
         #[arg(long, value_name = "BRANCH")]
         branch: Option<String>,
+        /// Bring this biome up at the commit (fetch, build, up) instead of deploying to the
+        /// environments.
+        #[arg(long, value_name = "BIOME")]
+        biome: Option<String>,
+        /// With --biome: take that biome down.
+        #[arg(long, requires = "biome")]
+        down: bool,
     },
     /// Queue a finished pipeline's commit again.
     Retry {
@@ -70,10 +77,23 @@ pub async fn exec(
 ) -> anyhow::Result<ExitCode> {
     let remote = Remote::from_settings(settings)?;
     match (args.action, args.id) {
-        (Some(Action::Run { sha, branch }), _) => {
+        (
+            Some(Action::Run {
+                sha,
+                branch,
+                biome,
+                down,
+            }),
+            _,
+        ) => {
             let project = remote::project_name(project, directory)?;
             let path = format!("{}/pipelines", remote::project_path(&project));
-            let request = RunPipelineRequest { sha, branch };
+            let request = RunPipelineRequest {
+                sha,
+                branch,
+                biome,
+                down,
+            };
             let queued: Pipeline = remote.call(Method::POST, &path, Some(&request)).await?;
             print_queued(&queued, json)
         }
@@ -157,27 +177,7 @@ async fn show(
     follow: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mut log = String::new();
-    if logs || follow {
-        let mut offset = 0;
-        loop {
-            let path = format!("/api/v1/pipelines/{id}/log?offset={offset}");
-            let chunk: PipelineLogChunk = remote.call(Method::GET, &path, None::<&()>).await?;
-            if json {
-                log.push_str(&chunk.text);
-            } else {
-                print!("{}", chunk.text);
-            }
-            let read_all = chunk.next_offset == offset;
-            offset = chunk.next_offset;
-            if chunk.finished || (!follow && read_all) {
-                break;
-            }
-            if read_all {
-                tokio::time::sleep(FOLLOW_EVERY).await;
-            }
-        }
-    }
+    let log = print_log(remote, id, logs || follow, follow, json).await?;
     let pipeline: Pipeline = remote
         .call(Method::GET, &format!("/api/v1/pipelines/{id}"), None::<&()>)
         .await?;
@@ -191,11 +191,72 @@ async fn show(
     }
     print_pipeline(&pipeline, SystemTime::now());
     // A failed pipeline is a failure of the command that followed it.
-    Ok(if follow && pipeline.state == "failed" {
-        ExitCode::FAILURE
+    Ok(if follow {
+        exit_code(&pipeline)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Follows pipeline `id`'s log until it finishes (printed as it comes, or gathered for
+/// `--json`), then prints the pipeline; returns it.
+pub async fn follow(remote: &Remote, id: i64, json: bool) -> anyhow::Result<Pipeline> {
+    let log = print_log(remote, id, true, true, json).await?;
+    let pipeline: Pipeline = remote
+        .call(Method::GET, &format!("/api/v1/pipelines/{id}"), None::<&()>)
+        .await?;
+    if json {
+        let mut value = serde_json::to_value(&pipeline)?;
+        value["log"] = serde_json::Value::String(log);
+        output::print_json(&value)?;
+    } else {
+        print_pipeline(&pipeline, SystemTime::now());
+    }
+    Ok(pipeline)
+}
+
+/// A failed pipeline fails the command that followed it; one that waits for approval, or was
+/// superseded by a newer one, does not (the work is someone else's now).
+pub fn exit_code(pipeline: &Pipeline) -> ExitCode {
+    if pipeline.state == "failed" {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Reads pipeline `id`'s log from the start (when `read`), until the pipeline finishes when
+/// `follow`; prints it unless `json`, and returns what it read when `json`.
+async fn print_log(
+    remote: &Remote,
+    id: i64,
+    read: bool,
+    follow: bool,
+    json: bool,
+) -> anyhow::Result<String> {
+    let mut log = String::new();
+    if !read {
+        return Ok(log);
+    }
+    let mut offset = 0;
+    loop {
+        let path = format!("/api/v1/pipelines/{id}/log?offset={offset}");
+        let chunk: PipelineLogChunk = remote.call(Method::GET, &path, None::<&()>).await?;
+        if json {
+            log.push_str(&chunk.text);
+        } else {
+            print!("{}", chunk.text);
+        }
+        let read_all = chunk.next_offset == offset;
+        offset = chunk.next_offset;
+        if chunk.finished || (!follow && read_all) {
+            break;
+        }
+        if read_all {
+            tokio::time::sleep(FOLLOW_EVERY).await;
+        }
+    }
+    Ok(log)
 }
 
 fn print_pipeline(pipeline: &Pipeline, now: SystemTime) {
@@ -247,9 +308,14 @@ fn print_pipeline(pipeline: &Pipeline, now: SystemTime) {
 /// `main@0123456789ab`, or the commit alone when it was asked for by its sha.
 fn revision(pipeline: &Pipeline) -> String {
     let sha = output::short_version(&pipeline.sha);
-    match &pipeline.branch {
+    let revision = match &pipeline.branch {
         Some(branch) => format!("{branch}@{sha}"),
         None => sha,
+    };
+    match (pipeline.target.as_str(), &pipeline.biome) {
+        ("biome", Some(biome)) => format!("{revision} → biome {biome}"),
+        ("biome_down", Some(biome)) => format!("biome {biome} down"),
+        _ => revision,
     }
 }
 

@@ -30,10 +30,17 @@ enum Action {
         /// The branch pipelines build by default.
         #[arg(long, value_name = "BRANCH", default_value = "main")]
         branch: String,
+        /// The secret its webhooks carry (GitLab's secret token, GitHub's webhook secret);
+        /// without it one is generated and shown once.
+        #[arg(long, value_name = "SECRET")]
+        webhook_secret: Option<String>,
+        /// Run merge requests from forks: their code on this server's machines.
+        #[arg(long)]
+        allow_forks: bool,
     },
     /// List the registered projects.
     List,
-    /// Show one project: its repository, branch and last fetched head.
+    /// Show one project: its repository, branch, last fetched head and webhook URLs.
     Show {
         /// The project's name.
         name: String,
@@ -48,8 +55,21 @@ enum Action {
 pub async fn exec(settings: &RemoteSettings, args: Args, json: bool) -> anyhow::Result<ExitCode> {
     let remote = Remote::from_settings(settings)?;
     match args.action {
-        Action::Add { name, git, branch } => {
-            let request = AddProjectRequest { name, git, branch };
+        Action::Add {
+            name,
+            git,
+            branch,
+            webhook_secret,
+            allow_forks,
+        } => {
+            let generated = webhook_secret.is_none();
+            let request = AddProjectRequest {
+                name,
+                git,
+                branch,
+                webhook_secret,
+                allow_forks,
+            };
             let added: Project = remote
                 .call(Method::POST, "/api/v1/projects", Some(&request))
                 .await?;
@@ -66,6 +86,11 @@ pub async fn exec(settings: &RemoteSettings, args: Args, json: bool) -> anyhow::
                         .as_deref()
                         .map_or("-".to_owned(), output::short_version)
                 );
+                print_hooks(&remote, &added);
+                if let (true, Some(secret)) = (generated, &added.webhook_secret) {
+                    println!("  webhook secret (shown once; GitLab's \"Secret token\", GitHub's \"Secret\"):");
+                    println!("    {secret}");
+                }
             }
         }
         Action::List => {
@@ -85,6 +110,7 @@ pub async fn exec(settings: &RemoteSettings, args: Args, json: bool) -> anyhow::
                 output::print_json(&project)?;
             } else {
                 print_projects(std::slice::from_ref(&project));
+                print_hooks(&remote, &project);
             }
         }
         Action::Remove { name } => {
@@ -98,6 +124,27 @@ pub async fn exec(settings: &RemoteSettings, args: Args, json: bool) -> anyhow::
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_hooks(remote: &Remote, project: &Project) {
+    println!(
+        "  GitLab webhook: {}{}",
+        remote.server(),
+        project.hooks.gitlab
+    );
+    println!(
+        "  GitHub webhook: {}{}",
+        remote.server(),
+        project.hooks.github
+    );
+    println!(
+        "  merge requests from forks: {}",
+        if project.allow_forks {
+            "run"
+        } else {
+            "ignored"
+        }
+    );
 }
 
 fn print_projects(projects: &[Project]) {

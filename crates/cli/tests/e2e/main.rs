@@ -13,6 +13,7 @@ mod doctor;
 mod environments;
 mod faults;
 mod gitlab_reports;
+mod hooks;
 mod models;
 mod pipelines;
 mod remote_reads;

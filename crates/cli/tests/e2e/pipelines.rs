@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::harness::Sandbox;
 use crate::server::Server;
 
-const SERVER: &str = r#"import http.server, os
+pub(crate) const SERVER: &str = r#"import http.server, os
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
@@ -57,9 +57,9 @@ start_timeout = 10
 /// The project, its bare remote, and the config directories of each person.
 pub(crate) struct Team {
     pub(crate) sandbox: Sandbox,
-    remote: PathBuf,
+    pub(crate) remote: PathBuf,
     /// Where nobody logged in: commands here work locally unless told of a server.
-    no_config: PathBuf,
+    pub(crate) no_config: PathBuf,
 }
 
 impl Team {
@@ -70,7 +70,7 @@ impl Team {
         ])
     }
 
-    /// A project of `files`, committed and pushed to `main` of its bare remote.
+    /// A team whose project is `files`, committed and pushed to `main` of a bare remote.
     pub(crate) fn with_files(files: &[(&str, &str)]) -> Team {
         let sandbox = Sandbox::with_files(files);
         let root = sandbox.home.parent().unwrap().to_path_buf();
@@ -102,7 +102,12 @@ impl Team {
     }
 
     /// `sandpit ARGS` with `config` as XDG_CONFIG_HOME and, when given, `server` and `token`.
-    pub(crate) fn run(&self, config: &Path, remote: Option<(&Server, &str)>, args: &[&str]) -> Output {
+    pub(crate) fn run(
+        &self,
+        config: &Path,
+        remote: Option<(&Server, &str)>,
+        args: &[&str],
+    ) -> Output {
         let mut command = self.sandbox.command(args);
         command.env("XDG_CONFIG_HOME", config);
         if let Some((server, token)) = remote {
@@ -134,7 +139,7 @@ impl Team {
     }
 
     /// `sandpit ARGS` with `token`, expected to exit 1; its stderr.
-    fn fails(&self, server: &Server, token: &str, args: &[&str]) -> String {
+    pub(crate) fn fails(&self, server: &Server, token: &str, args: &[&str]) -> String {
         let output = self.run(&self.no_config, Some((server, token)), args);
         assert_eq!(
             output.status.code(),
@@ -165,7 +170,7 @@ impl Team {
 }
 
 /// Each stage as `kind[ env] state`.
-fn stages(pipeline: &Value) -> Vec<String> {
+pub(crate) fn stages(pipeline: &Value) -> Vec<String> {
     pipeline["stages"]
         .as_array()
         .unwrap()

@@ -83,8 +83,53 @@ pub fn stages(spec: &Spec) -> anyhow::Result<Vec<NewStage>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
     pub id: i64,
-    /// `None` for a pipeline of a named commit, which nothing supersedes.
-    pub branch: Option<String>,
+    /// What a newer pipeline must share to supersede it ([`supersede_key`]); `None` for a
+    /// pipeline of a named commit, which nothing supersedes.
+    pub key: Option<String>,
+}
+
+/// Pipelines of one biome (up or down) supersede each other, else those of one branch.
+pub fn supersede_key(biome: Option<&str>, branch: Option<&str>) -> Option<String> {
+    match (biome, branch) {
+        (Some(biome), _) => Some(format!("biome {biome}")),
+        (None, Some(branch)) => Some(format!("branch {branch}")),
+        (None, None) => None,
+    }
+}
+
+/// The stages after the fetch that put a commit into `env` alone: a promotion from the
+/// environment it `promote_from`s, or a build and a deploy when it promotes from none.
+pub fn into_environment(spec: &Spec, env: &str) -> anyhow::Result<Vec<NewStage>> {
+    let name = Name::parse(env).map_err(crate::error::name_refused)?;
+    let Some(environment) = spec.environments.get(&name) else {
+        return Err(failure(
+            ErrorKind::InvalidInput,
+            format!(
+                "there is no environment `{name}`; sandpit.toml declares: {}",
+                spec.environments
+                    .keys()
+                    .map(Name::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    };
+    Ok(match environment.promote_from {
+        Some(_) => vec![NewStage {
+            kind: StageKind::Promote,
+            env: Some(name.to_string()),
+        }],
+        None => vec![
+            NewStage {
+                kind: StageKind::Build,
+                env: None,
+            },
+            NewStage {
+                kind: StageKind::Deploy,
+                env: Some(name.to_string()),
+            },
+        ],
+    })
 }
 
 /// What to do with a project's queue.
@@ -104,13 +149,13 @@ pub fn next_in_queue(queued: &[Queued]) -> QueueDecision {
     ordered.sort_by_key(|q| q.id);
     let mut newest_of_branch: BTreeMap<&str, i64> = BTreeMap::new();
     for q in &ordered {
-        if let Some(branch) = &q.branch {
-            newest_of_branch.insert(branch, q.id);
+        if let Some(key) = &q.key {
+            newest_of_branch.insert(key, q.id);
         }
     }
     let mut decision = QueueDecision::default();
     for q in ordered {
-        let newest = q.branch.as_deref().and_then(|b| newest_of_branch.get(b));
+        let newest = q.key.as_deref().and_then(|b| newest_of_branch.get(b));
         match newest {
             Some(&newest) if newest != q.id => decision.supersede.push((q.id, newest)),
             _ => {
@@ -177,6 +222,51 @@ mod tests {
     }
 
     #[test]
+    fn pipelines_of_a_biome_supersede_each_other_whatever_their_branch() {
+        let up = supersede_key(Some("mr-3"), Some("feature"));
+        let down = supersede_key(Some("mr-3"), None);
+        assert_eq!(up, down);
+        assert_ne!(up, supersede_key(None, Some("feature")));
+        assert_ne!(up, supersede_key(Some("mr-4"), Some("feature")));
+        assert_eq!(supersede_key(None, None), None);
+        // A biome named like a branch is still another key.
+        assert_ne!(
+            supersede_key(Some("main"), None),
+            supersede_key(None, Some("main"))
+        );
+        let decision = next_in_queue(&[
+            Queued {
+                id: 1,
+                key: up.clone(),
+            },
+            Queued {
+                id: 2,
+                key: supersede_key(None, Some("feature")),
+            },
+            Queued { id: 3, key: down },
+        ]);
+        assert_eq!(decision.supersede, vec![(1, 3)]);
+        assert_eq!(decision.run, Some(2));
+    }
+
+    #[test]
+    fn a_tag_goes_into_one_environment_by_promotion_or_by_deploy() {
+        let spec = spec(
+            "[environments.dev]\nbiomes = true\n[environments.test]\npromote_from = \"dev\"\n",
+        );
+        assert_eq!(
+            labels(&into_environment(&spec, "test").unwrap()),
+            ["promote test"]
+        );
+        assert_eq!(
+            labels(&into_environment(&spec, "dev").unwrap()),
+            ["build", "deploy dev"]
+        );
+        let missing = into_environment(&spec, "prod").unwrap_err().to_string();
+        assert!(missing.contains("no environment `prod`"), "{missing}");
+    }
+
+    #[test]
     fn an_ambiguous_start_is_refused_naming_the_candidates() {
         for (environments, names) in [
             ("[environments.a]\n[environments.b]\n", "`a`, `b`"),
@@ -195,9 +285,9 @@ mod tests {
 
     #[test]
     fn only_the_newest_queued_pipeline_of_a_branch_runs() {
-        let q = |id, branch: Option<&str>| Queued {
+        let q = |id, key: Option<&str>| Queued {
             id,
-            branch: branch.map(str::to_owned),
+            key: key.map(str::to_owned),
         };
         // (queue, superseded as (id, by), runs)
         type Case = (Vec<Queued>, Vec<(i64, i64)>, Option<i64>);

@@ -40,6 +40,7 @@ fn asked(revision: Revision) -> PipelineRequest {
         project: "shop".into(),
         revision,
         trigger: Trigger::Manual,
+        target: crate::pipeline::Target::Environments,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod decisions;
 pub mod environments;
 pub mod history;
+pub mod hooks;
 pub mod logs;
 pub mod pipelines;
 pub mod projects;

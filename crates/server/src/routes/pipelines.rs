@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use sandpit_ops::authorization::Action;
 use sandpit_ops::fail;
-use sandpit_ops::pipeline::{self, PipelineRequest};
+use sandpit_ops::pipeline::{self, PipelineRequest, Target};
 use sandpit_ops::projects::Revision;
 use sandpit_state::Trigger;
 use serde::Deserialize;
@@ -50,6 +50,25 @@ fn revision(request: &RunPipelineRequest) -> anyhow::Result<Revision> {
     }
 }
 
+/// What a request acts on.
+fn target(request: &RunPipelineRequest) -> anyhow::Result<Target> {
+    match (&request.biome, request.down) {
+        (None, true) => fail!(
+            InvalidInput,
+            "`down` takes a biome down: name it with `biome`"
+        ),
+        (None, false) => Ok(Target::Environments),
+        (Some(name), down) => {
+            let name = sandpit_ops::up::parse_biome_name(name.trim())?.to_string();
+            Ok(if down {
+                Target::BiomeDown { name }
+            } else {
+                Target::Biome { name }
+            })
+        }
+    }
+}
+
 /// Queues a pipeline for a pushed commit (the head of the project's branch by default).
 #[utoipa::path(post, path = "/api/v1/projects/{project}/pipelines", tag = "pipelines", security(("bearer" = [])),
     params(("project" = String, Path, description = "The project's name")),
@@ -60,7 +79,7 @@ fn revision(request: &RunPipelineRequest) -> anyhow::Result<Revision> {
         (status = 401, body = ErrorBody),
         (status = 403, description = "The caller is not a deployer", body = ErrorBody),
         (status = 404, description = "No such project, branch or pushed commit", body = ErrorBody),
-        (status = 422, description = "Both `sha` and `branch`, or the commit's sandpit.toml is invalid (its diagnostics in `message`)", body = ErrorBody),
+        (status = 422, description = "Both `sha` and `branch`, `down` without `biome`, a biome name that is invalid, or the commit's sandpit.toml is invalid (its diagnostics in `message`)", body = ErrorBody),
         (status = 503, description = "The project's repository cannot be fetched now", body = ErrorBody),
     ))]
 pub async fn run(
@@ -74,6 +93,7 @@ pub async fn run(
         project,
         revision: revision(&request)?,
         trigger: Trigger::Manual,
+        target: target(&request)?,
     };
     let principal = caller.0.principal;
     let queued = state

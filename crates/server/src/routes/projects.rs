@@ -41,12 +41,16 @@ pub async fn add(
     let principal = caller.0.principal;
     let added = state
         .blocking(move |context| {
-            projects::add(
+            projects::add_with(
                 context,
                 &principal,
                 &request.name,
                 &request.git,
                 &request.branch,
+                &projects::WebhookSettings {
+                    secret: request.webhook_secret.clone(),
+                    allow_forks: request.allow_forks,
+                },
             )
         })
         .await?;

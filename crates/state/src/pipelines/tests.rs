@@ -35,7 +35,55 @@ fn new_pipeline(branch: Option<&str>, sha_digit: char) -> NewPipeline {
             },
         ],
         retry_of: None,
+        target: PipelineTarget::Environments,
+        biome: None,
     }
+}
+
+#[test]
+fn a_pipeline_recorded_before_its_commit_is_read_gets_its_stages_planned_once() {
+    let (_dir, mut store) = open_temp();
+    let mut new = new_pipeline(None, 'b');
+    new.stages.truncate(1);
+    new.target = PipelineTarget::Biome;
+    new.biome = Some("mr-3".into());
+    let created = store.create_pipeline(&new).unwrap();
+    assert_eq!(created.stages.len(), 1);
+    assert_eq!(
+        (created.target, created.biome.as_deref()),
+        (PipelineTarget::Biome, Some("mr-3"))
+    );
+    let planned = [
+        NewStage {
+            kind: StageKind::Build,
+            env: None,
+        },
+        NewStage {
+            kind: StageKind::Up,
+            env: Some("dev".into()),
+        },
+    ];
+    let pipeline = store.plan_stages(created.id, &planned).unwrap();
+    let kinds: Vec<_> = pipeline.stages.iter().map(|s| s.kind).collect();
+    assert_eq!(kinds, [StageKind::Fetch, StageKind::Build, StageKind::Up]);
+    assert_eq!(pipeline.stages[2].label(), "up dev");
+    let again = store.plan_stages(created.id, &planned).unwrap_err();
+    assert!(again.to_string().contains("planned already"), "{again}");
+    // Reopened, the facts read back the same.
+    let read = store.pipeline(created.id).unwrap().unwrap();
+    assert_eq!(read, pipeline);
+}
+
+#[test]
+fn a_biome_target_needs_its_biome_and_an_environments_target_has_none() {
+    let (_dir, mut store) = open_temp();
+    let mut without = new_pipeline(None, 'c');
+    without.target = PipelineTarget::BiomeDown;
+    assert!(store.create_pipeline(&without).is_err());
+    let mut with = new_pipeline(None, 'c');
+    with.biome = Some("mr-1".into());
+    assert!(store.create_pipeline(&with).is_err());
+    assert!(store.pipelines(None, 10).unwrap().is_empty());
 }
 
 #[test]
