@@ -693,6 +693,7 @@ mod tests {
             database_timeouts: Default::default(),
             pg_bin_dir: None,
             principal: crate::principal::Principal::local(Some("test@example.com")),
+            reporting: Default::default(),
         }
     }
 

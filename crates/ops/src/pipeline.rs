@@ -108,7 +108,7 @@ pub fn enqueue(context: &Context, request: &Enqueue) -> anyhow::Result<Pipeline>
     };
     let (target, biome) = request.target.state();
     let mut store = crate::deployment::state_store(context)?;
-    Ok(store.create_pipeline(&NewPipeline {
+    let pipeline = store.create_pipeline(&NewPipeline {
         project: request.project.clone(),
         trigger: request.trigger,
         requested_by: request.requested_by.clone(),
@@ -118,7 +118,10 @@ pub fn enqueue(context: &Context, request: &Enqueue) -> anyhow::Result<Pipeline>
         retry_of: None,
         target,
         biome,
-    })?)
+    })?;
+    drop(store);
+    crate::report::pipeline_changed(context, &pipeline);
+    Ok(pipeline)
 }
 
 /// The reason recorded for a pipeline whose server stopped while it ran.
@@ -466,6 +469,7 @@ pub async fn run(context: &Context, id: i64) -> anyhow::Result<Pipeline> {
     });
     let finished = crate::deployment::state_store(context)?.finish_pipeline(id, &outcome)?;
     crate::report::pipeline_changed(context, &finished);
+    crate::report::biome_pipeline_finished(context, &finished).await;
     Ok(finished)
 }
 

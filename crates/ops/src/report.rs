@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sandpit_domain::Name;
 use sandpit_spec::Gitlab;
-use sandpit_state::{NewReport, Pipeline, Report, ReportKind};
+use sandpit_state::{NewReport, Pipeline, PipelineState, PipelineTarget, Report, ReportKind};
 use serde_json::json;
 
 use crate::Context;
@@ -81,29 +81,34 @@ struct Destination {
     token_env: String,
 }
 
-/// `[gitlab]` at the pipeline's commit, and the environment it deploys into first; `None`
-/// when the commit has no `[gitlab]` (or deploys nowhere).
+/// `[gitlab]` at the pipeline's commit — or, while that commit is not fetched yet (a webhook's
+/// pipeline before its fetch), at the project branch's last fetch — and the environment the
+/// pipeline deploys into first; `None` when there is no `[gitlab]`.
 fn destination(context: &Context, pipeline: &Pipeline) -> anyhow::Result<Option<Destination>> {
-    let source = crate::projects::at_commit(context, &pipeline.project, &pipeline.sha)?;
-    let spec = source.spec()?;
-    let Some(gitlab) = spec.gitlab else {
+    let at_commit = crate::projects::at_commit(context, &pipeline.project, &pipeline.sha)
+        .and_then(|source| source.spec());
+    let spec = match at_commit {
+        Ok(spec) => spec,
+        Err(_) => crate::projects::at_last_fetch(context, &pipeline.project)?.spec()?,
+    };
+    let Some(gitlab) = spec.gitlab.clone() else {
         return Ok(None);
     };
-    let token_env = match first_environment(pipeline) {
-        Some(env) => env,
-        None => return Ok(None),
+    let token_env = match &pipeline.biome {
+        Some(_) => crate::project::biome_environment(&spec, None)?.to_string(),
+        None => match pipeline.stages.iter().find_map(|stage| stage.env.clone()) {
+            Some(env) => env,
+            // Not planned yet: where the definition's pipelines deploy first.
+            None => match crate::pipeline::plan::stages(&spec)?
+                .into_iter()
+                .find_map(|stage| stage.env)
+            {
+                Some(env) => env,
+                None => return Ok(None),
+            },
+        },
     };
     Ok(Some(Destination { gitlab, token_env }))
-}
-
-/// The environment a pipeline deploys into first.
-fn first_environment(pipeline: &Pipeline) -> Option<String> {
-    pipeline.stages.iter().find_map(|stage| stage.env.clone())
-}
-
-/// The biome a pipeline brings up or down, if it is a biome pipeline.
-fn pipeline_biome(_pipeline: &Pipeline) -> Option<String> {
-    None
 }
 
 /// Enqueues the commit status `pipeline`'s state sets, if its commit reports to GitLab.
@@ -127,7 +132,7 @@ fn enqueue_status(context: &Context, pipeline: &Pipeline) -> anyhow::Result<()> 
     let Some(destination) = destination(context, pipeline)? else {
         return Ok(());
     };
-    let name = plan::status_name(pipeline_biome(pipeline).as_deref());
+    let name = plan::status_name(pipeline.biome.as_deref());
     let mut body = json!({
         "state": state.as_str(),
         "name": name,
@@ -172,17 +177,30 @@ pub fn merge_request_of(biome: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Enqueues the note of merge request `iid` with `markdown`, if `pipeline`'s commit reports
-/// to GitLab.
-fn enqueue_note(
-    context: &Context,
-    pipeline: &Pipeline,
-    iid: u64,
-    markdown: String,
-) -> anyhow::Result<()> {
+/// After a pipeline of biome `mr-<iid>` ended (up, failed, or taken down), enqueues the
+/// merge request's note, if its commit reports to GitLab. Never fails: a problem is written to
+/// the pipeline's log instead.
+pub async fn biome_pipeline_finished(context: &Context, pipeline: &Pipeline) {
+    let Some(iid) = pipeline.biome.as_deref().and_then(merge_request_of) else {
+        return;
+    };
+    if let Err(error) = enqueue_note(context, pipeline, iid).await {
+        crate::pipeline::note_in_log(
+            context,
+            pipeline.id,
+            &format!("reporting to GitLab: cannot enqueue the merge request's note: {error:#}"),
+        );
+    }
+}
+
+async fn enqueue_note(context: &Context, pipeline: &Pipeline, iid: u64) -> anyhow::Result<()> {
     let Some(destination) = destination(context, pipeline)? else {
         return Ok(());
     };
+    let Some(facts) = note_facts(context, pipeline, &destination.token_env).await? else {
+        return Ok(());
+    };
+    let markdown = note::render(&facts);
     let gitlab = &destination.gitlab;
     let mut store = crate::deployment::state_store(context)?;
     store.enqueue_report(&NewReport {
@@ -201,6 +219,77 @@ fn enqueue_note(
     })?;
     context.reporting.bell.ring();
     Ok(())
+}
+
+/// What the note of `pipeline`'s biome (in `env`) says: its URLs, database and models as the
+/// daemon and the endpoint's registrations have them now, and the artifacts of the deployment
+/// that runs; `None` for a pipeline that did not end.
+async fn note_facts(
+    context: &Context,
+    pipeline: &Pipeline,
+    env: &str,
+) -> anyhow::Result<Option<note::NoteFacts>> {
+    let Some(biome) = pipeline.biome.clone() else {
+        return Ok(None);
+    };
+    let outcome = match (pipeline.state, pipeline.target) {
+        (PipelineState::Succeeded, PipelineTarget::BiomeDown) => note::NoteOutcome::Removed,
+        (PipelineState::Succeeded, _) => note::NoteOutcome::Up,
+        (PipelineState::Failed, _) => {
+            note::NoteOutcome::Failed(pipeline.message.clone().unwrap_or_default())
+        }
+        _ => return Ok(None),
+    };
+    let mut facts = note::NoteFacts {
+        biome: biome.clone(),
+        env: env.to_owned(),
+        commit: pipeline.sha.clone(),
+        pipeline_id: pipeline.id,
+        pipeline_url: pipeline_url(&context.reporting, pipeline.id),
+        outcome,
+        services: Vec::new(),
+        database: None,
+        models: Vec::new(),
+        artifacts: Vec::new(),
+    };
+    if facts.outcome == note::NoteOutcome::Removed {
+        return Ok(Some(facts));
+    }
+    let at_commit = Context {
+        source: crate::projects::at_commit(context, &pipeline.project, &pipeline.sha)?,
+        ..context.clone()
+    };
+    // A biome that never came up has no status: the note says why it failed, and no more.
+    if let Ok(status) = crate::status::status(&at_commit, Some(&format!("{env}/{biome}"))).await {
+        facts.services = status
+            .components
+            .iter()
+            .filter(|c| c.kind == sandpit_domain::ComponentKind::Service)
+            .map(|c| (c.name.to_string(), c.url.clone()))
+            .collect();
+        facts.database = status.database.as_ref().map(|d| d.name.clone());
+        facts.models = crate::status::models(&at_commit, &status)?
+            .into_iter()
+            .map(|m| note::Artifact {
+                component: m.name,
+                artifact: m.artifact,
+                digest: m.digest,
+            })
+            .collect();
+    }
+    let store = crate::deployment::state_store(context)?;
+    if let Some(running) = store.current(&pipeline.project, &format!("{env}/{biome}"))? {
+        facts.artifacts = running
+            .components
+            .into_iter()
+            .map(|c| note::Artifact {
+                component: c.name,
+                artifact: c.artifact,
+                digest: c.digest,
+            })
+            .collect();
+    }
+    Ok(Some(facts))
 }
 
 /// What came of one delivery attempt, for the worker's log.

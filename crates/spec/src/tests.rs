@@ -1159,33 +1159,36 @@ fn gitlab_api_url_must_be_http_and_the_rest_usable() {
     let cases: &[(&str, &str)] = &[
         (
             "api_url = \"ftp://gitlab.example/api/v4\"\nproject = \"g/a\"\n",
-            "sandpit.toml:4:11: `api_url` \"ftp://gitlab.example/api/v4\": is not an http(s) URL\n  hint: write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"",
+            "sandpit.toml:4:11: `api_url` is not an http(s) URL: `ftp://gitlab.example/api/v4`\n  hint: write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"",
         ),
         (
             "api_url = \"https:///api/v4\"\nproject = \"g/a\"\n",
-            "sandpit.toml:4:11: `api_url` \"https:///api/v4\": names no host\n  hint: write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"",
+            "sandpit.toml:4:11: `api_url` names no host: `https:///api/v4`\n  hint: write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"",
         ),
         (
             "api_url = \"https://gitlab.example/api/v4?x=1\"\nproject = \"g/a\"\n",
-            "sandpit.toml:4:11: `api_url` \"https://gitlab.example/api/v4?x=1\": has a query or fragment, which the API paths cannot follow\n  hint: write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"",
+            "sandpit.toml:4:11: `api_url` has a query or fragment, which the API paths cannot follow: `https://gitlab.example/api/v4?x=1`\n  hint: write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"",
         ),
         (
             "api_url = \"https://gitlab.example/api/v4\"\nproject = \"/g\"\n",
-            "sandpit.toml:5:11: `project` \"/g\" is not a GitLab project\n  hint: write its path (project = \"group/app\") or its numeric id (project = \"42\")",
+            "sandpit.toml:5:11: `project` `/g` is not a GitLab project\n  hint: write its path (project = \"group/app\") or its numeric id (project = \"42\")",
         ),
         (
             "api_url = \"https://gitlab.example/api/v4\"\nproject = \"g/a\"\ntoken_secret = \"gitlab_token\"\n",
-            "sandpit.toml:6:16: `token_secret` \"gitlab_token\" cannot name a configuration secret, whose names are upper case\n  hint: write token_secret = \"GITLAB_TOKEN\"",
+            "sandpit.toml:6:16: `token_secret` `gitlab_token` cannot name a configuration secret, whose names are upper case\n  hint: write token_secret = \"GITLAB_TOKEN\"",
         ),
         (
             "project = \"g/a\"\n",
-            "sandpit.toml:3:1: missing required key `api_url` in `[gitlab]`\n  hint: add api_url = \"https://gitlab.example/api/v4\"",
+            "sandpit.toml:3:1: `[gitlab]` has no `api_url`\n  hint: add api_url = \"https://gitlab.example/api/v4\"",
         ),
     ];
     for (body, expect) in cases {
         let input = format!("[project]\nname = \"demo\"\n[gitlab]\n{body}");
         assert_eq!(rendered(&input), *expect, "input:\n{input}");
     }
+}
+
+#[test]
 fn pipelines_list_branch_patterns_and_the_environment_tags_go_to() {
     let spec = parse(
         "[project]\nname = \"demo\"\n[environments.dev]\nbiomes = true\n[environments.test]\npromote_from = \"dev\"\n[pipelines]\nbranches = [\"release/*\"]\ntag_promotes_to = \"test\"\n",

@@ -51,7 +51,7 @@ fn gitlab(sink: &mut Sink<'_>, fields: &Fields) -> Option<Gitlab> {
     if let Err(problem) = check_api_url(&api_url) {
         sink.error(
             fields.value_at("api_url"),
-            format!("`api_url` {}: {problem}", quoted(&api_url)),
+            format!("`api_url` {problem}: {}", quoted(&api_url)),
             Some("write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"".to_owned()),
         );
         valid = false;

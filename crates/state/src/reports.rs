@@ -349,3 +349,85 @@ impl StateStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_report(kind: ReportKind, key: &str) -> NewReport {
+        NewReport {
+            pipeline_id: None,
+            kind,
+            ordering_key: key.to_owned(),
+            api_url: "http://127.0.0.1:9/api/v4".to_owned(),
+            forge_project: "group/app".to_owned(),
+            project: "demo".to_owned(),
+            token_env: "dev".to_owned(),
+            token_secret: "GITLAB_TOKEN".to_owned(),
+            sha: Some("ab".repeat(20)),
+            merge_request: Some(3),
+            body: r#"{"state":"pending"}"#.to_owned(),
+            not_before: 1000,
+        }
+    }
+
+    #[test]
+    fn a_report_waits_is_retried_and_ends_delivered_failed_or_superseded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = StateStore::open(&dir.path().join("state.db")).unwrap();
+        let first = store
+            .enqueue_report(&new_report(ReportKind::CommitStatus, "a"))
+            .unwrap();
+        let second = store
+            .enqueue_report(&new_report(ReportKind::MergeRequestNote, "b"))
+            .unwrap();
+        let third = store
+            .enqueue_report(&new_report(ReportKind::CommitStatus, "c"))
+            .unwrap();
+        let waiting = store.waiting_reports().unwrap();
+        assert_eq!(
+            waiting.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [first, second, third]
+        );
+        assert_eq!(waiting[1].kind, ReportKind::MergeRequestNote);
+        assert_eq!(waiting[1].merge_request, Some(3));
+        assert_eq!((waiting[0].attempts, waiting[0].next_attempt_at), (0, 1000));
+
+        store.report_retry_at(first, "GitLab answered 500", 5000).unwrap();
+        let retried = store.report(first).unwrap().unwrap();
+        assert_eq!(retried.state, ReportState::Waiting);
+        assert_eq!(retried.attempts, 1);
+        assert_eq!(retried.next_attempt_at, 5000);
+        assert_eq!(retried.last_error.as_deref(), Some("GitLab answered 500"));
+
+        store.report_delivered(first).unwrap();
+        store.report_failed(second, "GitLab refused it with 404").unwrap();
+        store.supersede_report(third).unwrap();
+        // A finished report stays as it ended.
+        store.report_retry_at(first, "late", 9000).unwrap();
+        let delivered = store.report(first).unwrap().unwrap();
+        assert_eq!((delivered.state, delivered.attempts), (ReportState::Delivered, 2));
+        assert_eq!(delivered.last_error.as_deref(), Some("GitLab answered 500"));
+        assert!(delivered.finished_at.is_some());
+        let failed = store.report(second).unwrap().unwrap();
+        assert_eq!(failed.state, ReportState::Failed);
+        assert_eq!(
+            store.report(third).unwrap().unwrap().state,
+            ReportState::Superseded
+        );
+        assert!(store.waiting_reports().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_first_note_remembered_for_a_merge_request_stays_the_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = StateStore::open(&dir.path().join("state.db")).unwrap();
+        let api = "http://127.0.0.1:9/api/v4";
+        assert_eq!(store.merge_request_note(api, "g/a", 3).unwrap(), None);
+        store.remember_merge_request_note(api, "g/a", 3, 9001).unwrap();
+        store.remember_merge_request_note(api, "g/a", 3, 9002).unwrap();
+        assert_eq!(store.merge_request_note(api, "g/a", 3).unwrap(), Some(9001));
+        assert_eq!(store.merge_request_note(api, "g/a", 4).unwrap(), None);
+        assert_eq!(store.merge_request_note(api, "other", 3).unwrap(), None);
+    }
+}

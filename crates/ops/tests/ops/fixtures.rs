@@ -136,6 +136,7 @@ impl TestRepo {
             database_timeouts: Default::default(),
             pg_bin_dir: None,
             principal,
+            reporting: Default::default(),
         }
     }
 }
