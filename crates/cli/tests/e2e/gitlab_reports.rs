@@ -341,3 +341,100 @@ fn an_unreachable_forge_never_fails_a_pipeline() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The calls to merge request `iid`'s notes.
+fn note_calls(calls: &[Call], iid: u64) -> Vec<Call> {
+    let notes = format!("/api/v4/projects/group%2Fdemo/merge_requests/{iid}/notes");
+    calls
+        .iter()
+        .filter(|c| c.path.starts_with(&notes))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_merge_request_biome_keeps_one_note_updated_in_place() {
+    let recorder = Recorder::start(&[]);
+    let (team, server, admin) = reporting_team(&recorder.api_url);
+    let first = team.sandbox.git(&["rev-parse", "HEAD"]);
+    let run_biome = |extra: &[&str]| {
+        let mut args = vec!["pipeline", "run", "--biome", "mr-3"];
+        args.extend_from_slice(extra);
+        let queued = team.json(&server, &admin, &args);
+        let id = queued["id"].as_i64().unwrap();
+        let done = team.wait_for(&server, &admin, id, &["succeeded", "failed"]);
+        assert_eq!(done["state"], "succeeded", "{done:#}");
+        id
+    };
+
+    // The biome comes up: one note is created, with its URL and what it runs.
+    let up = run_biome(&[]);
+    let calls = recorder.wait_until("the note", |calls| !note_calls(calls, 3).is_empty());
+    let created = &note_calls(&calls, 3)[0];
+    assert_eq!(created.method, "POST");
+    assert_eq!(
+        created.path,
+        "/api/v4/projects/group%2Fdemo/merge_requests/3/notes"
+    );
+    assert_eq!(created.header("private-token"), Some(TOKEN));
+    let note = created.json()["body"].as_str().unwrap().to_owned();
+    let status = team.sandbox.status("mr-3");
+    let web_url = crate::harness::component(&status, "web")["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let web_digest = crate::harness::component(&status, "web")["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for expected in [
+        "### sandpit: biome `mr-3` in `dev` is up".to_owned(),
+        format!("Commit `{}`", &first[..12]),
+        format!("[pipeline #{up}]({}/api/v1/pipelines/{up})", server.url),
+        format!("| web | {web_url} |"),
+        format!("| web | `web-{first}.zip` | `{web_digest}` |"),
+    ] {
+        assert!(note.contains(&expected), "{expected:?} not in\n{note}");
+    }
+    // Its commit status has a name of its own, beside the environments' `sandpit`.
+    let calls = recorder.wait_until("the biome's success", |calls| {
+        statuses(calls, &first)
+            .iter()
+            .any(|s| s["name"] == "sandpit/mr-3" && s["state"] == "success")
+    });
+    assert!(statuses(&calls, &first)
+        .iter()
+        .all(|s| s["name"] == "sandpit/mr-3"));
+
+    // The next commit of the merge request: the same note is edited, never a second one made.
+    team.sandbox
+        .write("web/server.py", &format!("{WEB}# the second commit\n"));
+    let second = team.sandbox.commit("second commit");
+    team.push("main");
+    run_biome(&[]);
+    let calls = recorder.wait_until("the note edited", |calls| note_calls(calls, 3).len() >= 2);
+    let edited = &note_calls(&calls, 3)[1];
+    assert_eq!(edited.method, "PUT");
+    assert_eq!(
+        edited.path,
+        "/api/v4/projects/group%2Fdemo/merge_requests/3/notes/9001",
+        "the id the recorder gave the created note"
+    );
+    let note = edited.json()["body"].as_str().unwrap().to_owned();
+    assert!(note.contains(&format!("Commit `{}`", &second[..12])), "{note}");
+
+    // Taken down (the merge request closed): the note says so, in place.
+    run_biome(&["--down"]);
+    let calls = recorder.wait_until("the note saying the biome is gone", |calls| {
+        note_calls(calls, 3).len() >= 3
+    });
+    let notes = note_calls(&calls, 3);
+    assert_eq!(
+        notes.iter().map(|c| c.method.as_str()).collect::<Vec<_>>(),
+        ["POST", "PUT", "PUT"],
+        "one note for the merge request"
+    );
+    assert!(notes[2].path.ends_with("/notes/9001"));
+    let note = notes[2].json()["body"].as_str().unwrap().to_owned();
+    assert!(note.contains("was removed"), "{note}");
+}
