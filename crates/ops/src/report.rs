@@ -170,8 +170,7 @@ fn enqueue_status(context: &Context, pipeline: &Pipeline) -> anyhow::Result<()> 
 /// The merge request a biome named `mr-<iid>` stands for.
 pub fn merge_request_of(biome: &str) -> Option<u64> {
     let digits = biome.strip_prefix("mr-")?;
-    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit())
-    {
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
@@ -292,6 +291,13 @@ async fn note_facts(
     Ok(Some(facts))
 }
 
+/// How pipeline `id`'s reports stand; `None` when it reports nowhere.
+pub fn counts(context: &Context, id: i64) -> anyhow::Result<Option<sandpit_state::ReportCounts>> {
+    let counts = crate::deployment::state_store(context)?.report_counts(id)?;
+    let any = counts.waiting + counts.delivered + counts.failed + counts.superseded > 0;
+    Ok(any.then_some(counts))
+}
+
 /// What came of one delivery attempt, for the worker's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -306,9 +312,14 @@ pub struct Attempt {
 pub enum AttemptOutcome {
     Delivered,
     /// Tried again after `after`.
-    Retrying { error: String, after: Duration },
+    Retrying {
+        error: String,
+        after: Duration,
+    },
     /// Given up.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     /// A newer note replaced it unsent.
     Superseded,
 }
@@ -377,11 +388,9 @@ impl std::fmt::Display for Attempt {
                 self.what,
                 humantime::format_duration(*after)
             ),
-            AttemptOutcome::Failed { error } => write!(
-                f,
-                "reporting to GitLab: {} given up ({error})",
-                self.what
-            ),
+            AttemptOutcome::Failed { error } => {
+                write!(f, "reporting to GitLab: {} given up ({error})", self.what)
+            }
             AttemptOutcome::Superseded => write!(
                 f,
                 "reporting to GitLab: {} replaced by a newer one",
@@ -456,6 +465,26 @@ async fn deliver(
         }
         plan::Verdict::TryAgain => {
             record_failed_attempt(context, report, answered.answer)?;
+            outcome_of(context, report.id)
+        }
+        plan::Verdict::GiveUp
+            if report.kind == ReportKind::MergeRequestNote
+                && method == gitlab::Method::Put
+                && answered.answer == plan::Answer::Status(404) =>
+        {
+            // Someone deleted the note: forget it, so the next attempt creates it again.
+            if let Some(iid) = report.merge_request {
+                crate::deployment::state_store(context)?.forget_merge_request_note(
+                    &report.api_url,
+                    &report.forge_project,
+                    iid,
+                )?;
+            }
+            record_failed_attempt(
+                context,
+                report,
+                plan::Answer::NoAnswer("the note was deleted on GitLab; it is made again".into()),
+            )?;
             outcome_of(context, report.id)
         }
         plan::Verdict::GiveUp => {

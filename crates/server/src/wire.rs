@@ -294,6 +294,36 @@ pub struct Pipeline {
     /// Why it failed, what it waits for, or which pipeline superseded it.
     pub message: Option<String>,
     pub stages: Vec<PipelineStage>,
+    /// How its reports to GitLab stand (`GET /api/v1/pipelines/{id}` only; absent when it
+    /// reports nowhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reports: Option<PipelineReports>,
+}
+
+/// How a pipeline's reports to GitLab (commit statuses, the merge request's note) stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PipelineReports {
+    /// Not delivered yet: to be sent, or retried after a failure.
+    pub waiting: u64,
+    pub delivered: u64,
+    /// Given up: refused by GitLab, or out of attempts.
+    pub failed: u64,
+    /// Replaced by a newer note before they were sent.
+    pub superseded: u64,
+    /// The newest error of a waiting or failed one (never a token).
+    pub last_error: Option<String>,
+}
+
+impl From<sandpit_state::ReportCounts> for PipelineReports {
+    fn from(counts: sandpit_state::ReportCounts) -> PipelineReports {
+        PipelineReports {
+            waiting: counts.waiting,
+            delivered: counts.delivered,
+            failed: counts.failed,
+            superseded: counts.superseded,
+            last_error: counts.last_error,
+        }
+    }
 }
 
 /// One stage of a pipeline.
@@ -362,6 +392,7 @@ impl From<&OpsPipeline> for Pipeline {
                     deployment: stage.deployment,
                 })
                 .collect(),
+            reports: None,
         }
     }
 }

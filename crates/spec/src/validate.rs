@@ -52,7 +52,9 @@ fn gitlab(sink: &mut Sink<'_>, fields: &Fields) -> Option<Gitlab> {
         sink.error(
             fields.value_at("api_url"),
             format!("`api_url` {problem}: {}", quoted(&api_url)),
-            Some("write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"".to_owned()),
+            Some(
+                "write the API's root, e.g. api_url = \"https://gitlab.example/api/v4\"".to_owned(),
+            ),
         );
         valid = false;
     }
@@ -60,7 +62,10 @@ fn gitlab(sink: &mut Sink<'_>, fields: &Fields) -> Option<Gitlab> {
         sink.error(
             fields.value_at("project"),
             format!("`project` {} is not a GitLab project", quoted(&project)),
-            Some("write its path (project = \"group/app\") or its numeric id (project = \"42\")".to_owned()),
+            Some(
+                "write its path (project = \"group/app\") or its numeric id (project = \"42\")"
+                    .to_owned(),
+            ),
         );
         valid = false;
     }

@@ -115,12 +115,14 @@ pub struct Report {
 }
 
 /// How one pipeline's reports stand, for `sandpit pipeline ID`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReportCounts {
     pub waiting: u64,
     pub delivered: u64,
     pub failed: u64,
     pub superseded: u64,
+    /// The newest error of a report that is waiting to be retried or was given up.
+    pub last_error: Option<String>,
 }
 
 const REPORT_COLUMNS: &str = "id, pipeline_id, kind, ordering_key, api_url, forge_project, \
@@ -231,6 +233,11 @@ impl StateStore {
     pub fn report_counts(&self, id: i64) -> Result<ReportCounts, StateError> {
         let mut counts = ReportCounts::default();
         for report in self.reports_of_pipeline(id)? {
+            if matches!(report.state, ReportState::Waiting | ReportState::Failed)
+                && report.last_error.is_some()
+            {
+                counts.last_error = report.last_error.clone();
+            }
             match report.state {
                 ReportState::Waiting => counts.waiting += 1,
                 ReportState::Delivered => counts.delivered += 1,
@@ -311,12 +318,38 @@ impl StateStore {
             .query_row(
                 "SELECT note_id FROM merge_request_notes
                  WHERE api_url = ?1 AND forge_project = ?2 AND merge_request = ?3",
-                params![api_url, forge_project, i64::try_from(iid).unwrap_or(i64::MAX)],
+                params![
+                    api_url,
+                    forge_project,
+                    i64::try_from(iid).unwrap_or(i64::MAX)
+                ],
                 |row| row.get(0),
             )
             .optional()
             .ctx("looking up a merge request's note")?;
         Ok(found.and_then(|id| u64::try_from(id).ok()))
+    }
+
+    /// Forgets the note kept on merge request `iid` (it was deleted on the forge), so the next
+    /// note is created anew.
+    pub fn forget_merge_request_note(
+        &mut self,
+        api_url: &str,
+        forge_project: &str,
+        iid: u64,
+    ) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "DELETE FROM merge_request_notes
+                 WHERE api_url = ?1 AND forge_project = ?2 AND merge_request = ?3",
+                params![
+                    api_url,
+                    forge_project,
+                    i64::try_from(iid).unwrap_or(i64::MAX)
+                ],
+            )
+            .ctx("forgetting a merge request's note")?;
+        Ok(())
     }
 
     /// Remembers `note_id` as the note kept on merge request `iid`. A note already remembered
@@ -393,7 +426,9 @@ mod tests {
         assert_eq!(waiting[1].merge_request, Some(3));
         assert_eq!((waiting[0].attempts, waiting[0].next_attempt_at), (0, 1000));
 
-        store.report_retry_at(first, "GitLab answered 500", 5000).unwrap();
+        store
+            .report_retry_at(first, "GitLab answered 500", 5000)
+            .unwrap();
         let retried = store.report(first).unwrap().unwrap();
         assert_eq!(retried.state, ReportState::Waiting);
         assert_eq!(retried.attempts, 1);
@@ -401,12 +436,17 @@ mod tests {
         assert_eq!(retried.last_error.as_deref(), Some("GitLab answered 500"));
 
         store.report_delivered(first).unwrap();
-        store.report_failed(second, "GitLab refused it with 404").unwrap();
+        store
+            .report_failed(second, "GitLab refused it with 404")
+            .unwrap();
         store.supersede_report(third).unwrap();
         // A finished report stays as it ended.
         store.report_retry_at(first, "late", 9000).unwrap();
         let delivered = store.report(first).unwrap().unwrap();
-        assert_eq!((delivered.state, delivered.attempts), (ReportState::Delivered, 2));
+        assert_eq!(
+            (delivered.state, delivered.attempts),
+            (ReportState::Delivered, 2)
+        );
         assert_eq!(delivered.last_error.as_deref(), Some("GitLab answered 500"));
         assert!(delivered.finished_at.is_some());
         let failed = store.report(second).unwrap().unwrap();
@@ -424,10 +464,16 @@ mod tests {
         let mut store = StateStore::open(&dir.path().join("state.db")).unwrap();
         let api = "http://127.0.0.1:9/api/v4";
         assert_eq!(store.merge_request_note(api, "g/a", 3).unwrap(), None);
-        store.remember_merge_request_note(api, "g/a", 3, 9001).unwrap();
-        store.remember_merge_request_note(api, "g/a", 3, 9002).unwrap();
+        store
+            .remember_merge_request_note(api, "g/a", 3, 9001)
+            .unwrap();
+        store
+            .remember_merge_request_note(api, "g/a", 3, 9002)
+            .unwrap();
         assert_eq!(store.merge_request_note(api, "g/a", 3).unwrap(), Some(9001));
         assert_eq!(store.merge_request_note(api, "g/a", 4).unwrap(), None);
         assert_eq!(store.merge_request_note(api, "other", 3).unwrap(), None);
+        store.forget_merge_request_note(api, "g/a", 3).unwrap();
+        assert_eq!(store.merge_request_note(api, "g/a", 3).unwrap(), None);
     }
 }

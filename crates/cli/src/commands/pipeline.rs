@@ -276,6 +276,19 @@ fn print_pipeline(pipeline: &Pipeline, now: SystemTime) {
     if let Some(message) = &pipeline.message {
         println!("  {}", message.lines().next().unwrap_or_default());
     }
+    if let Some(reports) = &pipeline.reports {
+        println!(
+            "  reports to GitLab: {} delivered, {} waiting, {} failed{}",
+            reports.delivered,
+            reports.waiting,
+            reports.failed,
+            reports
+                .last_error
+                .as_deref()
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
+        );
+    }
     let mut table = Table::new(&[
         ("STAGE", Align::Left),
         ("STATE", Align::Left),

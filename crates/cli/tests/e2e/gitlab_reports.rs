@@ -65,7 +65,9 @@ impl Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let api_url = format!("http://{}/api/v4", listener.local_addr().unwrap());
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<u16>>()));
+        let script = Arc::new(Mutex::new(
+            script.iter().copied().collect::<VecDeque<u16>>(),
+        ));
         let recorded = Arc::clone(&calls);
         std::thread::spawn(move || {
             let mut next_note = 9000;
@@ -186,8 +188,13 @@ pub(crate) fn reporting_team(api_url: &str) -> (Team, Server, String) {
         .extra_env
         .push(("SANDPIT_LOG".to_owned(), "info".to_owned()));
     // The token is a secret of dev's base, set before anything runs there.
-    team.sandbox
-        .ok(&["config", "set", "dev", "--secret", &format!("GITLAB_TOKEN={TOKEN}")]);
+    team.sandbox.ok(&[
+        "config",
+        "set",
+        "dev",
+        "--secret",
+        &format!("GITLAB_TOKEN={TOKEN}"),
+    ]);
     let server = Server::start(&team.sandbox, &[]);
     let admin = std::fs::read_to_string(team.sandbox.home.join("server/admin-token"))
         .unwrap()
@@ -236,7 +243,11 @@ fn a_pipeline_reports_pending_running_success_and_a_failing_one_failed() {
     let id = pipeline["id"].as_i64().unwrap();
     let calls = recorder.wait_until("three statuses", |calls| statuses(calls, &sha).len() >= 3);
     let sent = statuses(&calls, &sha);
-    assert_eq!(states(&sent), ["pending", "running", "success"], "{sent:#?}");
+    assert_eq!(
+        states(&sent),
+        ["pending", "running", "success"],
+        "{sent:#?}"
+    );
     for (call, status) in calls.iter().zip(&sent) {
         assert_eq!(call.method, "POST");
         assert_eq!(call.header("private-token"), Some(TOKEN), "{call:#?}");
@@ -306,6 +317,18 @@ fn a_forge_that_fails_twice_gets_the_status_after_retries_and_the_pipeline_never
         ["pending", "pending", "pending", "running", "success"],
         "pending is sent again until it is taken, and only then running"
     );
+    // Three statuses delivered, none given up; the answers were recorded after they came.
+    let id = pipeline["id"].to_string();
+    let deadline = Instant::now() + REPORT_TIMEOUT;
+    loop {
+        let shown = team.json(&server, &admin, &["pipeline", &id]);
+        assert_eq!(shown["reports"]["failed"], 0, "{shown:#}");
+        if shown["reports"]["delivered"] == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{shown:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let log = team.ok(
         &server,
         &admin,
@@ -337,9 +360,24 @@ fn an_unreachable_forge_never_fails_a_pipeline() {
             assert!(log.contains(&format!("pipeline #{id}: succeeded")), "{log}");
             break;
         }
-        assert!(Instant::now() < deadline, "no failed attempt logged:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "no failed attempt logged:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The pipeline says how its reports stand.
+    let shown = team.json(&server, &admin, &["pipeline", &id]);
+    let reports = &shown["reports"];
+    assert_eq!(reports["delivered"], 0, "{shown:#}");
+    assert!(
+        reports["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot connect")),
+        "{shown:#}"
+    );
+    let table = team.ok(&server, &admin, &["pipeline", &id]);
+    assert!(table.contains("reports to GitLab: 0 delivered"), "{table}");
 }
 
 /// The calls to merge request `iid`'s notes.
@@ -416,12 +454,14 @@ fn a_merge_request_biome_keeps_one_note_updated_in_place() {
     let edited = &note_calls(&calls, 3)[1];
     assert_eq!(edited.method, "PUT");
     assert_eq!(
-        edited.path,
-        "/api/v4/projects/group%2Fdemo/merge_requests/3/notes/9001",
+        edited.path, "/api/v4/projects/group%2Fdemo/merge_requests/3/notes/9001",
         "the id the recorder gave the created note"
     );
     let note = edited.json()["body"].as_str().unwrap().to_owned();
-    assert!(note.contains(&format!("Commit `{}`", &second[..12])), "{note}");
+    assert!(
+        note.contains(&format!("Commit `{}`", &second[..12])),
+        "{note}"
+    );
 
     // Taken down (the merge request closed): the note says so, in place.
     run_biome(&["--down"]);

@@ -158,10 +158,7 @@ mod tests {
             pipeline_url: Some("http://127.0.0.1:7780/api/v1/pipelines/7".to_owned()),
             outcome,
             services: vec![
-                (
-                    "web".to_owned(),
-                    Some("http://127.0.0.1:41000".to_owned()),
-                ),
+                ("web".to_owned(), Some("http://127.0.0.1:41000".to_owned())),
                 ("worker".to_owned(), None),
             ],
             database: Some("demo_mr_3".to_owned()),

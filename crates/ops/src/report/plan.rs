@@ -37,10 +37,7 @@ pub const DESCRIPTION_LIMIT: usize = 140;
 /// approval: its status stays `running`, because GitLab refuses a second `running` (400,
 /// "Cannot transition status via :run from :running") and `pending` after `running` alike;
 /// the approval's outcome then sets `success` or `failed`.
-pub fn commit_state(
-    state: PipelineState,
-    message: Option<&str>,
-) -> Option<(ForgeState, String)> {
+pub fn commit_state(state: PipelineState, message: Option<&str>) -> Option<(ForgeState, String)> {
     let (forge, description) = match state {
         PipelineState::Queued => (ForgeState::Pending, "queued".to_owned()),
         PipelineState::Running => (ForgeState::Running, "running".to_owned()),
@@ -225,7 +222,11 @@ mod tests {
         let cases: &[(PipelineState, Option<&str>, Option<(&str, &str)>)] = &[
             (PipelineState::Queued, None, Some(("pending", "queued"))),
             (PipelineState::Running, None, Some(("running", "running"))),
-            (PipelineState::Succeeded, None, Some(("success", "succeeded"))),
+            (
+                PipelineState::Succeeded,
+                None,
+                Some(("success", "succeeded")),
+            ),
             (
                 PipelineState::Failed,
                 Some("stage `build` failed: exit 2\nmore"),
@@ -277,7 +278,15 @@ mod tests {
             .collect();
         assert_eq!(
             delays,
-            [Some(100), Some(200), Some(400), Some(800), Some(1000), None, None]
+            [
+                Some(100),
+                Some(200),
+                Some(400),
+                Some(800),
+                Some(1000),
+                None,
+                None
+            ]
         );
         let default = RetryPolicy::default();
         assert_eq!(default.delay_after(1), Some(Duration::from_secs(2)));
@@ -298,7 +307,10 @@ mod tests {
             (Answer::Status(503), Verdict::TryAgain),
             (Answer::Status(429), Verdict::TryAgain),
             (Answer::Status(408), Verdict::TryAgain),
-            (Answer::NoAnswer("connection refused".into()), Verdict::TryAgain),
+            (
+                Answer::NoAnswer("connection refused".into()),
+                Verdict::TryAgain,
+            ),
             (Answer::Status(400), Verdict::GiveUp),
             (Answer::Status(401), Verdict::GiveUp),
             (Answer::Status(404), Verdict::GiveUp),

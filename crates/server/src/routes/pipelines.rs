@@ -150,10 +150,17 @@ pub async fn show(
     Path(id): Path<i64>,
 ) -> Result<Json<Pipeline>, ApiError> {
     caller.require(Action::Read)?;
-    let shown = state
-        .blocking(move |context| pipeline::show(context, id))
+    let (shown, reports) = state
+        .blocking(move |context| {
+            Ok((
+                pipeline::show(context, id)?,
+                sandpit_ops::report::counts(context, id)?,
+            ))
+        })
         .await?;
-    Ok(Json(Pipeline::from(&shown)))
+    let mut answer = Pipeline::from(&shown);
+    answer.reports = reports.map(Into::into);
+    Ok(Json(answer))
 }
 
 /// `GET /api/v1/pipelines/{id}/log`'s query.
