@@ -323,6 +323,20 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
     })
 }
 
+/// The GitLab CI/CD variables `sandpit ci` reads (`crate::commands::ci::GITLAB_VARIABLES`),
+/// those that are set and not empty.
+pub fn gitlab_ci_variables() -> std::collections::BTreeMap<String, String> {
+    crate::commands::ci::GITLAB_VARIABLES
+        .iter()
+        .filter_map(|name| {
+            env::var(name)
+                .ok()
+                .filter(|value| !value.trim().is_empty())
+                .map(|value| (name.to_string(), value))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,18 +432,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The GitLab CI/CD variables `sandpit ci` reads (`crate::commands::ci::GITLAB_VARIABLES`),
-/// those that are set and not empty.
-pub fn gitlab_ci_variables() -> std::collections::BTreeMap<String, String> {
-    crate::commands::ci::GITLAB_VARIABLES
-        .iter()
-        .filter_map(|name| {
-            env::var(name)
-                .ok()
-                .filter(|value| !value.trim().is_empty())
-                .map(|value| (name.to_string(), value))
-        })
-        .collect()
 }

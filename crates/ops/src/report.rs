@@ -87,9 +87,11 @@ struct Destination {
 fn destination(context: &Context, pipeline: &Pipeline) -> anyhow::Result<Option<Destination>> {
     let at_commit = crate::projects::at_commit(context, &pipeline.project, &pipeline.sha)
         .and_then(|source| source.spec());
-    let spec = match at_commit {
-        Ok(spec) => spec,
-        Err(_) => crate::projects::at_last_fetch(context, &pipeline.project)?.spec()?,
+    let at_last_fetch = || crate::projects::at_last_fetch(context, &pipeline.project)?.spec();
+    // A definition that cannot be read fails the pipeline itself, which says why; there is
+    // nothing to report to then.
+    let Ok(spec) = at_commit.or_else(|_| at_last_fetch()) else {
+        return Ok(None);
     };
     let Some(gitlab) = spec.gitlab.clone() else {
         return Ok(None);
@@ -586,7 +588,7 @@ fn call_for(context: &Context, report: &Report) -> anyhow::Result<gitlab::ApiCal
 fn token(context: &Context, report: &Report) -> Result<crate::config::Value, String> {
     let missing = || {
         format!(
-            "the configuration secret {} is not set in `{}`; set it with `sandpit config {} set --secret {}=TOKEN`",
+            "the configuration secret {} is not set in `{}`; set it with `sandpit config set {} --secret {}=TOKEN`",
             report.token_secret, report.token_env, report.token_env, report.token_secret
         )
     };
@@ -597,7 +599,7 @@ fn token(context: &Context, report: &Report) -> Result<crate::config::Value, Str
     match crate::config::base_value(context, &project, &env, &report.token_secret) {
         Ok(Some(value)) if value.secret && !value.text.is_empty() => Ok(value),
         Ok(Some(value)) if !value.secret => Err(format!(
-            "{} is set in `{}` but not as a secret; set it again with `sandpit config {} set --secret {}=TOKEN`",
+            "{} is set in `{}` but not as a secret; set it again with `sandpit config set {} --secret {}=TOKEN`",
             report.token_secret, report.token_env, report.token_env, report.token_secret
         )),
         Ok(_) => Err(missing()),

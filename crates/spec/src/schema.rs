@@ -432,7 +432,7 @@ pub(crate) static GITLAB: Section = Section {
             key(
                 "token_secret",
                 Kind::EnvVarName,
-                "The configuration secret holding the API token (`sandpit config ENV set --secret GITLAB_TOKEN=…`), set on the base of the environment the pipeline deploys into first (a biome pipeline: its biome's environment).",
+                "The configuration secret holding the API token (`sandpit config set ENV --secret GITLAB_TOKEN=…`), set on the base of the environment the pipeline deploys into first (a biome pipeline: its biome's environment).",
                 "\"GITLAB_TOKEN\"",
             ),
             DefaultValue::String("GITLAB_TOKEN"),

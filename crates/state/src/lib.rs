@@ -19,6 +19,9 @@
 //! same way: a row per registration, and `added`/`fetched`/`removed` events on it.
 //! The control plane's API tokens live here too, in the same shape ([`Token`]: facts, and
 //! revocations as events).
+//!
+//! One table is not a record: the outbox of reports to a forge ([`Report`]), whose rows change
+//! as they are delivered, retried or given up.
 
 mod hooks;
 mod pipelines;

@@ -3,7 +3,8 @@
 //! run here). A pipeline's commit statuses arrive pending → running → success with the link to
 //! the pipeline and the token; a failing pipeline's end failed; a forge that fails twice gets
 //! the status on the third attempt and the pipeline never notices; an unreachable forge never
-//! fails a pipeline.
+//! fails a pipeline, nor a missing token (the log says what to set); a merge request's biome
+//! keeps one note, created once and edited in place.
 
 use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -177,6 +178,11 @@ project = "group/demo"
 /// A team whose project reports to `api_url`, its server (retries after milliseconds, logging
 /// at info level), the token set as dev's secret, and the admin token.
 pub(crate) fn reporting_team(api_url: &str) -> (Team, Server, String) {
+    reporting_team_with(api_url, Some(TOKEN))
+}
+
+/// [`reporting_team`], with `token` (none: no secret set).
+fn reporting_team_with(api_url: &str, token: Option<&str>) -> (Team, Server, String) {
     let mut team = Team::with_files(&[
         ("sandpit.toml", &definition(api_url, None)),
         ("web/server.py", WEB),
@@ -188,13 +194,15 @@ pub(crate) fn reporting_team(api_url: &str) -> (Team, Server, String) {
         .extra_env
         .push(("SANDPIT_LOG".to_owned(), "info".to_owned()));
     // The token is a secret of dev's base, set before anything runs there.
-    team.sandbox.ok(&[
-        "config",
-        "set",
-        "dev",
-        "--secret",
-        &format!("GITLAB_TOKEN={TOKEN}"),
-    ]);
+    if let Some(token) = token {
+        team.sandbox.ok(&[
+            "config",
+            "set",
+            "dev",
+            "--secret",
+            &format!("GITLAB_TOKEN={token}"),
+        ]);
+    }
     let server = Server::start(&team.sandbox, &[]);
     let admin = std::fs::read_to_string(team.sandbox.home.join("server/admin-token"))
         .unwrap()
@@ -477,4 +485,23 @@ fn a_merge_request_biome_keeps_one_note_updated_in_place() {
     assert!(notes[2].path.ends_with("/notes/9001"));
     let note = notes[2].json()["body"].as_str().unwrap().to_owned();
     assert!(note.contains("was removed"), "{note}");
+}
+
+#[test]
+fn without_its_token_nothing_is_sent_and_the_log_says_what_to_set() {
+    let recorder = Recorder::start(&[]);
+    let (team, server, admin) = reporting_team_with(&recorder.api_url, None);
+    let pipeline = run_pipeline(&team, &server, &admin);
+    assert_eq!(pipeline["state"], "succeeded", "{pipeline:#}");
+    let id = pipeline["id"].to_string();
+    let deadline = Instant::now() + REPORT_TIMEOUT;
+    loop {
+        let log = team.ok(&server, &admin, &["pipeline", &id, "--logs"]);
+        if log.contains("not delivered (the configuration secret GITLAB_TOKEN is not set in `dev`; set it with `sandpit config set dev --secret GITLAB_TOKEN=TOKEN`)") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no missing token logged:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(recorder.calls().is_empty(), "{:#?}", recorder.calls());
 }

@@ -219,7 +219,9 @@ mod tests {
 
     #[test]
     fn pipeline_states_map_to_gitlab_states() {
-        let cases: &[(PipelineState, Option<&str>, Option<(&str, &str)>)] = &[
+        // The pipeline's state and message, and the state and description GitLab gets.
+        type Case<'a> = (PipelineState, Option<&'a str>, Option<(&'a str, &'a str)>);
+        let cases: &[Case] = &[
             (PipelineState::Queued, None, Some(("pending", "queued"))),
             (PipelineState::Running, None, Some(("running", "running"))),
             (
