@@ -150,3 +150,36 @@ fn shutdown_signal(
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_url_is_an_http_url_kept_without_its_last_slash() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "https://sandpit.example.com/",
+                Some("https://sandpit.example.com"),
+            ),
+            ("http://10.0.0.5:7780", Some("http://10.0.0.5:7780")),
+            (
+                "https://example.com/sandpit",
+                Some("https://example.com/sandpit"),
+            ),
+            ("sandpit.example.com", None),
+            ("ftp://sandpit.example.com", None),
+            ("https://", None),
+            ("https:///path", None),
+            ("https://x.example?q=1", None),
+        ];
+        for (raw, expect) in cases {
+            assert_eq!(public_url(raw).ok().as_deref(), *expect, "{raw}");
+        }
+        let refused = public_url("nope").unwrap_err().to_string();
+        assert!(
+            refused.contains("--public-url `nope` is not an http(s) URL"),
+            "{refused}"
+        );
+    }
+}
