@@ -220,7 +220,9 @@ fn measure(server: &mut Child, home: &Path, remote: &Path) -> anyhow::Result<Rep
                 if status.as_u16() != 202 {
                     bail!("a delivery was answered {status}: {answer}");
                 }
-                let id = answer["pipeline"].as_i64().context("a delivery that started nothing")?;
+                let id = answer["pipeline"]
+                    .as_i64()
+                    .context("a delivery that started nothing")?;
                 let finished = api.wait_until_finished(id).await?;
                 let at = finished["started_at"]
                     .as_str()
@@ -230,28 +232,30 @@ fn measure(server: &mut Child, home: &Path, remote: &Path) -> anyhow::Result<Rep
             }
             anyhow::Ok((started, answered, hook_started, hook_answered))
         })
-        .map(|(started, answered, hook_started, hook_answered)| -> anyhow::Result<Report> {
-            let mirror = home.join("server/mirrors/bench.git");
-            let mut fetch = Vec::new();
-            for _ in 0..RUNS {
-                let start = Instant::now();
-                run(Command::new("git").arg("--git-dir").arg(&mirror).args([
-                    "fetch",
-                    "-q",
-                    "--prune",
-                    &git_url,
-                    "+refs/heads/*:refs/heads/*",
-                ]))?;
-                fetch.push(start.elapsed());
-            }
-            Ok(Report {
-                started,
-                answered,
-                fetch,
-                hook_started,
-                hook_answered,
-            })
-        })?
+        .map(
+            |(started, answered, hook_started, hook_answered)| -> anyhow::Result<Report> {
+                let mirror = home.join("server/mirrors/bench.git");
+                let mut fetch = Vec::new();
+                for _ in 0..RUNS {
+                    let start = Instant::now();
+                    run(Command::new("git").arg("--git-dir").arg(&mirror).args([
+                        "fetch",
+                        "-q",
+                        "--prune",
+                        &git_url,
+                        "+refs/heads/*:refs/heads/*",
+                    ]))?;
+                    fetch.push(start.elapsed());
+                }
+                Ok(Report {
+                    started,
+                    answered,
+                    fetch,
+                    hook_started,
+                    hook_answered,
+                })
+            },
+        )?
 }
 
 /// The URL the server prints once it is ready.
