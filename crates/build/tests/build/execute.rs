@@ -44,6 +44,7 @@ pub(crate) fn spec(components: Vec<Component>) -> Spec {
             .map(|c| (c.name.clone(), c))
             .collect(),
         database: None,
+        pipelines: Default::default(),
     }
 }
 
