@@ -271,7 +271,8 @@ pub fn apply(context: &Context, delivered: &Delivered) -> anyhow::Result<Applied
     let _turn = APPLYING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let store = crate::deployment::state_store(context)?;
+    // One store for the whole delivery: each open costs a file check and a schema check.
+    let mut store = crate::deployment::state_store(context)?;
     if let Some(key) = &delivered.delivery_key {
         if let Some(earlier) = store.delivery_by_key(&delivered.project, key)? {
             return Ok(Applied {
@@ -285,10 +286,9 @@ pub fn apply(context: &Context, delivered: &Delivered) -> anyhow::Result<Applied
             name: delivered.project.clone(),
         }
     })?;
-    drop(store);
     // The rules are the branch head's as of the last fetch: nothing is fetched while the forge
     // waits. A head whose definition does not parse leaves the defaults.
-    let pipelines = crate::projects::at_last_fetch(context, &delivered.project)
+    let pipelines = crate::projects::source_at(context, &project)
         .and_then(|source| source.spec())
         .map(|spec| spec.pipelines)
         .unwrap_or_default();
@@ -298,7 +298,6 @@ pub fn apply(context: &Context, delivered: &Delivered) -> anyhow::Result<Applied
         allow_forks: project.allow_forks,
     };
     let mut decision = decide(&delivered.event, &rules);
-    let mut store = crate::deployment::state_store(context)?;
     let merge_request = match &delivered.event {
         ForgeEvent::MergeRequest(mr) => Some(mr),
         _ => None,
@@ -320,9 +319,10 @@ pub fn apply(context: &Context, delivered: &Delivered) -> anyhow::Result<Applied
         Forge::GitlabCi => Trigger::Ci,
         _ => Trigger::Webhook,
     };
-    let enqueue = |target: Target, sha: String, branch: Option<String>| {
-        crate::pipeline::enqueue(
+    let mut enqueue = |target: Target, sha: String, branch: Option<String>| {
+        crate::pipeline::enqueue_in(
             context,
+            &mut store,
             &Enqueue {
                 project: delivered.project.clone(),
                 sha,

@@ -86,6 +86,19 @@ pub struct Enqueue {
 /// definition valid, and plans the stages after it. A [`Target::Environment`] is planned now,
 /// from the project's definition at its last fetch.
 pub fn enqueue(context: &Context, request: &Enqueue) -> anyhow::Result<Pipeline> {
+    enqueue_in(
+        context,
+        &mut crate::deployment::state_store(context)?,
+        request,
+    )
+}
+
+/// [`enqueue`] into an open state store (a webhook's delivery records more in the same one).
+pub fn enqueue_in(
+    context: &Context,
+    store: &mut sandpit_state::StateStore,
+    request: &Enqueue,
+) -> anyhow::Result<Pipeline> {
     if request.sha.len() != 40 || !request.sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         crate::fail!(
             InvalidInput,
@@ -107,7 +120,6 @@ pub fn enqueue(context: &Context, request: &Enqueue) -> anyhow::Result<Pipeline>
         _ => vec![fetch],
     };
     let (target, biome) = request.target.state();
-    let mut store = crate::deployment::state_store(context)?;
     let pipeline = store.create_pipeline(&NewPipeline {
         project: request.project.clone(),
         trigger: request.trigger,
@@ -119,7 +131,6 @@ pub fn enqueue(context: &Context, request: &Enqueue) -> anyhow::Result<Pipeline>
         target,
         biome,
     })?;
-    drop(store);
     crate::report::pipeline_changed(context, &pipeline);
     Ok(pipeline)
 }

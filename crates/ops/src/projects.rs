@@ -334,8 +334,14 @@ pub fn commit(
 /// Project `name` as of its newest fetch, for reads: its mirror at the branch head recorded then
 /// (no fetch, so a read never waits on the remote). Writes use [`commit`], which fetches.
 pub fn at_last_fetch(context: &Context, name: &str) -> anyhow::Result<crate::Source> {
-    let name = project_name(name)?;
-    let record = registered(context, &name)?;
+    let record = registered(context, &project_name(name)?)?;
+    source_at(context, &record)
+}
+
+/// The project of `record` at its head as of the newest fetch, without reading the registry
+/// again (see [`at_last_fetch`]).
+pub fn source_at(context: &Context, record: &ProjectRecord) -> anyhow::Result<crate::Source> {
+    let name = project_name(&record.name)?;
     let Some(head) = record.head.as_deref() else {
         fail!(
             Unavailable,

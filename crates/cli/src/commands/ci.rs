@@ -213,7 +213,7 @@ mod tests {
                     v
                 },
                 false,
-                "CI_COMMIT_SHA is \"abc123\", not a commit's 40 hex digits",
+                "CI_COMMIT_SHA is `abc123`, not a commit's 40 hex digits",
             ),
             (
                 {
@@ -222,7 +222,7 @@ mod tests {
                     v
                 },
                 false,
-                "CI_MERGE_REQUEST_IID is \"seven\", not a number",
+                "CI_MERGE_REQUEST_IID is `seven`, not a number",
             ),
             (push(), true, "CI_MERGE_REQUEST_IID is not set"),
         ];

@@ -224,7 +224,7 @@ fn gitlab_and_github_deliveries_run_pipelines_and_merge_request_biomes() {
     let pipelines = team.json(&forge.server, admin, &["pipelines"]);
     assert_eq!(pipelines["pipelines"], json!([]), "{pipelines:#}");
 
-    // Unknown project 404; malformed JSON 400 naming where; a body over 25 MiB 413.
+    // Unknown project 404; malformed JSON 400 naming where; a body over 25 MB 413.
     let unknown = forge.deliver(
         "/hooks/gitlab/nope",
         &[("X-Gitlab-Token", SECRET), ("X-Gitlab-Event", "Push Hook")],
@@ -244,9 +244,18 @@ fn gitlab_and_github_deliveries_run_pipelines_and_merge_request_biomes() {
     let huge = forge.deliver(
         "/hooks/gitlab/shop",
         &[("X-Gitlab-Token", SECRET), ("X-Gitlab-Event", "Push Hook")],
-        vec![b' '; 26 * 1024 * 1024],
+        vec![b' '; 26_000_000],
     );
     assert_eq!(huge.status, 413, "{:#}", huge.body);
+    // Over the API's 1 MiB but within a webhook's 25 MB is read (and ignored: another branch).
+    let large = format!(
+        "{}{}",
+        samples::gitlab_push("feature/large", &forge.head()),
+        " ".repeat(3 * 1024 * 1024)
+    );
+    let read = forge.gitlab("Push Hook", "large-1", &large);
+    assert_eq!(read.status, 200, "{:#}", read.body);
+    assert_eq!(read.body["action"], "ignored");
     // Other events are answered 200 and ignored, with why.
     let other = forge.gitlab("Pipeline Hook", "o-1", "{}");
     assert_eq!(other.status, 200);
@@ -466,7 +475,8 @@ fn gitlab_and_github_deliveries_run_pipelines_and_merge_request_biomes() {
             "mr-1-open",
             "push-2",
             "push-1",
-            "o-1"
+            "o-1",
+            "large-1"
         ],
         "{listed:#?}"
     );

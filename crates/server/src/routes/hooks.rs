@@ -29,8 +29,8 @@ use crate::wire::hooks::{CiJobRequest, HookAnswer, HookDelivery, HookDeliveryLis
 use crate::wire::ErrorBody;
 use crate::AppState;
 
-/// The largest delivery read (GitLab's own limit for a webhook payload is 25 MB).
-pub const HOOK_BODY_LIMIT: usize = 25 * 1024 * 1024;
+/// The largest delivery read: 25 MB, GitLab's own limit for a webhook payload.
+pub const HOOK_BODY_LIMIT: usize = 25_000_000;
 /// How many deliveries a list shows when the request does not say.
 const DEFAULT_LIMIT: usize = 50;
 
@@ -133,14 +133,14 @@ pub fn signature_matches(signature: &str, body: &[u8], secret: &str) -> bool {
         ("X-Gitlab-Event" = String, Header, description = "`Push Hook`, `Tag Push Hook` or `Merge Request Hook`; others are ignored"),
         ("X-Gitlab-Event-UUID" = Option<String>, Header, description = "The delivery's id: a redelivery is answered with the first answer"),
     ),
-    request_body(content = String, description = "GitLab's payload (JSON, at most 25 MiB)", content_type = "application/json"),
+    request_body(content = String, description = "GitLab's payload (JSON, at most 25 MB)", content_type = "application/json"),
     responses(
         (status = 202, description = "Recorded; a pipeline was queued", body = HookAnswer),
         (status = 200, description = "Recorded; nothing to do (`ignored` says why), or a redelivery", body = HookAnswer),
         (status = 400, description = "Malformed JSON, or `object_kind` disagrees with the event header", body = ErrorBody),
         (status = 401, description = "A wrong or missing X-Gitlab-Token: nothing was recorded", body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
-        (status = 413, description = "A payload over 25 MiB", body = ErrorBody),
+        (status = 413, description = "A payload over 25 MB", body = ErrorBody),
         (status = 422, description = "The event cannot start what it asks for (its reason in `message`)", body = ErrorBody),
     ))]
 pub async fn gitlab(
@@ -175,14 +175,14 @@ pub async fn gitlab(
         ("X-GitHub-Event" = String, Header, description = "`push` or `pull_request`; others are ignored"),
         ("X-GitHub-Delivery" = Option<String>, Header, description = "The delivery's id: a redelivery is answered with the first answer"),
     ),
-    request_body(content = String, description = "GitHub's payload (JSON, at most 25 MiB)", content_type = "application/json"),
+    request_body(content = String, description = "GitHub's payload (JSON, at most 25 MB)", content_type = "application/json"),
     responses(
         (status = 202, description = "Recorded; a pipeline was queued", body = HookAnswer),
         (status = 200, description = "Recorded; nothing to do (`ignored` says why), or a redelivery", body = HookAnswer),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "A wrong or missing signature: nothing was recorded", body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
-        (status = 413, description = "A payload over 25 MiB", body = ErrorBody),
+        (status = 413, description = "A payload over 25 MB", body = ErrorBody),
         (status = 422, description = "The event cannot start what it asks for", body = ErrorBody),
     ))]
 pub async fn github(
