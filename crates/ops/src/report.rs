@@ -17,7 +17,7 @@ pub mod gitlab;
 pub mod note;
 pub mod plan;
 
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sandpit_domain::Name;
@@ -52,10 +52,9 @@ impl Bell {
 
     pub fn ring(&self) {
         if let Some(wake) = &self.0 {
-            // Full: a wake-up is pending already; disconnected: the worker is gone.
-            match wake.try_send(()) {
-                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
-            }
+            // Either way nothing is lost: full means a wake-up is pending already, and a
+            // worker that is gone leaves the reports to the next server's.
+            let _ = wake.try_send(());
         }
     }
 }

@@ -29,7 +29,8 @@ impl ForgeState {
     }
 }
 
-/// GitLab shows at most 255 characters of a status's description; longer ones are refused.
+/// How long a status's description may be: GitLab shows one short line beside the status, and
+/// keeps the description in a string column of limited length.
 pub const DESCRIPTION_LIMIT: usize = 140;
 
 /// The commit status a pipeline in `state` sets, with its description (`message` is the
