@@ -29,15 +29,34 @@ fn an_added_project_is_listed_with_its_branch_head() {
         [
             "added_at",
             "added_by",
+            "allow_forks",
             "branch",
             "fetched_at",
             "git",
             "head",
+            "hooks",
             "name"
-        ]
+        ],
+        "a listing never carries the webhook secret"
     );
+    // The answer of `add` is the only place the generated secret appears.
+    let secret = added.webhook_secret.as_deref().unwrap();
+    assert_eq!(secret.len(), 64, "{secret}");
+    assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(!json.to_string().contains(secret));
+    let shown = serde_json::to_value(show(&world.context, &viewer(), "shop").unwrap()).unwrap();
+    assert!(!shown.to_string().contains(secret), "{shown}");
+    assert_eq!(shown["hooks"]["gitlab"], "/hooks/gitlab/shop");
+    assert_eq!(shown["allow_forks"], false);
     assert_eq!(json["projects"][0]["head"], head.as_str());
-    assert_eq!(show(&world.context, &viewer(), "shop").unwrap(), added);
+    let without_secret = ProjectView {
+        webhook_secret: None,
+        ..added.clone()
+    };
+    assert_eq!(
+        show(&world.context, &viewer(), "shop").unwrap(),
+        without_secret
+    );
 
     use std::os::unix::fs::PermissionsExt as _;
     for dir in ["server", "server/mirrors", "server/mirrors/shop.git"] {
