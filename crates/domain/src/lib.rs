@@ -8,6 +8,7 @@ pub mod digest;
 pub mod name;
 pub mod quoted;
 pub mod size;
+pub mod span;
 pub mod suggestion;
 pub mod version;
 
@@ -17,4 +18,5 @@ pub use digest::{Digest, DigestError};
 pub use name::{Name, NameError, MAX_NAME_LEN};
 pub use quoted::{escape_hidden, quoted, Quoted};
 pub use size::{ByteSize, ByteSizeError};
+pub use span::{Span, SpanError};
 pub use version::{ArtifactName, CommitId, Version, VersionError};

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sandpit_domain::{ByteSize, ComponentKind, Name};
+use sandpit_domain::{ByteSize, ComponentKind, Name, Span};
 
 /// The whole project definition.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +21,46 @@ pub struct Spec {
     pub pipelines: Pipelines,
     /// `[gitlab]`: where pipelines report back; `None`: nowhere.
     pub gitlab: Option<Gitlab>,
+    /// `[gateway]`.
+    pub gateway: Gateway,
+    /// `[biomes]`.
+    pub biomes: Biomes,
+}
+
+/// `[gateway]`: the home's reverse proxy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gateway {
+    /// `port`: where it listens; `None`: the port the home chose first.
+    pub port: Option<u16>,
+}
+
+/// `[biomes]`: how biomes live and die.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Biomes {
+    /// `idle_timeout`: sleep after this long without a request through the gateway; `None`:
+    /// never.
+    pub idle_timeout: Option<Span>,
+    /// `ttl`: removed by the reaper this long after the last `up` (default 7 days).
+    pub ttl: Span,
+    /// `overlay = true`: run only what differs from the environment base.
+    pub overlay: bool,
+    /// `reap_max_percent`: the most biomes, in percent of all of the project's, one reaper run
+    /// removes without `--force` (default 50).
+    pub reap_max_percent: u32,
+}
+
+/// A biome's time to live when the file says nothing.
+pub const DEFAULT_TTL: Span = Span::from_secs_const(7 * 86_400);
+
+impl Default for Biomes {
+    fn default() -> Biomes {
+        Biomes {
+            idle_timeout: None,
+            ttl: DEFAULT_TTL,
+            overlay: false,
+            reap_max_percent: 50,
+        }
+    }
 }
 
 /// `[gitlab]`: the commit status API and merge request notes of one GitLab project.
@@ -122,6 +162,8 @@ pub struct Environment {
     /// `[environments.<env>.models] max_memory` / `max_models`.
     pub models_max_memory: Option<ByteSize>,
     pub models_max_count: Option<u32>,
+    /// `idle_timeout`: the base sleeps when idle this long (it opted in); `None`: never.
+    pub idle_timeout: Option<Span>,
 }
 
 impl Environment {

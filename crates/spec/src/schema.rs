@@ -15,6 +15,8 @@ pub(crate) const NAME_PATTERN: &str = "^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$";
 pub(crate) const ENV_VAR_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 
 /// What [`sandpit_domain::ByteSize::parse`] accepts when given a string.
+/// What [`sandpit_domain::Span::parse`] accepts, less its ordering and non-zero rules.
+const SPAN_PATTERN: &str = "^\\s*([0-9]+[wdhms])+\\s*$";
 const SIZE_PATTERN: &str = "^\\s*[0-9]+\\s*(B|K|KB|kB|KiB|M|MB|MiB|G|GB|GiB|T|TB|TiB)?\\s*$";
 
 /// The type of a key's value, including the checks every value of that type gets.
@@ -37,6 +39,10 @@ pub(crate) enum Kind {
     },
     /// A byte size: `"2GiB"` or a number of bytes.
     Size,
+    /// A span of time: `"30m"`, `"7d"`, `"1h30m"` ([`sandpit_domain::Span`]).
+    Span,
+    /// A TCP port: an integer in 1..=65535.
+    Port,
     /// A [`sandpit_domain::Name`] given as a string value.
     Name,
     /// An array of names.
@@ -235,6 +241,12 @@ pub(crate) static ENVIRONMENT: Section = Section {
             DefaultValue::Bool(false),
         ),
         key(
+            "idle_timeout",
+            Kind::Span,
+            "Lets this environment's base sleep after this long without a request through the gateway, like a biome (bases never sleep unless they say so).",
+            "\"2h\"",
+        ),
+        key(
             "database",
             Kind::Table(&ENVIRONMENT_DATABASE),
             "The environment's shared PostgreSQL instance.",
@@ -412,6 +424,57 @@ pub(crate) static PIPELINES: Section = Section {
     ],
 };
 
+pub(crate) static GATEWAY: Section = Section {
+    label: "gateway",
+    description: "The HTTP gateway of this sandpit home: one reverse proxy routing `<service>.<biome>.<project>.localhost` to the biome's service, and waking sleeping biomes.",
+    keys: &[key(
+        "port",
+        Kind::Port,
+        "The port the gateway listens on (loopback). Without it the home keeps the port it chose first.",
+        "8480",
+    )],
+};
+
+pub(crate) static BIOMES: Section = Section {
+    label: "biomes",
+    description: "How biomes live and die: sleeping when idle, their time to live, the reaper's guard, overlays.",
+    keys: &[
+        key(
+            "idle_timeout",
+            Kind::Span,
+            "A biome with no request through the gateway for this long sleeps: its processes stop and its models unload, its database and data stay; the next request wakes it. Without it biomes never sleep.",
+            "\"30m\"",
+        ),
+        with_default(
+            key(
+                "ttl",
+                Kind::Span,
+                "How long a biome lives after its last `up` before the reaper removes it (`sandpit extend BIOME 3d` gives it longer).",
+                "\"7d\"",
+            ),
+            DefaultValue::String("7d"),
+        ),
+        with_default(
+            key(
+                "overlay",
+                Kind::Bool,
+                "Whether a biome runs only the components whose artifacts differ from its environment base's, reaching the base's running instances for the rest (`up --overlay` asks for it once).",
+                "true",
+            ),
+            DefaultValue::Bool(false),
+        ),
+        with_default(
+            key(
+                "reap_max_percent",
+                Kind::Integer { min: 1 },
+                "The most biomes, as a percentage of all of this project's, that one run of the reaper removes; a run that would remove more stops and says so (`sandpit reap --force` proceeds).",
+                "50",
+            ),
+            DefaultValue::Integer(50),
+        ),
+    ],
+};
+
 pub(crate) static GITLAB: Section = Section {
     label: "gitlab",
     description: "Reporting back to GitLab: each pipeline's commit status, and one note per merge request on its biome. Read from the pipeline's commit; without this section nothing is reported.",
@@ -470,6 +533,18 @@ pub(crate) static ROOT: Section = Section {
             "pipelines",
             Kind::Table(&PIPELINES),
             "What pushes and tags start on a control plane (`sandpit server`).",
+            "",
+        ),
+        key(
+            "gateway",
+            Kind::Table(&GATEWAY),
+            "The HTTP gateway of this sandpit home: one reverse proxy routing `<service>.<biome>.<project>.localhost` to the biome's service, and waking sleeping biomes.",
+            "",
+        ),
+        key(
+            "biomes",
+            Kind::Table(&BIOMES),
+            "How biomes live and die: sleeping when idle, their time to live, the reaper's guard, overlays.",
             "",
         ),
         key(
@@ -558,6 +633,8 @@ fn kind_schema(kind: Kind) -> Json {
                 { "type": "integer", "minimum": 0 }
             ]
         }),
+        Kind::Span => json!({ "type": "string", "pattern": SPAN_PATTERN }),
+        Kind::Port => json!({ "type": "integer", "minimum": 1, "maximum": 65535 }),
         Kind::Name => json!({ "type": "string", "pattern": NAME_PATTERN }),
         Kind::Names => json!({
             "type": "array",

@@ -239,12 +239,12 @@ fn unknown_keys_are_refused_in_every_kind_of_table() {
         (
             "unknown section with nothing close",
             "[project]\nname = \"demo\"\n[workflows]\n",
-            "sandpit.toml:3:2: unknown section `workflows`\n  hint: sections are `project`, `environments`, `services`, `jobs`, `models`, `database`, `pipelines`, `gitlab`",
+            "sandpit.toml:3:2: unknown section `workflows`\n  hint: sections are `project`, `environments`, `services`, `jobs`, `models`, `database`, `pipelines`, `gateway`, `biomes`, `gitlab`",
         ),
         (
             "unknown key at the top level",
             "version = 2\n[project]\nname = \"demo\"\n",
-            "sandpit.toml:1:1: unknown key `version` at the top of the file\n  hint: keys belong in a section; sections are `project`, `environments`, `services`, `jobs`, `models`, `database`, `pipelines`, `gitlab`",
+            "sandpit.toml:1:1: unknown key `version` at the top of the file\n  hint: keys belong in a section; sections are `project`, `environments`, `services`, `jobs`, `models`, `database`, `pipelines`, `gateway`, `biomes`, `gitlab`",
         ),
         (
             "[project]",
@@ -1222,4 +1222,61 @@ fn pipelines_list_branch_patterns_and_the_environment_tags_go_to() {
         unknown.contains("branches"),
         "a did-you-mean for `branch`: {unknown}"
     );
+}
+
+#[test]
+fn biomes_gateway_and_idle_bases_have_defaults_and_located_refusals() {
+    let plain = parse("[project]\nname = \"demo\"\n").unwrap();
+    assert_eq!(plain.biomes, Biomes::default());
+    assert_eq!(plain.biomes.ttl.as_secs(), 7 * 86_400);
+    assert_eq!(plain.biomes.idle_timeout, None);
+    assert_eq!(plain.gateway.port, None);
+    assert_eq!(plain.environments[&name("dev")].idle_timeout, None);
+
+    let spec = parse(
+        "[project]\nname = \"demo\"\n[environments.dev]\nbiomes = true\nidle_timeout = \"2h\"\n[gateway]\nport = 8480\n[biomes]\nidle_timeout = \"30m\"\nttl = \"3d\"\noverlay = true\nreap_max_percent = 20\n",
+    )
+    .unwrap();
+    assert_eq!(spec.gateway.port, Some(8480));
+    assert_eq!(spec.biomes.idle_timeout.map(|s| s.as_secs()), Some(1_800));
+    assert_eq!(spec.biomes.ttl.as_secs(), 3 * 86_400);
+    assert!(spec.biomes.overlay);
+    assert_eq!(spec.biomes.reap_max_percent, 20);
+    assert_eq!(
+        spec.environments[&name("dev")]
+            .idle_timeout
+            .map(|s| s.as_secs()),
+        Some(7_200)
+    );
+
+    for (body, expect) in [
+        (
+            "[biomes]\nttl = \"7 days\"\n",
+            "sandpit.toml:5:7: `ttl` must be a span of time, found `7 days`",
+        ),
+        (
+            "[biomes]\nidle_timeout = \"0s\"\n",
+            "sandpit.toml:5:16: `idle_timeout` must be a span of time, found `0s`",
+        ),
+        (
+            "[biomes]\nidle_timeout = 30\n",
+            "sandpit.toml:5:16: `idle_timeout` must be a span of time such as \"30m\" or \"7d\"",
+        ),
+        (
+            "[biomes]\nreap_max_percent = 150\n",
+            "sandpit.toml:5:20: `reap_max_percent` is a percentage, at most 100, found 150",
+        ),
+        (
+            "[gateway]\nport = 70000\n",
+            "sandpit.toml:5:8: `port` must be a port from 1 to 65535, found 70000",
+        ),
+        (
+            "[biomes]\nidle = \"3m\"\n",
+            "sandpit.toml:5:1: unknown key `idle`",
+        ),
+    ] {
+        let input = format!("[project]\nname = \"demo\"\n\n{body}");
+        let shown = rendered(&input);
+        assert!(shown.contains(expect), "input:\n{input}\nshown:\n{shown}");
+    }
 }

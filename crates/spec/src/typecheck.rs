@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sandpit_domain::{quoted, ByteSize, Name, NameError};
+use sandpit_domain::{quoted, ByteSize, Name, NameError, Span};
 use toml_edit::{Item, Key, TableLike, Value};
 
 use crate::diagnostic::{did_you_mean, toml_string, Sink};
@@ -36,6 +36,7 @@ pub(crate) enum Typed {
     Bool(bool),
     Integer(u32),
     Size(ByteSize),
+    Span(Span),
     Name(Name),
     Names(Vec<Located<Name>>),
     Paths(Vec<String>),
@@ -118,6 +119,14 @@ impl Fields {
         match (self.typed(key), self.default(key)) {
             (Some(Typed::Size(value)), _) => Some(*value),
             (None, DefaultValue::String(default)) => ByteSize::parse(default).ok(),
+            _ => None,
+        }
+    }
+
+    pub fn span(&self, key: &str) -> Option<Span> {
+        match (self.typed(key), self.default(key)) {
+            (Some(Typed::Span(value)), _) => Some(*value),
+            (None, DefaultValue::String(default)) => Span::parse(default).ok(),
             _ => None,
         }
     }
@@ -431,6 +440,47 @@ impl Check<'_, '_, '_> {
                         );
                         None
                     }
+                }
+            }
+            Kind::Span => {
+                let Some(raw) = self.item.as_str() else {
+                    return self.wrong_type("a span of time such as \"30m\" or \"7d\"");
+                };
+                match Span::parse(raw) {
+                    Ok(span) => Some(Typed::Span(span)),
+                    Err(_) => {
+                        self.sink.error(
+                            self.value_at,
+                            format!(
+                                "`{}` must be a span of time, found {}",
+                                spec.name,
+                                quoted(raw)
+                            ),
+                            Some(format!(
+                                "write a number with a unit (s, m, h, d, w), largest first, e.g. {} = {}",
+                                spec.name, spec.example
+                            )),
+                        );
+                        None
+                    }
+                }
+            }
+            Kind::Port => {
+                let Some(value) = self.item.as_integer() else {
+                    return self.wrong_type("a port number");
+                };
+                if (1..=65535).contains(&value) {
+                    Some(Typed::Integer(value as u32))
+                } else {
+                    self.sink.error(
+                        self.value_at,
+                        format!(
+                            "`{}` must be a port from 1 to 65535, found {value}",
+                            spec.name
+                        ),
+                        Some(format!("write {} = {}", spec.name, spec.example)),
+                    );
+                    None
                 }
             }
             Kind::Name => {

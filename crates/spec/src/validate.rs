@@ -8,7 +8,8 @@ use sandpit_domain::{quoted, ComponentKind, Name};
 
 use crate::diagnostic::{did_you_mean, Sink};
 use crate::model::{
-    Component, Database, DatabaseUrl, Environment, Gitlab, Pipelines, Project, Spec,
+    Biomes, Component, Database, DatabaseUrl, Environment, Gateway, Gitlab, Pipelines, Project,
+    Spec,
 };
 use crate::typecheck::{Fields, Located};
 
@@ -33,6 +34,16 @@ pub(crate) fn build_spec(sink: &mut Sink<'_>, root: &Fields) -> Option<Spec> {
         .map(|fields| pipelines(sink, fields, &environments))
         .unwrap_or_default();
     let gitlab = root.table("gitlab").and_then(|fields| gitlab(sink, fields));
+    let gateway = Gateway {
+        port: root
+            .table("gateway")
+            .and_then(|fields| fields.integer("port"))
+            .and_then(|port| u16::try_from(port).ok()),
+    };
+    let biomes = root
+        .table("biomes")
+        .map(|fields| biomes(sink, fields))
+        .unwrap_or_default();
     Some(Spec {
         project: project?,
         environments,
@@ -40,7 +51,29 @@ pub(crate) fn build_spec(sink: &mut Sink<'_>, root: &Fields) -> Option<Spec> {
         database,
         pipelines,
         gitlab,
+        gateway,
+        biomes,
     })
+}
+
+fn biomes(sink: &mut Sink<'_>, fields: &Fields) -> Biomes {
+    let defaults = Biomes::default();
+    let reap_max_percent = fields
+        .integer("reap_max_percent")
+        .unwrap_or(defaults.reap_max_percent);
+    if reap_max_percent > 100 {
+        sink.error(
+            fields.value_at("reap_max_percent"),
+            format!("`reap_max_percent` is a percentage, at most 100, found {reap_max_percent}"),
+            Some("write reap_max_percent = 50".to_owned()),
+        );
+    }
+    Biomes {
+        idle_timeout: fields.span("idle_timeout"),
+        ttl: fields.span("ttl").unwrap_or(defaults.ttl),
+        overlay: fields.bool("overlay").unwrap_or(defaults.overlay),
+        reap_max_percent: reap_max_percent.min(100),
+    }
 }
 
 fn gitlab(sink: &mut Sink<'_>, fields: &Fields) -> Option<Gitlab> {
@@ -170,6 +203,7 @@ fn environments(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Environmen
             database_url: None,
             models_max_memory: None,
             models_max_count: None,
+            idle_timeout: None,
         };
         return BTreeMap::from([(dev, environment)]);
     }
@@ -274,6 +308,7 @@ fn environments(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Environmen
                 database_url,
                 models_max_memory: models.and_then(|models| models.size("max_memory")),
                 models_max_count: models.and_then(|models| models.integer("max_models")),
+                idle_timeout: fields.span("idle_timeout"),
             },
         );
     }

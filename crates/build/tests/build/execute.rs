@@ -46,6 +46,8 @@ pub(crate) fn spec(components: Vec<Component>) -> Spec {
         database: None,
         pipelines: Default::default(),
         gitlab: None,
+        gateway: Default::default(),
+        biomes: Default::default(),
     }
 }
 
