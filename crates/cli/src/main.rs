@@ -82,6 +82,11 @@ enum Command {
     Psql(commands::psql::Args),
     /// Restart a component of a biome, or all its services, and wait until healthy.
     Restart(commands::restart::Args),
+    /// Put a biome to sleep: its processes stop and its models unload, its data and database
+    /// stay; the next request through the gateway wakes it.
+    Sleep(commands::sleep::Args),
+    /// Wake a sleeping biome and wait until its services are healthy.
+    Wake(commands::sleep::Args),
     /// List the project's artifacts (the build store, or an environment's store).
     Artifacts(commands::artifacts::Args),
     /// Build (or reuse) a commit and deploy it to an environment's base.
@@ -367,6 +372,8 @@ async fn run_local(
         Command::Exec(args) => commands::exec::exec(&context, args).await,
         Command::Psql(args) => commands::psql::exec(&context, args).await,
         Command::Restart(args) => commands::restart::exec(&context, args, json).await,
+        Command::Sleep(args) => commands::sleep::sleep(&context, args, json).await,
+        Command::Wake(args) => commands::sleep::wake(&context, args, json).await,
         Command::Artifacts(args) => commands::artifacts::exec(&context, args, json),
         Command::Deploy(args) => commands::deploy::exec(&context, args, json).await,
         Command::Promote(args) => commands::promote::exec(&context, args, json).await,

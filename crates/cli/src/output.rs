@@ -218,13 +218,26 @@ impl Table {
 /// One biome as `status` shows it; the database URL only when the document carries it
 /// (`--show-secrets` on this machine).
 pub fn print_biome(status: &BiomeDocument) {
+    let sleeping = status
+        .sleeping_since
+        .as_deref()
+        .map(|since| format!(" since {since}"))
+        .unwrap_or_default();
     println!(
-        "biome {}  env {}  at {}  {}",
+        "biome {}  env {}  at {}  {}{sleeping}",
         status.biome,
         status.env,
         short_version(&status.sha),
         status.state
     );
+    if let Some(timeout) = &status.idle_timeout {
+        let last = status
+            .last_request
+            .as_deref()
+            .map(|at| format!("; last request {at}"))
+            .unwrap_or_default();
+        println!("sleeps after {timeout} without a request through the gateway{last}");
+    }
     if let Some(database) = &status.database {
         let url = database
             .url
@@ -242,6 +255,7 @@ pub fn print_biome(status: &BiomeDocument) {
         ("PID", Align::Right),
         ("RESTARTS", Align::Right),
         ("URL", Align::Left),
+        ("PUBLIC URL", Align::Left),
     ]);
     for c in &status.components {
         table.row(vec![
@@ -251,6 +265,7 @@ pub fn print_biome(status: &BiomeDocument) {
             c.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             c.restarts.to_string(),
             c.url.clone().unwrap_or_else(|| "-".into()),
+            c.public_url.clone().unwrap_or_else(|| "-".into()),
         ]);
         if let Some(detail) = &c.detail {
             if !c.is_good() {

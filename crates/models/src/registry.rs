@@ -120,6 +120,30 @@ impl Registry {
             .any(|m| m.digest == digest)
     }
 
+    /// The digests `biome` registered that no other registration uses: what it alone has
+    /// loaded, and what a sleeping biome gives back.
+    pub fn digests_only_of(&self, biome: Option<&str>) -> Vec<String> {
+        let key = biome.map(str::to_string);
+        let Some(own) = self.biomes.get(&key) else {
+            return Vec::new();
+        };
+        let mut digests: Vec<String> = own
+            .values()
+            .map(|m| m.digest.clone())
+            .filter(|digest| {
+                !self
+                    .biomes
+                    .iter()
+                    .filter(|(other, _)| **other != key)
+                    .flat_map(|(_, models)| models.values())
+                    .any(|m| m.digest == *digest)
+            })
+            .collect();
+        digests.sort();
+        digests.dedup();
+        digests
+    }
+
     fn lookup(&self, biome: Option<&str>, model: &str) -> Result<Resolved<'_>, Unresolved> {
         if let Some(biome) = biome {
             let models = self
@@ -221,6 +245,25 @@ mod tests {
         // carol's branch declares no models: she is known and gets the base's.
         registry.replace(Some("carol"), BTreeMap::new());
         registry
+    }
+
+    #[test]
+    fn a_registration_gives_back_only_the_digests_nobody_else_registered() {
+        let mut registry = registry();
+        // dave registered the same bytes as the base's tonnage: unloading them would unload
+        // the base's model too.
+        registry.replace(
+            Some("dave"),
+            BTreeMap::from([
+                ("tonnage".to_string(), model_ref("base-tonnage")),
+                ("grade".to_string(), model_ref("dave-grade")),
+            ]),
+        );
+        assert_eq!(registry.digests_only_of(Some("alice")), ["alice-grade"]);
+        assert_eq!(registry.digests_only_of(Some("dave")), ["dave-grade"]);
+        assert_eq!(registry.digests_only_of(None), ["base-grade"]);
+        assert!(registry.digests_only_of(Some("carol")).is_empty());
+        assert!(registry.digests_only_of(Some("nobody")).is_empty());
     }
 
     #[test]

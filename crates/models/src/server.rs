@@ -251,6 +251,16 @@ impl AppState {
         old
     }
 
+    /// Unloads what the registration alone has loaded (its registration stays: the next request
+    /// loads it again); answers how many models were loaded.
+    pub fn rest(&self, biome: Option<&str>) -> usize {
+        let digests = self.read_registry().digests_only_of(biome);
+        digests
+            .iter()
+            .filter(|digest| self.inner.cache.unload(digest))
+            .count()
+    }
+
     fn unload_unused(&self, old: Vec<ModelRef>) {
         let registry = self.read_registry();
         for model_ref in old {
@@ -553,6 +563,7 @@ pub fn router(state: AppState) -> Router {
             "/sandpit/biomes/{registration}/models",
             put(register).delete(unregister),
         )
+        .route("/sandpit/biomes/{registration}/unload", post(rest))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
@@ -945,6 +956,17 @@ async fn unregister(
     let biome = registration_biome(&raw)?;
     let removed = state.unregister(biome);
     Ok(Json(json!({ "biome": raw, "models": removed.len() })))
+}
+
+/// A sleeping biome's models: unloaded, still registered.
+async fn rest(
+    _: Authorized,
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let biome = registration_biome(&raw)?;
+    let unloaded = state.rest(biome);
+    Ok(Json(json!({ "biome": raw, "unloaded": unloaded })))
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

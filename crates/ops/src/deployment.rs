@@ -274,7 +274,7 @@ async fn roll_out_configured(
     let store =
         ArtifactStore::open(release.store).map_err(|e| RolloutFailure::BeforeRollout(e.into()))?;
     let as_biome = (release.biome != release.env).then(|| release.biome.clone());
-    release.extra_env = crate::models::attach(
+    let attached = crate::models::attach(
         context,
         release.spec,
         &release.env,
@@ -285,6 +285,8 @@ async fn roll_out_configured(
     )
     .await
     .map_err(RolloutFailure::DuringRollout)?;
+    release.extra_env = attached.env;
+    release.models = attached.registration;
     timings.add(Phase::Models, attaching.elapsed());
     let applying = Instant::now();
     let status = release
@@ -516,6 +518,7 @@ async fn apply_with(
         artifacts,
         database: None,
         extra_env: BTreeMap::new(),
+        models: None,
         config: Default::default(),
     };
     let source = DatabaseSource {

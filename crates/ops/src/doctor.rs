@@ -449,8 +449,10 @@ async fn daemon(context: &Context) -> Vec<Check> {
             version,
             instances,
             notices,
+            gateway_ports,
         })) => {
             let mut checks = vec![daemon_check(pid, &version, &context.version, &notices)];
+            checks.push(gateway_check(&gateway_ports));
             checks.extend(instances.iter().map(instance_check));
             checks
         }
@@ -468,6 +470,30 @@ async fn daemon(context: &Context) -> Vec<Check> {
             format!("the daemon's socket is open but it did not answer: {error}"),
             format!("tail -n 50 {}", log.display()),
         )],
+    }
+}
+
+/// The home's gateway, which the daemon runs: where biomes are reached by name.
+fn gateway_check(ports: &[u16]) -> Check {
+    match ports {
+        [] => Check::problem(
+            "gateway",
+            Status::Warning,
+            "the daemon runs no gateway (it is older than this sandpit, or its port was taken)",
+            "sandpit daemon stop && sandpit daemon start",
+        ),
+        [home, others @ ..] => {
+            let others = if others.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<String> = others.iter().map(u16::to_string).collect();
+                format!(" (and {} for projects that ask for it)", list.join(", "))
+            };
+            Check::ok(
+                "gateway",
+                format!("listening on 127.0.0.1:{home}{others}: http://<service>.<biome>.<project>.localhost:{home}"),
+            )
+        }
     }
 }
 

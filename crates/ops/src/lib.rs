@@ -37,6 +37,7 @@ pub mod release;
 pub mod report;
 pub mod restart;
 pub mod rollback;
+pub mod sleep;
 pub mod source;
 pub mod status;
 pub mod target;

@@ -433,6 +433,37 @@ pub async fn unregister(endpoint: &Endpoint, biome: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// What [`attach`] gives a release: its components' variables (`SANDPIT_MODELS_URL`) and where
+/// the daemon unloads the target's models when it sleeps. Both empty when it has no models.
+#[derive(Debug, Default)]
+pub struct Attached {
+    pub env: std::collections::BTreeMap<String, String>,
+    pub registration: Option<sandpit_runtime::protocol::ModelsRegistration>,
+}
+
+impl Attached {
+    fn at(
+        context: &Context,
+        spec: &Spec,
+        env: &Name,
+        endpoint: &Endpoint,
+        label: &str,
+        biome: Option<&Name>,
+    ) -> Attached {
+        Attached {
+            env: std::collections::BTreeMap::from([(
+                "SANDPIT_MODELS_URL".to_owned(),
+                endpoint.url_for(biome),
+            )]),
+            registration: Some(sandpit_runtime::protocol::ModelsRegistration {
+                port: endpoint.port,
+                registration: label.to_owned(),
+                token_file: token_path(&state_dir(context, &spec.project.name, env)),
+            }),
+        }
+    }
+}
+
 /// Registers `biome`'s models (from `store`, where the chosen digests are) with the environment's
 /// endpoint, starting it if needed, and returns the variables its components get. Nothing when
 /// the project has no models.
@@ -444,7 +475,7 @@ pub async fn attach(
     store: &sandpit_artifact::store::ArtifactStore,
     artifacts: &std::collections::BTreeMap<Name, crate::release::Chosen>,
     on_event: &mut dyn FnMut(&str),
-) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+) -> anyhow::Result<Attached> {
     let models: Vec<&sandpit_spec::Component> = spec
         .components
         .values()
@@ -487,10 +518,7 @@ pub async fn attach(
         "registered {} model(s) with the model endpoint of `{env}`",
         registrations.len()
     ));
-    Ok(std::collections::BTreeMap::from([(
-        "SANDPIT_MODELS_URL".to_owned(),
-        endpoint.url_for(biome),
-    )]))
+    Ok(Attached::at(context, spec, env, &endpoint, &label, biome))
 }
 
 /// [`attach`] for a commit that declares no models. When another target of the environment
@@ -505,7 +533,7 @@ async fn attach_without_models(
     label: &str,
     saved: &Path,
     on_event: &mut dyn FnMut(&str),
-) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+) -> anyhow::Result<Attached> {
     let saved_registrations = read_saved(saved)?;
     let others_serve = saved_registrations
         .iter()
@@ -517,10 +545,7 @@ async fn attach_without_models(
         on_event(&format!(
             "registered with the model endpoint of `{env}` (no models of its own: the base's answer)"
         ));
-        return Ok(std::collections::BTreeMap::from([(
-            "SANDPIT_MODELS_URL".to_owned(),
-            endpoint.url_for(biome),
-        )]));
+        return Ok(Attached::at(context, spec, env, &endpoint, label, biome));
     }
     if saved_registrations.iter().any(|s| s.label == label) {
         withdraw(context, &spec.project.name, env, label).await?;

@@ -53,6 +53,8 @@ pub struct Release<'a> {
     pub database: Option<crate::database::BiomeDatabaseGrant>,
     /// More variables for every component (e.g. `SANDPIT_MODELS_URL`).
     pub extra_env: BTreeMap<String, String>,
+    /// Its registration with the model endpoint, unloaded while it sleeps.
+    pub models: Option<sandpit_runtime::protocol::ModelsRegistration>,
     /// The target's configuration variables, per component (`sandpit config`).
     pub config: crate::config::Injected,
 }
@@ -124,7 +126,23 @@ impl Release<'_> {
             max_artifact_size: spec.project.max_artifact_size.0,
             components,
             database: self.database.as_ref().map(|d| d.info.clone()),
+            idle_timeout_secs: self.idle_timeout().map(|span| span.as_secs()),
+            gateway_port: spec.gateway.port,
+            models: self.models.clone(),
         })
+    }
+
+    /// How long the target may be idle before it sleeps: a biome's from `[biomes]`, a base's
+    /// only when its environment opts in.
+    fn idle_timeout(&self) -> Option<sandpit_domain::Span> {
+        if self.biome == self.env {
+            self.spec
+                .environments
+                .get(&self.env)
+                .and_then(|e| e.idle_timeout)
+        } else {
+            self.spec.biomes.idle_timeout
+        }
     }
 
     /// Hands the desired state to the daemon and waits until it has converged (or failed).

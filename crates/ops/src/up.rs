@@ -122,6 +122,7 @@ pub async fn up(
         artifacts,
         database: None,
         extra_env: Default::default(),
+        models: None,
         config: Default::default(),
     };
     if !options.reset_db {

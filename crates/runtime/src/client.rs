@@ -40,6 +40,8 @@ pub struct Pong {
     pub instances: Vec<InstanceStatus>,
     /// What its start-up recovery had to say.
     pub notices: Vec<String>,
+    /// The ports its gateway listens on, the home's own first.
+    pub gateway_ports: Vec<u16>,
 }
 
 /// One connection to the daemon.
@@ -63,11 +65,13 @@ impl Client {
                 version,
                 instances,
                 notices,
+                gateway_ports,
             } => Ok(Pong {
                 pid,
                 version,
                 instances,
                 notices,
+                gateway_ports,
             }),
             _ => Err(unexpected("its pid and version")),
         }
@@ -125,6 +129,33 @@ impl Client {
             biome,
             component,
         };
+        biome_status(self.request(&request, on_event).await?)
+    }
+
+    /// Puts the biome to sleep; its status (`sleeping`).
+    pub async fn sleep(
+        self,
+        project: Name,
+        biome: Name,
+        reason: String,
+        on_event: impl FnMut(Option<&Name>, &str),
+    ) -> Result<BiomeStatus, ClientError> {
+        let request = Request::Sleep {
+            project,
+            biome,
+            reason,
+        };
+        biome_status(self.request(&request, on_event).await?)
+    }
+
+    /// Wakes the biome; its status once its services are healthy.
+    pub async fn wake(
+        self,
+        project: Name,
+        biome: Name,
+        on_event: impl FnMut(Option<&Name>, &str),
+    ) -> Result<BiomeStatus, ClientError> {
+        let request = Request::Wake { project, biome };
         biome_status(self.request(&request, on_event).await?)
     }
 

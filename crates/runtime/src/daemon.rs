@@ -20,6 +20,9 @@ use crate::supervisor::{BiomeKey, Supervisor, SupervisorConfig};
 /// The longest request line accepted; a biome spec is a few kilobytes.
 const MAX_REQUEST_BYTES: u64 = 4 * 1024 * 1024;
 
+/// How often the daemon looks for biomes idle past their `idle_timeout`.
+const IDLE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Where the daemon of a `$SANDPIT_HOME` keeps its socket, pid and lock.
 #[derive(Debug, Clone)]
 pub struct DaemonPaths {
@@ -71,9 +74,19 @@ pub async fn serve(config: SupervisorConfig, version: String) -> anyhow::Result<
     fs::write(&paths.pid_file, format!("{}\n", std::process::id()))?;
 
     let supervisor = Supervisor::new(config);
+    // Biomes are reached by name through the gateway; it starts first so that the biomes
+    // recovery brings back get their public URLs. A daemon without one still supervises (what
+    // runs matters more than how it is reached), and `doctor` says what is wrong.
+    match supervisor.start_gateway().await {
+        Ok(port) => tracing::info!(
+            "gateway on http://127.0.0.1:{port} (hosts <service>.<biome>.<project>.localhost)"
+        ),
+        Err(error) => tracing::error!("the gateway did not start: {error}"),
+    }
     if let Err(error) = supervisor.recover().await {
         bail!("{error}");
     }
+
     tracing::info!(
         "sandpit daemon {version} listening on {}",
         paths.socket.display()
@@ -85,6 +98,17 @@ pub async fn serve(config: SupervisorConfig, version: String) -> anyhow::Result<
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 supervisor.enforce_log_caps();
+            }
+        })
+    };
+    // Idle biomes go to sleep; the check is cheap (a look at each biome's last request), and
+    // half a second keeps a 1 s `idle_timeout` honest.
+    let idle_check = {
+        let supervisor = Arc::clone(&supervisor);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(IDLE_CHECK_INTERVAL).await;
+                supervisor.sleep_idle_biomes().await;
             }
         })
     };
@@ -117,6 +141,7 @@ pub async fn serve(config: SupervisorConfig, version: String) -> anyhow::Result<
     }
     tracing::info!("shutting down: stopping every component");
     log_caps.abort();
+    idle_check.abort();
     supervisor.shutdown().await;
     let _ = fs::remove_file(&paths.socket);
     let _ = fs::remove_file(&paths.pid_file);
@@ -172,6 +197,7 @@ async fn handle(
                 version,
                 instances: supervisor.instances(),
                 notices: supervisor.notices(),
+                gateway_ports: supervisor.gateway_ports(),
             }),
             Request::Up { biome } => supervisor.up(biome, &events).await.map(ReplyBody::Biome),
             Request::Down { project, biome } => {
@@ -203,6 +229,14 @@ async fn handle(
                 .map(ReplyBody::Env),
             Request::Restart { project, biome, component } => supervisor
                 .restart(&BiomeKey { project, biome }, component.as_ref(), &events)
+                .await
+                .map(ReplyBody::Biome),
+            Request::Sleep { project, biome, reason } => supervisor
+                .sleep(&BiomeKey { project, biome }, &reason, &events)
+                .await
+                .map(ReplyBody::Biome),
+            Request::Wake { project, biome } => supervisor
+                .wake(&BiomeKey { project, biome }, &events)
                 .await
                 .map(ReplyBody::Biome),
         }

@@ -44,6 +44,18 @@ pub enum Request {
         biome: Name,
         component: Option<Name>,
     },
+    /// Stop every process of the biome and unload its models, keeping its desired state, ports,
+    /// data and database: it wakes on the next request through the gateway (or `Wake`). Answers
+    /// its status (`sleeping`).
+    Sleep {
+        project: Name,
+        biome: Name,
+        /// Why, for its logs and the daemon's: `idle for 30m`, `sandpit sleep`.
+        reason: String,
+    },
+    /// Bring a sleeping biome back as it was (jobs that succeeded are not run again); answers
+    /// its status once its services are healthy. A biome that is awake answers at once.
+    Wake { project: Name, biome: Name },
 }
 
 /// One line of an answer.
@@ -76,6 +88,10 @@ pub enum ReplyBody {
         /// What its start-up recovery had to say (a corrupt state file set aside, …).
         #[serde(default)]
         notices: Vec<String>,
+        /// The ports the home's gateway listens on, the home's own first (absent: a daemon
+        /// from before the gateway).
+        #[serde(default)]
+        gateway_ports: Vec<u16>,
     },
     Biome(BiomeStatus),
     Biomes {
@@ -146,6 +162,27 @@ pub struct BiomeSpec {
     /// The biome's database, when the project has one (reported by `status`).
     #[serde(default)]
     pub database: Option<DatabaseInfo>,
+    /// Sleep after this many seconds without a request through the gateway; `None`: never
+    /// (`[biomes] idle_timeout`, or an environment's own for its base).
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u64>,
+    /// The port the project's `[gateway] port` asks for; `None`: the home's own.
+    #[serde(default)]
+    pub gateway_port: Option<u16>,
+    /// Where the biome's models are served, so that a sleeping biome's are unloaded.
+    #[serde(default)]
+    pub models: Option<ModelsRegistration>,
+}
+
+/// A biome's registration with its environment's model endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelsRegistration {
+    /// The endpoint's loopback port.
+    pub port: u16,
+    /// The registration's name on the endpoint (the biome's, or the base's label).
+    pub registration: String,
+    /// The owner-only file holding the endpoint's registration token (read when it is used).
+    pub token_file: PathBuf,
 }
 
 /// A biome's own database on the environment's shared instance.
@@ -202,6 +239,16 @@ pub struct BiomeStatus {
     /// jobs, to finish), the longest wait of each wave of components that start together, summed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_wait_ms: Option<u64>,
+    /// Since when it sleeps (seconds since the Unix epoch); `None`: awake.
+    #[serde(default)]
+    pub sleeping_since: Option<u64>,
+    /// The last request through the gateway began or ended (seconds since the Unix epoch);
+    /// `None`: none since the daemon started.
+    #[serde(default)]
+    pub last_request: Option<u64>,
+    /// See [`BiomeSpec::idle_timeout_secs`].
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// What one component looks like now.
@@ -219,6 +266,10 @@ pub struct ComponentStatus {
     pub log: PathBuf,
     /// Why it is not healthy, when known (e.g. the exit status of the last crash).
     pub detail: Option<String>,
+    /// Services: its address through the home's gateway
+    /// (`http://<service>.<biome>.<project>.localhost:<port>`).
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// An environment-level process, such as the environment's embedded PostgreSQL instance.

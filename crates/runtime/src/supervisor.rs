@@ -38,11 +38,13 @@ use crate::state_file::{self, StateFileError};
 mod biome_state;
 mod crash_restart;
 mod fingerprint;
+mod gateway;
 mod health_verdict;
 mod instances;
 mod port_allocation;
 mod reconcile;
 mod recovery;
+mod sleep;
 #[cfg(test)]
 mod test_support;
 mod waves;
@@ -51,6 +53,8 @@ use fingerprint::fingerprint;
 use health_verdict::{Answer, ProbeHistory, ReadyWait, Verdict};
 use instances::{Instance, PersistedInstance};
 use reconcile::{Convergence, Held, JobAction};
+pub use sleep::RequestActivity;
+use sleep::{epoch_secs, Activity};
 
 /// How the supervisor behaves; read once by the daemon from its settings.
 #[derive(Debug, Clone)]
@@ -140,6 +144,10 @@ struct Biome {
     /// `down` has begun: recorded before anything is stopped, so a daemon killed half-way never
     /// brings the biome back.
     removing: bool,
+    /// Asleep since then: nothing of it runs until it wakes (`sleep.rs`).
+    sleeping_since: Option<SystemTime>,
+    /// Requests through the gateway (not persisted: a new daemon counts idleness from its start).
+    activity: Activity,
 }
 
 /// What survives a restart of the daemon.
@@ -157,6 +165,9 @@ struct PersistedBiome {
     units: BTreeMap<Name, PersistedUnit>,
     #[serde(default)]
     removing: bool,
+    /// Seconds since the Unix epoch.
+    #[serde(default)]
+    sleeping_since: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -188,6 +199,11 @@ pub struct Supervisor {
     /// What the last recovery had to say to a person (a corrupt state file set aside, processes
     /// nobody recorded), shown by `sandpit daemon status`.
     notices: Mutex<Vec<String>>,
+    /// The ports the home's gateway listens on; the first is the home's own, which public URLs
+    /// name when a project asks for none (`[gateway] port`).
+    gateway_ports: Mutex<Vec<u16>>,
+    /// Stops the gateway's listeners when the daemon stops.
+    gateway_stop: watch::Sender<bool>,
 }
 
 impl Supervisor {
@@ -203,6 +219,35 @@ impl Supervisor {
             instances: Mutex::new(BTreeMap::new()),
             instance_lock: tokio::sync::Mutex::new(()),
             notices: Mutex::new(Vec::new()),
+            gateway_ports: Mutex::new(Vec::new()),
+            gateway_stop: watch::channel(false).0,
+        })
+    }
+
+    /// The gateway now listens on `port` too (the first one recorded is the home's own).
+    pub fn add_gateway_port(&self, port: u16) {
+        let mut ports = self.gateway_ports.lock().expect("gateway ports poisoned");
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+
+    /// The ports the gateway listens on, the home's own first.
+    pub fn gateway_ports(&self) -> Vec<u16> {
+        self.gateway_ports
+            .lock()
+            .expect("gateway ports poisoned")
+            .clone()
+    }
+
+    /// The gateway port a biome's public URLs use: its project's, else the home's.
+    fn public_port(&self, spec: &BiomeSpec) -> Option<u16> {
+        spec.gateway_port.or_else(|| {
+            self.gateway_ports
+                .lock()
+                .expect("gateway ports poisoned")
+                .first()
+                .copied()
         })
     }
 
@@ -276,6 +321,9 @@ impl Supervisor {
         events: &Events,
     ) -> Result<BiomeStatus, String> {
         check_spec(&spec)?;
+        if let Some(port) = spec.gateway_port {
+            self.ensure_gateway_port(port).await?;
+        }
         let key = BiomeKey {
             project: spec.project.clone(),
             biome: spec.biome.clone(),
@@ -304,6 +352,8 @@ impl Supervisor {
                 units: BTreeMap::new(),
                 ports: BTreeMap::new(),
                 removing: false,
+                sleeping_since: None,
+                activity: Activity::now(),
             });
             if biome.spec.env != spec.env && !biome.units.is_empty() {
                 return Err(format!(
@@ -327,6 +377,9 @@ impl Supervisor {
                 }
             };
             biome.spec = spec.clone();
+            // An `up` wakes a sleeping biome (it converges everything) and counts as activity.
+            biome.sleeping_since = None;
+            biome.activity.last = std::time::Instant::now();
         }
         // Desired state is saved before it is acted on; if it cannot be, nothing changes.
         if let Err(error) = self.persist() {
@@ -472,6 +525,13 @@ impl Supervisor {
     ) -> Result<BiomeStatus, String> {
         let lock = self.operation_lock(key);
         let _guard = lock.lock().await;
+        if self.is_asleep(key) {
+            // Waking starts every service afresh: that is the restart of all of them.
+            let status = self.wake_locked(key, events).await?;
+            if component.is_none() {
+                return Ok(status);
+            }
+        }
         let spec = self.desired(key)?;
         let targets: Vec<ComponentSpec> = match component {
             Some(name) => vec![pick_component(&spec, Some(name))?.clone()],
@@ -541,6 +601,7 @@ impl Supervisor {
 
     /// Stops every process, keeping desired state so the next daemon brings them back.
     pub async fn shutdown(self: &Arc<Self>) {
+        let _ = self.gateway_stop.send(true);
         let keys: Vec<(BiomeKey, Vec<Name>)> = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
             biomes
@@ -565,6 +626,10 @@ impl Supervisor {
             let state = unit.map(|u| u.run.state).unwrap_or(ComponentState::Stopped);
             // A unit still running an older artifact reports what it actually runs.
             let running_spec = unit.map(|u| &u.spec).unwrap_or(spec);
+            let public_url = (spec.kind == ComponentKind::Service)
+                .then(|| self.public_port(&biome.spec))
+                .flatten()
+                .map(|gateway| public_url(&spec.name, key, gateway));
             components.push(ComponentStatus {
                 name: spec.name.clone(),
                 kind: spec.kind,
@@ -577,6 +642,7 @@ impl Supervisor {
                 digest: running_spec.digest.clone(),
                 log: self.log_path(key, &spec.name),
                 detail: unit.and_then(|u| u.run.detail.clone()),
+                public_url,
             });
         }
         let states: Vec<ComponentState> = components
@@ -584,7 +650,11 @@ impl Supervisor {
             .filter(|c| c.kind != ComponentKind::Model)
             .map(|c| c.state)
             .collect();
-        let state = biome_state::biome_state(&states).as_str();
+        let state = if biome.sleeping_since.is_some() {
+            "sleeping"
+        } else {
+            biome_state::biome_state(&states).as_str()
+        };
         BiomeStatus {
             project: key.project.clone(),
             biome: key.biome.clone(),
@@ -595,6 +665,9 @@ impl Supervisor {
             data_dir: self.data_dir(key),
             database: biome.spec.database.clone(),
             ready_wait_ms: None,
+            sleeping_since: biome.sleeping_since.map(epoch_secs),
+            last_request: biome.activity.last_request.map(epoch_secs),
+            idle_timeout_secs: biome.spec.idle_timeout_secs,
         }
     }
 
@@ -729,6 +802,15 @@ impl Supervisor {
                 env.insert(
                     format!("SANDPIT_URL_{}", service.upper_snake()),
                     format!("http://127.0.0.1:{port}"),
+                );
+            }
+        }
+        // Every service's address through the gateway, its own included (for links it prints).
+        if let Some(gateway) = self.public_port(spec) {
+            for service in services {
+                env.insert(
+                    format!("SANDPIT_PUBLIC_URL_{}", service.upper_snake()),
+                    public_url(service, key, gateway),
                 );
             }
         }
@@ -1155,6 +1237,7 @@ impl Supervisor {
                         spec: biome.spec.clone(),
                         ports: biome.ports.clone(),
                         removing: biome.removing,
+                        sleeping_since: biome.sleeping_since.map(epoch_secs),
                         units: biome
                             .units
                             .iter()
@@ -1286,6 +1369,10 @@ impl Supervisor {
                         units,
                         ports: restored.ports,
                         removing: false,
+                        sleeping_since: restored
+                            .sleeping_since
+                            .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),
+                        activity: Activity::now(),
                     },
                 );
             }
@@ -1338,12 +1425,15 @@ impl Supervisor {
                     .lock()
                     .expect("biomes poisoned")
                     .get(&key)
+                    // A sleeping biome stays asleep until something asks for it.
+                    .filter(|b| b.sleeping_since.is_none())
                     .map(|b| b.spec.env.clone());
-                if let Some(env) = env {
-                    supervisor
-                        .wait_environment_instances(&key.project, &env)
-                        .await;
-                }
+                let Some(env) = env else {
+                    return;
+                };
+                supervisor
+                    .wait_environment_instances(&key.project, &env)
+                    .await;
                 if let Err(error) = supervisor.converge(&key, &None).await {
                     tracing::warn!(
                         "biome {}/{} did not recover: {error}",
@@ -1862,6 +1952,14 @@ fn pick_component<'s>(
 }
 
 /// The biome's services, in start order: each gets a `SANDPIT_URL_<SERVICE>` of the others.
+/// A service's address through the home's gateway: `*.localhost` resolves to loopback.
+pub fn public_url(service: &Name, key: &BiomeKey, gateway_port: u16) -> String {
+    format!(
+        "http://{service}.{}.{}.localhost:{gateway_port}",
+        key.biome, key.project
+    )
+}
+
 fn service_names(spec: &BiomeSpec) -> Vec<Name> {
     spec.components
         .iter()
@@ -1959,6 +2057,9 @@ mod tests {
                 })
                 .collect(),
             database: None,
+            idle_timeout_secs: None,
+            gateway_port: None,
+            models: None,
         }
     }
 

@@ -27,6 +27,7 @@ pub mod psql;
 pub mod restart;
 pub mod rollback;
 pub mod server;
+pub mod sleep;
 pub mod status;
 pub mod tokens;
 pub mod trace;

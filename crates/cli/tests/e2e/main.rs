@@ -21,3 +21,4 @@ mod remote_writes;
 mod runtime;
 mod security;
 mod server;
+mod sleep;

@@ -73,6 +73,8 @@ pub(super) struct RestoredBiome {
     pub(super) spec: BiomeSpec,
     pub(super) ports: BTreeMap<Name, u16>,
     pub(super) units: Vec<(Name, PersistedUnit, Recovered)>,
+    /// Asleep since (seconds since the Unix epoch): it stays asleep.
+    pub(super) sleeping_since: Option<u64>,
 }
 
 /// What the saved biomes become.
@@ -109,7 +111,11 @@ pub(super) fn recover_biomes(
             .units
             .into_iter()
             .map(|(name, unit)| {
-                let alive = unit.process.filter(|p| is_running(*p));
+                // A sleeping biome runs nothing: whatever still runs of it is a leftover, stopped
+                // with the other processes nobody supervises.
+                let alive = unit
+                    .process
+                    .filter(|p| biome.sleeping_since.is_none() && is_running(*p));
                 let recovered = recover_unit(unit.spec.kind, unit.state, alive);
                 if let Some(identity) = recovered.process() {
                     recovery.adopted_groups.insert(identity.pid);
@@ -122,6 +128,7 @@ pub(super) fn recover_biomes(
             spec: biome.spec,
             ports: biome.ports,
             units,
+            sleeping_since: biome.sleeping_since,
         });
     }
     recovery
@@ -296,10 +303,14 @@ mod tests {
                 max_artifact_size: 1,
                 components: units.iter().map(|(_, u)| u.spec.clone()).collect(),
                 database: None,
+                idle_timeout_secs: None,
+                gateway_port: None,
+                models: None,
             },
             ports: BTreeMap::new(),
             units: units.into_iter().collect(),
             removing,
+            sleeping_since: None,
         }
     }
 

@@ -24,6 +24,25 @@ pub struct BiomeDocument {
     /// (`status` only; empty when the biome is not registered with an endpoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<ModelDocument>>,
+    /// Since when it sleeps (RFC 3339), when `state` is `sleeping`: nothing of it runs until a
+    /// request through the gateway (or `sandpit wake`) wakes it.
+    #[serde(default)]
+    pub sleeping_since: Option<String>,
+    /// When the last request through the gateway began or ended (RFC 3339); `null`: none since
+    /// the daemon started.
+    #[serde(default)]
+    pub last_request: Option<String>,
+    /// How long it may go without a request before it sleeps (`30m`); `null`: it never sleeps.
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
+}
+
+/// Seconds since the Unix epoch as RFC 3339 (UTC).
+pub fn epoch_to_rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+    )
+    .to_string()
 }
 
 /// One model a biome is answered with.
@@ -71,6 +90,10 @@ pub struct ComponentDocument {
     pub digest: String,
     pub log: String,
     pub detail: Option<String>,
+    /// Services: the address through the home's gateway,
+    /// `http://<service>.<biome>.<project>.localhost:<port>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl ComponentDocument {
@@ -126,9 +149,15 @@ impl BiomeDocument {
                     digest: c.digest.to_string(),
                     log: c.log.display().to_string(),
                     detail: c.detail.clone(),
+                    public_url: c.public_url.clone(),
                 })
                 .collect(),
             models: None,
+            sleeping_since: status.sleeping_since.map(epoch_to_rfc3339),
+            last_request: status.last_request.map(epoch_to_rfc3339),
+            idle_timeout: status
+                .idle_timeout_secs
+                .map(|secs| sandpit_domain::Span::from_secs(secs).to_string()),
         }
     }
 

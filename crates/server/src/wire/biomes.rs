@@ -25,8 +25,11 @@ pub struct BiomeSummary {
     pub env: String,
     /// The version it runs: a commit, or `<sha>-dirty-<hash>`.
     pub sha: String,
-    /// `starting`, `healthy`, `degraded`, `failed`, …
+    /// `starting`, `healthy`, `degraded`, `failed`, `sleeping`, …
     pub state: String,
+    /// Since when it sleeps (RFC 3339); `null` when awake.
+    #[serde(default)]
+    pub sleeping_since: Option<String>,
 }
 
 /// A biome left behind by a failed `down` or a failed first `up`.
@@ -50,6 +53,9 @@ impl From<&BiomeStatus> for BiomeSummary {
             env: biome.env.to_string(),
             sha: biome.sha.clone(),
             state: biome.state.clone(),
+            sleeping_since: biome
+                .sleeping_since
+                .map(crate::wire::biome::epoch_to_rfc3339),
         }
     }
 }

@@ -1,0 +1,376 @@
+//! The home's gateway, hosted by the daemon: `sandpit_gateway` proxies, the supervisor answers
+//! where each host goes (`<service>.<biome>.<project>.localhost`), waking a sleeping biome first
+//! and holding the request meanwhile. The home's own port is chosen once and kept in
+//! `runtime/gateway.json`; a project's `[gateway] port` is listened on as well when its biomes
+//! come up.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use sandpit_domain::{ComponentKind, ComponentState, Name};
+use sandpit_gateway::{GatewayConfig, HostName, Route, RouteFuture, Routes};
+use serde::{Deserialize, Serialize};
+
+use super::{BiomeKey, Supervisor};
+use crate::state_file;
+
+/// How many hosts a 404 lists at most (a home may hold hundreds of biomes).
+const MAX_LISTED_HOSTS: usize = 200;
+
+/// `runtime/gateway.json`: the home's own port, kept across daemon restarts so that public URLs
+/// stay valid.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedGateway {
+    port: u16,
+}
+
+/// What the gateway asks: the supervisor's answer for every request.
+struct BiomeRoutes {
+    supervisor: Arc<Supervisor>,
+}
+
+impl Routes for BiomeRoutes {
+    fn route(&self, host: &HostName) -> RouteFuture {
+        let supervisor = Arc::clone(&self.supervisor);
+        let host = host.clone();
+        Box::pin(async move { supervisor.route(&host).await })
+    }
+}
+
+/// Where a host's requests go, decided from what the supervisor knows (pure).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Destination {
+    /// The service of this biome (the lender's, for an overlay's borrowed service).
+    Service {
+        key: BiomeKey,
+        service: Name,
+    },
+    Unknown(String),
+}
+
+impl Supervisor {
+    fn gateway_file(&self) -> std::path::PathBuf {
+        self.runtime_dir().join("gateway.json")
+    }
+
+    /// Starts the home's gateway on the port it had (or a new one, saved): called once by the
+    /// daemon after recovery. A port that is taken meanwhile is replaced by a new one, said in
+    /// the daemon's notices, since the old public URLs cannot be served anyway.
+    pub async fn start_gateway(self: &Arc<Self>) -> Result<u16, String> {
+        let saved = fs::read(self.gateway_file())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<SavedGateway>(&bytes).ok());
+        if let Some(saved) = &saved {
+            match self.listen(saved.port).await {
+                Ok(()) => return Ok(saved.port),
+                Err(error) => {
+                    let notice = format!(
+                        "the gateway could not listen on its port {} again ({error}); it moved to a new port, and the public URLs changed with it",
+                        saved.port
+                    );
+                    tracing::warn!("{notice}");
+                    self.notices.lock().expect("notices poisoned").push(notice);
+                }
+            }
+        }
+        let mut last_error = String::new();
+        for _ in 0..8 {
+            let port = crate::port_offer::offer().map_err(|e| e.to_string())?;
+            match self.listen(port).await {
+                Ok(()) => {
+                    let bytes =
+                        serde_json::to_vec(&SavedGateway { port }).expect("a port always encodes");
+                    if let Err(error) = state_file::write_atomically(&self.gateway_file(), &bytes) {
+                        tracing::warn!("the gateway's port {port} is not saved: {error}");
+                    }
+                    return Ok(port);
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        Err(format!("the gateway found no free port: {last_error}"))
+    }
+
+    /// Makes sure the gateway listens on `port` too (a project's `[gateway] port`).
+    pub(super) async fn ensure_gateway_port(self: &Arc<Self>, port: u16) -> Result<(), String> {
+        if self.gateway_ports().contains(&port) {
+            return Ok(());
+        }
+        self.listen(port).await.map_err(|error| {
+            format!("the gateway cannot listen on port {port}, which `[gateway] port` in sandpit.toml asks for: {error}\nhint: choose a free port there, or remove the key to use this home's own ({})",
+                self.gateway_ports().first().map_or("none yet".to_owned(), u16::to_string))
+        })
+    }
+
+    async fn listen(self: &Arc<Self>, port: u16) -> Result<(), String> {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            .await
+            .map_err(|e| e.to_string())?;
+        let routes: Arc<dyn Routes> = Arc::new(BiomeRoutes {
+            supervisor: Arc::clone(self),
+        });
+        let mut stop = self.gateway_stop.subscribe();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            if let Err(error) =
+                sandpit_gateway::serve(listener, routes, GatewayConfig::default(), shutdown).await
+            {
+                tracing::error!("the gateway on port {port} stopped: {error}");
+            }
+        });
+        self.add_gateway_port(port);
+        tracing::info!("gateway listening on 127.0.0.1:{port}");
+        Ok(())
+    }
+
+    /// Where `host` goes, and the request's activity (it keeps the biome awake while it lasts).
+    async fn route(self: &Arc<Self>, host: &HostName) -> Route {
+        let destination = {
+            let biomes = self.biomes.lock().expect("biomes poisoned");
+            destination(host, |key| {
+                biomes.get(key).map(|biome| BiomeView {
+                    services: biome
+                        .spec
+                        .components
+                        .iter()
+                        .filter(|c| c.kind == ComponentKind::Service)
+                        .map(|c| c.name.clone())
+                        .collect(),
+                    borrowed: borrowed_of(&biome.spec),
+                })
+            })
+        };
+        let (key, service) = match destination {
+            Destination::Service { key, service } => (key, service),
+            Destination::Unknown(message) => {
+                return Route::Unknown {
+                    message,
+                    valid_hosts: self.valid_hosts(host),
+                }
+            }
+        };
+        let activity = self.request_started(&key);
+        if self.is_asleep(&key) {
+            if let Err(error) = self.wake(&key, &None).await {
+                return Route::Unavailable {
+                    message: format!(
+                        "biome `{}` of project `{}` is asleep and could not wake: {error}",
+                        key.biome, key.project
+                    ),
+                };
+            }
+        }
+        let (port, note) = {
+            let biomes = self.biomes.lock().expect("biomes poisoned");
+            let Some(biome) = biomes.get(&key) else {
+                return Route::Unavailable {
+                    message: format!(
+                        "biome `{}` of project `{}` was removed meanwhile",
+                        key.biome, key.project
+                    ),
+                };
+            };
+            let unit = biome.units.get(&service);
+            let note = unit.and_then(|u| match u.run.state {
+                ComponentState::Healthy => None,
+                state => Some(match &u.run.detail {
+                    Some(detail) => format!("it is {state}: {detail}"),
+                    None => format!("it is {state}"),
+                }),
+            });
+            (biome.ports.get(&service).copied(), note)
+        };
+        let Some(port) = port else {
+            return Route::Unavailable {
+                message: format!(
+                    "service `{service}` of biome `{}` (project `{}`) has no port yet",
+                    key.biome, key.project
+                ),
+            };
+        };
+        let mut component = format!(
+            "service `{service}` of biome `{}` (project `{}`)",
+            key.biome, key.project
+        );
+        if let Some(note) = note {
+            component.push_str(&format!("; {note}"));
+        }
+        Route::Backend {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            component,
+            activity: Some(Box::new(activity)),
+        }
+    }
+
+    /// The hosts the gateway answers for the project `host` names (every project's when it
+    /// names none that exists), at most [`MAX_LISTED_HOSTS`].
+    fn valid_hosts(&self, host: &HostName) -> Vec<String> {
+        let biomes = self.biomes.lock().expect("biomes poisoned");
+        let projects: BTreeSet<&Name> = biomes.keys().map(|k| &k.project).collect();
+        let wanted = match host {
+            HostName::Service { project, .. } => {
+                projects.iter().find(|p| p.as_str() == project).copied()
+            }
+            HostName::Other(_) => None,
+        };
+        let mut hosts = Vec::new();
+        for (key, biome) in biomes.iter() {
+            if wanted.is_some_and(|p| p != &key.project) {
+                continue;
+            }
+            let mut services: Vec<&Name> = biome
+                .spec
+                .components
+                .iter()
+                .filter(|c| c.kind == ComponentKind::Service)
+                .map(|c| &c.name)
+                .collect();
+            let borrowed = borrowed_of(&biome.spec);
+            services.extend(borrowed.keys());
+            services.sort();
+            for service in services {
+                hosts.push(format!(
+                    "{service}.{}.{}.{}",
+                    key.biome,
+                    key.project,
+                    sandpit_gateway::PUBLIC_SUFFIX
+                ));
+                if hosts.len() == MAX_LISTED_HOSTS {
+                    return hosts;
+                }
+            }
+        }
+        hosts
+    }
+}
+
+/// What [`destination`] needs to know of a biome.
+pub(super) struct BiomeView {
+    services: Vec<Name>,
+    /// Overlay biomes: service → the biome (its environment's base) whose instance serves it.
+    borrowed: std::collections::BTreeMap<Name, Name>,
+}
+
+/// An overlay biome's borrowed services (none for others).
+fn borrowed_of(spec: &crate::protocol::BiomeSpec) -> std::collections::BTreeMap<Name, Name> {
+    let _ = spec;
+    std::collections::BTreeMap::new()
+}
+
+/// Where requests for `host` go, given what is known of each biome (pure).
+pub(super) fn destination(
+    host: &HostName,
+    biome: impl Fn(&BiomeKey) -> Option<BiomeView>,
+) -> Destination {
+    let (service, biome_name, project) = match host {
+        HostName::Service {
+            service,
+            biome,
+            project,
+        } => (service, biome, project),
+        HostName::Other(raw) => {
+            return Destination::Unknown(format!(
+                "no service answers at `{raw}`: the gateway serves hosts such as <service>.<biome>.<project>.{}",
+                sandpit_gateway::PUBLIC_SUFFIX
+            ))
+        }
+    };
+    let (Ok(service), Ok(biome_key_name), Ok(project)) = (
+        Name::parse(service),
+        Name::parse(biome_name),
+        Name::parse(project),
+    ) else {
+        return Destination::Unknown(format!(
+            "`{service}.{biome_name}.{project}` names no service"
+        ));
+    };
+    let key = BiomeKey {
+        project: project.clone(),
+        biome: biome_key_name.clone(),
+    };
+    let Some(view) = biome(&key) else {
+        return Destination::Unknown(format!(
+            "there is no biome or environment `{biome_key_name}` in project `{project}` on this machine"
+        ));
+    };
+    if view.services.contains(&service) {
+        return Destination::Service { key, service };
+    }
+    if let Some(lender) = view.borrowed.get(&service) {
+        return Destination::Service {
+            key: BiomeKey {
+                project,
+                biome: lender.clone(),
+            },
+            service,
+        };
+    }
+    Destination::Unknown(format!(
+        "biome `{biome_key_name}` of project `{project}` has no service `{service}`"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(raw: &str) -> Name {
+        Name::parse(raw).unwrap()
+    }
+
+    fn host(raw: &str) -> HostName {
+        HostName::parse(raw)
+    }
+
+    #[test]
+    fn hosts_go_to_their_biomes_services_or_say_what_is_unknown() {
+        let lookup = |key: &BiomeKey| match (key.project.as_str(), key.biome.as_str()) {
+            ("shop", "alice") => Some(BiomeView {
+                services: vec![name("web")],
+                borrowed: [(name("api"), name("dev"))].into_iter().collect(),
+            }),
+            ("shop", "dev") => Some(BiomeView {
+                services: vec![name("web"), name("api")],
+                borrowed: Default::default(),
+            }),
+            _ => None,
+        };
+        let to = |project: &str, biome: &str, service: &str| Destination::Service {
+            key: BiomeKey {
+                project: name(project),
+                biome: name(biome),
+            },
+            service: name(service),
+        };
+        assert_eq!(
+            destination(&host("web.alice.shop.localhost:8480"), lookup),
+            to("shop", "alice", "web")
+        );
+        assert_eq!(
+            destination(&host("api.alice.shop.localhost"), lookup),
+            to("shop", "dev", "api"),
+            "a borrowed service goes to the lender"
+        );
+        assert_eq!(
+            destination(&host("api.dev.shop.localhost"), lookup),
+            to("shop", "dev", "api")
+        );
+        for (raw, says) in [
+            ("db.alice.shop.localhost", "has no service `db`"),
+            ("web.bob.shop.localhost", "no biome or environment `bob`"),
+            ("web.alice.other.localhost", "in project `other`"),
+            ("localhost:8480", "no service answers at `localhost`"),
+        ] {
+            match destination(&host(raw), lookup) {
+                Destination::Unknown(message) => {
+                    assert!(message.contains(says), "{raw}: {message}")
+                }
+                other => panic!("{raw}: {other:?}"),
+            }
+        }
+    }
+}
