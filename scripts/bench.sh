@@ -13,6 +13,7 @@ fi
 cargo build --release --quiet --bin sandpit -p sandpit-cli
 # Optional argument: one section (up, promote, packaging, models, models-cold: only the model
 # cold loads, database, pipeline, server [BIOMES]: the API under load and ls of 1,000 biomes by
-# default); all of them by default. The server section's 50 clients are tokio tasks.
+# default, sleep [BIOMES]: waking a sleeping biome through the gateway and ls of 500 sleeping
+# biomes by default); all of them by default. The server section's 50 clients are tokio tasks.
 cargo run --release --quiet -p sandpit-bench -- \
   "${CARGO_TARGET_DIR:-$PWD/target}/release/sandpit" "$PWD/examples/orewise" "$@"

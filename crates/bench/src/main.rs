@@ -6,7 +6,8 @@
 //! database cloned from a template against a bare `CREATE DATABASE … TEMPLATE` (`database.rs`),
 //! a pipeline's start through `sandpit server` against the `git fetch` it performs, and a
 //! webhook delivery's (`pipeline.rs`), and the control plane's API under 50 concurrent clients and with 1,000
-//! biomes (`server.rs`).
+//! biomes (`server.rs`), and a sleeping biome woken by a request through the gateway, and `ls`
+//! with hundreds of sleeping biomes (`sleep.rs`).
 //!
 //! Figures, not pass/fail: these machines are shared and noisy, so the useful number is the ratio
 //! against a baseline measured in the same run.
@@ -16,6 +17,7 @@ mod models;
 mod pipeline;
 mod promote;
 mod server;
+mod sleep;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ pub(crate) const RUNS: usize = 5;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if !(3..=5).contains(&args.len()) {
-        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold|database|pipeline|server [BIOMES]]");
+        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold|database|pipeline|server [BIOMES]|sleep [BIOMES]]");
     }
     let sandpit = PathBuf::from(&args[1]);
     let example = PathBuf::from(&args[2]);
@@ -68,6 +70,16 @@ fn main() -> anyhow::Result<()> {
             None => 1000,
         };
         server::run(&sandpit, scratch.path(), biomes)?;
+    }
+    if wanted("sleep") {
+        // `sleep N`: fewer sleeping biomes for a quick look (500 by default).
+        let biomes = match (only, args.get(4)) {
+            (Some("sleep"), Some(n)) => n
+                .parse()
+                .with_context(|| format!("`{n}` is not a number of biomes"))?,
+            _ => 500,
+        };
+        sleep::run_all(&sandpit, &example, scratch.path(), biomes)?;
     }
     Ok(())
 }
@@ -226,7 +238,7 @@ fn print_up_runs(label: &str, runs: &[UpRun]) {
 /// `PATH` with the directory of the real `python3` first: a version manager's shim (pyenv's
 /// costs ~90 ms per start here) would be timed as part of every component start, and the
 /// figure is meant to measure sandpit.
-fn path_without_python_shims() -> anyhow::Result<String> {
+pub(crate) fn path_without_python_shims() -> anyhow::Result<String> {
     // Python answers both: where its real executable is, and the PATH it was started with.
     let output = run_for_output(Command::new("python3").args([
         "-c",
