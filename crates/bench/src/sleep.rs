@@ -14,7 +14,12 @@ use crate::{median, run, run_for_output, RUNS};
 /// How many `up`s run at once while the sleeping biomes are made.
 const PARALLEL_UPS: usize = 2;
 
-pub fn run_all(sandpit: &Path, example: &Path, scratch: &Path, biomes: usize) -> anyhow::Result<()> {
+pub fn run_all(
+    sandpit: &Path,
+    example: &Path,
+    scratch: &Path,
+    biomes: usize,
+) -> anyhow::Result<()> {
     let repo = crate::committed_copy(example, &scratch.join("sleep-repo"))?;
     let path = crate::path_without_python_shims()?;
     let home = scratch.join("sleep-home");
@@ -55,7 +60,8 @@ pub fn run_all(sandpit: &Path, example: &Path, scratch: &Path, biomes: usize) ->
     for _ in 0..RUNS {
         run(&mut sandpit_cmd(&["sleep", "bench"]))?;
         let started = Instant::now();
-        let status = runtime.block_on(async { client.get(&url).send().await.map(|r| r.status()) })?;
+        let status =
+            runtime.block_on(async { client.get(&url).send().await.map(|r| r.status()) })?;
         wakes.push(started.elapsed());
         if !status.is_success() {
             bail!("the woken biome answered {status} at {url}");
@@ -106,9 +112,9 @@ pub fn run_all(sandpit: &Path, example: &Path, scratch: &Path, biomes: usize) ->
         let output = run_for_output(&mut sandpit_cmd(&["ls", "--json"]))?;
         listings.push(started.elapsed());
         let listed: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-        sleeping = listed["biomes"]
-            .as_array()
-            .map_or(0, |all| all.iter().filter(|b| b["state"] == "sleeping").count());
+        sleeping = listed["biomes"].as_array().map_or(0, |all| {
+            all.iter().filter(|b| b["state"] == "sleeping").count()
+        });
     }
     println!(
         "{biomes} sleeping example biomes (made in {:.0} s, {PARALLEL_UPS} ups at a time): `ls --json` median {:.1} ms (max {:.1}) listing {sleeping} asleep; goal >= 500 biomes, ls <= 50 ms",

@@ -278,6 +278,8 @@ enum RemoteCommand {
     Up(commands::up::Args),
     Down(commands::down::Args),
     Restart(commands::restart::Args),
+    Sleep(commands::sleep::Args),
+    Wake(commands::sleep::Args),
     Deploy(commands::deploy::Args),
     Promote(commands::promote::Args),
     Rollback(commands::rollback::Args),
@@ -297,6 +299,8 @@ impl RemoteCommand {
             Command::Up(args) => Ok(RemoteCommand::Up(args)),
             Command::Down(args) => Ok(RemoteCommand::Down(args)),
             Command::Restart(args) => Ok(RemoteCommand::Restart(args)),
+            Command::Sleep(args) => Ok(RemoteCommand::Sleep(args)),
+            Command::Wake(args) => Ok(RemoteCommand::Wake(args)),
             Command::Deploy(args) => Ok(RemoteCommand::Deploy(args)),
             Command::Promote(args) => Ok(RemoteCommand::Promote(args)),
             Command::Rollback(args) => Ok(RemoteCommand::Rollback(args)),
@@ -328,6 +332,12 @@ async fn run_remote(
         }
         RemoteCommand::Restart(args) => {
             restart::exec_remote(remote, project, directory, args, json).await
+        }
+        RemoteCommand::Sleep(args) => {
+            sleep::exec_remote(remote, project, directory, args, true, json).await
+        }
+        RemoteCommand::Wake(args) => {
+            sleep::exec_remote(remote, project, directory, args, false, json).await
         }
         RemoteCommand::Deploy(args) => {
             deploy::exec_remote(remote, project, directory, args, json).await

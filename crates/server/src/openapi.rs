@@ -41,6 +41,8 @@ use crate::wire;
         routes::biomes::up,
         routes::biomes::down,
         routes::biomes::restart,
+        routes::biomes::sleep,
+        routes::biomes::wake,
         routes::environments::deploy,
         routes::environments::promote,
         routes::environments::rollback,

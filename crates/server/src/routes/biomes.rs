@@ -1,5 +1,5 @@
 //! `/api/v1/projects/{project}/biomes…`: `sandpit ls` over HTTP, and the changes of one biome —
-//! `up` (POST), `down` (DELETE), `restart`.
+//! `up` (POST), `down` (DELETE), `restart`, `sleep`, `wake`.
 
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};
@@ -35,6 +35,11 @@ pub fn changes() -> Router<AppState> {
             "/api/v1/projects/{project}/biomes/{biome}/restart",
             post(restart),
         )
+        .route(
+            "/api/v1/projects/{project}/biomes/{biome}/sleep",
+            post(sleep),
+        )
+        .route("/api/v1/projects/{project}/biomes/{biome}/wake", post(wake))
 }
 
 /// The project's biomes and environment bases on this server's machine (`sandpit ls --json`).
@@ -174,6 +179,77 @@ pub async fn restart(
                 |c, m| log.record(c, m),
             )
             .await?;
+            Ok(RestartResult {
+                biome: BiomeDocument::new(&status, None),
+                events: log.take(),
+            })
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+/// `sandpit sleep BIOME`: stops every process of the biome and unloads its models, keeping its
+/// data and database; the next request through the gateway (or `wake`) brings it back.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/biomes/{biome}/sleep", tag = "biomes", security(("bearer" = [])),
+    params(
+        ("project" = String, Path, description = "The project's name"),
+        ("biome" = String, Path, description = "`BIOME` or `ENV/BIOME`, percent-encoded"),
+    ),
+    responses(
+        (status = 200, description = "The biome, now `sleeping`", body = RestartResult),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a developer, or the biome is someone else's and the caller no deployer", body = ErrorBody),
+        (status = 404, description = "No such project or biome", body = ErrorBody),
+        (status = 422, description = "An environment's base that does not opt in to sleeping", body = ErrorBody),
+        (status = 503, description = "The daemon cannot be reached", body = ErrorBody),
+    ))]
+pub async fn sleep(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, biome)): Path<(String, String)>,
+) -> Result<Json<RestartResult>, ApiError> {
+    sleep_or_wake(state, caller, project, biome, true).await
+}
+
+/// `sandpit wake BIOME`: brings a sleeping biome back and answers once its services are healthy.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/biomes/{biome}/wake", tag = "biomes", security(("bearer" = [])),
+    params(
+        ("project" = String, Path, description = "The project's name"),
+        ("biome" = String, Path, description = "`BIOME` or `ENV/BIOME`, percent-encoded"),
+    ),
+    responses(
+        (status = 200, description = "The biome, awake", body = RestartResult),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a developer, or the biome is someone else's and the caller no deployer", body = ErrorBody),
+        (status = 404, description = "No such project or biome", body = ErrorBody),
+        (status = 503, description = "The daemon cannot be reached, or the 15-minute deadline passed", body = ErrorBody),
+    ))]
+pub async fn wake(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, biome)): Path<(String, String)>,
+) -> Result<Json<RestartResult>, ApiError> {
+    sleep_or_wake(state, caller, project, biome, false).await
+}
+
+async fn sleep_or_wake(
+    state: AppState,
+    caller: Caller,
+    project: String,
+    biome: String,
+    to_sleep: bool,
+) -> Result<Json<RestartResult>, ApiError> {
+    caller.require(Action::ChangeOwnBiome)?;
+    let context = changing(&state, &caller, &project, Revision::Default).await?;
+    let answer = state
+        .blocking_async(move |_| async move {
+            ownership::authorize_biome_target(&context, &biome)?;
+            let mut log = ProgressLog::default();
+            let status = if to_sleep {
+                sandpit_ops::sleep::sleep(&context, Some(&biome), |c, m| log.record(c, m)).await?
+            } else {
+                sandpit_ops::sleep::wake(&context, Some(&biome), |c, m| log.record(c, m)).await?
+            };
             Ok(RestartResult {
                 biome: BiomeDocument::new(&status, None),
                 events: log.take(),
