@@ -146,6 +146,12 @@ pub struct BiomeSpec {
     /// The biome's database, when the project has one (reported by `status`).
     #[serde(default)]
     pub database: Option<DatabaseInfo>,
+    /// Overlay biomes: service name → the biome whose running instance serves it (the
+    /// environment's base). A borrowed service is not in `components`: the biome's
+    /// `SANDPIT_URL_<SVC>` points at the lender's port, and a dependency on it is satisfied by
+    /// the lender's instance being healthy.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub borrowed: BTreeMap<Name, Name>,
 }
 
 /// A biome's own database on the environment's shared instance.
@@ -219,6 +225,10 @@ pub struct ComponentStatus {
     pub log: PathBuf,
     /// Why it is not healthy, when known (e.g. the exit status of the last crash).
     pub detail: Option<String>,
+    /// A service an overlay biome borrows: the biome whose instance serves it (its state, URL,
+    /// port, artifact and log are that instance's; `pid` is `None`, it is not this biome's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub borrowed_from: Option<Name>,
 }
 
 /// An environment-level process, such as the environment's embedded PostgreSQL instance.

@@ -296,6 +296,7 @@ mod tests {
                 max_artifact_size: 1,
                 components: units.iter().map(|(_, u)| u.spec.clone()).collect(),
                 database: None,
+                borrowed: BTreeMap::new(),
             },
             ports: BTreeMap::new(),
             units: units.into_iter().collect(),

@@ -71,6 +71,11 @@ pub struct ComponentDocument {
     pub digest: String,
     pub log: String,
     pub detail: Option<String>,
+    /// An overlay biome's borrowed service: the biome (the environment's base) whose running
+    /// instance serves it; state, URL, artifact and log are that instance's, `pid` is null.
+    /// Absent: the biome runs it itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub borrowed_from: Option<String>,
 }
 
 impl ComponentDocument {
@@ -126,6 +131,7 @@ impl BiomeDocument {
                     digest: c.digest.to_string(),
                     log: c.log.display().to_string(),
                     detail: c.detail.clone(),
+                    borrowed_from: c.borrowed_from.as_ref().map(|b| b.to_string()),
                 })
                 .collect(),
             models: None,
