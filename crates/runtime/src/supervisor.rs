@@ -712,9 +712,11 @@ impl Supervisor {
         };
         // An overlay biome reaches the services it borrows at the lender's ports.
         let borrowed = self.borrowed_ports(spec);
-        for (service, port) in &borrowed {
-            ports.entry(service.clone()).or_insert(*port);
-        }
+        ports.extend(
+            borrowed
+                .iter()
+                .map(|(service, port)| (service.clone(), *port)),
+        );
         let mut env: BTreeMap<String, String> = self.config.base_env.iter().cloned().collect();
         for (name, value) in &component.env {
             env.insert(name.clone(), value.clone());

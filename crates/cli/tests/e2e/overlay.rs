@@ -246,6 +246,17 @@ fn an_overlay_biome_runs_only_its_changed_service_and_borrows_the_base_for_the_r
     );
     assert_eq!(process_groups_of(&sandbox, "alice").len(), 3);
 
+    // And back: the biome's own `names` and `clock` stop, the greeter calls the base's again.
+    let overlaid = sandbox.json(&["up", "alice", "--overlay"]);
+    let (own, borrowed) = services(&overlaid);
+    assert_eq!(own, names(&["greeter"]), "{overlaid:#}");
+    assert_eq!(borrowed, from_dev(&["clock", "names"]));
+    assert_eq!(
+        get(&overlaid, "greeter", "/call"),
+        "greeter v2 in alice; names v1 in dev"
+    );
+    assert_eq!(process_groups_of(&sandbox, "alice").len(), 1);
+
     // `[biomes] overlay = true` makes overlay the default; `--no-overlay` overrides it.
     sandbox.write(
         "sandpit.toml",
