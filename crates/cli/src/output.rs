@@ -258,10 +258,14 @@ pub fn print_biome(status: &BiomeDocument) {
         ("PUBLIC URL", Align::Left),
     ]);
     for c in &status.components {
+        let state = match &c.borrowed_from {
+            Some(lender) => format!("{} (borrowed from {lender})", c.state),
+            None => c.state.clone(),
+        };
         table.row(vec![
             c.name.clone(),
             c.kind.clone(),
-            c.state.clone(),
+            state,
             c.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             c.restarts.to_string(),
             c.url.clone().unwrap_or_else(|| "-".into()),
@@ -451,6 +455,16 @@ pub fn print_deployments(deployments: &[DeploymentRecord]) {
             d.requested_by.clone(),
             d.approved_by.join(", "),
         ]);
+        // An overlay biome's borrowed components, by lender.
+        let mut borrowed: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for c in &d.components {
+            if let Some(lender) = &c.borrowed_from {
+                borrowed.entry(lender).or_default().push(&c.name);
+            }
+        }
+        for (lender, names) in borrowed {
+            table.note(format!("borrowed from {lender}: {}", names.join(", ")));
+        }
         // One line each: the full messages are in `--json`.
         for step in &d.steps {
             table.note(format!(

@@ -116,6 +116,7 @@ pub async fn deploy(
                 name: c.name.to_string(),
                 artifact: c.artifact.name.file_name(),
                 digest: c.artifact.digest.to_string(),
+                borrowed_from: None,
             })
             .collect(),
         requested_by: requester(context)?,

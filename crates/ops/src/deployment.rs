@@ -124,6 +124,7 @@ pub(crate) fn deployed_components(release: &Release<'_>) -> Vec<DeployedComponen
             name: name.to_string(),
             artifact: chosen.artifact.clone(),
             digest: chosen.digest.to_string(),
+            borrowed_from: release.borrowed_from(name).map(Name::to_string),
         })
         .collect()
 }
@@ -273,18 +274,9 @@ async fn roll_out_configured(
     let attaching = Instant::now();
     let store =
         ArtifactStore::open(release.store).map_err(|e| RolloutFailure::BeforeRollout(e.into()))?;
-    let as_biome = (release.biome != release.env).then(|| release.biome.clone());
-    let attached = crate::models::attach(
-        context,
-        release.spec,
-        &release.env,
-        as_biome.as_ref(),
-        &store,
-        &release.artifacts,
-        &mut |m| on_event(None, m),
-    )
-    .await
-    .map_err(RolloutFailure::DuringRollout)?;
+    let attached = crate::models::attach(context, release, &store, &mut |m| on_event(None, m))
+        .await
+        .map_err(RolloutFailure::DuringRollout)?;
     release.extra_env = attached.env;
     release.models = attached.registration;
     timings.add(Phase::Models, attaching.elapsed());
@@ -509,6 +501,9 @@ async fn apply_with(
         .get(..40)
         .unwrap_or(&deployment.sha)
         .to_owned();
+    // An overlay biome's later deployments (a `config` change) borrow what its `up` borrowed.
+    let (borrowed, shared_models) =
+        crate::overlay::recorded_borrowing(&spec, &deployment.components).map_err(before)?;
     let release = Release {
         spec: &spec,
         env,
@@ -520,6 +515,8 @@ async fn apply_with(
         extra_env: BTreeMap::new(),
         models: None,
         config: Default::default(),
+        borrowed,
+        shared_models,
     };
     let source = DatabaseSource {
         repo: &repo,

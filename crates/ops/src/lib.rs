@@ -26,6 +26,7 @@ pub mod init;
 pub mod logs;
 pub mod ls;
 pub mod models;
+pub mod overlay;
 pub mod ownership;
 pub mod pipeline;
 pub mod principal;

@@ -69,9 +69,17 @@ pub async fn sources(
         .map(|c| (c.name.clone(), c.log.clone()))
         .collect();
     let Some(component) = component else {
+        // An overlay biome's borrowed services log into their lender's logs: named, they are
+        // shown; the whole biome is what it runs itself.
+        let own = status
+            .components
+            .iter()
+            .filter(|c| c.borrowed_from.is_none())
+            .map(|c| (c.name.clone(), c.log.clone()))
+            .collect();
         return Ok(Sources {
             biome: status.biome,
-            components: all,
+            components: own,
             whole_biome: true,
         });
     };

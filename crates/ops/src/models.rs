@@ -464,28 +464,36 @@ impl Attached {
     }
 }
 
-/// Registers `biome`'s models (from `store`, where the chosen digests are) with the environment's
-/// endpoint, starting it if needed, and returns the variables its components get. Nothing when
-/// the project has no models.
+/// Registers the models of `release`'s target (a biome, or the environment's base) from
+/// `store`, where the chosen digests are, with the environment's endpoint, starting it if
+/// needed, and returns the variables its components get. Nothing when the project has no
+/// models. An overlay biome's `shared_models` (with the base's digest) are not registered: the
+/// endpoint answers them with the base's registration.
 pub async fn attach(
     context: &Context,
-    spec: &Spec,
-    env: &Name,
-    biome: Option<&Name>,
+    release: &crate::release::Release<'_>,
     store: &sandpit_artifact::store::ArtifactStore,
-    artifacts: &std::collections::BTreeMap<Name, crate::release::Chosen>,
     on_event: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Attached> {
+    let spec = release.spec;
+    let env = &release.env;
+    let biome = (release.biome != release.env).then_some(&release.biome);
+    let artifacts = &release.artifacts;
+    let shared = &release.shared_models;
+    let declared = spec
+        .components
+        .values()
+        .any(|c| c.kind == sandpit_domain::ComponentKind::Model);
     let models: Vec<&sandpit_spec::Component> = spec
         .components
         .values()
-        .filter(|c| c.kind == sandpit_domain::ComponentKind::Model)
+        .filter(|c| c.kind == sandpit_domain::ComponentKind::Model && !shared.contains(&c.name))
         .collect();
     let saved = registrations_dir(context, &spec.project.name, env);
     let label = biome
         .map(Name::to_string)
         .unwrap_or_else(|| BASE.to_owned());
-    if models.is_empty() {
+    if !declared {
         return attach_without_models(context, spec, env, biome, &label, &saved, on_event).await;
     }
     let endpoint = ensure_endpoint(context, spec, env, on_event).await?;
@@ -514,8 +522,13 @@ pub async fn attach(
     // Saved first, so an endpoint restarted by the daemon serves the same models again.
     save(&saved, &label, &registrations)?;
     register(&endpoint, &label, &registrations).await?;
+    let answered_by_base = if shared.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} answered by the base's)", shared.len())
+    };
     on_event(&format!(
-        "registered {} model(s) with the model endpoint of `{env}`",
+        "registered {} model(s) with the model endpoint of `{env}`{answered_by_base}",
         registrations.len()
     ));
     Ok(Attached::at(context, spec, env, &endpoint, &label, biome))

@@ -606,6 +606,7 @@ async fn run_stage(
                     env: stage.env.clone(),
                     build: crate::build::BuildOptions::default(),
                     reset_db: false,
+                    overlay: None,
                 },
                 log,
                 |_, _| {},

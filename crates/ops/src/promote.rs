@@ -59,6 +59,7 @@ pub async fn promote(
             name: c.name.to_string(),
             artifact: c.artifact.clone(),
             digest: c.digest.to_string(),
+            borrowed_from: None,
         })
         .collect();
     if let Some(source) = &recorded_source {

@@ -1,7 +1,7 @@
 //! What a biome or an environment's base should run: the desired state handed to the daemon,
 //! made from a `sandpit.toml` and the artifacts (by digest) chosen for each component.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
@@ -57,6 +57,11 @@ pub struct Release<'a> {
     pub models: Option<sandpit_runtime::protocol::ModelsRegistration>,
     /// The target's configuration variables, per component (`sandpit config`).
     pub config: crate::config::Injected,
+    /// Overlay biomes: services served by another biome's running instance (the environment's
+    /// base), by name → that biome; not run by this target (`ops::overlay`).
+    pub borrowed: BTreeMap<Name, Name>,
+    /// Overlay biomes: models not registered for the biome, answered by the base's version.
+    pub shared_models: BTreeSet<Name>,
 }
 
 impl Release<'_> {
@@ -68,8 +73,17 @@ impl Release<'_> {
         }
     }
 
+    /// Who serves a component this release does not run itself: the lender of a borrowed
+    /// service, the environment (its base's registration) for a shared model.
+    pub fn borrowed_from(&self, component: &Name) -> Option<&Name> {
+        self.borrowed
+            .get(component)
+            .or_else(|| self.shared_models.contains(component).then_some(&self.env))
+    }
+
     /// The daemon's view: components in start order, with the configuration, database and
     /// model endpoint variables injected (see [`component_env`] for which wins).
+    /// Borrowed services are left out (see [`BiomeSpec::borrowed`]).
     pub fn desired_state(&self) -> anyhow::Result<BiomeSpec> {
         let spec = self.spec;
         // Read by the daemon from their owner-only files when it starts a component: the
@@ -83,6 +97,10 @@ impl Release<'_> {
         for component in spec.start_order() {
             if component.kind == ComponentKind::Model {
                 // Served by the environment's model endpoint, not run as a process.
+                continue;
+            }
+            if self.borrowed.contains_key(&component.name) {
+                // Runs in its lender; the daemon points `SANDPIT_URL_*` there.
                 continue;
             }
             let Some(chosen) = self.artifacts.get(&component.name) else {
@@ -129,6 +147,7 @@ impl Release<'_> {
             idle_timeout_secs: self.idle_timeout().map(|span| span.as_secs()),
             gateway_port: spec.gateway.port,
             models: self.models.clone(),
+            borrowed: self.borrowed.clone(),
         })
     }
 

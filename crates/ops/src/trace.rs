@@ -85,6 +85,10 @@ pub async fn trace(context: &Context, raw: &str) -> anyhow::Result<TraceReport> 
     if let Some(biomes) = daemon_connection::list_if_running(context, &project).await? {
         for biome in biomes {
             for component in &biome.components {
+                // A borrowed service runs in its lender, whose own row says so.
+                if component.borrowed_from.is_some() {
+                    continue;
+                }
                 // A reused artifact keeps running under its first name; its digest still matches.
                 let version = component
                     .artifact

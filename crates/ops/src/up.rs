@@ -25,6 +25,9 @@ pub struct UpOptions {
     pub build: BuildOptions,
     /// Re-clone the biome's database when its migrations changed (its data is lost).
     pub reset_db: bool,
+    /// Run only what differs from the environment's base, borrowing the rest (`ops::overlay`);
+    /// `None`: as `[biomes] overlay` says.
+    pub overlay: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -113,7 +116,7 @@ pub async fn up(
             )
         })
         .collect();
-    let release = Release {
+    let mut release = Release {
         spec,
         env: env.clone(),
         biome: biome.clone(),
@@ -124,7 +127,12 @@ pub async fn up(
         extra_env: Default::default(),
         models: None,
         config: Default::default(),
+        borrowed: Default::default(),
+        shared_models: Default::default(),
     };
+    if options.overlay.unwrap_or(spec.biomes.overlay) {
+        crate::overlay::plan(context, &mut release, &mut on_event).await?;
+    }
     if !options.reset_db {
         if let Some(status) = already_up(context, &release, &mut timings).await? {
             return Ok(UpOutcome {
@@ -229,9 +237,11 @@ fn runs_exactly(status: &BiomeStatus, release: &Release<'_>) -> bool {
             .count()
             == processes.len()
         && processes.iter().all(|(name, chosen)| {
-            status
-                .components
-                .iter()
-                .any(|c| &c.name == *name && c.digest == chosen.digest && c.state.is_good())
+            status.components.iter().any(|c| {
+                &c.name == *name
+                    && c.digest == chosen.digest
+                    && c.state.is_good()
+                    && c.borrowed_from.as_ref() == release.borrowed.get(*name)
+            })
         })
 }

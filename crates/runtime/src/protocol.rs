@@ -172,6 +172,12 @@ pub struct BiomeSpec {
     /// Where the biome's models are served, so that a sleeping biome's are unloaded.
     #[serde(default)]
     pub models: Option<ModelsRegistration>,
+    /// Overlay biomes: service name → the biome whose running instance serves it (the
+    /// environment's base). A borrowed service is not in `components`: the biome's
+    /// `SANDPIT_URL_<SVC>` points at the lender's port, and a dependency on it is satisfied by
+    /// the lender's instance being healthy.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub borrowed: BTreeMap<Name, Name>,
 }
 
 /// A biome's registration with its environment's model endpoint.
@@ -270,6 +276,10 @@ pub struct ComponentStatus {
     /// (`http://<service>.<biome>.<project>.localhost:<port>`).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// A service an overlay biome borrows: the biome whose instance serves it (its state, URL,
+    /// port, artifact and log are that instance's; `pid` is `None`, it is not this biome's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub borrowed_from: Option<Name>,
 }
 
 /// An environment-level process, such as the environment's embedded PostgreSQL instance.

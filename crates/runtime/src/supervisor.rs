@@ -36,6 +36,7 @@ use crate::secret_env::{self, ResolvedSecrets};
 use crate::state_file::{self, StateFileError};
 
 mod biome_state;
+mod borrowing;
 mod crash_restart;
 mod fingerprint;
 mod gateway;
@@ -324,6 +325,7 @@ impl Supervisor {
         if let Some(port) = spec.gateway_port {
             self.ensure_gateway_port(port).await?;
         }
+        self.check_lenders(&spec)?;
         let key = BiomeKey {
             project: spec.project.clone(),
             biome: spec.biome.clone(),
@@ -478,7 +480,9 @@ impl Supervisor {
 
     pub fn status(&self, key: &BiomeKey) -> Option<BiomeStatus> {
         let biomes = self.biomes.lock().expect("biomes poisoned");
-        biomes.get(key).map(|biome| self.describe(key, biome))
+        biomes
+            .get(key)
+            .map(|biome| self.describe_with_borrowed(&biomes, key, biome))
     }
 
     pub fn list(&self, project: Option<&Name>) -> Vec<BiomeStatus> {
@@ -486,7 +490,7 @@ impl Supervisor {
         biomes
             .iter()
             .filter(|(key, _)| project.is_none_or(|p| &key.project == p))
-            .map(|(key, biome)| self.describe(key, biome))
+            .map(|(key, biome)| self.describe_with_borrowed(&biomes, key, biome))
             .collect()
     }
 
@@ -643,6 +647,7 @@ impl Supervisor {
                 log: self.log_path(key, &spec.name),
                 detail: unit.and_then(|u| u.run.detail.clone()),
                 public_url,
+                borrowed_from: None,
             });
         }
         let states: Vec<ComponentState> = components
@@ -651,7 +656,13 @@ impl Supervisor {
             .map(|c| c.state)
             .collect();
         let state = if biome.sleeping_since.is_some() {
-            "sleeping"
+            // `sleeping` once nothing of it runs any more; its processes are being stopped
+            // until then.
+            if biome.activity.falling_asleep {
+                "stopping"
+            } else {
+                "sleeping"
+            }
         } else {
             biome_state::biome_state(&states).as_str()
         };
@@ -774,10 +785,17 @@ impl Supervisor {
         services: &[Name],
         secrets: &ResolvedSecrets,
     ) -> BTreeMap<String, String> {
-        let ports = {
+        let mut ports = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
             biomes.get(key).map(|b| b.ports.clone()).unwrap_or_default()
         };
+        // An overlay biome reaches the services it borrows at the lender's ports.
+        let borrowed = self.borrowed_ports(spec);
+        ports.extend(
+            borrowed
+                .iter()
+                .map(|(service, port)| (service.clone(), *port)),
+        );
         let mut env: BTreeMap<String, String> = self.config.base_env.iter().cloned().collect();
         for (name, value) in &component.env {
             env.insert(name.clone(), value.clone());
@@ -797,7 +815,8 @@ impl Supervisor {
             "SANDPIT_DATA_DIR".into(),
             self.data_dir(key).display().to_string(),
         );
-        for service in services.iter().filter(|s| **s != component.name) {
+        let siblings = services.iter().chain(borrowed.keys());
+        for service in siblings.filter(|s| **s != component.name) {
             if let Some(port) = ports.get(service) {
                 env.insert(
                     format!("SANDPIT_URL_{}", service.upper_snake()),
@@ -807,7 +826,7 @@ impl Supervisor {
         }
         // Every service's address through the gateway, its own included (for links it prints).
         if let Some(gateway) = self.public_port(spec) {
-            for service in services {
+            for service in services.iter().chain(spec.borrowed.keys()) {
                 env.insert(
                     format!("SANDPIT_PUBLIC_URL_{}", service.upper_snake()),
                     public_url(service, key, gateway),
@@ -842,7 +861,10 @@ impl Supervisor {
         events: &Events,
     ) -> Result<Duration, String> {
         let secrets = resolve_secrets(component)?;
-        let fingerprint = fingerprint(component, services, &secrets);
+        let fingerprint = borrowing::with_borrowed_ports(
+            fingerprint(component, services, &secrets),
+            &self.borrowed_ports(spec),
+        );
         let action = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
             let succeeded_with = biomes
@@ -958,7 +980,10 @@ impl Supervisor {
         events: &Events,
     ) -> Result<Duration, String> {
         let secrets = resolve_secrets(component)?;
-        let fingerprint = fingerprint(component, services, &secrets);
+        let fingerprint = borrowing::with_borrowed_ports(
+            fingerprint(component, services, &secrets),
+            &self.borrowed_ports(spec),
+        );
         // Running the same thing already (or adoptable after a daemon restart)?
         let action = {
             let biomes = self.biomes.lock().expect("biomes poisoned");
@@ -1931,6 +1956,12 @@ fn pick_component<'s>(
     if let Some(found) = spec.components.iter().find(|c| &c.name == name) {
         return Ok(found);
     }
+    if let Some(lender) = spec.borrowed.get(name) {
+        return Err(format!(
+            "biome `{}` borrows `{name}` from `{lender}`: it runs there, not in the biome\nhint: name `{lender}` instead, e.g. `sandpit restart {lender} {name}`",
+            spec.biome
+        ));
+    }
     let known = spec.components.iter().map(|c| c.name.as_str());
     let hint =
         sandpit_domain::suggestion::did_you_mean(name.as_str(), known).unwrap_or_else(|| {
@@ -1972,7 +2003,8 @@ fn check_spec(spec: &BiomeSpec) -> Result<(), String> {
     let mut seen = BTreeSet::new();
     for component in &spec.components {
         for dependency in &component.depends_on {
-            if !seen.contains(dependency) {
+            // A borrowed service runs already, in its lender (checked by `check_lenders`).
+            if !seen.contains(dependency) && !spec.borrowed.contains_key(dependency) {
                 return Err(format!(
                     "`{}` depends on `{dependency}`, which is not started before it",
                     component.name
@@ -2060,6 +2092,7 @@ mod tests {
             idle_timeout_secs: None,
             gateway_port: None,
             models: None,
+            borrowed: BTreeMap::new(),
         }
     }
 

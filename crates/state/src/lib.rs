@@ -77,6 +77,11 @@ pub struct DeployedComponent {
     pub artifact: String,
     /// `sha256:<64 hex>` (a bare 64-hex digest is stored with the prefix added).
     pub digest: String,
+    /// An overlay biome's borrowed component: the biome (the environment's base) whose running
+    /// instance serves it, at this digest when the deployment was made. `None`: the target runs
+    /// it itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub borrowed_from: Option<String>,
 }
 
 /// Why a deployment was made.

@@ -368,6 +368,11 @@ BEGIN SELECT RAISE(ABORT, 'hook deliveries are append-only'); END;
     // (attempts, next attempt, result): it is a work queue, not history, and the pipeline's own
     // events stay the record of what happened.
     REPORTS_OUTBOX,
+    // 8: overlay biomes: a deployment's component may be borrowed — served by the named biome's
+    // instance (the environment's base), not run by the target itself. NULL: the target runs it.
+    r#"
+ALTER TABLE deployment_components ADD COLUMN borrowed_from TEXT;
+"#,
 ];
 
 /// Migration 7: see [`MIGRATIONS`].

@@ -237,7 +237,7 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
 
     let mut stmt = conn
         .prepare_cached(
-            "SELECT name, artifact, digest FROM deployment_components
+            "SELECT name, artifact, digest, borrowed_from FROM deployment_components
              WHERE deployment_id = ?1 ORDER BY position",
         )
         .ctx(&context)?;
@@ -247,6 +247,7 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
                 name: row.get(0)?,
                 artifact: row.get(1)?,
                 digest: row.get(2)?,
+                borrowed_from: row.get(3)?,
             })
         })
         .ctx(&context)?
@@ -516,14 +517,15 @@ impl StateStore {
         let id = tx.last_insert_rowid();
         for (position, c) in new.components.iter().enumerate() {
             tx.execute(
-                "INSERT INTO deployment_components (deployment_id, position, name, artifact, digest)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO deployment_components (deployment_id, position, name, artifact, digest, borrowed_from)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     id,
                     i64::try_from(position).unwrap_or(i64::MAX),
                     c.name,
                     c.artifact,
-                    normalize_digest(&c.digest)
+                    normalize_digest(&c.digest),
+                    c.borrowed_from
                 ],
             )
             .ctx("recording a deployment's components")?;

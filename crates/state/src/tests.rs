@@ -40,6 +40,7 @@ fn component(name: &str, commit: &str, d: char) -> DeployedComponent {
         name: name.to_string(),
         artifact: format!("{name}-{commit}.zip"),
         digest: digest(d),
+        borrowed_from: None,
     }
 }
 
@@ -95,6 +96,24 @@ fn dead_pid() -> u32 {
     let pid = child.id();
     child.wait().expect("wait true");
     pid
+}
+
+#[test]
+fn a_borrowed_component_is_recorded_with_its_lender() {
+    let (_dir, mut store) = open_temp();
+    let mut request = new("dev/alice", &sha("ab"), &[("api", 'a'), ("web", 'b')]);
+    request.components[1].borrowed_from = Some("dev".to_owned());
+    request.kind = DeploymentKind::Up;
+    let d = store.create(&request).unwrap();
+    assert_eq!(
+        d.components[0].borrowed_from, None,
+        "the biome runs `api` itself"
+    );
+    assert_eq!(d.components[1].borrowed_from.as_deref(), Some("dev"));
+    assert_eq!(
+        store.get(d.id).unwrap().unwrap().components,
+        request.components
+    );
 }
 
 #[test]

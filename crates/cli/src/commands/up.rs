@@ -1,4 +1,5 @@
-//! `sandpit up [BIOME] [--env ENV] [--sha REV | --branch B] [--allow-dirty] [--reset-db] [--json]`:
+//! `sandpit up [BIOME] [--env ENV] [--sha REV | --branch B] [--allow-dirty] [--reset-db]
+//! [--overlay | --no-overlay] [--json]`:
 //! on this machine, or with a control plane, on the server's (which builds only a pushed commit).
 
 use std::process::ExitCode;
@@ -26,11 +27,29 @@ pub struct Args {
     /// (its data is lost).
     #[arg(long)]
     reset_db: bool,
+    /// Run only the components whose artifacts differ from the environment base's; the base's
+    /// running instances serve the other services (default: `[biomes] overlay`).
+    #[arg(long, conflicts_with = "no_overlay")]
+    overlay: bool,
+    /// Run every component in the biome, even with `[biomes] overlay = true`.
+    #[arg(long)]
+    no_overlay: bool,
     /// Build the head of this branch (with a control plane: of the project's repository).
     #[arg(long, value_name = "BRANCH")]
     branch: Option<String>,
     #[command(flatten)]
     build: super::build::BuildArgs,
+}
+
+impl Args {
+    /// `--overlay`, `--no-overlay`, or neither (`None`: as the project says).
+    fn overlay(&self) -> Option<bool> {
+        match (self.overlay, self.no_overlay) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
 }
 
 pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
@@ -46,6 +65,7 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         env: args.env.clone(),
         build,
         reset_db: args.reset_db,
+        overlay: args.overlay(),
     };
     let mut progress = TerminalProgress::new(json);
     let outcome = sandpit_ops::up::up(context, &options, &mut progress, |component, message| {
@@ -85,12 +105,14 @@ pub async fn exec_remote(
     };
     let (sha, branch) =
         requested_commit(checkout.as_ref(), args.build.sha(), args.branch.as_deref())?;
+    let overlay = args.overlay();
     let request = UpRequest {
         biome,
         env: args.env,
         sha,
         branch,
         reset_db: args.reset_db,
+        overlay,
     };
     let path = format!("{}/biomes", project_path(project));
     let mut answer: UpResult = remote.change(Method::POST, &path, Some(&request)).await?;
@@ -124,8 +146,13 @@ fn print(outcome: &UpResult, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     for component in status.components.iter().filter(|c| c.url.is_some()) {
+        let borrowed = component
+            .borrowed_from
+            .as_ref()
+            .map(|lender| format!("  (borrowed from {lender})"))
+            .unwrap_or_default();
         println!(
-            "  {:<20} {}",
+            "  {:<20} {}{borrowed}",
             component.name,
             component.url.as_deref().unwrap_or_default()
         );

@@ -15,6 +15,7 @@ mod faults;
 mod gitlab_reports;
 mod hooks;
 mod models;
+mod overlay;
 mod pipelines;
 mod remote_reads;
 mod remote_writes;

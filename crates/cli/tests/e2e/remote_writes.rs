@@ -215,6 +215,15 @@ fn changes_through_a_server_are_made_as_the_tokens_user_and_only_as_its_role_all
         "{again}"
     );
     assert_eq!(again, sandbox.ok(&["--local", "up", "alice"]));
+    // --overlay travels in the request body: the server's `up` looks at the base (which runs
+    // nothing yet, so nothing is borrowed and nothing changes).
+    let overlaid = run_as(&sandbox, &server, &alice, &["up", "--overlay"]);
+    let said = String::from_utf8_lossy(&overlaid.stderr);
+    assert!(overlaid.status.success(), "{said}");
+    assert!(
+        said.contains("overlay: `dev` runs nothing healthy with the same artifacts to share"),
+        "{said}"
+    );
 
     // --allow-dirty cannot travel, and an unpushed commit is not on the server.
     let dirty = refused_as(&sandbox, &server, &alice, &["up", "--allow-dirty"]);

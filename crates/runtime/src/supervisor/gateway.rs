@@ -257,8 +257,7 @@ pub(super) struct BiomeView {
 
 /// An overlay biome's borrowed services (none for others).
 fn borrowed_of(spec: &crate::protocol::BiomeSpec) -> std::collections::BTreeMap<Name, Name> {
-    let _ = spec;
-    std::collections::BTreeMap::new()
+    spec.borrowed.clone()
 }
 
 /// Where requests for `host` go, given what is known of each biome (pure).

@@ -306,6 +306,7 @@ mod tests {
                 idle_timeout_secs: None,
                 gateway_port: None,
                 models: None,
+                borrowed: BTreeMap::new(),
             },
             ports: BTreeMap::new(),
             units: units.into_iter().collect(),

@@ -19,6 +19,8 @@ pub(super) struct Activity {
     /// The same moment on the wall clock, for `status`; `None` until a request came.
     pub(super) last_request: Option<SystemTime>,
     pub(super) in_flight: u32,
+    /// Its processes are being stopped on the way to sleep (`status` says `stopping`).
+    pub(super) falling_asleep: bool,
 }
 
 impl Activity {
@@ -27,6 +29,7 @@ impl Activity {
             last: Instant::now(),
             last_request: None,
             in_flight: 0,
+            falling_asleep: false,
         }
     }
 }
@@ -125,6 +128,7 @@ impl Supervisor {
                 return self.status(key).ok_or_else(|| unknown_biome(key));
             }
             biome.sleeping_since = Some(SystemTime::now());
+            biome.activity.falling_asleep = true;
             let names: Vec<Name> = biome
                 .spec
                 .components
@@ -137,6 +141,7 @@ impl Supervisor {
         if let Err(error) = self.persist() {
             if let Some(biome) = self.biomes.lock().expect("biomes poisoned").get_mut(key) {
                 biome.sleeping_since = None;
+                biome.activity.falling_asleep = false;
             }
             return Err(format!(
                 "cannot record that biome `{}` sleeps: {error}; nothing was stopped\nhint: {}",
@@ -153,6 +158,9 @@ impl Supervisor {
             super::mark(&self.log_path(key, name), format!("sleeping ({reason})"));
             emit(events, Some(name), "stopping (sleep)");
             self.stop_unit(key, name).await;
+        }
+        if let Some(biome) = self.biomes.lock().expect("biomes poisoned").get_mut(key) {
+            biome.activity.falling_asleep = false;
         }
         if let Some(models) = models {
             match self.unload_models(&models).await {
@@ -226,6 +234,24 @@ impl Supervisor {
         }
         tracing::info!("biome {}/{} wakes", key.project, key.biome);
         let started = Instant::now();
+        // An overlay biome's lenders (its environment's base, when it opted in to sleeping)
+        // must be awake for what it borrows to answer.
+        let lenders: std::collections::BTreeSet<Name> = {
+            let biomes = self.biomes.lock().expect("biomes poisoned");
+            biomes
+                .get(key)
+                .map(|b| b.spec.borrowed.values().cloned().collect())
+                .unwrap_or_default()
+        };
+        for lender in lenders {
+            let lender = BiomeKey {
+                project: key.project.clone(),
+                biome: lender,
+            };
+            if lender != *key {
+                Box::pin(self.wake(&lender, events)).await?;
+            }
+        }
         let ready_wait = self.converge(key, events).await?;
         let mut status = self.status(key).ok_or_else(|| unknown_biome(key))?;
         status.ready_wait_ms = Some(ready_wait.as_millis().try_into().unwrap_or(u64::MAX));

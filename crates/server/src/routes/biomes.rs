@@ -95,6 +95,7 @@ pub async fn up(
                 env: request.env,
                 build: BuildOptions::default(),
                 reset_db: request.reset_db,
+                overlay: request.overlay,
             };
             let mut log = ProgressLog::default();
             let outcome =

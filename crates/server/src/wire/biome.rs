@@ -94,6 +94,11 @@ pub struct ComponentDocument {
     /// `http://<service>.<biome>.<project>.localhost:<port>`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// An overlay biome's borrowed service: the biome (the environment's base) whose running
+    /// instance serves it; state, URL, artifact and log are that instance's, `pid` is null.
+    /// Absent: the biome runs it itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub borrowed_from: Option<String>,
 }
 
 impl ComponentDocument {
@@ -150,6 +155,7 @@ impl BiomeDocument {
                     log: c.log.display().to_string(),
                     detail: c.detail.clone(),
                     public_url: c.public_url.clone(),
+                    borrowed_from: c.borrowed_from.as_ref().map(|b| b.to_string()),
                 })
                 .collect(),
             models: None,

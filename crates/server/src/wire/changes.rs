@@ -34,6 +34,11 @@ pub struct UpRequest {
     /// Re-clone the biome's database from the new template (its data is lost).
     #[serde(default)]
     pub reset_db: bool,
+    /// Overlay: run only the components whose artifacts differ from the environment base's,
+    /// borrowing its running instances of the other services (`true`), or run every component
+    /// (`false`); absent: as the project's `[biomes] overlay` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay: Option<bool>,
 }
 
 /// `POST /api/v1/projects/{project}/environments/{env}/deployments`: `sandpit deploy ENV`.

@@ -51,6 +51,11 @@ pub struct DeployedComponentRecord {
     pub name: String,
     pub artifact: String,
     pub digest: String,
+    /// An overlay biome's borrowed component: the biome (the environment's base) whose
+    /// instance served it, at this digest, when the deployment was made. Absent: the target
+    /// ran it itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub borrowed_from: Option<String>,
 }
 
 impl DeploymentRecord {
@@ -94,6 +99,7 @@ impl From<&Deployment> for DeploymentRecord {
                     name: c.name.clone(),
                     artifact: c.artifact.clone(),
                     digest: c.digest.clone(),
+                    borrowed_from: c.borrowed_from.clone(),
                 })
                 .collect(),
             promoted_from: match &d.kind {
