@@ -6,6 +6,8 @@ use utoipa::ToSchema;
 use sandpit_ops::ls::{Incomplete, Listing};
 use sandpit_runtime::protocol::BiomeStatus;
 
+use crate::wire::biome::CostDocument;
+
 /// What runs for a project: its biomes and, apart, its environments' base deployments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BiomeList {
@@ -27,6 +29,9 @@ pub struct BiomeSummary {
     pub sha: String,
     /// `starting`, `healthy`, `degraded`, `failed`, …
     pub state: String,
+    /// What it costs now; `null` when not measured.
+    #[serde(default)]
+    pub cost: Option<CostDocument>,
 }
 
 /// A biome left behind by a failed `down` or a failed first `up`.
@@ -50,6 +55,7 @@ impl From<&BiomeStatus> for BiomeSummary {
             env: biome.env.to_string(),
             sha: biome.sha.clone(),
             state: biome.state.clone(),
+            cost: None,
         }
     }
 }
@@ -69,13 +75,13 @@ impl From<&Incomplete> for IncompleteBiome {
 
 impl From<&Listing> for BiomeList {
     fn from(listing: &Listing) -> BiomeList {
+        let summary = |biome: &BiomeStatus| BiomeSummary {
+            cost: listing.costs.get(&biome.biome).map(CostDocument::from),
+            ..BiomeSummary::from(biome)
+        };
         BiomeList {
-            biomes: listing.biomes.iter().map(BiomeSummary::from).collect(),
-            environments: listing
-                .environments
-                .iter()
-                .map(BiomeSummary::from)
-                .collect(),
+            biomes: listing.biomes.iter().map(summary).collect(),
+            environments: listing.environments.iter().map(summary).collect(),
             daemon_running: listing.daemon_running,
             incomplete: listing
                 .incomplete
