@@ -4,7 +4,9 @@
 //!
 //! Reads never start anything: the instance and the endpoint are asked only when the daemon
 //! reports them running, each once per environment for all the biomes listed (one query, one
-//! request), within the usual timeouts. What cannot be told is `None`, shown as `-`.
+//! request), within the usual timeouts. What cannot be told is `None`, shown as `-`. The size
+//! of an idle biome's database is taken as last measured ([`remembered_sizes`]): measuring
+//! hundreds of sleeping biomes' databases on every `ls` would cost more than the whole `ls` may.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +16,8 @@ use sandpit_spec::Spec;
 
 use crate::daemon_connection;
 use crate::Context;
+
+pub mod remembered_sizes;
 
 /// What one biome (or environment base) costs now.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -97,22 +101,43 @@ pub async fn costs(context: &Context, spec: &Spec, biomes: &[BiomeStatus]) -> BT
     let running = running_instances(context, &spec.project.name).await;
     let is_running = |env: &Name, name: &str| running.contains(&(env.clone(), name.to_owned()));
     let envs: BTreeSet<&Name> = biomes.iter().map(|b| &b.env).collect();
+    let project = spec.project.name.as_str();
+    let remembered = remembered_sizes::load(context, project);
+    let now = remembered_sizes::now_ms();
+    let mut measured = BTreeMap::new();
     let mut databases = DatabaseSizes::new();
     let mut models = ModelMemory::new();
     for env in envs {
-        let names: Vec<String> = biomes
-            .iter()
-            .filter(|b| &b.env == env)
-            .filter_map(|b| Some(b.database.as_ref()?.name.clone()))
-            .collect();
-        if !names.is_empty() {
+        // An idle biome's database is shown as last measured; the others are asked for.
+        let mut known = BTreeMap::new();
+        let mut to_measure = Vec::new();
+        for biome in biomes.iter().filter(|b| &b.env == env) {
+            let Some(database) = &biome.database else {
+                continue;
+            };
+            let idle = biome.usage.is_some_and(|u| u.processes == 0);
+            let before = remembered
+                .get(env.as_str())
+                .and_then(|r| r.get(&database.name));
+            match remembered_sizes::reusable(before, idle, now) {
+                Some(bytes) => {
+                    known.insert(database.name.clone(), bytes);
+                }
+                None => to_measure.push(database.name.clone()),
+            }
+        }
+        if !to_measure.is_empty() {
             let embedded_running = is_running(env, "postgres");
             if let Some(sizes) =
-                crate::database::sizes_if_running(context, spec, env, &names, embedded_running)
+                crate::database::sizes_if_running(context, spec, env, &to_measure, embedded_running)
                     .await
             {
-                databases.insert(env.clone(), sizes);
+                known.extend(sizes.clone());
+                measured.insert(env.to_string(), sizes);
             }
+        }
+        if !known.is_empty() {
+            databases.insert(env.clone(), known);
         }
         if is_running(env, "models") {
             if let Some(charged) =
@@ -122,6 +147,7 @@ pub async fn costs(context: &Context, spec: &Spec, biomes: &[BiomeStatus]) -> BT
             }
         }
     }
+    remembered_sizes::remember(context, project, &measured, now);
     combine(biomes, &databases, &models)
 }
 
