@@ -6,7 +6,7 @@
 
 use sandpit_domain::Name;
 use sandpit_server::wire::artifacts::{Artifact, ArtifactList};
-use sandpit_server::wire::biome::BiomeDocument;
+use sandpit_server::wire::biome::{BiomeDocument, CostDocument};
 use sandpit_server::wire::deployments::DeploymentRecord;
 use serde::Serialize;
 
@@ -238,6 +238,12 @@ pub fn print_biome(status: &BiomeDocument) {
             .unwrap_or_default();
         println!("sleeps after {timeout} without a request through the gateway{last}");
     }
+    if let Some(cost) = &status.cost {
+        let [processes, cpu, rss, database, models] = cost_cells(Some(cost));
+        println!(
+            "cost: {processes} processes, {cpu} CPU, {rss} RSS, database {database}, models {models}"
+        );
+    }
     if let Some(database) = &status.database {
         let url = database
             .url
@@ -328,16 +334,72 @@ pub fn print_biome_list(biomes: &[sandpit_server::wire::biomes::BiomeSummary]) {
         ("ENV", Align::Left),
         ("SHA", Align::Left),
         ("STATE", Align::Left),
+        ("PROCS", Align::Right),
+        ("CPU", Align::Right),
+        ("RSS", Align::Right),
+        ("DB", Align::Right),
+        ("MODELS", Align::Right),
     ]);
     for b in biomes {
-        table.row(vec![
+        let mut row = vec![
             b.name.clone(),
             b.env.clone(),
             short_version(&b.sha),
             b.state.clone(),
-        ]);
+        ];
+        row.extend(cost_cells(b.cost.as_ref()));
+        table.row(row);
     }
     table.print();
+}
+
+/// A biome's cost as table cells: processes, CPU, RSS, database, models; `-` for what is not
+/// known.
+fn cost_cells(cost: Option<&CostDocument>) -> [String; 5] {
+    let unknown = || "-".to_owned();
+    let Some(cost) = cost else {
+        return [unknown(), unknown(), unknown(), unknown(), unknown()];
+    };
+    [
+        cost.processes.to_string(),
+        cpu_time(cost.cpu_seconds),
+        human_bytes(cost.rss_bytes),
+        cost.database_bytes.map_or_else(unknown, human_bytes),
+        cost.model_bytes.map_or_else(unknown, human_bytes),
+    ]
+}
+
+/// A size as people read it: `512 B`, `12.3 KiB`, `12.3 MiB`, `1.5 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // 1023.96 KiB would print as `1024.0 KiB`: move up once it would round to 1024.
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// CPU time as people read it: `0.42s`, `12.3s`, `4m05s`, `2h07m`.
+pub fn cpu_time(seconds: f64) -> String {
+    let seconds = seconds.max(0.0);
+    // Below what rounds to 10.00, two decimals; from there one.
+    if seconds < 9.995 {
+        return format!("{seconds:.2}s");
+    }
+    if seconds < 60.0 {
+        return format!("{seconds:.1}s");
+    }
+    let whole = seconds as u64;
+    if whole < 3600 {
+        return format!("{}m{:02}s", whole / 60, whole % 60);
+    }
+    format!("{}h{:02}m", whole / 3600, whole % 3600 / 60)
 }
 
 pub fn print_artifacts(list: &ArtifactList) {
@@ -568,6 +630,50 @@ mod tests {
         assert_eq!(plain["error"]["code"], "internal");
         assert_eq!(plain["error"]["message"], "disk on fire");
         assert!(plain["error"]["hint"].is_null());
+    }
+
+    #[test]
+    fn sizes_and_cpu_times_read_as_people_read_them() {
+        for (bytes, shown) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (12_595, "12.3 KiB"),
+            (1024 * 1024 - 1, "1.0 MiB"),
+            (12_897_485, "12.3 MiB"),
+            (3 * 1024 * 1024 * 1024 / 2, "1.5 GiB"),
+            (5 * 1024u64.pow(4), "5.0 TiB"),
+            (2048 * 1024u64.pow(4), "2048.0 TiB"),
+        ] {
+            assert_eq!(human_bytes(bytes), shown, "{bytes}");
+        }
+        for (seconds, shown) in [
+            (0.0, "0.00s"),
+            (0.423, "0.42s"),
+            (9.994, "9.99s"),
+            (9.999, "10.0s"),
+            (12.34, "12.3s"),
+            (245.9, "4m05s"),
+            (7620.0, "2h07m"),
+            (-1.0, "0.00s"),
+        ] {
+            assert_eq!(cpu_time(seconds), shown, "{seconds}");
+        }
+        let cost = CostDocument {
+            processes: 2,
+            cpu_seconds: 0.5,
+            rss_bytes: 12_897_485,
+            database_bytes: None,
+            model_bytes: Some(0),
+        };
+        assert_eq!(
+            cost_cells(Some(&cost)),
+            ["2", "0.50s", "12.3 MiB", "-", "0 B"].map(String::from)
+        );
+        assert_eq!(
+            cost_cells(None),
+            ["-", "-", "-", "-", "-"].map(String::from)
+        );
     }
 
     #[test]

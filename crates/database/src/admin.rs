@@ -13,6 +13,7 @@
 //! Nothing waits on the server unbounded: connecting, every round trip and every lock wait has
 //! a limit from the [`Timeouts`] the `Admin` was made with (see [`crate::timeouts`]).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -246,6 +247,34 @@ impl Admin {
             )
             .await?;
         Ok(row.is_some())
+    }
+
+    /// The size on disk (`pg_database_size`) of each of `names` that exists, in one round trip
+    /// however many are asked for (`sandpit ls` asks for every biome at once); names that do
+    /// not exist are absent from the answer.
+    pub async fn database_sizes(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, u64>, DatabaseError> {
+        if names.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let rows = self
+            .ask(
+                &format!("measuring {} databases", names.len()),
+                self.client.query(
+                    "SELECT datname::text, pg_database_size(oid) FROM pg_database WHERE datname = ANY($1)",
+                    &[&names],
+                ),
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let size: i64 = row.get(1);
+                (row.get::<_, String>(0), size.max(0) as u64)
+            })
+            .collect())
     }
 
     /// The template a biome database was cloned from, as recorded when it was created.

@@ -464,6 +464,31 @@ fn chown(path: &Path, user: &RunAs) -> Result<(), DatabaseError> {
     .map_err(|error| DatabaseError::io("change the owner of", path, error.into()))
 }
 
+/// The administrator's URL of a cluster already initialised in `state_dir` (its password and
+/// port files written), read without creating, locking or changing anything — for reads that
+/// must never prepare an instance; `None` when there is none (yet).
+pub fn existing_admin_url(state_dir: &Path) -> Option<String> {
+    if !state_dir.join("data").join("PG_VERSION").is_file() {
+        return None;
+    }
+    let password = fs::read_to_string(state_dir.join(ADMIN_PASSWORD_FILE)).ok()?;
+    let port: u16 = fs::read_to_string(state_dir.join("port"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let password = password.trim();
+    (!password.is_empty()).then(|| {
+        crate::admin::libpq_url(
+            "127.0.0.1",
+            port,
+            ADMIN_USER,
+            &Secret::new(password),
+            "postgres",
+        )
+    })
+}
+
 fn read_or_create_password(path: &Path) -> Result<Secret, DatabaseError> {
     match fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => {

@@ -326,6 +326,14 @@ impl ModelCache {
         was_loaded
     }
 
+    /// The memory charged for each loaded digest.
+    pub fn loaded_sizes(&self) -> std::collections::BTreeMap<String, u64> {
+        self.lock()
+            .loaded()
+            .map(|(digest, model, _)| (digest.clone(), model.memory_bytes()))
+            .collect()
+    }
+
     /// (loaded models, memory charged for them).
     pub fn usage(&self) -> (usize, u64) {
         self.lock().usage()

@@ -7,7 +7,7 @@
 //! registered (possibly with zero models): a name the endpoint never heard of, or one that was
 //! unregistered by `sandpit down`, is an unknown biome, never the base in disguise.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use sandpit_domain::ArtifactName;
@@ -64,6 +64,29 @@ pub enum Unresolved {
     /// The biome is known (or the request is at the root) but neither it nor the base has
     /// the model.
     UnknownModel,
+}
+
+/// One registration's share of the loaded models ([`Registry::usage`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationUsage {
+    /// `None` for the environment's base.
+    pub biome: Option<String>,
+    /// The memory of the loaded models charged to it.
+    pub bytes: u64,
+    /// Its own models, by name.
+    pub models: Vec<ModelUsage>,
+}
+
+/// One registered model and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelUsage {
+    pub name: String,
+    /// The version it answers as ([`ModelRef::version`]).
+    pub version: String,
+    /// The memory charged for its digest while loaded; `None` when it is not loaded.
+    pub loaded_bytes: Option<u64>,
+    /// Whether this registration pays for it (see [`Registry::usage`]).
+    pub charged: bool,
 }
 
 /// Registrations per biome (`None` = the environment's base). A biome is known while it has an
@@ -180,6 +203,46 @@ impl Registry {
             }
             (Some(biome), None) => self.lookup(Some(biome), name),
         }
+    }
+
+    /// What each registration (the base first, then the biomes by name) costs in loaded models,
+    /// given the memory charged for each loaded digest (`loaded`). A digest is loaded once
+    /// however many registrations use it, so it is charged once: to the first registration, in
+    /// that order, that registers it as its own — the base when the base has it (a biome that
+    /// registers the base's bytes again costs nothing more), else the first biome by name; and
+    /// within a registration, to its first model (by name) with those bytes. Models that
+    /// answer a biome by falling back to the base are the base's. So the registrations' bytes
+    /// add up to what the registered models hold, nothing counted twice.
+    pub fn usage(&self, loaded: &BTreeMap<String, u64>) -> Vec<RegistrationUsage> {
+        let mut charged: BTreeSet<&str> = BTreeSet::new();
+        self.biomes
+            .iter()
+            .map(|(biome, models)| {
+                let models: Vec<ModelUsage> = models
+                    .iter()
+                    .map(|(name, model_ref)| {
+                        let bytes = loaded.get(&model_ref.digest).copied();
+                        let charged_here =
+                            bytes.is_some() && charged.insert(model_ref.digest.as_str());
+                        ModelUsage {
+                            name: name.clone(),
+                            version: model_ref.version(),
+                            loaded_bytes: bytes,
+                            charged: charged_here,
+                        }
+                    })
+                    .collect();
+                RegistrationUsage {
+                    biome: biome.clone(),
+                    bytes: models
+                        .iter()
+                        .filter(|m| m.charged)
+                        .filter_map(|m| m.loaded_bytes)
+                        .sum(),
+                    models,
+                }
+            })
+            .collect()
     }
 
     /// Every name that resolves under `scope`, as it would be requested there, sorted.
@@ -305,6 +368,75 @@ mod tests {
             let expected = expected.map(|(d, o)| (d, o.map(str::to_string)));
             assert_eq!(got, expected, "scope {scope:?} name {name}");
         }
+    }
+
+    #[test]
+    fn each_loaded_digest_is_charged_once_to_the_registration_that_has_it_as_its_own() {
+        let mut registry = registry();
+        // dave registers the base's grade again (his branch did not change it) and one of his own
+        // twice under two names; erin has bob's extra too.
+        registry.replace(
+            Some("dave"),
+            BTreeMap::from([
+                ("grade".to_string(), model_ref("base-grade")),
+                ("one".to_string(), model_ref("dave-twice")),
+                ("two".to_string(), model_ref("dave-twice")),
+            ]),
+        );
+        registry.replace(
+            Some("erin"),
+            BTreeMap::from([("extra".to_string(), model_ref("bob-extra"))]),
+        );
+        let loaded = BTreeMap::from([
+            ("base-grade".to_string(), 100),
+            ("alice-grade".to_string(), 20),
+            ("bob-extra".to_string(), 3),
+            ("dave-twice".to_string(), 4000),
+            ("nobodys".to_string(), 50_000),
+        ]);
+        let usage = registry.usage(&loaded);
+        // (registration, bytes, [(model, loaded bytes, charged)])
+        type Row<'a> = (Option<&'a str>, u64, Vec<(&'a str, Option<u64>, bool)>);
+        let got: Vec<Row> = usage
+            .iter()
+            .map(|r| {
+                let models = r
+                    .models
+                    .iter()
+                    .map(|m| (m.name.as_str(), m.loaded_bytes, m.charged))
+                    .collect();
+                (r.biome.as_deref(), r.bytes, models)
+            })
+            .collect();
+        let expected: Vec<Row> = vec![
+            (
+                None,
+                100,
+                vec![("grade", Some(100), true), ("tonnage", None, false)],
+            ),
+            (Some("alice"), 20, vec![("grade", Some(20), true)]),
+            (Some("bob"), 3, vec![("extra", Some(3), true)]),
+            // Registered with no models: known, costing nothing.
+            (Some("carol"), 0, vec![]),
+            (
+                Some("dave"),
+                4000,
+                vec![
+                    ("grade", Some(100), false),
+                    ("one", Some(4000), true),
+                    ("two", Some(4000), false),
+                ],
+            ),
+            (Some("erin"), 0, vec![("extra", Some(3), false)]),
+        ];
+        assert_eq!(got, expected);
+        // Nothing is counted twice: the charges add up to the registered digests' memory.
+        let charged: u64 = usage.iter().map(|r| r.bytes).sum();
+        assert_eq!(charged, 100 + 20 + 3 + 4000);
+        assert!(registry
+            .usage(&BTreeMap::new())
+            .iter()
+            .all(|r| r.bytes == 0));
     }
 
     #[test]

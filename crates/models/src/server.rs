@@ -8,7 +8,11 @@
 //! - SageMaker multi-model: `POST /invocations` with `X-Amzn-SageMaker-Target-Model`.
 //!
 //! At the root only: sandpit's registration API (`PUT`/`DELETE /sandpit/biomes/{biome}/models`,
-//! biome `_base` for the environment's base) and Prometheus `GET /metrics`.
+//! biome `_base` for the environment's base), Prometheus `GET /metrics`, and `GET /sandpit/usage`:
+//! per registration, its models and the memory their loaded digests hold ([`UsageAnswer`]; each
+//! digest charged once, see [`Registry::usage`]), what `sandpit ls` and `status` show as a biome's
+//! model memory. It is open like `/metrics` and the repository index: the names and versions it
+//! lists are what the open index lists, and the bytes are `/metrics`' loaded memory split up.
 //!
 //! Registration needs `Authorization: Bearer <token>`, the token in the file
 //! [`ServerConfig::token_file`] ([`crate::credential`]); without it the answer is 401 and nothing
@@ -53,7 +57,7 @@ use crate::engine::{Engine, LoadedModel};
 use crate::error::ModelError;
 use crate::metadata::{ModelMetadata, TensorSpec};
 use crate::metrics::Metrics;
-use crate::registry::{ModelRef, Registry, Unresolved};
+use crate::registry::{ModelRef, RegistrationUsage, Registry, Unresolved};
 use crate::stores::{ArtifactStores, Confinement};
 use crate::tensor::{parse_inputs, validate_inputs, JsonTensor, Tensor};
 
@@ -565,6 +569,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/sandpit/biomes/{registration}/unload", post(rest))
         .route("/metrics", get(metrics))
+        .route("/sandpit/usage", get(usage))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -974,4 +979,65 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [("content-type", "text/plain; version=0.0.4")],
         state.inner.metrics.render(),
     )
+}
+
+/// `GET /sandpit/usage`: what each registration's loaded models hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageAnswer {
+    /// The base (`_base`) first, then the biomes by name; every registration, loaded or not.
+    pub registrations: Vec<UsageOfRegistration>,
+    /// Everything loaded now (the registrations' `bytes` add up to it).
+    pub loaded_bytes: u64,
+}
+
+/// One registration in [`UsageAnswer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageOfRegistration {
+    /// The biome's name, or `_base`.
+    pub registration: String,
+    /// Memory of the loaded models charged to it.
+    pub bytes: u64,
+    pub models: Vec<UsageOfModel>,
+}
+
+/// One registered model in [`UsageAnswer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageOfModel {
+    pub name: String,
+    pub version: String,
+    pub loaded: bool,
+    /// The memory its digest holds while loaded (0 when not loaded), whoever it is charged to.
+    pub bytes: u64,
+    /// Whether this registration is charged for it (a digest shared with the base, or with a
+    /// biome earlier by name, is charged there).
+    pub charged: bool,
+}
+
+impl From<RegistrationUsage> for UsageOfRegistration {
+    fn from(usage: RegistrationUsage) -> UsageOfRegistration {
+        UsageOfRegistration {
+            registration: usage.biome.unwrap_or_else(|| BASE.to_owned()),
+            bytes: usage.bytes,
+            models: usage
+                .models
+                .into_iter()
+                .map(|m| UsageOfModel {
+                    name: m.name,
+                    version: m.version,
+                    loaded: m.loaded_bytes.is_some(),
+                    bytes: m.loaded_bytes.unwrap_or(0),
+                    charged: m.charged,
+                })
+                .collect(),
+        }
+    }
+}
+
+async fn usage(State(state): State<AppState>) -> Json<UsageAnswer> {
+    let loaded = state.inner.cache.loaded_sizes();
+    let registrations = state.read_registry().usage(&loaded);
+    Json(UsageAnswer {
+        registrations: registrations.into_iter().map(Into::into).collect(),
+        loaded_bytes: loaded.values().sum(),
+    })
 }

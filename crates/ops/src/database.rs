@@ -320,6 +320,38 @@ async fn instance(
     })
 }
 
+/// The size of each of `names` on the environment's instance, in one query; `None` when it
+/// cannot be told. Reads never start anything: an embedded instance is asked only when
+/// `embedded_running` (the daemon reports it running) and its cluster exists; an external one
+/// (`[environments.<env>.database] url`) is always asked. Bounded by the usual database
+/// timeouts.
+pub(crate) async fn sizes_if_running(
+    context: &Context,
+    spec: &Spec,
+    env: &Name,
+    names: &[String],
+    embedded_running: bool,
+) -> Option<BTreeMap<String, u64>> {
+    let configured = spec
+        .environments
+        .get(env)
+        .and_then(|e| e.database_url.clone());
+    let (url, server_log) = match configured {
+        Some(DatabaseUrl::Literal(url)) => (url, None),
+        Some(DatabaseUrl::FromEnv(variable)) => (context.process_env.get(&variable)?.clone(), None),
+        None if embedded_running => {
+            let dir = cluster_dir(context, &spec.project.name, env);
+            let url = sandpit_database::cluster::existing_admin_url(&dir)?;
+            (url, Some(dir.join("postgres.log")))
+        }
+        None => return None,
+    };
+    let admin = Admin::connect_with(&url, context.database_timeouts, server_log.as_deref())
+        .await
+        .ok()?;
+    admin.database_sizes(names).await.ok()
+}
+
 /// Reads the migrations, seed and shared data set as they are at `treeish`.
 fn read_sql(
     repo: &Repository,

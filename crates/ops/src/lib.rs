@@ -9,6 +9,7 @@ pub mod authorization;
 pub mod build;
 pub mod config;
 pub mod context;
+pub mod cost;
 pub mod daemon_connection;
 pub mod database;
 pub mod deploy;

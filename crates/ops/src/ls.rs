@@ -1,9 +1,12 @@
 //! `sandpit ls`: the project's biomes, and the environments' base deployments beside them.
 
+use std::collections::BTreeMap;
+
 use sandpit_domain::Name;
 use sandpit_runtime::protocol::BiomeStatus;
 use sandpit_state::DeploymentKind;
 
+use crate::cost::Cost;
 use crate::daemon_connection;
 use crate::Context;
 
@@ -17,6 +20,8 @@ pub struct Listing {
     /// Biomes whose last operation did not finish and that the daemon does not run: a failed
     /// `down`, or a failed (or interrupted) first `up` that left a database behind.
     pub incomplete: Vec<Incomplete>,
+    /// What each of `biomes` and `environments` costs now, by name (`cost.rs`).
+    pub costs: BTreeMap<Name, Cost>,
 }
 
 /// A biome whose last operation did not finish: nothing of it runs, but something may be left.
@@ -70,8 +75,12 @@ pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
             biomes: Vec::new(),
             environments: Vec::new(),
             incomplete,
+            costs: BTreeMap::new(),
         }),
         Some(biomes) => {
+            // One measurement for all of them: a listing of hundreds of biomes stays one read
+            // of `/proc` (done by the daemon), one query and one request per environment.
+            let costs = crate::cost::costs(context, &spec, &biomes).await;
             // An environment's base runs as a biome named after the environment.
             let (environments, biomes): (Vec<_>, Vec<_>) =
                 biomes.into_iter().partition(|b| b.biome == b.env);
@@ -84,6 +93,7 @@ pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
                 biomes,
                 environments,
                 incomplete,
+                costs,
             })
         }
     }

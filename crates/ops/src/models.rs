@@ -281,6 +281,44 @@ pub fn served_models(context: &Context, project: &Name) -> anyhow::Result<Vec<Se
     Ok(served)
 }
 
+/// How long a read of the endpoint's usage may take: it answers from memory, so anything
+/// slower is an endpoint in trouble, and `ls` must not wait for it.
+const USAGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The memory each registration ([`BASE`] or a biome's name) of the environment's endpoint is
+/// charged for its loaded models (`GET /sandpit/usage`); `None` when the endpoint cannot say —
+/// it never had a port, or does not answer in time. Never starts the endpoint: the caller asks
+/// only when the daemon reports it running.
+pub(crate) async fn usage_of_running_endpoint(
+    context: &Context,
+    project: &Name,
+    env: &Name,
+) -> Option<std::collections::BTreeMap<String, u64>> {
+    let port: u16 = fs::read_to_string(state_dir(context, project, env).join("port"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let response = client()
+        .get(format!("http://127.0.0.1:{port}/sandpit/usage"))
+        .timeout(USAGE_TIMEOUT)
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body = response.bytes().await.ok()?;
+    let answer: sandpit_models::server::UsageAnswer = serde_json::from_slice(&body).ok()?;
+    Some(
+        answer
+            .registrations
+            .into_iter()
+            .map(|r| (r.registration, r.bytes))
+            .collect(),
+    )
+}
+
 fn read_or_choose_port(path: &Path) -> anyhow::Result<u16> {
     if let Some(port) = fs::read_to_string(path)
         .ok()

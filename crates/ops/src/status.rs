@@ -50,6 +50,14 @@ pub async fn status(context: &Context, raw: Option<&str>) -> anyhow::Result<Biom
     Ok(status.clone())
 }
 
+/// What the biome of `status` costs now (`cost.rs`): its processes as the daemon measured them,
+/// its database's size and its models' memory when the instance and the endpoint run.
+pub async fn cost(context: &Context, status: &BiomeStatus) -> anyhow::Result<crate::cost::Cost> {
+    let spec = context.source.spec()?;
+    let costs = crate::cost::costs(context, &spec, std::slice::from_ref(status)).await;
+    Ok(costs.get(&status.biome).copied().unwrap_or_default())
+}
+
 /// Where the version of a model that answers for a biome comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelSource {

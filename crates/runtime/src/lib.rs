@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod secret_env;
 pub mod state_file;
 pub mod supervisor;
+pub mod usage;
 
 pub use client::{Client, ClientError};
 pub use daemon::DaemonPaths;

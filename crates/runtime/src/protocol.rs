@@ -255,6 +255,20 @@ pub struct BiomeStatus {
     /// See [`BiomeSpec::idle_timeout_secs`].
     #[serde(default)]
     pub idle_timeout_secs: Option<u64>,
+    /// What its processes cost now (`usage.rs`); `None` from a daemon that did not measure.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+/// What a biome's processes cost now: every live process of its components' process groups
+/// (each component and its log writer), summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub processes: u32,
+    /// User and system CPU time used so far, reaped children included.
+    pub cpu_seconds: f64,
+    /// Resident memory now.
+    pub rss_bytes: u64,
 }
 
 /// What one component looks like now.

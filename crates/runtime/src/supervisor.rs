@@ -475,23 +475,30 @@ impl Supervisor {
             component.state = ComponentState::Stopped;
             component.pid = None;
         }
+        status.usage = Some(Default::default());
         Ok(status)
     }
 
     pub fn status(&self, key: &BiomeKey) -> Option<BiomeStatus> {
-        let biomes = self.biomes.lock().expect("biomes poisoned");
-        biomes
-            .get(key)
-            .map(|biome| self.describe_with_borrowed(&biomes, key, biome))
+        let status = {
+            let biomes = self.biomes.lock().expect("biomes poisoned");
+            biomes
+                .get(key)
+                .map(|biome| self.describe_with_borrowed(&biomes, key, biome))
+        };
+        status.map(|status| with_usage(vec![status]).remove(0))
     }
 
     pub fn list(&self, project: Option<&Name>) -> Vec<BiomeStatus> {
-        let biomes = self.biomes.lock().expect("biomes poisoned");
-        biomes
-            .iter()
-            .filter(|(key, _)| project.is_none_or(|p| &key.project == p))
-            .map(|(key, biome)| self.describe_with_borrowed(&biomes, key, biome))
-            .collect()
+        let listed = {
+            let biomes = self.biomes.lock().expect("biomes poisoned");
+            biomes
+                .iter()
+                .filter(|(key, _)| project.is_none_or(|p| &key.project == p))
+                .map(|(key, biome)| self.describe_with_borrowed(&biomes, key, biome))
+                .collect()
+        };
+        with_usage(listed)
     }
 
     /// The environment `component` of the biome (the default one when `None`,
@@ -679,6 +686,7 @@ impl Supervisor {
             sleeping_since: biome.sleeping_since.map(epoch_secs),
             last_request: biome.activity.last_request.map(epoch_secs),
             idle_timeout_secs: biome.spec.idle_timeout_secs,
+            usage: None,
         }
     }
 
@@ -2016,6 +2024,13 @@ fn check_spec(spec: &BiomeSpec) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `biomes` with what their processes cost now, from one read of `/proc` for all of them; done
+/// after the biomes lock is released, so reading `/proc` never holds up the watchers.
+fn with_usage(mut biomes: Vec<BiomeStatus>) -> Vec<BiomeStatus> {
+    crate::usage::attach(&mut biomes);
+    biomes
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {

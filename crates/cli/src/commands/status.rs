@@ -31,8 +31,11 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         _ => None,
     };
     let models = sandpit_ops::status::models(context, &status)?;
+    let cost = sandpit_ops::status::cost(context, &status).await?;
     print(
-        &BiomeDocument::new(&status, database_url).with_models(&models),
+        &BiomeDocument::new(&status, database_url)
+            .with_models(&models)
+            .with_cost(&cost),
         json,
     )
 }

@@ -8,6 +8,7 @@ mod harness;
 mod build;
 mod cli;
 mod config;
+mod cost;
 mod database;
 mod doctor;
 mod environments;

@@ -272,3 +272,78 @@ async fn a_clone_left_without_its_role_and_grants_is_finished_by_the_next_call()
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_sizes_of_many_biome_databases_come_in_one_answer_and_grow_with_their_data() {
+    let server = shared();
+    // Read as `sandpit ls` reads it: from the cluster's files, preparing nothing.
+    let url = sandpit_database::cluster::existing_admin_url(&server.cluster.state_dir)
+        .expect("the running cluster is initialised");
+    let admin = sandpit_database::Admin::connect(&url).await.unwrap();
+    let project = name("sized");
+    let template = admin.ensure_template(&project, &set()).await.unwrap();
+    let password = Secret::new("pw-sized");
+    let a = admin
+        .ensure_biome_database(&project, &name("alice"), &template, &password)
+        .await
+        .unwrap();
+    let b = admin
+        .ensure_biome_database(&project, &name("bob"), &template, &password)
+        .await
+        .unwrap();
+    let asked = [
+        a.database.clone(),
+        b.database.clone(),
+        "sized_nobody".to_owned(),
+    ];
+    let before = admin.database_sizes(&asked).await.unwrap();
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        [&a.database, &b.database],
+        "a database that does not exist is left out"
+    );
+    let catalog = server.catalog().await;
+    let expected: i64 = catalog
+        .query_one("SELECT pg_database_size($1::text)", &[&a.database])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(before[&a.database], expected as u64);
+    assert!(before[&a.database] > 0);
+
+    let client = connect(&server.url(&a.role, &password, &a.database))
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO notes (body) SELECT repeat('x', 1000) FROM generate_series(1, 5000)",
+        )
+        .await
+        .unwrap();
+    let after = admin.database_sizes(&asked).await.unwrap();
+    assert!(
+        after[&a.database] > before[&a.database] + 1_000_000,
+        "{before:?} → {after:?}"
+    );
+    assert_eq!(admin.database_sizes(&[]).await.unwrap().len(), 0);
+}
+
+#[test]
+fn a_cluster_that_was_never_initialised_has_no_admin_url() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        sandpit_database::cluster::existing_admin_url(dir.path()),
+        None
+    );
+    // Password and port alone (an interrupted first start) are not a cluster yet.
+    std::fs::write(dir.path().join("admin-password"), "pw").unwrap();
+    std::fs::write(dir.path().join("port"), "5999\n").unwrap();
+    assert_eq!(
+        sandpit_database::cluster::existing_admin_url(dir.path()),
+        None
+    );
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data").join("PG_VERSION"), "16\n").unwrap();
+    let url = sandpit_database::cluster::existing_admin_url(dir.path()).unwrap();
+    assert!(url.contains("127.0.0.1:5999"), "{url}");
+}

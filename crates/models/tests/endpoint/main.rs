@@ -10,3 +10,4 @@ mod lifecycle;
 mod registration;
 mod routing;
 mod slow_clients;
+mod usage;

@@ -15,8 +15,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/projects/{project}/status/{target}", get(show))
 }
 
-/// One biome's (or environment base's) components and the models it is answered with
-/// (`sandpit status TARGET --json`). Secrets (the database URL) are never sent.
+/// One biome's (or environment base's) components, the models it is answered with and what it
+/// costs now (`sandpit status TARGET --json`). Secrets (the database URL) are never sent.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/status/{target}", tag = "biomes", security(("bearer" = [])),
     params(
         ("project" = String, Path, description = "The project's name"),
@@ -35,10 +35,15 @@ pub async fn show(
     caller.require(Action::Read)?;
     let context = crate::project::reading(&state, &caller, &project).await?;
     let status = sandpit_ops::status::status(&context, Some(&target)).await?;
+    let cost = sandpit_ops::status::cost(&context, &status).await?;
     let models = crate::project::blocking_in(context, {
         let status = status.clone();
         move |context| sandpit_ops::status::models(context, &status)
     })
     .await?;
-    Ok(Json(BiomeDocument::new(&status, None).with_models(&models)))
+    Ok(Json(
+        BiomeDocument::new(&status, None)
+            .with_models(&models)
+            .with_cost(&cost),
+    ))
 }

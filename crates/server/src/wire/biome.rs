@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use sandpit_ops::cost::Cost;
 use sandpit_ops::status::BiomeModel;
 use sandpit_runtime::protocol::BiomeStatus;
 
@@ -35,6 +36,43 @@ pub struct BiomeDocument {
     /// How long it may go without a request before it sleeps (`30m`); `null`: it never sleeps.
     #[serde(default)]
     pub idle_timeout: Option<String>,
+    /// What the biome costs now (`status` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostDocument>,
+}
+
+/// What a biome (or an environment's base) costs now.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CostDocument {
+    /// Live processes of its components (each service or running job, and its log writer).
+    pub processes: u32,
+    /// CPU time its processes have used so far, user and system, in seconds.
+    pub cpu_seconds: f64,
+    /// Resident memory of its processes, in bytes.
+    pub rss_bytes: u64,
+    /// The size of its database (`pg_database_size`), in bytes; `null` when it has none or the
+    /// environment's instance is not running.
+    pub database_bytes: Option<u64>,
+    /// Memory its own loaded models hold on the environment's model endpoint, in bytes (a model
+    /// it shares with the environment's base is the base's); `null` when the endpoint is not
+    /// running.
+    pub model_bytes: Option<u64>,
+}
+
+// `cpu_seconds` is never NaN (a count of clock ticks over a positive tick rate, and JSON has no
+// NaN), so equality is total and the documents that hold a cost stay `Eq`.
+impl Eq for CostDocument {}
+
+impl From<&Cost> for CostDocument {
+    fn from(cost: &Cost) -> CostDocument {
+        CostDocument {
+            processes: cost.processes,
+            cpu_seconds: cost.cpu_seconds,
+            rss_bytes: cost.rss_bytes,
+            database_bytes: cost.database_bytes,
+            model_bytes: cost.model_bytes,
+        }
+    }
 }
 
 /// Seconds since the Unix epoch as RFC 3339 (UTC).
@@ -164,7 +202,14 @@ impl BiomeDocument {
             idle_timeout: status
                 .idle_timeout_secs
                 .map(|secs| sandpit_domain::Span::from_secs(secs).to_string()),
+            cost: None,
         }
+    }
+
+    /// With what the biome costs now (what `status` shows).
+    pub fn with_cost(mut self, cost: &Cost) -> BiomeDocument {
+        self.cost = Some(CostDocument::from(cost));
+        self
     }
 
     /// With the models the biome is answered with (what `status` shows).

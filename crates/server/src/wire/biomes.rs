@@ -6,6 +6,8 @@ use utoipa::ToSchema;
 use sandpit_ops::ls::{Incomplete, Listing};
 use sandpit_runtime::protocol::BiomeStatus;
 
+use crate::wire::biome::CostDocument;
+
 /// What runs for a project: its biomes and, apart, its environments' base deployments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BiomeList {
@@ -30,6 +32,9 @@ pub struct BiomeSummary {
     /// Since when it sleeps (RFC 3339); `null` when awake.
     #[serde(default)]
     pub sleeping_since: Option<String>,
+    /// What it costs now; `null` when not measured.
+    #[serde(default)]
+    pub cost: Option<CostDocument>,
 }
 
 /// A biome left behind by a failed `down` or a failed first `up`.
@@ -56,6 +61,7 @@ impl From<&BiomeStatus> for BiomeSummary {
             sleeping_since: biome
                 .sleeping_since
                 .map(crate::wire::biome::epoch_to_rfc3339),
+            cost: None,
         }
     }
 }
@@ -75,13 +81,13 @@ impl From<&Incomplete> for IncompleteBiome {
 
 impl From<&Listing> for BiomeList {
     fn from(listing: &Listing) -> BiomeList {
+        let summary = |biome: &BiomeStatus| BiomeSummary {
+            cost: listing.costs.get(&biome.biome).map(CostDocument::from),
+            ..BiomeSummary::from(biome)
+        };
         BiomeList {
-            biomes: listing.biomes.iter().map(BiomeSummary::from).collect(),
-            environments: listing
-                .environments
-                .iter()
-                .map(BiomeSummary::from)
-                .collect(),
+            biomes: listing.biomes.iter().map(summary).collect(),
+            environments: listing.environments.iter().map(summary).collect(),
             daemon_running: listing.daemon_running,
             incomplete: listing
                 .incomplete
