@@ -17,6 +17,18 @@ pub struct Listing {
     /// Biomes whose last operation did not finish and that the daemon does not run: a failed
     /// `down`, or a failed (or interrupted) first `up` that left a database behind.
     pub incomplete: Vec<Incomplete>,
+    /// The current expiry of each biome that has one (see `crate::expiry`).
+    pub expiries: Vec<sandpit_state::Expiry>,
+}
+
+impl Listing {
+    /// When `biome` expires (RFC 3339); `None` for an environment base or a biome without one.
+    pub fn expires_at(&self, biome: &BiomeStatus) -> Option<&str> {
+        self.expiries
+            .iter()
+            .find(|e| e.env == biome.env.as_str() && e.biome == biome.biome.as_str())
+            .map(|e| e.expires_at.as_str())
+    }
 }
 
 /// A biome whose last operation did not finish: nothing of it runs, but something may be left.
@@ -64,12 +76,14 @@ pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
     let spec = context.source.spec()?;
     // A read never starts the daemon: that would bring stopped biomes back as a side effect.
     let incomplete = incomplete(context, &spec.project.name)?;
+    let expiries = crate::expiry::of_project(context, &spec.project.name)?;
     match daemon_connection::list_if_running(context, &spec.project.name).await? {
         None => Ok(Listing {
             daemon_running: false,
             biomes: Vec::new(),
             environments: Vec::new(),
             incomplete,
+            expiries,
         }),
         Some(biomes) => {
             // An environment's base runs as a biome named after the environment.
@@ -84,6 +98,7 @@ pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
                 biomes,
                 environments,
                 incomplete,
+                expiries,
             })
         }
     }

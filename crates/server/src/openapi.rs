@@ -41,6 +41,7 @@ use crate::wire;
         routes::biomes::up,
         routes::biomes::down,
         routes::biomes::restart,
+        routes::biomes::extend,
         routes::environments::deploy,
         routes::environments::promote,
         routes::environments::rollback,

@@ -31,8 +31,12 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         _ => None,
     };
     let models = sandpit_ops::status::models(context, &status)?;
+    let expiry =
+        sandpit_ops::expiry::of_biome(context, &status.project, &status.env, &status.biome)?;
     print(
-        &BiomeDocument::new(&status, database_url).with_models(&models),
+        &BiomeDocument::new(&status, database_url)
+            .with_models(&models)
+            .with_expiry(expiry.as_ref()),
         json,
     )
 }

@@ -16,6 +16,7 @@ mod gitlab_reports;
 mod hooks;
 mod models;
 mod pipelines;
+mod reaper;
 mod remote_reads;
 mod remote_writes;
 mod runtime;

@@ -24,6 +24,10 @@ pub struct BiomeDocument {
     /// (`status` only; empty when the biome is not registered with an endpoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<ModelDocument>>,
+    /// When the reaper removes it (RFC 3339; `status` only, and only for a biome with a
+    /// recorded expiry: environment bases never expire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// One model a biome is answered with.
@@ -129,7 +133,14 @@ impl BiomeDocument {
                 })
                 .collect(),
             models: None,
+            expires_at: None,
         }
+    }
+
+    /// With when it expires (what `status` shows).
+    pub fn with_expiry(mut self, expiry: Option<&sandpit_state::Expiry>) -> BiomeDocument {
+        self.expires_at = expiry.map(|e| e.expires_at.clone());
+        self
     }
 
     /// With the models the biome is answered with (what `status` shows).

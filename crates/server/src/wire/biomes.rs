@@ -27,6 +27,10 @@ pub struct BiomeSummary {
     pub sha: String,
     /// `starting`, `healthy`, `degraded`, `failed`, …
     pub state: String,
+    /// When the reaper removes it (RFC 3339); `null` for an environment base, or a biome with
+    /// no recorded expiry.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// A biome left behind by a failed `down` or a failed first `up`.
@@ -50,6 +54,7 @@ impl From<&BiomeStatus> for BiomeSummary {
             env: biome.env.to_string(),
             sha: biome.sha.clone(),
             state: biome.state.clone(),
+            expires_at: None,
         }
     }
 }
@@ -70,7 +75,14 @@ impl From<&Incomplete> for IncompleteBiome {
 impl From<&Listing> for BiomeList {
     fn from(listing: &Listing) -> BiomeList {
         BiomeList {
-            biomes: listing.biomes.iter().map(BiomeSummary::from).collect(),
+            biomes: listing
+                .biomes
+                .iter()
+                .map(|biome| BiomeSummary {
+                    expires_at: listing.expires_at(biome).map(str::to_owned),
+                    ..BiomeSummary::from(biome)
+                })
+                .collect(),
             environments: listing
                 .environments
                 .iter()
