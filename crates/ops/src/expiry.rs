@@ -105,11 +105,11 @@ pub fn record_up(
             },
         },
     });
-    Ok(recorded.map_err(|e| {
+    recorded.map_err(|e| {
         anyhow::Error::from(e).context(format!(
             "`{biome}` is up, but its expiry was not recorded\nhint: `sandpit up {biome}` again records it"
         ))
-    })?)
+    })
 }
 
 /// The current expiry of every biome of `project` (taken down ones included; see
@@ -172,19 +172,20 @@ pub async fn extend(context: &Context, raw: &str, span: Span) -> anyhow::Result<
             && target.env.as_ref().is_none_or(|env| env.as_str() == d.env)
     });
     if !exists(newest) {
-        let mut known: Vec<String> = history
-            .iter()
-            .filter_map(|d| d.biome.clone())
-            .filter(|b| {
-                exists(
-                    history
-                        .iter()
-                        .find(|d| d.biome.as_deref() == Some(b.as_str())),
-                )
-            })
+        // The biomes that exist, for the did-you-mean: each one's newest deployment (the
+        // history is newest first) is not a finished `down`.
+        let mut newest_of: std::collections::BTreeMap<&str, &sandpit_state::Deployment> =
+            Default::default();
+        for d in &history {
+            if let Some(name) = d.biome.as_deref() {
+                newest_of.entry(name).or_insert(d);
+            }
+        }
+        let known: Vec<String> = newest_of
+            .into_iter()
+            .filter(|(_, d)| exists(Some(d)))
+            .map(|(name, _)| name.to_owned())
             .collect();
-        known.sort();
-        known.dedup();
         let hint = crate::target::did_you_mean_biome(&known, &biome)
             .unwrap_or_else(|| "`sandpit ls` lists the biomes".to_owned());
         crate::fail!(

@@ -461,3 +461,22 @@ fn the_daemons_reaper_removes_an_expired_biome_by_itself() {
         "{log}"
     );
 }
+
+#[test]
+fn a_state_store_that_cannot_be_read_removes_nothing() {
+    let sandbox = project("");
+    std::fs::create_dir_all(&sandbox.home).unwrap();
+    std::fs::write(
+        sandbox.home.join("state.db"),
+        "not a database, not empty either\n",
+    )
+    .unwrap();
+    let (code, report, stderr) = reap(&sandbox, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let stopped = report["stopped"].as_str().unwrap();
+    assert!(
+        stopped.starts_with("nothing was removed: the state store cannot be read ("),
+        "{stopped}"
+    );
+    assert!(stderr.contains(stopped), "{stderr}");
+}
