@@ -29,6 +29,11 @@ pub fn biome(raw: &str) -> Result<String, String> {
     }
 }
 
+/// A span of time: `3d`, `12h`, `1h30m` (units w, d, h, m, s).
+pub fn span(raw: &str) -> Result<sandpit_domain::Span, String> {
+    sandpit_domain::Span::parse(raw).map_err(|error| error.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -50,5 +55,12 @@ mod tests {
             assert_eq!(super::target(raw).is_ok(), *target, "target {raw:?}");
         }
         assert!(super::name("Bad").unwrap_err().contains("hint:"));
+        assert_eq!(super::span("3d").unwrap().as_secs(), 259_200);
+        for bad in ["3", "3 days", "0s", "-1d"] {
+            assert!(
+                super::span(bad).unwrap_err().contains("not a span of time"),
+                "{bad}"
+            );
+        }
     }
 }

@@ -76,6 +76,11 @@ enum Command {
     Logs(commands::logs::Args),
     /// Stop a biome and remove it.
     Down(commands::down::Args),
+    /// Let a biome live longer before the reaper removes it (`extend BIOME 3d`).
+    Extend(commands::extend::Args),
+    /// Remove expired biomes, and merge requests' biomes GitLab confirms closed: one pass, each
+    /// biome's verdict and why (`--dry-run` lists only).
+    Reap(commands::reap::Args),
     /// Run a command with the environment a component of a biome gets (secrets included).
     Exec(commands::exec::Args),
     /// Run psql connected to a biome's database.
@@ -277,6 +282,7 @@ enum RemoteCommand {
     Ls,
     Up(commands::up::Args),
     Down(commands::down::Args),
+    Extend(commands::extend::Args),
     Restart(commands::restart::Args),
     Sleep(commands::sleep::Args),
     Wake(commands::sleep::Args),
@@ -298,6 +304,7 @@ impl RemoteCommand {
             Command::Ls => Ok(RemoteCommand::Ls),
             Command::Up(args) => Ok(RemoteCommand::Up(args)),
             Command::Down(args) => Ok(RemoteCommand::Down(args)),
+            Command::Extend(args) => Ok(RemoteCommand::Extend(args)),
             Command::Restart(args) => Ok(RemoteCommand::Restart(args)),
             Command::Sleep(args) => Ok(RemoteCommand::Sleep(args)),
             Command::Wake(args) => Ok(RemoteCommand::Wake(args)),
@@ -330,6 +337,7 @@ async fn run_remote(
         RemoteCommand::Down(args) => {
             down::exec_remote(remote, project, directory, args, json).await
         }
+        RemoteCommand::Extend(args) => extend::exec_remote(remote, project, args, json).await,
         RemoteCommand::Restart(args) => {
             restart::exec_remote(remote, project, directory, args, json).await
         }
@@ -379,6 +387,11 @@ async fn run_local(
         Command::Status(args) => commands::status::exec(&context, args, json).await,
         Command::Logs(args) => commands::logs::exec(&context, args, json).await,
         Command::Down(args) => commands::down::exec(&context, args, json).await,
+        Command::Extend(args) => commands::extend::exec(&context, args, json).await,
+        Command::Reap(args) => {
+            let timeout = settings::git_host_timeout();
+            commands::reap::exec(&context, args, timeout, json).await
+        }
         Command::Exec(args) => commands::exec::exec(&context, args).await,
         Command::Psql(args) => commands::psql::exec(&context, args).await,
         Command::Restart(args) => commands::restart::exec(&context, args, json).await,

@@ -244,6 +244,9 @@ pub fn print_biome(status: &BiomeDocument) {
             "cost: {processes} processes, {cpu} CPU, {rss} RSS, database {database}, models {models}"
         );
     }
+    if let Some(expires_at) = &status.expires_at {
+        println!("{}", expires_line(expires_at));
+    }
     if let Some(database) = &status.database {
         let url = database
             .url
@@ -339,6 +342,7 @@ pub fn print_biome_list(biomes: &[sandpit_server::wire::biomes::BiomeSummary]) {
         ("RSS", Align::Right),
         ("DB", Align::Right),
         ("MODELS", Align::Right),
+        ("EXPIRES", Align::Left),
     ]);
     for b in biomes {
         let mut row = vec![
@@ -346,6 +350,10 @@ pub fn print_biome_list(biomes: &[sandpit_server::wire::biomes::BiomeSummary]) {
             b.env.clone(),
             short_version(&b.sha),
             b.state.clone(),
+            b.expires_at
+                .as_deref()
+                .and_then(sandpit_ops::expiry::relative_to_now)
+                .unwrap_or_else(|| "-".to_owned()),
         ];
         row.extend(cost_cells(b.cost.as_ref()));
         table.row(row);
@@ -400,6 +408,15 @@ pub fn cpu_time(seconds: f64) -> String {
         return format!("{}m{:02}s", whole / 60, whole % 60);
     }
     format!("{}h{:02}m", whole / 3600, whole % 3600 / 60)
+}
+
+/// `expires in 6d23h (2026-12-10T11:00:00Z)`, or `expired 2h ago (…)`.
+pub fn expires_line(expires_at: &str) -> String {
+    match sandpit_ops::expiry::relative_to_now(expires_at) {
+        Some(relative) if relative.starts_with("expired") => format!("{relative} ({expires_at})"),
+        Some(relative) => format!("expires {relative} ({expires_at})"),
+        None => format!("expires {expires_at}"),
+    }
 }
 
 pub fn print_artifacts(list: &ArtifactList) {
@@ -535,11 +552,16 @@ pub fn print_deployments(deployments: &[DeploymentRecord]) {
                 first_line(&step.message)
             ));
         }
-        if let ("failed" | "rejected", Some(message)) = (d.state.as_str(), &d.message) {
-            let said = d.steps.last().map(|s| first_line(&s.message));
-            if said != Some(first_line(message)) {
-                table.note(format!("{}: {}", d.state, first_line(message)));
+        match (d.state.as_str(), &d.message) {
+            ("failed" | "rejected", Some(message)) => {
+                let said = d.steps.last().map(|s| first_line(&s.message));
+                if said != Some(first_line(message)) {
+                    table.note(format!("{}: {}", d.state, first_line(message)));
+                }
             }
+            // Why it was made (the reaper's removals say what they found).
+            (_, Some(message)) => table.note(format!("why: {}", first_line(message))),
+            _ => {}
         }
     }
     table.print();

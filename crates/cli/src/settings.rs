@@ -43,6 +43,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "the first wait before a report to GitLab that failed is sent again, doubling after each failure (default 2000)",
     ),
     (
+        "SANDPIT_REAP_INTERVAL",
+        "how often the daemon's reaper looks for biomes to remove, as a span such as `10m` or `30s` (default 10m)",
+    ),
+    (
+        "SANDPIT_GIT_HOST_TIMEOUT_MS",
+        "how long the reaper waits for GitLab to say whether a merge request is closed; without an answer it removes nothing (default 5000)",
+    ),
+    (
         "SANDPIT_PG_BIN",
         "the only directory to take PostgreSQL's server programs from (default: PATH, then /usr/lib/postgresql/*/bin)",
     ),
@@ -321,6 +329,29 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
             ..Default::default()
         },
     })
+}
+
+/// `SANDPIT_REAP_INTERVAL`: how often the daemon's reaper runs (default 10 minutes).
+pub fn reap_interval() -> anyhow::Result<Duration> {
+    match env::var("SANDPIT_REAP_INTERVAL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        None => Ok(Duration::from_secs(600)),
+        Some(raw) => sandpit_domain::Span::parse(&raw)
+            .map(|span| span.duration())
+            .map_err(|error| anyhow::anyhow!("SANDPIT_REAP_INTERVAL: {error}")),
+    }
+}
+
+/// `SANDPIT_GIT_HOST_TIMEOUT_MS`: how long the reaper waits for GitLab (default 5 s).
+pub fn git_host_timeout() -> Duration {
+    number_from_env("SANDPIT_GIT_HOST_TIMEOUT_MS")
+        .filter(|m| *m > 0)
+        .map_or(
+            sandpit_ops::reap::DEFAULT_GIT_HOST_TIMEOUT,
+            Duration::from_millis,
+        )
 }
 
 /// The GitLab CI/CD variables `sandpit ci` reads (`crate::commands::ci::GITLAB_VARIABLES`),

@@ -53,7 +53,7 @@ pub async fn down(
         );
     }
     // Where it lives: the newest deployment to it says, else the daemon.
-    let mut state = state_store(context)?;
+    let state = state_store(context)?;
     let newest = state
         .history(project.as_str(), None)?
         .into_iter()
@@ -83,39 +83,61 @@ pub async fn down(
             newest.as_ref().map(|d| d.id).unwrap_or_default()
         );
     }
-    let recorded = state.create(&NewDeployment {
-        project: project.to_string(),
-        target: target_label(&env, &biome),
-        env: env.to_string(),
-        biome: Some(biome.to_string()),
-        sha,
-        components: Vec::new(),
-        requested_by: requester(context)?,
-        approvals_required: 0,
-        kind: DeploymentKind::Down,
-        rollback_of: None,
-        restores: None,
-    })?;
+    drop(state);
+    remove(context, &spec, &env, &biome, sha, None, &mut on_event).await
+}
+
+/// Removes `biome` of `env` (which runs version `sha`) through the same path as `sandpit
+/// down`: a deployment of kind `down` — requested by the context's principal, made for
+/// `reason` when one is given (the reaper's) — queued behind any `up` of the biome, then
+/// [`tear_down`].
+pub async fn remove(
+    context: &Context,
+    spec: &sandpit_spec::Spec,
+    env: &Name,
+    biome: &Name,
+    sha: String,
+    reason: Option<&str>,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> anyhow::Result<DownOutcome> {
+    let project = &spec.project.name;
+    let mut state = state_store(context)?;
+    let recorded = state.create_because(
+        &NewDeployment {
+            project: project.to_string(),
+            target: target_label(env, biome),
+            env: env.to_string(),
+            biome: Some(biome.to_string()),
+            sha,
+            components: Vec::new(),
+            requested_by: requester(context)?,
+            approvals_required: 0,
+            kind: DeploymentKind::Down,
+            rollback_of: None,
+            restores: None,
+        },
+        reason,
+    )?;
     // An `up` of the same biome that is still running finishes first (and one that arrives
     // later waits for this down): they never interleave, database included.
     crate::deployment::wait_turn(&mut state, recorded.id).await?;
     state.mark_started(recorded.id, std::process::id())?;
     drop(state);
-    let result = tear_down(context, &spec, &env, &biome, &mut on_event).await;
+    let result = tear_down(context, spec, env, biome, on_event).await;
     let mut state = state_store(context)?;
     match result {
         Ok(stopped) => {
             state.mark_succeeded(recorded.id)?;
             Ok(DownOutcome {
-                biome,
-                env,
+                biome: biome.clone(),
+                env: env.clone(),
                 stopped,
                 deployment: recorded.id,
             })
         }
         Err(error) => {
             state.mark_failed(recorded.id, &format!("{error:#}"))?;
-            let left = left_behind(context, &project, &env, &biome);
+            let left = left_behind(context, project, env, biome);
             let left = if left.is_empty() {
                 String::new()
             } else {

@@ -22,6 +22,18 @@ pub struct Listing {
     pub incomplete: Vec<Incomplete>,
     /// What each of `biomes` and `environments` costs now, by name (`cost.rs`).
     pub costs: BTreeMap<Name, Cost>,
+    /// The current expiry of each biome that has one (see `crate::expiry`).
+    pub expiries: Vec<sandpit_state::Expiry>,
+}
+
+impl Listing {
+    /// When `biome` expires (RFC 3339); `None` for an environment base or a biome without one.
+    pub fn expires_at(&self, biome: &BiomeStatus) -> Option<&str> {
+        self.expiries
+            .iter()
+            .find(|e| e.env == biome.env.as_str() && e.biome == biome.biome.as_str())
+            .map(|e| e.expires_at.as_str())
+    }
 }
 
 /// A biome whose last operation did not finish: nothing of it runs, but something may be left.
@@ -69,6 +81,7 @@ pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
     let spec = context.source.spec()?;
     // A read never starts the daemon: that would bring stopped biomes back as a side effect.
     let incomplete = incomplete(context, &spec.project.name)?;
+    let expiries = crate::expiry::of_project(context, &spec.project.name)?;
     match daemon_connection::list_if_running(context, &spec.project.name).await? {
         None => Ok(Listing {
             daemon_running: false,
@@ -76,6 +89,7 @@ pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
             environments: Vec::new(),
             incomplete,
             costs: BTreeMap::new(),
+            expiries,
         }),
         Some(biomes) => {
             // One measurement for all of them: a listing of hundreds of biomes stays one read
@@ -94,6 +108,7 @@ pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
                 environments,
                 incomplete,
                 costs,
+                expiries,
             })
         }
     }

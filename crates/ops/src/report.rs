@@ -585,27 +585,37 @@ fn call_for(context: &Context, report: &Report) -> anyhow::Result<gitlab::ApiCal
 /// The API token of `report`: its configuration secret on its environment's base. The error
 /// says what to set, never a value.
 fn token(context: &Context, report: &Report) -> Result<crate::config::Value, String> {
+    forge_token(
+        context,
+        &report.project,
+        &report.token_env,
+        &report.token_secret,
+    )
+}
+
+/// A forge's API token: configuration secret `secret` on the base of `env` of `project` (what
+/// `[gitlab] token_secret` names). The error says what to set, never a value.
+pub(crate) fn forge_token(
+    context: &Context,
+    project: &str,
+    env: &str,
+    secret: &str,
+) -> Result<crate::config::Value, String> {
     let missing = || {
         format!(
-            "the configuration secret {} is not set in `{}`; set it with `sandpit config set {} --secret {}=TOKEN`",
-            report.token_secret, report.token_env, report.token_env, report.token_secret
+            "the configuration secret {secret} is not set in `{env}`; set it with `sandpit config set {env} --secret {secret}=TOKEN`"
         )
     };
-    let (Ok(project), Ok(env)) = (Name::parse(&report.project), Name::parse(&report.token_env))
-    else {
+    let (Ok(project), Ok(env_name)) = (Name::parse(project), Name::parse(env)) else {
         return Err(missing());
     };
-    match crate::config::base_value(context, &project, &env, &report.token_secret) {
+    match crate::config::base_value(context, &project, &env_name, secret) {
         Ok(Some(value)) if value.secret && !value.text.is_empty() => Ok(value),
         Ok(Some(value)) if !value.secret => Err(format!(
-            "{} is set in `{}` but not as a secret; set it again with `sandpit config set {} --secret {}=TOKEN`",
-            report.token_secret, report.token_env, report.token_env, report.token_secret
+            "{secret} is set in `{env}` but not as a secret; set it again with `sandpit config set {env} --secret {secret}=TOKEN`"
         )),
         Ok(_) => Err(missing()),
-        Err(error) => Err(format!(
-            "cannot read the configuration of `{}`: {error:#}",
-            report.token_env
-        )),
+        Err(error) => Err(format!("cannot read the configuration of `{env}`: {error:#}")),
     }
 }
 

@@ -135,6 +135,8 @@ pub async fn up(
     }
     if !options.reset_db {
         if let Some(status) = already_up(context, &release, &mut timings).await? {
+            // Still an `up`: the biome is in use, so its time to live starts again.
+            crate::expiry::record_up(context, spec, &env, &biome, repo, &build.treeish)?;
             return Ok(UpOutcome {
                 build,
                 status,
@@ -157,6 +159,7 @@ pub async fn up(
         &mut on_event,
     )
     .await?;
+    crate::expiry::record_up(context, spec, &env, &biome, repo, &build.treeish)?;
     Ok(UpOutcome {
         build,
         status,

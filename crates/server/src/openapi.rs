@@ -43,6 +43,7 @@ use crate::wire;
         routes::biomes::restart,
         routes::biomes::sleep,
         routes::biomes::wake,
+        routes::biomes::extend,
         routes::environments::deploy,
         routes::environments::promote,
         routes::environments::rollback,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod deployments;
 pub mod hooks;
 pub mod logs;
+pub mod reap;
 
 pub mod trace;
 

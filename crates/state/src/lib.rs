@@ -23,6 +23,7 @@
 //! One table is not a record: the outbox of reports to a forge ([`Report`]), whose rows change
 //! as they are delivered, retried or given up.
 
+mod expiries;
 mod hooks;
 mod pipelines;
 mod process;
@@ -37,6 +38,7 @@ mod tests;
 
 use serde::Serialize;
 
+pub use expiries::{BiomeSource, Expiry, ExpiryCause, ExpiryReason, NewExpiry};
 pub use hooks::{Delivery, NewDelivery, Recorded};
 pub use pipelines::{
     NewPipeline, NewStage, Outcome, Pipeline, PipelineState, PipelineTarget, Stage, StageKind,
@@ -203,7 +205,8 @@ pub struct Deployment {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
-    /// The failure message, or the rejection reason.
+    /// The failure message, the rejection reason, or why it was made (a removal by the
+    /// reaper says what it found).
     pub message: Option<String>,
     /// The deployment that undid this one.
     pub rolled_back_by: Option<i64>,

@@ -373,6 +373,11 @@ BEGIN SELECT RAISE(ABORT, 'hook deliveries are append-only'); END;
     r#"
 ALTER TABLE deployment_components ADD COLUMN borrowed_from TEXT;
 "#,
+    // 9: when each biome expires. A row per change — `up` (the ttl of the commit it ran, and
+    // the repository and revision it was brought up from, so a reaper without the user's
+    // checkout can read the biome's definition) or `extend` — and the newest row of a biome
+    // wins. Append-only like the deployment records.
+    BIOME_EXPIRIES,
 ];
 
 /// Migration 7: see [`MIGRATIONS`].
@@ -415,4 +420,35 @@ CREATE TABLE merge_request_notes (
     created_at    TEXT    NOT NULL,
     PRIMARY KEY (api_url, forge_project, merge_request)
 );
+"#;
+
+/// Migration 9: see [`MIGRATIONS`].
+const BIOME_EXPIRIES: &str = r#"
+CREATE TABLE biome_expiries (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    project       TEXT    NOT NULL,
+    env           TEXT    NOT NULL,
+    biome         TEXT    NOT NULL,
+    -- RFC 3339 UTC
+    expires_at    TEXT    NOT NULL,
+    reason        TEXT    NOT NULL CHECK (reason IN ('up', 'extend')),
+    requested_by  TEXT    NOT NULL,
+    at            TEXT    NOT NULL,
+    -- `up`: the ttl in seconds and the deployment it followed (NULL when the biome already ran
+    -- the commit and nothing was deployed)
+    ttl_secs      INTEGER CHECK (ttl_secs > 0),
+    deployment_id INTEGER REFERENCES deployments (id),
+    -- `up`: where the biome's definition is read from: a checkout's project directory or a
+    -- bare repository, and the commit (or snapshot tree) it ran
+    repository    TEXT,
+    bare          INTEGER CHECK (bare IN (0, 1)),
+    revision      TEXT,
+    CHECK ((reason = 'up') = (ttl_secs IS NOT NULL AND repository IS NOT NULL AND bare IS NOT NULL AND revision IS NOT NULL))
+);
+CREATE INDEX biome_expiries_by_biome ON biome_expiries (project, env, biome, id);
+
+CREATE TRIGGER biome_expiries_append_only_update BEFORE UPDATE ON biome_expiries
+BEGIN SELECT RAISE(ABORT, 'expiry records are append-only'); END;
+CREATE TRIGGER biome_expiries_append_only_delete BEFORE DELETE ON biome_expiries
+BEGIN SELECT RAISE(ABORT, 'expiry records are append-only'); END;
 "#;

@@ -317,7 +317,7 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
         pids.last = pid.and_then(|p| u32::try_from(p).ok());
         let d = &mut deployment;
         match event.as_str() {
-            "created" => {}
+            "created" => d.message = message,
             "approved" => d
                 .approved_by
                 .push(actor.ok_or_else(|| corrupt(id, "an approval without a user"))?),
@@ -476,6 +476,16 @@ impl StateStore {
 
     /// Records a new pending deployment (and its `created` event) and returns it.
     pub fn create(&mut self, new: &NewDeployment) -> Result<Deployment, StateError> {
+        self.create_because(new, None)
+    }
+
+    /// [`StateStore::create`] with why it was made (`reason`, e.g. what the reaper found),
+    /// kept on its `created` event: the deployment's message until a failure replaces it.
+    pub fn create_because(
+        &mut self,
+        new: &NewDeployment,
+        reason: Option<&str>,
+    ) -> Result<Deployment, StateError> {
         validate(new)?;
         let tx = self
             .conn
@@ -536,7 +546,7 @@ impl StateStore {
             &NewEvent {
                 event: "created",
                 actor: Some(new.requested_by.clone()),
-                message: None,
+                message: reason.map(str::to_owned),
                 pid: self.pid,
                 ref_deployment: None,
             },

@@ -139,6 +139,44 @@ fn create_records_a_pending_deployment() {
 }
 
 #[test]
+fn a_deployment_made_for_a_reason_keeps_it_until_a_failure_replaces_it() {
+    let (_dir, mut store) = open_temp();
+    let mut down = new("dev/alice", &sha("ab"), &[]);
+    down.kind = DeploymentKind::Down;
+    let made = store
+        .create_because(&down, Some("expired 2026-12-01T00:00:00Z"))
+        .unwrap();
+    assert_eq!(
+        made.message.as_deref(),
+        Some("expired 2026-12-01T00:00:00Z")
+    );
+    store.mark_started(made.id, std::process::id()).unwrap();
+    store.mark_succeeded(made.id).unwrap();
+    let done = store.get(made.id).unwrap().unwrap();
+    assert_eq!(
+        (done.state, done.message.as_deref()),
+        (
+            DeploymentState::Succeeded,
+            Some("expired 2026-12-01T00:00:00Z")
+        )
+    );
+    let failing = store
+        .create_because(&down, Some("merge request !3 is merged"))
+        .unwrap();
+    store
+        .mark_failed(failing.id, "the database did not answer")
+        .unwrap();
+    let failed = store.get(failing.id).unwrap().unwrap();
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("the database did not answer")
+    );
+    // Without a reason, nothing changes: a plain `create` has no message.
+    let plain = store.create(&new("dev/bob", &sha("cd"), &[])).unwrap();
+    assert_eq!(plain.message, None);
+}
+
+#[test]
 fn create_refuses_inconsistent_records() {
     let (_dir, mut store) = open_temp();
     type Change = Box<dyn Fn(&mut NewDeployment)>;

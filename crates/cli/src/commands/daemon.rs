@@ -22,6 +22,28 @@ enum Action {
     Status,
 }
 
+/// The reaper of the whole home, in the daemon's process: every `interval`, one pass over every
+/// project with biomes (`sandpit_ops::reap::run_home`), its outcome in the daemon's log.
+async fn reap_every(
+    interval: std::time::Duration,
+    context: Context,
+    options: sandpit_ops::reap::ReapOptions,
+) {
+    tracing::info!("reaper: every {}", humantime::format_duration(interval));
+    loop {
+        tokio::time::sleep(interval).await;
+        for (project, outcome) in sandpit_ops::reap::run_home(&context, &options).await {
+            match outcome {
+                Ok(outcome) if outcome.plan.stop.is_some() || !outcome.failed.is_empty() => {
+                    tracing::warn!("{}", outcome.summary())
+                }
+                Ok(outcome) => tracing::info!("{}", outcome.summary()),
+                Err(error) => tracing::warn!("reaper, project {project}: {error:#}"),
+            }
+        }
+    }
+}
+
 pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
     match args.action {
         None => {
@@ -33,8 +55,25 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
                 .with_ansi(false)
                 .with_writer(std::io::stderr)
                 .init();
-            sandpit_runtime::daemon::serve(context.supervisor.clone(), context.version.clone())
-                .await?;
+            let interval = crate::settings::reap_interval()?;
+            let options = sandpit_ops::reap::ReapOptions {
+                git_host_timeout: crate::settings::git_host_timeout(),
+                ..Default::default()
+            };
+            let reaper_context = context.clone();
+            // Its own thread and runtime: the use cases' futures are not `Send` (as for the
+            // server's pipeline queue), and a removal never holds up the supervisor. It ends
+            // with the process; a removal cut short is a failed `down` the next run finishes.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            std::thread::Builder::new()
+                .name("reaper".to_owned())
+                .spawn(move || runtime.block_on(reap_every(interval, reaper_context, options)))?;
+            let served =
+                sandpit_runtime::daemon::serve(context.supervisor.clone(), context.version.clone())
+                    .await;
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Action::Start) => {

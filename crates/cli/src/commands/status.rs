@@ -32,10 +32,13 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     };
     let models = sandpit_ops::status::models(context, &status)?;
     let cost = sandpit_ops::status::cost(context, &status).await?;
+    let expiry =
+        sandpit_ops::expiry::of_biome(context, &status.project, &status.env, &status.biome)?;
     print(
         &BiomeDocument::new(&status, database_url)
             .with_models(&models)
-            .with_cost(&cost),
+            .with_cost(&cost)
+            .with_expiry(expiry.as_ref()),
         json,
     )
 }

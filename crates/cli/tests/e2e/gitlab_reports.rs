@@ -116,7 +116,7 @@ impl Recorder {
     }
 }
 
-fn read_call(stream: &TcpStream) -> Option<Call> {
+pub(crate) fn read_call(stream: &TcpStream) -> Option<Call> {
     let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line).ok()?;

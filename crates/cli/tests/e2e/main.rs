@@ -18,6 +18,7 @@ mod hooks;
 mod models;
 mod overlay;
 mod pipelines;
+mod reaper;
 mod remote_reads;
 mod remote_writes;
 mod runtime;

@@ -198,6 +198,15 @@ fn changes_through_a_server_are_made_as_the_tokens_user_and_only_as_its_role_all
     for key in ["models", "cost"] {
         shown.as_object_mut().unwrap().remove(key);
     }
+    // `status` alone says when the biome expires.
+    assert!(
+        shown
+            .as_object_mut()
+            .unwrap()
+            .remove("expires_at")
+            .is_some(),
+        "{status}"
+    );
     assert_eq!(
         from_up, shown,
         "remote up and local status describe one biome"
@@ -247,6 +256,29 @@ fn changes_through_a_server_are_made_as_the_tokens_user_and_only_as_its_role_all
     let as_json: Value = serde_json::from_slice(&as_json.stdout).unwrap();
     assert_eq!(as_json["error"]["code"], "not_found", "{as_json}");
     sandbox.git(&["reset", "-q", "--hard", &pushed]);
+
+    // Alice extends her biome through the server; bob may not.
+    let extended = json_as(&sandbox, &server, &alice, &["extend", "alice", "2d"]);
+    assert_eq!(extended["extended_by"], "alice@example.com", "{extended}");
+    let listed = sandbox.json(&["--local", "ls"]);
+    assert_eq!(
+        listed["biomes"][0]["expires_at"], extended["expires_at"],
+        "{listed}"
+    );
+    let text = ok_as(&sandbox, &server, &alice, &["extend", "alice", "1h"]);
+    assert!(text.starts_with("biome `alice` expires in 9d"), "{text}");
+    let refused = refused_as(&sandbox, &server, &bob, &["extend", "alice", "1d"]);
+    assert!(refused.contains("needs the `deployer` role"), "{refused}");
+    // The reaper reads a biome the server brought up from the server's mirror, at its commit.
+    let reap = sandbox.json(&["--local", "reap", "--dry-run"]);
+    assert_eq!(reap["verdicts"][0]["verdict"], "keep", "{reap}");
+    assert!(
+        reap["verdicts"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("extended by alice@example.com"),
+        "{reap}"
+    );
 
     // Bob may not take alice's biome down; a deployer may.
     let refused = refused_as(&sandbox, &server, &bob, &["down", "alice"]);

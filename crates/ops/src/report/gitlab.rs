@@ -1,7 +1,9 @@
 //! GitLab's REST API, the three calls the reporter makes: set a commit's status
 //! (`POST /projects/:id/statuses/:sha`), create a merge request note
 //! (`POST /projects/:id/merge_requests/:iid/notes`) and edit it
-//! (`PUT /projects/:id/merge_requests/:iid/notes/:note_id`), authenticated by `PRIVATE-TOKEN`.
+//! (`PUT /projects/:id/merge_requests/:iid/notes/:note_id`), and the one the reaper makes: a
+//! merge request's state (`GET /projects/:id/merge_requests/:iid`); authenticated by
+//! `PRIVATE-TOKEN`.
 //! [`ApiCall`] is built without I/O; [`Client::send`] sends one.
 
 use std::time::Duration;
@@ -31,6 +33,7 @@ pub struct ApiCall {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    Get,
     Post,
     Put,
 }
@@ -38,6 +41,7 @@ pub enum Method {
 impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
+            Method::Get => "GET",
             Method::Post => "POST",
             Method::Put => "PUT",
         }
@@ -88,6 +92,15 @@ pub fn merge_request_note(
     }
 }
 
+/// `GET …/merge_requests/<iid>`: the merge request, with its `state`.
+pub fn merge_request(api_url: &str, project: &str, iid: u64) -> ApiCall {
+    ApiCall {
+        method: Method::Get,
+        url: format!("{}/merge_requests/{iid}", project_url(api_url, project)),
+        body: String::new(),
+    }
+}
+
 /// What the forge answered: its status and, for a 2xx, the body (a created note's id is in it).
 #[derive(Debug)]
 pub struct Answered {
@@ -103,9 +116,14 @@ pub struct Client {
 
 impl Client {
     pub fn new() -> anyhow::Result<Client> {
+        Client::with_timeout(CALL_TIMEOUT)
+    }
+
+    /// A client whose calls, connecting included, give up after `timeout`.
+    pub fn with_timeout(timeout: Duration) -> anyhow::Result<Client> {
         let mut builder = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .connect_timeout(CALL_TIMEOUT)
+            .timeout(timeout)
+            .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .tls_built_in_root_certs(false)
             .user_agent(concat!("sandpit/", env!("CARGO_PKG_VERSION")));
@@ -123,6 +141,7 @@ impl Client {
     /// its text never holds the token, which only travels in a header.
     pub async fn send(&self, call: &ApiCall, token: &Value) -> Answered {
         let request = match call.method {
+            Method::Get => self.http.get(&call.url),
             Method::Post => self.http.post(&call.url),
             Method::Put => self.http.put(&call.url),
         };
@@ -138,12 +157,14 @@ impl Client {
             }
         };
         token_header.set_sensitive(true);
-        let sent = request
-            .header("PRIVATE-TOKEN", token_header)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(call.body.clone())
-            .send()
-            .await;
+        let request = request.header("PRIVATE-TOKEN", token_header);
+        let request = match call.method {
+            Method::Get => request,
+            Method::Post | Method::Put => request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(call.body.clone()),
+        };
+        let sent = request.send().await;
         match sent {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -223,6 +244,19 @@ mod tests {
             (
                 Method::Put,
                 "http://h/api/v4/projects/7/merge_requests/3/notes/99"
+            )
+        );
+    }
+
+    #[test]
+    fn a_merge_request_is_asked_for_by_its_iid() {
+        let call = merge_request("http://h/api/v4/", "group/app", 12);
+        assert_eq!(
+            (call.method, call.url.as_str(), call.body.as_str()),
+            (
+                Method::Get,
+                "http://h/api/v4/projects/group%2Fapp/merge_requests/12",
+                ""
             )
         );
     }

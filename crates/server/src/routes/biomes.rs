@@ -1,5 +1,5 @@
 //! `/api/v1/projects/{project}/biomes…`: `sandpit ls` over HTTP, and the changes of one biome —
-//! `up` (POST), `down` (DELETE), `restart`, `sleep`, `wake`.
+//! `up` (POST), `down` (DELETE), `restart`, `extend`, `sleep`, `wake`.
 
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};
@@ -17,7 +17,9 @@ use crate::error::ApiError;
 use crate::project::{changing, reading, revision};
 use crate::wire::biome::BiomeDocument;
 use crate::wire::biomes::BiomeList;
-use crate::wire::changes::{DownResult, RestartRequest, RestartResult, UpRequest, UpResult};
+use crate::wire::changes::{
+    DownResult, ExtendRequest, ExtendResult, RestartRequest, RestartResult, UpRequest, UpResult,
+};
 use crate::wire::deployments::ProgressLog;
 use crate::wire::ErrorBody;
 use crate::AppState;
@@ -34,6 +36,10 @@ pub fn changes() -> Router<AppState> {
         .route(
             "/api/v1/projects/{project}/biomes/{biome}/restart",
             post(restart),
+        )
+        .route(
+            "/api/v1/projects/{project}/biomes/{biome}/extend",
+            post(extend),
         )
         .route(
             "/api/v1/projects/{project}/biomes/{biome}/sleep",
@@ -184,6 +190,46 @@ pub async fn restart(
                 biome: BiomeDocument::new(&status, None),
                 events: log.take(),
             })
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+/// `sandpit extend BIOME SPAN`: the biome expires `span` later (from now when it already
+/// expired), as the token's user. Environment bases never expire.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/biomes/{biome}/extend", tag = "biomes", security(("bearer" = [])),
+    params(
+        ("project" = String, Path, description = "The project's name"),
+        ("biome" = String, Path, description = "`BIOME` or `ENV/BIOME`, percent-encoded"),
+    ),
+    request_body = ExtendRequest,
+    responses(
+        (status = 200, body = ExtendResult),
+        (status = 400, description = "Malformed JSON or a body of the wrong shape", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a developer, or the biome is someone else's and the caller no deployer", body = ErrorBody),
+        (status = 404, description = "No such project or biome (with a did-you-mean)", body = ErrorBody),
+        (status = 422, description = "A span that is not one, a bad name, or an environment (bases do not expire)", body = ErrorBody),
+    ))]
+pub async fn extend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, biome)): Path<(String, String)>,
+    ApiJson(request): ApiJson<ExtendRequest>,
+) -> Result<Json<ExtendResult>, ApiError> {
+    caller.require(Action::ChangeOwnBiome)?;
+    let span = sandpit_domain::Span::parse(&request.span).map_err(|error| {
+        sandpit_ops::error::failure(
+            sandpit_ops::error::ErrorKind::InvalidInput,
+            error.to_string(),
+        )
+    })?;
+    let context = changing(&state, &caller, &project, Revision::Default).await?;
+    let answer = state
+        .blocking_async(move |_| async move {
+            ownership::authorize_biome_target(&context, &biome)?;
+            let outcome = sandpit_ops::expiry::extend(&context, &biome, span).await?;
+            Ok(ExtendResult::from(&outcome))
         })
         .await?;
     Ok(Json(answer))

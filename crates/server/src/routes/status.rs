@@ -36,14 +36,24 @@ pub async fn show(
     let context = crate::project::reading(&state, &caller, &project).await?;
     let status = sandpit_ops::status::status(&context, Some(&target)).await?;
     let cost = sandpit_ops::status::cost(&context, &status).await?;
-    let models = crate::project::blocking_in(context, {
+    let (models, expiry) = crate::project::blocking_in(context, {
         let status = status.clone();
-        move |context| sandpit_ops::status::models(context, &status)
+        move |context| {
+            let models = sandpit_ops::status::models(context, &status)?;
+            let expiry = sandpit_ops::expiry::of_biome(
+                context,
+                &status.project,
+                &status.env,
+                &status.biome,
+            )?;
+            Ok((models, expiry))
+        }
     })
     .await?;
     Ok(Json(
         BiomeDocument::new(&status, None)
             .with_models(&models)
-            .with_cost(&cost),
+            .with_cost(&cost)
+            .with_expiry(expiry.as_ref()),
     ))
 }

@@ -39,6 +39,10 @@ pub struct BiomeDocument {
     /// What the biome costs now (`status` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<CostDocument>,
+    /// When the reaper removes it (RFC 3339; `status` only, and only for a biome with a
+    /// recorded expiry: environment bases never expire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// What a biome (or an environment's base) costs now.
@@ -203,12 +207,19 @@ impl BiomeDocument {
                 .idle_timeout_secs
                 .map(|secs| sandpit_domain::Span::from_secs(secs).to_string()),
             cost: None,
+            expires_at: None,
         }
     }
 
     /// With what the biome costs now (what `status` shows).
     pub fn with_cost(mut self, cost: &Cost) -> BiomeDocument {
         self.cost = Some(CostDocument::from(cost));
+        self
+    }
+
+    /// With when it expires (what `status` shows).
+    pub fn with_expiry(mut self, expiry: Option<&sandpit_state::Expiry>) -> BiomeDocument {
+        self.expires_at = expiry.map(|e| e.expires_at.clone());
         self
     }
 

@@ -35,6 +35,10 @@ pub struct BiomeSummary {
     /// What it costs now; `null` when not measured.
     #[serde(default)]
     pub cost: Option<CostDocument>,
+    /// When the reaper removes it (RFC 3339); `null` for an environment base, or a biome with
+    /// no recorded expiry.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// A biome left behind by a failed `down` or a failed first `up`.
@@ -62,6 +66,7 @@ impl From<&BiomeStatus> for BiomeSummary {
                 .sleeping_since
                 .map(crate::wire::biome::epoch_to_rfc3339),
             cost: None,
+            expires_at: None,
         }
     }
 }
@@ -86,7 +91,14 @@ impl From<&Listing> for BiomeList {
             ..BiomeSummary::from(biome)
         };
         BiomeList {
-            biomes: listing.biomes.iter().map(summary).collect(),
+            biomes: listing
+                .biomes
+                .iter()
+                .map(|biome| BiomeSummary {
+                    expires_at: listing.expires_at(biome).map(str::to_owned),
+                    ..summary(biome)
+                })
+                .collect(),
             environments: listing.environments.iter().map(summary).collect(),
             daemon_running: listing.daemon_running,
             incomplete: listing

@@ -1,5 +1,5 @@
 //! The verbs that change what runs — `up`, `down`, `restart`, `deploy`, `promote`, `rollback`,
-//! `config set|unset` — as request bodies and answers: one document per verb for `--json` and
+//! `config set|unset`, and `extend`, which changes when a biome goes — as request bodies and answers: one document per verb for `--json` and
 //! the API. Defaults that depend on a checkout (the biome named after the branch, the HEAD
 //! commit) are resolved by the CLI and sent explicitly; the server never sees a working tree.
 
@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use sandpit_build::execute::{BuildReport, Outcome};
 use sandpit_ops::down::DownOutcome;
+use sandpit_ops::expiry::ExtendOutcome;
 use sandpit_ops::up::UpOutcome;
 
 use crate::wire::biome::BiomeDocument;
@@ -230,6 +231,40 @@ impl From<&DownOutcome> for DownResult {
                 .as_ref()
                 .map(|status| BiomeDocument::new(status, None)),
             events: Vec::new(),
+        }
+    }
+}
+
+/// `POST /api/v1/projects/{project}/biomes/{biome}/extend`: `sandpit extend BIOME SPAN`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendRequest {
+    /// How much longer the biome lives: `3d`, `12h`, `1h30m`, … (units w, d, h, m, s), counted
+    /// from its expiry, or from now when that has passed.
+    pub span: String,
+}
+
+/// `sandpit extend --json`: when the biome expires now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExtendResult {
+    pub biome: String,
+    pub env: String,
+    /// RFC 3339 UTC.
+    pub expires_at: String,
+    /// The expiry before; `null` when none was recorded.
+    pub previous_expires_at: Option<String>,
+    /// Who extended it.
+    pub extended_by: String,
+}
+
+impl From<&ExtendOutcome> for ExtendResult {
+    fn from(outcome: &ExtendOutcome) -> ExtendResult {
+        ExtendResult {
+            biome: outcome.biome.to_string(),
+            env: outcome.env.to_string(),
+            expires_at: outcome.expiry.expires_at.clone(),
+            previous_expires_at: outcome.previous.clone(),
+            extended_by: outcome.expiry.requested_by.clone(),
         }
     }
 }
