@@ -13,6 +13,7 @@ mod database;
 mod doctor;
 mod environments;
 mod faults;
+mod gateway;
 mod gitlab_reports;
 mod hooks;
 mod models;
