@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use super::{BiomeKey, Supervisor};
 use crate::state_file;
 
+/// How often a request held for a waking biome looks whether its service is healthy yet (the
+/// health probes themselves start at 2 ms and double to 20 ms).
+const WAKE_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// How many hosts a 404 lists at most (a home may hold hundreds of biomes).
 const MAX_LISTED_HOSTS: usize = 200;
 
@@ -155,7 +159,7 @@ impl Supervisor {
         };
         let activity = self.request_started(&key);
         if self.is_asleep(&key) {
-            if let Err(error) = self.wake(&key, &None).await {
+            if let Err(error) = self.wake_for(&key, &service).await {
                 return Route::Unavailable {
                     message: format!(
                         "biome `{}` of project `{}` is asleep and could not wake: {error}",
@@ -204,6 +208,43 @@ impl Supervisor {
             component,
             activity: Some(Box::new(activity)),
         }
+    }
+
+    /// Wakes the biome for a request to `service`, and returns as soon as that service is
+    /// healthy: the rest of the biome (later waves, which the service does not need) goes on
+    /// waking in the background, so the request is not held for what it does not reach. A wake
+    /// that fails before the service is healthy is the error.
+    async fn wake_for(self: &Arc<Self>, key: &BiomeKey, service: &Name) -> Result<(), String> {
+        let waking = {
+            let supervisor = Arc::clone(self);
+            let key = key.clone();
+            tokio::spawn(async move { supervisor.wake(&key, &None).await })
+        };
+        loop {
+            if waking.is_finished() {
+                return match waking.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(error)) => Err(error),
+                    Err(error) => Err(format!("the wake was interrupted: {error}")),
+                };
+            }
+            if self.serves_awake(key, service) {
+                return Ok(());
+            }
+            tokio::time::sleep(WAKE_POLL).await;
+        }
+    }
+
+    /// Whether the biome is awake and `service` of it healthy.
+    fn serves_awake(&self, key: &BiomeKey, service: &Name) -> bool {
+        let biomes = self.biomes.lock().expect("biomes poisoned");
+        biomes.get(key).is_some_and(|biome| {
+            biome.sleeping_since.is_none()
+                && biome
+                    .units
+                    .get(service)
+                    .is_some_and(|unit| unit.run.state == ComponentState::Healthy)
+        })
     }
 
     /// The hosts the gateway answers for the project `host` names (every project's when it
