@@ -1,0 +1,110 @@
+//! What the backend sees of a request, and the client of a response: hop-by-hop headers gone,
+//! `X-Forwarded-*` added, `Host` untouched; keep-alive on both sides.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use hyper::StatusCode;
+use sandpit_gateway::HostName;
+
+use crate::support::{empty, generous, get, read, Backend, Gateway, TableRoutes, WEB};
+
+#[tokio::test]
+async fn the_backend_sees_forwarding_headers_and_no_hop_by_hop_ones() {
+    let backend = Backend::start("web").await;
+    let routes = Arc::new(TableRoutes::to(WEB, &backend));
+    let gateway = Gateway::start(routes.clone(), generous()).await;
+    let mut client = gateway.client().await;
+    let host = format!("Web.Alice.Shop.localhost:{}", gateway.addr.port());
+    let request = get(&host, "/headers?x=1")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "must not pass")
+        .header("keep-alive", "timeout=5")
+        .header("te", "trailers")
+        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+        .header("x-kept", "yes")
+        .body(empty())
+        .unwrap();
+    let answer = read(client.send(request).await).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let seen: Vec<&str> = answer.body.lines().collect();
+    assert_eq!(seen[0], "GET /headers?x=1 HTTP/1.1", "{seen:?}");
+    for expected in [
+        format!("host: {host}"),
+        "x-forwarded-for: 203.0.113.9, 127.0.0.1".to_owned(),
+        "x-forwarded-proto: http".to_owned(),
+        format!("x-forwarded-host: {host}"),
+        "x-kept: yes".to_owned(),
+    ] {
+        assert!(seen.contains(&expected.as_str()), "{expected} in {seen:?}");
+    }
+    for gone in [
+        "connection",
+        "x-hop",
+        "keep-alive",
+        "te",
+        "proxy-authorization",
+    ] {
+        assert!(
+            !seen
+                .iter()
+                .any(|line| line.starts_with(&format!("{gone}:"))),
+            "{gone} passed: {seen:?}"
+        );
+    }
+    // The response lost the backend's hop-by-hop headers.
+    assert_eq!(answer.headers["x-backend-kept"], "yes");
+    for gone in ["x-backend-hop", "keep-alive"] {
+        assert!(!answer.headers.contains_key(gone), "{:?}", answer.headers);
+    }
+    // The owner was asked about the host as parsed.
+    assert_eq!(
+        routes.asked.lock().unwrap().as_slice(),
+        [HostName::Service {
+            service: "web".to_owned(),
+            biome: "alice".to_owned(),
+            project: "shop".to_owned()
+        }]
+    );
+}
+
+#[tokio::test]
+async fn keep_alive_connections_are_reused_on_both_sides() {
+    let backend = Backend::start("web").await;
+    let gateway = Gateway::start(Arc::new(TableRoutes::to(WEB, &backend)), generous()).await;
+    // One client connection carries every request: had the gateway closed it, the next send
+    // would fail.
+    let mut client = gateway.client().await;
+    const REQUESTS: usize = 20;
+    for _ in 0..REQUESTS {
+        let answer = client.get(WEB, "/").await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.body, "hello from web");
+    }
+    // Pooled: a connection goes back to the pool a moment after its response ends, so a quick
+    // next request may open another now and then, but not one each.
+    let connections = backend.connections.load(Ordering::SeqCst);
+    assert!(
+        connections <= REQUESTS / 2,
+        "{connections} backend connections for {REQUESTS} requests"
+    );
+}
+
+#[tokio::test]
+async fn an_absolute_request_target_routes_by_its_authority() {
+    let backend = Backend::start("web").await;
+    let gateway = Gateway::start(Arc::new(TableRoutes::to(WEB, &backend)), generous()).await;
+    let mut client = gateway.client().await;
+    let request = hyper::Request::get(format!("http://{WEB}/headers"))
+        .header("host", "ignored.localhost")
+        .body(empty())
+        .unwrap();
+    let answer = read(client.send(request).await).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(
+        answer.body.starts_with("GET /headers HTTP/1.1\n"),
+        "{}",
+        answer.body
+    );
+}
