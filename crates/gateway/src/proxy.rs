@@ -112,6 +112,19 @@ async fn forward(
     activity: Option<Activity>,
     busy: Busy,
 ) -> Response<ProxyBody> {
+    if !addr.ip().is_loopback() {
+        // Backends are this machine's processes: a route elsewhere is the owner's mistake, and
+        // following it would let any client reach whatever that address is.
+        return own(
+            StatusCode::BAD_GATEWAY,
+            answers::bad_gateway_text(
+                component,
+                addr,
+                "not a loopback address: the gateway forwards only to this machine",
+            ),
+            busy,
+        );
+    }
     let upgrade = forwarding::wants_upgrade(request.headers());
     let client_side = upgrade.then(|| hyper::upgrade::on(&mut request));
     match backend_uri(addr, request.uri()) {

@@ -188,3 +188,18 @@ async fn a_backend_that_closes_without_answering_is_answered_502_closed() {
         answer.body
     );
 }
+
+#[tokio::test]
+async fn a_route_off_this_machine_is_refused_502() {
+    // Documentation address (TEST-NET-3): nothing is sent, the gateway refuses before connecting.
+    let addr: SocketAddr = "203.0.113.5:80".parse().unwrap();
+    let answer = through_gateway_to(addr, generous()).await;
+    assert_plain(&answer, StatusCode::BAD_GATEWAY);
+    assert!(
+        answer.body.starts_with(&format!(
+            "{COMPONENT} did not answer at {addr}: not a loopback address"
+        )),
+        "{}",
+        answer.body
+    );
+}
