@@ -4,9 +4,10 @@
 //! same run.
 //!
 //! Fair settings, on both sides:
-//! - the same number of workers: tokio worker threads for the gateway, `worker_processes` for
-//!   nginx (one each, then one per core), since both are multi-threaded or multi-process by
-//!   design and the machine's cores are shared with `wrk` and the backend;
+//! - the same number of workers (one each, then one per core; the machine's cores are shared
+//!   with `wrk` and the backend): `worker_processes` for nginx; for the gateway, as many
+//!   single-threaded loops on one `SO_REUSEPORT` port (nginx's own shape), and then, for
+//!   comparison, one multi-threaded tokio runtime with as many worker threads;
 //! - keep-alive on both sides with no per-connection request cap (nginx's `keepalive_requests`
 //!   raised from its default 1,000, client and upstream side; the gateway has none), an
 //!   upstream pool (`keepalive 64`, `proxy_http_version 1.1`, `Connection ""`);
@@ -69,18 +70,24 @@ pub fn run(scratch: &Path) -> anyhow::Result<()> {
         workers.push(cores);
     }
     for count in workers {
-        let ours = gateway_run(backend, count)?;
         let theirs = nginx_run(scratch, backend, count)?;
+        let loops = gateway_run(backend, Shape::Loops(count))?;
+        let pooled = gateway_run(backend, Shape::MultiThread(count))?;
         println!("  {count} worker(s) each:");
-        print_load("sandpit gateway", &ours);
         print_load("nginx", &theirs);
-        println!(
-            "    ratio gateway/nginx: {:.2}x requests/s (goal >= 1.0: {}), p50 {:.2}x, p99 {:.2}x (latency: lower is better)",
-            ours.per_second / theirs.per_second,
-            if ours.per_second >= theirs.per_second { "met" } else { "MISSED" },
-            ours.p50.as_secs_f64() / theirs.p50.as_secs_f64(),
-            ours.p99.as_secs_f64() / theirs.p99.as_secs_f64(),
-        );
+        for (label, ours) in [
+            (format!("gateway, {count} loop(s)"), &loops),
+            (format!("gateway, {count}-thread runtime"), &pooled),
+        ] {
+            print_load(&label, ours);
+            println!(
+                "      ratio to nginx: {:.2}x requests/s (goal >= 1.0: {}), p50 {:.2}x, p99 {:.2}x (latency: lower is better)",
+                ours.per_second / theirs.per_second,
+                if ours.per_second >= theirs.per_second { "met" } else { "MISSED" },
+                ours.p50.as_secs_f64() / theirs.p50.as_secs_f64(),
+                ours.p99.as_secs_f64() / theirs.p99.as_secs_f64(),
+            );
+        }
     }
     drop(backend_runtime);
     Ok(())
@@ -96,7 +103,7 @@ struct Load {
 
 fn print_load(label: &str, load: &Load) {
     println!(
-        "    {label:<16} {:>9.0} req/s   p50 {:>6.3} ms   p99 {:>6.3} ms   ({} requests)",
+        "    {label:<30} {:>9.0} req/s   p50 {:>6.3} ms   p99 {:>6.3} ms   ({} requests)",
         load.per_second,
         ms(load.p50),
         ms(load.p99),
@@ -172,38 +179,101 @@ impl Routes for BenchRoutes {
     }
 }
 
-/// The gateway on a runtime of `workers` threads, loaded by wrk.
-fn gateway_run(backend: SocketAddr, workers: usize) -> anyhow::Result<Load> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
+/// How the gateway's workers are laid out.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// As nginx's workers: N threads, each a single-threaded runtime running `serve` on a
+    /// listener of its own, all bound to one port with `SO_REUSEPORT` (the kernel spreads the
+    /// connections), so a connection and its backend connections never change threads.
+    Loops(usize),
+    /// One `serve` on a multi-threaded (work-stealing) runtime of N worker threads, as a
+    /// daemon that runs everything on one runtime would.
+    MultiThread(usize),
+}
+
+/// The gateway laid out as `shape`, loaded by wrk.
+fn gateway_run(backend: SocketAddr, shape: Shape) -> anyhow::Result<Load> {
     let routes = Arc::new(BenchRoutes {
         backend,
         in_flight: Arc::default(),
     });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = GatewayConfig {
         max_connections: 1024,
         ..GatewayConfig::default()
     };
-    let served = runtime.spawn(sandpit_gateway::serve(
-        listener,
-        Arc::clone(&routes) as Arc<dyn Routes>,
-        config,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (loops, threads) = match shape {
+        Shape::Loops(count) => (count, 1),
+        Shape::MultiThread(count) => (1, count),
+    };
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
+    let workers: Vec<_> = (0..loops)
+        .map(|_| {
+            let (routes, config, mut stopping, bound) = (
+                Arc::clone(&routes),
+                config.clone(),
+                stopping.clone(),
+                bound_tx.clone(),
+            );
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let runtime = if threads == 1 {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                } else {
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(threads)
+                        .enable_all()
+                        .build()?
+                };
+                runtime.block_on(async move {
+                    let listener = match reuse_port_listener(addr) {
+                        Ok(listener) => {
+                            let _ = bound.send(Ok(()));
+                            listener
+                        }
+                        Err(error) => {
+                            let _ = bound.send(Err(error));
+                            return Ok(());
+                        }
+                    };
+                    sandpit_gateway::serve(
+                        listener,
+                        routes as Arc<dyn Routes>,
+                        config,
+                        async move {
+                            let _ = stopping.wait_for(|stop| *stop).await;
+                        },
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+        })
+        .collect();
+    drop(bound_tx);
+    for bound in bound_rx.iter().take(loops) {
+        bound.with_context(|| format!("cannot listen at {addr}"))?;
+    }
     let load = load(addr);
-    let _ = stop.send(());
-    runtime.block_on(served)??;
+    let _ = stop.send(true);
+    for worker in workers {
+        worker.join().expect("a gateway worker panicked")?;
+    }
     if routes.in_flight.load(Ordering::Relaxed) != 0 {
         bail!("the gateway still holds activities after its requests ended");
     }
     load
+}
+
+/// A listener at `addr` that other listeners may share (`SO_REUSEPORT`).
+fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// A running nginx, stopped (and waited for) when dropped.

@@ -82,8 +82,9 @@ async fn keep_alive_connections_are_reused_on_both_sides() {
         assert_eq!(answer.status, StatusCode::OK);
         assert_eq!(answer.body, "hello from web");
     }
-    // Pooled: a connection goes back to the pool a moment after its response ends, so a quick
-    // next request may open another now and then, but not one each.
+    // Pooled: a connection goes back to the pool a moment after its response ends (a task of
+    // the pooled client's), so a quick next request may open another now and then, but not
+    // one each.
     let connections = backend.connections.load(Ordering::SeqCst);
     assert!(
         connections <= REQUESTS / 2,
@@ -107,4 +108,68 @@ async fn an_absolute_request_target_routes_by_its_authority() {
         "{}",
         answer.body
     );
+}
+
+#[tokio::test]
+async fn backend_connections_are_shared_by_client_connections_and_empty_answers() {
+    let backend = Backend::start("web").await;
+    let gateway = Gateway::start(Arc::new(TableRoutes::to(WEB, &backend)), generous()).await;
+    for _ in 0..3 {
+        let mut client = gateway.client().await;
+        assert_eq!(client.get(WEB, "/").await.body, "hello from web");
+        // HEAD: an answer with no body to stream still gives its connection back.
+        let head = hyper::Request::head("/")
+            .header("host", WEB)
+            .body(empty())
+            .unwrap();
+        let answer = read(client.send(head).await).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.body, "");
+    }
+    // Six requests from three client connections; pooled, as above.
+    let connections = backend.connections.load(Ordering::SeqCst);
+    assert!(connections <= 3, "{connections} backend connections");
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_backend_closed_is_replaced_without_failing_a_request() {
+    // A backend that answers one request per connection and then closes it, without saying
+    // `Connection: close`: the gateway's pooled connection is dead when it next wants it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut head = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !head.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    let routes = TableRoutes::default().with(
+        WEB,
+        crate::support::Target::Backend {
+            addr,
+            component: "service `web`".to_owned(),
+        },
+    );
+    let gateway = Gateway::start(Arc::new(routes), generous()).await;
+    let mut client = gateway.client().await;
+    for _ in 0..5 {
+        let answer = client.get(WEB, "/").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.body, "ok");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 5);
 }
