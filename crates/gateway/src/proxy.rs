@@ -129,16 +129,15 @@ async fn forward(
     let client_side = upgrade.then(|| hyper::upgrade::on(&mut request));
     match backend_uri(addr, request.uri()) {
         Some(uri) => {
-            // An absolute-form request may come without Host; the backend still gets the one
-            // the client meant, not the backend's address the pooled client would fill in.
-            if !request.headers().contains_key(header::HOST) {
-                if let Some(host) = request
-                    .uri()
-                    .authority()
-                    .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
-                {
-                    request.headers_mut().insert(header::HOST, host);
-                }
+            // An absolute-form target routed the request, whatever Host said (RFC 9112
+            // §3.2.2): the backend gets that host too, never a different one (nor, without any
+            // Host, the backend's address the pooled client would fill in).
+            if let Some(host) = request
+                .uri()
+                .authority()
+                .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+            {
+                request.headers_mut().insert(header::HOST, host);
             }
             *request.uri_mut() = uri;
         }

@@ -93,7 +93,7 @@ async fn keep_alive_connections_are_reused_on_both_sides() {
 }
 
 #[tokio::test]
-async fn an_absolute_request_target_routes_by_its_authority() {
+async fn an_absolute_request_target_routes_by_its_authority_and_sets_host() {
     let backend = Backend::start("web").await;
     let gateway = Gateway::start(Arc::new(TableRoutes::to(WEB, &backend)), generous()).await;
     let mut client = gateway.client().await;
@@ -108,6 +108,13 @@ async fn an_absolute_request_target_routes_by_its_authority() {
         "{}",
         answer.body
     );
+    // The host that routed it is the one the backend sees.
+    assert!(
+        answer.body.contains(&format!("\nhost: {WEB}\n")),
+        "{}",
+        answer.body
+    );
+    assert!(!answer.body.contains("ignored"), "{}", answer.body);
 }
 
 #[tokio::test]
