@@ -5,14 +5,16 @@
 //! against onnxruntime from Python and KServe's Python server (`models.rs`), and a biome's
 //! database cloned from a template against a bare `CREATE DATABASE … TEMPLATE` (`database.rs`),
 //! a pipeline's start through `sandpit server` against the `git fetch` it performs, and a
-//! webhook delivery's (`pipeline.rs`), and the control plane's API under 50 concurrent clients and with 1,000
-//! biomes (`server.rs`), and a sleeping biome woken by a request through the gateway, and `ls`
+//! webhook delivery's (`pipeline.rs`), the control plane's API under 50 concurrent clients and with 1,000
+//! biomes (`server.rs`), the gateway's requests/s and latency against nginx proxying the same
+//! backend (`gateway.rs`), and a sleeping biome woken by a request through the gateway, and `ls`
 //! with hundreds of sleeping biomes (`sleep.rs`).
 //!
 //! Figures, not pass/fail: these machines are shared and noisy, so the useful number is the ratio
 //! against a baseline measured in the same run.
 
 mod database;
+mod gateway;
 mod models;
 mod pipeline;
 mod promote;
@@ -34,7 +36,7 @@ pub(crate) const RUNS: usize = 5;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if !(3..=5).contains(&args.len()) {
-        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold|database|pipeline|server [BIOMES]|sleep [BIOMES]]");
+        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold|database|pipeline|server [BIOMES]|gateway|sleep [BIOMES]]");
     }
     let sandpit = PathBuf::from(&args[1]);
     let example = PathBuf::from(&args[2]);
@@ -70,6 +72,9 @@ fn main() -> anyhow::Result<()> {
             None => 1000,
         };
         server::run(&sandpit, scratch.path(), biomes)?;
+    }
+    if wanted("gateway") {
+        gateway::run(scratch.path())?;
     }
     if wanted("sleep") {
         // `sleep N`: fewer sleeping biomes for a quick look (500 by default).
