@@ -7,7 +7,8 @@
 //! (asleep, or only jobs that finished) has nobody writing its database, so the size last
 //! measured is still its size: it is taken from `projects/<p>/cost/database-sizes.json`, for at
 //! most [`MAX_AGE`] (a `sandpit psql` by hand can still change it). A biome with processes is
-//! always measured afresh, and every measurement is remembered.
+//! measured afresh once its size is more than [`RUNNING_MAX_AGE`] old, and every measurement is
+//! remembered.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,6 +21,11 @@ use crate::Context;
 
 /// How long a remembered size of an idle biome's database is shown without measuring it again.
 pub const MAX_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// How long a running biome's measured size is shown again: `ls` run again and again (a
+/// dashboard, `watch`) would otherwise open a PostgreSQL session (a backend process and a SCRAM
+/// exchange) every time for figures that move slowly.
+pub const RUNNING_MAX_AGE: Duration = Duration::from_secs(5);
 
 /// One remembered measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +43,8 @@ pub type Memory = BTreeMap<String, BTreeMap<String, Remembered>>;
 pub fn reusable(remembered: Option<&Remembered>, idle: bool, now_ms: u64) -> Option<u64> {
     let remembered = remembered?;
     let age = now_ms.checked_sub(remembered.measured_at_ms)?;
-    (idle && age < MAX_AGE.as_millis() as u64).then_some(remembered.bytes)
+    let max_age = if idle { MAX_AGE } else { RUNNING_MAX_AGE };
+    (age < max_age.as_millis() as u64).then_some(remembered.bytes)
 }
 
 /// Now, in milliseconds since the Unix epoch.
@@ -112,7 +119,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_idle_biomes_size_is_reused_for_a_while_and_a_running_ones_never() {
+    fn an_idle_biomes_size_is_reused_for_a_while_and_a_running_ones_for_seconds() {
         let minute = 60_000;
         let now = 100 * minute;
         let at = |minutes_ago: u64| Remembered {
@@ -126,8 +133,25 @@ mod tests {
             (Some(at(0)), true, Some(8_000_000)),
             (Some(at(max_age_minutes - 1)), true, Some(8_000_000)),
             (Some(at(max_age_minutes)), true, None),
-            // Something runs (or the daemon did not say): it may be writing.
-            (Some(at(0)), false, None),
+            // Something runs (or the daemon did not say): it may be writing, so only a
+            // measurement of the last few seconds is shown again.
+            (Some(at(1)), false, None),
+            (
+                Some(Remembered {
+                    bytes: 8_000_000,
+                    measured_at_ms: now - RUNNING_MAX_AGE.as_millis() as u64 + 1,
+                }),
+                false,
+                Some(8_000_000),
+            ),
+            (
+                Some(Remembered {
+                    bytes: 8_000_000,
+                    measured_at_ms: now - RUNNING_MAX_AGE.as_millis() as u64,
+                }),
+                false,
+                None,
+            ),
             // Measured "in the future" (the clock went back): measure again.
             (
                 Some(Remembered {
