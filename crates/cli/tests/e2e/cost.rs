@@ -171,4 +171,13 @@ fn ls_and_status_show_what_a_biome_costs() {
         line.contains(&format!("{} processes", cost["processes"])) && line.contains("database "),
         "{text}"
     );
+
+    // Asleep, it costs no process and no model memory; its database stays.
+    sandbox.json(&["sleep", "alice"]);
+    let asleep = sandbox.json(&["ls"]);
+    let cost = &listed(&asleep, "alice")["cost"];
+    assert_eq!(listed(&asleep, "alice")["state"], "sleeping", "{asleep:#}");
+    assert_eq!(cost["processes"], 0, "{cost:#}");
+    assert_eq!(cost["model_bytes"], 0, "its model was unloaded: {cost:#}");
+    assert!(cost["database_bytes"].as_u64().unwrap() > 0, "{cost:#}");
 }
