@@ -173,26 +173,14 @@ pub async fn restart(
     Path((project, biome)): Path<(String, String)>,
     ApiJson(request): ApiJson<RestartRequest>,
 ) -> Result<Json<RestartResult>, ApiError> {
-    caller.require(Action::ChangeOwnBiome)?;
-    let context = changing(&state, &caller, &project, Revision::Default).await?;
-    let answer = state
-        .blocking_async(move |_| async move {
-            ownership::authorize_biome_target(&context, &biome)?;
-            let mut log = ProgressLog::default();
-            let status = sandpit_ops::restart::restart(
-                &context,
-                Some(&biome),
-                request.component.as_deref(),
-                |c, m| log.record(c, m),
-            )
-            .await?;
-            Ok(RestartResult {
-                biome: BiomeDocument::new(&status, None),
-                events: log.take(),
-            })
-        })
-        .await?;
-    Ok(Json(answer))
+    change_biome(
+        state,
+        caller,
+        project,
+        biome,
+        BiomeChange::Restart(request.component),
+    )
+    .await
 }
 
 /// `sandpit extend BIOME SPAN`: the biome expires `span` later (from now when it already
@@ -255,7 +243,7 @@ pub async fn sleep(
     caller: Caller,
     Path((project, biome)): Path<(String, String)>,
 ) -> Result<Json<RestartResult>, ApiError> {
-    sleep_or_wake(state, caller, project, biome, true).await
+    change_biome(state, caller, project, biome, BiomeChange::Sleep).await
 }
 
 /// `sandpit wake BIOME`: brings a sleeping biome back and answers once its services are healthy.
@@ -276,15 +264,24 @@ pub async fn wake(
     caller: Caller,
     Path((project, biome)): Path<(String, String)>,
 ) -> Result<Json<RestartResult>, ApiError> {
-    sleep_or_wake(state, caller, project, biome, false).await
+    change_biome(state, caller, project, biome, BiomeChange::Wake).await
 }
 
-async fn sleep_or_wake(
+/// What `restart`, `sleep` and `wake` do to one biome: each answers the biome's document.
+enum BiomeChange {
+    /// One component (a job runs again), or every service.
+    Restart(Option<String>),
+    Sleep,
+    Wake,
+}
+
+/// Runs `change` on the biome as the token's user, as the owner or a deployer may.
+async fn change_biome(
     state: AppState,
     caller: Caller,
     project: String,
     biome: String,
-    to_sleep: bool,
+    change: BiomeChange,
 ) -> Result<Json<RestartResult>, ApiError> {
     caller.require(Action::ChangeOwnBiome)?;
     let context = changing(&state, &caller, &project, Revision::Default).await?;
@@ -292,10 +289,23 @@ async fn sleep_or_wake(
         .blocking_async(move |_| async move {
             ownership::authorize_biome_target(&context, &biome)?;
             let mut log = ProgressLog::default();
-            let status = if to_sleep {
-                sandpit_ops::sleep::sleep(&context, Some(&biome), |c, m| log.record(c, m)).await?
-            } else {
-                sandpit_ops::sleep::wake(&context, Some(&biome), |c, m| log.record(c, m)).await?
+            let on_event = |c: Option<&sandpit_domain::Name>, m: &str| log.record(c, m);
+            let status = match &change {
+                BiomeChange::Restart(component) => {
+                    sandpit_ops::restart::restart(
+                        &context,
+                        Some(&biome),
+                        component.as_deref(),
+                        on_event,
+                    )
+                    .await?
+                }
+                BiomeChange::Sleep => {
+                    sandpit_ops::sleep::sleep(&context, Some(&biome), on_event).await?
+                }
+                BiomeChange::Wake => {
+                    sandpit_ops::sleep::wake(&context, Some(&biome), on_event).await?
+                }
             };
             Ok(RestartResult {
                 biome: BiomeDocument::new(&status, None),
