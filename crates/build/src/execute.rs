@@ -42,6 +42,24 @@ pub struct BuildRequest<'a> {
     pub project_prefix: String,
     /// Validates and describes model components; `None` fails the build of any model.
     pub models: Option<&'a dyn ModelInspector>,
+    /// Validates terraform components' root modules; `None` fails the build of any of them.
+    pub terraform: Option<&'a dyn ModuleValidator>,
+}
+
+/// Checks a terraform component's root module when it is built (`terraform init
+/// -backend=false` and `validate`), so an invalid module fails the build, located, and never
+/// reaches an environment. Handed in so that building does not depend on Terraform.
+pub trait ModuleValidator: std::fmt::Debug {
+    /// Whether the binary can be used at all; what is missing otherwise (asked first, so a
+    /// missing binary is not blamed on a module).
+    fn binary_ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Validates the module in `module_dir` without writing into it. Problems are reported as
+    /// lines `<shown_as>/<file>:<line>:<column>: …`, `shown_as` being where the module is in
+    /// the project.
+    fn validate(&self, module_dir: &Path, shown_as: &str) -> Result<(), String>;
 }
 
 /// Checks a model file when it is built and describes it (its inputs and outputs) for the
@@ -172,6 +190,10 @@ pub enum BuildError {
     },
     #[error("model `{component}` cannot be checked: {detail}")]
     ModelEngineMissing { component: Name, detail: String },
+    #[error("terraform component `{component}`: its module is invalid:\n{detail}")]
+    ModuleInvalid { component: Name, detail: String },
+    #[error("terraform component `{component}` cannot be checked: {detail}")]
+    TerraformMissing { component: Name, detail: String },
     #[error("component `{component}`: could not package its output: {source}")]
     Package {
         component: Name,
@@ -408,6 +430,9 @@ fn build_one(
     if component.kind == ComponentKind::Model {
         describe_model(request, component, &output_dir)?;
     }
+    if component.kind == ComponentKind::Terraform {
+        validate_module(request, component, &output_dir)?;
+    }
 
     let artifacts_dir = workspace.join("artifacts");
     fs::create_dir_all(&artifacts_dir).map_err(|source| BuildError::Workspace {
@@ -483,6 +508,33 @@ fn describe_model(
         path: metadata_path,
         source,
     })
+}
+
+/// Validates a terraform component's module (its artifact's bytes are the directory as
+/// committed; the validator works on a copy).
+fn validate_module(
+    request: &BuildRequest<'_>,
+    component: &Component,
+    module_dir: &Path,
+) -> Result<(), BuildError> {
+    let validator = request
+        .terraform
+        .ok_or_else(|| BuildError::TerraformMissing {
+            component: component.name.clone(),
+            detail: "Terraform is not available in this build".to_owned(),
+        })?;
+    validator
+        .binary_ready()
+        .map_err(|detail| BuildError::TerraformMissing {
+            component: component.name.clone(),
+            detail,
+        })?;
+    validator
+        .validate(module_dir, &component.path)
+        .map_err(|detail| BuildError::ModuleInvalid {
+            component: component.name.clone(),
+            detail,
+        })
 }
 
 /// Runs `sh -c <command>` in `dir` with only the base environment, the SANDPIT_* variables and

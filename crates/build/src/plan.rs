@@ -170,6 +170,7 @@ mod tests {
             env: BTreeMap::new(),
             depends_on: Vec::new(),
             file: None,
+            vars: BTreeMap::new(),
         }
     }
 

@@ -14,14 +14,23 @@ pub enum ComponentKind {
     Job,
     /// An ONNX model served by the environment's shared model endpoint.
     Model,
+    /// A Terraform root module, applied per environment base and biome before what depends on it.
+    Terraform,
 }
 
 impl ComponentKind {
+    /// Whether the supervisor runs it as a process (services and jobs); models are served by the
+    /// model endpoint and terraform components are applied by sandpit before the processes start.
+    pub fn runs_as_process(self) -> bool {
+        matches!(self, ComponentKind::Service | ComponentKind::Job)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ComponentKind::Service => "service",
             ComponentKind::Job => "job",
             ComponentKind::Model => "model",
+            ComponentKind::Terraform => "terraform",
         }
     }
 }

@@ -173,6 +173,8 @@ pub fn build(
             models: models
                 .as_ref()
                 .map(|m| m as &dyn sandpit_build::execute::ModelInspector),
+            // TODO(lead): the terraform runner's validator.
+            terraform: None,
         },
         progress,
     )?;

@@ -72,7 +72,9 @@ pub fn decide(planned: &[Planned], base: &[BaseRuns]) -> Borrowing {
             ComponentKind::Model => {
                 borrowing.models.insert(component.name.clone());
             }
-            ComponentKind::Job => {}
+            // A job prepares the biome's own database; a terraform component is the biome's own
+            // infrastructure (a state of its own): both always run in the biome.
+            ComponentKind::Job | ComponentKind::Terraform => {}
         }
     }
     borrowing
@@ -214,7 +216,7 @@ pub fn recorded_borrowing(
             Some(ComponentKind::Model) => {
                 models.insert(name);
             }
-            Some(ComponentKind::Job) | None => {}
+            Some(ComponentKind::Job | ComponentKind::Terraform) | None => {}
         }
     }
     Ok((services, models))

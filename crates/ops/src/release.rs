@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
-use sandpit_domain::{ComponentKind, Digest, Name};
+use sandpit_domain::{Digest, Name};
 use sandpit_runtime::protocol::{BiomeSpec, BiomeStatus, ComponentSpec};
 use sandpit_spec::Spec;
 
@@ -95,8 +95,9 @@ impl Release<'_> {
             .unwrap_or_default();
         let mut components = Vec::new();
         for component in spec.start_order() {
-            if component.kind == ComponentKind::Model {
-                // Served by the environment's model endpoint, not run as a process.
+            if !component.kind.runs_as_process() {
+                // Models are served by the environment's model endpoint; terraform components
+                // were applied before the release is handed over (their outputs are in `env`).
                 continue;
             }
             if self.borrowed.contains_key(&component.name) {
@@ -129,7 +130,7 @@ impl Release<'_> {
                     .filter(|d| {
                         spec.components
                             .get(*d)
-                            .is_some_and(|c| c.kind != ComponentKind::Model)
+                            .is_some_and(|c| c.kind.runs_as_process())
                     })
                     .cloned()
                     .collect(),

@@ -5,7 +5,6 @@ use sandpit_build::execute::BuildProgress;
 use sandpit_domain::Name;
 use std::time::Instant;
 
-use sandpit_domain::ComponentKind;
 use sandpit_runtime::protocol::BiomeStatus;
 use sandpit_state::DeploymentKind;
 
@@ -227,7 +226,7 @@ fn runs_exactly(status: &BiomeStatus, release: &Release<'_>) -> bool {
                 .spec
                 .components
                 .get(*name)
-                .is_some_and(|c| c.kind != ComponentKind::Model)
+                .is_some_and(|c| c.kind.runs_as_process())
         })
         .collect();
     status.state == "healthy"
@@ -236,7 +235,7 @@ fn runs_exactly(status: &BiomeStatus, release: &Release<'_>) -> bool {
         && status
             .components
             .iter()
-            .filter(|c| c.kind != ComponentKind::Model)
+            .filter(|c| c.kind.runs_as_process())
             .count()
             == processes.len()
         && processes.iter().all(|(name, chosen)| {

@@ -587,6 +587,10 @@ impl Supervisor {
                     let name = &component.name;
                     return Err(format!("`{name}` is a model: it has no process to restart"));
                 }
+                ComponentKind::Terraform => {
+                    let name = &component.name;
+                    return Err(format!("`{name}` is a terraform component: it has no process to restart; `sandpit up` applies it again"));
+                }
             }
         }
         self.persist_observed();
@@ -756,6 +760,8 @@ impl Supervisor {
                 emit(events, Some(&component.name), "models are registered with the model endpoint, which this version does not run yet; skipped");
                 Ok(Duration::ZERO)
             }
+            // Applied by sandpit before the biome was handed over; nothing runs here.
+            ComponentKind::Terraform => Ok(Duration::ZERO),
             ComponentKind::Job => {
                 self.converge_job(key, spec, component, services, events)
                     .await

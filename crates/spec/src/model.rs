@@ -25,6 +25,23 @@ pub struct Spec {
     pub gateway: Gateway,
     /// `[biomes]`.
     pub biomes: Biomes,
+    /// `[terraform]`'s settings (the components are in `components`).
+    pub terraform: TerraformSettings,
+}
+
+/// `[terraform]`: how terraform components run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerraformSettings {
+    /// `binary`: a name looked up on PATH (`terraform`, `tofu`) or a path.
+    pub binary: String,
+}
+
+impl Default for TerraformSettings {
+    fn default() -> TerraformSettings {
+        TerraformSettings {
+            binary: "terraform".to_owned(),
+        }
+    }
 }
 
 /// `[gateway]`: the home's reverse proxy.
@@ -209,6 +226,8 @@ pub struct Component {
     pub depends_on: Vec<Name>,
     /// Models only: the ONNX file inside the output.
     pub file: Option<String>,
+    /// Terraform components only: `vars`, passed as `TF_VAR_<name>` (empty for the others).
+    pub vars: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -243,6 +262,14 @@ impl Spec {
             }
         }
         ordered
+    }
+
+    /// The terraform components, in an order where each comes after the ones it depends on.
+    pub fn terraform_components(&self) -> Vec<&Component> {
+        self.start_order()
+            .into_iter()
+            .filter(|c| c.kind == ComponentKind::Terraform)
+            .collect()
     }
 
     pub fn services(&self) -> impl Iterator<Item = &Component> {

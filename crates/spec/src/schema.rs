@@ -53,10 +53,19 @@ pub(crate) enum Kind {
     BranchPatterns,
     /// A table of environment variables (`NAME = "value"`) handed to a component.
     EnvVars,
+    /// A table of Terraform input variables (`name = "value"`), passed as `TF_VAR_<name>`.
+    TerraformVars,
     /// A fixed sub-table.
     Table(&'static Section),
     /// A table whose keys are names chosen by the user, each holding one `Section`.
     Named(&'static Section),
+    /// A table holding the keys of `settings` (values that are not tables) and, under every
+    /// other key, a named entry of `named`: `[terraform] binary = "tofu"` beside
+    /// `[terraform.infra]`. A setting's name is reserved: no entry may be called that.
+    NamedWithSettings {
+        settings: &'static Section,
+        named: &'static Section,
+    },
 }
 
 /// A default written into the model when the key is absent (and shown in the JSON Schema).
@@ -503,6 +512,45 @@ pub(crate) static GITLAB: Section = Section {
     ],
 };
 
+pub(crate) static TERRAFORM_MODULE: Section = Section {
+    label: "terraform component",
+    description: "A Terraform root module, applied for each environment base and biome before the components that depend on it; sandpit keeps its state.",
+    keys: &[
+        required(key(
+            "path",
+            Kind::Path,
+            "The root module's directory, relative to the project root; packaged as is.",
+            "\"infra\"",
+        )),
+        key(
+            "vars",
+            Kind::TerraformVars,
+            "Input variables (`name = \"value\"`), passed as `TF_VAR_<name>`. sandpit sets `sha`, `env` and `biome` itself.",
+            "{ region = \"local\" }",
+        ),
+        key(
+            "depends_on",
+            Kind::Names,
+            "Other terraform components applied before this one.",
+            "[\"network\"]",
+        ),
+    ],
+};
+
+pub(crate) static TERRAFORM: Section = Section {
+    label: "terraform",
+    description: "How Terraform runs: the binary. Each `[terraform.<name>]` below it is a terraform component.",
+    keys: &[with_default(
+        key(
+            "binary",
+            Kind::String,
+            "The Terraform binary: a name looked up on PATH (`tofu` for OpenTofu) or a path.",
+            "\"tofu\"",
+        ),
+        DefaultValue::String("terraform"),
+    )],
+};
+
 /// The whole file.
 pub(crate) static ROOT: Section = Section {
     label: "file",
@@ -523,6 +571,15 @@ pub(crate) static ROOT: Section = Section {
         key("services", Kind::Named(&SERVICE), "Services, by name.", ""),
         key("jobs", Kind::Named(&JOB), "Jobs, by name.", ""),
         key("models", Kind::Named(&MODEL), "Models, by name.", ""),
+        key(
+            "terraform",
+            Kind::NamedWithSettings {
+                settings: &TERRAFORM,
+                named: &TERRAFORM_MODULE,
+            },
+            "Terraform: `binary`, and each `[terraform.<name>]` root module, by name.",
+            "",
+        ),
         key(
             "database",
             Kind::Table(&DATABASE),
@@ -655,6 +712,25 @@ fn kind_schema(kind: Kind) -> Json {
             "type": "object",
             "patternProperties": { NAME_PATTERN: Json::Object(section_schema(section)) },
             "additionalProperties": false
+        }),
+        Kind::NamedWithSettings { settings, named } => {
+            let mut schema = section_schema(settings);
+            // A setting's name is no entry's: the entries' pattern leaves them out.
+            let reserved: Vec<&str> = settings.keys.iter().map(|spec| spec.name).collect();
+            let entry_pattern = format!(
+                "^(?!({})$)[a-z]([a-z0-9-]{{0,38}}[a-z0-9])?$",
+                reserved.join("|")
+            );
+            schema.insert(
+                "patternProperties".into(),
+                json!({ entry_pattern: Json::Object(section_schema(named)) }),
+            );
+            Json::Object(schema)
+        }
+        Kind::TerraformVars => json!({
+            "type": "object",
+            "propertyNames": { "pattern": ENV_VAR_PATTERN, "not": { "pattern": "^(sha|env|biome)$" } },
+            "additionalProperties": { "type": "string" }
         }),
     }
 }

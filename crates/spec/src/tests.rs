@@ -239,12 +239,12 @@ fn unknown_keys_are_refused_in_every_kind_of_table() {
         (
             "unknown section with nothing close",
             "[project]\nname = \"demo\"\n[workflows]\n",
-            "sandpit.toml:3:2: unknown section `workflows`\n  hint: sections are `project`, `environments`, `services`, `jobs`, `models`, `database`, `pipelines`, `gateway`, `biomes`, `gitlab`",
+            "sandpit.toml:3:2: unknown section `workflows`\n  hint: sections are `project`, `environments`, `services`, `jobs`, `models`, `terraform`, `database`, `pipelines`, `gateway`, `biomes`, `gitlab`",
         ),
         (
             "unknown key at the top level",
             "version = 2\n[project]\nname = \"demo\"\n",
-            "sandpit.toml:1:1: unknown key `version` at the top of the file\n  hint: keys belong in a section; sections are `project`, `environments`, `services`, `jobs`, `models`, `database`, `pipelines`, `gateway`, `biomes`, `gitlab`",
+            "sandpit.toml:1:1: unknown key `version` at the top of the file\n  hint: keys belong in a section; sections are `project`, `environments`, `services`, `jobs`, `models`, `terraform`, `database`, `pipelines`, `gateway`, `biomes`, `gitlab`",
         ),
         (
             "[project]",
@@ -384,9 +384,9 @@ path = "."
 run = "x"
 "#,
         r#"
-sandpit.toml:7:15: service `web` depends on `ap`, which is not a service, job or model in this file
+sandpit.toml:7:15: service `web` depends on `ap`, which is not a component in this file
   hint: did you mean `api`?
-sandpit.toml:7:21: service `web` depends on `zzz`, which is not a service, job or model in this file
+sandpit.toml:7:21: service `web` depends on `zzz`, which is not a component in this file
   hint: declared components are `api`, `web`
 "#,
     );
@@ -441,7 +441,7 @@ run = "x"
 "#,
         r#"
 sandpit.toml:8:7: `x` is declared as both a service and a job
-  hint: component names must be unique across services, jobs and models; rename one
+  hint: component names must be unique across services, jobs, models and terraform components; rename one
 "#,
     );
 }
@@ -1279,4 +1279,130 @@ fn biomes_gateway_and_idle_bases_have_defaults_and_located_refusals() {
         let shown = rendered(&input);
         assert!(shown.contains(expect), "input:\n{input}\nshown:\n{shown}");
     }
+}
+
+#[test]
+fn terraform_components_and_the_binary_setting() {
+    let spec = parse(
+        r#"
+[project]
+name = "demo"
+
+[terraform]
+binary = "tofu"
+
+[terraform.network]
+path = "infra/network"
+
+[terraform.infra]
+path = "infra/app"
+vars = { region = "local", replicas = "2" }
+depends_on = ["network"]
+
+[services.api]
+path = "api"
+run = "x"
+depends_on = ["infra"]
+"#,
+    )
+    .unwrap();
+    assert_eq!(spec.terraform.binary, "tofu");
+    let infra = &spec.components[&name("infra")];
+    assert_eq!(infra.kind, ComponentKind::Terraform);
+    assert_eq!(infra.path, "infra/app");
+    assert_eq!(infra.output, ".");
+    assert_eq!(infra.run, None);
+    assert_eq!(infra.build, None);
+    assert_eq!(infra.depends_on, vec![name("network")]);
+    assert_eq!(infra.vars.get("region").map(String::as_str), Some("local"));
+    assert_eq!(infra.vars.len(), 2);
+    let order: Vec<&str> = spec
+        .terraform_components()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(order, ["network", "infra"]);
+    assert_eq!(
+        spec.components[&name("api")].depends_on,
+        vec![name("infra")]
+    );
+
+    let plain = parse("[project]\nname = \"demo\"\n[terraform.infra]\npath = \"infra\"\n").unwrap();
+    assert_eq!(plain.terraform.binary, "terraform");
+    assert!(plain.components[&name("infra")].vars.is_empty());
+}
+
+#[test]
+fn terraform_mistakes_are_located() {
+    check(
+        r#"
+[project]
+name = "demo"
+
+[terraform.infra]
+path = "infra"
+vars = { sha = "x", "bad-name" = "y", count = 3 }
+run = "terraform apply"
+"#,
+        r#"
+sandpit.toml:6:10: `sha` is set by sandpit and cannot be given in `vars`
+  hint: sandpit passes `sha` (the commit), `env` and `biome` to every terraform run; declare them as variables in the module and choose another name here
+sandpit.toml:6:21: `bad-name` is not a valid terraform variable name
+  hint: it is passed as TF_VAR_<name>: letters, digits and `_`, not starting with a digit
+sandpit.toml:6:47: terraform variable `count` must be a string, found an integer
+  hint: quote it: count = "3"
+sandpit.toml:7:1: unknown key `run` in terraform component `infra`
+  hint: known keys here are `path`, `vars`, `depends_on`
+"#,
+    );
+    check(
+        r#"
+[project]
+name = "demo"
+
+[jobs.prepare]
+path = "prepare"
+run = "x"
+
+[terraform.infra]
+path = "infra"
+depends_on = ["prepare", "nowhere"]
+"#,
+        r#"
+sandpit.toml:10:15: terraform component `infra` depends on `prepare`, a job
+  hint: terraform is applied before services and jobs start; it may depend only on other terraform components (let the service depend on the terraform component instead)
+sandpit.toml:10:26: terraform component `infra` depends on `nowhere`, which is not a component in this file
+  hint: declared components are `infra`, `prepare`
+"#,
+    );
+    check(
+        r#"
+[project]
+name = "demo"
+
+[terraform]
+binary = ""
+
+[terraform.infra]
+"#,
+        r#"
+sandpit.toml:5:10: `binary` must name a program, found ``
+  hint: write binary = "terraform", "tofu" or a path to one
+sandpit.toml:7:1: terraform component `infra` has no `path`
+  hint: add path = "infra"
+"#,
+    );
+    check(
+        r#"
+[project]
+name = "demo"
+
+[terraform.binary]
+path = "infra"
+"#,
+        r#"
+sandpit.toml:4:12: `binary` is a setting of `[terraform]`, not a terraform component name
+  hint: write binary = "tofu" under `[terraform]`, and give the terraform component another name
+"#,
+    );
 }

@@ -44,6 +44,7 @@ pub(crate) enum Typed {
     EnvVars(BTreeMap<String, String>),
     Table(Fields),
     Named(Vec<(Located<Name>, Fields)>),
+    NamedWithSettings(Fields, Vec<(Located<Name>, Fields)>),
 }
 
 #[derive(Debug)]
@@ -175,8 +176,16 @@ impl Fields {
 
     pub fn named(&self, key: &str) -> &[(Located<Name>, Fields)] {
         match self.typed(key) {
-            Some(Typed::Named(value)) => value,
+            Some(Typed::Named(value)) | Some(Typed::NamedWithSettings(_, value)) => value,
             _ => &[],
+        }
+    }
+
+    /// The settings of a [`Kind::NamedWithSettings`] table, when it was written.
+    pub fn settings(&self, key: &str) -> Option<&Fields> {
+        match self.typed(key) {
+            Some(Typed::NamedWithSettings(settings, _)) => Some(settings),
+            _ => None,
         }
     }
 }
@@ -587,7 +596,23 @@ impl Check<'_, '_, '_> {
                 let Some(table) = self.item.as_table_like() else {
                     return self.wrong_type("a table of strings");
                 };
-                Some(Typed::EnvVars(env_vars(self.sink, table, self.value_at)))
+                Some(Typed::EnvVars(env_vars(
+                    self.sink,
+                    table,
+                    self.value_at,
+                    VariableRules::Environment,
+                )))
+            }
+            Kind::TerraformVars => {
+                let Some(table) = self.item.as_table_like() else {
+                    return self.wrong_type("a table of strings");
+                };
+                Some(Typed::EnvVars(env_vars(
+                    self.sink,
+                    table,
+                    self.value_at,
+                    VariableRules::Terraform,
+                )))
             }
             Kind::Table(section) => {
                 let Some(table) = self.item.as_table_like() else {
@@ -603,36 +628,106 @@ impl Check<'_, '_, '_> {
                 let Some(table) = self.item.as_table_like() else {
                     return self.wrong_type("a table");
                 };
-                let mut entries = Vec::new();
+                Some(Typed::Named(self.named_entries(table, section, &[])))
+            }
+            Kind::NamedWithSettings { settings, named } => {
+                let Some(table) = self.item.as_table_like() else {
+                    return self.wrong_type("a table");
+                };
+                let at = table_at(self.item, self.key_at);
+                let mut fields = Fields {
+                    section: settings,
+                    at,
+                    entries: BTreeMap::new(),
+                    written: Vec::new(),
+                };
                 for (raw, item) in table.iter() {
-                    let key_at = key_span(table, raw).unwrap_or(self.value_at);
-                    let what = format!("{} name", section.label);
-                    let Some(name) = parse_name(self.sink, raw, key_at, &what) else {
+                    let Some(spec) = settings.key(raw) else {
                         continue;
                     };
-                    let owner = format!("{} `{name}`", section.label);
-                    let Some(entry) = item.as_table_like() else {
+                    let key_at = key_span(table, raw).unwrap_or(self.value_at);
+                    let value_at = item.span().map_or(key_at, |span| span.start);
+                    fields.written.push(spec.name);
+                    if item.is_table_like() {
                         self.sink.error(
-                            item.span().map_or(key_at, |span| span.start),
-                            format!("{owner} must be a table, found {}", item_type(item)),
-                            Some(format!("write it as a `[{}.{name}]` section", self.path)),
+                            key_at,
+                            format!(
+                                "`{raw}` is a setting of `[{}]`, not a {} name",
+                                self.path, named.label
+                            ),
+                            Some(format!(
+                                "write {raw} = {} under `[{}]`, and give the {} another name",
+                                spec.example, self.path, named.label
+                            )),
                         );
                         continue;
-                    };
-                    let at = table_at(item, key_at);
-                    let path = format!("{}.{name}", self.path);
-                    let fields = check_table(self.sink, entry, at, section, &owner, &path);
-                    entries.push((
-                        Located {
-                            value: name,
-                            at: key_at,
-                        },
-                        fields,
-                    ));
+                    }
+                    let child_path = format!("{}.{raw}", self.path);
+                    let checked = Check {
+                        sink: &mut *self.sink,
+                        spec,
+                        item,
+                        key_at,
+                        value_at,
+                        path: &child_path,
+                    }
+                    .run();
+                    if let Some(typed) = checked {
+                        fields.entries.insert(
+                            spec.name,
+                            Entry {
+                                typed,
+                                key_at,
+                                value_at,
+                            },
+                        );
+                    }
                 }
-                Some(Typed::Named(entries))
+                let reserved: Vec<&str> = settings.keys.iter().map(|spec| spec.name).collect();
+                let entries = self.named_entries(table, named, &reserved);
+                Some(Typed::NamedWithSettings(fields, entries))
             }
         }
+    }
+
+    /// Each entry of a table of named entries, every key but `skip` (settings of the table).
+    fn named_entries(
+        &mut self,
+        table: &dyn TableLike,
+        section: &'static Section,
+        skip: &[&str],
+    ) -> Vec<(Located<Name>, Fields)> {
+        let mut entries = Vec::new();
+        for (raw, item) in table.iter() {
+            if skip.contains(&raw) {
+                continue;
+            }
+            let key_at = key_span(table, raw).unwrap_or(self.value_at);
+            let what = format!("{} name", section.label);
+            let Some(name) = parse_name(self.sink, raw, key_at, &what) else {
+                continue;
+            };
+            let owner = format!("{} `{name}`", section.label);
+            let Some(entry) = item.as_table_like() else {
+                self.sink.error(
+                    item.span().map_or(key_at, |span| span.start),
+                    format!("{owner} must be a table, found {}", item_type(item)),
+                    Some(format!("write it as a `[{}.{name}]` section", self.path)),
+                );
+                continue;
+            };
+            let at = table_at(item, key_at);
+            let path = format!("{}.{name}", self.path);
+            let fields = check_table(self.sink, entry, at, section, &owner, &path);
+            entries.push((
+                Located {
+                    value: name,
+                    at: key_at,
+                },
+                fields,
+            ));
+        }
+        entries
     }
 
     fn string(&mut self) -> Option<String> {
@@ -650,7 +745,7 @@ impl Check<'_, '_, '_> {
         let hint = match spec.kind {
             // Whole sections: an example value would not help, the shape would.
             Kind::Table(_) => format!("write it as a `[{}]` section", self.path),
-            Kind::Named(section) => {
+            Kind::Named(section) | Kind::NamedWithSettings { named: section, .. } => {
                 format!(
                     "write each {} as a `[{}.<name>]` section",
                     section.label, self.path
@@ -688,19 +783,63 @@ fn parse_name(sink: &mut Sink<'_>, raw: &str, at: usize, what: &str) -> Option<N
     }
 }
 
-fn env_vars(sink: &mut Sink<'_>, table: &dyn TableLike, at: usize) -> BTreeMap<String, String> {
+/// Which names a table of variables may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VariableRules {
+    /// A component's `env`: environment variables, none of sandpit's own.
+    Environment,
+    /// A terraform component's `vars`: each becomes `TF_VAR_<name>`, so an environment variable
+    /// name too; `sha`, `env` and `biome` are sandpit's.
+    Terraform,
+}
+
+impl VariableRules {
+    fn noun(self) -> &'static str {
+        match self {
+            VariableRules::Environment => "environment variable",
+            VariableRules::Terraform => "terraform variable",
+        }
+    }
+}
+
+/// The variables sandpit passes to every terraform run itself.
+pub(crate) const RESERVED_TERRAFORM_VARS: [&str; 3] = ["sha", "env", "biome"];
+
+fn env_vars(
+    sink: &mut Sink<'_>,
+    table: &dyn TableLike,
+    at: usize,
+    rules: VariableRules,
+) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::new();
     for (name, item) in table.iter() {
         let key_at = key_span(table, name).unwrap_or(at);
         if !is_env_var_name(name) {
+            let (what, hint) = match rules {
+                VariableRules::Environment => ("environment variable", env_var_name_hint()),
+                VariableRules::Terraform => (
+                    "terraform variable",
+                    "it is passed as TF_VAR_<name>: letters, digits and `_`, not starting with a digit".to_owned(),
+                ),
+            };
             sink.error(
                 key_at,
-                format!("{} is not a valid environment variable name", quoted(name)),
-                Some(env_var_name_hint()),
+                format!("{} is not a valid {what} name", quoted(name)),
+                Some(hint),
             );
             continue;
         }
-        if name.starts_with("SANDPIT_") || RESERVED_ENV_VARS.contains(&name) {
+        if rules == VariableRules::Terraform && RESERVED_TERRAFORM_VARS.contains(&name) {
+            sink.error(
+                key_at,
+                format!("`{name}` is set by sandpit and cannot be given in `vars`"),
+                Some("sandpit passes `sha` (the commit), `env` and `biome` to every terraform run; declare them as variables in the module and choose another name here".to_owned()),
+            );
+            continue;
+        }
+        if rules == VariableRules::Environment
+            && (name.starts_with("SANDPIT_") || RESERVED_ENV_VARS.contains(&name))
+        {
             sink.error(
                 key_at,
                 format!("`{name}` is set by sandpit and cannot be overridden in `env`"),
@@ -711,7 +850,7 @@ fn env_vars(sink: &mut Sink<'_>, table: &dyn TableLike, at: usize) -> BTreeMap<S
         match item.as_str() {
             Some(value) => {
                 let value_at = item.span().map_or(key_at, |span| span.start);
-                let described = format!("environment variable `{name}`");
+                let described = format!("{} `{name}`", rules.noun());
                 if refuse_nul(sink, value, value_at, &described, PROCESS).is_some() {
                     vars.insert(name.to_owned(), value.to_owned());
                 }
@@ -728,7 +867,8 @@ fn env_vars(sink: &mut Sink<'_>, table: &dyn TableLike, at: usize) -> BTreeMap<S
                 sink.error(
                     value_at,
                     format!(
-                        "environment variable `{name}` must be a string, found {}",
+                        "{} `{name}` must be a string, found {}",
+                        rules.noun(),
                         item_type(item)
                     ),
                     Some(format!("quote it: {name} = \"{written}\"")),

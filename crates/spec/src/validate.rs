@@ -9,12 +9,14 @@ use sandpit_domain::{quoted, ComponentKind, Name};
 use crate::diagnostic::{did_you_mean, Sink};
 use crate::model::{
     Biomes, Component, Database, DatabaseUrl, Environment, Gateway, Gitlab, Pipelines, Project,
-    Spec,
+    Spec, TerraformSettings,
 };
 use crate::typecheck::{Fields, Located};
 
 /// Models have no `start_timeout` key; this is how long the model endpoint may take to load one.
 const MODEL_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one `terraform apply` (or destroy) of a terraform component may take.
+const TERRAFORM_APPLY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Builds the model from the checked root table, reporting every semantic problem into `sink`.
 /// Returns `None` only when something the model cannot do without is missing.
@@ -44,6 +46,25 @@ pub(crate) fn build_spec(sink: &mut Sink<'_>, root: &Fields) -> Option<Spec> {
         .table("biomes")
         .map(|fields| biomes(sink, fields))
         .unwrap_or_default();
+    let terraform = TerraformSettings {
+        binary: root
+            .settings("terraform")
+            .and_then(|fields| fields.string("binary"))
+            .unwrap_or_else(|| TerraformSettings::default().binary),
+    };
+    if terraform.binary.trim().is_empty() || terraform.binary.contains('\0') {
+        let at = root
+            .settings("terraform")
+            .map_or(0, |fields| fields.value_at("binary"));
+        sink.error(
+            at,
+            format!(
+                "`binary` must name a program, found {}",
+                quoted(&terraform.binary)
+            ),
+            Some("write binary = \"terraform\", \"tofu\" or a path to one".to_owned()),
+        );
+    }
     Some(Spec {
         project: project?,
         environments,
@@ -53,6 +74,7 @@ pub(crate) fn build_spec(sink: &mut Sink<'_>, root: &Fields) -> Option<Spec> {
         gitlab,
         gateway,
         biomes,
+        terraform,
     })
 }
 
@@ -371,6 +393,7 @@ fn components(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Component> {
         ("services", ComponentKind::Service),
         ("jobs", ComponentKind::Job),
         ("models", ComponentKind::Model),
+        ("terraform", ComponentKind::Terraform),
     ] {
         declared.extend(
             root.named(key)
@@ -385,7 +408,8 @@ fn components(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Component> {
     let mut kinds = BTreeMap::new();
     for (kind, name, fields) in declared {
         if let Some(first) = components.get(&name.value) {
-            let (first_kind, name_at, name) = (first.kind, name.at, &name.value);
+            let (first_kind, name_at, name) = (noun(first.kind), name.at, &name.value);
+            let kind = noun(kind);
             let message = if first_kind == kind {
                 format!("{kind} `{name}` is declared twice")
             } else {
@@ -395,7 +419,7 @@ fn components(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Component> {
                 name_at,
                 message,
                 Some(
-                    "component names must be unique across services, jobs and models; rename one"
+                    "component names must be unique across services, jobs, models and terraform components; rename one"
                         .to_owned(),
                 ),
             );
@@ -418,15 +442,17 @@ fn components(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Component> {
         .iter()
         .chain(root.named("jobs"))
         .chain(root.named("models"))
+        .chain(root.named("terraform"))
         .map(|(name, _)| name.value.as_str())
         .collect();
     for (name, dependencies) in &depends_on {
         let kind = kinds[name];
+        let described = noun(kind);
         for dependency in dependencies.iter() {
             if &dependency.value == name {
                 sink.error(
                     dependency.at,
-                    format!("{kind} `{name}` depends on itself"),
+                    format!("{described} `{name}` depends on itself"),
                     Some("remove it from `depends_on`".to_owned()),
                 );
             } else if !known.contains(dependency.value.as_str()) {
@@ -440,14 +466,36 @@ fn components(sink: &mut Sink<'_>, root: &Fields) -> BTreeMap<Name, Component> {
                     });
                 sink.error(
                     dependency.at,
-                    format!("{kind} `{name}` depends on `{}`, which is not a service, job or model in this file", dependency.value),
+                    format!("{described} `{name}` depends on `{}`, which is not a component in this file", dependency.value),
                     Some(hint),
+                );
+            } else if kind == ComponentKind::Terraform
+                && kinds.get(&dependency.value) != Some(&ComponentKind::Terraform)
+            {
+                // Terraform runs before anything starts (its outputs are what the others get),
+                // so it cannot wait for a process.
+                sink.error(
+                    dependency.at,
+                    format!(
+                        "terraform component `{name}` depends on `{}`, a {}",
+                        dependency.value,
+                        kinds.get(&dependency.value).map_or("component", |k| k.as_str())
+                    ),
+                    Some("terraform is applied before services and jobs start; it may depend only on other terraform components (let the service depend on the terraform component instead)".to_owned()),
                 );
             }
         }
     }
     report_dependency_cycles(sink, &components, &depends_on);
     components
+}
+
+/// What a component of `kind` is called in messages.
+fn noun(kind: ComponentKind) -> &'static str {
+    match kind {
+        ComponentKind::Terraform => "terraform component",
+        other => other.as_str(),
+    }
 }
 
 fn component(
@@ -478,11 +526,17 @@ fn component(
     };
     let start_timeout = match kind {
         ComponentKind::Model => MODEL_LOAD_TIMEOUT,
+        ComponentKind::Terraform => TERRAFORM_APPLY_TIMEOUT,
         _ => Duration::from_secs(u64::from(fields.integer("start_timeout")?)),
     };
     let run = match kind {
-        ComponentKind::Model => None,
+        ComponentKind::Model | ComponentKind::Terraform => None,
         _ => Some(fields.string("run")?),
+    };
+    let output = match kind {
+        // A root module is packaged as written: no build, the subtree itself.
+        ComponentKind::Terraform => ".".to_owned(),
+        _ => fields.string("output")?,
     };
     Some(Component {
         name: name.clone(),
@@ -490,7 +544,7 @@ fn component(
         path: fields.string("path")?,
         inputs: fields.paths("inputs"),
         build: fields.string("build"),
-        output: fields.string("output")?,
+        output,
         run,
         health: fields.string("health"),
         start_timeout,
@@ -501,6 +555,7 @@ fn component(
             .map(|name| name.value.clone())
             .collect(),
         file,
+        vars: fields.env_vars("vars"),
     })
 }
 

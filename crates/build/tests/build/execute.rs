@@ -29,6 +29,7 @@ pub(crate) fn component(name: &str, build: Option<&str>, output: &str) -> Compon
         env: BTreeMap::new(),
         depends_on: Vec::new(),
         file: None,
+        vars: BTreeMap::new(),
     }
 }
 
@@ -48,6 +49,7 @@ pub(crate) fn spec(components: Vec<Component>) -> Spec {
         gitlab: None,
         gateway: Default::default(),
         biomes: Default::default(),
+        terraform: Default::default(),
     }
 }
 
@@ -118,8 +120,28 @@ fn run(
         base_env,
         project_prefix: setup.repo.prefix().to_owned(),
         models: Some(&FakeEngine),
+        terraform: Some(&FakeTerraform),
     };
     build(request, progress)
+}
+
+/// Stands in for Terraform: refuses a module with an `invalid.tf`, and checks it was handed the
+/// module as committed.
+#[derive(Debug)]
+pub(crate) struct FakeTerraform;
+
+impl sandpit_build::execute::ModuleValidator for FakeTerraform {
+    fn validate(&self, module_dir: &std::path::Path, shown_as: &str) -> Result<(), String> {
+        if module_dir.join("invalid.tf").exists() {
+            Err(format!(
+                "{shown_as}/invalid.tf:1:1: error: Unsupported block type"
+            ))
+        } else if module_dir.join("main.tf").exists() {
+            Ok(())
+        } else {
+            Err(format!("{shown_as}: no main.tf"))
+        }
+    }
 }
 
 /// Stands in for the model engine: refuses models that use `BadOp`.
@@ -508,6 +530,73 @@ fn dirty_versions_build_the_working_tree_snapshot() {
         fs::read_to_string(unpacked.path().join("web/index.html")).unwrap(),
         "<h1>uncommitted</h1>\n"
     );
+}
+
+#[test]
+fn terraform_modules_are_validated_and_packaged_as_committed() {
+    let setup = setup();
+    setup.test.write(
+        "proj/infra/good/main.tf",
+        "resource \"terraform_data\" \"x\" {}\n",
+    );
+    setup.test.write("proj/infra/bad/main.tf", "\n");
+    setup
+        .test
+        .write("proj/infra/bad/invalid.tf", "nonsense {\n");
+    let sha = setup.test.commit("modules");
+    let module = |name: &str, path: &str| {
+        let mut component = component(name, None, ".");
+        component.kind = sandpit_domain::ComponentKind::Terraform;
+        component.path = path.to_owned();
+        component.run = None;
+        component.health = None;
+        component
+    };
+    let mut progress = Recorder::default();
+    let good = spec(vec![module("infra", "infra/good")]);
+    let report = run(&setup, &good, clean(&sha), &sha, path_env(), &mut progress).unwrap();
+    let artifact = &report.components[0].artifact;
+    assert_eq!(artifact.name.file_name(), format!("infra-{sha}.zip"));
+    let unpacked = tempfile::tempdir().unwrap();
+    extract(
+        &artifact.file_path,
+        unpacked.path(),
+        ByteSize(ByteSize::MIB),
+    )
+    .unwrap();
+    let files: Vec<String> = fs::read_dir(unpacked.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["main.tf"], "exactly the committed module");
+
+    let bad = spec(vec![module("broken", "infra/bad")]);
+    let message = run(&setup, &bad, clean(&sha), &sha, path_env(), &mut progress)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("terraform component `broken`")
+            && message.contains("infra/bad/invalid.tf:1:1: error: Unsupported block type"),
+        "{message}"
+    );
+
+    // Without a validator nothing unchecked is packaged.
+    let unchecked = spec(vec![module("other", "infra/good")]);
+    let request = BuildRequest {
+        repo: &setup.repo,
+        version: clean(&sha),
+        treeish: sha.clone(),
+        spec: &unchecked,
+        store: &setup.store,
+        log_dir: setup.logs.clone(),
+        sandpit_version: "0.1.0-test",
+        base_env: path_env(),
+        project_prefix: setup.repo.prefix().to_owned(),
+        models: None,
+        terraform: None,
+    };
+    let error = build(request, &mut progress).unwrap_err().to_string();
+    assert!(error.contains("cannot be checked"), "{error}");
 }
 
 #[test]

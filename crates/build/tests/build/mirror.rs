@@ -242,6 +242,7 @@ fn a_build_from_the_mirror_has_the_digests_of_a_build_from_the_checkout() {
             base_env: vec![("PATH".to_owned(), crate::fixtures::PATH.to_owned())],
             project_prefix: repo.prefix().to_owned(),
             models: Some(&FakeEngine),
+            terraform: None,
         };
         let report = build(request, &mut NoProgress).unwrap();
         assert!(
