@@ -35,7 +35,11 @@ pub fn state(context: &Context, raw_target: &str, component: &str) -> anyhow::Re
 }
 
 /// Clears the lock on `raw_target`'s `component`'s state, whoever holds it.
-pub fn unlock(context: &Context, raw_target: &str, component: &str) -> anyhow::Result<UnlockReport> {
+pub fn unlock(
+    context: &Context,
+    raw_target: &str,
+    component: &str,
+) -> anyhow::Result<UnlockReport> {
     let key = state_key(context, raw_target, component)?;
     let cleared = sandpit_tfstate::home_store(&context.home).force_unlock(&key)?;
     Ok(UnlockReport { key, cleared })
@@ -151,7 +155,10 @@ pub fn locate(
 /// `terraform { backend "http" {} }` override file in the module): the address of the daemon's
 /// backend and the state's credential, made on first use. Fails while no daemon has hosted the
 /// backend yet: start the daemon first.
-pub fn backend_variables(context: &Context, key: &StateKey) -> anyhow::Result<Vec<(String, String)>> {
+pub fn backend_variables(
+    context: &Context,
+    key: &StateKey,
+) -> anyhow::Result<Vec<(String, String)>> {
     let Some(addr) = sandpit_tfstate::endpoint(&context.home)? else {
         crate::fail!(
             Unavailable,
@@ -181,16 +188,26 @@ mod tests {
     fn targets_are_located_among_environments_and_known_biomes() {
         let environments = [name("dev"), name("prod")];
         let known = [(name("dev"), name("alice")), (name("dev"), name("bob"))];
-        // (target, Ok((env, biome)) or a part of the refusal)
-        let cases: &[(&str, Result<(&str, Option<&str>), &str>)] = &[
+        /// (target, Ok((env, biome)) or a part of the refusal)
+        type Case<'a> = (&'a str, Result<(&'a str, Option<&'a str>), &'a str>);
+        let cases: &[Case] = &[
             ("dev", Ok(("dev", None))),
             ("prod", Ok(("prod", None))),
             ("dev/alice", Ok(("dev", Some("alice")))),
             ("alice", Ok(("dev", Some("alice")))),
-            ("alise", Err("there is no environment or biome `alise`\nhint: did you mean `alice`?")),
+            (
+                "alise",
+                Err("there is no environment or biome `alise`\nhint: did you mean `alice`?"),
+            ),
             ("prdo", Err("did you mean `prod`?")),
-            ("prod/alice", Err("`alice` lives in environment `dev`, not `prod`")),
-            ("dev/alise", Err("there is no biome `alise` in environment `dev`\nhint: did you mean `alice`?")),
+            (
+                "prod/alice",
+                Err("`alice` lives in environment `dev`, not `prod`"),
+            ),
+            (
+                "dev/alise",
+                Err("there is no biome `alise` in environment `dev`\nhint: did you mean `alice`?"),
+            ),
             ("stage/alice", Err("there is no environment `stage`")),
             ("zzzzzz", Err("`sandpit ls` lists the biomes")),
         ];
@@ -199,7 +216,11 @@ mod tests {
             let got = locate(&environments, &known, &target);
             match (got, expected) {
                 (Ok((env, biome)), Ok((e, b))) => {
-                    assert_eq!((env.as_str(), biome.as_ref().map(Name::as_str)), (*e, *b), "{raw}")
+                    assert_eq!(
+                        (env.as_str(), biome.as_ref().map(Name::as_str)),
+                        (*e, *b),
+                        "{raw}"
+                    )
                 }
                 (Err(message), Err(part)) => assert!(message.contains(part), "{raw}: {message}"),
                 (got, want) => panic!("{raw}: got {got:?}, expected {want:?}"),

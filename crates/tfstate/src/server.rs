@@ -144,12 +144,10 @@ async fn authorized(store: &Arc<StateStore>, key: &StateKey, headers: &HeaderMap
     }
 }
 
-fn parse_lock_info(body: &[u8]) -> Result<LockInfo, Response> {
+/// Terraform's lock information in a LOCK or UNLOCK body; the refusal's text otherwise.
+fn parse_lock_info(body: &[u8]) -> Result<LockInfo, String> {
     serde_json::from_slice(body).map_err(|error| {
-        plain(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not Terraform's lock information (JSON with an `ID`): {error}"),
-        )
+        format!("the body is not Terraform's lock information (JSON with an `ID`): {error}")
     })
 }
 
@@ -212,7 +210,7 @@ async fn handle(
         "LOCK" => {
             let requested = match parse_lock_info(&body) {
                 Ok(info) => info,
-                Err(response) => return response,
+                Err(problem) => return plain(StatusCode::BAD_REQUEST, problem),
             };
             match blocking(&store, move |store| store.try_lock(&key, &requested)).await {
                 Ok(LockDecision::Take) => StatusCode::OK.into_response(),
@@ -223,7 +221,7 @@ async fn handle(
         "UNLOCK" => {
             let requested = match parse_lock_info(&body) {
                 Ok(info) => info,
-                Err(response) => return response,
+                Err(problem) => return plain(StatusCode::BAD_REQUEST, problem),
             };
             match blocking(&store, move |store| store.unlock(&key, &requested.id)).await {
                 Ok(UnlockDecision::Release | UnlockDecision::NotLocked) => {

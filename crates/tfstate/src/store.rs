@@ -49,7 +49,7 @@ pub enum StoreError {
     #[error("the body is not a Terraform state: {problem}")]
     NotAState { problem: String },
     #[error("the state is {}", holder.describe())]
-    Locked { holder: LockInfo },
+    Locked { holder: Box<LockInfo> },
     #[error("the lock {id} named by this write is not held any more (it was cleared by a force-unlock); plan and apply again")]
     LockGone { id: String },
     #[error("the lock file {} cannot be read ({problem}); `sandpit tf unlock` clears it", path.display())]
@@ -330,7 +330,9 @@ impl StateStore {
     fn check_writer(&self, key: &StateKey, lock_id: Option<&str>) -> Result<()> {
         match lock::decide_write(self.lock(key)?.as_ref(), lock_id) {
             WriteDecision::Write => Ok(()),
-            WriteDecision::HeldBy(holder) => Err(StoreError::Locked { holder }),
+            WriteDecision::HeldBy(holder) => Err(StoreError::Locked {
+                holder: Box::new(holder),
+            }),
             WriteDecision::LockGone { id } => Err(StoreError::LockGone { id }),
         }
     }
@@ -448,7 +450,9 @@ mod tests {
 
     #[test]
     fn a_state_must_be_an_object_with_serial_and_lineage() {
-        let cases: &[(&str, std::result::Result<(u64, &str), &str>)] = &[
+        /// (document, Ok((serial, lineage)) or a part of the refusal)
+        type Case<'a> = (&'a str, std::result::Result<(u64, &'a str), &'a str>);
+        let cases: &[Case] = &[
             (
                 r#"{"version":4,"serial":3,"lineage":"abc"}"#,
                 Ok((3, "abc")),
