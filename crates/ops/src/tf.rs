@@ -227,4 +227,46 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn terraform_is_pointed_at_the_daemons_backend_with_the_states_own_credential() {
+        let home = tempfile::tempdir().unwrap();
+        let context = Context::for_home(home.path());
+        let key = StateKey {
+            project: name("geo"),
+            environment: name("dev"),
+            biome: Some(name("alice")),
+            component: name("network"),
+        };
+        let refused = backend_variables(&context, &key).unwrap_err();
+        assert_eq!(
+            crate::error::kind_of(&refused),
+            crate::error::ErrorKind::Unavailable
+        );
+        assert!(
+            refused.to_string().contains("sandpit daemon start"),
+            "{refused}"
+        );
+
+        std::fs::create_dir_all(home.path().join("runtime")).unwrap();
+        std::fs::write(
+            home.path().join(sandpit_tfstate::ENDPOINT_FILE),
+            r#"{"port":12345}"#,
+        )
+        .unwrap();
+        let variables: std::collections::BTreeMap<String, String> =
+            backend_variables(&context, &key)
+                .unwrap()
+                .into_iter()
+                .collect();
+        let url = "http://127.0.0.1:12345/v1/states/geo/dev/alice/network";
+        assert_eq!(variables["TF_HTTP_ADDRESS"], url);
+        assert_eq!(variables["TF_HTTP_LOCK_ADDRESS"], url);
+        assert_eq!(variables["TF_HTTP_UNLOCK_ADDRESS"], url);
+        assert_eq!(variables["TF_HTTP_USERNAME"], "geo/dev/alice/network");
+        let store = sandpit_tfstate::home_store(home.path());
+        assert!(store
+            .check_credential(&key, &variables["TF_HTTP_PASSWORD"])
+            .unwrap());
+    }
 }

@@ -219,11 +219,17 @@ async fn handle(
             }
         }
         "UNLOCK" => {
-            let requested = match parse_lock_info(&body) {
-                Ok(info) => info,
-                Err(problem) => return plain(StatusCode::BAD_REQUEST, problem),
+            // `terraform force-unlock` sends no body: it names no holder, so it is refused with
+            // the holder like any other stranger (`sandpit tf unlock` is the way to clear it).
+            let id = if body.is_empty() {
+                String::new()
+            } else {
+                match parse_lock_info(&body) {
+                    Ok(info) => info.id,
+                    Err(problem) => return plain(StatusCode::BAD_REQUEST, problem),
+                }
             };
-            match blocking(&store, move |store| store.unlock(&key, &requested.id)).await {
+            match blocking(&store, move |store| store.unlock(&key, &id)).await {
                 Ok(UnlockDecision::Release | UnlockDecision::NotLocked) => {
                     StatusCode::OK.into_response()
                 }

@@ -197,6 +197,10 @@ async fn a_held_lock_is_shown_to_others_and_only_its_holder_writes_and_unlocks()
     let refused = send("UNLOCK", json(&bob), "").await.unwrap();
     assert_eq!(refused.status(), StatusCode::LOCKED);
     assert_eq!(refused.json_or_panic::<LockInfo>().await, alice);
+    // `terraform force-unlock`'s UNLOCK has no body.
+    let anonymous = send("UNLOCK", String::new(), "").await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::LOCKED);
+    assert_eq!(anonymous.json_or_panic::<LockInfo>().await, alice);
     let bad = send("UNLOCK", "{}".to_owned(), "").await.unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     assert_eq!(backend.store.lock(&network).unwrap(), Some(alice.clone()));
