@@ -117,6 +117,9 @@ enum Command {
     Verify(commands::verify::Args),
     /// Remove from the stores what no deployment, biome or newest build needs.
     Gc(commands::gc::Args),
+    /// A Terraform component's state on this machine: its versions and lock (`tf state`), or
+    /// clearing a lock a killed run left (`tf unlock`).
+    Tf(commands::tf::Args),
     /// Run the supervisor in the foreground, or manage the background one.
     Daemon(commands::daemon::Args),
     /// Check every prerequisite; say what is missing and the command that fixes it.
@@ -255,6 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return commands::approve::reject_remote(&remote, args, json).await;
                 }
                 Command::Exec(_) => return Err(commands::exec::local_only()),
+                Command::Tf(_) => return Err(commands::tf::local_only()),
                 command => command,
             };
             match RemoteCommand::of(command) {
@@ -409,6 +413,7 @@ async fn run_local(
         Command::Trace(args) => commands::trace::exec(&context, args, json).await,
         Command::Verify(args) => commands::verify::exec(&context, args, json).await,
         Command::Gc(args) => commands::gc::exec(&context, args, json).await,
+        Command::Tf(args) => commands::tf::exec(&context, args, json),
         Command::Daemon(args) => commands::daemon::exec(&context, args, json).await,
         Command::Doctor(args) => commands::doctor::exec(&context, args, json).await,
         Command::ModelServer(args) => commands::model_server::exec(&context, args).await,

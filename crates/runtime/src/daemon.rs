@@ -47,7 +47,20 @@ impl DaemonPaths {
 }
 
 /// Runs the daemon until SIGTERM, SIGINT or a `shutdown` request.
-pub async fn serve(config: SupervisorConfig, version: String) -> anyhow::Result<()> {
+///
+/// `host_beside` starts what the daemon hosts besides the supervisor (the Terraform state
+/// backend, which lives in a crate above this one): it runs once this daemon holds the home's
+/// lock, so a second daemon that is about to be refused never takes those ports, and before the
+/// daemon answers its first request, so whoever reaches the daemon finds them serving.
+pub async fn serve<Host, Hosting>(
+    config: SupervisorConfig,
+    version: String,
+    host_beside: Host,
+) -> anyhow::Result<()>
+where
+    Host: FnOnce() -> Hosting,
+    Hosting: std::future::Future<Output = ()>,
+{
     let paths = DaemonPaths::for_home(&config.home);
     fs::DirBuilder::new()
         .recursive(true)
@@ -61,6 +74,7 @@ pub async fn serve(config: SupervisorConfig, version: String) -> anyhow::Result<
     crate::owner_only::create_dir(&runtime_dir)
         .with_context(|| format!("cannot make {} private", runtime_dir.display()))?;
     let _lock = take_lock(&paths)?;
+    host_beside().await;
     if paths.socket.as_os_str().len() > 100 {
         bail!(
             "the socket path {} is too long for a Unix socket (limit ~100 bytes); use a shorter SANDPIT_HOME",

@@ -44,6 +44,16 @@ async fn reap_every(
     }
 }
 
+/// The home's Terraform state backend, in the daemon's process. A daemon without it still
+/// supervises (what runs matters more than where Terraform keeps its state); the log says why.
+async fn host_terraform_state(home: std::path::PathBuf) {
+    match sandpit_tfstate::host(&home).await {
+        // A move was logged by `host` already.
+        Ok(hosted) => tracing::info!("terraform state backend on http://{}", hosted.addr),
+        Err(error) => tracing::error!("the terraform state backend did not start: {error}"),
+    }
+}
+
 pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<ExitCode> {
     match args.action {
         None => {
@@ -70,9 +80,13 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
             std::thread::Builder::new()
                 .name("reaper".to_owned())
                 .spawn(move || runtime.block_on(reap_every(interval, reaper_context, options)))?;
-            let served =
-                sandpit_runtime::daemon::serve(context.supervisor.clone(), context.version.clone())
-                    .await;
+            let home = context.home.clone();
+            let served = sandpit_runtime::daemon::serve(
+                context.supervisor.clone(),
+                context.version.clone(),
+                || host_terraform_state(home),
+            )
+            .await;
             served?;
             Ok(ExitCode::SUCCESS)
         }

@@ -31,6 +31,7 @@ pub mod rollback;
 pub mod server;
 pub mod sleep;
 pub mod status;
+pub mod tf;
 pub mod tokens;
 pub mod trace;
 pub mod up;

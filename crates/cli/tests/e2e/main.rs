@@ -26,3 +26,4 @@ mod runtime;
 mod security;
 mod server;
 mod sleep;
+mod tf;
