@@ -51,6 +51,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "how long the reaper waits for GitLab to say whether a merge request is closed; without an answer it removes nothing (default 5000)",
     ),
     (
+        "SANDPIT_TF_LOCK_TIMEOUT_MS",
+        "how long a terraform run waits for another operation's lock on the same state before it fails saying who holds it (default 30000)",
+    ),
+    (
         "SANDPIT_PG_BIN",
         "the only directory to take PostgreSQL's server programs from (default: PATH, then /usr/lib/postgresql/*/bin)",
     ),
@@ -305,6 +309,10 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
         home,
         source: sandpit_ops::Source::Checkout { dir: project_dir },
         database_timeouts,
+        terraform_lock_timeout: number_from_env("SANDPIT_TF_LOCK_TIMEOUT_MS").map_or(
+            sandpit_ops::terraform::DEFAULT_LOCK_TIMEOUT,
+            Duration::from_millis,
+        ),
         base_env: base_env(),
         executable: env::current_exe()?,
         process_env: env::vars().collect(),

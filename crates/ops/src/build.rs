@@ -159,6 +159,7 @@ pub fn build(
     let store_root = context.artifact_store_root(spec.project.name.as_str());
     let store = ArtifactStore::open(&store_root)?;
     let models = crate::models::inspector(context, &spec)?;
+    let terraform = crate::terraform::validator(context, &spec);
     let report = sandpit_build::execute::build(
         BuildRequest {
             repo: &repo,
@@ -173,8 +174,9 @@ pub fn build(
             models: models
                 .as_ref()
                 .map(|m| m as &dyn sandpit_build::execute::ModelInspector),
-            // TODO(lead): the terraform runner's validator.
-            terraform: None,
+            terraform: terraform
+                .as_ref()
+                .map(|v| v as &dyn sandpit_build::execute::ModuleValidator),
         },
         progress,
     )?;

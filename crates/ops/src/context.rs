@@ -27,6 +27,9 @@ pub struct Context {
     /// How long database operations may take before they are given up (`SANDPIT_DATABASE_TIMEOUT_MS`
     /// sets the per-statement limit, and the connect limit when shorter).
     pub database_timeouts: sandpit_database::Timeouts,
+    /// How long a terraform run waits for another's lock on its state before it says who holds
+    /// it (`SANDPIT_TF_LOCK_TIMEOUT_MS`).
+    pub terraform_lock_timeout: std::time::Duration,
     /// `SANDPIT_PG_BIN`: the one directory PostgreSQL's server programs are taken from, instead
     /// of looking on `PATH` and under `/usr/lib/postgresql/*/bin`.
     pub pg_bin_dir: Option<PathBuf>,
@@ -59,6 +62,7 @@ impl Context {
                 executable,
             },
             database_timeouts: Default::default(),
+            terraform_lock_timeout: crate::terraform::DEFAULT_LOCK_TIMEOUT,
             pg_bin_dir: None,
             principal: crate::principal::Principal::local(Some("test@example.com")),
             reporting: Default::default(),

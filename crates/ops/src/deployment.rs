@@ -271,6 +271,14 @@ async fn roll_out_configured(
     timings.add(Phase::Database, preparing.elapsed());
     release.config = crate::config::release(context, release.spec, target, id, layers)
         .map_err(RolloutFailure::BeforeRollout)?;
+    // Infrastructure first: what it outputs is what the processes are started with. A failed
+    // apply may have changed some of it, so it counts as a failure during the rollout (an
+    // environment rolls back to its previous deployment, which applies that one's module).
+    let applying_terraform = Instant::now();
+    release.terraform = crate::terraform::apply_release(context, release, id, on_event)
+        .await
+        .map_err(RolloutFailure::DuringRollout)?;
+    timings.add(Phase::Terraform, applying_terraform.elapsed());
     let attaching = Instant::now();
     let store =
         ArtifactStore::open(release.store).map_err(|e| RolloutFailure::BeforeRollout(e.into()))?;
@@ -517,6 +525,7 @@ async fn apply_with(
         config: Default::default(),
         borrowed,
         shared_models,
+        terraform: Default::default(),
     };
     let source = DatabaseSource {
         repo: &repo,

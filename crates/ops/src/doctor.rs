@@ -45,7 +45,7 @@ impl Status {
 /// One prerequisite: what was found (`Ok`) or what is wrong and the command that fixes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    /// Stable across versions: `git`, `postgresql`, `psql`, `onnxruntime`, `daemon`,
+    /// Stable across versions: `git`, `postgresql`, `psql`, `onnxruntime`, `terraform`, `daemon`,
     /// `instance:<project>/<env>/<name>`, `disk`, `home`, `secrets`, `project`,
     /// `database-url:<env>`.
     pub name: String,
@@ -129,6 +129,7 @@ pub async fn run(context: &Context, expectations: Expectations) -> Report {
     });
     checks.push(psql(context, bin_dir.as_deref(), path_env.as_deref(), root));
     checks.push(onnxruntime(context, spec));
+    checks.push(terraform(context, spec));
     checks.extend(daemon(context).await);
     checks.push(disk(&context.home));
     checks.push(home(&context.home, expectations.home_mode));
@@ -378,6 +379,51 @@ fn onnxruntime(context: &Context, spec: Option<&Spec>) -> Check {
                 status,
                 format!("ONNX Runtime was not found ({why}): {detail}"),
                 install,
+            )
+        }
+    }
+}
+
+/// The binary `[terraform] binary` names (`terraform` without a project), and its version: an
+/// error only for a project with terraform components.
+fn terraform(context: &Context, spec: Option<&Spec>) -> Check {
+    let binary = spec.map_or("terraform", |s| s.terraform.binary.as_str());
+    let needed = spec.is_some_and(|spec| {
+        spec.components
+            .values()
+            .any(|c| c.kind == ComponentKind::Terraform)
+    });
+    match crate::terraform::find_binary(context, binary) {
+        Ok(found) => Check::ok(
+            "terraform",
+            format!(
+                "{binary} {} ({}); provider plugins cached in {}",
+                found.version(),
+                found.binary().display(),
+                context
+                    .home
+                    .join("terraform")
+                    .join("plugin-cache")
+                    .display()
+            ),
+        ),
+        Err(_) => {
+            let (status, why) = if needed {
+                (
+                    Status::Error,
+                    "this project has terraform components, which need it",
+                )
+            } else {
+                (
+                    Status::Warning,
+                    "only projects with terraform components need it",
+                )
+            };
+            Check::problem(
+                "terraform",
+                status,
+                format!("`{binary}` was not found on PATH ({why})"),
+                "install Terraform (https://developer.hashicorp.com/terraform/install), or OpenTofu with [terraform] binary = \"tofu\" in sandpit.toml",
             )
         }
     }
@@ -923,6 +969,7 @@ mod tests {
                 executable: home.join("target/debug/sandpit"),
             },
             database_timeouts: Default::default(),
+            terraform_lock_timeout: crate::terraform::DEFAULT_LOCK_TIMEOUT,
             pg_bin_dir: None,
             principal: crate::principal::Principal::local(Some("test@example.com")),
             reporting: Default::default(),

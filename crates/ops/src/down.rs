@@ -25,7 +25,7 @@ pub struct DownOutcome {
 
 /// What is left of a biome whose `down` did not finish.
 pub fn left_behind(context: &Context, project: &Name, env: &Name, biome: &Name) -> Vec<String> {
-    let mut left = Vec::new();
+    let mut left = crate::terraform::left_behind(context, project, env, biome);
     if crate::database::may_have_database(context, project, env, biome) {
         left.push("its database and role".to_owned());
     }
@@ -177,6 +177,9 @@ pub(crate) async fn tear_down(
     } else {
         None
     };
+    // After the processes (nothing uses the infrastructure any more), before the database: a
+    // destroy that fails leaves the biome `destroy-failed`, everything else still in place.
+    crate::terraform::destroy_target(context, &spec.project.name, env, biome, on_event).await?;
     let dropped = crate::database::drop(context, spec, env, biome, &mut |m| on_event(None, m))
         .await
         .map_err(|e| e.context(format!("the database of `{biome}` was not dropped")))?;

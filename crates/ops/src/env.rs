@@ -20,6 +20,9 @@ pub struct BiomeEnv {
     pub vars: BTreeMap<String, String>,
     /// The names of the variables whose values are secrets (`DATABASE_URL`, …).
     pub secret_names: BTreeSet<String>,
+    /// Where a command "in" the component runs, when not in the user's checkout: a terraform
+    /// component's working directory (its module as deployed, initialised against its state).
+    pub dir: Option<std::path::PathBuf>,
 }
 
 impl BiomeEnv {
@@ -59,6 +62,32 @@ pub async fn environment(
     let component = component
         .map(|raw| Name::parse(raw).map_err(crate::error::name_refused))
         .transpose()?;
+    // A terraform component is no process of the daemon's: its environment is terraform's,
+    // pointed at the biome's state in sandpit's backend.
+    if let Some(name) = &component {
+        let spec = context.source.spec()?;
+        if spec
+            .components
+            .get(name)
+            .is_some_and(|c| c.kind == sandpit_domain::ComponentKind::Terraform)
+        {
+            let found = crate::terraform::environment_of(
+                context,
+                &status.project,
+                &status.env,
+                &status.biome,
+                name,
+            )
+            .await?;
+            return Ok(BiomeEnv {
+                status,
+                component: name.clone(),
+                vars: found.vars,
+                secret_names: found.secret_names,
+                dir: Some(found.dir),
+            });
+        }
+    }
     let client = daemon_connection::running(context).await?;
     let env = daemon_connection::answer(
         client
@@ -70,6 +99,7 @@ pub async fn environment(
         component: env.component,
         vars: env.vars,
         secret_names: env.secret_names,
+        dir: None,
     })
 }
 
@@ -95,6 +125,7 @@ mod tests {
                 ),
             ]),
             secret_names: BTreeSet::from(["DATABASE_URL".to_owned()]),
+            dir: None,
         };
         // (show_secrets, DATABASE_URL shown as)
         for (show, expected) in [(false, None), (true, Some("postgres://a:hunter2@h/db"))] {

@@ -43,6 +43,8 @@ pub async fn exec(
         );
     };
     let env = crate::env::environment(context, biome, component).await?;
+    // A terraform component's commands run where its state's working directory is.
+    let dir = env.dir.as_deref().unwrap_or(dir);
     let Some(path) = find_program(context, dir, program) else {
         crate::fail!(
             NotFound,

@@ -45,6 +45,7 @@ pub mod sleep;
 pub mod source;
 pub mod status;
 pub mod target;
+pub mod terraform;
 pub mod tf;
 pub mod timings;
 pub mod tokens;

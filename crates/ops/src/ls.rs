@@ -41,7 +41,8 @@ impl Listing {
 pub struct Incomplete {
     pub biome: Name,
     pub env: Name,
-    /// `down-failed` or `up-failed`.
+    /// `destroy-failed` (its terraform resources could not be destroyed), `down-failed` or
+    /// `up-failed`.
     pub state: &'static str,
     /// The failed deployment and why it failed.
     pub deployment: i64,
@@ -60,6 +61,10 @@ fn incomplete(context: &Context, project: &Name) -> anyhow::Result<Vec<Incomplet
         let (biome, env) = (Name::parse(biome)?, Name::parse(&d.env)?);
         let left = crate::down::left_behind(context, project, &env, &biome);
         let state = match d.kind {
+            // Its infrastructure could not be destroyed: the one part that costs money.
+            DeploymentKind::Down if left.iter().any(|l| l.contains("terraform state")) => {
+                "destroy-failed"
+            }
             DeploymentKind::Down => "down-failed",
             DeploymentKind::Up if !left.is_empty() => "up-failed",
             _ => continue,

@@ -767,6 +767,7 @@ mod tests {
                 executable: PathBuf::from("/nonexistent/sandpit"),
             },
             database_timeouts: Default::default(),
+            terraform_lock_timeout: crate::terraform::DEFAULT_LOCK_TIMEOUT,
             pg_bin_dir: None,
             principal: crate::principal::Principal::local(Some("test@example.com")),
             reporting: Default::default(),

@@ -62,6 +62,9 @@ pub struct Release<'a> {
     pub borrowed: BTreeMap<Name, Name>,
     /// Overlay biomes: models not registered for the biome, answered by the base's version.
     pub shared_models: BTreeSet<Name>,
+    /// What its terraform components gave the components depending on them (applied before the
+    /// release is handed to the daemon, `ops::terraform`).
+    pub terraform: crate::terraform::TerraformOutputs,
 }
 
 impl Release<'_> {
@@ -107,7 +110,15 @@ impl Release<'_> {
             let Some(chosen) = self.artifacts.get(&component.name) else {
                 bail!("no artifact was chosen for `{}`", component.name);
             };
-            let configured = self.config.component(&component.name);
+            let mut configured = self.config.component(&component.name);
+            // A terraform component's outputs are configuration of its dependants (they win
+            // over `config set` of the same name: they are what the infrastructure is).
+            let outputs = self.terraform.for_component(component);
+            configured.env.extend(outputs.env);
+            configured.secret_env.extend(outputs.secret_env);
+            configured
+                .env
+                .retain(|name, _| !configured.secret_env.contains_key(name));
             let (env, secret_env) = component_env(
                 &component.env,
                 configured,

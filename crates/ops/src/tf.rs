@@ -61,8 +61,33 @@ pub fn state_key(context: &Context, raw_target: &str, component: &str) -> anyhow
             ),
         )
     })?;
-    // TODO(lead): refuse a `component` that is not a `[terraform.<name>]` of `spec` (with a
-    // did-you-mean among them) once the spec has those sections.
+    let modules: Vec<&str> = spec
+        .terraform_components()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    if !modules.contains(&component.as_str()) {
+        let hint =
+            sandpit_domain::suggestion::did_you_mean(component.as_str(), modules.iter().copied())
+                .unwrap_or_else(|| {
+                    if modules.is_empty() {
+                        "sandpit.toml declares no `[terraform.<name>]` component".to_owned()
+                    } else {
+                        format!(
+                            "its terraform components are {}",
+                            modules
+                                .iter()
+                                .map(|m| format!("`{m}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                });
+        crate::fail!(
+            NotFound,
+            "`{component}` is not a terraform component of `{project}`\nhint: {hint}"
+        );
+    }
     let target = crate::target::resolve(context, &spec, Some(raw_target))?;
     let environments: Vec<Name> = spec.environments.keys().cloned().collect();
     let mut known: Vec<(Name, Name)> = crate::deployment::state_store(context)?

@@ -16,6 +16,8 @@ pub enum Phase {
     Database,
     /// Registering the biome's models with the environment's endpoint.
     Models,
+    /// Applying the target's terraform components (`ops::terraform`).
+    Terraform,
     /// The daemon's part, apart from waiting for health: starting and stopping processes.
     Daemon,
     /// Waiting for components to become healthy (jobs: to finish).
@@ -30,6 +32,7 @@ impl Phase {
             Phase::Record => "record",
             Phase::Database => "database",
             Phase::Models => "models",
+            Phase::Terraform => "terraform",
             Phase::Daemon => "daemon",
             Phase::HealthWait => "health_wait",
         }

@@ -128,6 +128,7 @@ pub async fn up(
         config: Default::default(),
         borrowed: Default::default(),
         shared_models: Default::default(),
+        terraform: Default::default(),
     };
     if options.overlay.unwrap_or(spec.biomes.overlay) {
         crate::overlay::plan(context, &mut release, &mut on_event).await?;

@@ -26,7 +26,7 @@ fn print(listing: &BiomeList, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for failed in &listing.incomplete {
-        let next = if failed.state == "down-failed" {
+        let next = if failed.state == "down-failed" || failed.state == "destroy-failed" {
             format!("`sandpit down {}` finishes it", failed.biome)
         } else {
             format!(

@@ -154,6 +154,7 @@ fn doctor_on_a_healthy_machine_reports_every_check_ok_and_exits_0() {
         "postgresql",
         "psql",
         "onnxruntime",
+        "terraform",
         "daemon",
         "instance:ml/dev/postgres",
         "instance:ml/dev/models",

@@ -26,4 +26,5 @@ mod runtime;
 mod security;
 mod server;
 mod sleep;
+mod terraform;
 mod tf;

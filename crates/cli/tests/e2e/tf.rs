@@ -49,6 +49,16 @@ fn state(serial: u64) -> String {
 #[test]
 fn tf_state_shows_the_daemons_versions_and_lock_and_tf_unlock_clears_it() {
     let sandbox = Sandbox::with_example();
+    let toml = std::fs::read_to_string(sandbox.repo.join("sandpit.toml")).unwrap();
+    sandbox.write(
+        "sandpit.toml",
+        &format!("{toml}\n[terraform.network]\npath = \"network\"\n"),
+    );
+    sandbox.write(
+        "network/main.tf",
+        "resource \"terraform_data\" \"net\" {}\n",
+    );
+    sandbox.commit("a terraform component");
     sandbox.ok(&["daemon", "start"]);
     let addr = sandpit_tfstate::endpoint(&sandbox.home).unwrap().unwrap();
     assert!(addr.ip().is_loopback());
@@ -101,6 +111,15 @@ fn tf_state_shows_the_daemons_versions_and_lock_and_tf_unlock_clears_it() {
     assert!(!output.status.success());
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains("did you mean `dev`?"), "{said}");
+
+    // A component that is not a terraform component of the project: did-you-mean.
+    let output = sandbox.run(&["tf", "state", "dev", "netwrk"]);
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("not a terraform component") && said.contains("did you mean `network`?"),
+        "{said}"
+    );
 
     // A restarted daemon serves the same states on the same port.
     sandbox.ok(&["daemon", "stop"]);

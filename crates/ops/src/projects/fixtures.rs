@@ -53,6 +53,7 @@ impl World {
                 executable: PathBuf::from("/nonexistent/sandpit"),
             },
             database_timeouts: Default::default(),
+            terraform_lock_timeout: crate::terraform::DEFAULT_LOCK_TIMEOUT,
             pg_bin_dir: None,
             principal: admin(),
             reporting: Default::default(),

@@ -134,6 +134,7 @@ impl TestRepo {
                 executable: PathBuf::from("/nonexistent/sandpit"),
             },
             database_timeouts: Default::default(),
+            terraform_lock_timeout: sandpit_ops::terraform::DEFAULT_LOCK_TIMEOUT,
             pg_bin_dir: None,
             principal,
             reporting: Default::default(),
