@@ -53,3 +53,10 @@ fi
 export SANDPIT_PYTHON="$venv/bin/python3"
 ORT_DYLIB_PATH="$("$venv/bin/python3" -c 'import glob, os, onnxruntime; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so*")))[0])')"
 export ORT_DYLIB_PATH
+
+# Terraform: projects with `[terraform.<name>]` components run it, and so do the tests. It is not
+# a Debian package and cannot be fetched by this script, so it is only checked for.
+if ! command -v terraform >/dev/null 2>&1 && ! command -v tofu >/dev/null 2>&1; then
+  echo "setup: terraform is not on PATH: projects with terraform components and sandpit's tests need it;" >&2
+  echo "setup:   install Terraform (https://developer.hashicorp.com/terraform/install) or OpenTofu (https://opentofu.org/docs/intro/install/)" >&2
+fi
