@@ -287,6 +287,36 @@ pub fn print_biome(status: &BiomeDocument) {
         }
     }
     table.print();
+    for state in &status.terraform {
+        let applied = state
+            .applied_by
+            .map(|id| format!(", applied by deployment #{id}"))
+            .unwrap_or_default();
+        println!(
+            "terraform {}: {} resource instance(s){applied}",
+            state.component, state.resources
+        );
+        if !state.outputs.is_empty() {
+            let shown: Vec<String> = state
+                .outputs
+                .iter()
+                .map(|name| {
+                    if state.sensitive_outputs.contains(name) {
+                        format!("{name} (secret)")
+                    } else {
+                        name.clone()
+                    }
+                })
+                .collect();
+            println!("  outputs: {}", shown.join(", "));
+        }
+        if let Some(lock) = &state.lock {
+            println!(
+                "  {lock}: if that run crashed, `sandpit tf unlock {} {}` clears it",
+                status.biome, state.component
+            );
+        }
+    }
     let models = status.models.as_deref().unwrap_or_default();
     if models.is_empty() {
         return;

@@ -512,6 +512,53 @@ pub async fn environment_of(
     })
 }
 
+/// One terraform state of a biome, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateOverview {
+    pub component: Name,
+    /// Managed resource instances in its current version.
+    pub resources: usize,
+    /// The deployment that last applied it through sandpit.
+    pub applied_by: Option<i64>,
+    /// The variables its outputs give dependants, each with whether it is a secret.
+    pub outputs: Vec<(String, bool)>,
+    /// Who holds its lock, when someone does (`locked by … since …`).
+    pub lock: Option<String>,
+}
+
+/// The terraform states `biome` of `env` has (none for a project without terraform).
+pub fn overview(context: &Context, project: &Name, env: &Name, biome: &Name) -> Vec<StateOverview> {
+    let store = states(context);
+    let Ok(keys) = store.keys_of(project) else {
+        return Vec::new();
+    };
+    keys.into_iter()
+        .filter(|key| {
+            &key.environment == env && key.biome.as_ref() == (biome != env).then_some(biome)
+        })
+        .map(|key| {
+            let summary = summary_of(&store, &key).unwrap_or_default();
+            let applied = applied::read(&state_dir(context, &key)).ok().flatten();
+            StateOverview {
+                resources: summary.resources,
+                applied_by: applied.map(|a| a.deployment),
+                outputs: summary
+                    .outputs
+                    .iter()
+                    .map(|(name, output)| {
+                        (
+                            state_document::variable_name(key.component.as_str(), name),
+                            output.sensitive,
+                        )
+                    })
+                    .collect(),
+                lock: store.lock(&key).ok().flatten().map(|lock| lock.describe()),
+                component: key.component,
+            }
+        })
+        .collect()
+}
+
 /// What of `biome` is still in terraform states (resource instances left), for `ls` and `down`.
 pub fn left_behind(context: &Context, project: &Name, env: &Name, biome: &Name) -> Vec<String> {
     let store = states(context);

@@ -34,11 +34,14 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
     let cost = sandpit_ops::status::cost(context, &status).await?;
     let expiry =
         sandpit_ops::expiry::of_biome(context, &status.project, &status.env, &status.biome)?;
+    let terraform =
+        sandpit_ops::terraform::overview(context, &status.project, &status.env, &status.biome);
     print(
         &BiomeDocument::new(&status, database_url)
             .with_models(&models)
             .with_cost(&cost)
-            .with_expiry(expiry.as_ref()),
+            .with_expiry(expiry.as_ref())
+            .with_terraform(&terraform),
         json,
     )
 }

@@ -169,6 +169,15 @@ fn outputs_reach_the_service_and_every_biome_has_a_state_of_its_own_destroyed_wi
         format!("hello-{sha}-alice")
     );
     assert!(!alice.to_string().contains("pw-dev-alice"));
+    let states = alice["terraform"].as_array().unwrap();
+    assert_eq!(states.len(), 1, "{alice:#}");
+    assert_eq!(states[0]["component"], "infra");
+    assert_eq!(states[0]["resources"], 2);
+    assert_eq!(
+        states[0]["sensitive_outputs"][0],
+        "SANDPIT_TF_INFRA_PASSWORD"
+    );
+    assert!(states[0]["lock"].is_null());
 
     // The state lives in sandpit's backend: terraform reads it back through it.
     let state = state_pull(&sandbox, "alice");
@@ -303,6 +312,13 @@ fn a_stale_lock_is_reported_with_its_holder_and_cleared_by_tf_unlock() {
     assert!(
         stderr.contains("sandpit tf unlock alice infra") && stderr.contains("ci@runner-7"),
         "{stderr}"
+    );
+    // `status` says who holds it, and how to clear it.
+    let status = sandbox.ok(&["status", "alice"]);
+    assert!(
+        status.contains("locked by ci@runner-7")
+            && status.contains("sandpit tf unlock alice infra"),
+        "{status}"
     );
     let unlocked = sandbox.ok(&["tf", "unlock", "alice", "infra"]);
     assert!(unlocked.contains("ci@runner-7"), "{unlocked}");

@@ -36,7 +36,7 @@ pub async fn show(
     let context = crate::project::reading(&state, &caller, &project).await?;
     let status = sandpit_ops::status::status(&context, Some(&target)).await?;
     let cost = sandpit_ops::status::cost(&context, &status).await?;
-    let (models, expiry) = crate::project::blocking_in(context, {
+    let (models, expiry, terraform) = crate::project::blocking_in(context, {
         let status = status.clone();
         move |context| {
             let models = sandpit_ops::status::models(context, &status)?;
@@ -46,7 +46,13 @@ pub async fn show(
                 &status.env,
                 &status.biome,
             )?;
-            Ok((models, expiry))
+            let terraform = sandpit_ops::terraform::overview(
+                context,
+                &status.project,
+                &status.env,
+                &status.biome,
+            );
+            Ok((models, expiry, terraform))
         }
     })
     .await?;
@@ -54,6 +60,7 @@ pub async fn show(
         BiomeDocument::new(&status, None)
             .with_models(&models)
             .with_cost(&cost)
-            .with_expiry(expiry.as_ref()),
+            .with_expiry(expiry.as_ref())
+            .with_terraform(&terraform),
     ))
 }

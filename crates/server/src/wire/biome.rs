@@ -43,6 +43,26 @@ pub struct BiomeDocument {
     /// recorded expiry: environment bases never expire).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// Its terraform components' states (`status` only; empty without terraform components).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terraform: Vec<TerraformStateDocument>,
+}
+
+/// One terraform component's state in a biome (kept by sandpit's backend).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TerraformStateDocument {
+    pub component: String,
+    /// Managed resource instances in the current state.
+    pub resources: usize,
+    /// The deployment that last applied it.
+    pub applied_by: Option<i64>,
+    /// The variables its outputs give the components depending on it (`SANDPIT_TF_<NAME>_<OUTPUT>`).
+    pub outputs: Vec<String>,
+    /// Those of `outputs` that are secrets (sensitive outputs; their values are never sent).
+    pub sensitive_outputs: Vec<String>,
+    /// Who holds the state's lock, when someone does: `locked by <who> since <when> (…)`;
+    /// `sandpit tf unlock` clears a crashed run's.
+    pub lock: Option<String>,
 }
 
 /// What a biome (or an environment's base) costs now.
@@ -208,7 +228,32 @@ impl BiomeDocument {
                 .map(|secs| sandpit_domain::Span::from_secs(secs).to_string()),
             cost: None,
             expires_at: None,
+            terraform: Vec::new(),
         }
+    }
+
+    /// With its terraform states (what `status` shows).
+    pub fn with_terraform(
+        mut self,
+        states: &[sandpit_ops::terraform::StateOverview],
+    ) -> BiomeDocument {
+        self.terraform = states
+            .iter()
+            .map(|state| TerraformStateDocument {
+                component: state.component.to_string(),
+                resources: state.resources,
+                applied_by: state.applied_by,
+                outputs: state.outputs.iter().map(|(name, _)| name.clone()).collect(),
+                sensitive_outputs: state
+                    .outputs
+                    .iter()
+                    .filter(|(_, secret)| *secret)
+                    .map(|(name, _)| name.clone())
+                    .collect(),
+                lock: state.lock.clone(),
+            })
+            .collect();
+        self
     }
 
     /// With what the biome costs now (what `status` shows).
