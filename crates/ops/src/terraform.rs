@@ -135,6 +135,21 @@ impl sandpit_build::execute::ModuleValidator for BuildValidator {
 
     fn validate(&self, module_dir: &Path, shown_as: &str) -> Result<(), String> {
         let terraform = self.terraform.as_ref().map_err(Clone::clone)?;
+        // Terraform takes a directory without configuration for an empty module and would
+        // apply nothing, silently: a wrong `path` is refused here instead.
+        let has_configuration = std::fs::read_dir(module_dir)
+            .map_err(|e| format!("{shown_as}: cannot be read: {e}"))?
+            .flatten()
+            .any(|entry| {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                name.ends_with(".tf") || name.ends_with(".tf.json")
+            });
+        if !has_configuration {
+            return Err(format!(
+                "{shown_as}: no Terraform configuration (`*.tf` or `*.tf.json` files) in the module's directory; point `path` at the root module"
+            ));
+        }
         // `init` writes `.terraform/` and a lock file: never into what is packaged.
         let scratch = tempfile::tempdir().map_err(|e| format!("no scratch directory: {e}"))?;
         let copy = scratch.path().join("module");
@@ -285,20 +300,24 @@ pub(crate) async fn apply_release(
             )?;
             let mut all_vars = vars.plain.clone();
             all_vars.extend(vars.secret.clone());
-            let run = Run {
-                dir: work,
-                plugin_cache_dir: plugin_cache(context),
-                backend: Some(HttpBackend {
-                    address: key.url(&origin),
-                    username: key.path(),
-                    password: store.credential(&key)?,
-                }),
-                vars: all_vars,
-                log: dir.join("logs").join(format!("deployment-{id}.log")),
-                lock_timeout: context.terraform_lock_timeout,
-                cli_config_file: None,
-                extra_env: Vec::new(),
+            let log = dir.join("logs").join(format!("deployment-{id}.log"));
+            let run = run_on_state(context, &store, &key, &origin, work, all_vars, log)?;
+            // Recorded before terraform runs, with a fingerprint nothing matches: an apply that
+            // fails half-way leaves resources, and `down` destroys them from this record.
+            let mut record = applied::Applied {
+                fingerprint: String::new(),
+                serial: 0,
+                lineage: String::new(),
+                deployment: id,
+                store: release.store.to_path_buf(),
+                artifact: chosen.artifact.clone(),
+                digest: chosen.digest.to_string(),
+                binary: release.spec.terraform.binary.clone(),
+                vars: vars.plain.clone(),
+                secret_vars: vars.secret_files.clone(),
+                depends_on: module.depends_on.iter().map(Name::to_string).collect(),
             };
+            applied::write(&dir, &record)?;
             on_event(Some(name), "terraform init");
             run_blocking(&terraform, &run, sandpit_terraform::init)
                 .await
@@ -315,23 +334,9 @@ pub(crate) async fn apply_release(
                     ))
                 )));
             }
-            let (serial, lineage) = current_header(&store, &key)?.unwrap_or_default();
-            applied::write(
-                &dir,
-                &applied::Applied {
-                    fingerprint,
-                    serial,
-                    lineage,
-                    deployment: id,
-                    store: release.store.to_path_buf(),
-                    artifact: chosen.artifact.clone(),
-                    digest: chosen.digest.to_string(),
-                    binary: release.spec.terraform.binary.clone(),
-                    vars: vars.plain.clone(),
-                    secret_vars: vars.secret_files.clone(),
-                    depends_on: module.depends_on.iter().map(Name::to_string).collect(),
-                },
-            )?;
+            (record.serial, record.lineage) = current_header(&store, &key)?.unwrap_or_default();
+            record.fingerprint = fingerprint;
+            applied::write(&dir, &record)?;
         }
         let summary = summary_of(&store, &key).unwrap_or_default();
         let variables = output_variables(name, &summary, &dir)?;
@@ -362,6 +367,32 @@ pub(crate) async fn apply_release(
         outputs.by_module.insert(name.clone(), variables);
     }
     Ok(outputs)
+}
+
+/// A run in `work` against `key`'s state on the backend at `origin`, with `vars`.
+fn run_on_state(
+    context: &Context,
+    store: &StateStore,
+    key: &StateKey,
+    origin: &str,
+    work: PathBuf,
+    vars: BTreeMap<String, String>,
+    log: PathBuf,
+) -> anyhow::Result<Run> {
+    Ok(Run {
+        dir: work,
+        plugin_cache_dir: plugin_cache(context),
+        backend: Some(HttpBackend {
+            address: key.url(origin),
+            username: key.path(),
+            password: store.credential(key)?,
+        }),
+        vars,
+        log,
+        lock_timeout: context.terraform_lock_timeout,
+        cli_config_file: None,
+        extra_env: Vec::new(),
+    })
 }
 
 /// A state's outputs as variables: plain ones by value, sensitive ones as owner-only files
@@ -644,20 +675,7 @@ pub(crate) async fn destroy_target(
                 );
             }
             let log = dir.join("logs").join("destroy.log");
-            let run = Run {
-                dir: work,
-                plugin_cache_dir: plugin_cache(context),
-                backend: Some(HttpBackend {
-                    address: key.url(&origin),
-                    username: key.path(),
-                    password: store.credential(&key)?,
-                }),
-                vars,
-                log: log.clone(),
-                lock_timeout: context.terraform_lock_timeout,
-                cli_config_file: None,
-                extra_env: Vec::new(),
-            };
+            let run = run_on_state(context, &store, &key, &origin, work, vars, log.clone())?;
             on_event(Some(&component), "terraform destroy");
             let destroyed = match run_blocking(&terraform, &run, sandpit_terraform::init).await {
                 Ok(()) => run_blocking(&terraform, &run, sandpit_terraform::destroy).await,

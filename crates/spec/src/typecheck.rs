@@ -181,6 +181,39 @@ impl Fields {
         }
     }
 
+    /// Checks one written key's value against `spec` and keeps it when well-typed (a key
+    /// counts as written even when its value is refused).
+    fn check_key(
+        &mut self,
+        sink: &mut Sink<'_>,
+        spec: &'static KeySpec,
+        item: &Item,
+        key_at: usize,
+        value_at: usize,
+        path: &str,
+    ) {
+        self.written.push(spec.name);
+        let checked = Check {
+            sink,
+            spec,
+            item,
+            key_at,
+            value_at,
+            path,
+        }
+        .run();
+        if let Some(typed) = checked {
+            self.entries.insert(
+                spec.name,
+                Entry {
+                    typed,
+                    key_at,
+                    value_at,
+                },
+            );
+        }
+    }
+
     /// The settings of a [`Kind::NamedWithSettings`] table, when it was written.
     pub fn settings(&self, key: &str) -> Option<&Fields> {
         match self.typed(key) {
@@ -241,31 +274,12 @@ pub(crate) fn check_table(
             sink.error(key_at, message, Some(hint));
             continue;
         };
-        fields.written.push(spec.name);
         let child_path = if path.is_empty() {
             name.to_owned()
         } else {
             format!("{path}.{name}")
         };
-        let checked = Check {
-            sink: &mut *sink,
-            spec,
-            item,
-            key_at,
-            value_at,
-            path: &child_path,
-        }
-        .run();
-        if let Some(typed) = checked {
-            fields.entries.insert(
-                spec.name,
-                Entry {
-                    typed,
-                    key_at,
-                    value_at,
-                },
-            );
-        }
+        fields.check_key(sink, spec, item, key_at, value_at, &child_path);
     }
     for spec in section
         .keys
@@ -647,8 +661,8 @@ impl Check<'_, '_, '_> {
                     };
                     let key_at = key_span(table, raw).unwrap_or(self.value_at);
                     let value_at = item.span().map_or(key_at, |span| span.start);
-                    fields.written.push(spec.name);
                     if item.is_table_like() {
+                        fields.written.push(spec.name);
                         self.sink.error(
                             key_at,
                             format!(
@@ -663,25 +677,7 @@ impl Check<'_, '_, '_> {
                         continue;
                     }
                     let child_path = format!("{}.{raw}", self.path);
-                    let checked = Check {
-                        sink: &mut *self.sink,
-                        spec,
-                        item,
-                        key_at,
-                        value_at,
-                        path: &child_path,
-                    }
-                    .run();
-                    if let Some(typed) = checked {
-                        fields.entries.insert(
-                            spec.name,
-                            Entry {
-                                typed,
-                                key_at,
-                                value_at,
-                            },
-                        );
-                    }
+                    fields.check_key(self.sink, spec, item, key_at, value_at, &child_path);
                 }
                 let reserved: Vec<&str> = settings.keys.iter().map(|spec| spec.name).collect();
                 let entries = self.named_entries(table, named, &reserved);

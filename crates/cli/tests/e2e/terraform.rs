@@ -266,6 +266,24 @@ fn a_failed_apply_fails_the_up_keeps_what_ran_and_the_state_says_what_exists() {
     assert_eq!(half[0]["instances"][0]["status"], "tainted", "{state:#}");
     let history = sandbox.json(&["history", "alice"]);
     assert_eq!(history["deployments"][0]["state"], "failed", "{history:#}");
+
+    // A biome whose very first apply failed half-way: listed with what it left, and `down`
+    // destroys what the failed apply made.
+    let stderr = sandbox.fails(&["up", "bob"], 1);
+    assert!(stderr.contains("was not applied"), "{stderr}");
+    let listing = sandbox.ok(&["ls"]);
+    assert!(
+        listing.contains("bob") && listing.contains("terraform state `infra`"),
+        "{listing}"
+    );
+    let down = sandbox.run(&["down", "bob"]);
+    assert!(down.status.success(), "{}", combined(&down));
+    assert!(
+        combined(&down).contains("terraform: destroyed"),
+        "{}",
+        combined(&down)
+    );
+    assert!(!sandbox.ok(&["ls"]).contains("bob"));
 }
 
 /// Takes alice's state lock as a crashed `terraform apply` would have left it: through the
@@ -374,22 +392,37 @@ fn an_invalid_module_fails_the_build_with_terraforms_message_located() {
     sandbox.commit("syntax error");
     let stderr = sandbox.fails(&["build"], 1);
     assert!(stderr.contains("infra/main.tf:1:"), "{stderr}");
+    // A `path` with no configuration in it would apply nothing: refused.
+    fs::remove_file(sandbox.repo.join("infra/main.tf")).unwrap();
+    sandbox.write("infra/README", "the module moved\n");
+    sandbox.commit("no configuration");
+    let stderr = sandbox.fails(&["build"], 1);
+    assert!(
+        stderr.contains("infra: no Terraform configuration"),
+        "{stderr}"
+    );
     // Nothing was built into the store for the broken commits.
     let artifacts = sandbox.ok(&["artifacts"]);
     assert!(!artifacts.contains("infra-"), "{artifacts}");
 }
 
-#[test]
-fn doctor_reports_terraform_and_a_missing_binary_with_the_fix() {
-    let sandbox = project();
-    let report = sandbox.json(&["doctor"]);
-    let check = report["checks"]
+/// `doctor --json`'s `terraform` check (doctor exits non-zero when a check is an error).
+fn terraform_check(sandbox: &Sandbox) -> Value {
+    let output = sandbox.run(&["doctor", "--json"]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    report["checks"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["name"] == "terraform")
         .unwrap()
-        .clone();
+        .clone()
+}
+
+#[test]
+fn doctor_reports_terraform_and_a_missing_binary_with_the_fix() {
+    let sandbox = project();
+    let check = terraform_check(&sandbox);
     assert_eq!(check["status"], "ok", "{check:#}");
     assert!(
         check["detail"].as_str().unwrap().contains("1."),
@@ -403,15 +436,7 @@ fn doctor_reports_terraform_and_a_missing_binary_with_the_fix() {
     );
     sandbox.write("sandpit.toml", &toml);
     sandbox.commit("a binary that is not installed");
-    let output = sandbox.run(&["doctor", "--json"]);
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "terraform")
-        .unwrap()
-        .clone();
+    let check = terraform_check(&sandbox);
     assert_eq!(check["status"], "error", "{check:#}");
     assert!(
         check["fix"].as_str().unwrap().contains("install Terraform"),
