@@ -42,7 +42,20 @@ pub async fn exec(
             "no command to run\nhint: `sandpit exec [BIOME] -- CMD ARGS…`"
         );
     };
-    let env = crate::env::environment(context, biome, component).await?;
+    // `sandpit exec BIOME -- terraform -chdir=infra state list`: the module `-chdir` names is
+    // a terraform component's, so the command works on that component's state, in its working
+    // directory (the module as applied, initialised against sandpit's backend).
+    let mut args = args.to_vec();
+    let mut component = component.map(str::to_owned);
+    if component.is_none() {
+        if let Some((named, chdir)) = terraform_command(context, dir, program, &args) {
+            component = Some(named.to_string());
+            if let Some(at) = chdir {
+                args.remove(at);
+            }
+        }
+    }
+    let env = crate::env::environment(context, biome, component.as_deref()).await?;
     // A terraform component's commands run where its state's working directory is.
     let dir = env.dir.as_deref().unwrap_or(dir);
     let Some(path) = find_program(context, dir, program) else {
@@ -52,7 +65,31 @@ pub async fn exec(
             where_looked(context, dir, program)
         );
     };
-    run_foreground(dir, &path, args, &foreground_env(context, env.vars)).await
+    run_foreground(dir, &path, &args, &foreground_env(context, env.vars)).await
+}
+
+/// The terraform component a `terraform` command means, and where its `-chdir=` is (see
+/// [`crate::terraform::exec_target`]); `-chdir` is taken relative to `dir`, components' paths
+/// relative to the project's root.
+fn terraform_command(
+    context: &Context,
+    dir: &Path,
+    program: &str,
+    args: &[String],
+) -> Option<(sandpit_domain::Name, Option<usize>)> {
+    let spec = context.source.spec().ok()?;
+    let root = crate::project::ProjectDir::locate(dir).ok()?.root;
+    let modules = spec.terraform_components();
+    let components: Vec<(&sandpit_domain::Name, &str)> =
+        modules.iter().map(|c| (&c.name, c.path.as_str())).collect();
+    let same = |given: &str, path: &str| match (
+        dir.join(given).canonicalize(),
+        root.join(path).canonicalize(),
+    ) {
+        (Ok(given), Ok(module)) => given == module,
+        _ => false,
+    };
+    crate::terraform::exec_target(&components, &spec.terraform.binary, program, args, same)
 }
 
 /// A component's variables for a command on the user's terminal: its `TERM` too, because that

@@ -481,6 +481,37 @@ fn explain(
     )
 }
 
+/// Which terraform component a `terraform` command given to `sandpit exec` without
+/// `--component` means (pure): the one whose module its `-chdir=DIR` names (`dir_is` tells
+/// whether DIR is a component's `path`), else the project's only one. `program` counts as
+/// terraform when its file name is `binary`'s. Answers the component and where its `-chdir=`
+/// argument is (the command then runs in the state's working directory instead, so the caller
+/// drops it), or `None` when the command is not terraform or names no component.
+pub fn exec_target(
+    components: &[(&Name, &str)],
+    binary: &str,
+    program: &str,
+    args: &[String],
+    dir_is: impl Fn(&str, &str) -> bool,
+) -> Option<(Name, Option<usize>)> {
+    let file_name = |path: &str| path.rsplit('/').next().unwrap_or(path).to_owned();
+    if file_name(program) != file_name(binary) || components.is_empty() {
+        return None;
+    }
+    let chdir = args
+        .iter()
+        .position(|arg| arg.starts_with("-chdir="))
+        .map(|at| (at, &args[at]["-chdir=".len()..]));
+    match chdir {
+        Some((at, dir)) => components
+            .iter()
+            .find(|(_, path)| dir_is(dir, path))
+            .map(|(name, _)| ((*name).clone(), Some(at))),
+        None if components.len() == 1 => Some((components[0].0.clone(), None)),
+        None => None,
+    }
+}
+
 /// What a command run "in" a terraform component gets (`sandpit exec --component`, `env`).
 #[derive(Debug)]
 pub struct TerraformEnvironment {
@@ -768,6 +799,85 @@ mod tests {
 
     fn name(raw: &str) -> Name {
         Name::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn a_terraform_command_names_its_component_by_chdir_or_as_the_only_one() {
+        let (infra, edge) = (name("infra"), name("edge"));
+        let both = [(&infra, "infra"), (&edge, "net/edge")];
+        let args = |list: &[&str]| list.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+        let same = |given: &str, path: &str| given.trim_start_matches("./") == path;
+        for (components, binary, program, given, expected) in [
+            (
+                &both[..],
+                "terraform",
+                "terraform",
+                args(&["-chdir=infra", "state", "list"]),
+                Some((infra.clone(), Some(0))),
+            ),
+            (
+                &both[..],
+                "terraform",
+                "/usr/bin/terraform",
+                args(&["-chdir=./net/edge", "plan"]),
+                Some((edge.clone(), Some(0))),
+            ),
+            (
+                &both[..],
+                "terraform",
+                "terraform",
+                args(&["state", "list"]),
+                None,
+            ),
+            (
+                &both[..],
+                "terraform",
+                "terraform",
+                args(&["-chdir=elsewhere", "plan"]),
+                None,
+            ),
+            (
+                &both[..1],
+                "terraform",
+                "terraform",
+                args(&["state", "list"]),
+                Some((infra.clone(), None)),
+            ),
+            (
+                &both[..1],
+                "tofu",
+                "terraform",
+                args(&["state", "list"]),
+                None,
+            ),
+            (
+                &both[..1],
+                "tofu",
+                "tofu",
+                args(&["state", "list"]),
+                Some((infra.clone(), None)),
+            ),
+            (
+                &both[..1],
+                "terraform",
+                "python3",
+                args(&["-chdir=infra"]),
+                None,
+            ),
+            (
+                &[][..],
+                "terraform",
+                "terraform",
+                args(&["state", "list"]),
+                None,
+            ),
+        ] {
+            assert_eq!(
+                exec_target(components, binary, program, &given, same),
+                expected,
+                "{program} {given:?}"
+            );
+        }
     }
 
     #[test]

@@ -183,6 +183,22 @@ fn outputs_reach_the_service_and_every_biome_has_a_state_of_its_own_destroyed_wi
     let state = state_pull(&sandbox, "alice");
     assert_eq!(markers(&state), [format!("hello-{sha}-alice")]);
 
+    // The same state by the module's own directory, as a user types it in the checkout.
+    let listed = sandbox.ok(&[
+        "exec",
+        "alice",
+        "--",
+        "terraform",
+        "-chdir=infra",
+        "state",
+        "list",
+    ]);
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        ["terraform_data.guard", "terraform_data.marker"],
+        "{listed}"
+    );
+
     sandbox.ok(&["up", "bob"]);
     let bob = sandbox.status("bob");
     assert_eq!(answer(&bob), format!("hello-{sha}-bob|pw-dev-bob"));
