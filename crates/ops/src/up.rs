@@ -38,6 +38,8 @@ pub struct UpOutcome {
     pub changed: bool,
     /// Where the time went (see [`Phase`]).
     pub timings: PhaseTimings,
+    /// The biome's terraform states after it (empty without terraform components).
+    pub terraform: Vec<crate::terraform::StateOverview>,
 }
 
 /// A biome name given on the command line: as given when valid, else sanitised the way a branch
@@ -137,11 +139,13 @@ pub async fn up(
         if let Some(status) = already_up(context, &release, &mut timings).await? {
             // Still an `up`: the biome is in use, so its time to live starts again.
             crate::expiry::record_up(context, spec, &env, &biome, repo, &build.treeish)?;
+            let terraform = crate::terraform::overview(context, &spec.project.name, &env, &biome);
             return Ok(UpOutcome {
                 build,
                 status,
                 changed: false,
                 timings,
+                terraform,
             });
         }
     }
@@ -160,11 +164,13 @@ pub async fn up(
     )
     .await?;
     crate::expiry::record_up(context, spec, &env, &biome, repo, &build.treeish)?;
+    let terraform = crate::terraform::overview(context, &spec.project.name, &env, &biome);
     Ok(UpOutcome {
         build,
         status,
         changed: true,
         timings,
+        terraform,
     })
 }
 

@@ -356,7 +356,13 @@ fn a_stale_lock_is_reported_with_its_holder_and_cleared_by_tf_unlock() {
     );
     let unlocked = sandbox.ok(&["tf", "unlock", "alice", "infra"]);
     assert!(unlocked.contains("ci@runner-7"), "{unlocked}");
-    sandbox.ok(&["up", "alice"]);
+    let up = sandbox.json(&["up", "alice"]);
+    assert_eq!(up["terraform"][0]["component"], "infra", "{up:#}");
+    assert!(up["terraform"][0]["lock"].is_null(), "{up:#}");
+    assert!(
+        up["terraform"][0]["applied_by"].as_i64().is_some(),
+        "{up:#}"
+    );
 }
 
 #[test]

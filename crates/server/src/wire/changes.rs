@@ -191,7 +191,7 @@ impl From<&UpOutcome> for UpResult {
     fn from(outcome: &UpOutcome) -> UpResult {
         UpResult {
             build: BuildSummary::from(&outcome.build.report),
-            biome: BiomeDocument::new(&outcome.status, None),
+            biome: BiomeDocument::new(&outcome.status, None).with_terraform(&outcome.terraform),
             changed: outcome.changed,
             timings: outcome
                 .timings
