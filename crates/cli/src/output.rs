@@ -622,6 +622,10 @@ pub fn print_deploy_outcome(
             d.requested_by,
             d.id
         );
+        // What the approvers approve: each terraform component's saved plan, every address.
+        for step in &d.steps {
+            println!("  {}: {}", step.step.replace('_', " "), step.message);
+        }
         return Ok(());
     }
     match &outcome.status {

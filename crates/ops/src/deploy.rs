@@ -130,15 +130,17 @@ pub async fn deploy(
     Ok((build, outcome))
 }
 
-/// Runs a new deployment now, or leaves it pending when it needs approvals.
+/// Runs a new deployment now, or leaves it pending when it needs approvals — with its
+/// terraform components planned for the approvers (`deployment::plan_pending`).
 pub async fn run_unless_pending(
     context: &Context,
     recorded: Deployment,
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> anyhow::Result<DeployOutcome> {
     if recorded.approvals_missing() > 0 {
+        let planned = deployment::plan_pending(context, recorded, on_event).await?;
         return Ok(DeployOutcome {
-            deployment: recorded,
+            deployment: planned,
             rollout: None,
         });
     }

@@ -251,6 +251,10 @@ async fn roll_out_configured(
     on_event: &mut dyn FnMut(Option<&Name>, &str),
 ) -> Result<BiomeStatus, RolloutFailure> {
     let target = &release.config_target();
+    // An approved plan that can no longer apply fails the deployment before the database is
+    // touched.
+    crate::terraform::refuse_moved_plans(context, release, id)
+        .map_err(RolloutFailure::BeforeRollout)?;
     let preparing = Instant::now();
     let seed = crate::database::seeds(release.spec, &release.env, &release.biome);
     let mut steps = |step: StepKind, message: &str| -> anyhow::Result<()> {
@@ -273,11 +277,18 @@ async fn roll_out_configured(
         .map_err(RolloutFailure::BeforeRollout)?;
     // Infrastructure first: what it outputs is what the processes are started with. A failed
     // apply may have changed some of it, so it counts as a failure during the rollout (an
-    // environment rolls back to its previous deployment, which applies that one's module).
+    // environment rolls back to its previous deployment, which applies that one's module) —
+    // except an approved plan refused before anything was applied.
     let applying_terraform = Instant::now();
     release.terraform = crate::terraform::apply_release(context, release, id, on_event)
         .await
-        .map_err(RolloutFailure::DuringRollout)?;
+        .map_err(|error| {
+            if error.is::<crate::terraform::PlanRefused>() {
+                RolloutFailure::BeforeRollout(error)
+            } else {
+                RolloutFailure::DuringRollout(error)
+            }
+        })?;
     timings.add(Phase::Terraform, applying_terraform.elapsed());
     let attaching = Instant::now();
     let store =
@@ -448,6 +459,82 @@ pub async fn execute(
 
 fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
+}
+
+/// Plans the terraform components of `deployment`, just recorded and waiting for approvals,
+/// when it needs it (`terraform::saved_plan::needs_plan`): the approvers see each plan's
+/// summary as a step, and the approval applies exactly those plans. A plan that fails fails
+/// the deployment: nothing is left pending.
+pub(crate) async fn plan_pending(
+    context: &Context,
+    deployment: Deployment,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> anyhow::Result<Deployment> {
+    if !crate::terraform::saved_plan::needs_plan(
+        deployment.approvals_required,
+        &deployment.kind,
+        deployment.biome.is_none(),
+    ) {
+        return Ok(deployment);
+    }
+    let id = deployment.id;
+    match plan_recorded(context, &deployment, on_event).await {
+        Ok(()) => Ok(state_store(context)?.get(id)?.unwrap_or(deployment)),
+        Err(error) => {
+            state_store(context)?.mark_failed(id, &format!("{error:#}"))?;
+            if deployment.kind == DeploymentKind::Config {
+                crate::config::discard(context, &deployment);
+            }
+            Err(error.context(format!(
+                "deployment #{id} to `{}` failed: its terraform plan for the approvers could not be made, so nothing waits for approval",
+                deployment.target
+            )))
+        }
+    }
+}
+
+/// [`plan_pending`]'s work: the release as [`apply`] would make it (artifacts imported and
+/// verified, the target's configuration, a `config` deployment's change), planned.
+async fn plan_recorded(
+    context: &Context,
+    deployment: &Deployment,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> anyhow::Result<()> {
+    let repo = context.source.repository(&context.base_env)?;
+    if spec_at(&repo, deployment)?
+        .terraform_components()
+        .is_empty()
+    {
+        return Ok(());
+    }
+    let (spec, artifacts, env, biome, store) =
+        resolve_artifacts(context, &repo, deployment, on_event)?;
+    let mut release = Release {
+        spec: &spec,
+        env,
+        biome,
+        version: deployment.sha.clone(),
+        store: store.root(),
+        artifacts,
+        database: None,
+        extra_env: BTreeMap::new(),
+        models: None,
+        config: Default::default(),
+        borrowed: BTreeMap::new(),
+        shared_models: Default::default(),
+        terraform: Default::default(),
+    };
+    let target = release.config_target();
+    let layers = if deployment.kind == DeploymentKind::Config {
+        crate::config::requested(context, deployment)?.layers
+    } else {
+        crate::config::load_layers(context, &spec.project.name, &target)?
+    };
+    release.config = crate::config::release(context, &spec, &target, deployment.id, &layers)?;
+    let planned = crate::terraform::plan_release(context, &release, deployment.id, on_event).await;
+    // The release's files are written again when it runs, with the configuration of then.
+    crate::config::unreleased(context, &spec.project.name, &target, deployment.id);
+    planned.map(drop)
 }
 
 /// Puts the deployment's artifacts in place (verified) and makes the target run them, with the

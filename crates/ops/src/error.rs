@@ -102,6 +102,9 @@ fn kind_of_cause(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind>
             | sandpit_runtime::ClientError::UnexpectedAnswer { .. } => ErrorKind::Internal,
         });
     }
+    if cause.is::<crate::terraform::PlanRefused>() {
+        return Some(ErrorKind::Conflict);
+    }
     if cause.is::<crate::build::UncommittedChanges>() {
         return Some(ErrorKind::Conflict);
     }

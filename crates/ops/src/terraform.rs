@@ -8,10 +8,19 @@
 //! Files, under `projects/<p>/terraform/<env>/<biome or _base>/<component>/` (0700): `work/`,
 //! the module extracted afresh from its verified artifact for every run (with the backend
 //! override and `.terraform/`, kept so `sandpit exec` can run terraform against the same state),
-//! `logs/<what>.log`, `sensitive/<VARIABLE>` (0600) and `applied.json` ([`applied`]).
+//! `logs/<what>.log`, `sensitive/<VARIABLE>` (0600), `applied.json` ([`applied`]) and
+//! `plans/` ([`saved_plan`]).
+//!
+//! A deployment into a protected environment is planned when it is recorded ([`plan_release`]:
+//! `terraform plan -out`, the summary recorded as its `planned` step for the approvers), and
+//! once approved applies exactly that saved plan — refused, before anything is changed, when
+//! the state or the variables moved meanwhile ([`refuse_moved_plans`], [`apply_release`]).
 
 mod applied;
+pub(crate) mod saved_plan;
 pub(crate) mod state_document;
+
+pub(crate) use saved_plan::PlanRefused;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -245,9 +254,216 @@ fn extract_module(
     Ok(work)
 }
 
+/// A run of terraform in `work` against `key`'s state in sandpit's backend.
+fn backend_run(
+    context: &Context,
+    store: &StateStore,
+    key: &StateKey,
+    origin: &str,
+    work: PathBuf,
+    vars: BTreeMap<String, String>,
+    log: PathBuf,
+) -> anyhow::Result<Run> {
+    Ok(Run {
+        dir: work,
+        plugin_cache_dir: plugin_cache(context),
+        backend: Some(HttpBackend {
+            address: key.url(origin),
+            username: key.path(),
+            password: store.credential(key)?,
+        }),
+        vars,
+        log,
+        lock_timeout: context.terraform_lock_timeout,
+        cli_config_file: None,
+        extra_env: Vec::new(),
+    })
+}
+
+/// Whether deployment `id` was planned for its approvers when it was recorded, and the record
+/// (for the hint on how to plan again). `None`: applied directly.
+fn planned_deployment(
+    context: &Context,
+    id: i64,
+) -> anyhow::Result<Option<sandpit_state::Deployment>> {
+    let deployment = crate::deployment::state_store(context)?.get(id)?;
+    Ok(deployment
+        .filter(|d| saved_plan::needs_plan(d.approvals_required, &d.kind, d.biome.is_none())))
+}
+
+/// The refusal of a saved plan, as the error that fails the deployment before anything changed.
+fn refused(deployment: &sandpit_state::Deployment, what: String) -> anyhow::Error {
+    PlanRefused {
+        message: format!(
+            "{what}; {}",
+            saved_plan::plan_again_hint(&deployment.kind, &deployment.env, &deployment.sha)
+        ),
+    }
+    .into()
+}
+
+/// Plans the release's terraform components for deployment `id`, which waits for approvals:
+/// each plan saved under its state's `plans/` and its summary recorded as the deployment's
+/// `planned` step (`infra: 1 to add, 0 to change, 0 to destroy: + terraform_data.marker`).
+/// Answers the summaries, one line per component.
+pub(crate) async fn plan_release(
+    context: &Context,
+    release: &Release<'_>,
+    id: i64,
+    on_event: &mut dyn FnMut(Option<&Name>, &str),
+) -> anyhow::Result<Vec<String>> {
+    let modules = release.spec.terraform_components();
+    let mut planned = Vec::new();
+    if modules.is_empty() {
+        return Ok(planned);
+    }
+    let terraform = find_binary(context, &release.spec.terraform.binary)?;
+    let origin = backend_origin(context).await?;
+    let store = states(context);
+    let artifacts = ArtifactStore::open(release.store)?;
+    let project = &release.spec.project.name;
+    for module in modules {
+        let name = &module.name;
+        let key = state_key(project, &release.env, &release.biome, name);
+        let dir = state_dir(context, &key);
+        let plans = saved_plan::plans_dir(&dir);
+        for owned in [&dir, &plans] {
+            sandpit_runtime::owner_only::create_dir(owned)
+                .with_context(|| format!("could not create `{}`", owned.display()))?;
+        }
+        forget_unusable_plans(context, &dir, id)?;
+        let chosen = release
+            .artifacts
+            .get(name)
+            .with_context(|| format!("no artifact was chosen for `{name}`"))?;
+        let vars = variables(release, module)?;
+        let fingerprint = applied::fingerprint(
+            &chosen.digest.to_string(),
+            &release.spec.terraform.binary,
+            &vars.plain,
+            &vars.secret,
+        );
+        let planning = saved_plan::planning_dir(&dir, id);
+        let work = extract_module(
+            &artifacts,
+            &chosen.digest,
+            &planning,
+            release.spec.project.max_artifact_size,
+        )?;
+        let mut all_vars = vars.plain.clone();
+        all_vars.extend(vars.secret.clone());
+        let log = dir.join("logs").join(format!("deployment-{id}-plan.log"));
+        let run = backend_run(context, &store, &key, &origin, work.clone(), all_vars, log)?;
+        on_event(Some(name), "terraform init");
+        run_blocking(&terraform, &run, sandpit_terraform::init)
+            .await
+            .map_err(|e| explain(e, &store, &key, release))?;
+        on_event(Some(name), "terraform plan");
+        let plan = saved_plan::plan_file(&dir, id);
+        let summary = {
+            let (terraform, run, plan) = (terraform.clone(), run.clone(), plan.clone());
+            tokio::task::spawn_blocking(move || {
+                sandpit_terraform::plan_to_file(&terraform, &run, &plan)
+            })
+            .await
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+        }
+        .map_err(|e| explain(e, &store, &key, release))
+        .with_context(|| format!("terraform component `{name}` could not be planned"))?;
+        // It holds the variables' values, secrets included.
+        sandpit_runtime::owner_only::repair(&plan, sandpit_runtime::owner_only::FILE_MODE)
+            .with_context(|| format!("could not make `{}` private", plan.display()))?;
+        // The providers exactly as planned, for the apply's fresh `init`.
+        let lock = work.join(".terraform.lock.hcl");
+        if lock.is_file() {
+            std::fs::copy(&lock, saved_plan::lock_file(&dir, id))
+                .with_context(|| format!("could not keep `{}`", lock.display()))?;
+        }
+        saved_plan::write(
+            &dir,
+            &saved_plan::SavedPlan {
+                deployment: id,
+                fingerprint,
+                state: current_header(&store, &key)?,
+                summary: summary.clone(),
+            },
+        )?;
+        std::fs::remove_dir_all(&planning)
+            .with_context(|| format!("could not remove `{}`", planning.display()))?;
+        let line = format!("{name}: {summary}");
+        crate::deployment::state_store(context)?.record_step(
+            id,
+            sandpit_state::StepKind::Planned,
+            &line,
+        )?;
+        on_event(Some(name), &format!("terraform plan: {summary}"));
+        planned.push(line);
+    }
+    Ok(planned)
+}
+
+/// Removes the saved plans of `dir` that can never be applied (their deployment finished:
+/// applied, refused, rejected or failed), except deployment `keep`'s.
+fn forget_unusable_plans(context: &Context, dir: &Path, keep: i64) -> anyhow::Result<()> {
+    let state = crate::deployment::state_store(context)?;
+    for id in saved_plan::saved_ids(dir)? {
+        if id != keep && state.get(id)?.is_none_or(|d| d.is_finished()) {
+            saved_plan::remove(dir, id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an approved deployment whose saved plans cannot apply any more — missing, or made
+/// against a state that changed since — before anything of the target is touched (its
+/// database migrated, its processes replaced). Terraform checks again when it applies.
+pub(crate) fn refuse_moved_plans(
+    context: &Context,
+    release: &Release<'_>,
+    id: i64,
+) -> anyhow::Result<()> {
+    let modules = release.spec.terraform_components();
+    if modules.is_empty() {
+        return Ok(());
+    }
+    let Some(deployment) = planned_deployment(context, id)? else {
+        return Ok(());
+    };
+    let store = states(context);
+    let project = &release.spec.project.name;
+    for module in modules {
+        let key = state_key(project, &release.env, &release.biome, &module.name);
+        let dir = state_dir(context, &key);
+        let saved =
+            saved_plan::read(&dir, id)?.filter(|_| saved_plan::plan_file(&dir, id).is_file());
+        let header = current_header(&store, &key)?;
+        // The fingerprint is checked once the configuration is resolved ([`apply_release`]).
+        let fingerprint = saved.as_ref().map_or("", |s| s.fingerprint.as_str());
+        if let saved_plan::Decision::Refuse(refusal) =
+            saved_plan::decide(true, saved.as_ref(), fingerprint, header.as_ref())
+        {
+            forget_plans_of(context, release, id);
+            return Err(refused(&deployment, refusal.describe(module.name.as_str())));
+        }
+    }
+    Ok(())
+}
+
+/// Removes deployment `id`'s saved plans (best effort: a leftover is owner-only, and removed
+/// by the next plan of its state).
+fn forget_plans_of(context: &Context, release: &Release<'_>, id: i64) {
+    let project = &release.spec.project.name;
+    for module in release.spec.terraform_components() {
+        let key = state_key(project, &release.env, &release.biome, &module.name);
+        let _ = saved_plan::remove(&state_dir(context, &key), id);
+    }
+}
+
 /// Applies the release's terraform components in dependency order (the biome's own states;
 /// each skipped when exactly that was applied last to an unchanged state), and answers what the
-/// components depending on them get. Deployment `id` names the logs.
+/// components depending on them get. Deployment `id` names the logs. A deployment planned for
+/// its approvers applies its saved plans instead, each only to the state and with the variables
+/// it was made with: otherwise a [`PlanRefused`] fails it before anything was applied.
 pub(crate) async fn apply_release(
     context: &Context,
     release: &Release<'_>,
@@ -259,11 +475,24 @@ pub(crate) async fn apply_release(
     if modules.is_empty() {
         return Ok(outputs);
     }
+    let planned = planned_deployment(context, id)?;
     let terraform = find_binary(context, &release.spec.terraform.binary)?;
     let origin = backend_origin(context).await?;
     let store = states(context);
     let artifacts = ArtifactStore::open(release.store)?;
     let project = &release.spec.project.name;
+    // Every decision first: a refused plan must leave every state as it was.
+    struct Step<'m> {
+        module: &'m Component,
+        key: StateKey,
+        dir: PathBuf,
+        chosen: &'m crate::release::Chosen,
+        vars: Variables,
+        fingerprint: String,
+        header: Option<(u64, String)>,
+        decision: saved_plan::Decision,
+    }
+    let mut steps = Vec::new();
     for module in modules {
         let name = &module.name;
         let key = state_key(project, &release.env, &release.biome, name);
@@ -282,10 +511,50 @@ pub(crate) async fn apply_release(
             &vars.secret,
         );
         let header = current_header(&store, &key)?;
-        let previous = applied::read(&dir)?;
-        let unchanged = previous.as_ref().is_some_and(|p| {
-            p.fingerprint == fingerprint && Some((p.serial, p.lineage.clone())) == header
+        let saved = match &planned {
+            Some(_) => {
+                saved_plan::read(&dir, id)?.filter(|_| saved_plan::plan_file(&dir, id).is_file())
+            }
+            None => None,
+        };
+        let decision = saved_plan::decide(
+            planned.is_some(),
+            saved.as_ref(),
+            &fingerprint,
+            header.as_ref(),
+        );
+        if let (saved_plan::Decision::Refuse(refusal), Some(deployment)) = (&decision, &planned) {
+            forget_plans_of(context, release, id);
+            return Err(refused(deployment, refusal.describe(name.as_str())));
+        }
+        steps.push(Step {
+            module,
+            key,
+            dir,
+            chosen,
+            vars,
+            fingerprint,
+            header,
+            decision,
         });
+    }
+    let mut applied_any = false;
+    for step in steps {
+        let Step {
+            module,
+            key,
+            dir,
+            chosen,
+            vars,
+            fingerprint,
+            header,
+            decision,
+        } = step;
+        let name = &module.name;
+        let unchanged = decision == saved_plan::Decision::ApplyDirectly
+            && applied::read(&dir)?.is_some_and(|p| {
+                p.fingerprint == fingerprint && Some((p.serial, p.lineage.clone())) == header
+            });
         if unchanged {
             on_event(
                 Some(name),
@@ -298,10 +567,15 @@ pub(crate) async fn apply_release(
                 &dir,
                 release.spec.project.max_artifact_size,
             )?;
+            let saved_lock = saved_plan::lock_file(&dir, id);
+            if decision == saved_plan::Decision::ApplySaved && saved_lock.is_file() {
+                std::fs::copy(&saved_lock, work.join(".terraform.lock.hcl"))
+                    .with_context(|| format!("could not use `{}`", saved_lock.display()))?;
+            }
             let mut all_vars = vars.plain.clone();
             all_vars.extend(vars.secret.clone());
             let log = dir.join("logs").join(format!("deployment-{id}.log"));
-            let run = run_on_state(context, &store, &key, &origin, work, all_vars, log)?;
+            let run = backend_run(context, &store, &key, &origin, work, all_vars, log)?;
             // Recorded before terraform runs, with a fingerprint nothing matches: an apply that
             // fails half-way leaves resources, and `down` destroys them from this record.
             let mut record = applied::Applied {
@@ -322,8 +596,55 @@ pub(crate) async fn apply_release(
             run_blocking(&terraform, &run, sandpit_terraform::init)
                 .await
                 .map_err(|e| explain(e, &store, &key, release))?;
-            on_event(Some(name), "terraform apply");
-            let applying = run_blocking(&terraform, &run, sandpit_terraform::apply).await;
+            let applying = match (&decision, &planned) {
+                (saved_plan::Decision::ApplySaved, Some(deployment)) => {
+                    let plan = saved_plan::plan_file(&dir, id);
+                    let summary = saved_plan::read(&dir, id)?
+                        .map(|s| s.summary.to_string())
+                        .unwrap_or_default();
+                    on_event(
+                        Some(name),
+                        &format!("terraform apply of the approved plan: {summary}"),
+                    );
+                    let (terraform, run, saved) = (terraform.clone(), run.clone(), plan.clone());
+                    let result = tokio::task::spawn_blocking(move || {
+                        sandpit_terraform::apply_plan(&terraform, &run, &saved)
+                    })
+                    .await
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+                    let stale = matches!(result, Err(TerraformError::StalePlan { .. }));
+                    if stale {
+                        forget_plans_of(context, release, id);
+                    } else {
+                        let _ = saved_plan::remove(&dir, id);
+                    }
+                    match result {
+                        Err(error) if stale && !applied_any => {
+                            return Err(refused(
+                                deployment,
+                                format!(
+                                    "{}\n{error}",
+                                    saved_plan::Refusal::StateMoved.describe(name.as_str())
+                                ),
+                            ));
+                        }
+                        Ok(()) => {
+                            crate::deployment::state_store(context)?.record_step(
+                                id,
+                                sandpit_state::StepKind::Applied,
+                                &format!("{name}: {summary}"),
+                            )?;
+                            Ok(())
+                        }
+                        Err(error) => Err(error),
+                    }
+                }
+                _ => {
+                    on_event(Some(name), "terraform apply");
+                    run_blocking(&terraform, &run, sandpit_terraform::apply).await
+                }
+            };
+            applied_any = true;
             if let Err(error) = applying {
                 let summary = summary_of(&store, &key);
                 return Err(explain(error, &store, &key, release).context(format!(
@@ -367,32 +688,6 @@ pub(crate) async fn apply_release(
         outputs.by_module.insert(name.clone(), variables);
     }
     Ok(outputs)
-}
-
-/// A run in `work` against `key`'s state on the backend at `origin`, with `vars`.
-fn run_on_state(
-    context: &Context,
-    store: &StateStore,
-    key: &StateKey,
-    origin: &str,
-    work: PathBuf,
-    vars: BTreeMap<String, String>,
-    log: PathBuf,
-) -> anyhow::Result<Run> {
-    Ok(Run {
-        dir: work,
-        plugin_cache_dir: plugin_cache(context),
-        backend: Some(HttpBackend {
-            address: key.url(origin),
-            username: key.path(),
-            password: store.credential(key)?,
-        }),
-        vars,
-        log,
-        lock_timeout: context.terraform_lock_timeout,
-        cli_config_file: None,
-        extra_env: Vec::new(),
-    })
 }
 
 /// A state's outputs as variables: plain ones by value, sensitive ones as owner-only files
@@ -706,7 +1001,7 @@ pub(crate) async fn destroy_target(
                 );
             }
             let log = dir.join("logs").join("destroy.log");
-            let run = run_on_state(context, &store, &key, &origin, work, vars, log.clone())?;
+            let run = backend_run(context, &store, &key, &origin, work, vars, log.clone())?;
             on_event(Some(&component), "terraform destroy");
             let destroyed = match run_blocking(&terraform, &run, sandpit_terraform::init).await {
                 Ok(()) => run_blocking(&terraform, &run, sandpit_terraform::destroy).await,

@@ -237,16 +237,23 @@ pub enum StepKind {
     Migrated,
     /// Configuration variables were set or unset (their keys; never secret values).
     Configured,
+    /// A terraform component's plan was saved for the approvers, with its summary (what it
+    /// adds, changes and destroys). Recorded while the deployment waits for approval.
+    Planned,
+    /// A terraform component's approved, saved plan was applied.
+    Applied,
 }
 
 impl StepKind {
-    /// `rehearsed|rehearsal_failed|migrated|configured`, as stored.
+    /// `rehearsed|rehearsal_failed|migrated|configured|planned|applied`, as stored.
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Rehearsed => "rehearsed",
             StepKind::RehearsalFailed => "rehearsal_failed",
             StepKind::Migrated => "migrated",
             StepKind::Configured => "configured",
+            StepKind::Planned => "planned",
+            StepKind::Applied => "applied",
         }
     }
 
@@ -256,6 +263,8 @@ impl StepKind {
             StepKind::RehearsalFailed,
             StepKind::Migrated,
             StepKind::Configured,
+            StepKind::Planned,
+            StepKind::Applied,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == stored)

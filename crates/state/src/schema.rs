@@ -378,6 +378,12 @@ ALTER TABLE deployment_components ADD COLUMN borrowed_from TEXT;
     // checkout can read the biome's definition) or `extend` — and the newest row of a biome
     // wins. Append-only like the deployment records.
     BIOME_EXPIRIES,
+    // 10: a deployment into a protected environment records the terraform plan it will apply
+    // (`planned`, while it waits for approval) and what applying it did (`applied`). SQLite
+    // cannot change a CHECK constraint: the event table is rebuilt as migration 2 rebuilt it
+    // (nothing refers to it, so it is copied, dropped and renamed; its index and triggers made
+    // again).
+    DEPLOYMENT_EVENTS_PLANNED,
 ];
 
 /// Migration 7: see [`MIGRATIONS`].
@@ -451,4 +457,28 @@ CREATE TRIGGER biome_expiries_append_only_update BEFORE UPDATE ON biome_expiries
 BEGIN SELECT RAISE(ABORT, 'expiry records are append-only'); END;
 CREATE TRIGGER biome_expiries_append_only_delete BEFORE DELETE ON biome_expiries
 BEGIN SELECT RAISE(ABORT, 'expiry records are append-only'); END;
+"#;
+
+/// Migration 10: see [`MIGRATIONS`].
+const DEPLOYMENT_EVENTS_PLANNED: &str = r#"
+CREATE TABLE deployment_events_v10 (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment_id  INTEGER NOT NULL REFERENCES deployments (id),
+    event          TEXT    NOT NULL CHECK (event IN
+                       ('created', 'approved', 'rejected', 'started', 'succeeded', 'failed', 'rolled_back',
+                        'rehearsed', 'rehearsal_failed', 'migrated', 'configured', 'planned', 'applied')),
+    at             TEXT    NOT NULL,
+    actor          TEXT,
+    message        TEXT,
+    pid            INTEGER,
+    ref_deployment INTEGER REFERENCES deployments (id)
+);
+INSERT INTO deployment_events_v10 SELECT * FROM deployment_events ORDER BY id;
+DROP TABLE deployment_events;
+ALTER TABLE deployment_events_v10 RENAME TO deployment_events;
+CREATE INDEX deployment_events_by_deployment ON deployment_events (deployment_id, id);
+CREATE TRIGGER deployment_events_append_only_update BEFORE UPDATE ON deployment_events
+BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
+CREATE TRIGGER deployment_events_append_only_delete BEFORE DELETE ON deployment_events
+BEGIN SELECT RAISE(ABORT, 'deployment records are append-only'); END;
 "#;

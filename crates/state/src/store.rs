@@ -175,6 +175,19 @@ fn liveness(d: &Deployment, pids: Pids) -> Option<(Option<u32>, &'static str)> {
     }
 }
 
+/// Whether a deployment in `state` may record `step`: a plan is made for the approvers while
+/// the deployment waits for them; everything else happens while it runs.
+fn step_allowed(step: StepKind, state: DeploymentState) -> bool {
+    match step {
+        StepKind::Planned => state == DeploymentState::Pending,
+        StepKind::Rehearsed
+        | StepKind::RehearsalFailed
+        | StepKind::Migrated
+        | StepKind::Configured
+        | StepKind::Applied => state == DeploymentState::Running,
+    }
+}
+
 /// An event about to be appended.
 struct NewEvent {
     event: &'static str,
@@ -1001,7 +1014,8 @@ impl StateStore {
         Ok(origin)
     }
 
-    /// Records a step of running deployment `id` (see [`StepKind`]).
+    /// Records a step of deployment `id` (see [`StepKind`]): a plan while it is pending, any
+    /// other step while it runs.
     pub fn record_step(
         &mut self,
         id: i64,
@@ -1010,7 +1024,7 @@ impl StateStore {
     ) -> Result<(), StateError> {
         let pid = self.pid;
         self.append(id, |d| {
-            if d.state != DeploymentState::Running {
+            if !step_allowed(step, d.state) {
                 return Err(StateError::InvalidTransition {
                     id,
                     state: d.state,

@@ -1204,6 +1204,105 @@ fn a_version_one_database_is_brought_forward_with_everything_in_it() {
 }
 
 #[test]
+fn a_plan_is_recorded_while_pending_and_other_steps_while_running() {
+    let (_dir, mut store) = open_temp();
+    let mut protected = new("prod", &sha("c1"), &[("infra", 'c')]);
+    protected.approvals_required = 1;
+    let created = store.create(&protected).unwrap();
+    let planned = "infra: 1 to add, 0 to change, 0 to destroy: + terraform_data.marker";
+    store
+        .record_step(created.id, StepKind::Planned, planned)
+        .unwrap();
+    assert!(matches!(
+        store.record_step(created.id, StepKind::Applied, "too early"),
+        Err(StateError::InvalidTransition { .. })
+    ));
+    let pending = store.get(created.id).unwrap().unwrap();
+    assert_eq!(pending.state, DeploymentState::Pending);
+    assert_eq!(pending.steps[0].step, StepKind::Planned);
+    assert_eq!(pending.steps[0].message, planned);
+    assert_eq!(serde_json_value(&pending.steps[0].step), "\"planned\"");
+    store.approve(created.id, "approver@x").unwrap();
+    store.mark_started(created.id, std::process::id()).unwrap();
+    assert!(matches!(
+        store.record_step(created.id, StepKind::Planned, "too late"),
+        Err(StateError::InvalidTransition { .. })
+    ));
+    store
+        .record_step(created.id, StepKind::Applied, planned)
+        .unwrap();
+    store.mark_succeeded(created.id).unwrap();
+    let steps: Vec<StepKind> = store
+        .get(created.id)
+        .unwrap()
+        .unwrap()
+        .steps
+        .iter()
+        .map(|s| s.step)
+        .collect();
+    assert_eq!(steps, [StepKind::Planned, StepKind::Applied]);
+}
+
+#[test]
+fn a_version_nine_database_keeps_its_events_and_accepts_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for sql in &crate::schema::MIGRATIONS[..9] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 9).unwrap();
+        tx.execute_batch(
+            "INSERT INTO deployments (project, target, env, biome, sha, kind, promoted_from,
+                 requested_by, approvals_required, rollback_of, restores, created_at)
+             VALUES ('orewise', 'prod', 'prod', NULL, 'aaaaaaa', 'deploy', NULL, 'dev@x', 1, NULL, NULL,
+                     '2026-01-01T00:00:00.000Z');
+             INSERT INTO deployment_events (deployment_id, event, at, actor, message, pid, ref_deployment)
+             VALUES (1, 'created', '2026-01-01T00:00:00.000Z', 'dev@x', NULL, 1, NULL),
+                    (1, 'approved', '2026-01-01T00:00:00.050Z', 'ops@x', NULL, 1, NULL),
+                    (1, 'started', '2026-01-01T00:00:00.100Z', NULL, NULL, 1, NULL),
+                    (1, 'migrated', '2026-01-01T00:00:00.150Z', NULL, 'applied 002_a.sql', 1, NULL),
+                    (1, 'succeeded', '2026-01-01T00:00:00.200Z', NULL, NULL, 1, NULL);",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        assert!(conn
+            .execute(
+                "INSERT INTO deployment_events (deployment_id, event, at) VALUES (1, 'planned', 'x')",
+                [],
+            )
+            .is_err());
+    }
+    let mut store = StateStore::open(&path).unwrap();
+    let first = store.get(1).unwrap().unwrap();
+    assert_eq!(first.state, DeploymentState::Succeeded);
+    assert_eq!(first.approved_by, ["ops@x"]);
+    assert_eq!(first.steps[0].message, "applied 002_a.sql");
+    let mut protected = new("prod", &sha("d1"), &[]);
+    protected.approvals_required = 1;
+    let created = store.create(&protected).unwrap();
+    assert_eq!(created.id, 2);
+    store
+        .record_step(created.id, StepKind::Planned, "infra: 0 to add")
+        .unwrap();
+    let err = store
+        .connection()
+        .execute("DELETE FROM deployment_events", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    let dangling: i64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(dangling, 0);
+}
+
+#[test]
 fn an_empty_state_file_is_refused_and_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(dir.path());

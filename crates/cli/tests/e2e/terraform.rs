@@ -470,3 +470,214 @@ fn doctor_reports_terraform_and_a_missing_binary_with_the_fix() {
         "{stderr}"
     );
 }
+
+/// [`project`] with a protected `prod` that takes promotions from `dev`.
+fn protected_project() -> Sandbox {
+    let mut sandbox = project();
+    let flag = sandbox.home.with_file_name("block-destroy");
+    sandbox.write(
+        "sandpit.toml",
+        &sandpit_toml(&flag).replace(
+            "biomes = true\n",
+            "biomes = true\n\n[environments.prod]\npromote_from = \"dev\"\nprotected = true\n",
+        ),
+    );
+    sandbox.commit("a protected prod");
+    sandbox
+        .extra_env
+        .push(("CHECKPOINT_DISABLE".into(), "1".into()));
+    sandbox
+}
+
+fn as_user(sandbox: &Sandbox, user: &str, args: &[&str]) -> std::process::Output {
+    let mut command = sandbox.command(args);
+    command.env("SANDPIT_USER", user);
+    command.output().unwrap()
+}
+
+fn json_as(sandbox: &Sandbox, user: &str, args: &[&str]) -> Value {
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let output = as_user(sandbox, user, &with_json);
+    assert!(
+        output.status.success(),
+        "{args:?} as {user}: {}",
+        combined(&output)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn steps(deployment: &Value) -> Vec<(String, String)> {
+    deployment["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap().to_owned(),
+                s["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_promotion_to_a_protected_environment_applies_the_plan_its_approver_saw_and_refuses_it_once_stale(
+) {
+    let sandbox = protected_project();
+    let first = sandbox.git(&["rev-parse", "HEAD"]);
+    let dev = json_as(&sandbox, "alice@example.com", &["deploy", "dev"]);
+    assert_eq!(dev["state"], "succeeded", "{dev:#}");
+    assert!(steps(&dev).is_empty(), "dev applies directly: {dev:#}");
+    assert_eq!(
+        answer(&sandbox.status("dev")),
+        format!("hello-{first}-|pw-dev-")
+    );
+
+    // The promotion waits for approval with the plan's summary, every address in it.
+    let promoted = as_user(&sandbox, "alice@example.com", &["promote", "dev", "prod"]);
+    let printed = combined(&promoted);
+    assert!(promoted.status.success(), "{printed}");
+    let plan_line = "infra: 2 to add, 0 to change, 0 to destroy: + terraform_data.guard, + terraform_data.marker";
+    assert!(
+        printed.contains("is pending") && printed.contains(&format!("planned: {plan_line}")),
+        "{printed}"
+    );
+    let history = sandbox.json(&["history", "prod"]);
+    let pending = &history["deployments"][0];
+    assert_eq!(pending["state"], "pending", "{history:#}");
+    assert_eq!(
+        steps(pending),
+        [("planned".to_owned(), plan_line.to_owned())]
+    );
+    let id = pending["id"].as_i64().unwrap();
+    let text = sandbox.ok(&["history", "prod"]);
+    assert!(text.contains(&format!("planned: {plan_line}")), "{text}");
+    // Nothing was applied: prod has no state yet, and runs nothing. The plan is private.
+    let base = sandbox
+        .home
+        .join("projects/infra/terraform/prod/_base/infra");
+    let plan = base.join(format!("plans/deployment-{id}.tfplan"));
+    let mode = fs::metadata(&plan).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    assert!(!base.join("applied.json").exists());
+    assert_eq!(sandbox.run(&["status", "prod"]).status.code(), Some(1));
+
+    // Another user approves: exactly that plan is applied, and the service sees its output.
+    let approved = json_as(&sandbox, "bob@example.com", &["approve", &id.to_string()]);
+    assert_eq!(approved["state"], "succeeded", "{approved:#}");
+    assert_eq!(
+        steps(&approved),
+        [
+            ("planned".to_owned(), plan_line.to_owned()),
+            ("applied".to_owned(), plan_line.to_owned())
+        ]
+    );
+    assert_eq!(
+        answer(&sandbox.status("prod")),
+        format!("hello-{first}-|pw-prod-")
+    );
+    assert!(!plan.exists(), "an applied plan is not kept");
+    assert_eq!(
+        markers(&state_pull(&sandbox, "prod")),
+        [format!("hello-{first}-")]
+    );
+
+    // A new commit is promoted and planned; then prod's state changes before the approval.
+    sandbox.write("api/README", "a change\n");
+    let second = sandbox.commit("change api");
+    json_as(&sandbox, "alice@example.com", &["deploy", "dev"]);
+    let again = json_as(&sandbox, "alice@example.com", &["promote", "dev", "prod"]);
+    assert_eq!(again["state"], "pending", "{again:#}");
+    assert_eq!(
+        steps(&again),
+        [(
+            "planned".to_owned(),
+            "infra: 0 to add, 1 to change, 0 to destroy: ~ terraform_data.marker".to_owned()
+        )]
+    );
+    let stale_id = again["id"].as_i64().unwrap().to_string();
+    let replaced = sandbox.run(&[
+        "exec",
+        "prod",
+        "--component",
+        "infra",
+        "--",
+        "terraform",
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-replace=terraform_data.marker",
+    ]);
+    assert!(replaced.status.success(), "{}", combined(&replaced));
+
+    let refused = as_user(&sandbox, "bob@example.com", &["approve", &stale_id]);
+    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{}", combined(&refused));
+    assert!(
+        stderr.contains("the state changed after this plan was approved")
+            && stderr.contains("promote again to plan and approve anew")
+            && stderr.contains("sandpit promote dev prod")
+            && stderr.contains("before anything in `prod` was changed"),
+        "{stderr}"
+    );
+    let history = sandbox.json(&["history", "prod"]);
+    let newest = &history["deployments"][0];
+    assert_eq!(
+        newest["id"].as_i64().unwrap().to_string(),
+        stale_id,
+        "no rollback was needed: {history:#}"
+    );
+    assert_eq!(newest["state"], "failed", "{history:#}");
+    // prod still runs the earlier release, with the earlier commit's output.
+    let prod = sandbox.status("prod");
+    assert!(
+        prod["sha"].as_str().unwrap().starts_with(&first),
+        "{prod:#}"
+    );
+    assert_eq!(answer(&prod), format!("hello-{first}-|pw-prod-"));
+    assert_eq!(
+        markers(&state_pull(&sandbox, "prod")),
+        [format!("hello-{first}-")]
+    );
+    assert_ne!(first, second);
+}
+
+#[test]
+fn a_promotion_whose_plan_fails_is_refused_and_leaves_nothing_pending() {
+    let sandbox = protected_project();
+    // Valid at build time; its precondition fails only when prod is planned.
+    sandbox.write(
+        "infra/prod_only.tf",
+        r#"resource "terraform_data" "checked" {
+  input = var.env
+  lifecycle {
+    precondition {
+      condition     = var.env != "prod"
+      error_message = "this module refuses prod"
+    }
+  }
+}
+"#,
+    );
+    sandbox.commit("a precondition prod fails");
+    json_as(&sandbox, "alice@example.com", &["deploy", "dev"]);
+    let promoted = as_user(&sandbox, "alice@example.com", &["promote", "dev", "prod"]);
+    let stderr = String::from_utf8_lossy(&promoted.stderr).into_owned();
+    assert_eq!(promoted.status.code(), Some(1), "{}", combined(&promoted));
+    assert!(
+        stderr.contains("could not be planned")
+            && stderr.contains("this module refuses prod")
+            && stderr.contains("nothing waits for approval"),
+        "{stderr}"
+    );
+    let history = sandbox.json(&["history", "prod"]);
+    let deployments = history["deployments"].as_array().unwrap();
+    assert_eq!(deployments.len(), 1, "{history:#}");
+    assert_eq!(deployments[0]["state"], "failed", "{history:#}");
+    assert!(steps(&deployments[0]).is_empty(), "{history:#}");
+    assert_eq!(sandbox.run(&["status", "prod"]).status.code(), Some(1));
+}

@@ -35,7 +35,9 @@ pub struct DeploymentRecord {
     pub components: Vec<DeployedComponentRecord>,
     /// `promote`: the environment promoted from.
     pub promoted_from: Option<String>,
-    /// What happened on the way: `rehearsed`, `rehearsal_failed`, `migrated`, …
+    /// What happened on the way: `rehearsed`, `rehearsal_failed`, `migrated`, `configured`,
+    /// `planned` (a terraform component's saved plan, summarised for the approvers: `infra: 1
+    /// to add, 0 to change, 0 to destroy: + terraform_data.marker`), `applied` (that plan, applied).
     pub steps: Vec<DeploymentStepRecord>,
 }
 

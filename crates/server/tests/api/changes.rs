@@ -534,3 +534,44 @@ async fn a_change_is_held_to_its_own_deadline_not_to_the_reads_one() {
         .await;
     assert_eq!(change.status, StatusCode::OK, "{}", change.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_reads_a_pending_deployments_terraform_plan_in_its_history() {
+    let world = World::new();
+    let mut state = sandpit_state::StateStore::open(&world.context.home.join("state.db")).unwrap();
+    let sha = world.git(&world.work, &["rev-parse", "HEAD"]);
+    let pending = state
+        .create(&sandpit_state::NewDeployment {
+            project: "shop".into(),
+            target: "prod".into(),
+            env: "prod".into(),
+            biome: None,
+            sha,
+            components: Vec::new(),
+            requested_by: "alice@x".into(),
+            approvals_required: 1,
+            kind: sandpit_state::DeploymentKind::Deploy,
+            rollback_of: None,
+            restores: None,
+        })
+        .unwrap();
+    let plan = "infra: 1 to add, 0 to change, 0 to destroy: + terraform_data.marker";
+    state
+        .record_step(pending.id, sandpit_state::StepKind::Planned, plan)
+        .unwrap();
+    let (approver, _) = world.token("bob@x", &[Role::Approver]);
+    let answer = world
+        .send(
+            Method::GET,
+            &format!("{P}/history?target=prod"),
+            &approver,
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let body: Value = serde_json::from_str(&answer.text).unwrap();
+    let listed = &body["deployments"][0];
+    assert_eq!(listed["state"], "pending", "{body:#}");
+    assert_eq!(listed["steps"][0]["step"], "planned", "{body:#}");
+    assert_eq!(listed["steps"][0]["message"], plan, "{body:#}");
+}
