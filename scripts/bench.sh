@@ -6,8 +6,9 @@ source scripts/setup.sh
 # Optional argument: one section (up, promote, packaging, models, models-cold: only the model
 # cold loads, database, pipeline, server [BIOMES]: the API under load and ls of 1,000 biomes by
 # default, gateway: the gateway against nginx, sleep [BIOMES]: waking a sleeping biome through
-# the gateway and ls of 500 sleeping biomes by default); all of them by default. The server
-# section's 50 clients are tokio tasks.
+# the gateway and ls of 500 sleeping biomes by default, terraform [RUNS]: `terraform apply` of
+# examples/stockpile/infra through sandpit against a local backend, 10 rounds by default, needs
+# terraform on PATH); all of them by default. The server section's 50 clients are tokio tasks.
 section="${1:-all}"
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 # Baselines of the model endpoint's benchmark, only needed here (not by the tests): KServe's

@@ -8,7 +8,9 @@
 //! webhook delivery's (`pipeline.rs`), the control plane's API under 50 concurrent clients and with 1,000
 //! biomes (`server.rs`), the gateway's requests/s and latency against nginx proxying the same
 //! backend (`gateway.rs`), and a sleeping biome woken by a request through the gateway, and `ls`
-//! with hundreds of sleeping biomes (`sleep.rs`).
+//! with hundreds of sleeping biomes (`sleep.rs`), and `terraform apply` of the stockpile
+//! example's module through sandpit against the same apply with a local backend
+//! (`terraform.rs`; `examples/stockpile`, found beside EXAMPLE_DIR).
 //!
 //! Figures, not pass/fail: these machines are shared and noisy, so the useful number is the ratio
 //! against a baseline measured in the same run.
@@ -20,6 +22,7 @@ mod pipeline;
 mod promote;
 mod server;
 mod sleep;
+mod terraform;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,7 +39,7 @@ pub(crate) const RUNS: usize = 5;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if !(3..=5).contains(&args.len()) {
-        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold|database|pipeline|server [BIOMES]|gateway|sleep [BIOMES]]");
+        bail!("usage: sandpit-bench SANDPIT_BINARY EXAMPLE_DIR [up|promote|packaging|models|models-cold|database|pipeline|server [BIOMES]|gateway|sleep [BIOMES]|terraform [RUNS]]");
     }
     let sandpit = PathBuf::from(&args[1]);
     let example = PathBuf::from(&args[2]);
@@ -86,6 +89,18 @@ fn main() -> anyhow::Result<()> {
         };
         sleep::run_all(&sandpit, &example, scratch.path(), biomes)?;
     }
+    if wanted("terraform") {
+        // `terraform N`: another number of rounds (10 by default).
+        let runs = match (only, args.get(4)) {
+            (Some("terraform"), Some(n)) => n
+                .parse()
+                .with_context(|| format!("`{n}` is not a number of runs"))?,
+            _ => terraform::DEFAULT_RUNS,
+        };
+        // The example with a terraform component sits beside the one the other sections use.
+        let stockpile = example.with_file_name("stockpile");
+        terraform::run_all(&sandpit, &stockpile, scratch.path(), runs)?;
+    }
     Ok(())
 }
 
@@ -113,7 +128,7 @@ pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;
@@ -192,6 +207,7 @@ const UP_PHASES: &[&str] = &[
     "plan",
     "record",
     "database",
+    "terraform",
     "models",
     "daemon",
     "health_wait",
@@ -403,12 +419,17 @@ fn packaging_throughput(scratch: &Path) -> anyhow::Result<()> {
         ours_cpu.as_secs_f64() * 1000.0,
         baseline_cpu.as_secs_f64() * 1000.0,
         ours_cpu.as_secs_f64() / baseline_cpu.as_secs_f64(),
-        fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|load| load.split_whitespace().next().map(str::to_owned))
-            .unwrap_or_else(|| "unknown".to_owned()),
+        load_average(),
     );
     Ok(())
+}
+
+/// The machine's one-minute load average, as printed beside figures taken under it.
+pub(crate) fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|load| load.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// User plus system CPU time used so far by this process (`RUSAGE_SELF`, every thread) or by
