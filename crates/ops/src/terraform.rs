@@ -106,12 +106,48 @@ pub fn find_binary(context: &Context, binary: &str) -> anyhow::Result<Terraform>
         .iter()
         .find(|(name, _)| name == "PATH")
         .map(|(_, value)| std::ffi::OsString::from(value));
-    Terraform::find(binary, path.as_deref()).map_err(|error| {
+    let unavailable = |error: TerraformError| {
         crate::error::failure(
             crate::error::ErrorKind::Unavailable,
             format!("{error}\nhint: `sandpit doctor` checks every prerequisite"),
         )
-    })
+    };
+    let found = Terraform::locate(binary, path.as_deref()).map_err(unavailable)?;
+    // Asking the version costs a terraform process (~60 ms); it is kept per file, by its
+    // identity, size and modification time, so a replaced binary is asked again.
+    let cache = context.home.join("terraform").join("versions.json");
+    let identity = std::fs::metadata(&found).ok().map(|m| {
+        use std::os::unix::fs::MetadataExt as _;
+        format!(
+            "{}:{}:{}:{}.{}",
+            found.display(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec()
+        )
+    });
+    let mut known: BTreeMap<String, String> = std::fs::read(&cache)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    if let Some(version) = identity.as_ref().and_then(|id| known.get(id)) {
+        return Ok(Terraform::known(found, version.clone()));
+    }
+    let terraform = Terraform::at(found).map_err(unavailable)?;
+    if let Some(identity) = identity {
+        known.insert(identity, terraform.version().to_owned());
+        // Best effort: without it the next run asks again.
+        let _ = std::fs::create_dir_all(context.home.join("terraform"));
+        let temporary = cache.with_extension(format!("{}.tmp", std::process::id()));
+        if serde_json::to_vec(&known)
+            .ok()
+            .is_some_and(|bytes| std::fs::write(&temporary, bytes).is_ok())
+        {
+            let _ = std::fs::rename(&temporary, &cache);
+        }
+    }
+    Ok(terraform)
 }
 
 /// Checks terraform components' modules when they are built.
@@ -1173,6 +1209,49 @@ mod tests {
                 "{program} {given:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_binarys_version_is_asked_once_until_the_file_changes() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let home = tempfile::tempdir().unwrap();
+        let bin = home.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let asked = home.path().join("asked");
+        let script = |version: &str| {
+            let path = bin.join("terraform");
+            std::fs::write(
+                &path,
+                format!(
+                    "#!/bin/sh\necho >> {}\necho '{{\"terraform_version\": \"{version}\"}}'\n",
+                    asked.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        let times_asked = || std::fs::read_to_string(&asked).map_or(0, |s| s.lines().count());
+        let mut context = Context::for_home(home.path());
+        context.base_env = vec![("PATH".to_owned(), bin.display().to_string())];
+        script("1.11.4");
+        assert_eq!(
+            find_binary(&context, "terraform").unwrap().version(),
+            "1.11.4"
+        );
+        assert_eq!(
+            find_binary(&context, "terraform").unwrap().version(),
+            "1.11.4"
+        );
+        assert_eq!(times_asked(), 1);
+        // Another binary in its place (another size): asked again.
+        script("1.12.10");
+        assert_eq!(
+            find_binary(&context, "terraform").unwrap().version(),
+            "1.12.10"
+        );
+        assert_eq!(times_asked(), 2);
+        let missing = find_binary(&context, "tofu").unwrap_err().to_string();
+        assert!(missing.contains("sandpit doctor"), "{missing}");
     }
 
     #[test]

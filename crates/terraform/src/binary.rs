@@ -23,6 +23,23 @@ impl Terraform {
     /// caller's `PATH`; this crate reads no environment); empty entries, which would mean the
     /// current directory, are skipped. Runs `<binary> version -json` once.
     pub fn find(name: &str, path_var: Option<&OsStr>) -> Result<Terraform, TerraformError> {
+        Terraform::at(Terraform::locate(name, path_var)?)
+    }
+
+    /// The binary `binary` is, with its version asked (`<binary> version -json`).
+    pub fn at(binary: PathBuf) -> Result<Terraform, TerraformError> {
+        let version = process::version_json(&binary)?;
+        Ok(Terraform { binary, version })
+    }
+
+    /// A binary whose version the caller already knows (asked earlier of the same file, e.g.
+    /// kept by its size and modification time): no process runs.
+    pub fn known(binary: PathBuf, version: String) -> Terraform {
+        Terraform { binary, version }
+    }
+
+    /// Where [`Terraform::find`] finds `name`, without running it.
+    pub fn locate(name: &str, path_var: Option<&OsStr>) -> Result<PathBuf, TerraformError> {
         let not_found = |searched: Vec<PathBuf>| TerraformError::NotFound {
             name: name.to_owned(),
             searched,
@@ -54,8 +71,7 @@ impl Terraform {
                 None => return Err(not_found(dirs)),
             }
         };
-        let version = process::version_json(&binary)?;
-        Ok(Terraform { binary, version })
+        Ok(binary)
     }
 
     /// The executable that runs.
