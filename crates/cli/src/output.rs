@@ -317,6 +317,21 @@ pub fn print_biome(status: &BiomeDocument) {
             );
         }
     }
+    for pending in &status.pending {
+        println!(
+            "pending deployment #{} ({} of {} by {}): needs {} approval(s); `sandpit approve {}` or `sandpit reject {}`",
+            pending.id,
+            pending.kind,
+            short_version(&pending.sha),
+            pending.requested_by,
+            pending.approvals_missing,
+            pending.id,
+            pending.id
+        );
+        for line in &pending.plan {
+            println!("  terraform plan: {line}");
+        }
+    }
     let models = status.models.as_deref().unwrap_or_default();
     if models.is_empty() {
         return;

@@ -58,6 +58,45 @@ pub async fn cost(context: &Context, status: &BiomeStatus) -> anyhow::Result<cra
     Ok(costs.get(&status.biome).copied().unwrap_or_default())
 }
 
+/// A deployment into the target that waits for approvals, with the terraform plan its
+/// approvers are asked to approve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDeployment {
+    pub id: i64,
+    /// `deploy`, `promote`, `rollback`, `config`, …
+    pub kind: String,
+    pub sha: String,
+    pub requested_by: String,
+    pub approvals_missing: u32,
+    /// Its `planned` steps: one line per terraform component (`infra: 1 to add, …`).
+    pub plan: Vec<String>,
+}
+
+/// The deployments into `status`'s target that wait for approvals, oldest first.
+pub fn pending(context: &Context, status: &BiomeStatus) -> anyhow::Result<Vec<PendingDeployment>> {
+    let target = crate::deployment::target_label(&status.env, &status.biome);
+    let mut found: Vec<PendingDeployment> = crate::deployment::state_store(context)?
+        .history(status.project.as_str(), Some(&target))?
+        .into_iter()
+        .filter(|d| d.state == sandpit_state::DeploymentState::Pending && d.approvals_missing() > 0)
+        .map(|d| PendingDeployment {
+            id: d.id,
+            kind: d.kind.as_str().to_owned(),
+            sha: d.sha.clone(),
+            requested_by: d.requested_by.clone(),
+            approvals_missing: d.approvals_missing(),
+            plan: d
+                .steps
+                .iter()
+                .filter(|s| s.step == sandpit_state::StepKind::Planned)
+                .map(|s| s.message.clone())
+                .collect(),
+        })
+        .collect();
+    found.reverse();
+    Ok(found)
+}
+
 /// Where the version of a model that answers for a biome comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelSource {

@@ -36,12 +36,14 @@ pub async fn exec(context: &Context, args: Args, json: bool) -> anyhow::Result<E
         sandpit_ops::expiry::of_biome(context, &status.project, &status.env, &status.biome)?;
     let terraform =
         sandpit_ops::terraform::overview(context, &status.project, &status.env, &status.biome);
+    let pending = sandpit_ops::status::pending(context, &status)?;
     print(
         &BiomeDocument::new(&status, database_url)
             .with_models(&models)
             .with_cost(&cost)
             .with_expiry(expiry.as_ref())
-            .with_terraform(&terraform),
+            .with_terraform(&terraform)
+            .with_pending(&pending),
         json,
     )
 }

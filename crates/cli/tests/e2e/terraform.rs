@@ -599,6 +599,22 @@ fn a_promotion_to_a_protected_environment_applies_the_plan_its_approver_saw_and_
             "infra: 0 to add, 1 to change, 0 to destroy: ~ terraform_data.marker".to_owned()
         )]
     );
+    // `status` of prod shows the approver what waits, with its plan.
+    let status = sandbox.ok(&["status", "prod"]);
+    assert!(
+        status.contains(&format!("pending deployment #{}", again["id"]))
+            && status.contains("terraform plan: infra: 0 to add, 1 to change, 0 to destroy: ~ terraform_data.marker"),
+        "{status}"
+    );
+    let document = sandbox.status("prod");
+    assert_eq!(
+        document["pending"][0]["approvals_missing"], 1,
+        "{document:#}"
+    );
+    assert_eq!(
+        document["pending"][0]["plan"][0],
+        "infra: 0 to add, 1 to change, 0 to destroy: ~ terraform_data.marker"
+    );
     let stale_id = again["id"].as_i64().unwrap().to_string();
     let replaced = sandbox.run(&[
         "exec",

@@ -36,7 +36,7 @@ pub async fn show(
     let context = crate::project::reading(&state, &caller, &project).await?;
     let status = sandpit_ops::status::status(&context, Some(&target)).await?;
     let cost = sandpit_ops::status::cost(&context, &status).await?;
-    let (models, expiry, terraform) = crate::project::blocking_in(context, {
+    let (models, expiry, terraform, pending) = crate::project::blocking_in(context, {
         let status = status.clone();
         move |context| {
             let models = sandpit_ops::status::models(context, &status)?;
@@ -52,7 +52,8 @@ pub async fn show(
                 &status.env,
                 &status.biome,
             );
-            Ok((models, expiry, terraform))
+            let pending = sandpit_ops::status::pending(context, &status)?;
+            Ok((models, expiry, terraform, pending))
         }
     })
     .await?;
@@ -61,6 +62,7 @@ pub async fn show(
             .with_models(&models)
             .with_cost(&cost)
             .with_expiry(expiry.as_ref())
-            .with_terraform(&terraform),
+            .with_terraform(&terraform)
+            .with_pending(&pending),
     ))
 }

@@ -46,6 +46,24 @@ pub struct BiomeDocument {
     /// Its terraform components' states (`status` only; empty without terraform components).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub terraform: Vec<TerraformStateDocument>,
+    /// Deployments into it that wait for approvals, oldest first, each with the terraform plan
+    /// its approvers are asked to approve (`status` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingDocument>,
+}
+
+/// A deployment waiting for approvals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PendingDocument {
+    pub id: i64,
+    /// `deploy`, `promote`, `rollback`, `config`, …
+    pub kind: String,
+    pub sha: String,
+    pub requested_by: String,
+    pub approvals_missing: u32,
+    /// What its terraform components would change, one line each (`infra: 1 to add, 0 to
+    /// change, 0 to destroy: + terraform_data.marker`); approving applies exactly that plan.
+    pub plan: Vec<String>,
 }
 
 /// One terraform component's state in a biome (kept by sandpit's backend).
@@ -229,7 +247,27 @@ impl BiomeDocument {
             cost: None,
             expires_at: None,
             terraform: Vec::new(),
+            pending: Vec::new(),
         }
+    }
+
+    /// With the deployments waiting for approvals (what `status` shows).
+    pub fn with_pending(
+        mut self,
+        pending: &[sandpit_ops::status::PendingDeployment],
+    ) -> BiomeDocument {
+        self.pending = pending
+            .iter()
+            .map(|p| PendingDocument {
+                id: p.id,
+                kind: p.kind.clone(),
+                sha: p.sha.clone(),
+                requested_by: p.requested_by.clone(),
+                approvals_missing: p.approvals_missing,
+                plan: p.plan.clone(),
+            })
+            .collect();
+        self
     }
 
     /// With its terraform states (what `status` shows).
