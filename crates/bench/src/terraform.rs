@@ -555,7 +555,7 @@ fn print(version: &str, rounds: &[Round], load_before: &str, load_after: &str) {
         overhead.median, overhead.p90, backend_share.median, rest.median
     );
     println!(
-        "    (in the rest: `terraform version -json`, which finding the binary runs for every apply, {:.0} ms alone)",
+        "    (not in it: `terraform version -json`, {:.0} ms alone, which sandpit asks once per binary file and keeps)",
         of(|r| r.local_version).median
     );
     let first = &rounds[0];
