@@ -52,6 +52,19 @@ pub async fn list_if_running(
     }
 }
 
+/// [`list_if_running`] without the biomes' components (what `ls` shows).
+pub async fn list_brief_if_running(
+    context: &Context,
+    project: &Name,
+) -> anyhow::Result<Option<Vec<BiomeStatus>>> {
+    match if_running(context).await {
+        Some(client) => Ok(Some(answer(
+            client.list_brief(Some(project.clone())).await,
+        )?)),
+        None => Ok(None),
+    }
+}
+
 /// One biome's status; `None` when no daemon runs or it does not know the biome.
 pub async fn status_if_running(
     context: &Context,

@@ -87,7 +87,7 @@ pub async fn ls(context: &Context) -> anyhow::Result<Listing> {
     // A read never starts the daemon: that would bring stopped biomes back as a side effect.
     let incomplete = incomplete(context, &spec.project.name)?;
     let expiries = crate::expiry::of_project(context, &spec.project.name)?;
-    match daemon_connection::list_if_running(context, &spec.project.name).await? {
+    match daemon_connection::list_brief_if_running(context, &spec.project.name).await? {
         None => Ok(Listing {
             daemon_running: false,
             biomes: Vec::new(),

@@ -110,7 +110,23 @@ impl Client {
 
     /// Every biome of `project` (of every project with `None`).
     pub async fn list(self, project: Option<Name>) -> Result<Vec<BiomeStatus>, ClientError> {
-        match self.request(&Request::List { project }, |_, _| {}).await? {
+        self.list_with(project, false).await
+    }
+
+    /// [`Client::list`] without the biomes' components (`ls`: states, usage, databases).
+    pub async fn list_brief(self, project: Option<Name>) -> Result<Vec<BiomeStatus>, ClientError> {
+        self.list_with(project, true).await
+    }
+
+    async fn list_with(
+        self,
+        project: Option<Name>,
+        brief: bool,
+    ) -> Result<Vec<BiomeStatus>, ClientError> {
+        match self
+            .request(&Request::List { project, brief }, |_, _| {})
+            .await?
+        {
             ReplyBody::Biomes { biomes } => Ok(biomes),
             _ => Err(unexpected("the list of biomes")),
         }

@@ -224,8 +224,15 @@ async fn handle(
                         format!("there is no biome `{biome}` in project `{project}`; `sandpit ls` lists them")
                     })
             }
-            Request::List { project } => {
-                Ok(ReplyBody::Biomes { biomes: supervisor.list(project.as_ref()) })
+            Request::List { project, brief } => {
+                let mut biomes = supervisor.list(project.as_ref());
+                if brief {
+                    // After the usage, which is counted from the components' processes.
+                    for biome in &mut biomes {
+                        biome.components = Vec::new();
+                    }
+                }
+                Ok(ReplyBody::Biomes { biomes })
             }
             Request::EnsureInstance { instance } => supervisor
                 .ensure_instance(instance, &events)

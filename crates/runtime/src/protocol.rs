@@ -22,8 +22,14 @@ pub enum Request {
     Down { project: Name, biome: Name },
     /// One biome's status.
     Status { project: Name, biome: Name },
-    /// Every biome of a project (or of every project).
-    List { project: Option<Name> },
+    /// Every biome of a project (or of every project). `brief`: without their components
+    /// (what `ls` needs: state, usage, database; a few hundred biomes' components are most of
+    /// a megabyte of JSON to write and read).
+    List {
+        project: Option<Name>,
+        #[serde(default)]
+        brief: bool,
+    },
     /// Start (or keep running) an environment-level process; answers once it accepts connections.
     EnsureInstance { instance: InstanceSpec },
     /// Stop an environment-level process and forget it.
@@ -351,6 +357,21 @@ mod tests {
         "name": "geo_alice", "template": "geo_template_abc",
         "url": "postgres://geo_alice:hunter2@127.0.0.1:5432/geo_alice"
     }"#;
+
+    #[test]
+    fn a_list_request_of_an_older_client_is_a_full_list() {
+        let older: Request = serde_json::from_str(r#"{"request":"list","project":"geo"}"#).unwrap();
+        assert!(
+            matches!(older, Request::List { brief: false, .. }),
+            "{older:?}"
+        );
+        let brief = serde_json::to_string(&Request::List {
+            project: None,
+            brief: true,
+        })
+        .unwrap();
+        assert_eq!(brief, r#"{"request":"list","project":null,"brief":true}"#);
+    }
 
     #[test]
     fn state_saved_by_the_previous_version_still_loads() {
