@@ -17,6 +17,7 @@
 //! the state or the variables moved meanwhile ([`refuse_moved_plans`], [`apply_release`]).
 
 mod applied;
+mod record_file;
 pub(crate) mod saved_plan;
 pub(crate) mod state_document;
 

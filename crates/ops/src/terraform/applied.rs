@@ -63,22 +63,11 @@ pub fn fingerprint(
 }
 
 pub fn read(dir: &Path) -> io::Result<Option<Applied>> {
-    let path = dir.join(FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            )
-        }),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error),
-    }
+    super::record_file::read(&dir.join(FILE))
 }
 
 pub fn write(dir: &Path, applied: &Applied) -> io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(applied).map_err(io::Error::other)?;
-    sandpit_runtime::owner_only::write_file(&dir.join(FILE), &bytes)
+    super::record_file::write(&dir.join(FILE), applied)
 }
 
 #[cfg(test)]

@@ -51,22 +51,11 @@ pub fn planning_dir(state_dir: &Path, id: i64) -> PathBuf {
 }
 
 pub fn read(state_dir: &Path, id: i64) -> io::Result<Option<SavedPlan>> {
-    let path = record_file(state_dir, id);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            )
-        }),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error),
-    }
+    super::record_file::read(&record_file(state_dir, id))
 }
 
 pub fn write(state_dir: &Path, saved: &SavedPlan) -> io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(saved).map_err(io::Error::other)?;
-    sandpit_runtime::owner_only::write_file(&record_file(state_dir, saved.deployment), &bytes)
+    super::record_file::write(&record_file(state_dir, saved.deployment), saved)
 }
 
 /// Removes deployment `id`'s plan, its record and its planning directory (each if present).
