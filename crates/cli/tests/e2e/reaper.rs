@@ -157,7 +157,15 @@ fn an_expired_biome_is_listed_by_a_dry_run_then_reaped_with_its_database_and_ext
     let after = extended["expires_at"].as_str().unwrap().to_owned();
     assert!(after > before, "{before} → {after}");
     assert_eq!(listed(&sandbox)["bob"]["expires_at"], after.as_str());
-    let text = sandbox.ok(&["ls"]);
+    // alice's one-second ttl runs from its `up`, which may have been less than a second ago.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = sandbox.ok(&["ls"]);
+        if text.contains("expired ") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(
         text.contains("EXPIRES")
             && (text.contains("in 59m") || text.contains("in 1h"))
