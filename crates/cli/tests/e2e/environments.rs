@@ -48,13 +48,13 @@ start_timeout = 5
     ])
 }
 
-fn as_user(sandbox: &Sandbox, user: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn as_user(sandbox: &Sandbox, user: &str, args: &[&str]) -> std::process::Output {
     let mut command = sandbox.command(args);
     command.env("SANDPIT_USER", user);
     command.output().unwrap()
 }
 
-fn json_as(sandbox: &Sandbox, user: &str, args: &[&str]) -> Value {
+pub(crate) fn json_as(sandbox: &Sandbox, user: &str, args: &[&str]) -> Value {
     let mut with_json = args.to_vec();
     with_json.push("--json");
     let output = as_user(sandbox, user, &with_json);

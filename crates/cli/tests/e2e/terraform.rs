@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::environments::{as_user, json_as};
 use crate::harness::{component, http_get, Sandbox};
 
 /// Answers what it got from terraform: `<marker>|<password>`.
@@ -487,24 +488,6 @@ fn protected_project() -> Sandbox {
         .extra_env
         .push(("CHECKPOINT_DISABLE".into(), "1".into()));
     sandbox
-}
-
-fn as_user(sandbox: &Sandbox, user: &str, args: &[&str]) -> std::process::Output {
-    let mut command = sandbox.command(args);
-    command.env("SANDPIT_USER", user);
-    command.output().unwrap()
-}
-
-fn json_as(sandbox: &Sandbox, user: &str, args: &[&str]) -> Value {
-    let mut with_json = args.to_vec();
-    with_json.push("--json");
-    let output = as_user(sandbox, user, &with_json);
-    assert!(
-        output.status.success(),
-        "{args:?} as {user}: {}",
-        combined(&output)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 fn steps(deployment: &Value) -> Vec<(String, String)> {
