@@ -5,6 +5,7 @@
 //! Only locations and connections live here; what is stored (artifacts, manifests, reports) and
 //! its guarantees belong to the crates that store it.
 
+pub mod garage;
 mod location;
 
 pub use location::{BucketLocation, Credentials, LocationError, S3Settings};

@@ -1,0 +1,3 @@
+//! Integration tests of `sandpit-bucket` against real servers (a single-node Garage on loopback).
+
+mod garage;
