@@ -5,9 +5,11 @@
 //! Only locations and connections live here; what is stored (artifacts, manifests, reports) and
 //! its guarantees belong to the crates that store it.
 
+mod artifacts;
 pub mod garage;
 mod location;
 
+pub use artifacts::{BucketArtifactStore, BucketStoreError, CopyMethod, FetchedArtifact};
 pub use location::{BucketLocation, Credentials, LocationError, S3Settings};
 
 use std::sync::Arc;
