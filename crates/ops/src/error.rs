@@ -174,7 +174,8 @@ fn state_error_kind(error: &StateError) -> ErrorKind {
         | StateError::Corrupt { .. }
         | StateError::SchemaTooNew { .. }
         | StateError::Io { .. }
-        | StateError::Sqlite { .. } => ErrorKind::Internal,
+        | StateError::Database { .. }
+        | StateError::Unreachable { .. } => ErrorKind::Internal,
     }
 }
 

@@ -1,7 +1,7 @@
 //! When each biome expires: a row per change (`up` with the ttl of the commit it ran and where
 //! its definition is read from, or `extend`), append-only; the newest row of a biome wins.
 
-use rusqlite::{params, Row, TransactionBehavior};
+use crate::sql::{args, DbError, Row};
 use serde::Serialize;
 
 use crate::store::{now, Context as _};
@@ -92,7 +92,7 @@ WHERE e.id = (
     SELECT max(id) FROM biome_expiries
     WHERE project = e.project AND env = e.env AND biome = e.biome)";
 
-fn expiry(row: &Row<'_>) -> rusqlite::Result<Expiry> {
+fn expiry(row: &Row) -> Result<Expiry, DbError> {
     let reason: String = row.get(5)?;
     let repository: Option<String> = row.get(10)?;
     let bare: Option<i64> = row.get(11)?;
@@ -111,7 +111,7 @@ fn expiry(row: &Row<'_>) -> rusqlite::Result<Expiry> {
         requested_by: row.get(6)?,
         at: row.get(7)?,
         ttl_secs: row
-            .get::<_, Option<i64>>(8)?
+            .get::<Option<i64>>(8)?
             .and_then(|s| u64::try_from(s).ok()),
         up_at: row.get(9)?,
         source: match (repository, bare, revision) {
@@ -134,10 +134,7 @@ impl StateStore {
             });
         }
         let context = format!("recording the expiry of {}/{}", new.env, new.biome);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(&context)?;
+        let tx = self.conn.write().ctx(&context)?;
         let (reason, ttl, deployment, source) = match &new.cause {
             ExpiryCause::Up {
                 ttl_secs,
@@ -151,11 +148,12 @@ impl StateStore {
             ),
             ExpiryCause::Extend => ("extend", None, None, None),
         };
-        tx.execute(
+        let id = tx
+            .insert_returning_id(
             "INSERT INTO biome_expiries (project, env, biome, expires_at, reason, requested_by, at,
                  ttl_secs, deployment_id, repository, bare, revision)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+            args![
                 new.project,
                 new.env,
                 new.biome,
@@ -171,9 +169,12 @@ impl StateStore {
             ],
         )
         .ctx(&context)?;
-        let id = tx.last_insert_rowid();
         let recorded = tx
-            .query_row(&format!("{CURRENT_SELECT} AND e.id = ?1"), [id], expiry)
+            .query_row(
+                &format!("{CURRENT_SELECT} AND e.id = ?1"),
+                args![id],
+                expiry,
+            )
             .ctx(&context)?;
         tx.commit().ctx(&context)?;
         Ok(recorded)
@@ -196,26 +197,26 @@ impl StateStore {
     /// taken down since: the deployments tell which still exist), by environment and biome.
     pub fn expiries(&self, project: &str) -> Result<Vec<Expiry>, StateError> {
         let context = format!("reading the expiries of project {project}");
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "{CURRENT_SELECT} AND e.project = ?1 ORDER BY e.env, e.biome"
-            ))
-            .ctx(&context)?;
-        let rows = stmt.query_map([project], expiry).ctx(&context)?;
-        rows.collect::<Result<Vec<_>, _>>().ctx(&context)
+        self.conn
+            .query_map(
+                &format!("{CURRENT_SELECT} AND e.project = ?1 ORDER BY e.env, e.biome"),
+                args![project],
+                expiry,
+            )
+            .ctx(&context)
     }
 
     /// Every project that has a biome with a recorded expiry: what a reaper of the whole home
     /// looks at.
     pub fn projects_with_expiries(&self) -> Result<Vec<String>, StateError> {
         let context = "listing the projects with biome expiries";
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT DISTINCT project FROM biome_expiries ORDER BY project")
-            .ctx(context)?;
-        let rows = stmt.query_map([], |row| row.get(0)).ctx(context)?;
-        rows.collect::<Result<Vec<String>, _>>().ctx(context)
+        self.conn
+            .query_map(
+                "SELECT DISTINCT project FROM biome_expiries ORDER BY project",
+                args![],
+                |row| row.get(0),
+            )
+            .ctx(context)
     }
 }
 
@@ -288,11 +289,11 @@ mod tests {
         ));
         assert!(store
             .conn
-            .execute("UPDATE biome_expiries SET expires_at = 'x'", [])
+            .execute("UPDATE biome_expiries SET expires_at = 'x'", args![])
             .is_err());
         assert!(store
             .conn
-            .execute("DELETE FROM biome_expiries", [])
+            .execute("DELETE FROM biome_expiries", args![])
             .is_err());
     }
 }

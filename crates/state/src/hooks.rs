@@ -3,7 +3,7 @@
 //! delivery key (GitLab's event UUID, GitHub's delivery id, an `Idempotency-Key`) is recorded
 //! at most once per project, so a redelivery finds the first answer instead of starting again.
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use crate::sql::{args, Db, DbError, Row};
 use serde::Serialize;
 
 use crate::store::{now, Context as _};
@@ -54,7 +54,7 @@ pub struct Delivery {
 const SELECT: &str = "SELECT id, project, forge, event, delivery_key, received_at, status, action,
     summary, pipeline_id, biome, sha, merge_request, mr_updated_at FROM hook_deliveries";
 
-fn delivery(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+fn delivery(row: &Row) -> Result<Delivery, DbError> {
     Ok(Delivery {
         id: row.get(0)?,
         project: row.get(1)?,
@@ -73,13 +73,12 @@ fn delivery(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
-fn by_key(conn: &Connection, project: &str, key: &str) -> Result<Option<Delivery>, StateError> {
-    conn.query_row(
+fn by_key(conn: &Db, project: &str, key: &str) -> Result<Option<Delivery>, StateError> {
+    conn.query_opt(
         &format!("{SELECT} WHERE project = ?1 AND delivery_key = ?2"),
-        params![project, key],
+        args![project, key],
         delivery,
     )
-    .optional()
     .ctx("reading a hook delivery")
 }
 
@@ -96,18 +95,19 @@ impl StateStore {
     pub fn record_delivery(&mut self, new: &NewDelivery) -> Result<Recorded, StateError> {
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .write()
             .ctx("starting to record a hook delivery")?;
         if let Some(key) = &new.delivery_key {
             if let Some(earlier) = by_key(&tx, &new.project, key)? {
                 return Ok(Recorded::Earlier(earlier));
             }
         }
-        tx.execute(
+        let id = tx
+            .insert_returning_id(
             "INSERT INTO hook_deliveries (project, forge, event, delivery_key, received_at, status,
                  action, summary, pipeline_id, biome, sha, merge_request, mr_updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
+            args![
                 new.project,
                 new.forge,
                 new.event,
@@ -124,9 +124,8 @@ impl StateStore {
             ],
         )
         .ctx("recording a hook delivery")?;
-        let id = tx.last_insert_rowid();
         let recorded = tx
-            .query_row(&format!("{SELECT} WHERE id = ?1"), [id], delivery)
+            .query_row(&format!("{SELECT} WHERE id = ?1"), args![id], delivery)
             .ctx("reading a hook delivery")?;
         tx.commit().ctx("recording a hook delivery")?;
         Ok(Recorded::New(recorded))
@@ -148,19 +147,13 @@ impl StateStore {
         limit: usize,
     ) -> Result<Vec<Delivery>, StateError> {
         let context = "listing hook deliveries";
-        let mut statement = self
-            .conn
-            .prepare_cached(&format!(
-                "{SELECT} WHERE (?1 IS NULL OR project = ?1) ORDER BY id DESC LIMIT ?2"
-            ))
-            .ctx(context)?;
-        let rows = statement
+        self.conn
             .query_map(
-                params![project, i64::try_from(limit).unwrap_or(i64::MAX)],
+                &format!("{SELECT} WHERE (CAST(?1 AS TEXT) IS NULL OR project = ?1) ORDER BY id DESC LIMIT ?2"),
+                args![project, i64::try_from(limit).unwrap_or(i64::MAX)],
                 delivery,
             )
-            .ctx(context)?;
-        rows.collect::<Result<Vec<_>, _>>().ctx(context)
+            .ctx(context)
     }
 
     /// The newest delivery of merge request `merge_request` (of `forge`) that acted on its
@@ -173,17 +166,16 @@ impl StateStore {
         merge_request: u64,
     ) -> Result<Option<Delivery>, StateError> {
         self.conn
-            .query_row(
+            .query_opt(
                 &format!(
                     "{SELECT} WHERE project = ?1 AND merge_request = ?3
                      AND (forge = ?2 OR (?2 = 'gitlab' AND forge = 'gitlab_ci'))
                      AND action IN ('biome_up', 'biome_down')
                      ORDER BY mr_updated_at DESC, id DESC LIMIT 1"
                 ),
-                params![project, forge, merge_request],
+                args![project, forge, merge_request],
                 delivery,
             )
-            .optional()
             .ctx("reading a merge request's newest delivery")
     }
 }

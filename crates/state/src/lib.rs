@@ -25,27 +25,41 @@
 
 mod expiries;
 mod hooks;
+mod location;
 mod pipelines;
+mod postgres;
+mod postgres_schema;
 mod process;
 mod projects;
 mod reports;
 mod schema;
+mod sql;
 mod store;
 mod tokens;
 
 #[cfg(test)]
+mod testing;
+/// The suite against SQLite, and the same file again against PostgreSQL (its module path tells
+/// `testing::Backend::of_module` which).
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+#[path = "tests.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: the same suite, the other backend
+mod tests_on_postgres;
 
 use serde::Serialize;
 
 pub use expiries::{BiomeSource, Expiry, ExpiryCause, ExpiryReason, NewExpiry};
 pub use hooks::{Delivery, NewDelivery, Recorded};
+pub use location::StateLocation;
 pub use pipelines::{
     NewPipeline, NewStage, Outcome, Pipeline, PipelineState, PipelineTarget, Stage, StageKind,
     StageState, Trigger,
 };
 pub use projects::{NewProject, ProjectRecord};
 pub use reports::{NewReport, Report, ReportCounts, ReportKind, ReportState};
+pub use sql::{DbError, Dialect};
 pub use store::StateStore;
 pub use tokens::{NewToken, Token};
 
@@ -376,8 +390,10 @@ pub enum StateError {
         source: std::io::Error,
     },
     #[error("state database: {context}: {source}")]
-    Sqlite {
-        context: String,
-        source: rusqlite::Error,
-    },
+    Database { context: String, source: DbError },
+    #[error(
+        "cannot reach the state database {url}: {detail}\nhint: check that PostgreSQL runs there \
+         and that the URL's user, password and database are right (`--state` or `SANDPIT_STATE`)"
+    )]
+    Unreachable { url: String, detail: String },
 }

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+use crate::sql::{args, Db};
 use crate::store::{now, Context as _};
 use crate::{StateError, StateStore};
 
@@ -272,6 +272,10 @@ pub struct Pipeline {
     pub message: Option<String>,
     /// The process that last recorded an event of it (for a running pipeline: the one running it).
     pub pid: Option<u32>,
+    /// The host of that process (`None` before hosts were recorded): a pid is only looked at
+    /// on its own machine.
+    #[serde(skip)]
+    pub host: Option<String>,
     pub stages: Vec<Stage>,
 }
 
@@ -342,19 +346,17 @@ impl StateStore {
             ));
         }
         let pid = self.pid;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("starting to record a pipeline")?;
+        let tx = self.conn.write().ctx("starting to record a pipeline")?;
         if let Some(retried) = new.retry_of {
             if load(&tx, retried)?.is_none() {
                 return Err(StateError::PipelineNotFound { id: retried });
             }
         }
-        tx.execute(
+        let id = tx
+            .insert_returning_id(
             "INSERT INTO pipelines (project, trigger, requested_by, branch, sha, retry_of, created_at, target, biome)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+            args![
                 new.project,
                 new.trigger.as_str(),
                 new.requested_by,
@@ -367,11 +369,10 @@ impl StateStore {
             ],
         )
         .ctx("recording a pipeline")?;
-        let id = tx.last_insert_rowid();
         for (position, stage) in new.stages.iter().enumerate() {
             tx.execute(
                 "INSERT INTO pipeline_stages (pipeline_id, position, kind, env) VALUES (?1, ?2, ?3, ?4)",
-                params![id, position as i64, stage.kind.as_str(), stage.env],
+                args![id, position as i64, stage.kind.as_str(), stage.env],
             )
             .ctx("recording a pipeline's stages")?;
         }
@@ -384,10 +385,7 @@ impl StateStore {
     /// Adds the stages planned once the commit was read after a pipeline recorded with its
     /// `fetch` stage alone; refused when it has more stages already (they are planned once).
     pub fn plan_stages(&mut self, id: i64, stages: &[NewStage]) -> Result<Pipeline, StateError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("planning a pipeline's stages")?;
+        let tx = self.conn.write().ctx("planning a pipeline's stages")?;
         let pipeline = load(&tx, id)?.ok_or(StateError::PipelineNotFound { id })?;
         if pipeline.stages.len() != 1 || pipeline.stages[0].kind != StageKind::Fetch {
             return Err(StateError::Invalid {
@@ -397,7 +395,7 @@ impl StateStore {
         for (offset, stage) in stages.iter().enumerate() {
             tx.execute(
                 "INSERT INTO pipeline_stages (pipeline_id, position, kind, env) VALUES (?1, ?2, ?3, ?4)",
-                params![id, offset as i64 + 1, stage.kind.as_str(), stage.env],
+                args![id, offset as i64 + 1, stage.kind.as_str(), stage.env],
             )
             .ctx("planning a pipeline's stages")?;
         }
@@ -417,19 +415,13 @@ impl StateStore {
         project: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Pipeline>, StateError> {
-        let mut statement = self
+        let ids: Vec<i64> = self
             .conn
-            .prepare_cached(
-                "SELECT id FROM pipelines WHERE (?1 IS NULL OR project = ?1) ORDER BY id DESC LIMIT ?2",
-            )
-            .ctx("listing pipelines")?;
-        let ids: Vec<i64> = statement
             .query_map(
-                params![project, i64::try_from(limit).unwrap_or(i64::MAX)],
+                "SELECT id FROM pipelines WHERE (CAST(?1 AS TEXT) IS NULL OR project = ?1) ORDER BY id DESC LIMIT ?2",
+                args![project, i64::try_from(limit).unwrap_or(i64::MAX)],
                 |row| row.get(0),
             )
-            .ctx("listing pipelines")?
-            .collect::<Result<_, _>>()
             .ctx("listing pipelines")?;
         ids.into_iter()
             .map(|id| load(&self.conn, id)?.ok_or(StateError::PipelineNotFound { id }))
@@ -438,25 +430,22 @@ impl StateStore {
 
     /// Every pipeline in `state`, oldest first (e.g. the queue, or those running when a server stopped).
     pub fn pipelines_in_state(&self, state: PipelineState) -> Result<Vec<Pipeline>, StateError> {
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "SELECT p.id FROM pipelines p
-                 WHERE (SELECT e.event FROM pipeline_events e
-                        WHERE e.pipeline_id = p.id AND e.stage IS NULL
-                        ORDER BY e.id DESC LIMIT 1) = ?1
-                 ORDER BY p.id",
-            )
-            .ctx("listing pipelines by state")?;
         let event = match state {
             PipelineState::Queued => "queued",
             PipelineState::Running => "started",
             other => other.as_str(),
         };
-        let ids: Vec<i64> = statement
-            .query_map(params![event], |row| row.get(0))
-            .ctx("listing pipelines by state")?
-            .collect::<Result<_, _>>()
+        let ids: Vec<i64> = self
+            .conn
+            .query_map(
+                "SELECT p.id FROM pipelines p
+                 WHERE (SELECT e.event FROM pipeline_events e
+                        WHERE e.pipeline_id = p.id AND e.stage IS NULL
+                        ORDER BY e.id DESC LIMIT 1) = ?1
+                 ORDER BY p.id",
+                args![event],
+                |row| row.get(0),
+            )
             .ctx("listing pipelines by state")?;
         ids.into_iter()
             .map(|id| load(&self.conn, id)?.ok_or(StateError::PipelineNotFound { id }))
@@ -467,22 +456,18 @@ impl StateStore {
     pub fn pipeline_counts(&self) -> Result<BTreeMap<PipelineState, u64>, StateError> {
         let mut counts: BTreeMap<PipelineState, u64> =
             PipelineState::ALL.into_iter().map(|s| (s, 0)).collect();
-        let mut statement = self
+        let rows = self
             .conn
-            .prepare_cached(
+            .query_map(
                 "SELECT (SELECT e.event FROM pipeline_events e
                          WHERE e.pipeline_id = p.id AND e.stage IS NULL
                          ORDER BY e.id DESC LIMIT 1) AS last, COUNT(*)
                  FROM pipelines p GROUP BY last",
+                args![],
+                |row| Ok((row.get::<Option<String>>(0)?, row.get::<i64>(1)?)),
             )
             .ctx("counting pipelines")?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((row.get::<_, Option<String>>(0)?, row.get::<_, i64>(1)?))
-            })
-            .ctx("counting pipelines")?;
-        for row in rows {
-            let (last, count) = row.ctx("counting pipelines")?;
+        for (last, count) in rows {
             if let Some(state) = last.as_deref().and_then(pipeline_state_after) {
                 *counts.entry(state).or_default() += u64::try_from(count).unwrap_or(0);
             }
@@ -539,14 +524,13 @@ impl StateStore {
     pub fn pipeline_waiting_on(&self, deployment: i64) -> Result<Option<(i64, u32)>, StateError> {
         let found: Option<(i64, u32)> = self
             .conn
-            .query_row(
+            .query_opt(
                 "SELECT pipeline_id, stage FROM pipeline_events
                  WHERE deployment_id = ?1 AND event = 'pending' AND stage IS NOT NULL
                  ORDER BY id DESC LIMIT 1",
-                params![deployment],
+                args![deployment],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
-            .optional()
             .ctx("finding the pipeline waiting for a deployment")?;
         let Some((id, position)) = found else {
             return Ok(None);
@@ -574,7 +558,12 @@ impl StateStore {
         let running = self.pipelines_in_state(PipelineState::Running)?;
         let mut failed = Vec::new();
         for pipeline in running {
-            if pipeline.pid.is_some_and(crate::process::is_alive) {
+            let recorder =
+                crate::process::Recorder::of(pipeline.pid.map(i64::from), pipeline.host.clone());
+            if recorder
+                .as_ref()
+                .is_some_and(crate::process::Recorder::is_alive)
+            {
                 continue;
             }
             for stage in &pipeline.stages {
@@ -605,10 +594,7 @@ impl StateStore {
         deployment: Option<i64>,
     ) -> Result<Pipeline, StateError> {
         let pid = self.pid;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("recording a pipeline event")?;
+        let tx = self.conn.write().ctx("recording a pipeline event")?;
         let pipeline = load(&tx, id)?.ok_or(StateError::PipelineNotFound { id })?;
         let allowed = match stage {
             None => pipeline_allows(pipeline.state, event),
@@ -639,7 +625,7 @@ impl StateStore {
 }
 
 fn insert(
-    conn: &Connection,
+    conn: &Db,
     id: i64,
     stage: Option<u32>,
     event: &str,
@@ -648,9 +634,9 @@ fn insert(
     pid: u32,
 ) -> Result<(), StateError> {
     conn.execute(
-        "INSERT INTO pipeline_events (pipeline_id, stage, event, at, message, deployment_id, pid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, stage, event, now(), message, deployment, pid],
+        "INSERT INTO pipeline_events (pipeline_id, stage, event, at, message, deployment_id, pid, host)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        args![id, stage, event, now(), message, deployment, pid, crate::process::this_host()],
     )
     .ctx("recording a pipeline event")?;
     Ok(())
@@ -686,28 +672,27 @@ fn corrupt(id: i64, what: impl std::fmt::Display) -> StateError {
     }
 }
 
-fn load(conn: &Connection, id: i64) -> Result<Option<Pipeline>, StateError> {
+fn load(conn: &Db, id: i64) -> Result<Option<Pipeline>, StateError> {
     let context = "reading a pipeline";
     let facts = conn
-        .query_row(
+        .query_opt(
             "SELECT project, trigger, requested_by, branch, sha, retry_of, created_at, target, biome
              FROM pipelines WHERE id = ?1",
-            params![id],
+            args![id],
             |row| {
                 Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, Option<i64>>(5)?,
-                    row.get::<_, String>(6)?,
-                    row.get::<_, String>(7)?,
-                    row.get::<_, Option<String>>(8)?,
+                    row.get::<String>(0)?,
+                    row.get::<String>(1)?,
+                    row.get::<String>(2)?,
+                    row.get::<Option<String>>(3)?,
+                    row.get::<String>(4)?,
+                    row.get::<Option<i64>>(5)?,
+                    row.get::<String>(6)?,
+                    row.get::<String>(7)?,
+                    row.get::<Option<String>>(8)?,
                 ))
             },
         )
-        .optional()
         .ctx(context)?;
     let Some((project, trigger, requested_by, branch, sha, retry_of, created_at, target, biome)) =
         facts
@@ -720,22 +705,20 @@ fn load(conn: &Connection, id: i64) -> Result<Option<Pipeline>, StateError> {
         Trigger::parse(&trigger).ok_or_else(|| corrupt(id, format!("trigger `{trigger}`")))?;
     let mut stages = Vec::new();
     {
-        let mut statement = conn
-            .prepare_cached(
+        let rows = conn
+            .query_map(
                 "SELECT position, kind, env FROM pipeline_stages WHERE pipeline_id = ?1 ORDER BY position",
+                args![id],
+                |row| {
+                    Ok((
+                        row.get::<u32>(0)?,
+                        row.get::<String>(1)?,
+                        row.get::<Option<String>>(2)?,
+                    ))
+                },
             )
             .ctx(context)?;
-        let rows = statement
-            .query_map(params![id], |row| {
-                Ok((
-                    row.get::<_, u32>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, Option<String>>(2)?,
-                ))
-            })
-            .ctx(context)?;
-        for row in rows {
-            let (position, kind, env) = row.ctx(context)?;
+        for (position, kind, env) in rows {
             let kind = StageKind::parse(&kind)
                 .ok_or_else(|| corrupt(id, format!("stage kind `{kind}`")))?;
             if position as usize != stages.len() {
@@ -769,28 +752,28 @@ fn load(conn: &Connection, id: i64) -> Result<Option<Pipeline>, StateError> {
         finished_at: None,
         message: None,
         pid: None,
+        host: None,
         stages,
     };
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT stage, event, at, message, deployment_id, pid FROM pipeline_events
+    let rows = conn
+        .query_map(
+            "SELECT stage, event, at, message, deployment_id, pid, host FROM pipeline_events
              WHERE pipeline_id = ?1 ORDER BY id",
+            args![id],
+            |row| {
+                Ok((
+                    row.get::<Option<u32>>(0)?,
+                    row.get::<String>(1)?,
+                    row.get::<String>(2)?,
+                    row.get::<Option<String>>(3)?,
+                    row.get::<Option<i64>>(4)?,
+                    row.get::<Option<u32>>(5)?,
+                    row.get::<Option<String>>(6)?,
+                ))
+            },
         )
         .ctx(context)?;
-    let rows = statement
-        .query_map(params![id], |row| {
-            Ok((
-                row.get::<_, Option<u32>>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, Option<String>>(3)?,
-                row.get::<_, Option<i64>>(4)?,
-                row.get::<_, Option<u32>>(5)?,
-            ))
-        })
-        .ctx(context)?;
-    for row in rows {
-        let (stage, event, at, message, deployment, pid) = row.ctx(context)?;
+    for (stage, event, at, message, deployment, pid, host) in rows {
         match stage {
             None => {
                 let state = pipeline_state_after(&event)
@@ -806,6 +789,7 @@ fn load(conn: &Connection, id: i64) -> Result<Option<Pipeline>, StateError> {
                 }
                 pipeline.state = state;
                 pipeline.pid = pid;
+                pipeline.host = host;
             }
             Some(position) => {
                 let stage = pipeline
@@ -834,3 +818,7 @@ fn load(conn: &Connection, id: i64) -> Result<Option<Pipeline>, StateError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+#[path = "pipelines/tests.rs"]
+#[allow(clippy::duplicate_mod)] // on purpose: the same suite, the other backend
+mod tests_on_postgres;

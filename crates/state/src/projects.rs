@@ -2,7 +2,7 @@
 //! added them and when, each fetch of their branch's head, and their removal — a row per
 //! registration and events on it, append-only like the deployment records.
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use crate::sql::{args, Db, DbError, Row};
 use serde::Serialize;
 
 use crate::store::{now, Context as _};
@@ -56,7 +56,7 @@ LEFT JOIN project_events f ON f.id = (
 LEFT JOIN project_events r ON r.id = (
     SELECT max(id) FROM project_events WHERE project_id = p.id AND event = 'removed')";
 
-fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectRecord> {
+fn record(row: &Row) -> Result<ProjectRecord, DbError> {
     Ok(ProjectRecord {
         id: row.get(0)?,
         name: row.get(1)?,
@@ -69,29 +69,28 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectRecord> {
         removed_at: row.get(8)?,
         removed_by: row.get(9)?,
         webhook_secret: row.get(10)?,
-        allow_forks: row.get::<_, i64>(11)? != 0,
+        allow_forks: row.get::<i64>(11)? != 0,
     })
 }
 
 /// The registration of `name` that has not been removed, if any.
-fn current(conn: &Connection, name: &str) -> Result<Option<ProjectRecord>, StateError> {
-    conn.query_row(
+fn current(conn: &Db, name: &str) -> Result<Option<ProjectRecord>, StateError> {
+    conn.query_opt(
         &format!("{RECORD_SELECT} WHERE p.name = ?1 AND r.id IS NULL ORDER BY p.id DESC LIMIT 1"),
-        [name],
+        args![name],
         record,
     )
-    .optional()
     .ctx(&format!("reading project `{name}`"))
 }
 
-fn existing(conn: &Connection, name: &str) -> Result<ProjectRecord, StateError> {
+fn existing(conn: &Db, name: &str) -> Result<ProjectRecord, StateError> {
     current(conn, name)?.ok_or_else(|| StateError::ProjectNotFound {
         name: name.to_owned(),
     })
 }
 
 fn insert_event(
-    conn: &Connection,
+    conn: &Db,
     project_id: i64,
     event: &str,
     sha: Option<&str>,
@@ -99,7 +98,7 @@ fn insert_event(
 ) -> Result<(), StateError> {
     conn.execute(
         "INSERT INTO project_events (project_id, event, sha, at, actor) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![project_id, event, sha, now(), actor],
+        args![project_id, event, sha, now(), actor],
     )
     .ctx(&format!("recording `{event}` for a project"))?;
     Ok(())
@@ -121,10 +120,7 @@ impl StateStore {
                 });
             }
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("starting to register a project")?;
+        let tx = self.conn.write().ctx("starting to register a project")?;
         if let Some(existing) = current(&tx, &new.name)? {
             return Err(StateError::ProjectExists {
                 name: existing.name,
@@ -133,16 +129,16 @@ impl StateStore {
             });
         }
         let added_at = now();
-        tx.execute(
-            "INSERT INTO projects (name, git_url, branch, added_at, added_by)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![new.name, new.git_url, new.branch, added_at, new.added_by],
-        )
-        .ctx("registering a project")?;
-        let id = tx.last_insert_rowid();
+        let id = tx
+            .insert_returning_id(
+                "INSERT INTO projects (name, git_url, branch, added_at, added_by)
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                args![new.name, new.git_url, new.branch, added_at, new.added_by],
+            )
+            .ctx("registering a project")?;
         tx.execute(
             "INSERT INTO project_webhooks (project_id, secret, allow_forks) VALUES (?1, ?2, ?3)",
-            params![id, new.webhook_secret, i64::from(new.allow_forks)],
+            args![id, new.webhook_secret, i64::from(new.allow_forks)],
         )
         .ctx("registering a project's webhook secret")?;
         insert_event(&tx, id, "added", None, Some(&new.added_by))?;
@@ -154,14 +150,13 @@ impl StateStore {
     /// Every registered (not removed) project, by name.
     pub fn projects(&self) -> Result<Vec<ProjectRecord>, StateError> {
         let context = "listing projects";
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "{RECORD_SELECT} WHERE r.id IS NULL ORDER BY p.name, p.id"
-            ))
-            .ctx(context)?;
-        let rows = stmt.query_map([], record).ctx(context)?;
-        rows.collect::<Result<Vec<_>, _>>().ctx(context)
+        self.conn
+            .query_map(
+                &format!("{RECORD_SELECT} WHERE r.id IS NULL ORDER BY p.name, p.id"),
+                args![],
+                record,
+            )
+            .ctx(context)
     }
 
     /// The registered (not removed) project `name`.
@@ -173,16 +168,13 @@ impl StateStore {
     /// ends; [`StateError::ProjectNotFound`] when it is not registered. The name may be added
     /// again afterwards.
     pub fn remove_project(&mut self, name: &str, actor: &str) -> Result<ProjectRecord, StateError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("starting to remove a project")?;
+        let tx = self.conn.write().ctx("starting to remove a project")?;
         let project = existing(&tx, name)?;
         insert_event(&tx, project.id, "removed", None, Some(actor))?;
         let removed = tx
             .query_row(
                 &format!("{RECORD_SELECT} WHERE p.id = ?1"),
-                [project.id],
+                args![project.id],
                 record,
             )
             .ctx("reading a removed project")?;
@@ -197,10 +189,7 @@ impl StateStore {
                 detail: format!("a fetched head must be a 40-hex commit id, not `{sha}`"),
             });
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("starting to record a fetch")?;
+        let tx = self.conn.write().ctx("starting to record a fetch")?;
         let project = existing(&tx, name)?;
         insert_event(&tx, project.id, "fetched", Some(sha), None)?;
         let fetched = existing(&tx, name)?;

@@ -3,7 +3,7 @@
 //! note kept per merge request. Rows are enqueued with the pipeline transition they report and
 //! changed by the one worker that delivers them; what to send when is decided by the caller.
 
-use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use crate::sql::{args, DbError, Row, Value};
 use serde::Serialize;
 
 use crate::store::{now, Context as _};
@@ -129,7 +129,7 @@ const REPORT_COLUMNS: &str = "id, pipeline_id, kind, ordering_key, api_url, forg
      project, token_env, token_secret, sha, merge_request, body, state, attempts, \
      next_attempt_at, last_error, created_at, finished_at";
 
-fn report(row: &Row<'_>) -> rusqlite::Result<Result<Report, StateError>> {
+fn report(row: &Row) -> Result<Result<Report, StateError>, DbError> {
     let id: i64 = row.get(0)?;
     let kind: String = row.get(2)?;
     let state: String = row.get(12)?;
@@ -169,12 +169,13 @@ impl StateStore {
             .merge_request
             .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         self.conn
-            .execute(
+            .insert_returning_id(
                 "INSERT INTO reports (pipeline_id, kind, ordering_key, api_url, forge_project,
                      project, token_env, token_secret, sha, merge_request, body, state, attempts,
                      next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'waiting', 0, ?12, ?13)",
-                params![
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'waiting', 0, ?12, ?13)
+                 RETURNING id",
+                args![
                     new.pipeline_id,
                     new.kind.as_str(),
                     new.ordering_key,
@@ -190,41 +191,35 @@ impl StateStore {
                     now(),
                 ],
             )
-            .ctx("enqueueing a report")?;
-        Ok(self.conn.last_insert_rowid())
+            .ctx("enqueueing a report")
     }
 
     /// Every waiting report, oldest first.
     pub fn waiting_reports(&self) -> Result<Vec<Report>, StateError> {
-        self.select_reports("WHERE state = 'waiting' ORDER BY id", params![])
+        self.select_reports("WHERE state = 'waiting' ORDER BY id", args![])
     }
 
     /// Every report of pipeline `id`, oldest first.
     pub fn reports_of_pipeline(&self, id: i64) -> Result<Vec<Report>, StateError> {
-        self.select_reports("WHERE pipeline_id = ?1 ORDER BY id", params![id])
+        self.select_reports("WHERE pipeline_id = ?1 ORDER BY id", args![id])
     }
 
     /// Report `id`.
     pub fn report(&self, id: i64) -> Result<Option<Report>, StateError> {
         Ok(self
-            .select_reports("WHERE id = ?1", params![id])?
+            .select_reports("WHERE id = ?1", args![id])?
             .into_iter()
             .next())
     }
 
-    fn select_reports(
-        &self,
-        filter: &str,
-        values: impl rusqlite::Params,
-    ) -> Result<Vec<Report>, StateError> {
-        let mut statement = self
+    fn select_reports(&self, filter: &str, values: &[Value]) -> Result<Vec<Report>, StateError> {
+        let rows = self
             .conn
-            .prepare(&format!("SELECT {REPORT_COLUMNS} FROM reports {filter}"))
-            .ctx("listing reports")?;
-        let rows = statement
-            .query_map(values, report)
-            .ctx("listing reports")?
-            .collect::<Result<Vec<_>, _>>()
+            .query_map(
+                &format!("SELECT {REPORT_COLUMNS} FROM reports {filter}"),
+                values,
+                report,
+            )
             .ctx("listing reports")?;
         rows.into_iter().collect()
     }
@@ -264,7 +259,7 @@ impl StateStore {
             .execute(
                 "UPDATE reports SET state = 'superseded', finished_at = ?2
                  WHERE id = ?1 AND state = 'waiting'",
-                params![id, now()],
+                args![id, now()],
             )
             .ctx("superseding a report")?;
         Ok(())
@@ -281,7 +276,7 @@ impl StateStore {
                 "UPDATE reports SET state = ?2, attempts = attempts + 1,
                      last_error = coalesce(?3, last_error), finished_at = ?4
                  WHERE id = ?1 AND state = 'waiting'",
-                params![id, state.as_str(), error, now()],
+                args![id, state.as_str(), error, now()],
             )
             .ctx("recording a report's delivery")?;
         Ok(())
@@ -299,7 +294,7 @@ impl StateStore {
             .execute(
                 "UPDATE reports SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
                  WHERE id = ?1 AND state = 'waiting'",
-                params![id, error, next_attempt_at],
+                args![id, error, next_attempt_at],
             )
             .ctx("recording a report's failed attempt")?;
         Ok(())
@@ -315,17 +310,16 @@ impl StateStore {
     ) -> Result<Option<u64>, StateError> {
         let found: Option<i64> = self
             .conn
-            .query_row(
+            .query_opt(
                 "SELECT note_id FROM merge_request_notes
                  WHERE api_url = ?1 AND forge_project = ?2 AND merge_request = ?3",
-                params![
+                args![
                     api_url,
                     forge_project,
                     i64::try_from(iid).unwrap_or(i64::MAX)
                 ],
                 |row| row.get(0),
             )
-            .optional()
             .ctx("looking up a merge request's note")?;
         Ok(found.and_then(|id| u64::try_from(id).ok()))
     }
@@ -342,7 +336,7 @@ impl StateStore {
             .execute(
                 "DELETE FROM merge_request_notes
                  WHERE api_url = ?1 AND forge_project = ?2 AND merge_request = ?3",
-                params![
+                args![
                     api_url,
                     forge_project,
                     i64::try_from(iid).unwrap_or(i64::MAX)
@@ -363,13 +357,13 @@ impl StateStore {
     ) -> Result<(), StateError> {
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .write()
             .ctx("remembering a merge request's note")?;
         tx.execute(
             "INSERT INTO merge_request_notes (api_url, forge_project, merge_request, note_id, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (api_url, forge_project, merge_request) DO NOTHING",
-            params![
+            args![
                 api_url,
                 forge_project,
                 i64::try_from(iid).unwrap_or(i64::MAX),

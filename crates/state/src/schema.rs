@@ -384,6 +384,18 @@ ALTER TABLE deployment_components ADD COLUMN borrowed_from TEXT;
     // (nothing refers to it, so it is copied, dropped and renamed; its index and triggers made
     // again).
     DEPLOYMENT_EVENTS_PLANNED,
+    // 11: several servers may share one state database (PostgreSQL, whose version 1 is this
+    // schema): events record the host beside the pid, so a pid is only judged alive or dead on
+    // its own machine; and a deployment, a pipeline or a pipeline's stage is started at most
+    // once, which partial unique indexes keep true whoever races.
+    r#"
+ALTER TABLE deployment_events ADD COLUMN host TEXT;
+ALTER TABLE pipeline_events ADD COLUMN host TEXT;
+CREATE UNIQUE INDEX deployment_events_started_once ON deployment_events (deployment_id)
+    WHERE event = 'started';
+CREATE UNIQUE INDEX pipeline_events_started_once ON pipeline_events (pipeline_id, COALESCE(stage, -1))
+    WHERE event = 'started';
+"#,
 ];
 
 /// Migration 7: see [`MIGRATIONS`].

@@ -5,9 +5,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
-
+use crate::location::StateLocation;
+use crate::postgres::PgClient;
+use crate::process::Recorder;
 use crate::schema::MIGRATIONS;
+use crate::sql::{args, Db, DbError, Dialect, Row, Value};
 use crate::{
     DeployedComponent, Deployment, DeploymentKind, DeploymentState, DeploymentStep, NewDeployment,
     StateError, StepKind,
@@ -32,7 +34,7 @@ const TERMINAL_EVENTS_SQL: &str = "('rejected', 'succeeded', 'failed', 'rolled_b
 /// transaction, so ids are distinct and ordered and no check-then-append races another process.
 #[derive(Debug)]
 pub struct StateStore {
-    pub(crate) conn: Connection,
+    pub(crate) conn: Db,
     /// Recorded with every event this handle appends, so a queued deployment whose process died
     /// can be told from one that is still waiting.
     pub(crate) pid: u32,
@@ -45,7 +47,13 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for Result<T, rusqlite::Error> {
     fn ctx(self, context: &str) -> Result<T, StateError> {
-        self.map_err(|source| StateError::Sqlite {
+        self.map_err(DbError::from).ctx(context)
+    }
+}
+
+impl<T> Context<T> for Result<T, DbError> {
+    fn ctx(self, context: &str) -> Result<T, StateError> {
+        self.map_err(|source| StateError::Database {
             context: context.to_string(),
             source,
         })
@@ -135,7 +143,7 @@ struct Facts {
 }
 
 impl Facts {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Facts> {
+    fn from_row(row: &Row) -> Result<Facts, DbError> {
         Ok(Facts {
             id: row.get(0)?,
             project: row.get(1)?,
@@ -155,21 +163,21 @@ impl Facts {
 }
 
 /// Which processes a deployment's liveness depends on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Pids {
-    /// The pid recorded by `started`.
-    running: Option<u32>,
+    /// The process recorded by `started`.
+    running: Option<Recorder>,
     /// The process that appended the latest event.
-    last: Option<u32>,
+    last: Option<Recorder>,
 }
 
 /// For an unfinished deployment that something is waiting on (running, or approved and queued):
 /// the process whose life it depends on, and the failure to record when that process is gone.
-fn liveness(d: &Deployment, pids: Pids) -> Option<(Option<u32>, &'static str)> {
+fn liveness(d: &Deployment, pids: &Pids) -> Option<(Option<Recorder>, &'static str)> {
     match d.state {
-        DeploymentState::Running => Some((pids.running, INTERRUPTED_RUNNING)),
+        DeploymentState::Running => Some((pids.running.clone(), INTERRUPTED_RUNNING)),
         DeploymentState::Pending if d.approvals_missing() == 0 => {
-            Some((pids.last, INTERRUPTED_QUEUED))
+            Some((pids.last.clone(), INTERRUPTED_QUEUED))
         }
         _ => None,
     }
@@ -197,21 +205,36 @@ struct NewEvent {
     ref_deployment: Option<i64>,
 }
 
-fn insert_event(conn: &Connection, id: i64, event: &NewEvent) -> Result<(), StateError> {
+fn insert_event(conn: &Db, id: i64, event: &NewEvent) -> Result<(), StateError> {
     conn.execute(
-        "INSERT INTO deployment_events (deployment_id, event, at, actor, message, pid, ref_deployment)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+        "INSERT INTO deployment_events (deployment_id, event, at, actor, message, pid, ref_deployment, host)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        args![
             id,
             event.event,
             now(),
             event.actor,
             event.message,
             i64::from(event.pid),
-            event.ref_deployment
+            event.ref_deployment,
+            crate::process::this_host(),
         ],
     )
-    .ctx(&format!("recording `{}` for deployment #{id}", event.event))?;
+    .map_err(|source| {
+        // A unique index keeps a deployment from starting twice, whoever races for it.
+        if source.is_unique_violation() {
+            StateError::InvalidTransition {
+                id,
+                state: DeploymentState::Running,
+                event: event.event,
+            }
+        } else {
+            StateError::Database {
+                context: format!("recording `{}` for deployment #{id}", event.event),
+                source,
+            }
+        }
+    })?;
     Ok(())
 }
 
@@ -222,15 +245,14 @@ fn corrupt(id: i64, what: impl std::fmt::Display) -> StateError {
 }
 
 /// Reads deployment `id` and derives its state from its events.
-fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, StateError> {
+fn load_full(conn: &Db, id: i64) -> Result<Option<(Deployment, Pids)>, StateError> {
     let context = format!("reading deployment #{id}");
     let facts = conn
-        .query_row(
+        .query_opt(
             &format!("SELECT {FACT_COLUMNS} FROM deployments WHERE id = ?1"),
-            [id],
+            args![id],
             Facts::from_row,
         )
-        .optional()
         .ctx(&context)?;
     let Some(facts) = facts else {
         return Ok(None);
@@ -248,23 +270,20 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
     let approvals_required = u32::try_from(facts.approvals_required)
         .map_err(|_| corrupt(id, "approvals_required out of range"))?;
 
-    let mut stmt = conn
-        .prepare_cached(
+    let components = conn
+        .query_map(
             "SELECT name, artifact, digest, borrowed_from FROM deployment_components
              WHERE deployment_id = ?1 ORDER BY position",
+            args![id],
+            |row| {
+                Ok(DeployedComponent {
+                    name: row.get(0)?,
+                    artifact: row.get(1)?,
+                    digest: row.get(2)?,
+                    borrowed_from: row.get(3)?,
+                })
+            },
         )
-        .ctx(&context)?;
-    let components = stmt
-        .query_map([id], |row| {
-            Ok(DeployedComponent {
-                name: row.get(0)?,
-                artifact: row.get(1)?,
-                digest: row.get(2)?,
-                borrowed_from: row.get(3)?,
-            })
-        })
-        .ctx(&context)?
-        .collect::<Result<Vec<_>, _>>()
         .ctx(&context)?;
 
     let mut deployment = Deployment {
@@ -295,12 +314,6 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
         last: None,
     };
 
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT event, at, actor, message, pid, ref_deployment FROM deployment_events
-             WHERE deployment_id = ?1 ORDER BY id",
-        )
-        .ctx(&context)?;
     type EventRow = (
         String,
         String,
@@ -308,26 +321,31 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
         Option<String>,
         Option<i64>,
         Option<i64>,
+        Option<String>,
     );
-    let events = stmt
-        .query_map([id], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-            ))
-        })
-        .ctx(&context)?
-        .collect::<Result<Vec<EventRow>, _>>()
+    let events = conn
+        .query_map(
+            "SELECT event, at, actor, message, pid, ref_deployment, host FROM deployment_events
+             WHERE deployment_id = ?1 ORDER BY id",
+            args![id],
+            |row| -> Result<EventRow, DbError> {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                ))
+            },
+        )
         .ctx(&context)?;
     if events.first().map(|e| e.0.as_str()) != Some("created") {
         return Err(corrupt(id, "its first event is not `created`"));
     }
-    for (event, at, actor, message, pid, ref_deployment) in events {
-        pids.last = pid.and_then(|p| u32::try_from(p).ok());
+    for (event, at, actor, message, pid, ref_deployment, host) in events {
+        pids.last = Recorder::of(pid, host);
         let d = &mut deployment;
         match event.as_str() {
             "created" => d.message = message,
@@ -343,7 +361,7 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
             "started" => {
                 d.state = DeploymentState::Running;
                 d.started_at = Some(at);
-                pids.running = pids.last;
+                pids.running = pids.last.clone();
             }
             "succeeded" => {
                 d.state = DeploymentState::Succeeded;
@@ -372,24 +390,17 @@ fn load_full(conn: &Connection, id: i64) -> Result<Option<(Deployment, Pids)>, S
     Ok(Some((deployment, pids)))
 }
 
-fn load(conn: &Connection, id: i64) -> Result<Option<Deployment>, StateError> {
+fn load(conn: &Db, id: i64) -> Result<Option<Deployment>, StateError> {
     Ok(load_full(conn, id)?.map(|(d, _)| d))
 }
 
-fn load_existing(conn: &Connection, id: i64) -> Result<Deployment, StateError> {
+fn load_existing(conn: &Db, id: i64) -> Result<Deployment, StateError> {
     load(conn, id)?.ok_or(StateError::NotFound { id })
 }
 
 /// The ids a query with parameters returns, in its order.
-fn ids(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    context: &str,
-) -> Result<Vec<i64>, StateError> {
-    let mut stmt = conn.prepare_cached(sql).ctx(context)?;
-    let rows = stmt.query_map(params, |row| row.get(0)).ctx(context)?;
-    rows.collect::<Result<Vec<i64>, _>>().ctx(context)
+fn ids(conn: &Db, sql: &str, params: &[Value], context: &str) -> Result<Vec<i64>, StateError> {
+    conn.query_map(sql, params, |row| row.get(0)).ctx(context)
 }
 
 /// Takes group and other access away from the database files an older version left 0644 (a new
@@ -425,11 +436,7 @@ impl StateStore {
     /// journal, a 30 s busy timeout and foreign keys on; migrates the schema to this version.
     pub fn open(path: &Path) -> Result<StateStore, StateError> {
         fn is_busy(error: &StateError) -> bool {
-            matches!(
-                error,
-                StateError::Sqlite { source: rusqlite::Error::SqliteFailure(failure, _), .. }
-                    if matches!(failure.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            )
+            matches!(error, StateError::Database { source, .. } if source.is_busy())
         }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StateError::Io {
@@ -454,7 +461,7 @@ impl StateStore {
         if size == 0 {
             return Err(StateError::Empty { path: shown });
         }
-        let mut conn = Connection::open_with_flags(
+        let mut conn = rusqlite::Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
@@ -471,6 +478,7 @@ impl StateStore {
                 .query_row("PRAGMA journal_mode = WAL", [], |row| {
                     row.get::<_, String>(0)
                 })
+                .map_err(DbError::from)
                 .ctx(&context)
                 .and_then(|_| migrate(&mut conn, &shown));
             match attempt {
@@ -482,9 +490,40 @@ impl StateStore {
             }
         }
         Ok(StateStore {
+            conn: Db::Sqlite(conn),
+            pid: std::process::id(),
+        })
+    }
+
+    /// Opens the store at `location`: a SQLite file ([`StateStore::open`]) or a PostgreSQL
+    /// database ([`StateStore::connect`]).
+    pub fn open_at(location: &StateLocation) -> Result<StateStore, StateError> {
+        match location {
+            StateLocation::Sqlite(path) => StateStore::open(path),
+            StateLocation::Postgres(url) => StateStore::connect(url),
+        }
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://user:password@host/db`) and
+    /// migrates its schema to this version (once, however many servers start at the same
+    /// moment: the migrations run under an advisory lock).
+    pub fn connect(url: &str) -> Result<StateStore, StateError> {
+        let shown = crate::location::redacted(url);
+        let client = PgClient::connect(url).map_err(|source| StateError::Unreachable {
+            url: shown.clone(),
+            detail: source.to_string(),
+        })?;
+        let conn = Db::Postgres(client);
+        migrate_postgres(&conn, &shown)?;
+        Ok(StateStore {
             conn,
             pid: std::process::id(),
         })
+    }
+
+    /// Which dialect the store speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.conn.dialect()
     }
 
     /// Records a new pending deployment (and its `created` event) and returns it.
@@ -500,10 +539,7 @@ impl StateStore {
         reason: Option<&str>,
     ) -> Result<Deployment, StateError> {
         validate(new)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx("starting to record a deployment")?;
+        let tx = self.conn.write().ctx("starting to record a deployment")?;
         for (what, reference) in [("rollback_of", new.rollback_of), ("restores", new.restores)] {
             if let Some(other) = reference {
                 if load(&tx, other)?.is_none() {
@@ -517,32 +553,32 @@ impl StateStore {
             DeploymentKind::Promote { from } => Some(from.as_str()),
             _ => None,
         };
-        tx.execute(
-            "INSERT INTO deployments (project, target, env, biome, sha, kind, promoted_from,
+        let id = tx
+            .insert_returning_id(
+                "INSERT INTO deployments (project, target, env, biome, sha, kind, promoted_from,
                  requested_by, approvals_required, rollback_of, restores, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                new.project,
-                new.target,
-                new.env,
-                new.biome,
-                new.sha,
-                new.kind.as_str(),
-                promoted_from,
-                new.requested_by,
-                new.approvals_required,
-                new.rollback_of,
-                new.restores,
-                now(),
-            ],
-        )
-        .ctx("recording a deployment")?;
-        let id = tx.last_insert_rowid();
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+                args![
+                    new.project,
+                    new.target,
+                    new.env,
+                    new.biome,
+                    new.sha,
+                    new.kind.as_str(),
+                    promoted_from,
+                    new.requested_by,
+                    new.approvals_required,
+                    new.rollback_of,
+                    new.restores,
+                    now(),
+                ],
+            )
+            .ctx("recording a deployment")?;
         for (position, c) in new.components.iter().enumerate() {
             tx.execute(
                 "INSERT INTO deployment_components (deployment_id, position, name, artifact, digest, borrowed_from)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
+                args![
                     id,
                     i64::try_from(position).unwrap_or(i64::MAX),
                     c.name,
@@ -579,7 +615,7 @@ impl StateStore {
         let newest = ids(
             &self.conn,
             "SELECT id FROM deployments WHERE project = ?1 AND target = ?2 ORDER BY id DESC LIMIT 1",
-            params![project, target],
+            args![project, target],
             "looking for the newest deployment",
         )?;
         match newest.first() {
@@ -802,20 +838,20 @@ impl StateStore {
                                    WHERE e.deployment_id = d.id AND e.event IN {TERMINAL_EVENTS_SQL})
                  ORDER BY d.id"
             ),
-            params![me.project, me.target, me.id],
+            args![me.project, me.target, me.id],
             "looking for earlier unfinished deployments",
         )?;
         for candidate in candidates {
             let Some((d, pids)) = load_full(&self.conn, candidate)? else {
                 continue;
             };
-            let Some((pid, message)) = liveness(&d, pids) else {
+            let Some((pid, message)) = liveness(&d, &pids) else {
                 continue;
             };
-            if pid.is_some_and(crate::process::is_alive) {
+            if pid.as_ref().is_some_and(Recorder::is_alive) {
                 return Ok(Some(candidate));
             }
-            self.fail_if_unchanged(&d, pids, message)?;
+            self.fail_if_unchanged(&d, &pids, message)?;
         }
         Ok(None)
     }
@@ -833,7 +869,7 @@ impl StateStore {
                                    WHERE e.deployment_id = d.id AND e.event IN {TERMINAL_EVENTS_SQL})
                  ORDER BY d.id"
             ),
-            params![project],
+            args![project],
             "looking for unfinished deployments",
         )?;
         let mut failed = 0;
@@ -841,11 +877,11 @@ impl StateStore {
             let Some((d, pids)) = load_full(&self.conn, candidate)? else {
                 continue;
             };
-            let Some((pid, message)) = liveness(&d, pids) else {
+            let Some((pid, message)) = liveness(&d, &pids) else {
                 continue;
             };
-            if !pid.is_some_and(crate::process::is_alive) {
-                self.fail_if_unchanged(&d, pids, message)?;
+            if !pid.as_ref().is_some_and(Recorder::is_alive) {
+                self.fail_if_unchanged(&d, &pids, message)?;
                 failed += 1;
             }
         }
@@ -857,12 +893,12 @@ impl StateStore {
     fn fail_if_unchanged(
         &mut self,
         stale: &Deployment,
-        pids: Pids,
+        pids: &Pids,
         message: &str,
     ) -> Result<(), StateError> {
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .write()
             .ctx("starting to fail an interrupted deployment")?;
         if let Some((now, now_pids)) = load_full(&tx, stale.id)? {
             if now == *stale && now_pids.last == pids.last {
@@ -890,9 +926,9 @@ impl StateStore {
     ) -> Result<Vec<Deployment>, StateError> {
         let found = ids(
             &self.conn,
-            "SELECT id FROM deployments WHERE project = ?1 AND (?2 IS NULL OR target = ?2)
+            "SELECT id FROM deployments WHERE project = ?1 AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)
              ORDER BY id DESC",
-            params![project, target],
+            args![project, target],
             "listing deployments",
         )?;
         self.load_all(found)
@@ -914,7 +950,7 @@ impl StateStore {
                AND EXISTS (SELECT 1 FROM deployment_events e
                            WHERE e.deployment_id = d.id AND e.event = 'failed')
              ORDER BY d.id DESC",
-            params![project],
+            args![project],
             "looking for failed biome deployments",
         )?;
         Ok(self
@@ -960,7 +996,7 @@ impl StateStore {
                AND EXISTS (SELECT 1 FROM deployment_events e
                            WHERE e.deployment_id = d.id AND e.event = 'succeeded')
              ORDER BY d.id DESC LIMIT 1",
-            params![project, target, origin.id],
+            args![project, target, origin.id],
             "looking for the last destroy",
         )?
         .first()
@@ -987,7 +1023,7 @@ impl StateStore {
                AND EXISTS (SELECT 1 FROM deployment_events e
                            WHERE e.deployment_id = d.id AND e.event = 'succeeded')
              ORDER BY d.id DESC LIMIT 1",
-            params![project, target, after, before],
+            args![project, target, after, before],
             "looking for a destroy",
         )?;
         match found.first() {
@@ -1058,7 +1094,7 @@ impl StateStore {
                AND NOT EXISTS (SELECT 1 FROM deployment_events e
                                WHERE e.deployment_id = d.id AND e.event = 'rolled_back')
              ORDER BY d.id DESC",
-            params![project, target, below],
+            args![project, target, below],
             "looking for succeeded deployments",
         )?;
         for id in candidates {
@@ -1087,7 +1123,7 @@ impl StateStore {
              WHERE d.project = ?1
                AND (c.artifact = ?2 OR c.digest = ?3 OR substr(lower(d.sha), 1, length(?4)) = ?4)
              ORDER BY d.id DESC",
-            params![project, artifact, digest, prefix],
+            args![project, artifact, digest, prefix],
             "looking for deployments involving an artifact",
         )?;
         self.load_all(found)
@@ -1105,38 +1141,36 @@ impl StateStore {
     ) -> Result<BTreeSet<String>, StateError> {
         let context = "listing retained digests";
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        let mut stmt = self
+        let mut digests = self
             .conn
-            .prepare_cached(&format!(
-                "SELECT DISTINCT c.digest FROM deployment_components c
-                 WHERE c.deployment_id IN (
-                     SELECT id FROM (
-                         SELECT id, ROW_NUMBER() OVER (PARTITION BY target ORDER BY id DESC) AS rn
-                         FROM deployments WHERE project = ?1 AND env = ?2
-                     ) WHERE rn <= ?3
-                     UNION
-                     SELECT d.id FROM deployments d
-                     WHERE d.project = ?1 AND d.env = ?2
-                       AND NOT EXISTS (SELECT 1 FROM deployment_events e
-                                       WHERE e.deployment_id = d.id AND e.event IN {TERMINAL_EVENTS_SQL})
-                 )"
-            ))
-            .ctx(context)?;
-        let mut digests = stmt
-            .query_map(params![project, env, keep], |row| row.get::<_, String>(0))
-            .ctx(context)?
-            .collect::<Result<BTreeSet<_>, _>>()
-            .ctx(context)?;
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT DISTINCT target FROM deployments WHERE project = ?1 AND env = ?2",
+            .query_map(
+                &format!(
+                    "SELECT DISTINCT c.digest FROM deployment_components c
+                     WHERE c.deployment_id IN (
+                         SELECT ranked.id FROM (
+                             SELECT id, ROW_NUMBER() OVER (PARTITION BY target ORDER BY id DESC) AS rn
+                             FROM deployments WHERE project = ?1 AND env = ?2
+                         ) AS ranked WHERE ranked.rn <= ?3
+                         UNION
+                         SELECT d.id FROM deployments d
+                         WHERE d.project = ?1 AND d.env = ?2
+                           AND NOT EXISTS (SELECT 1 FROM deployment_events e
+                                           WHERE e.deployment_id = d.id AND e.event IN {TERMINAL_EVENTS_SQL})
+                     )"
+                ),
+                args![project, env, keep],
+                |row| row.get::<String>(0),
             )
-            .ctx(context)?;
-        let targets = stmt
-            .query_map(params![project, env], |row| row.get::<_, String>(0))
             .ctx(context)?
-            .collect::<Result<Vec<_>, _>>()
+            .into_iter()
+            .collect::<BTreeSet<_>>();
+        let targets = self
+            .conn
+            .query_map(
+                "SELECT DISTINCT target FROM deployments WHERE project = ?1 AND env = ?2",
+                args![project, env],
+                |row| row.get::<String>(0),
+            )
             .ctx(context)?;
         for target in targets {
             if let Some(current) = self.current(project, &target)? {
@@ -1161,7 +1195,7 @@ impl StateStore {
     ) -> Result<Deployment, StateError> {
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .write()
             .ctx(&format!("starting to update deployment #{id}"))?;
         let before = load_existing(&tx, id)?;
         let event = decide(&before)?;
@@ -1174,8 +1208,17 @@ impl StateStore {
 
     /// The underlying connection, for tests that look at the rows themselves.
     #[cfg(test)]
-    pub(crate) fn connection(&self) -> &Connection {
+    pub(crate) fn connection(&self) -> &Db {
         &self.conn
+    }
+
+    /// The SQLite connection of a store opened from a file, for tests of the file itself.
+    #[cfg(test)]
+    pub(crate) fn sqlite_connection(&self) -> &rusqlite::Connection {
+        match &self.conn {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(_) => panic!("not a SQLite store"),
+        }
     }
 }
 
@@ -1207,7 +1250,7 @@ fn create_initialised(path: &Path, shown: &str) -> Result<(), StateError> {
             .mode(0o600)
             .open(&staged)
             .map_err(io)?;
-        let mut conn = Connection::open(&staged).ctx(&format!("creating {shown}"))?;
+        let mut conn = rusqlite::Connection::open(&staged).ctx(&format!("creating {shown}"))?;
         migrate(&mut conn, shown)?;
     }
     let linked = std::fs::hard_link(&staged, path);
@@ -1222,10 +1265,10 @@ fn create_initialised(path: &Path, shown: &str) -> Result<(), StateError> {
 
 /// Brings the schema to the newest version, in one `BEGIN IMMEDIATE` transaction so that two
 /// processes opening a new file at once do not both migrate it.
-fn migrate(conn: &mut Connection, shown: &str) -> Result<(), StateError> {
+fn migrate(conn: &mut rusqlite::Connection, shown: &str) -> Result<(), StateError> {
     let context = format!("migrating the schema of {shown}");
     let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
-    let version = |conn: &Connection| -> Result<i64, StateError> {
+    let version = |conn: &rusqlite::Connection| -> Result<i64, StateError> {
         conn.query_row("PRAGMA user_version", [], |row| row.get(0))
             .ctx(&context)
     };
@@ -1233,7 +1276,7 @@ fn migrate(conn: &mut Connection, shown: &str) -> Result<(), StateError> {
         return Ok(());
     }
     let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .ctx(&context)?;
     let found = version(&tx)?;
     if found > known {
@@ -1257,6 +1300,59 @@ fn migrate(conn: &mut Connection, shown: &str) -> Result<(), StateError> {
         .ctx(&context)?;
     }
     tx.commit().ctx(&context)
+}
+
+/// The advisory lock PostgreSQL migrations run under (besides every write's [`WRITE_LOCK`]
+/// they take none), so that servers starting together migrate once.
+const MIGRATION_LOCK: i64 = 0x5341_4e44_5049_5400;
+
+/// Brings a PostgreSQL schema to the newest version: under [`MIGRATION_LOCK`], in one
+/// transaction, each version applied recorded in `sandpit_schema_migrations`.
+fn migrate_postgres(conn: &Db, shown: &str) -> Result<(), StateError> {
+    use crate::postgres_schema::MIGRATIONS;
+    let context = format!("migrating the schema of {shown}");
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    conn.batch(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
+         CREATE TABLE IF NOT EXISTS sandpit_schema_migrations (
+             version    BIGINT PRIMARY KEY,
+             applied_at TEXT   NOT NULL
+         )"
+    ))
+    .ctx(&context)?;
+    let result = (|| {
+        let found: i64 = conn
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM sandpit_schema_migrations",
+                args![],
+                |row| row.get(0),
+            )
+            .ctx(&context)?;
+        if found > known {
+            return Err(StateError::SchemaTooNew {
+                path: shown.to_string(),
+                found,
+                known,
+            });
+        }
+        for (index, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
+            conn.batch(sql).ctx(&context)?;
+            conn.execute(
+                "INSERT INTO sandpit_schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                args![i64::try_from(index + 1).unwrap_or(i64::MAX), now()],
+            )
+            .ctx(&context)?;
+        }
+        conn.batch("COMMIT").ctx(&context)
+    })();
+    if result.is_err() {
+        let _ = conn.batch("ROLLBACK");
+    }
+    result
 }
 
 /// Checks that a new deployment is self-consistent before recording it.

@@ -1,11 +1,15 @@
-//! Tests of the state store, against real SQLite files in temporary directories.
+//! Tests of the state store. Compiled twice (see `lib.rs`): against real SQLite files in
+//! temporary directories, and against fresh databases on a real PostgreSQL server; the tests
+//! that are about SQLite files themselves (paths, modes, old schema versions) open them by path
+//! and so run against SQLite in both copies.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use tempfile::TempDir;
+use crate::sql::args;
+use crate::testing::{Backend, Guard};
 
 use crate::store::{INTERRUPTED_QUEUED, INTERRUPTED_RUNNING};
 use crate::{
@@ -15,10 +19,13 @@ use crate::{
 
 const PROJECT: &str = "geo";
 
-fn open_temp() -> (TempDir, StateStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = StateStore::open(&db_path(dir.path())).expect("open");
-    (dir, store)
+/// The backend this copy of the suite runs against.
+fn backend() -> Backend {
+    Backend::of_module(module_path!())
+}
+
+fn open_temp() -> (Guard, StateStore) {
+    crate::testing::fresh(backend())
 }
 
 fn db_path(dir: &Path) -> std::path::PathBuf {
@@ -768,7 +775,7 @@ fn wait_turn_fails_a_started_deployment_whose_process_died() {
         .connection()
         .query_row(
             "SELECT count(*) FROM deployment_events WHERE deployment_id = ?1 AND event = 'failed'",
-            [stale.id],
+            args![stale.id],
             |row| row.get(0),
         )
         .unwrap();
@@ -817,22 +824,12 @@ fn fact_rows(store: &StateStore, id: i64) -> Vec<String> {
     let conn = store.connection();
     let mut rows = Vec::new();
     for sql in [
-        "SELECT quote(id) || '|' || quote(project) || '|' || quote(target) || '|' || quote(env) || '|' ||
-                quote(biome) || '|' || quote(sha) || '|' || quote(kind) || '|' || quote(promoted_from) || '|' ||
-                quote(requested_by) || '|' || quote(approvals_required) || '|' || quote(rollback_of) || '|' ||
-                quote(restores) || '|' || quote(created_at)
-         FROM deployments WHERE id = ?1",
-        "SELECT quote(position) || '|' || quote(name) || '|' || quote(artifact) || '|' || quote(digest)
-         FROM deployment_components WHERE deployment_id = ?1 ORDER BY position",
-        "SELECT quote(id) || '|' || quote(event) || '|' || quote(at) || '|' || quote(actor) || '|' ||
-                quote(message) || '|' || quote(pid) || '|' || quote(ref_deployment)
-         FROM deployment_events WHERE deployment_id = ?1 ORDER BY id",
+        "SELECT * FROM deployments WHERE id = ?1",
+        "SELECT * FROM deployment_components WHERE deployment_id = ?1 ORDER BY position",
+        "SELECT * FROM deployment_events WHERE deployment_id = ?1 ORDER BY id",
     ] {
-        let mut stmt = conn.prepare(sql).unwrap();
-        let found = stmt
-            .query_map([id], |row| row.get::<_, String>(0))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
+        let found = conn
+            .query_map(sql, args![id], |row| Ok(format!("{:?}", row.values)))
             .unwrap();
         rows.extend(found);
     }
@@ -882,7 +879,7 @@ fn records_are_append_only() {
         "UPDATE deployment_events SET event = 'failed'",
         "DELETE FROM deployment_events",
     ] {
-        let err = store.connection().execute(sql, []).unwrap_err();
+        let err = store.connection().execute(sql, args![]).unwrap_err();
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
     assert_eq!(fact_rows(&store, finished.id), after);
@@ -910,12 +907,12 @@ fn reopening_preserves_everything() {
         .unwrap();
     assert_eq!(next.id, ids_before[0] + 1);
     let version: i64 = store
-        .connection()
+        .sqlite_connection()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
     assert_eq!(version, crate::schema::MIGRATIONS.len() as i64);
     let mode: String = store
-        .connection()
+        .sqlite_connection()
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
@@ -928,7 +925,7 @@ fn a_newer_schema_is_refused() {
     {
         let store = StateStore::open(&path).unwrap();
         store
-            .connection()
+            .sqlite_connection()
             .pragma_update(None, "user_version", 99)
             .unwrap();
     }
@@ -1178,18 +1175,18 @@ fn a_version_one_database_is_brought_forward_with_everything_in_it() {
         "UPDATE deployment_events SET event = 'failed'",
         "DELETE FROM deployment_components",
     ] {
-        let err = store.connection().execute(sql, []).unwrap_err();
+        let err = store.connection().execute(sql, args![]).unwrap_err();
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
     let dangling: i64 = store
-        .connection()
+        .sqlite_connection()
         .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
             row.get(0)
         })
         .unwrap();
     assert_eq!(dangling, 0);
     let references: String = store
-        .connection()
+        .sqlite_connection()
         .query_row(
             "SELECT sql FROM sqlite_schema WHERE name = 'deployment_events'",
             [],
@@ -1290,11 +1287,11 @@ fn a_version_nine_database_keeps_its_events_and_accepts_plans() {
         .unwrap();
     let err = store
         .connection()
-        .execute("DELETE FROM deployment_events", [])
+        .execute("DELETE FROM deployment_events", args![])
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
     let dangling: i64 = store
-        .connection()
+        .sqlite_connection()
         .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
             row.get(0)
         })
@@ -1320,7 +1317,7 @@ fn an_empty_state_file_is_refused_and_never_overwritten() {
     std::fs::remove_file(&path).unwrap();
     let store = StateStore::open(&path).unwrap();
     let version: i64 = store
-        .connection()
+        .sqlite_connection()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
     assert_eq!(version, crate::schema::MIGRATIONS.len() as i64);
@@ -1533,14 +1530,14 @@ fn project_records_are_append_only_and_survive_reopening() {
             "UPDATE project_events SET sha = 'x'",
             "DELETE FROM project_events",
         ] {
-            let err = store.connection().execute(sql, []).unwrap_err();
+            let err = store.connection().execute(sql, args![]).unwrap_err();
             assert!(err.to_string().contains("append-only"), "{sql}: {err}");
         }
         let err = store
             .connection()
             .execute(
                 "INSERT INTO project_events (project_id, event, at) VALUES (1, 'renamed', 'now')",
-                [],
+                args![],
             )
             .unwrap_err();
         assert!(err.to_string().contains("CHECK"), "{err}");
@@ -1655,7 +1652,7 @@ fn malformed_or_duplicate_tokens_are_refused() {
         .create_token(&new_token("tok_111111111111", 'a'))
         .unwrap_err();
     assert!(
-        matches!(same_secret, StateError::Sqlite { .. }),
+        matches!(same_secret, StateError::Database { .. }),
         "{same_secret}"
     );
     let mut cases = Vec::new();
@@ -1698,18 +1695,17 @@ fn token_records_are_append_only() {
         "UPDATE token_events SET actor = 'x'",
         "DELETE FROM token_events",
     ] {
-        let err = store.connection().execute(sql, []).unwrap_err();
+        let err = store.connection().execute(sql, args![]).unwrap_err();
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
     // A second revocation cannot slip in beside the checks either: the index refuses it.
     let err = store
         .connection()
         .execute(
-            "INSERT INTO token_events (token_id, event, at, actor) VALUES ('tok_0123456789ab', 'revoked', 'now', 'x')",
-            [],
+            "INSERT INTO token_events (token_id, event, at, actor) VALUES ('tok_0123456789ab', 'revoked', 'now', 'x')", args![],
         )
         .unwrap_err();
-    assert!(err.to_string().contains("UNIQUE"), "{err}");
+    assert!(err.is_unique_violation(), "{err}");
 }
 
 #[test]
@@ -1821,22 +1817,21 @@ fn the_watermark_of_a_merge_request_is_its_newest_acting_event_by_the_event_time
 
 #[test]
 fn deliveries_and_webhook_settings_are_append_only() {
-    let (dir, mut store) = open_temp();
+    let (_dir, mut store) = open_temp();
     store
         .record_delivery(&delivery(Some("k"), "ignored", None))
         .unwrap();
     store
         .add_project(&new_project("shop", "file:///x"))
         .unwrap();
-    drop(store);
-    let conn = rusqlite::Connection::open(db_path(dir.path())).unwrap();
+    let conn = store.connection();
     for statement in [
         "UPDATE hook_deliveries SET summary = 'x'",
         "DELETE FROM hook_deliveries",
         "UPDATE project_webhooks SET allow_forks = 1",
         "DELETE FROM project_webhooks",
     ] {
-        let error = conn.execute(statement, []).unwrap_err().to_string();
+        let error = conn.execute(statement, args![]).unwrap_err().to_string();
         assert!(error.contains("append-only"), "{statement}: {error}");
     }
 }

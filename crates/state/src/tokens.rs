@@ -1,7 +1,7 @@
 //! The control plane's API tokens: created once (who, which roles, the sha256 of the secret,
 //! when it expires), revoked later by an appended event. The secret itself is never stored.
 
-use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use crate::sql::{args, Db, DbError, Row};
 use serde::Serialize;
 
 use crate::store::{now, Context as _};
@@ -40,10 +40,10 @@ pub struct Token {
 }
 
 const TOKEN_SELECT: &str =
-    "SELECT t.id, t.user, t.roles, t.created_at, t.expires_at, t.created_by, e.at, e.actor
+    "SELECT t.id, t.\"user\", t.roles, t.created_at, t.expires_at, t.created_by, e.at, e.actor
      FROM tokens t LEFT JOIN token_events e ON e.token_id = t.id AND e.event = 'revoked'";
 
-fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
+fn token_from_row(row: &Row) -> Result<Token, DbError> {
     let roles: String = row.get(2)?;
     Ok(Token {
         id: row.get(0)?,
@@ -101,14 +101,11 @@ impl StateStore {
     pub fn create_token(&mut self, new: &NewToken) -> Result<Token, StateError> {
         validate(new)?;
         let context = format!("recording token {}", new.id);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(&context)?;
+        let tx = self.conn.write().ctx(&context)?;
         tx.execute(
-            "INSERT INTO tokens (id, user, roles, secret_sha256, created_at, expires_at, created_by)
+            "INSERT INTO tokens (id, \"user\", roles, secret_sha256, created_at, expires_at, created_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
+            args![
                 new.id,
                 new.user,
                 new.roles.join(","),
@@ -128,23 +125,23 @@ impl StateStore {
     /// Every token, oldest first, revoked ones included.
     pub fn tokens(&self) -> Result<Vec<Token>, StateError> {
         let context = "listing tokens";
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("{TOKEN_SELECT} ORDER BY t.created_at, t.id"))
-            .ctx(context)?;
-        let rows = stmt.query_map([], token_from_row).ctx(context)?;
-        rows.collect::<Result<Vec<_>, _>>().ctx(context)
+        self.conn
+            .query_map(
+                &format!("{TOKEN_SELECT} ORDER BY t.created_at, t.id"),
+                args![],
+                token_from_row,
+            )
+            .ctx(context)
     }
 
     /// The token whose secret hashes to `secret_sha256`, revoked or not.
     pub fn token_by_secret_hash(&self, secret_sha256: &str) -> Result<Option<Token>, StateError> {
         self.conn
-            .query_row(
+            .query_opt(
                 &format!("{TOKEN_SELECT} WHERE t.secret_sha256 = ?1"),
-                [secret_sha256],
+                args![secret_sha256],
                 token_from_row,
             )
-            .optional()
             .ctx("looking a token up")
     }
 
@@ -157,10 +154,7 @@ impl StateStore {
     /// a token is revoked once, a second time is [`StateError::TokenAlreadyRevoked`].
     pub fn revoke_token(&mut self, id: &str, actor: &str) -> Result<Token, StateError> {
         let context = format!("revoking token {id}");
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(&context)?;
+        let tx = self.conn.write().ctx(&context)?;
         let before =
             token_in(&tx, id)?.ok_or_else(|| StateError::TokenNotFound { id: id.to_owned() })?;
         if let Some(at) = before.revoked_at {
@@ -171,7 +165,7 @@ impl StateStore {
         }
         tx.execute(
             "INSERT INTO token_events (token_id, event, at, actor) VALUES (?1, 'revoked', ?2, ?3)",
-            params![id, now(), actor],
+            args![id, now(), actor],
         )
         .ctx(&context)?;
         let after =
@@ -181,12 +175,11 @@ impl StateStore {
     }
 }
 
-fn token_in(conn: &rusqlite::Connection, id: &str) -> Result<Option<Token>, StateError> {
-    conn.query_row(
+fn token_in(conn: &Db, id: &str) -> Result<Option<Token>, StateError> {
+    conn.query_opt(
         &format!("{TOKEN_SELECT} WHERE t.id = ?1"),
-        [id],
+        args![id],
         token_from_row,
     )
-    .optional()
     .ctx(&format!("reading token {id}"))
 }

@@ -3,10 +3,8 @@
 
 use super::*;
 
-fn open_temp() -> (tempfile::TempDir, StateStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = StateStore::open(&dir.path().join("state.db")).expect("open");
-    (dir, store)
+fn open_temp() -> (crate::testing::Guard, StateStore) {
+    crate::testing::fresh(crate::testing::Backend::of_module(module_path!()))
 }
 
 fn new_pipeline(branch: Option<&str>, sha_digit: char) -> NewPipeline {
@@ -329,10 +327,9 @@ fn running_pipelines_fail_when_the_server_that_ran_them_stopped_and_queued_ones_
 
 #[test]
 fn pipeline_records_are_append_only() {
-    let (dir, mut store) = open_temp();
+    let (_dir, mut store) = open_temp();
     let id = store.create_pipeline(&new_pipeline(None, 'f')).unwrap().id;
-    drop(store);
-    let conn = Connection::open(dir.path().join("state.db")).unwrap();
+    let conn = store.connection();
     for statement in [
         format!("UPDATE pipelines SET sha = 'x' WHERE id = {id}"),
         format!("DELETE FROM pipelines WHERE id = {id}"),
@@ -341,7 +338,10 @@ fn pipeline_records_are_append_only() {
         format!("UPDATE pipeline_events SET event = 'succeeded' WHERE pipeline_id = {id}"),
         format!("DELETE FROM pipeline_events WHERE pipeline_id = {id}"),
     ] {
-        let error = conn.execute(&statement, []).unwrap_err().to_string();
+        let error = conn
+            .execute(&statement, crate::sql::args![])
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("append-only"), "{statement}: {error}");
     }
 }
