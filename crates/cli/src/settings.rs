@@ -55,6 +55,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "how long a terraform run waits for another operation's lock on the same state before it fails saying who holds it (default 30000)",
     ),
     (
+        "SANDPIT_STATE",
+        "where deployments, pipelines, tokens and hook deliveries are recorded: a SQLite file, or a postgres://USER:PASSWORD@HOST:PORT/DB URL that several servers share (default $SANDPIT_HOME/state.db; `sandpit server --state` overrides)",
+    ),
+    (
         "SANDPIT_PG_BIN",
         "the only directory to take PostgreSQL's server programs from (default: PATH, then /usr/lib/postgresql/*/bin)",
     ),
@@ -305,8 +309,10 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
         database_timeouts.statement = Duration::from_millis(millis);
         database_timeouts.connect = database_timeouts.connect.min(database_timeouts.statement);
     }
+    let state = state_location(&home)?;
     Ok(Context {
         home,
+        state,
         source: sandpit_ops::Source::Checkout { dir: project_dir },
         database_timeouts,
         terraform_lock_timeout: number_from_env("SANDPIT_TF_LOCK_TIMEOUT_MS").map_or(
@@ -337,6 +343,28 @@ pub fn context(project_dir: Option<&Path>) -> anyhow::Result<Context> {
             ..Default::default()
         },
     })
+}
+
+/// `SANDPIT_STATE`: the state store (default `state.db` in `home`); a relative path is
+/// relative to the working directory.
+pub fn state_location(home: &Path) -> anyhow::Result<sandpit_state::StateLocation> {
+    match env::var("SANDPIT_STATE")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        None => Ok(sandpit_state::StateLocation::in_home(home)),
+        Some(raw) => {
+            sandpit_state::StateLocation::parse(&raw, &env::current_dir()?).map_err(|error| {
+                sandpit_ops::error::failure(
+                    sandpit_ops::error::ErrorKind::InvalidInput,
+                    format!(
+                        "SANDPIT_STATE: {error}\nhint: unset SANDPIT_STATE to use {}",
+                        home.join("state.db").display()
+                    ),
+                )
+            })
+        }
+    }
 }
 
 /// `SANDPIT_REAP_INTERVAL`: how often the daemon's reaper runs (default 10 minutes).

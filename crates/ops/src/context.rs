@@ -37,6 +37,10 @@ pub struct Context {
     pub principal: crate::principal::Principal,
     /// How pipelines report back to a forge (`sandpit server` rings the report worker).
     pub reporting: crate::report::Reporting,
+    /// Where deployments, pipelines, tokens and hook deliveries are recorded: `state.db` in
+    /// `home` by default, or a PostgreSQL database shared by several servers
+    /// (`SANDPIT_STATE`, `sandpit server --state`).
+    pub state: sandpit_state::StateLocation,
 }
 
 impl Context {
@@ -66,6 +70,7 @@ impl Context {
             pg_bin_dir: None,
             principal: crate::principal::Principal::local(Some("test@example.com")),
             reporting: Default::default(),
+            state: sandpit_state::StateLocation::in_home(home),
         }
     }
 

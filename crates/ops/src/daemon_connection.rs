@@ -149,6 +149,8 @@ pub async fn connect_or_start(context: &Context) -> anyhow::Result<Client> {
     let mut daemon = Command::new(&context.executable)
         .arg("daemon")
         .env("SANDPIT_HOME", &context.home)
+        // Its reaper records what it removes in the same store as whoever started it.
+        .env("SANDPIT_STATE", state_variable(&context.state))
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
@@ -253,4 +255,12 @@ pub async fn stop(context: &Context) -> anyhow::Result<bool> {
 
 fn process_alive(pid: i32) -> bool {
     sandpit_runtime::process::stat(pid as u32).is_some_and(|s| s.state != 'Z' && s.state != 'X')
+}
+
+/// `SANDPIT_STATE`'s value naming `location` (a SQLite path or the PostgreSQL URL).
+fn state_variable(location: &sandpit_state::StateLocation) -> std::ffi::OsString {
+    match location {
+        sandpit_state::StateLocation::Sqlite(path) => path.clone().into_os_string(),
+        sandpit_state::StateLocation::Postgres(url) => url.into(),
+    }
 }

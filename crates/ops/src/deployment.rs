@@ -62,7 +62,7 @@ pub struct DatabaseSource<'a> {
 }
 
 pub fn state_store(context: &Context) -> anyhow::Result<StateStore> {
-    Ok(StateStore::open(&context.home.join("state.db"))?)
+    Ok(StateStore::open_at(&context.state)?)
 }
 
 /// Where an environment's own artifact store is.

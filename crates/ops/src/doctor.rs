@@ -948,31 +948,20 @@ mod tests {
     }
 
     fn context(home: &Path, process_env: &[(&str, &str)]) -> Context {
+        let executable = home.join("target/debug/sandpit");
+        let base = Context::for_home(home);
         Context {
-            home: home.to_path_buf(),
-            source: crate::Source::Checkout {
-                dir: home.to_path_buf(),
-            },
-            base_env: Vec::new(),
-            executable: home.join("target/debug/sandpit"),
-            version: "test".to_owned(),
+            executable: executable.clone(),
             process_env: process_env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             supervisor: sandpit_runtime::SupervisorConfig {
-                home: home.to_path_buf(),
-                base_env: Vec::new(),
                 log_max_bytes: 1024,
-                stop_grace: std::time::Duration::from_secs(1),
-                backoff: Default::default(),
-                executable: home.join("target/debug/sandpit"),
+                executable,
+                ..base.supervisor.clone()
             },
-            database_timeouts: Default::default(),
-            terraform_lock_timeout: crate::terraform::DEFAULT_LOCK_TIMEOUT,
-            pg_bin_dir: None,
-            principal: crate::principal::Principal::local(Some("test@example.com")),
-            reporting: Default::default(),
+            ..base
         }
     }
 

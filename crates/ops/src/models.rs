@@ -749,28 +749,13 @@ mod tests {
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
     fn context(home: &Path) -> Context {
+        let base = Context::for_home(home);
         Context {
-            home: home.to_path_buf(),
-            source: crate::Source::Checkout {
-                dir: home.to_path_buf(),
-            },
-            base_env: Vec::new(),
-            executable: PathBuf::from("/nonexistent/sandpit"),
-            version: "test".to_owned(),
-            process_env: Default::default(),
             supervisor: sandpit_runtime::SupervisorConfig {
-                home: home.to_path_buf(),
-                base_env: Vec::new(),
                 log_max_bytes: 1024,
-                stop_grace: Duration::from_secs(1),
-                backoff: Default::default(),
-                executable: PathBuf::from("/nonexistent/sandpit"),
+                ..base.supervisor.clone()
             },
-            database_timeouts: Default::default(),
-            terraform_lock_timeout: crate::terraform::DEFAULT_LOCK_TIMEOUT,
-            pg_bin_dir: None,
-            principal: crate::principal::Principal::local(Some("test@example.com")),
-            reporting: Default::default(),
+            ..base
         }
     }
 

@@ -374,7 +374,12 @@ pub async fn run_queue(context: &Context) -> anyhow::Result<Vec<i64>> {
         for pipelines in by_project.values() {
             let decision = plan::next_in_queue(pipelines);
             for (superseded, by) in decision.supersede {
-                let pipeline = store.supersede_pipeline(superseded, by)?;
+                let pipeline = match store.supersede_pipeline(superseded, by) {
+                    Ok(pipeline) => pipeline,
+                    // Another server sharing the state store got to it first.
+                    Err(sandpit_state::StateError::PipelineTransition { .. }) => continue,
+                    Err(error) => return Err(error.into()),
+                };
                 crate::report::pipeline_changed(context, &pipeline);
                 let _ = append_log(
                     context,
@@ -394,16 +399,36 @@ pub async fn run_queue(context: &Context) -> anyhow::Result<Vec<i64>> {
         let Some(id) = next else {
             return Ok(ran);
         };
-        run(context, id).await?;
+        // Servers sharing one state store race for the same queue: the one whose `started`
+        // is recorded first runs it (the store refuses the others' in the same transaction),
+        // and the others look again.
+        let Some(pipeline) = claim(context, id)? else {
+            continue;
+        };
+        drive(context, pipeline).await?;
         ran.push(id);
+    }
+}
+
+/// Marks queued pipeline `id` as run by this process; `None` when another process (a server
+/// sharing the state store) started or superseded it first.
+fn claim(context: &Context, id: i64) -> anyhow::Result<Option<Pipeline>> {
+    match crate::deployment::state_store(context)?.start_pipeline(id) {
+        Ok(pipeline) => Ok(Some(pipeline)),
+        Err(sandpit_state::StateError::PipelineTransition { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
     }
 }
 
 /// Runs queued pipeline `id` to its end (succeeded, failed, or pending an approval).
 pub async fn run(context: &Context, id: i64) -> anyhow::Result<Pipeline> {
-    let mut store = crate::deployment::state_store(context)?;
-    let pipeline = store.start_pipeline(id)?;
-    drop(store);
+    let pipeline = crate::deployment::state_store(context)?.start_pipeline(id)?;
+    drive(context, pipeline).await
+}
+
+/// Runs pipeline `pipeline`, just started by this process, to its end.
+async fn drive(context: &Context, pipeline: Pipeline) -> anyhow::Result<Pipeline> {
+    let id = pipeline.id;
     crate::report::pipeline_changed(context, &pipeline);
     let mut log = PipelineLog::open(context, id)?;
     log.line(&format!(

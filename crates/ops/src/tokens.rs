@@ -110,7 +110,7 @@ pub fn parse_expiry(raw: &str) -> anyhow::Result<Duration> {
 }
 
 fn open_store(context: &Context) -> anyhow::Result<StateStore> {
-    Ok(StateStore::open(&context.home.join("state.db"))?)
+    Ok(StateStore::open_at(&context.state)?)
 }
 
 /// The name recorded for what `principal` does.

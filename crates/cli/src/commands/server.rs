@@ -29,9 +29,24 @@ pub struct Args {
     /// pipelines (default: the address it listens on).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Where deployments, pipelines, tokens and hook deliveries are recorded: a
+    /// postgres://USER:PASSWORD@HOST:PORT/DB URL (several servers may share one; each
+    /// pipeline runs on exactly one of them) or a SQLite file (default: SANDPIT_STATE, else
+    /// $SANDPIT_HOME/state.db).
+    #[arg(long, value_name = "URL")]
+    state: Option<String>,
 }
 
 pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let mut context = context.clone();
+    if let Some(raw) = &args.state {
+        context.state = sandpit_state::StateLocation::parse(raw, &std::env::current_dir()?)
+            .map_err(|error| failure(ErrorKind::InvalidInput, format!("--state: {error}")))?;
+    }
+    // Reached (and migrated) now, so a wrong URL or a dead database stops the start with a
+    // message instead of failing the first request.
+    sandpit_ops::deployment::state_store(&context)
+        .with_context(|| format!("cannot open the state store {}", context.state))?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(
             sandpit_http::Tls::from_pem_files(cert, key)
@@ -52,13 +67,12 @@ pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
 
     // The server supervises this machine's biomes as the CLI does: through the daemon, started
     // now (if none runs) so that what ran before comes back and stays supervised.
-    sandpit_ops::daemon_connection::started(context)
+    sandpit_ops::daemon_connection::started(&context)
         .await
         .context("cannot start the supervisor daemon")?;
 
     // Reports are sent by a worker of their own; every context that runs or decides a
     // pipeline rings it when it enqueues one.
-    let mut context = context.clone();
     context.reporting.public_url = Some(public_url);
     context.reporting.bell = sandpit_server::reports::start(context.clone())?;
     let context = &context;
@@ -77,6 +91,7 @@ pub async fn exec(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         ),
         None => println!("admin token: {} (from an earlier start)", admin_token.display()),
     }
+    println!("state: {} ({})", context.state, context.state.kind());
     println!("listening on {scheme}://{address}");
     std::io::stdout().flush()?;
 

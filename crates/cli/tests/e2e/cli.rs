@@ -301,3 +301,79 @@ fn columns_line_up_with_a_forty_character_biome_name() {
         &[("INTEGRITY", "intact")],
     );
 }
+
+#[test]
+fn the_state_store_is_where_sandpit_state_says_and_a_bad_location_is_refused() {
+    let mut sandbox = Sandbox::with_files(&[(
+        "sandpit.toml",
+        "[project]\nname = \"stateful\"\n\n[environments.dev]\n\n[jobs.noop]\npath = \".\"\nrun = \"true\"\n",
+    )]);
+    // A SQLite file outside the home: the deployment is recorded there and nowhere else.
+    let elsewhere = sandbox.home.with_file_name("shared-state").join("state.db");
+    sandbox
+        .extra_env
+        .push(("SANDPIT_STATE".into(), elsewhere.display().to_string()));
+    sandbox.ok(&["deploy", "dev"]);
+    assert!(elsewhere.exists(), "SANDPIT_STATE names the store");
+    assert!(
+        !sandbox.home.join("state.db").exists(),
+        "the home's default store is not used"
+    );
+    let history = sandbox.json(&["history", "dev"]);
+    assert_eq!(
+        history["deployments"].as_array().unwrap().len(),
+        1,
+        "{history:#}"
+    );
+
+    // Another location is another store: nothing deployed there.
+    let other = sandbox.home.with_file_name("other-state.db");
+    sandbox.extra_env.pop();
+    sandbox
+        .extra_env
+        .push(("SANDPIT_STATE".into(), other.display().to_string()));
+    let history = sandbox.json(&["history", "dev"]);
+    assert_eq!(
+        history["deployments"].as_array().unwrap().len(),
+        0,
+        "{history:#}"
+    );
+
+    // Neither a URL sandpit speaks nor a file path: said, with the password hidden.
+    sandbox.extra_env.pop();
+    sandbox.extra_env.push((
+        "SANDPIT_STATE".into(),
+        "mysql://u:hunter2@127.0.0.1/state".into(),
+    ));
+    let error = sandbox.fails(&["history", "dev"], 1);
+    assert!(
+        error.contains("SANDPIT_STATE") && error.contains("postgres://"),
+        "{error}"
+    );
+    assert!(!error.contains("hunter2"), "{error}");
+    sandbox.extra_env.pop();
+    let error = sandbox.fails(
+        &[
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--state",
+            "redis://h/0",
+        ],
+        1,
+    );
+    assert!(error.contains("--state"), "{error}");
+    // A PostgreSQL nobody listens on stops the server before it serves anything.
+    let error = sandbox.fails(
+        &[
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--state",
+            "postgres://u:pw@127.0.0.1:1/state",
+        ],
+        1,
+    );
+    assert!(error.contains("cannot open the state store"), "{error}");
+    assert!(!error.contains(":pw@"), "{error}");
+}

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use crate::error::{kind_of, ErrorKind};
 use crate::principal::{Principal, Role};
@@ -37,26 +36,17 @@ impl World {
             ("HOME".to_owned(), git_home.to_string_lossy().into_owned()),
             ("GIT_CONFIG_NOSYSTEM".to_owned(), "1".to_owned()),
         ];
+        let base = Context::for_home(&home);
         let context = Context {
-            home: home.clone(),
             source: crate::Source::Checkout { dir: work.clone() },
             base_env: base_env.clone(),
-            executable: PathBuf::from("/nonexistent/sandpit"),
-            version: "test".to_owned(),
-            process_env: Default::default(),
             supervisor: sandpit_runtime::SupervisorConfig {
-                home: home.clone(),
                 base_env,
                 log_max_bytes: 1024,
-                stop_grace: Duration::from_secs(1),
-                backoff: Default::default(),
-                executable: PathBuf::from("/nonexistent/sandpit"),
+                ..base.supervisor.clone()
             },
-            database_timeouts: Default::default(),
-            terraform_lock_timeout: crate::terraform::DEFAULT_LOCK_TIMEOUT,
-            pg_bin_dir: None,
             principal: admin(),
-            reporting: Default::default(),
+            ..base
         };
         let world = World {
             _temp: temp,

@@ -4,7 +4,6 @@
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use sandpit_build::git::Repository;
 use sandpit_domain::CommitId;
@@ -117,27 +116,17 @@ impl TestRepo {
     }
 
     fn context(&self, home: &str, source: Source, principal: Principal) -> Context {
-        let home = self.home(home);
+        let base = Context::for_home(&self.home(home));
         Context {
-            home: home.clone(),
             source,
             base_env: self.env(),
-            executable: PathBuf::from("/nonexistent/sandpit"),
-            version: "test".to_owned(),
-            process_env: Default::default(),
             supervisor: sandpit_runtime::SupervisorConfig {
-                home,
                 base_env: self.env(),
                 log_max_bytes: 1024,
-                stop_grace: Duration::from_secs(1),
-                backoff: Default::default(),
-                executable: PathBuf::from("/nonexistent/sandpit"),
+                ..base.supervisor.clone()
             },
-            database_timeouts: Default::default(),
-            terraform_lock_timeout: sandpit_ops::terraform::DEFAULT_LOCK_TIMEOUT,
-            pg_bin_dir: None,
             principal,
-            reporting: Default::default(),
+            ..base
         }
     }
 }
