@@ -3,6 +3,8 @@
 //! git) and every artifact's digest. The signature is detached and covers the exact bytes
 //! stored, so no canonical form is needed: the agent verifies the bytes, then parses them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -20,7 +22,7 @@ pub enum ManifestError {
     Unreadable { key: String, reason: String },
     #[error("manifest `{key}` has schema version {found}; this sandpit reads version {SCHEMA_VERSION} (upgrade the agent)")]
     UnknownSchema { key: String, found: u32 },
-    #[error("manifest `{key}`: its definition does not match its own sha256 ({expected}, the text hashes to {found})")]
+    #[error("manifest `{key}`: its definition does not match its own sha256 ({expected}, the text and files hash to {found})")]
     DefinitionDigest {
         key: String,
         expected: String,
@@ -35,20 +37,74 @@ pub enum ManifestError {
     },
 }
 
-/// The project definition at the deployed commit, carried whole.
+/// The project definition at the deployed commit, carried whole: the `sandpit.toml` text and
+/// every other file a deployment reads from the commit (the database's migrations, seed and
+/// shared data set), so an agent needs no git.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Definition {
     /// The `sandpit.toml` text.
     pub text: String,
-    /// Its sha256, hex.
+    /// The SQL files, by their path relative to the project's directory (as `sandpit.toml`
+    /// names them, e.g. `migrations/001_init.sql`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
+    /// The sha256 (hex) of the canonical listing of the text and the files
+    /// ([`Definition::digest`]): one value that changes when any byte of them does.
     pub sha256: String,
 }
 
 impl Definition {
+    /// A definition of `sandpit.toml` alone.
     pub fn new(text: String) -> Self {
-        let sha256 = sha256_hex(text.as_bytes());
-        Self { text, sha256 }
+        Self::with_files(text, BTreeMap::new())
     }
+
+    /// A definition of `sandpit.toml` and the files it names.
+    pub fn with_files(text: String, files: BTreeMap<String, String>) -> Self {
+        let sha256 = Self::digest(&text, &files);
+        Self {
+            text,
+            files,
+            sha256,
+        }
+    }
+
+    /// The sha256 of a canonical listing: one line per file (`sandpit.toml` first, then the
+    /// others in path order), each `<sha256 of its bytes> <byte length> <path>`. A path cannot
+    /// hold a newline (refused by [`Manifest::open`]), so two listings never read alike.
+    pub fn digest(text: &str, files: &BTreeMap<String, String>) -> String {
+        let mut listing = format!(
+            "{} {} sandpit.toml\n",
+            sha256_hex(text.as_bytes()),
+            text.len()
+        );
+        for (path, contents) in files {
+            listing.push_str(&format!(
+                "{} {} {path}\n",
+                sha256_hex(contents.as_bytes()),
+                contents.len()
+            ));
+        }
+        sha256_hex(listing.as_bytes())
+    }
+}
+
+/// Why a carried file's path is not one the agent looks up (`None`: it is fine): relative,
+/// `/`-separated names without `.`, `..`, empty parts or control characters.
+fn path_problem(path: &str) -> Option<&'static str> {
+    if path.is_empty() || path.starts_with('/') {
+        return Some("it must be a relative path");
+    }
+    if path.chars().any(char::is_control) || path.contains('\\') {
+        return Some("it holds a control character or a backslash");
+    }
+    if path
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Some("it has an empty, `.` or `..` part");
+    }
+    None
 }
 
 /// One artifact the agent must fetch and verify.
@@ -141,7 +197,27 @@ impl Manifest {
         }
         let manifest: Manifest =
             serde_json::from_value(value).map_err(|error| unreadable(error.to_string()))?;
-        let found = sha256_hex(manifest.definition.text.as_bytes());
+        if let Some((path, problem)) = manifest
+            .definition
+            .files
+            .keys()
+            .find_map(|path| path_problem(path).map(|problem| (path, problem)))
+        {
+            return Err(unreadable(format!(
+                "the carried file {path:?} cannot be used: {problem}"
+            )));
+        }
+        if let Some(artifact) = manifest
+            .artifacts
+            .iter()
+            .find(|a| path_problem(&a.file).is_some() || a.file.contains('/'))
+        {
+            return Err(unreadable(format!(
+                "the artifact file {:?} is not a plain file name",
+                artifact.file
+            )));
+        }
+        let found = Definition::digest(&manifest.definition.text, &manifest.definition.files);
         if found != manifest.definition.sha256 {
             return Err(ManifestError::DefinitionDigest {
                 key: key.to_owned(),
@@ -260,6 +336,80 @@ mod tests {
             matches!(error, ManifestError::DefinitionDigest { .. }),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_definition_digest_covers_every_carried_file() {
+        let files = |sql: &str| {
+            [("migrations/001.sql".to_owned(), sql.to_owned())]
+                .into_iter()
+                .collect::<BTreeMap<_, _>>()
+        };
+        let text = "[project]\nname = \"shop\"\n".to_owned();
+        let a = Definition::with_files(text.clone(), files("create table t ();"));
+        let b = Definition::with_files(text.clone(), files("create table u ();"));
+        assert_ne!(a.sha256, b.sha256);
+        assert_ne!(a.sha256, Definition::new(text.clone()).sha256);
+        // A file's bytes moved into its name do not give the same listing.
+        let moved = Definition::with_files(
+            text,
+            [(
+                "migrations/001.sql create table t ();".to_owned(),
+                String::new(),
+            )]
+            .into_iter()
+            .collect(),
+        );
+        assert_ne!(a.sha256, moved.sha256);
+
+        let key = SecretKey::generate().unwrap();
+        let mut carrying = manifest();
+        carrying.definition = a;
+        let (bytes, signature) = carrying.sign(&key);
+        let opened = Manifest::open("m", &bytes, &signature, &key.public()).unwrap();
+        assert_eq!(opened.definition.files, files("create table t ();"));
+        // Changed after the digest was taken (and signed again): refused.
+        carrying
+            .definition
+            .files
+            .insert("migrations/002.sql".to_owned(), "drop table t;".to_owned());
+        let (bytes, signature) = carrying.sign(&key);
+        let error = Manifest::open("m", &bytes, &signature, &key.public()).unwrap_err();
+        assert!(
+            matches!(error, ManifestError::DefinitionDigest { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_carried_path_that_climbs_out_is_refused() {
+        let key = SecretKey::generate().unwrap();
+        for path in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a//b.sql",
+            "a/./b.sql",
+            "a\nb",
+        ] {
+            let mut odd = manifest();
+            odd.definition = Definition::with_files(
+                odd.definition.text.clone(),
+                [(path.to_owned(), "select 1;".to_owned())]
+                    .into_iter()
+                    .collect(),
+            );
+            let (bytes, signature) = odd.sign(&key);
+            let error = Manifest::open("m", &bytes, &signature, &key.public()).unwrap_err();
+            assert!(
+                matches!(error, ManifestError::Unreadable { .. }),
+                "{path}: {error}"
+            );
+        }
+        let mut odd = manifest();
+        odd.artifacts[0].file = "../api-1a2b3c.zip".to_owned();
+        let (bytes, signature) = odd.sign(&key);
+        let error = Manifest::open("m", &bytes, &signature, &key.public()).unwrap_err();
+        assert!(error.to_string().contains("plain file name"), "{error}");
     }
 
     #[test]

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use sandpit_build::git::Repository;
 use sandpit_database::{
     libpq_url, names, Admin, EmbeddedCluster, MigrationFile, MigrationSet, PgBinaries, RedactedUrl,
     Secret, Timeouts,
@@ -352,53 +351,6 @@ pub(crate) async fn sizes_if_running(
     admin.database_sizes(names).await.ok()
 }
 
-/// Reads the migrations, seed and shared data set as they are at `treeish`.
-fn read_sql(
-    repo: &Repository,
-    treeish: &str,
-    spec: &Spec,
-) -> anyhow::Result<(MigrationSet, Option<MigrationFile>)> {
-    let database = spec.database.as_ref().expect("checked by the caller");
-    let in_repo = |path: &str| {
-        if repo.prefix().is_empty() {
-            path.to_owned()
-        } else {
-            format!("{}/{path}", repo.prefix())
-        }
-    };
-    let names = repo.list_files(treeish, &in_repo(&database.migrations))?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "[database] migrations = \"{}\" is not a directory in the commit\nhint: create it with at least one .sql file and commit it",
-            database.migrations
-        )
-    })?;
-    let mut files = Vec::new();
-    for name in names.into_iter().filter(|n| n.ends_with(".sql")) {
-        let sql = repo
-            .read_file(
-                treeish,
-                &in_repo(&format!("{}/{name}", database.migrations)),
-            )?
-            .unwrap_or_default();
-        files.push((name, sql));
-    }
-    let read_named = |path: &Option<String>,
-                      key: &str|
-     -> anyhow::Result<Option<(String, String)>> {
-        match path {
-            None => Ok(None),
-            Some(path) => match repo.read_file(treeish, &in_repo(path))? {
-                Some(sql) => Ok(Some((path.clone(), sql))),
-                None => bail!("[database] {key} = \"{path}\" does not exist in the commit\nhint: commit it, or remove the key"),
-            },
-        }
-    };
-    let seed = read_named(&database.seed, "seed")?;
-    let shared =
-        read_named(&database.shared, "shared")?.map(|(name, sql)| MigrationFile::new(name, sql));
-    Ok((MigrationSet::from_files(files, seed), shared))
-}
-
 /// How long a rehearsal or an in-place migration waits for a lock a running service holds before
 /// it gives up (and the deployment fails, changing nothing more): long enough for ordinary
 /// transactions to finish, short enough that the services queued behind the migration's lock
@@ -439,7 +391,7 @@ pub async fn prepare(
         return Ok(None);
     }
     let project = &spec.project.name;
-    let (mut migrations, shared) = read_sql(source.repo, source.treeish, spec)?;
+    let (mut migrations, shared) = crate::sql_files::read_sql(&source.sql, spec)?;
     if !seed {
         migrations.seed = None;
     }

@@ -54,9 +54,9 @@ impl RolloutFailure {
 
 /// Where a rollout reads the commit's migrations from, and how to treat the database.
 pub struct DatabaseSource<'a> {
-    pub repo: &'a Repository,
-    /// The commit (or snapshot tree) whose `sandpit.toml` and migrations are deployed.
-    pub treeish: &'a str,
+    /// The commit (or snapshot tree) whose migrations are deployed, or the files a manifest
+    /// carried from it.
+    pub sql: crate::sql_files::SqlSource<'a>,
     /// Drop the database and clone it again from the template (biomes only).
     pub reset: bool,
 }
@@ -615,8 +615,10 @@ async fn apply_with(
         terraform: Default::default(),
     };
     let source = DatabaseSource {
-        repo: &repo,
-        treeish: &commit,
+        sql: crate::sql_files::SqlSource::Git {
+            repo: &repo,
+            treeish: &commit,
+        },
         reset: false,
     };
     let layers = match layers {

@@ -3,6 +3,7 @@
 //! The CLI turns arguments into calls here and prints what comes back; every function takes the
 //! [`Context`] it needs instead of reading the process environment.
 
+pub mod agent;
 pub mod approve;
 pub mod artifacts;
 pub mod authorization;
@@ -43,6 +44,7 @@ pub mod restart;
 pub mod rollback;
 pub mod sleep;
 pub mod source;
+pub mod sql_files;
 pub mod status;
 pub mod target;
 pub mod terraform;

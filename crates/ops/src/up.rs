@@ -150,8 +150,10 @@ pub async fn up(
         }
     }
     let source = DatabaseSource {
-        repo,
-        treeish: &build.treeish,
+        sql: crate::sql_files::SqlSource::Git {
+            repo,
+            treeish: &build.treeish,
+        },
         reset: options.reset_db,
     };
     let status = crate::deployment::record_and_apply(
